@@ -1,0 +1,1 @@
+//! Decentralized identifiers: did:key, did:peer:2 and resolution to DID documents.

@@ -1,0 +1,320 @@
+//! DIDComm encrypted messages: JWE in the General JSON Serialization (RFC 7516 §7.2.1) with
+//! X25519 `ECDH-ES+A256KW` (anoncrypt) or `ECDH-1PU+A256KW` (authcrypt), as DIDComm Messaging
+//! v2.1 §"DIDComm Encrypted Messages" profiles them: `apv` = base64url(SHA-256 of the sorted
+//! recipient kids joined with "."), and for authcrypt `skid` = sender kid, `apu` = base64url(skid).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::DidCommError;
+use crate::encoding::{b64u_decode, b64u_encode};
+use crate::keys::{Cek, ContentEnc, Ephemeral, KeyAgreementAlg, KeyRing, KeyType, PublicKey};
+
+/// `typ` of an encrypted DIDComm message.
+pub const ENCRYPTED_TYP: &str = "application/didcomm-encrypted+json";
+
+#[derive(Serialize, Deserialize)]
+struct JweJson {
+    protected: String,
+    recipients: Vec<RecipientJson>,
+    iv: String,
+    ciphertext: String,
+    tag: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecipientJson {
+    header: RecipientHeader,
+    encrypted_key: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecipientHeader {
+    kid: String,
+}
+
+#[derive(Deserialize)]
+struct ProtectedHeader {
+    #[serde(default)]
+    typ: Option<String>,
+    alg: String,
+    enc: String,
+    #[serde(default)]
+    skid: Option<String>,
+    #[serde(default)]
+    apu: Option<String>,
+    #[serde(default)]
+    apv: Option<String>,
+    epk: Option<EpkJson>,
+}
+
+#[derive(Deserialize)]
+struct EpkJson {
+    kty: String,
+    crv: String,
+    x: String,
+}
+
+/// A recipient of a message being packed: its absolute key id and X25519 key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    pub kid: String,
+    pub key: PublicKey,
+}
+
+/// The `apv` the DIDComm profile prescribes for a set of recipient kids.
+pub fn apv_for(kids: &[&str]) -> [u8; 32] {
+    let mut sorted: Vec<&str> = kids.to_vec();
+    sorted.sort_unstable();
+    Sha256::digest(sorted.join(".").as_bytes()).into()
+}
+
+fn check_recipients(recipients: &[Recipient]) -> Result<(), DidCommError> {
+    if recipients.is_empty() {
+        return Err(DidCommError::NoRecipients);
+    }
+    for recipient in recipients {
+        if recipient.key.kind != KeyType::X25519 {
+            return Err(DidCommError::UnsupportedKey {
+                kid: recipient.kid.clone(),
+                found: format!("{:?}", recipient.key.kind),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn epk_json(epk: &PublicKey) -> serde_json::Value {
+    epk.to_jwk()
+}
+
+fn to_json(protected: String, recipients: Vec<RecipientJson>, sealed: crate::keys::Sealed) -> String {
+    serde_json::to_string(&JweJson {
+        protected,
+        recipients,
+        iv: b64u_encode(&sealed.iv),
+        ciphertext: b64u_encode(&sealed.ciphertext),
+        tag: b64u_encode(&sealed.tag),
+    })
+    .expect("a JWE always serialises")
+}
+
+/// Anoncrypt: encrypts `payload` for every recipient with one ephemeral key.
+pub fn encrypt_anoncrypt(
+    payload: &[u8],
+    recipients: &[Recipient],
+    enc: ContentEnc,
+) -> Result<String, DidCommError> {
+    check_recipients(recipients)?;
+    let kids: Vec<&str> = recipients.iter().map(|r| r.kid.as_str()).collect();
+    let apv = apv_for(&kids);
+    let ephemeral = Ephemeral::generate();
+    let header = serde_json::json!({
+        "typ": ENCRYPTED_TYP,
+        "alg": KeyAgreementAlg::EcdhEsA256kw.name(),
+        "enc": enc.name(),
+        "apv": b64u_encode(apv),
+        "epk": epk_json(&ephemeral.public()),
+    });
+    let protected = b64u_encode(header.to_string());
+    let cek = Cek::generate(enc);
+    let sealed = cek.encrypt(protected.as_bytes(), payload);
+    let mut wrapped = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let kek = ephemeral.kek_es(&recipient.key, &[], &apv)?;
+        wrapped.push(RecipientJson {
+            header: RecipientHeader {
+                kid: recipient.kid.clone(),
+            },
+            encrypted_key: b64u_encode(kek.wrap(&cek)),
+        });
+    }
+    Ok(to_json(protected, wrapped, sealed))
+}
+
+/// Authcrypt: encrypts `payload` from the sender's static key (held in `ring`) for every
+/// recipient, with `A256CBC-HS512` as ECDH-1PU requires.
+pub fn encrypt_authcrypt(
+    ring: &KeyRing,
+    payload: &[u8],
+    sender: &Recipient,
+    recipients: &[Recipient],
+) -> Result<String, DidCommError> {
+    check_recipients(recipients)?;
+    check_recipients(std::slice::from_ref(sender))?;
+    let kids: Vec<&str> = recipients.iter().map(|r| r.kid.as_str()).collect();
+    let apv = apv_for(&kids);
+    let apu = sender.kid.as_bytes();
+    let ephemeral = Ephemeral::generate();
+    let enc = ContentEnc::A256CbcHs512;
+    let header = serde_json::json!({
+        "typ": ENCRYPTED_TYP,
+        "alg": KeyAgreementAlg::Ecdh1puA256kw.name(),
+        "enc": enc.name(),
+        "skid": sender.kid,
+        "apu": b64u_encode(apu),
+        "apv": b64u_encode(apv),
+        "epk": epk_json(&ephemeral.public()),
+    });
+    let protected = b64u_encode(header.to_string());
+    let cek = Cek::generate(enc);
+    let sealed = cek.encrypt(protected.as_bytes(), payload);
+    let mut wrapped = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let kek = ephemeral.kek_1pu(ring, &sender.key, &recipient.key, apu, &apv, &sealed.tag)?;
+        wrapped.push(RecipientJson {
+            header: RecipientHeader {
+                kid: recipient.kid.clone(),
+            },
+            encrypted_key: b64u_encode(kek.wrap(&cek)),
+        });
+    }
+    Ok(to_json(protected, wrapped, sealed))
+}
+
+/// A JWE parsed and checked for shape, not yet decrypted.
+pub struct ParsedJwe {
+    protected: String,
+    pub alg: KeyAgreementAlg,
+    pub enc: ContentEnc,
+    /// Sender key id (authcrypt only).
+    pub skid: Option<String>,
+    epk: PublicKey,
+    apu: Vec<u8>,
+    apv: Vec<u8>,
+    /// Recipient kids with their wrapped keys, in message order.
+    recipients: Vec<(String, Vec<u8>)>,
+    iv: Vec<u8>,
+    ciphertext: Vec<u8>,
+    tag: Vec<u8>,
+}
+
+fn field(name: &'static str, text: &str) -> Result<Vec<u8>, DidCommError> {
+    b64u_decode(text).map_err(|_| DidCommError::Malformed(format!("{name} is not base64url")))
+}
+
+impl ParsedJwe {
+    /// Parses and validates a JWE: header algorithms, the ephemeral key, `apv` against the
+    /// recipient list, and for authcrypt `apu` against `skid`.
+    pub fn parse(value: serde_json::Value) -> Result<ParsedJwe, DidCommError> {
+        let jwe: JweJson = serde_json::from_value(value)
+            .map_err(|e| DidCommError::Malformed(format!("encrypted message: {e}")))?;
+        let header_bytes = field("protected header", &jwe.protected)?;
+        let header: ProtectedHeader = serde_json::from_slice(&header_bytes)
+            .map_err(|e| DidCommError::Malformed(format!("JWE protected header: {e}")))?;
+        if let Some(typ) = &header.typ {
+            if typ != ENCRYPTED_TYP {
+                return Err(DidCommError::Malformed(format!(
+                    "JWE typ is {typ:?}, expected {ENCRYPTED_TYP:?}"
+                )));
+            }
+        }
+        let alg = KeyAgreementAlg::from_name(&header.alg)
+            .ok_or_else(|| DidCommError::UnsupportedAlg(header.alg.clone()))?;
+        let enc = ContentEnc::from_name(&header.enc)
+            .ok_or_else(|| DidCommError::UnsupportedEnc(header.enc.clone()))?;
+        let epk = header
+            .epk
+            .ok_or_else(|| DidCommError::Malformed("JWE header has no epk".into()))?;
+        if epk.kty != "OKP" || epk.crv != "X25519" {
+            return Err(DidCommError::UnsupportedCurve(format!(
+                "{}/{}",
+                epk.kty, epk.crv
+            )));
+        }
+        let epk_bytes: [u8; 32] = field("epk.x", &epk.x)?
+            .try_into()
+            .map_err(|_| DidCommError::Malformed("epk.x is not 32 bytes".into()))?;
+        if jwe.recipients.is_empty() {
+            return Err(DidCommError::Malformed("JWE has no recipients".into()));
+        }
+        let mut recipients = Vec::with_capacity(jwe.recipients.len());
+        for recipient in &jwe.recipients {
+            recipients.push((
+                recipient.header.kid.clone(),
+                field("encrypted_key", &recipient.encrypted_key)?,
+            ));
+        }
+        let apv = match &header.apv {
+            Some(apv) => field("apv", apv)?,
+            None => return Err(DidCommError::Malformed("JWE header has no apv".into())),
+        };
+        let kids: Vec<&str> = recipients.iter().map(|(kid, _)| kid.as_str()).collect();
+        if apv != apv_for(&kids) {
+            return Err(DidCommError::ApvMismatch);
+        }
+        let apu = match &header.apu {
+            Some(apu) => field("apu", apu)?,
+            None => Vec::new(),
+        };
+        if alg == KeyAgreementAlg::Ecdh1puA256kw {
+            let skid = header.skid.as_deref().ok_or_else(|| {
+                DidCommError::Malformed("authcrypt JWE header has no skid".into())
+            })?;
+            if apu != skid.as_bytes() {
+                return Err(DidCommError::ApuMismatch);
+            }
+            if enc != ContentEnc::A256CbcHs512 {
+                return Err(DidCommError::UnsupportedEnc(format!(
+                    "{} with ECDH-1PU (only A256CBC-HS512 is allowed)",
+                    enc.name()
+                )));
+            }
+        }
+        Ok(ParsedJwe {
+            protected: jwe.protected,
+            alg,
+            enc,
+            skid: header.skid,
+            epk: PublicKey::x25519(epk_bytes),
+            apu,
+            apv,
+            recipients,
+            iv: field("iv", &jwe.iv)?,
+            ciphertext: field("ciphertext", &jwe.ciphertext)?,
+            tag: field("tag", &jwe.tag)?,
+        })
+    }
+
+    /// The recipient kids, in message order.
+    pub fn recipient_kids(&self) -> impl Iterator<Item = &str> {
+        self.recipients.iter().map(|(kid, _)| kid.as_str())
+    }
+
+    /// Decrypts for our recipient `kid` (whose secret `ours` is in `ring`). For authcrypt,
+    /// `sender` is the static key `skid` resolved to.
+    pub fn decrypt(
+        &self,
+        ring: &KeyRing,
+        kid: &str,
+        ours: &PublicKey,
+        sender: Option<&PublicKey>,
+    ) -> Result<Vec<u8>, DidCommError> {
+        let wrapped = self
+            .recipients
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, w)| w)
+            .ok_or_else(|| DidCommError::NotForUs(vec![kid.to_string()]))?;
+        let kek = match (self.alg, sender) {
+            (KeyAgreementAlg::EcdhEsA256kw, _) => {
+                ring.kek_es(ours, &self.epk, &self.apu, &self.apv)?
+            }
+            (KeyAgreementAlg::Ecdh1puA256kw, Some(sender)) => {
+                ring.kek_1pu(ours, &self.epk, sender, &self.apu, &self.apv, &self.tag)?
+            }
+            (KeyAgreementAlg::Ecdh1puA256kw, None) => {
+                return Err(DidCommError::Malformed(
+                    "authcrypt needs the sender's key to decrypt".into(),
+                ))
+            }
+        };
+        let cek = kek.unwrap(wrapped, self.enc)?;
+        Ok(cek.decrypt(
+            self.protected.as_bytes(),
+            &self.iv,
+            &self.ciphertext,
+            &self.tag,
+        )?)
+    }
+}

@@ -1,0 +1,9 @@
+//! Lanyard's wallet core: the customer's keys, the encrypted store that holds them, DIDs, and
+//! DIDComm v2 envelopes. Layers depend downwards only: `encoding` < `did`, `keys` < `didcomm`
+//! < `store`-backed state. Secret key bytes never leave [`keys`].
+
+pub mod did;
+// pub mod didcomm; (enabled once did lands)
+pub mod encoding;
+pub mod keys;
+pub mod store;

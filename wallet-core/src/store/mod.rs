@@ -1,0 +1,1 @@
+//! The encrypted record store on sled.
