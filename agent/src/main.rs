@@ -1,7 +1,8 @@
 //! Lanyard's cloud agent. For now it serves `/health`; the mediator (issue 4) and the
 //! issuer/verifier API (issue 5) grow here on top of `wallet-core`'s DIDs and envelopes.
 //!
-//! Configuration: `LANYARD_LISTEN` (default `127.0.0.1:8080`) is the address to listen on.
+//! Configuration: `LANYARD_LISTEN` (default `127.0.0.1:8080`) is the address to listen on;
+//! port 0 picks a free port, and the bound address is printed on stdout.
 
 use std::net::SocketAddr;
 
@@ -27,7 +28,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(%addr, "agent listening");
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "agent listening");
+    // Tests and scripts that start the agent on port 0 read the bound address from here.
+    println!("listening on http://{bound}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

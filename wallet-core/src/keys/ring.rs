@@ -108,6 +108,27 @@ impl KeyRing {
         public
     }
 
+    /// Adds the X25519 key-agreement secret that corresponds to the held Ed25519 key `ed`
+    /// (clamped SHA-512 of the seed, as did:key derives an Ed25519 DID's agreement key) and
+    /// returns its public key, which equals `ed.ed25519_to_x25519()`.
+    pub fn derive_x25519(&self, ed: &PublicKey) -> Result<PublicKey, KeyError> {
+        let mut scalar = Zeroizing::new([0u8; 32]);
+        match self.read().get(ed) {
+            Some(Secret::Ed25519(signing)) => {
+                let mut hash: [u8; 64] =
+                    <sha2::Sha512 as sha2::Digest>::digest(signing.as_bytes()).into();
+                scalar.copy_from_slice(&hash[..32]);
+                zeroize::Zeroize::zeroize(&mut hash);
+            }
+            Some(Secret::X25519(_)) => return Err(KeyError::WrongKeyType(*ed, KeyType::X25519)),
+            None => return Err(KeyError::UnknownKey(*ed)),
+        }
+        scalar[0] &= 248;
+        scalar[31] &= 127;
+        scalar[31] |= 64;
+        Ok(self.import_x25519(&scalar))
+    }
+
     /// Whether a secret is held for `key`.
     pub fn contains(&self, key: &PublicKey) -> bool {
         self.read().contains_key(key)
@@ -300,6 +321,20 @@ mod tests {
         assert_eq!(*alice.static_agreement(&a, &b).unwrap(), *z1);
         assert!(alice.remove(&a));
         assert!(alice.static_agreement(&a, &b).is_err());
+    }
+
+    /// did-key vector seed 00…00: its X25519 key is `W_Vcc7gu…` and the stored private key is
+    /// the clamped SHA-512 of the seed.
+    #[test]
+    fn derived_x25519_matches_the_did_key_vector() {
+        let ring = KeyRing::new();
+        let ed = ring.import_ed25519(&Zeroizing::new([0u8; 32]));
+        let x = ring.derive_x25519(&ed).unwrap();
+        assert_eq!(
+            crate::encoding::b64u_encode(x.bytes),
+            "W_Vcc7guviK-gPNDBmevVw-uJVamQV5rMNQGUwCqlH0"
+        );
+        assert_eq!(Some(x), ed.ed25519_to_x25519());
     }
 
     #[test]

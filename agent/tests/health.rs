@@ -1,0 +1,52 @@
+//! Starts the real agent binary on a loopback port and asks it for `/health`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn health_answers_ok_over_loopback() {
+    let child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .env("LANYARD_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the agent binary starts");
+    let mut agent = Agent(child);
+    let stdout = agent.0.stdout.take().expect("stdout is piped");
+    let mut first_line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first_line)
+        .expect("the agent prints its address");
+    let addr = first_line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line from the agent: {first_line:?}"))
+        .to_string();
+
+    let mut stream = TcpStream::connect(&addr).expect("connect to the agent");
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "health did not answer 200: {response}"
+    );
+    assert!(
+        response.contains(r#""status":"ok""#),
+        "health body is not ok: {response}"
+    );
+}
