@@ -16,8 +16,7 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let listen = std::env::var("LANYARD_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_string());

@@ -16,10 +16,6 @@ use wallet_core::did::{did_key, Resolver};
 use wallet_core::didcomm::{DidComm, Message};
 use wallet_core::keys::{KeyRing, KeyType};
 
-#[path = "../tests/interop/didcomm_rs.rs"]
-#[allow(dead_code)]
-mod didcomm_rs;
-
 /// A message whose JSON is close to 200 bytes.
 fn message(from: &str, to: &str) -> Message {
     let mut message = Message::new(
@@ -101,12 +97,73 @@ fn party() -> Party {
     let ed = ring.generate(KeyType::Ed25519);
     let did = did_key(&ed);
     // The did:key's X25519 key is derived from its Ed25519 key: hold its secret too.
-    ring.derive_x25519(&ed).expect("the ring holds the Ed25519 key");
+    ring.derive_x25519(&ed)
+        .expect("the ring holds the Ed25519 key");
     Party {
         didcomm: DidComm::new(ring, Resolver::default()),
         did,
     }
 }
 
-criterion_group!(benches, floor);
+fn ours(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let alice = party();
+    let bob = party();
+    let message = message(&alice.did, &bob.did);
+    assert!(
+        (190..=230).contains(&message.to_json().len()),
+        "the benchmark message is {} bytes, not about 200",
+        message.to_json().len()
+    );
+    let mut group = c.benchmark_group("ours");
+    let anon = rt
+        .block_on(alice.didcomm.pack_anoncrypt(&message, &[&bob.did]))
+        .unwrap();
+    let auth = rt
+        .block_on(
+            alice
+                .didcomm
+                .pack_authcrypt(&message, &alice.did, &[&bob.did], false),
+        )
+        .unwrap();
+    let signed = rt
+        .block_on(alice.didcomm.pack_signed(&message, &alice.did))
+        .unwrap();
+    group.bench_function(BenchmarkId::new("pack", "anoncrypt"), |b| {
+        b.iter(|| {
+            rt.block_on(alice.didcomm.pack_anoncrypt(&message, &[&bob.did]))
+                .unwrap()
+        })
+    });
+    group.bench_function(BenchmarkId::new("unpack", "anoncrypt"), |b| {
+        b.iter(|| rt.block_on(bob.didcomm.unpack(&anon)).unwrap())
+    });
+    group.bench_function(BenchmarkId::new("pack", "authcrypt"), |b| {
+        b.iter(|| {
+            rt.block_on(
+                alice
+                    .didcomm
+                    .pack_authcrypt(&message, &alice.did, &[&bob.did], false),
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function(BenchmarkId::new("unpack", "authcrypt"), |b| {
+        b.iter(|| rt.block_on(bob.didcomm.unpack(&auth)).unwrap())
+    });
+    group.bench_function(BenchmarkId::new("pack", "signed"), |b| {
+        b.iter(|| {
+            rt.block_on(alice.didcomm.pack_signed(&message, &alice.did))
+                .unwrap()
+        })
+    });
+    group.bench_function(BenchmarkId::new("unpack", "signed"), |b| {
+        b.iter(|| rt.block_on(bob.didcomm.unpack(&signed)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, floor, ours);
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 //! < `store`-backed state. Secret key bytes never leave [`keys`].
 
 pub mod did;
-// pub mod didcomm; (enabled once did lands)
+pub mod didcomm;
 pub mod encoding;
 pub mod keys;
 pub mod store;

@@ -165,10 +165,19 @@ async fn other_curves_are_refused_by_name() {
     let cases = [
         ("C2-signed-es256-p256-alice-key-2.json", "ES256"),
         ("C2-signed-es256k-secp256k1-alice-key-3.json", "ES256K"),
-        ("C3-anoncrypt-ecdh-es-a256kw-p384-a256cbc-hs512.json", "P-384"),
+        (
+            "C3-anoncrypt-ecdh-es-a256kw-p384-a256cbc-hs512.json",
+            "P-384",
+        ),
         ("C3-anoncrypt-ecdh-es-a256kw-p521-a256gcm.json", "P-521"),
-        ("C3-signed-then-authcrypt-ecdh-1pu-a256kw-p256-a256cbc-hs512.json", "P-256"),
-        ("C3-signed-then-authcrypt-p521-then-anoncrypt-p521-xc20p.json", "P-521"),
+        (
+            "C3-signed-then-authcrypt-ecdh-1pu-a256kw-p256-a256cbc-hs512.json",
+            "P-256",
+        ),
+        (
+            "C3-signed-then-authcrypt-p521-then-anoncrypt-p521-xc20p.json",
+            "P-521",
+        ),
     ];
     for (name, what) in cases {
         let error = bob()
@@ -195,5 +204,10 @@ async fn the_published_bob_secrets_with_the_kid_erratum_are_still_usable_keys() 
     let verbatim: Vec<Value> =
         serde_json::from_str(&vector("A2-recipient-secrets-bob.json")).unwrap();
     assert!(verbatim.iter().all(|jwk| jwk.get("kid").is_none()));
-    assert_eq!(ring_with("A2-recipient-secrets-bob.json").public_keys().len(), 3);
+    assert_eq!(
+        ring_with("A2-recipient-secrets-bob.json")
+            .public_keys()
+            .len(),
+        3
+    );
 }

@@ -51,8 +51,9 @@ impl Forward {
         let payload = if let Some(json) = &attachment.data.json {
             json.clone()
         } else if let Some(base64) = &attachment.data.base64 {
-            let bytes = b64u_decode(base64.trim_end_matches('='))
-                .map_err(|_| DidCommError::Malformed("forward attachment is not base64url".into()))?;
+            let bytes = b64u_decode(base64.trim_end_matches('=')).map_err(|_| {
+                DidCommError::Malformed("forward attachment is not base64url".into())
+            })?;
             serde_json::from_slice(&bytes)
                 .map_err(|e| DidCommError::Malformed(format!("forward attachment: {e}")))?
         } else {

@@ -88,7 +88,11 @@ fn epk_json(epk: &PublicKey) -> serde_json::Value {
     epk.to_jwk()
 }
 
-fn to_json(protected: String, recipients: Vec<RecipientJson>, sealed: crate::keys::Sealed) -> String {
+fn to_json(
+    protected: String,
+    recipients: Vec<RecipientJson>,
+    sealed: crate::keys::Sealed,
+) -> String {
     serde_json::to_string(&JweJson {
         protected,
         recipients,

@@ -41,7 +41,12 @@ struct ProtectedHeader {
 }
 
 /// Signs `payload` with the Ed25519 key `key` (held in `ring`), naming it `kid`.
-pub fn sign(ring: &KeyRing, payload: &[u8], kid: &str, key: &PublicKey) -> Result<String, DidCommError> {
+pub fn sign(
+    ring: &KeyRing,
+    payload: &[u8],
+    kid: &str,
+    key: &PublicKey,
+) -> Result<String, DidCommError> {
     if key.kind != KeyType::Ed25519 {
         return Err(DidCommError::UnsupportedKey {
             kid: kid.to_string(),

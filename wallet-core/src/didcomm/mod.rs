@@ -108,7 +108,9 @@ pub struct UnpackMetadata {
 
 impl UnpackMetadata {
     pub fn encrypted(&self) -> bool {
-        self.layers.iter().any(|l| !matches!(l, Layer::Signed { .. }))
+        self.layers
+            .iter()
+            .any(|l| !matches!(l, Layer::Signed { .. }))
     }
 
     /// The sender was authenticated by authcrypt or a signature.
@@ -284,7 +286,11 @@ impl<R: DidResolver> DidComm<R> {
         })
     }
 
-    fn check_from(message: &Message, sender: &str, layer: &'static str) -> Result<(), DidCommError> {
+    fn check_from(
+        message: &Message,
+        sender: &str,
+        layer: &'static str,
+    ) -> Result<(), DidCommError> {
         if message.from.as_deref() != Some(did_of(sender)) {
             return Err(DidCommError::SenderMismatch {
                 from: message.from.clone(),
@@ -297,7 +303,11 @@ impl<R: DidResolver> DidComm<R> {
 
     /// Signs a message with an authentication key of `signer` (DID or DID URL), which must be
     /// the message's `from`.
-    pub async fn pack_signed(&self, message: &Message, signer: &str) -> Result<String, DidCommError> {
+    pub async fn pack_signed(
+        &self,
+        message: &Message,
+        signer: &str,
+    ) -> Result<String, DidCommError> {
         Self::check_from(message, signer, "signed")?;
         let key = self.own_key(signer, KeyType::Ed25519).await?;
         sign(&self.keys, message.to_json().as_bytes(), &key.kid, &key.key)
@@ -305,7 +315,11 @@ impl<R: DidResolver> DidComm<R> {
 
     /// Anoncrypt to every key-agreement key of each of `to` (DIDs or DID URLs), sent with
     /// A256CBC-HS512.
-    pub async fn pack_anoncrypt(&self, message: &Message, to: &[&str]) -> Result<String, DidCommError> {
+    pub async fn pack_anoncrypt(
+        &self,
+        message: &Message,
+        to: &[&str],
+    ) -> Result<String, DidCommError> {
         self.pack_anoncrypt_bytes(message.to_json().as_bytes(), to, ContentEnc::A256CbcHs512)
             .await
     }
@@ -378,7 +392,10 @@ impl<R: DidResolver> DidComm<R> {
         sign_first: bool,
     ) -> Result<Packed, DidCommError> {
         let packed = match from {
-            Some(from) => self.pack_authcrypt(message, from, &[to], sign_first).await?,
+            Some(from) => {
+                self.pack_authcrypt(message, from, &[to], sign_first)
+                    .await?
+            }
             None if sign_first => {
                 return Err(DidCommError::Malformed(
                     "a signed message needs a from".into(),
@@ -444,7 +461,11 @@ impl<R: DidResolver> DidComm<R> {
                 .as_object()
                 .ok_or_else(|| DidCommError::Malformed("not a JSON object".into()))?;
             if object.contains_key("ciphertext") {
-                if metadata.layers.iter().any(|l| matches!(l, Layer::Signed { .. })) {
+                if metadata
+                    .layers
+                    .iter()
+                    .any(|l| matches!(l, Layer::Signed { .. }))
+                {
                     return Err(DidCommError::Malformed(
                         "an encrypted message inside a signed one".into(),
                     ));
@@ -453,8 +474,14 @@ impl<R: DidResolver> DidComm<R> {
                 metadata.layers.push(layer);
                 current = plain;
             } else if object.contains_key("signatures") {
-                if metadata.layers.iter().any(|l| matches!(l, Layer::Signed { .. })) {
-                    return Err(DidCommError::Malformed("a signed message inside a signed one".into()));
+                if metadata
+                    .layers
+                    .iter()
+                    .any(|l| matches!(l, Layer::Signed { .. }))
+                {
+                    return Err(DidCommError::Malformed(
+                        "a signed message inside a signed one".into(),
+                    ));
                 }
                 let jws = ParsedJws::parse(value)?;
                 let kid = jws
@@ -476,7 +503,11 @@ impl<R: DidResolver> DidComm<R> {
         Ok(Unpacked { message, metadata })
     }
 
-    fn check_plaintext(&self, message: &Message, metadata: &UnpackMetadata) -> Result<(), DidCommError> {
+    fn check_plaintext(
+        &self,
+        message: &Message,
+        metadata: &UnpackMetadata,
+    ) -> Result<(), DidCommError> {
         if let Some(typ) = &message.typ {
             if typ != PLAINTEXT_TYP {
                 return Err(DidCommError::Malformed(format!(
@@ -516,7 +547,10 @@ impl<R: DidResolver> DidComm<R> {
         Ok(())
     }
 
-    async fn decrypt_layer(&self, value: serde_json::Value) -> Result<(Vec<u8>, Layer), DidCommError> {
+    async fn decrypt_layer(
+        &self,
+        value: serde_json::Value,
+    ) -> Result<(Vec<u8>, Layer), DidCommError> {
         let jwe = ParsedJwe::parse(value)?;
         let mut ours = None;
         for kid in jwe.recipient_kids() {

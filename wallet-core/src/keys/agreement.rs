@@ -173,7 +173,13 @@ impl Kek {
     /// OtherInfo = AlgorithmID ‖ PartyUInfo ‖ PartyVInfo ‖ SuppPubInfo, each a 32-bit
     /// big-endian length and the bytes, except keydatalen (a bare 32-bit 256); for ECDH-1PU the
     /// content tag follows keydatalen, length-prefixed.
-    fn derive(alg: KeyAgreementAlg, z: &[&[u8]], apu: &[u8], apv: &[u8], tag: Option<&[u8]>) -> Kek {
+    fn derive(
+        alg: KeyAgreementAlg,
+        z: &[&[u8]],
+        apu: &[u8],
+        apv: &[u8],
+        tag: Option<&[u8]>,
+    ) -> Kek {
         let mut hash = Sha256::new();
         hash.update(1u32.to_be_bytes());
         for part in z {

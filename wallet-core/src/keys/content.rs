@@ -189,7 +189,7 @@ impl Cek {
         match self.enc {
             ContentEnc::A256CbcHs512 => {
                 let (mac_key, enc_key) = self.key.split_at(32);
-                                // Constant-time comparison of the left half of HMAC-SHA-512 (RFC 7518 §5.2.2.2).
+                // Constant-time comparison of the left half of HMAC-SHA-512 (RFC 7518 §5.2.2.2).
                 let mac = cbc_hs512_mac(mac_key, aad, iv, ciphertext);
                 mac.verify_truncated_left(tag)
                     .map_err(|_| KeyError::DecryptFailed)?;
@@ -241,7 +241,11 @@ mod tests {
 
     #[test]
     fn every_cipher_round_trips_and_detects_tampering() {
-        for enc in [ContentEnc::A256CbcHs512, ContentEnc::A256Gcm, ContentEnc::Xc20p] {
+        for enc in [
+            ContentEnc::A256CbcHs512,
+            ContentEnc::A256Gcm,
+            ContentEnc::Xc20p,
+        ] {
             let cek = Cek::generate(enc);
             let sealed = cek.encrypt(b"header", b"hello lanyard");
             assert_eq!(sealed.iv.len(), enc.iv_len());
@@ -272,7 +276,9 @@ mod tests {
         let cek = Cek::from_bytes(ContentEnc::A256CbcHs512, Zeroizing::new(key)).unwrap();
         let plaintext = hex("41206369706865722073797374656d206d757374206e6f7420626520726571756972656420746f206265207365637265742c20616e64206974206d7573742062652061626c6520746f2066616c6c20696e746f207468652068616e6473206f662074686520656e656d7920776974686f757420696e636f6e76656e69656e6365");
         let iv = hex("1af38c2dc2b96ffdd86694092341bc04");
-        let aad = hex("546865207365636f6e64207072696e6369706c65206f66204175677573746520204b6572636b686f666673");
+        let aad = hex(
+            "546865207365636f6e64207072696e6369706c65206f662041756775737465204b6572636b686f666673",
+        );
         let expected_ct = hex("4affaaadb78c31c5da4b1b590d10ffbd3dd8d5d302423526912da037ecbcc7bd822c301dd67c373bccb584ad3e9279c2e6d12a1374b77f077553df829410446b36ebd97066296ae6427ea75c2e0846a11a09ccf5370dc80bfecbad28c73f09b3a3b75e662a2594410ae496b2e2e6609e31e6e02cc837f053d21f37ff4f51950bbe2638d09dd7a4930930806d0703b1f6");
         let expected_tag = hex("4dd3b4c088a7f45c216839645b2012bf2e6269a8c56a816dbc1b267761955bc5");
         let (mac_key, enc_key) = cek.bytes().split_at(32);

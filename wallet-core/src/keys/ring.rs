@@ -18,6 +18,9 @@ use super::{KeyError, KeyType, PublicKey};
 /// and a peer key. When full it is emptied, zeroizing every entry.
 const STATIC_CACHE_LIMIT: usize = 4096;
 
+/// ECDH-1PU static-static secrets by (our key, peer key).
+type StaticCache = HashMap<(PublicKey, PublicKey), Zeroizing<[u8; 32]>>;
+
 enum Secret {
     Ed25519(SigningKey),
     X25519(StaticSecret),
@@ -52,7 +55,7 @@ const TAG_X25519: u8 = 2;
 #[derive(Default)]
 pub struct KeyRing {
     keys: RwLock<HashMap<PublicKey, Secret>>,
-    static_cache: Mutex<HashMap<(PublicKey, PublicKey), Zeroizing<[u8; 32]>>>,
+    static_cache: Mutex<StaticCache>,
 }
 
 impl fmt::Debug for KeyRing {
@@ -227,7 +230,9 @@ impl KeyRing {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PublicKey, Secret>> {
-        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<PublicKey, Secret>> {
@@ -236,9 +241,7 @@ impl KeyRing {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(PublicKey, PublicKey), Zeroizing<[u8; 32]>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, StaticCache> {
         self.static_cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -342,6 +345,9 @@ mod tests {
         let ring = KeyRing::new();
         let ours = ring.generate(KeyType::X25519);
         let zero = PublicKey::x25519([0u8; 32]);
-        assert_eq!(ring.agree(&ours, &zero), Err(KeyError::NonContributory(zero)));
+        assert_eq!(
+            ring.agree(&ours, &zero),
+            Err(KeyError::NonContributory(zero))
+        );
     }
 }
