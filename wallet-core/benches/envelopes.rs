@@ -84,6 +84,10 @@ fn floor(c: &mut Criterion) {
     group.bench_function("ed25519_verify", |b| {
         b.iter(|| verifying.verify(&signed_input, &signature).unwrap())
     });
+    // What DIDComm needs (and we run): no small-order or non-canonical encodings accepted.
+    group.bench_function("ed25519_verify_strict", |b| {
+        b.iter(|| verifying.verify_strict(&signed_input, &signature).unwrap())
+    });
     group.finish();
 }
 

@@ -161,7 +161,7 @@ fn x25519_did_keys_resolve_to_their_documents() {
         let theirs: DidDocument = serde_json::from_value(doc.clone()).unwrap();
         let ours = resolve_local(did).unwrap();
         assert_same_keys(&ours, &theirs);
-        let (_, key) = ours.key_agreement_keys().remove(0);
+        let (_, key) = ours.key_agreement_keys()[0];
         assert_eq!(&did_key(&key), did);
     }
 }
@@ -312,7 +312,7 @@ proptest! {
         };
         let did = did_peer_2(&spec);
         let doc = resolve_did_peer_2(&did).unwrap();
-        let agreement: Vec<PublicKey> = doc.key_agreement_keys().into_iter().map(|(_, k)| k).collect();
+        let agreement: Vec<PublicKey> = doc.key_agreement_keys().iter().map(|(_, k)| *k).collect();
         prop_assert_eq!(agreement, spec.key_agreement);
         let services = doc.didcomm_services();
         prop_assert_eq!(&services[0].uri, &uri);

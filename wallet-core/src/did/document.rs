@@ -32,6 +32,40 @@ pub struct DidDocument {
     pub capability_delegation: Vec<VerificationRelationship>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service: Vec<Service>,
+    /// Keys decoded once per document (envelopes look them up on every message).
+    #[serde(skip)]
+    pub(crate) keys: KeyCache,
+}
+
+/// The decoded keys of a document's relationships, computed on first use. It never takes
+/// part in equality, and a clone starts empty (the clone may be edited).
+#[derive(Default)]
+pub(crate) struct KeyCache(std::sync::OnceLock<KeyIndex>);
+
+impl Clone for KeyCache {
+    fn clone(&self) -> Self {
+        KeyCache::default()
+    }
+}
+
+impl PartialEq for KeyCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache")
+    }
+}
+
+struct KeyIndex {
+    authentication: Vec<(String, PublicKey)>,
+    assertion: Vec<(String, PublicKey)>,
+    key_agreement: Vec<(String, PublicKey)>,
+    /// Every method, listed or embedded, by absolute id.
+    all: Vec<(String, PublicKey)>,
 }
 
 /// A verification method.
@@ -161,9 +195,29 @@ impl DidDocument {
         }
     }
 
-    fn method_by_id(&self, id: &str) -> Option<&VerificationMethod> {
-        let wanted = self.absolute_id(id);
-        let embedded = [
+    fn index(&self) -> &KeyIndex {
+        self.keys.0.get_or_init(|| KeyIndex {
+            authentication: self.relationship_keys(&self.authentication, KeyType::Ed25519),
+            assertion: self.relationship_keys(&self.assertion_method, KeyType::Ed25519),
+            key_agreement: self.relationship_keys(&self.key_agreement, KeyType::X25519),
+            all: self.all_methods(),
+        })
+    }
+
+    fn all_methods(&self) -> Vec<(String, PublicKey)> {
+        let embedded = self.relationships().filter_map(|r| match r {
+            VerificationRelationship::Embedded(m) => Some(m),
+            VerificationRelationship::Reference(_) => None,
+        });
+        self.verification_method
+            .iter()
+            .chain(embedded)
+            .filter_map(|m| Some((self.absolute_id(&m.id), m.public_key().ok()?)))
+            .collect()
+    }
+
+    fn relationships(&self) -> impl Iterator<Item = &VerificationRelationship> {
+        [
             &self.authentication,
             &self.assertion_method,
             &self.key_agreement,
@@ -172,7 +226,11 @@ impl DidDocument {
         ]
         .into_iter()
         .flatten()
-        .filter_map(|r| match r {
+    }
+
+    fn method_by_id(&self, id: &str) -> Option<&VerificationMethod> {
+        let wanted = self.absolute_id(id);
+        let embedded = self.relationships().filter_map(|r| match r {
             VerificationRelationship::Embedded(m) => Some(m),
             VerificationRelationship::Reference(_) => None,
         });
@@ -201,23 +259,33 @@ impl DidDocument {
     }
 
     /// X25519 keys for key agreement, with absolute ids, in document order.
-    pub fn key_agreement_keys(&self) -> Vec<(String, PublicKey)> {
-        self.relationship_keys(&self.key_agreement, KeyType::X25519)
+    pub fn key_agreement_keys(&self) -> &[(String, PublicKey)] {
+        &self.index().key_agreement
     }
 
     /// Ed25519 keys for authentication, with absolute ids.
-    pub fn authentication_keys(&self) -> Vec<(String, PublicKey)> {
-        self.relationship_keys(&self.authentication, KeyType::Ed25519)
+    pub fn authentication_keys(&self) -> &[(String, PublicKey)] {
+        &self.index().authentication
     }
 
     /// Ed25519 keys for assertions (credential proofs), with absolute ids.
-    pub fn assertion_keys(&self) -> Vec<(String, PublicKey)> {
-        self.relationship_keys(&self.assertion_method, KeyType::Ed25519)
+    pub fn assertion_keys(&self) -> &[(String, PublicKey)] {
+        &self.index().assertion
     }
 
     /// The key a kid (absolute or relative) names, wherever the method is listed.
     pub fn find_key(&self, kid: &str) -> Option<PublicKey> {
-        self.method_by_id(kid)?.public_key().ok()
+        let index = self.index();
+        let found = if kid.starts_with('#') {
+            let fragment = kid;
+            index
+                .all
+                .iter()
+                .find(|(id, _)| id.strip_prefix(self.id.as_str()) == Some(fragment))
+        } else {
+            index.all.iter().find(|(id, _)| id == kid)
+        };
+        found.map(|(_, key)| *key)
     }
 
     /// The DIDCommMessaging services, in either the v2.1 (`serviceEndpoint` object) or v2.0
@@ -320,6 +388,7 @@ impl DidDocument {
             capability_invocation,
             capability_delegation,
             service,
+            keys: KeyCache::default(),
         }
     }
 }

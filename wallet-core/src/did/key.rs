@@ -51,6 +51,7 @@ pub fn resolve_did_key(did: &str) -> Result<DidDocument, DidError> {
         capability_invocation: Vec::new(),
         capability_delegation: Vec::new(),
         service: Vec::new(),
+        keys: Default::default(),
     };
     match key.kind {
         KeyType::Ed25519 => {

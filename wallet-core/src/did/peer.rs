@@ -123,6 +123,7 @@ pub fn resolve_did_peer_2(did: &str) -> Result<DidDocument, DidError> {
         capability_invocation: Vec::new(),
         capability_delegation: Vec::new(),
         service: Vec::new(),
+        keys: Default::default(),
     };
     for (index, element) in elements.split('.').enumerate() {
         let number = index + 1;
@@ -205,7 +206,7 @@ mod tests {
         let agreement: Vec<String> = doc
             .key_agreement_keys()
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|(id, _)| id.clone())
             .collect();
         assert_eq!(
             agreement,

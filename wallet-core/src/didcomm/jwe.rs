@@ -200,8 +200,8 @@ fn field(name: &'static str, text: &str) -> Result<Vec<u8>, DidCommError> {
 impl ParsedJwe {
     /// Parses and validates a JWE: header algorithms, the ephemeral key, `apv` against the
     /// recipient list, and for authcrypt `apu` against `skid`.
-    pub fn parse(value: serde_json::Value) -> Result<ParsedJwe, DidCommError> {
-        let jwe: JweJson = serde_json::from_value(value)
+    pub fn parse(bytes: &[u8]) -> Result<ParsedJwe, DidCommError> {
+        let jwe: JweJson = serde_json::from_slice(bytes)
             .map_err(|e| DidCommError::Malformed(format!("encrypted message: {e}")))?;
         let header_bytes = field("protected header", &jwe.protected)?;
         let header: ProtectedHeader = serde_json::from_slice(&header_bytes)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DidCommError;
 use crate::encoding::{b64u_decode, b64u_encode};
-use crate::keys::{verify_ed25519, KeyRing, KeyType, PublicKey};
+use crate::keys::{Ed25519Verifier, KeyRing, KeyType, PublicKey};
 
 /// `typ` of a signed DIDComm message.
 pub const SIGNED_TYP: &str = "application/didcomm-signed+json";
@@ -80,8 +80,8 @@ pub struct ParsedJws {
 }
 
 impl ParsedJws {
-    pub fn parse(value: serde_json::Value) -> Result<ParsedJws, DidCommError> {
-        let jws: JwsJson = serde_json::from_value(value)
+    pub fn parse(bytes: &[u8]) -> Result<ParsedJws, DidCommError> {
+        let jws: JwsJson = serde_json::from_slice(bytes)
             .map_err(|e| DidCommError::Malformed(format!("signed message: {e}")))?;
         let payload = b64u_decode(&jws.payload)
             .map_err(|_| DidCommError::Malformed("JWS payload is not base64url".into()))?;
@@ -127,7 +127,12 @@ impl ParsedJws {
     }
 
     /// Checks the signature made by `kid` against `key`.
-    pub fn verify(&self, kid: &str, key: &PublicKey) -> Result<(), DidCommError> {
+    pub fn verify(
+        &self,
+        verifier: &Ed25519Verifier,
+        kid: &str,
+        key: &PublicKey,
+    ) -> Result<(), DidCommError> {
         let (_, protected, signature) = self
             .signatures
             .iter()
@@ -137,8 +142,10 @@ impl ParsedJws {
         input.extend_from_slice(protected.as_bytes());
         input.push(b'.');
         input.extend_from_slice(self.payload_b64.as_bytes());
-        verify_ed25519(key, &input, signature).map_err(|_| DidCommError::BadSignature {
-            kid: kid.to_string(),
-        })
+        verifier
+            .verify(key, &input, signature)
+            .map_err(|_| DidCommError::BadSignature {
+                kid: kid.to_string(),
+            })
     }
 }

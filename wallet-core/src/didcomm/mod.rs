@@ -18,7 +18,9 @@ pub use jws::{sign, ParsedJws, SIGNED_TYP};
 pub use message::{now, Attachment, AttachmentData, Message, PLAINTEXT_TYP};
 
 use crate::did::{did_of, DidError, DidResolver};
-use crate::keys::{ContentEnc, KeyAgreementAlg, KeyError, KeyRing, KeyType, PublicKey};
+use crate::keys::{
+    ContentEnc, Ed25519Verifier, KeyAgreementAlg, KeyError, KeyRing, KeyType, PublicKey,
+};
 
 /// Default bound on an incoming envelope.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -81,6 +83,15 @@ pub enum DidCommError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Did(#[from] DidError),
+}
+
+/// Which kind of envelope a JSON text is, read without building a tree of it.
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(default)]
+    ciphertext: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    signatures: Option<serde::de::IgnoredAny>,
 }
 
 /// One envelope layer, outermost first in [`UnpackMetadata::layers`].
@@ -195,6 +206,7 @@ pub struct DidComm<R> {
     keys: Arc<KeyRing>,
     resolver: R,
     options: UnpackOptions,
+    verifier: Ed25519Verifier,
 }
 
 impl<R: DidResolver> DidComm<R> {
@@ -203,6 +215,7 @@ impl<R: DidResolver> DidComm<R> {
             keys,
             resolver,
             options: UnpackOptions::default(),
+            verifier: Ed25519Verifier::default(),
         }
     }
 
@@ -226,9 +239,12 @@ impl<R: DidResolver> DidComm<R> {
         let doc = self.resolver.resolve(did).await?;
         let keys = doc.key_agreement_keys();
         let chosen: Vec<Recipient> = keys
-            .into_iter()
+            .iter()
             .filter(|(kid, _)| did == target || kid == target)
-            .map(|(kid, key)| Recipient { kid, key })
+            .map(|(kid, key)| Recipient {
+                kid: kid.clone(),
+                key: *key,
+            })
             .collect();
         if chosen.is_empty() {
             return Err(if did == target {
@@ -269,10 +285,13 @@ impl<R: DidResolver> DidComm<R> {
             if did != from && kid != from {
                 continue;
             }
-            if self.keys.contains(&key) {
-                return Ok(Recipient { kid, key });
+            if self.keys.contains(key) {
+                return Ok(Recipient {
+                    kid: kid.clone(),
+                    key: *key,
+                });
             }
-            found_unheld = Some(kid);
+            found_unheld = Some(kid.clone());
         }
         Err(match (found_unheld, kind) {
             (Some(kid), _) => DidCommError::NotOurKey(kid),
@@ -455,46 +474,39 @@ impl<R: DidResolver> DidComm<R> {
             }
             let bytes: &[u8] = if first { text.as_bytes() } else { &current };
             first = false;
-            let value: serde_json::Value = serde_json::from_slice(bytes)
-                .map_err(|e| DidCommError::Malformed(format!("not JSON: {e}")))?;
-            let object = value
-                .as_object()
-                .ok_or_else(|| DidCommError::Malformed("not a JSON object".into()))?;
-            if object.contains_key("ciphertext") {
-                if metadata
-                    .layers
-                    .iter()
-                    .any(|l| matches!(l, Layer::Signed { .. }))
-                {
+            let probe: Probe = serde_json::from_slice(bytes)
+                .map_err(|e| DidCommError::Malformed(format!("not a JSON object: {e}")))?;
+            let signed_before = metadata
+                .layers
+                .iter()
+                .any(|l| matches!(l, Layer::Signed { .. }));
+            if probe.ciphertext.is_some() {
+                if signed_before {
                     return Err(DidCommError::Malformed(
                         "an encrypted message inside a signed one".into(),
                     ));
                 }
-                let (plain, layer) = self.decrypt_layer(value).await?;
+                let (plain, layer) = self.decrypt_layer(bytes).await?;
                 metadata.layers.push(layer);
                 current = plain;
-            } else if object.contains_key("signatures") {
-                if metadata
-                    .layers
-                    .iter()
-                    .any(|l| matches!(l, Layer::Signed { .. }))
-                {
+            } else if probe.signatures.is_some() {
+                if signed_before {
                     return Err(DidCommError::Malformed(
                         "a signed message inside a signed one".into(),
                     ));
                 }
-                let jws = ParsedJws::parse(value)?;
+                let jws = ParsedJws::parse(bytes)?;
                 let kid = jws
                     .signer_kids()
                     .next()
                     .map(str::to_string)
                     .ok_or_else(|| DidCommError::Malformed("JWS has no signatures".into()))?;
                 let key = self.sender_key(&kid, KeyType::Ed25519).await?;
-                jws.verify(&kid, &key)?;
+                jws.verify(&self.verifier, &kid, &key)?;
                 metadata.layers.push(Layer::Signed { signer_kid: kid });
                 current = jws.payload;
             } else {
-                let message: Message = serde_json::from_value(value)
+                let message: Message = serde_json::from_slice(bytes)
                     .map_err(|e| DidCommError::Malformed(format!("plaintext message: {e}")))?;
                 break message;
             }
@@ -547,11 +559,8 @@ impl<R: DidResolver> DidComm<R> {
         Ok(())
     }
 
-    async fn decrypt_layer(
-        &self,
-        value: serde_json::Value,
-    ) -> Result<(Vec<u8>, Layer), DidCommError> {
-        let jwe = ParsedJwe::parse(value)?;
+    async fn decrypt_layer(&self, bytes: &[u8]) -> Result<(Vec<u8>, Layer), DidCommError> {
+        let jwe = ParsedJwe::parse(bytes)?;
         let mut ours = None;
         for kid in jwe.recipient_kids() {
             let Ok(doc) = self.resolver.resolve(did_of(kid)).await else {
@@ -606,9 +615,9 @@ impl<R: DidResolver> DidComm<R> {
             KeyType::X25519 => (doc.key_agreement_keys(), "keyAgreement"),
             KeyType::Ed25519 => (doc.authentication_keys(), "authentication"),
         };
-        keys.into_iter()
+        keys.iter()
             .find(|(id, _)| id == kid)
-            .map(|(_, key)| key)
+            .map(|(_, key)| *key)
             .ok_or_else(|| DidCommError::KeyNotAuthorized {
                 did: did.to_string(),
                 kid: kid.to_string(),

@@ -12,7 +12,7 @@ mod ring;
 
 pub use agreement::{Ephemeral, Kek, KeyAgreementAlg};
 pub use content::{Cek, ContentEnc, Sealed};
-pub use ring::{verify_ed25519, KeyRing, StoredKey};
+pub use ring::{verify_ed25519, Ed25519Verifier, KeyRing, StoredKey};
 
 use std::fmt;
 
