@@ -192,7 +192,7 @@ fn nothing_readable_reaches_the_disk() {
         ("a did:key", key_did.as_bytes().to_vec()),
         (
             "a did:key's multibase",
-            key_did["did:key:".len()..].as_bytes().to_vec(),
+            key_did.as_bytes()["did:key:".len()..].to_vec(),
         ),
         (
             "a credential value",

@@ -205,7 +205,7 @@ mod tests {
         let doc = resolve_did_peer_2(&did).unwrap();
         let agreement: Vec<String> = doc
             .key_agreement_keys()
-            .into_iter()
+            .iter()
             .map(|(id, _)| id.clone())
             .collect();
         assert_eq!(
