@@ -16,6 +16,13 @@ use wallet_core::did::{did_key, Resolver};
 use wallet_core::didcomm::{DidComm, Message};
 use wallet_core::keys::{KeyRing, KeyType};
 
+#[path = "../tests/interop"]
+#[allow(dead_code)]
+mod interop {
+    pub mod didcomm_rs;
+    pub mod parties;
+}
+
 /// A message with a 200-byte body.
 fn message(from: &str, to: &str) -> Message {
     let mut message = Message::new(
@@ -169,5 +176,78 @@ fn ours(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, floor, ours);
+/// The same exchanges with the `didcomm` 0.4.1 crate, resolvers and secrets built once.
+fn didcomm_crate(c: &mut Criterion) {
+    use didcomm::algorithms::AnonCryptAlg;
+    use didcomm::{PackEncryptedOptions, UnpackOptions};
+    use interop::didcomm_rs::{resolver, secrets};
+    use interop::parties::{Foreign, Method};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let alice = Foreign::new(Method::Key);
+    let bob = Foreign::new(Method::Key);
+    let resolver = resolver(&[alice.doc(), bob.doc()]);
+    let alice_secrets = secrets(&alice);
+    let bob_secrets = secrets(&bob);
+    let message: didcomm::Message =
+        serde_json::from_value(serde_json::to_value(message(&alice.did, &bob.did)).unwrap())
+            .unwrap();
+    let options = PackEncryptedOptions {
+        forward: false,
+        enc_alg_anon: AnonCryptAlg::A256cbcHs512EcdhEsA256kw,
+        ..PackEncryptedOptions::default()
+    };
+    let unpack_options = UnpackOptions::default();
+    let pack = |from: Option<&str>| {
+        rt.block_on(message.pack_encrypted(
+            &bob.did,
+            from,
+            None,
+            &resolver,
+            &alice_secrets,
+            &options,
+        ))
+        .unwrap()
+        .0
+    };
+    let sign = || {
+        rt.block_on(message.pack_signed(&alice.did, &resolver, &alice_secrets))
+            .unwrap()
+            .0
+    };
+    let unpack = |packed: &str| {
+        rt.block_on(didcomm::Message::unpack(
+            packed,
+            &resolver,
+            &bob_secrets,
+            &unpack_options,
+        ))
+        .unwrap()
+    };
+    let anon = pack(None);
+    let auth = pack(Some(&alice.did));
+    let signed = sign();
+    let mut group = c.benchmark_group("didcomm-0.4.1");
+    group.bench_function(BenchmarkId::new("pack", "anoncrypt"), |b| {
+        b.iter(|| pack(None))
+    });
+    group.bench_function(BenchmarkId::new("unpack", "anoncrypt"), |b| {
+        b.iter(|| unpack(&anon))
+    });
+    group.bench_function(BenchmarkId::new("pack", "authcrypt"), |b| {
+        b.iter(|| pack(Some(&alice.did)))
+    });
+    group.bench_function(BenchmarkId::new("unpack", "authcrypt"), |b| {
+        b.iter(|| unpack(&auth))
+    });
+    group.bench_function(BenchmarkId::new("pack", "signed"), |b| b.iter(sign));
+    group.bench_function(BenchmarkId::new("unpack", "signed"), |b| {
+        b.iter(|| unpack(&signed))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, floor, ours, didcomm_crate);
 criterion_main!(benches);
