@@ -9,6 +9,7 @@ use serde_json::json;
 use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
 use wallet_core::didcomm::{
     encrypt_authcrypt, DidComm, DidCommError, Forward, Layer, Message, Recipient, UnpackOptions,
+    MAX_RECIPIENTS,
 };
 use wallet_core::keys::{ContentEnc, KeyRing, KeyType};
 
@@ -366,6 +367,26 @@ async fn refusals_name_what_was_wrong() {
         bob.didcomm.unpack(&forged).await,
         Err(DidCommError::KeyNotAuthorized { .. })
     ));
+}
+
+#[tokio::test]
+async fn an_envelope_listing_too_many_recipients_is_refused_before_any_work() {
+    let alice = key_party();
+    let bob = peer_party(None);
+    let packed = alice
+        .didcomm
+        .pack_anoncrypt(&hello(&alice, &bob), &[&bob.did])
+        .await
+        .unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&packed).unwrap();
+    let first = value["recipients"][0].clone();
+    let many: Vec<serde_json::Value> = (0..=MAX_RECIPIENTS).map(|_| first.clone()).collect();
+    value["recipients"] = json!(many);
+    let error = bob.didcomm.unpack(&value.to_string()).await.unwrap_err();
+    assert!(
+        error.to_string().contains("more than 64"),
+        "unexpected error {error}"
+    );
 }
 
 #[tokio::test]

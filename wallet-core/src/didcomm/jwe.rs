@@ -10,6 +10,10 @@ use super::DidCommError;
 use crate::encoding::{b64u_decode, b64u_encode};
 use crate::keys::{Cek, ContentEnc, Ephemeral, KeyAgreementAlg, KeyRing, KeyType, PublicKey};
 
+/// Most recipients one JWE may list: each costs a resolution on unpack, so an envelope with
+/// thousands of bogus kids is refused before any of that work.
+pub const MAX_RECIPIENTS: usize = 64;
+
 /// `typ` of an encrypted DIDComm message.
 pub const ENCRYPTED_TYP: &str = "application/didcomm-encrypted+json";
 
@@ -73,6 +77,12 @@ fn check_recipients(recipients: &[Recipient]) -> Result<(), DidCommError> {
     if recipients.is_empty() {
         return Err(DidCommError::NoRecipients);
     }
+    if recipients.len() > MAX_RECIPIENTS {
+        return Err(DidCommError::Malformed(format!(
+            "{} recipients, more than {MAX_RECIPIENTS}",
+            recipients.len()
+        )));
+    }
     for recipient in recipients {
         if recipient.key.kind != KeyType::X25519 {
             return Err(DidCommError::UnsupportedKey {
@@ -84,8 +94,31 @@ fn check_recipients(recipients: &[Recipient]) -> Result<(), DidCommError> {
     Ok(())
 }
 
-fn epk_json(epk: &PublicKey) -> serde_json::Value {
-    epk.to_jwk()
+/// The protected header, written directly: every value is a constant, base64url, or (`skid`)
+/// JSON-escaped by serde.
+fn protected_header(
+    alg: KeyAgreementAlg,
+    enc: ContentEnc,
+    epk: &PublicKey,
+    apv: &[u8],
+    skid: Option<&str>,
+) -> String {
+    let sender = match skid {
+        Some(skid) => format!(
+            r#""skid":{},"apu":"{}","#,
+            serde_json::Value::from(skid),
+            b64u_encode(skid)
+        ),
+        None => String::new(),
+    };
+    let header = format!(
+        r#"{{"typ":"{ENCRYPTED_TYP}","alg":"{}","enc":"{}",{sender}"apv":"{}","epk":{{"kty":"OKP","crv":"X25519","x":"{}"}}}}"#,
+        alg.name(),
+        enc.name(),
+        b64u_encode(apv),
+        b64u_encode(epk.bytes),
+    );
+    b64u_encode(header)
 }
 
 fn to_json(
@@ -113,14 +146,13 @@ pub fn encrypt_anoncrypt(
     let kids: Vec<&str> = recipients.iter().map(|r| r.kid.as_str()).collect();
     let apv = apv_for(&kids);
     let ephemeral = Ephemeral::generate();
-    let header = serde_json::json!({
-        "typ": ENCRYPTED_TYP,
-        "alg": KeyAgreementAlg::EcdhEsA256kw.name(),
-        "enc": enc.name(),
-        "apv": b64u_encode(apv),
-        "epk": epk_json(&ephemeral.public()),
-    });
-    let protected = b64u_encode(header.to_string());
+    let protected = protected_header(
+        KeyAgreementAlg::EcdhEsA256kw,
+        enc,
+        &ephemeral.public(),
+        &apv,
+        None,
+    );
     let cek = Cek::generate(enc);
     let sealed = cek.encrypt(protected.as_bytes(), payload);
     let mut wrapped = Vec::with_capacity(recipients.len());
@@ -151,16 +183,13 @@ pub fn encrypt_authcrypt(
     let apu = sender.kid.as_bytes();
     let ephemeral = Ephemeral::generate();
     let enc = ContentEnc::A256CbcHs512;
-    let header = serde_json::json!({
-        "typ": ENCRYPTED_TYP,
-        "alg": KeyAgreementAlg::Ecdh1puA256kw.name(),
-        "enc": enc.name(),
-        "skid": sender.kid,
-        "apu": b64u_encode(apu),
-        "apv": b64u_encode(apv),
-        "epk": epk_json(&ephemeral.public()),
-    });
-    let protected = b64u_encode(header.to_string());
+    let protected = protected_header(
+        KeyAgreementAlg::Ecdh1puA256kw,
+        enc,
+        &ephemeral.public(),
+        &apv,
+        Some(&sender.kid),
+    );
     let cek = Cek::generate(enc);
     let sealed = cek.encrypt(protected.as_bytes(), payload);
     let mut wrapped = Vec::with_capacity(recipients.len());
@@ -231,6 +260,12 @@ impl ParsedJwe {
             .map_err(|_| DidCommError::Malformed("epk.x is not 32 bytes".into()))?;
         if jwe.recipients.is_empty() {
             return Err(DidCommError::Malformed("JWE has no recipients".into()));
+        }
+        if jwe.recipients.len() > MAX_RECIPIENTS {
+            return Err(DidCommError::Malformed(format!(
+                "JWE lists {} recipients, more than {MAX_RECIPIENTS}",
+                jwe.recipients.len()
+            )));
         }
         let mut recipients = Vec::with_capacity(jwe.recipients.len());
         for recipient in &jwe.recipients {
@@ -320,5 +355,45 @@ impl ParsedJwe {
             &self.ciphertext,
             &self.tag,
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_header_is_json_with_an_escaped_skid() {
+        let skid = "did:example:\"quoted\"\\#key-1";
+        let header = protected_header(
+            KeyAgreementAlg::Ecdh1puA256kw,
+            ContentEnc::A256CbcHs512,
+            &PublicKey::x25519([7; 32]),
+            &[9; 32],
+            Some(skid),
+        );
+        let value: serde_json::Value =
+            serde_json::from_slice(&b64u_decode(&header).unwrap()).expect("header is JSON");
+        assert_eq!(value["skid"], skid);
+        assert_eq!(
+            b64u_decode(value["apu"].as_str().unwrap()).unwrap(),
+            skid.as_bytes()
+        );
+        assert_eq!(value["alg"], "ECDH-1PU+A256KW");
+        assert_eq!(value["enc"], "A256CBC-HS512");
+        assert_eq!(value["typ"], ENCRYPTED_TYP);
+        assert_eq!(value["epk"], PublicKey::x25519([7; 32]).to_jwk());
+        assert_eq!(value["apv"], b64u_encode([9; 32]));
+        let anon = protected_header(
+            KeyAgreementAlg::EcdhEsA256kw,
+            ContentEnc::Xc20p,
+            &PublicKey::x25519([7; 32]),
+            &[9; 32],
+            None,
+        );
+        let value: serde_json::Value =
+            serde_json::from_slice(&b64u_decode(&anon).unwrap()).unwrap();
+        assert!(value.get("skid").is_none() && value.get("apu").is_none());
+        assert_eq!(value["enc"], "XC20P");
     }
 }

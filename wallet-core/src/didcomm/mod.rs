@@ -13,7 +13,10 @@ mod message;
 use std::sync::Arc;
 
 pub use forward::{Forward, FORWARD_TYPE};
-pub use jwe::{apv_for, encrypt_anoncrypt, encrypt_authcrypt, ParsedJwe, Recipient, ENCRYPTED_TYP};
+pub use jwe::{
+    apv_for, encrypt_anoncrypt, encrypt_authcrypt, ParsedJwe, Recipient, ENCRYPTED_TYP,
+    MAX_RECIPIENTS,
+};
 pub use jws::{sign, ParsedJws, SIGNED_TYP};
 pub use message::{now, Attachment, AttachmentData, Message, PLAINTEXT_TYP};
 
