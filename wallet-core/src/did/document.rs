@@ -186,6 +186,26 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 }
 
 impl DidDocument {
+    /// An empty document for `id` with the DID and Multikey contexts.
+    pub fn new(id: &str) -> DidDocument {
+        DidDocument {
+            context: vec![
+                "https://www.w3.org/ns/did/v1".to_string(),
+                "https://w3id.org/security/multikey/v1".to_string(),
+            ],
+            id: id.to_string(),
+            also_known_as: Vec::new(),
+            verification_method: Vec::new(),
+            authentication: Vec::new(),
+            assertion_method: Vec::new(),
+            key_agreement: Vec::new(),
+            capability_invocation: Vec::new(),
+            capability_delegation: Vec::new(),
+            service: Vec::new(),
+            keys: KeyCache::default(),
+        }
+    }
+
     /// `#key-1` → `<did>#key-1`; absolute ids are returned unchanged.
     pub fn absolute_id(&self, id: &str) -> String {
         if id.starts_with('#') {
@@ -204,14 +224,17 @@ impl DidDocument {
         })
     }
 
-    fn all_methods(&self) -> Vec<(String, PublicKey)> {
+    /// Every verification method: listed ones, then those embedded in relationships.
+    fn methods(&self) -> impl Iterator<Item = &VerificationMethod> {
         let embedded = self.relationships().filter_map(|r| match r {
             VerificationRelationship::Embedded(m) => Some(m),
             VerificationRelationship::Reference(_) => None,
         });
-        self.verification_method
-            .iter()
-            .chain(embedded)
+        self.verification_method.iter().chain(embedded)
+    }
+
+    fn all_methods(&self) -> Vec<(String, PublicKey)> {
+        self.methods()
             .filter_map(|m| Some((self.absolute_id(&m.id), m.public_key().ok()?)))
             .collect()
     }
@@ -230,14 +253,7 @@ impl DidDocument {
 
     fn method_by_id(&self, id: &str) -> Option<&VerificationMethod> {
         let wanted = self.absolute_id(id);
-        let embedded = self.relationships().filter_map(|r| match r {
-            VerificationRelationship::Embedded(m) => Some(m),
-            VerificationRelationship::Reference(_) => None,
-        });
-        self.verification_method
-            .iter()
-            .chain(embedded)
-            .find(|m| self.absolute_id(&m.id) == wanted)
+        self.methods().find(|m| self.absolute_id(&m.id) == wanted)
     }
 
     fn relationship_keys(

@@ -37,22 +37,7 @@ pub fn resolve_did_key(did: &str) -> Result<DidDocument, DidError> {
     let key = multikey_decode(multibase)?;
     let own = multikey_method(did, &key);
     let reference = || VerificationRelationship::Reference(own.id.clone());
-    let mut doc = DidDocument {
-        context: vec![
-            "https://www.w3.org/ns/did/v1".to_string(),
-            "https://w3id.org/security/multikey/v1".to_string(),
-        ],
-        id: did.to_string(),
-        also_known_as: Vec::new(),
-        verification_method: Vec::new(),
-        authentication: Vec::new(),
-        assertion_method: Vec::new(),
-        key_agreement: Vec::new(),
-        capability_invocation: Vec::new(),
-        capability_delegation: Vec::new(),
-        service: Vec::new(),
-        keys: Default::default(),
-    };
+    let mut doc = DidDocument::new(did);
     match key.kind {
         KeyType::Ed25519 => {
             let agreement = key.ed25519_to_x25519().ok_or_else(|| {

@@ -110,20 +110,8 @@ pub fn resolve_did_peer_2(did: &str) -> Result<DidDocument, DidError> {
         .and_then(|rest| rest.strip_prefix('.'))
         .ok_or_else(|| DidError::BadPeerDid("does not start with did:peer:2.".into()))?;
     let mut doc = DidDocument {
-        context: vec![
-            "https://www.w3.org/ns/did/v1".to_string(),
-            "https://w3id.org/security/multikey/v1".to_string(),
-        ],
-        id: did.to_string(),
         also_known_as: vec![did_peer_3_of(did)],
-        verification_method: Vec::new(),
-        authentication: Vec::new(),
-        assertion_method: Vec::new(),
-        key_agreement: Vec::new(),
-        capability_invocation: Vec::new(),
-        capability_delegation: Vec::new(),
-        service: Vec::new(),
-        keys: Default::default(),
+        ..DidDocument::new(did)
     };
     for (index, element) in elements.split('.').enumerate() {
         let number = index + 1;

@@ -22,15 +22,27 @@ fn message(plaintext: &Value) -> Message {
     Message::from_json(plaintext.to_string().as_bytes()).expect("affinidi parses our message")
 }
 
+/// The recipients' keys in affinidi's type, to be paired with their kids by [`pairs`].
+fn keys(recipients: &[(String, [u8; 32])]) -> Vec<PublicKeyAgreement> {
+    recipients.iter().map(|(_, k)| public(k)).collect()
+}
+
+fn pairs<'a>(
+    recipients: &'a [(String, [u8; 32])],
+    keys: &'a [PublicKeyAgreement],
+) -> Vec<(&'a str, &'a PublicKeyAgreement)> {
+    recipients
+        .iter()
+        .zip(keys)
+        .map(|((kid, _), key)| (kid.as_str(), key))
+        .collect()
+}
+
 /// Anoncrypt to `(kid, key)` recipients.
 pub fn pack_anoncrypt(plaintext: &Value, recipients: &[(String, [u8; 32])]) -> String {
-    let keys: Vec<PublicKeyAgreement> = recipients.iter().map(|(_, k)| public(k)).collect();
-    let list: Vec<(&str, &PublicKeyAgreement)> = recipients
-        .iter()
-        .zip(&keys)
-        .map(|((kid, _), key)| (kid.as_str(), key))
-        .collect();
-    pack::pack_encrypted_anoncrypt(&message(plaintext), &list).expect("affinidi anoncrypts")
+    let keys = keys(recipients);
+    pack::pack_encrypted_anoncrypt(&message(plaintext), &pairs(recipients, &keys))
+        .expect("affinidi anoncrypts")
 }
 
 /// Authcrypt from `from`, optionally signed first by its Ed25519 key.
@@ -40,12 +52,8 @@ pub fn pack_authcrypt(
     recipients: &[(String, [u8; 32])],
     signed: bool,
 ) -> String {
-    let keys: Vec<PublicKeyAgreement> = recipients.iter().map(|(_, k)| public(k)).collect();
-    let list: Vec<(&str, &PublicKeyAgreement)> = recipients
-        .iter()
-        .zip(&keys)
-        .map(|((kid, _), key)| (kid.as_str(), key))
-        .collect();
+    let keys = keys(recipients);
+    let list = pairs(recipients, &keys);
     let message = message(plaintext);
     if signed {
         let payload = message.to_json().unwrap();
