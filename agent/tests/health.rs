@@ -15,8 +15,10 @@ impl Drop for Agent {
 
 #[test]
 fn health_answers_ok_over_loopback() {
+    let data = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_agent"))
         .env("LANYARD_LISTEN", "127.0.0.1:0")
+        .env("LANYARD_DATA_DIR", data.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

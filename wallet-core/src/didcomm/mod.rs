@@ -25,6 +25,9 @@ use crate::keys::{
     ContentEnc, Ed25519Verifier, KeyAgreementAlg, KeyError, KeyRing, KeyType, PublicKey,
 };
 
+/// The Report Problem 2.0 message type.
+pub const PROBLEM_REPORT_TYPE: &str = "https://didcomm.org/report-problem/2.0/problem-report";
+
 /// Default bound on an incoming envelope.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 

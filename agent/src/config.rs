@@ -1,0 +1,103 @@
+//! Agent configuration: working defaults, overridden by environment variables. Every knob is
+//! documented here, where it is read.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::mediator::Limits;
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `LANYARD_LISTEN`: address to listen on (default `127.0.0.1:8080`; port 0 picks one).
+    pub listen: SocketAddr,
+    /// `LANYARD_PUBLIC_URL`: the base URL phones and issuers reach the agent at (default
+    /// `http://<listen>`). The mediator's DIDComm endpoint is `<public_url>/didcomm`.
+    pub public_url: Option<String>,
+    /// `LANYARD_DATA_DIR`: where the embedded store and the mediator's keys live (default
+    /// `./data`).
+    pub data_dir: PathBuf,
+    /// `LANYARD_MAX_MESSAGE_BYTES`: largest envelope accepted (default 1 MiB).
+    pub max_message_bytes: usize,
+    /// `LANYARD_QUEUE_CAP`: messages one recipient's queue may hold (default 10000), and
+    /// `LANYARD_MAX_DELIVERY`: largest pickup batch (default 100).
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("data"),
+            max_message_bytes: wallet_core::didcomm::DEFAULT_MAX_MESSAGE_BYTES,
+            limits: Limits::default(),
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| format!("{name}={value:?} is not valid: {e}"))
+}
+
+impl Config {
+    /// The defaults with every `LANYARD_*` variable applied.
+    pub fn from_env() -> Result<Config, String> {
+        Config::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The defaults with variables from `get` applied.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let mut config = Config::default();
+        if let Some(v) = get("LANYARD_LISTEN") {
+            config.listen = parse("LANYARD_LISTEN", &v)?;
+        }
+        if let Some(v) = get("LANYARD_PUBLIC_URL") {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(format!("LANYARD_PUBLIC_URL={v:?} is not an http(s) URL"));
+            }
+            config.public_url = Some(v.trim_end_matches('/').to_string());
+        }
+        if let Some(v) = get("LANYARD_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("LANYARD_MAX_MESSAGE_BYTES") {
+            config.max_message_bytes = parse("LANYARD_MAX_MESSAGE_BYTES", &v)?;
+        }
+        if let Some(v) = get("LANYARD_QUEUE_CAP") {
+            config.limits.queue_cap = parse("LANYARD_QUEUE_CAP", &v)?;
+        }
+        if let Some(v) = get("LANYARD_MAX_DELIVERY") {
+            config.limits.max_delivery = parse("LANYARD_MAX_DELIVERY", &v)?;
+        }
+        if config.max_message_bytes < 1024 {
+            return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
+        }
+        if config.limits.queue_cap == 0 || config.limits.max_delivery == 0 {
+            return Err("LANYARD_QUEUE_CAP and LANYARD_MAX_DELIVERY must be positive".into());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_named() {
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_LISTEN").then(|| "nowhere".into())).unwrap_err();
+        assert!(error.contains("LANYARD_LISTEN=\"nowhere\""), "{error}");
+        let error = Config::from_vars(|n| (n == "LANYARD_PUBLIC_URL").then(|| "ftp://x".into()))
+            .unwrap_err();
+        assert!(error.contains("LANYARD_PUBLIC_URL"), "{error}");
+        let config = Config::from_vars(|n| (n == "LANYARD_QUEUE_CAP").then(|| "5".into())).unwrap();
+        assert_eq!(config.limits.queue_cap, 5);
+    }
+}

@@ -1,0 +1,132 @@
+//! The mediator's identity: a `did:peer:2` whose keys live in `wallet-core`'s encrypted store
+//! under the data folder. The store's data key is wrapped by a key file (`agent.key`, mode
+//! 0600) beside it, the server equivalent of a phone's platform keystore: point
+//! `LANYARD_DATA_DIR` at an encrypted volume or replace the protector with a KMS in
+//! production.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand_core::{OsRng, RngCore};
+use wallet_core::did::{did_peer_2, PeerDidSpec, PeerService};
+use wallet_core::keys::{KeyRing, KeyType, PublicKey};
+use wallet_core::store::{KeyProtector, ProtectorError, Store, Unlock};
+use zeroize::Zeroizing;
+
+/// Wraps the identity store's data key with a 256-bit key kept in a file.
+struct FileKeyProtector {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl FileKeyProtector {
+    fn open(path: &Path) -> Result<FileKeyProtector, String> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        if path.exists() {
+            let bytes = Zeroizing::new(
+                std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            );
+            if bytes.len() != 32 {
+                return Err(format!("{} is not a 32-byte key", path.display()));
+            }
+            key.copy_from_slice(&bytes);
+        } else {
+            OsRng.fill_bytes(&mut key[..]);
+            write_private(path, &key[..])?;
+        }
+        Ok(FileKeyProtector { key })
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.key[..].into())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl KeyProtector for FileKeyProtector {
+    fn wrap(&self, data_key: &[u8]) -> Result<Vec<u8>, ProtectorError> {
+        let mut nonce = [0u8; 24];
+        OsRng.fill_bytes(&mut nonce);
+        let mut out = nonce.to_vec();
+        out.extend(
+            self.cipher()
+                .encrypt(XNonce::from_slice(&nonce), data_key)
+                .map_err(|_| ProtectorError("wrapping the data key failed".into()))?,
+        );
+        Ok(out)
+    }
+
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>, ProtectorError> {
+        if wrapped.len() < 24 {
+            return Err(ProtectorError("wrapped data key is too short".into()));
+        }
+        self.cipher()
+            .decrypt(XNonce::from_slice(&wrapped[..24]), &wrapped[24..])
+            .map_err(|_| ProtectorError("agent.key does not unwrap this store's data key".into()))
+    }
+}
+
+/// The mediator's DID and the key ring holding its secrets.
+pub struct Identity {
+    pub did: String,
+    pub keys: Arc<KeyRing>,
+}
+
+/// Loads the mediator's keys from `data_dir` (creating them on first start) and derives its
+/// did:peer:2 with a DIDComm service at `endpoint`.
+pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, String> {
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let protector = FileKeyProtector::open(&data_dir.join("agent.key"))?;
+    let store = Store::open(
+        &data_dir.join("identity"),
+        Unlock::Protector(Arc::new(protector)),
+    )
+    .map_err(|e| format!("identity store: {e}"))?;
+    let keys = Arc::new(KeyRing::new());
+    store
+        .load_keys(&keys)
+        .map_err(|e| format!("identity keys: {e}"))?;
+    let find = |kind: KeyType| keys.public_keys().into_iter().find(|k| k.kind == kind);
+    let ensure = |kind: KeyType| -> Result<PublicKey, String> {
+        if let Some(key) = find(kind) {
+            return Ok(key);
+        }
+        let key = keys.generate(kind);
+        store
+            .save_key(&keys, &key)
+            .map_err(|e| format!("saving the mediator's key: {e}"))?;
+        Ok(key)
+    };
+    let signing = ensure(KeyType::Ed25519)?;
+    let agreement = ensure(KeyType::X25519)?;
+    let did = did_peer_2(&PeerDidSpec {
+        authentication: vec![signing],
+        key_agreement: vec![agreement],
+        services: vec![PeerService {
+            uri: endpoint.to_string(),
+            routing_keys: vec![],
+            accept: vec!["didcomm/v2".to_string()],
+        }],
+    });
+    Ok(Identity { did, keys })
+}

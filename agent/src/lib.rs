@@ -1,0 +1,79 @@
+//! Lanyard's cloud agent: the DIDComm v2 mediator phones talk through (and, later, the
+//! issuer/verifier API). It builds on `wallet-core` for DIDs and envelopes and keeps its state
+//! behind [`storage::MediatorStorage`], with sled as the embedded default.
+
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod mediator;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use wallet_core::did::Resolver;
+use wallet_core::didcomm::{DidComm, UnpackOptions};
+
+use crate::config::Config;
+use crate::mediator::Mediator;
+use crate::storage::SledStorage;
+
+/// A running agent.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub did: String,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, and waits for the server to end.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.server
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Opens the store and identity in `config.data_dir`, binds, and serves until stopped.
+pub async fn start(config: Config) -> Result<Running, String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let identity = identity::load_or_create(&config.data_dir, &format!("{public_url}/didcomm"))?;
+    let storage = SledStorage::open(&config.data_dir.join("mediator"))
+        .map_err(|e| format!("mediator store: {e}"))?;
+    let didcomm = DidComm::new(identity.keys, Resolver::default()).with_options(UnpackOptions {
+        max_message_bytes: config.max_message_bytes,
+        ..UnpackOptions::default()
+    });
+    let did = identity.did.clone();
+    let mediator = Arc::new(Mediator::new(
+        identity.did,
+        didcomm,
+        storage,
+        config.limits.clone(),
+    ));
+    let app = http::router(mediator, config.max_message_bytes);
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, %did, "agent listening");
+    Ok(Running {
+        addr,
+        did,
+        server,
+        shutdown,
+    })
+}

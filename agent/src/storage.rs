@@ -1,0 +1,331 @@
+//! The mediator's durable state behind one trait, [`MediatorStorage`]: mediation records
+//! (Coordinate Mediation 3.0), the recipient DIDs each mediated client registered, and a
+//! per-recipient message queue (Pickup 3.0). [`SledStorage`] is the embedded default; a shared
+//! PostgreSQL backend for several agents implements the same trait.
+//!
+//! Durability: `enqueue` and every mutation return only once the write is on disk. sled
+//! coalesces concurrent `flush_async` calls, so concurrent requests share one fsync (group
+//! commit) instead of paying one each.
+
+use std::future::Future;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+/// A queued message as pickup hands it out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    /// Unique within the recipient's queue; what `messages-received` acknowledges.
+    pub id: String,
+    pub recipient_did: String,
+    /// Seconds since the epoch when the mediator accepted it.
+    pub received_at: u64,
+    /// The envelope, exactly as it arrived inside the forward.
+    pub message: String,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("the queue for {recipient} is full ({cap} messages waiting)")]
+    QueueFull { recipient: String, cap: usize },
+    #[error("storage failed: {0}")]
+    Backend(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(error: sled::Error) -> Self {
+        StorageError::Backend(error.to_string())
+    }
+}
+
+/// The mediator's state. Every method that changes something returns after it is durable.
+pub trait MediatorStorage: Send + Sync + 'static {
+    /// Records that `client` was granted mediation.
+    fn grant(&self, client: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn is_granted(&self, client: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+    /// Registers `recipient` (a DID) for `client`; false when it already was. Refused when
+    /// another client holds it.
+    fn add_recipient(
+        &self,
+        client: &str,
+        recipient: &str,
+    ) -> impl Future<Output = Result<RecipientUpdate, StorageError>> + Send;
+    fn remove_recipient(
+        &self,
+        client: &str,
+        recipient: &str,
+    ) -> impl Future<Output = Result<RecipientUpdate, StorageError>> + Send;
+    /// The recipient DIDs `client` registered.
+    fn recipients(
+        &self,
+        client: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+    /// The client a recipient DID belongs to, if any.
+    fn client_of(
+        &self,
+        recipient: &str,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+    /// Appends to the recipient's queue, durably, unless it holds `cap` messages already.
+    fn enqueue(
+        &self,
+        recipient: &str,
+        message: &str,
+        cap: usize,
+    ) -> impl Future<Output = Result<QueuedMessage, StorageError>> + Send;
+    /// Up to `limit` of the oldest messages for `recipient`, in arrival order.
+    fn peek(
+        &self,
+        recipient: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<QueuedMessage>, StorageError>> + Send;
+    fn count(&self, recipient: &str) -> impl Future<Output = Result<usize, StorageError>> + Send;
+    /// Deletes the acknowledged messages of `recipient`; returns how many existed.
+    fn remove(
+        &self,
+        recipient: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<usize, StorageError>> + Send;
+}
+
+/// The outcome of a recipient update, in Coordinate Mediation 3.0's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientUpdate {
+    Success,
+    NoChange,
+    /// Another client holds this recipient DID.
+    ClientError,
+}
+
+/// The embedded sled backend.
+pub struct SledStorage {
+    db: sled::Db,
+    grants: sled::Tree,
+    recipients: sled::Tree,
+    queue: sled::Tree,
+    counts: sled::Tree,
+}
+
+fn recipient_prefix(recipient: &str) -> [u8; 32] {
+    Sha256::digest(recipient.as_bytes()).into()
+}
+
+fn queue_key(recipient: &str, seq: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(&recipient_prefix(recipient));
+    key[32..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn parse_id(id: &str) -> Option<u64> {
+    (id.len() == 16).then(|| u64::from_str_radix(id, 16).ok())?
+}
+
+fn now() -> u64 {
+    wallet_core::didcomm::now()
+}
+
+impl SledStorage {
+    pub fn open(path: &Path) -> Result<SledStorage, StorageError> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(SledStorage {
+            grants: db.open_tree("grants")?,
+            recipients: db.open_tree("recipients")?,
+            queue: db.open_tree("queue")?,
+            counts: db.open_tree("counts")?,
+            db,
+        })
+    }
+
+    async fn durable(&self) -> Result<(), StorageError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn count_now(&self, recipient: &str) -> Result<usize, StorageError> {
+        Ok(self
+            .counts
+            .get(recipient_prefix(recipient))?
+            .map(|v| decode_count(&v))
+            .unwrap_or(0) as usize)
+    }
+}
+
+fn decode_count(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+fn abort(error: StorageError) -> ConflictableTransactionError<StorageError> {
+    ConflictableTransactionError::Abort(error)
+}
+
+fn unwrap_tx<T>(result: Result<T, TransactionError<StorageError>>) -> Result<T, StorageError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => StorageError::Backend(error.to_string()),
+    })
+}
+
+impl MediatorStorage for SledStorage {
+    async fn grant(&self, client: &str) -> Result<(), StorageError> {
+        self.grants
+            .insert(client.as_bytes(), &now().to_be_bytes())?;
+        self.durable().await
+    }
+
+    async fn is_granted(&self, client: &str) -> Result<bool, StorageError> {
+        Ok(self.grants.contains_key(client.as_bytes())?)
+    }
+
+    async fn add_recipient(
+        &self,
+        client: &str,
+        recipient: &str,
+    ) -> Result<RecipientUpdate, StorageError> {
+        let outcome = self.recipients.compare_and_swap(
+            recipient.as_bytes(),
+            None as Option<&[u8]>,
+            Some(client.as_bytes()),
+        )?;
+        let update = match outcome {
+            Ok(()) => RecipientUpdate::Success,
+            Err(current) if current.current.as_deref() == Some(client.as_bytes()) => {
+                RecipientUpdate::NoChange
+            }
+            Err(_) => RecipientUpdate::ClientError,
+        };
+        self.durable().await?;
+        Ok(update)
+    }
+
+    async fn remove_recipient(
+        &self,
+        client: &str,
+        recipient: &str,
+    ) -> Result<RecipientUpdate, StorageError> {
+        let outcome = self.recipients.compare_and_swap(
+            recipient.as_bytes(),
+            Some(client.as_bytes()),
+            None as Option<&[u8]>,
+        )?;
+        let update = match outcome {
+            Ok(()) => RecipientUpdate::Success,
+            Err(current) if current.current.is_none() => RecipientUpdate::NoChange,
+            Err(_) => RecipientUpdate::ClientError,
+        };
+        self.durable().await?;
+        Ok(update)
+    }
+
+    async fn recipients(&self, client: &str) -> Result<Vec<String>, StorageError> {
+        let mut found = Vec::new();
+        for entry in self.recipients.iter() {
+            let (recipient, owner) = entry?;
+            if owner.as_ref() == client.as_bytes() {
+                found.push(
+                    String::from_utf8(recipient.to_vec())
+                        .map_err(|_| StorageError::Corrupt("recipient DID is not UTF-8".into()))?,
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    async fn client_of(&self, recipient: &str) -> Result<Option<String>, StorageError> {
+        self.recipients
+            .get(recipient.as_bytes())?
+            .map(|owner| {
+                String::from_utf8(owner.to_vec())
+                    .map_err(|_| StorageError::Corrupt("client DID is not UTF-8".into()))
+            })
+            .transpose()
+    }
+
+    async fn enqueue(
+        &self,
+        recipient: &str,
+        message: &str,
+        cap: usize,
+    ) -> Result<QueuedMessage, StorageError> {
+        let seq = self.db.generate_id()?;
+        let queued = QueuedMessage {
+            id: format!("{seq:016x}"),
+            recipient_did: recipient.to_string(),
+            received_at: now(),
+            message: message.to_string(),
+        };
+        let value =
+            serde_json::to_vec(&queued).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let key = queue_key(recipient, seq);
+        let prefix = recipient_prefix(recipient);
+        unwrap_tx((&self.queue, &self.counts).transaction(|(queue, counts)| {
+            let count = counts.get(prefix)?.map(|v| decode_count(&v)).unwrap_or(0);
+            if count as usize >= cap {
+                return Err(abort(StorageError::QueueFull {
+                    recipient: recipient.to_string(),
+                    cap,
+                }));
+            }
+            queue.insert(&key[..], value.as_slice())?;
+            counts.insert(&prefix[..], &(count + 1).to_be_bytes()[..])?;
+            Ok(())
+        }))?;
+        self.durable().await?;
+        Ok(queued)
+    }
+
+    async fn peek(
+        &self,
+        recipient: &str,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StorageError> {
+        let mut messages = Vec::new();
+        for entry in self
+            .queue
+            .scan_prefix(recipient_prefix(recipient))
+            .take(limit)
+        {
+            let (_, value) = entry?;
+            messages.push(
+                serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok(messages)
+    }
+
+    async fn count(&self, recipient: &str) -> Result<usize, StorageError> {
+        self.count_now(recipient)
+    }
+
+    async fn remove(&self, recipient: &str, ids: &[String]) -> Result<usize, StorageError> {
+        let keys: Vec<[u8; 40]> = ids
+            .iter()
+            .filter_map(|id| parse_id(id))
+            .map(|seq| queue_key(recipient, seq))
+            .collect();
+        let prefix = recipient_prefix(recipient);
+        let removed = unwrap_tx((&self.queue, &self.counts).transaction(|(queue, counts)| {
+            let mut removed = 0u64;
+            for key in &keys {
+                if queue.remove(key.as_slice())?.is_some() {
+                    removed += 1;
+                }
+            }
+            let count = counts.get(prefix)?.map(|v| decode_count(&v)).unwrap_or(0);
+            counts.insert(
+                &prefix[..],
+                &count.saturating_sub(removed).to_be_bytes()[..],
+            )?;
+            Ok(removed)
+        }))?;
+        self.durable().await?;
+        Ok(removed as usize)
+    }
+}
