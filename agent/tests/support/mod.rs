@@ -1,0 +1,205 @@
+//! What the mediator tests share: a running agent on loopback, a phone (a wallet with a
+//! did:peer:2 routed through the mediator) and an issuer with a did:key.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use agent::config::Config;
+pub use agent::mediator;
+use agent::mediator::Limits;
+use serde_json::{json, Value};
+use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
+use wallet_core::didcomm::{DidComm, Message, Unpacked, ENCRYPTED_TYP};
+use wallet_core::encoding::b64u_decode;
+use wallet_core::keys::{KeyRing, KeyType};
+
+/// A running agent on a loopback port with its own data folder.
+pub struct Agent {
+    running: Option<agent::Running>,
+    pub url: String,
+    pub did: String,
+    _data: tempfile::TempDir,
+}
+
+impl Agent {
+    pub async fn start(limits: Limits) -> Agent {
+        let data = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.path().to_path_buf(),
+            limits,
+            ..Config::default()
+        };
+        let running = agent::start(config).await.expect("the agent starts");
+        Agent {
+            url: format!("http://{}", running.addr),
+            did: running.did.clone(),
+            running: Some(running),
+            _data: data,
+        }
+    }
+
+    pub async fn post(&self, content_type: &str, body: String) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/didcomm", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the agent answers")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.server.abort();
+        }
+    }
+}
+
+/// A wallet: a did:peer:2 whose service is the mediator's DID.
+pub struct Phone {
+    pub did: String,
+    pub didcomm: DidComm<Resolver>,
+}
+
+impl Phone {
+    pub fn new(mediator_did: &str) -> Phone {
+        let ring = Arc::new(KeyRing::new());
+        let did = did_peer_2(&PeerDidSpec {
+            authentication: vec![ring.generate(KeyType::Ed25519)],
+            key_agreement: vec![ring.generate(KeyType::X25519)],
+            services: vec![PeerService {
+                uri: mediator_did.to_string(),
+                routing_keys: vec![],
+                accept: vec!["didcomm/v2".into()],
+            }],
+        });
+        Phone {
+            did,
+            didcomm: DidComm::new(ring, Resolver::default()),
+        }
+    }
+
+    /// Sends a request to the mediator and unpacks its answer.
+    pub async fn ask(&self, agent: &Agent, type_: &str, body: Value) -> Unpacked {
+        let response = self.send(agent, type_, body).await;
+        assert_eq!(response.status(), 200, "{type_} was not answered");
+        let text = response.text().await.unwrap();
+        self.didcomm
+            .unpack(&text)
+            .await
+            .expect("the answer unpacks")
+    }
+
+    pub async fn send(&self, agent: &Agent, type_: &str, body: Value) -> reqwest::Response {
+        let mut message = Message::new(type_, body)
+            .from(self.did.clone())
+            .to([agent.did.clone()]);
+        message.extra.insert("return_route".into(), json!("all"));
+        let packed = self
+            .didcomm
+            .pack_authcrypt(&message, &self.did, &[&agent.did], false)
+            .await
+            .unwrap();
+        agent.post(ENCRYPTED_TYP, packed).await
+    }
+
+    pub async fn connect(&self, agent: &Agent) {
+        let grant = self.ask(agent, mediator::MEDIATE_REQUEST, json!({})).await;
+        assert_eq!(grant.message.type_, mediator::MEDIATE_GRANT);
+        assert_eq!(grant.message.body["routing_did"], json!([agent.did]));
+        let update = self
+            .ask(
+                agent,
+                mediator::RECIPIENT_UPDATE,
+                json!({"updates": [{"recipient_did": self.did, "action": "add"}]}),
+            )
+            .await;
+        assert_eq!(update.message.body["updated"][0]["result"], "success");
+    }
+
+    /// Picks up to `limit` waiting messages, unpacks each, and acknowledges them.
+    pub async fn pick_up(&self, agent: &Agent, limit: u64) -> Vec<Message> {
+        let delivery = self
+            .ask(agent, mediator::DELIVERY_REQUEST, json!({ "limit": limit }))
+            .await;
+        if delivery.message.type_ == mediator::STATUS {
+            return Vec::new();
+        }
+        assert_eq!(delivery.message.type_, mediator::DELIVERY);
+        let mut messages = Vec::new();
+        let mut ids = Vec::new();
+        for attachment in &delivery.message.attachments {
+            ids.push(attachment.id.clone().unwrap());
+            let bytes = b64u_decode(attachment.data.base64.as_deref().unwrap()).unwrap();
+            let inner = self
+                .didcomm
+                .unpack(std::str::from_utf8(&bytes).unwrap())
+                .await
+                .expect("a delivered message unpacks");
+            messages.push(inner.message);
+        }
+        let status = self
+            .ask(
+                agent,
+                mediator::MESSAGES_RECEIVED,
+                json!({ "message_id_list": ids }),
+            )
+            .await;
+        assert_eq!(status.message.type_, mediator::STATUS);
+        messages
+    }
+
+    pub async fn waiting(&self, agent: &Agent) -> u64 {
+        let status = self.ask(agent, mediator::STATUS_REQUEST, json!({})).await;
+        status.message.body["message_count"].as_u64().unwrap()
+    }
+}
+
+/// An issuer with a did:key, sending through the phone's mediator.
+pub struct Issuer {
+    pub did: String,
+    pub didcomm: DidComm<Resolver>,
+}
+
+impl Issuer {
+    pub fn new() -> Issuer {
+        let ring = Arc::new(KeyRing::new());
+        let ed = ring.generate(KeyType::Ed25519);
+        ring.derive_x25519(&ed).unwrap();
+        Issuer {
+            did: did_key(&ed),
+            didcomm: DidComm::new(ring, Resolver::default()),
+        }
+    }
+
+    /// A message to `phone`, packed for delivery through the mediator.
+    pub async fn pack_for(&self, agent: &Agent, phone: &str, n: u32) -> String {
+        let message = Message::new(
+            "https://didcomm.org/basicmessage/2.0/message",
+            json!({ "content": format!("offer {n}") }),
+        )
+        .from(self.did.clone())
+        .to([phone.to_string()]);
+        let packed = self
+            .didcomm
+            .pack_for_delivery(&message, Some(&self.did), phone, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            packed.endpoint.as_deref(),
+            Some(format!("{}/didcomm", agent.url).as_str()),
+            "the phone's DID routes through the mediator's endpoint"
+        );
+        packed.message
+    }
+
+    /// Sends message `n` to `phone` through the mediator; returns the HTTP status.
+    pub async fn send_to(&self, agent: &Agent, phone: &str, n: u32) -> reqwest::StatusCode {
+        let packed = self.pack_for(agent, phone, n).await;
+        agent.post(ENCRYPTED_TYP, packed).await.status()
+    }
+}
