@@ -19,7 +19,7 @@ pub struct Agent {
     running: Option<agent::Running>,
     pub url: String,
     pub did: String,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Agent {
@@ -36,7 +36,17 @@ impl Agent {
             url: format!("http://{}", running.addr),
             did: running.did.clone(),
             running: Some(running),
-            _data: data,
+            _data: Some(data),
+        }
+    }
+
+    /// An agent running elsewhere (another process) at `url` with mediator DID `did`.
+    pub fn at(url: String, did: String) -> Agent {
+        Agent {
+            running: None,
+            url,
+            did,
+            _data: None,
         }
     }
 
@@ -189,11 +199,14 @@ impl Issuer {
             .pack_for_delivery(&message, Some(&self.did), phone, false)
             .await
             .unwrap();
-        assert_eq!(
-            packed.endpoint.as_deref(),
-            Some(format!("{}/didcomm", agent.url).as_str()),
+        assert!(
+            packed
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.ends_with("/didcomm")),
             "the phone's DID routes through the mediator's endpoint"
         );
+        let _ = agent;
         packed.message
     }
 

@@ -1,0 +1,152 @@
+//! No acknowledged message is lost: forwards flood the real agent process, which is killed
+//! with SIGKILL mid-flood and restarted on the same data folder; the phone then picks up
+//! every message that was answered 202, and none twice.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use support::{Agent, Issuer, Phone};
+use wallet_core::didcomm::ENCRYPTED_TYP;
+
+/// Starts the agent binary on `data`; returns the process, its URL and its DID.
+fn spawn(data: &std::path::Path) -> (Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .env("LANYARD_LISTEN", "127.0.0.1:0")
+        .env("LANYARD_DATA_DIR", data)
+        // A fixed public URL keeps the mediator's DID the same across restarts.
+        .env("LANYARD_PUBLIC_URL", "http://mediator.test")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the agent binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("listening on ")
+        .expect("the agent prints its address")
+        .to_string();
+    let did = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("mediator DID ")
+        .expect("the agent prints its DID")
+        .to_string();
+    (child, url, did)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_flood_loses_no_acknowledged_forward() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, url, did) = spawn(data.path());
+    let agent = Agent::at(url, did.clone());
+    let phone = Phone::new(&did);
+    phone.connect(&agent).await;
+
+    // Pack everything before the flood, so the flood measures the agent, not the packing.
+    let issuer = Issuer::new();
+    const TOTAL: usize = 1500;
+    let mut packed = Vec::with_capacity(TOTAL);
+    for n in 0..TOTAL {
+        packed.push(issuer.pack_for(&agent, &phone.did, n as u32).await);
+    }
+    let packed = Arc::new(packed);
+    let next = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let client = reqwest::Client::new();
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let (packed, next, acked, client) =
+            (packed.clone(), next.clone(), acked.clone(), client.clone());
+        let endpoint = format!("{}/didcomm", agent.url);
+        senders.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= TOTAL {
+                    return;
+                }
+                let sent = client
+                    .post(&endpoint)
+                    .header("content-type", ENCRYPTED_TYP)
+                    .body(packed[n].clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 202 => {
+                        acked.lock().unwrap().insert(n);
+                    }
+                    Ok(response) => panic!("forward {n} answered {}", response.status()),
+                    // The agent was killed: this one was never acknowledged.
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    // Kill it mid-flood, with requests in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 300 {
+        assert!(std::time::Instant::now() < deadline, "the flood stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let attempted = next.load(Ordering::SeqCst).min(TOTAL);
+    assert!(
+        acked.len() < TOTAL,
+        "the kill came after the flood ended; nothing was tested"
+    );
+
+    let (mut child, url, did_after) = spawn(data.path());
+    assert_eq!(
+        did_after, did,
+        "the mediator keeps its identity across restarts"
+    );
+    let agent = Agent::at(url, did);
+    let mut received = Vec::new();
+    loop {
+        let batch = phone.pick_up(&agent, 100).await;
+        if batch.is_empty() {
+            break;
+        }
+        received.extend(batch.into_iter().map(|m| {
+            m.body["content"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("offer ")
+                .parse::<usize>()
+                .unwrap()
+        }));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let unique: BTreeSet<usize> = received.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        received.len(),
+        "a message was delivered twice after its acknowledgement"
+    );
+    let lost: Vec<&usize> = acked.difference(&unique).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged forwards were lost: {lost:?}",
+        lost.len()
+    );
+    println!(
+        "{} forwards attempted, {} acknowledged before SIGKILL, {} delivered after restart",
+        attempted,
+        acked.len(),
+        received.len()
+    );
+}
