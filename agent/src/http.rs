@@ -1,9 +1,11 @@
-//! The agent's HTTP surface: the DIDComm endpoint (`POST /didcomm`), `/health`, and
-//! `GET /mediator` (the mediator's DID and document, for clients that start from the URL).
+//! The agent's HTTP surface: the DIDComm endpoint (`POST /didcomm`), live mode over a
+//! WebSocket (`GET /ws`: DIDComm messages as text frames, Pickup 3.0 live delivery),
+//! `/health`, and `GET /mediator` (the mediator's DID and document).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,12 +15,21 @@ use serde_json::json;
 use wallet_core::did::resolve_local;
 use wallet_core::didcomm::{DidCommError, ENCRYPTED_TYP, PROBLEM_REPORT_TYPE, SIGNED_TYP};
 
-use crate::mediator::{Mediator, Outcome, Refusal};
+use crate::mediator::{Mediator, Outcome, Refusal, Session};
 use crate::storage::{MediatorStorage, StorageError};
 
 /// Builds the router over a mediator.
 pub fn router<S: MediatorStorage>(mediator: Arc<Mediator<S>>, max_message_bytes: usize) -> Router {
+    let ws_limit = max_message_bytes;
     Router::new()
+        .route(
+            "/ws",
+            get(
+                move |state: State<Arc<Mediator<S>>>, upgrade: WebSocketUpgrade| {
+                    live_upgrade(state, upgrade, ws_limit)
+                },
+            ),
+        )
         .route("/health", get(health))
         .route("/mediator", get(mediator_info::<S>))
         .route(
@@ -39,14 +50,110 @@ async fn mediator_info<S: MediatorStorage>(State(mediator): State<Arc<Mediator<S
     }
 }
 
-/// A Report Problem 2.0 message as a plaintext JSON body.
-fn problem(status: StatusCode, code: &str, comment: &str) -> Response {
-    let body = json!({
+/// A Report Problem 2.0 message as plaintext JSON.
+fn problem_json(code: &str, comment: &str) -> serde_json::Value {
+    json!({
         "id": uuid_like(),
         "type": PROBLEM_REPORT_TYPE,
         "body": { "code": code, "comment": comment },
-    });
-    (status, Json(body)).into_response()
+    })
+}
+
+/// A Report Problem 2.0 message as a plaintext JSON body.
+fn problem(status: StatusCode, code: &str, comment: &str) -> Response {
+    (status, Json(problem_json(code, comment))).into_response()
+}
+
+async fn live_upgrade<S: MediatorStorage>(
+    State(mediator): State<Arc<Mediator<S>>>,
+    upgrade: WebSocketUpgrade,
+    max_message_bytes: usize,
+) -> Response {
+    upgrade
+        .max_message_size(max_message_bytes)
+        .on_upgrade(move |socket| live(socket, mediator))
+}
+
+/// One live connection: every text frame is a DIDComm message handled as if posted with
+/// `return_route: all`; once the client switched live delivery on, queued messages are
+/// pushed as `delivery` frames, at once and whenever a forward for the client arrives.
+async fn live<S: MediatorStorage>(mut socket: WebSocket, mediator: Arc<Mediator<S>>) {
+    let mut session = Session::default();
+    let mut notifier: Option<(String, Arc<tokio::sync::Notify>)> = None;
+    loop {
+        if notifier.is_none() && session.live {
+            if let Some(client) = session.client.clone() {
+                notifier = Some((client.clone(), mediator.live_notifier(&client)));
+            }
+        }
+        let wake = notifier.as_ref().map(|(_, n)| n.clone());
+        let notified = async move {
+            match wake {
+                Some(n) => n.notified_owned().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(notified);
+        // Register interest before looking at the queue, so no forward slips in between.
+        let woke = futures_poll_once(notified.as_mut()).await.is_some();
+        match mediator.live_delivery(&mut session).await {
+            Ok(Some(delivery)) => {
+                if socket.send(WsMessage::Text(delivery.into())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(refusal) => tracing::warn!(reason = %refusal, "live delivery failed"),
+        }
+        if woke {
+            // Already notified (and so finished): look at the queue again with a fresh waiter.
+            continue;
+        }
+        tokio::select! {
+            frame = socket.recv() => {
+                let text = match frame {
+                    Some(Ok(WsMessage::Text(text))) => text.to_string(),
+                    Some(Ok(WsMessage::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
+                        Ok(text) => text,
+                        Err(_) => {
+                            let answer = problem_json("e.p.msg.unreadable", "the frame is not UTF-8");
+                            if socket.send(WsMessage::Text(answer.to_string().into())).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                    },
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                };
+                let answer = match mediator.handle_in(&text, Some(&mut session)).await {
+                    Ok(Outcome::Reply(packed)) => Some(packed),
+                    Ok(Outcome::Accepted) => None,
+                    Err(refusal) => Some(problem_json(refusal.problem_code(), &refusal.to_string()).to_string()),
+                };
+                if let Some(answer) = answer {
+                    if socket.send(WsMessage::Text(answer.into())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            _ = &mut notified => {}
+        }
+    }
+    if let Some((client, notifier)) = notifier {
+        mediator.release_notifier(&client, notifier);
+    }
+}
+
+/// Polls a future once (to register a `Notified` waiter) without waiting for it.
+async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+    let mut future = future;
+    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut future).poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 fn uuid_like() -> String {

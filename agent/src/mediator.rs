@@ -2,7 +2,11 @@
 //! Coordinate Mediation 3.0, Pickup 3.0, Trust Ping 2.0, Discover Features 2.0 and Report
 //! Problem 2.0. Envelopes are `wallet-core`'s; the agent has no envelope code of its own.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
 use serde_json::{json, Value};
+use tokio::sync::Notify;
 use wallet_core::did::{did_of, Resolver};
 use wallet_core::didcomm::{
     Attachment, DidComm, DidCommError, Forward, Message, Unpacked, FORWARD_TYPE,
@@ -101,12 +105,24 @@ impl Refusal {
     }
 }
 
+/// A live connection (Pickup 3.0 live mode): which client it authenticated as, whether it
+/// asked for live delivery, and which queued messages it was already sent (they stay queued
+/// until acknowledged, but are not pushed twice on the same connection).
+#[derive(Debug, Default)]
+pub struct Session {
+    pub client: Option<String>,
+    pub live: bool,
+    sent: HashSet<String>,
+}
+
 /// The mediator: its identity, envelopes and storage.
 pub struct Mediator<S> {
     did: String,
     didcomm: DidComm<Resolver>,
     storage: S,
     limits: Limits,
+    /// Wakes the live connections of a client when a forward for it is queued.
+    live: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 fn reply_to(request: &Message, type_: &str, body: Value) -> Message {
@@ -128,7 +144,71 @@ impl<S: MediatorStorage> Mediator<S> {
             didcomm,
             storage,
             limits,
+            live: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The notifier a live connection of `client` waits on.
+    pub fn live_notifier(&self, client: &str) -> Arc<Notify> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(client.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// How many clients have a live notifier registered.
+    pub fn live_clients(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Forgets a client's notifier when its last live connection closed.
+    pub fn release_notifier(&self, client: &str, notifier: Arc<Notify>) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: the map's and the caller's.
+        if Arc::strong_count(&notifier) <= 2 {
+            live.remove(client);
+        }
+    }
+
+    /// For a live session: the next `delivery` of queued messages not yet pushed on it,
+    /// packed for its client; `None` when there is nothing new.
+    pub async fn live_delivery(&self, session: &mut Session) -> Result<Option<String>, Refusal> {
+        let (Some(client), true) = (session.client.clone(), session.live) else {
+            return Ok(None);
+        };
+        let mut attachments = Vec::new();
+        for recipient in self.storage.recipients(&client).await? {
+            let room = self.limits.max_delivery - attachments.len();
+            if room == 0 {
+                break;
+            }
+            let waiting = self
+                .storage
+                .peek(&recipient, room + session.sent.len())
+                .await?;
+            for queued in waiting {
+                if attachments.len() == self.limits.max_delivery {
+                    break;
+                }
+                if session.sent.insert(queued.id.clone()) {
+                    attachments.push(delivery_attachment(queued));
+                }
+            }
+        }
+        if attachments.is_empty() {
+            return Ok(None);
+        }
+        let mut delivery = Message::new(DELIVERY, json!({}))
+            .from(self.did.clone())
+            .to([client.clone()]);
+        delivery.attachments = attachments;
+        Ok(Some(
+            self.didcomm
+                .pack_authcrypt(&delivery, &self.did, &[&client], false)
+                .await?,
+        ))
     }
 
     pub fn did(&self) -> &str {
@@ -142,6 +222,16 @@ impl<S: MediatorStorage> Mediator<S> {
     /// Handles one inbound envelope. `Reply` carries the packed answer when the protocol has
     /// one (the sender is expected to have asked for `return_route`).
     pub async fn handle(&self, envelope: &str) -> Result<Outcome, Refusal> {
+        self.handle_in(envelope, None).await
+    }
+
+    /// Handles one envelope that arrived on a live connection (`session`) or over plain HTTP
+    /// (`None`), where live delivery cannot be switched on.
+    pub async fn handle_in(
+        &self,
+        envelope: &str,
+        session: Option<&mut Session>,
+    ) -> Result<Outcome, Refusal> {
         let Unpacked { message, metadata } = self.didcomm.unpack(envelope).await?;
         if message.type_ == FORWARD_TYPE {
             return self.forward(&message).await;
@@ -178,14 +268,37 @@ impl<S: MediatorStorage> Mediator<S> {
             }
             DELIVERY_REQUEST => self.delivery(&sender, &message).await?,
             MESSAGES_RECEIVED => self.messages_received(&sender, &message).await?,
-            LIVE_DELIVERY_CHANGE => reply_to(
-                &message,
-                PROBLEM_REPORT,
-                json!({
-                    "code": "e.m.live-mode-not-supported",
-                    "comment": "live delivery is offered over the WebSocket endpoint only",
-                }),
-            ),
+            LIVE_DELIVERY_CHANGE => match session {
+                Some(session) => {
+                    self.require_grant(&sender).await?;
+                    let live = message
+                        .body
+                        .get("live_delivery")
+                        .and_then(Value::as_bool)
+                        .ok_or_else(|| {
+                            Refusal::BadRequest("live-delivery-change needs live_delivery".into())
+                        })?;
+                    if session.client.as_deref().is_some_and(|c| c != sender) {
+                        return Err(Refusal::BadRequest(
+                            "this connection belongs to another client".into(),
+                        ));
+                    }
+                    session.client = Some(sender.clone());
+                    session.live = live;
+                    session.sent.clear();
+                    let mut status = self.status(&sender, &message, None).await?;
+                    status.body["live_delivery"] = json!(live);
+                    status
+                }
+                None => reply_to(
+                    &message,
+                    PROBLEM_REPORT,
+                    json!({
+                        "code": "e.m.live-mode-not-supported",
+                        "comment": "live delivery is offered over the WebSocket endpoint /ws only",
+                    }),
+                ),
+            },
             PING => {
                 let wanted = message
                     .body
@@ -230,9 +343,9 @@ impl<S: MediatorStorage> Mediator<S> {
     async fn forward(&self, message: &Message) -> Result<Outcome, Refusal> {
         let forward = Forward::parse(message)?;
         let recipient = did_of(&forward.next).to_string();
-        if self.storage.client_of(&recipient).await?.is_none() {
+        let Some(client) = self.storage.client_of(&recipient).await? else {
             return Err(Refusal::UnknownRecipient(recipient));
-        }
+        };
         let queued = self
             .storage
             .enqueue(
@@ -242,6 +355,16 @@ impl<S: MediatorStorage> Mediator<S> {
             )
             .await?;
         tracing::debug!(recipient = %recipient, id = %queued.id, "forward queued");
+        // Wake the client's live connections, if it has any open.
+        let notifier = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&client)
+            .cloned();
+        if let Some(notifier) = notifier {
+            notifier.notify_waiters();
+        }
         Ok(Outcome::Accepted)
     }
 
@@ -354,12 +477,7 @@ impl<S: MediatorStorage> Mediator<S> {
                 break;
             }
             for queued in self.storage.peek(&recipient, room).await? {
-                let mut attachment = Attachment::json(Value::Null);
-                attachment.id = Some(queued.id);
-                attachment.media_type = Some(wallet_core::didcomm::ENCRYPTED_TYP.to_string());
-                attachment.data.json = None;
-                attachment.data.base64 = Some(b64u_encode(queued.message.as_bytes()));
-                attachments.push(attachment);
+                attachments.push(delivery_attachment(queued));
             }
         }
         if attachments.is_empty() {
@@ -393,6 +511,16 @@ impl<S: MediatorStorage> Mediator<S> {
         }
         self.status(client, request, None).await
     }
+}
+
+/// A queued message as a delivery attachment: its queue id, base64url of the envelope.
+fn delivery_attachment(queued: crate::storage::QueuedMessage) -> Attachment {
+    let mut attachment = Attachment::json(Value::Null);
+    attachment.id = Some(queued.id);
+    attachment.media_type = Some(wallet_core::didcomm::ENCRYPTED_TYP.to_string());
+    attachment.data.json = None;
+    attachment.data.base64 = Some(b64u_encode(queued.message.as_bytes()));
+    attachment
 }
 
 /// Discover Features 2.0: answer `protocol` queries against [`PROTOCOLS`] (`*` wildcards).

@@ -180,3 +180,119 @@ async fn recipients_can_be_queried_and_removed() {
     assert_eq!(update.message.body["updated"][0]["result"], "success");
     assert_eq!(Issuer::new().send_to(&agent, &phone.did, 1).await, 404);
 }
+
+/// A phone with the app open: live mode over a real WebSocket.
+#[tokio::test]
+async fn live_mode_pushes_messages_at_once_over_a_websocket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    phone.connect(&agent).await;
+    let issuer = Issuer::new();
+    // One message waits from while the phone was offline.
+    assert_eq!(issuer.send_to(&agent, &phone.did, 0).await, 202);
+
+    let ws_url = format!("{}/ws", agent.url.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let live_on = phone
+        .pack_request(
+            &agent,
+            mediator::LIVE_DELIVERY_CHANGE,
+            json!({"live_delivery": true}),
+        )
+        .await;
+    socket.send(Frame::Text(live_on.into())).await.unwrap();
+
+    // Frames are DIDComm messages; read them with a bound on the wait.
+    async fn next_message(
+        phone: &Phone,
+        socket: &mut (impl StreamExt<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>>
+                  + Unpin),
+    ) -> wallet_core::didcomm::Message {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame arrives within 10 s")
+            .unwrap()
+            .unwrap();
+        let text = frame.into_text().unwrap();
+        phone
+            .didcomm
+            .unpack(&text)
+            .await
+            .expect("frames unpack")
+            .message
+    }
+
+    let mut contents = Vec::new();
+    let mut ids = Vec::new();
+    let mut statuses = 0;
+    while contents.is_empty() || statuses == 0 {
+        let message = next_message(&phone, &mut socket).await;
+        match message.type_.as_str() {
+            mediator::STATUS => {
+                assert_eq!(message.body["live_delivery"], true);
+                statuses += 1;
+            }
+            mediator::DELIVERY => {
+                for attachment in &message.attachments {
+                    ids.push(attachment.id.clone().unwrap());
+                    let bytes = wallet_core::encoding::b64u_decode(
+                        attachment.data.base64.as_deref().unwrap(),
+                    )
+                    .unwrap();
+                    let inner = phone
+                        .didcomm
+                        .unpack(std::str::from_utf8(&bytes).unwrap())
+                        .await
+                        .unwrap();
+                    contents.push(inner.message.body["content"].clone());
+                }
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        contents,
+        vec![json!("offer 0")],
+        "the waiting message is pushed on switching live on"
+    );
+
+    // A new forward is pushed while the socket is open.
+    assert_eq!(issuer.send_to(&agent, &phone.did, 1).await, 202);
+    let pushed = next_message(&phone, &mut socket).await;
+    assert_eq!(pushed.type_, mediator::DELIVERY);
+    assert_eq!(
+        pushed.attachments.len(),
+        1,
+        "only the new message is pushed"
+    );
+    ids.push(pushed.attachments[0].id.clone().unwrap());
+
+    // Acknowledging over the socket empties the queue.
+    let ack = phone
+        .pack_request(
+            &agent,
+            mediator::MESSAGES_RECEIVED,
+            json!({"message_id_list": ids}),
+        )
+        .await;
+    socket.send(Frame::Text(ack.into())).await.unwrap();
+    let status = next_message(&phone, &mut socket).await;
+    assert_eq!(status.type_, mediator::STATUS);
+    assert_eq!(status.body["message_count"], 0);
+    socket.close(None).await.unwrap();
+    assert_eq!(phone.waiting(&agent).await, 0);
+
+    // Over plain HTTP, live mode is declined with a problem report.
+    let declined = phone
+        .ask(
+            &agent,
+            mediator::LIVE_DELIVERY_CHANGE,
+            json!({"live_delivery": true}),
+        )
+        .await;
+    assert_eq!(declined.message.type_, mediator::PROBLEM_REPORT);
+    assert_eq!(declined.message.body["code"], "e.m.live-mode-not-supported");
+}

@@ -104,16 +104,20 @@ impl Phone {
             .expect("the answer unpacks")
     }
 
-    pub async fn send(&self, agent: &Agent, type_: &str, body: Value) -> reqwest::Response {
+    /// A request to the mediator, authcrypted, asking for answers on the same connection.
+    pub async fn pack_request(&self, agent: &Agent, type_: &str, body: Value) -> String {
         let mut message = Message::new(type_, body)
             .from(self.did.clone())
             .to([agent.did.clone()]);
         message.extra.insert("return_route".into(), json!("all"));
-        let packed = self
-            .didcomm
+        self.didcomm
             .pack_authcrypt(&message, &self.did, &[&agent.did], false)
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    pub async fn send(&self, agent: &Agent, type_: &str, body: Value) -> reqwest::Response {
+        let packed = self.pack_request(agent, type_, body).await;
         agent.post(ENCRYPTED_TYP, packed).await
     }
 
