@@ -22,6 +22,22 @@ pub struct Config {
     /// `LANYARD_QUEUE_CAP`: messages one recipient's queue may hold (default 10000), and
     /// `LANYARD_MAX_DELIVERY`: largest pickup batch (default 100).
     pub limits: Limits,
+    /// `LANYARD_DEEP_LINK_SCHEME`: the app's custom URL scheme for deep links (default
+    /// `lanyard`).
+    pub deep_link_scheme: String,
+    /// `LANYARD_APP_STORE_URL`, `LANYARD_PLAY_STORE_URL`: store links on the invite page.
+    pub app_store_url: Option<String>,
+    pub play_store_url: Option<String>,
+    /// `LANYARD_APPLE_APP_IDS`: comma-separated `TEAMID.bundle.id`s for
+    /// `/.well-known/apple-app-site-association` (universal links to `/i/*`).
+    pub apple_app_ids: Vec<String>,
+    /// `LANYARD_ANDROID_PACKAGE` and `LANYARD_ANDROID_CERT_SHA256` (comma-separated
+    /// fingerprints) for `/.well-known/assetlinks.json` (Android App Links).
+    pub android_package: Option<String>,
+    pub android_cert_sha256: Vec<String>,
+    /// `LANYARD_ADMIN_TOKEN`: bearer token for `/admin/*`; when unset, a random one is kept in
+    /// `<data_dir>/admin.token` (mode 0600).
+    pub admin_token: Option<String>,
 }
 
 impl Default for Config {
@@ -32,6 +48,13 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             max_message_bytes: wallet_core::didcomm::DEFAULT_MAX_MESSAGE_BYTES,
             limits: Limits::default(),
+            deep_link_scheme: "lanyard".to_string(),
+            app_store_url: None,
+            play_store_url: None,
+            apple_app_ids: Vec::new(),
+            android_package: None,
+            android_cert_sha256: Vec::new(),
+            admin_token: None,
         }
     }
 }
@@ -74,6 +97,38 @@ impl Config {
         }
         if let Some(v) = get("LANYARD_MAX_DELIVERY") {
             config.limits.max_delivery = parse("LANYARD_MAX_DELIVERY", &v)?;
+        }
+        if let Some(v) = get("LANYARD_DEEP_LINK_SCHEME") {
+            let valid = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            if !valid {
+                return Err(format!(
+                    "LANYARD_DEEP_LINK_SCHEME={v:?} is not a URL scheme"
+                ));
+            }
+            config.deep_link_scheme = v.to_ascii_lowercase();
+        }
+        config.app_store_url = get("LANYARD_APP_STORE_URL");
+        config.play_store_url = get("LANYARD_PLAY_STORE_URL");
+        let list = |v: Option<String>| -> Vec<String> {
+            v.map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        config.apple_app_ids = list(get("LANYARD_APPLE_APP_IDS"));
+        config.android_package = get("LANYARD_ANDROID_PACKAGE");
+        config.android_cert_sha256 = list(get("LANYARD_ANDROID_CERT_SHA256"));
+        if let Some(token) = get("LANYARD_ADMIN_TOKEN") {
+            if token.len() < 16 {
+                return Err("LANYARD_ADMIN_TOKEN must be at least 16 characters".into());
+            }
+            config.admin_token = Some(token);
         }
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());

@@ -1,6 +1,8 @@
 //! The agent's HTTP surface: the DIDComm endpoint (`POST /didcomm`), live mode over a
 //! WebSocket (`GET /ws`: DIDComm messages as text frames, Pickup 3.0 live delivery),
-//! `/health`, and `GET /mediator` (the mediator's DID and document).
+//! `/health`, `GET /mediator` (the mediator's DID and document), invitations at `/i/{code}`
+//! (JSON, HTML page, QR as PNG and SVG) created through `POST /admin/invitations`, and the
+//! `.well-known` files that let the apps open invite links.
 
 use std::sync::Arc;
 
@@ -15,37 +17,59 @@ use serde_json::json;
 use wallet_core::did::resolve_local;
 use wallet_core::didcomm::{DidCommError, ENCRYPTED_TYP, PROBLEM_REPORT_TYPE, SIGNED_TYP};
 
+use crate::invitations::{self, AppLinks, InvitationError, NewInvitation};
 use crate::mediator::{Mediator, Outcome, Refusal, Session};
 use crate::storage::{MediatorStorage, StorageError};
 
-/// Builds the router over a mediator.
-pub fn router<S: MediatorStorage>(mediator: Arc<Mediator<S>>, max_message_bytes: usize) -> Router {
-    let ws_limit = max_message_bytes;
+/// What the handlers share.
+pub struct AppState<S> {
+    pub mediator: Arc<Mediator<S>>,
+    /// The base URL invite links and the DIDComm endpoint are published under.
+    pub public_url: String,
+    pub links: AppLinks,
+    pub admin_token: zeroize::Zeroizing<String>,
+    pub apple_app_ids: Vec<String>,
+    pub android_package: Option<String>,
+    pub android_cert_sha256: Vec<String>,
+    pub max_message_bytes: usize,
+}
+
+type Shared<S> = State<Arc<AppState<S>>>;
+
+/// Builds the router.
+pub fn router<S: MediatorStorage>(state: Arc<AppState<S>>) -> Router {
+    let max_message_bytes = state.max_message_bytes;
     Router::new()
-        .route(
-            "/ws",
-            get(
-                move |state: State<Arc<Mediator<S>>>, upgrade: WebSocketUpgrade| {
-                    live_upgrade(state, upgrade, ws_limit)
-                },
-            ),
-        )
+        .route("/ws", get(live_upgrade::<S>))
         .route("/health", get(health))
         .route("/mediator", get(mediator_info::<S>))
         .route(
             "/didcomm",
             post(inbound::<S>).layer(DefaultBodyLimit::max(max_message_bytes)),
         )
-        .with_state(mediator)
+        .route(
+            "/admin/invitations",
+            post(create_invitation::<S>).layer(DefaultBodyLimit::max(64 * 1024)),
+        )
+        .route("/i/{code}", get(invitation::<S>))
+        .route("/i/{code}/qr.png", get(invitation_png::<S>))
+        .route("/i/{code}/qr.svg", get(invitation_svg::<S>))
+        .route(
+            "/.well-known/apple-app-site-association",
+            get(apple_app_site_association::<S>),
+        )
+        .route("/.well-known/assetlinks.json", get(assetlinks::<S>))
+        .with_state(state)
 }
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn mediator_info<S: MediatorStorage>(State(mediator): State<Arc<Mediator<S>>>) -> Response {
-    match resolve_local(mediator.did()) {
-        Ok(doc) => Json(json!({ "did": mediator.did(), "didDocument": doc })).into_response(),
+async fn mediator_info<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+    let did = state.mediator.did();
+    match resolve_local(did) {
+        Ok(doc) => Json(json!({ "did": did, "didDocument": doc })).into_response(),
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, "e.p.me", &e.to_string()),
     }
 }
@@ -65,12 +89,12 @@ fn problem(status: StatusCode, code: &str, comment: &str) -> Response {
 }
 
 async fn live_upgrade<S: MediatorStorage>(
-    State(mediator): State<Arc<Mediator<S>>>,
+    State(state): Shared<S>,
     upgrade: WebSocketUpgrade,
-    max_message_bytes: usize,
 ) -> Response {
+    let mediator = state.mediator.clone();
     upgrade
-        .max_message_size(max_message_bytes)
+        .max_message_size(state.max_message_bytes)
         .on_upgrade(move |socket| live(socket, mediator))
 }
 
@@ -173,10 +197,11 @@ fn status_of(refusal: &Refusal) -> StatusCode {
 }
 
 async fn inbound<S: MediatorStorage>(
-    State(mediator): State<Arc<Mediator<S>>>,
+    State(state): Shared<S>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mediator = &state.mediator;
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -216,4 +241,208 @@ async fn inbound<S: MediatorStorage>(
             problem(status, refusal.problem_code(), &refusal.to_string())
         }
     }
+}
+
+/// Whether the request carries the admin bearer token (compared in constant time).
+fn authorised<S>(state: &AppState<S>, headers: &HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(state.admin_token.as_bytes()))
+}
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+async fn create_invitation<S: MediatorStorage>(
+    State(state): Shared<S>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorised(&state, &headers) {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong admin bearer token",
+        );
+    }
+    let mut request: NewInvitation = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()),
+    };
+    if request.from.is_empty() {
+        request.from = state.mediator.did().to_string();
+    }
+    let record = match request.build() {
+        Ok(record) => record,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_invitation",
+                &e.to_string(),
+            )
+        }
+    };
+    if let Err(e) = state.mediator.storage().put_invitation(&record).await {
+        return api_error(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string());
+    }
+    let short_url = record.short_url(&state.public_url);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "data": {
+            "code": record.code,
+            "url": short_url,
+            "oobUrl": record.oob_url(&state.public_url),
+            "deepLink": record.deep_link(&state.links.scheme),
+            "qrPng": format!("{short_url}/qr.png"),
+            "qrSvg": format!("{short_url}/qr.svg"),
+            "invitation": record.message,
+        }})),
+    )
+        .into_response()
+}
+
+/// The invitation behind a code, or the answer that says why not.
+async fn lookup<S: MediatorStorage>(
+    state: &AppState<S>,
+    code: &str,
+) -> Result<invitations::InvitationRecord, Response> {
+    if !invitations::valid_code(code) {
+        let error = InvitationError::Unknown(code.chars().take(40).collect());
+        return Err(api_error(
+            StatusCode::NOT_FOUND,
+            "unknown_invitation",
+            &error.to_string(),
+        ));
+    }
+    let record = match state.mediator.storage().invitation(code).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            let error = InvitationError::Unknown(code.to_string());
+            return Err(api_error(
+                StatusCode::NOT_FOUND,
+                "unknown_invitation",
+                &error.to_string(),
+            ));
+        }
+        Err(e) => {
+            return Err(api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                &e.to_string(),
+            ))
+        }
+    };
+    if let Err(e) = record.check() {
+        let code = match e {
+            InvitationError::Expired(_) => "invitation_expired",
+            _ => "invitation_used",
+        };
+        return Err(api_error(StatusCode::GONE, code, &e.to_string()));
+    }
+    Ok(record)
+}
+
+async fn invitation<S: MediatorStorage>(
+    State(state): Shared<S>,
+    axum::extract::Path(code): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let record = match lookup(&state, &code).await {
+        Ok(record) => record,
+        Err(response) => return response,
+    };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json") || v.contains("didcomm"));
+    if wants_json {
+        return Json(&record.message).into_response();
+    }
+    let short_url = record.short_url(&state.public_url);
+    match invitations::page(&record, &short_url, &state.links) {
+        Ok(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
+    }
+}
+
+async fn invitation_png<S: MediatorStorage>(
+    State(state): Shared<S>,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Response {
+    let record = match lookup(&state, &code).await {
+        Ok(record) => record,
+        Err(response) => return response,
+    };
+    match invitations::qr_png(&record.short_url(&state.public_url), 8) {
+        Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
+    }
+}
+
+async fn invitation_svg<S: MediatorStorage>(
+    State(state): Shared<S>,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Response {
+    let record = match lookup(&state, &code).await {
+        Ok(record) => record,
+        Err(response) => return response,
+    };
+    match invitations::qr_svg(&record.short_url(&state.public_url)) {
+        Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
+    }
+}
+
+async fn apple_app_site_association<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+    if state.apple_app_ids.is_empty() {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "LANYARD_APPLE_APP_IDS is not set",
+        );
+    }
+    Json(json!({
+        "applinks": {
+            "details": [{
+                "appIDs": state.apple_app_ids,
+                "components": [{ "/": "/i/*", "comment": "Lanyard invitations" }],
+            }],
+        },
+    }))
+    .into_response()
+}
+
+async fn assetlinks<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+    let Some(package) = &state.android_package else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "LANYARD_ANDROID_PACKAGE is not set",
+        );
+    };
+    Json(json!([{
+        "relation": ["delegate_permission/common.handle_all_urls"],
+        "target": {
+            "namespace": "android_app",
+            "package_name": package,
+            "sha256_cert_fingerprints": state.android_cert_sha256,
+        },
+    }]))
+    .into_response()
 }

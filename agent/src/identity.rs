@@ -130,3 +130,20 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Strin
     });
     Ok(Identity { did, keys })
 }
+
+/// The admin bearer token kept in `<data_dir>/admin.token`, created (random, mode 0600) on
+/// first use.
+pub fn admin_token(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join("admin.token");
+    if path.exists() {
+        let token =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(token.trim().to_string());
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let mut bytes = [0u8; 24];
+    OsRng.fill_bytes(&mut bytes);
+    let token = wallet_core::encoding::b64u_encode(bytes);
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
+}

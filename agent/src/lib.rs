@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod invitations;
 pub mod mediator;
 pub mod storage;
 
@@ -60,7 +61,25 @@ pub async fn start(config: Config) -> Result<Running, String> {
         storage,
         config.limits.clone(),
     ));
-    let app = http::router(mediator, config.max_message_bytes);
+    let admin_token = match &config.admin_token {
+        Some(token) => token.clone(),
+        None => identity::admin_token(&config.data_dir)?,
+    };
+    let state = Arc::new(http::AppState {
+        mediator,
+        public_url: public_url.clone(),
+        links: invitations::AppLinks {
+            scheme: config.deep_link_scheme.clone(),
+            app_store_url: config.app_store_url.clone(),
+            play_store_url: config.play_store_url.clone(),
+        },
+        admin_token: zeroize::Zeroizing::new(admin_token),
+        apple_app_ids: config.apple_app_ids.clone(),
+        android_package: config.android_package.clone(),
+        android_cert_sha256: config.android_cert_sha256.clone(),
+        max_message_bytes: config.max_message_bytes,
+    });
+    let app = http::router(state);
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -239,6 +239,16 @@ impl<S: MediatorStorage> Mediator<S> {
         let Some(sender) = metadata.authcrypt_sender().map(did_of).map(str::to_string) else {
             return Err(Refusal::Unauthenticated("this message"));
         };
+        // The first message that answers a single-use invitation of the mediator spends it.
+        if let Some(pthid) = &message.pthid {
+            if self
+                .storage
+                .use_invitation(pthid, wallet_core::didcomm::now())
+                .await?
+            {
+                tracing::info!(invitation = %pthid, client = %sender, "invitation used");
+            }
+        }
         let reply = match message.type_.as_str() {
             MEDIATE_REQUEST => {
                 self.storage.grant(&sender).await?;

@@ -11,6 +11,8 @@ use std::future::Future;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::invitations::InvitationRecord;
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
@@ -90,6 +92,22 @@ pub trait MediatorStorage: Send + Sync + 'static {
         recipient: &str,
         ids: &[String],
     ) -> impl Future<Output = Result<usize, StorageError>> + Send;
+    /// Stores an invitation under its code, durably.
+    fn put_invitation(
+        &self,
+        record: &InvitationRecord,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    fn invitation(
+        &self,
+        code: &str,
+    ) -> impl Future<Output = Result<Option<InvitationRecord>, StorageError>> + Send;
+    /// Marks the single-use invitation whose message id is `invitation_id` used, once: true
+    /// when this call used it; false when it was already used, is multi-use, or unknown.
+    fn use_invitation(
+        &self,
+        invitation_id: &str,
+        at: u64,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 }
 
 /// The outcome of a recipient update, in Coordinate Mediation 3.0's words.
@@ -108,6 +126,9 @@ pub struct SledStorage {
     recipients: sled::Tree,
     queue: sled::Tree,
     counts: sled::Tree,
+    invitations: sled::Tree,
+    /// Invitation message id → code.
+    invitation_ids: sled::Tree,
 }
 
 fn recipient_prefix(recipient: &str) -> [u8; 32] {
@@ -140,6 +161,8 @@ impl SledStorage {
             recipients: db.open_tree("recipients")?,
             queue: db.open_tree("queue")?,
             counts: db.open_tree("counts")?,
+            invitations: db.open_tree("invitations")?,
+            invitation_ids: db.open_tree("invitation_ids")?,
             db,
         })
     }
@@ -327,5 +350,44 @@ impl MediatorStorage for SledStorage {
         }))?;
         self.durable().await?;
         Ok(removed as usize)
+    }
+
+    async fn put_invitation(&self, record: &InvitationRecord) -> Result<(), StorageError> {
+        let value = serde_json::to_vec(record).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        self.invitations.insert(record.code.as_bytes(), value)?;
+        self.invitation_ids
+            .insert(record.message.id.as_bytes(), record.code.as_bytes())?;
+        self.durable().await
+    }
+
+    async fn invitation(&self, code: &str) -> Result<Option<InvitationRecord>, StorageError> {
+        self.invitations
+            .get(code.as_bytes())?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| StorageError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn use_invitation(&self, invitation_id: &str, at: u64) -> Result<bool, StorageError> {
+        let Some(code) = self.invitation_ids.get(invitation_id.as_bytes())? else {
+            return Ok(false);
+        };
+        let code = code.as_ref();
+        let mut used_now = false;
+        // The closure may run again if another writer raced us; only its last run counts. It
+        // never returns None, which would delete the record.
+        self.invitations.fetch_and_update(code, |current| {
+            used_now = false;
+            let current = current?;
+            let Ok(mut record) = serde_json::from_slice::<InvitationRecord>(current) else {
+                return Some(current.to_vec());
+            };
+            if record.single_use && record.used_at.is_none() {
+                record.used_at = Some(at);
+                used_now = true;
+            }
+            Some(serde_json::to_vec(&record).unwrap_or_else(|_| current.to_vec()))
+        })?;
+        self.durable().await?;
+        Ok(used_now)
     }
 }

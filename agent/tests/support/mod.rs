@@ -14,6 +14,9 @@ use wallet_core::didcomm::{DidComm, Message, Unpacked, ENCRYPTED_TYP};
 use wallet_core::encoding::b64u_decode;
 use wallet_core::keys::{KeyRing, KeyType};
 
+/// The admin token the in-process agents are started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// A running agent on a loopback port with its own data folder.
 pub struct Agent {
     running: Option<agent::Running>,
@@ -29,6 +32,11 @@ impl Agent {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_path_buf(),
             limits,
+            admin_token: Some(ADMIN_TOKEN.to_string()),
+            deep_link_scheme: "lanyard".to_string(),
+            apple_app_ids: vec!["TEAM123456.app.lanyard.wallet".to_string()],
+            android_package: Some("app.lanyard.wallet".to_string()),
+            android_cert_sha256: vec!["AB:CD:EF".to_string()],
             ..Config::default()
         };
         let running = agent::start(config).await.expect("the agent starts");

@@ -1,0 +1,377 @@
+//! Out-of-Band 2.0 invitations (DIDComm Messaging v2.1 §"Out Of Band Messages") hosted at
+//! short URLs `<public_url>/i/<code>`: the invitation as JSON for wallets, an HTML page with
+//! its QR code for people, the QR alone as PNG and SVG, and a custom-scheme deep link.
+//! Invitations may expire and may be single use; a spent or expired code says so.
+
+use std::io::Write as _;
+
+use qrcode::{Color, EcLevel, QrCode};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use wallet_core::didcomm::{now, Attachment, Message};
+use wallet_core::encoding::b64u_encode;
+
+/// The OOB 2.0 invitation message type.
+pub const OOB_INVITATION: &str = "https://didcomm.org/out-of-band/2.0/invitation";
+
+/// What to invite with.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    /// The inviter's DID (`from`); the mediator's own when empty.
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub goal_code: Option<String>,
+    #[serde(default)]
+    pub goal: Option<String>,
+    /// The inviter's name, shown on the invite page and in the wallet.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Messages to attach (e.g. a credential offer or a presentation request).
+    #[serde(default)]
+    pub attachments: Vec<Value>,
+    /// Seconds since the epoch after which the invitation is refused.
+    #[serde(default)]
+    pub expires_time: Option<u64>,
+    #[serde(default)]
+    pub single_use: bool,
+}
+
+/// A stored invitation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvitationRecord {
+    pub code: String,
+    pub message: Message,
+    pub label: Option<String>,
+    pub single_use: bool,
+    pub used_at: Option<u64>,
+    pub created_at: u64,
+}
+
+/// Why an invitation cannot be given out.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvitationError {
+    #[error("no invitation has the code {0:?}")]
+    Unknown(String),
+    #[error("the invitation expired at {}", rfc3339(*.0))]
+    Expired(u64),
+    #[error("the invitation was already used at {}", rfc3339(*.0))]
+    Used(u64),
+    #[error("invalid invitation: {0}")]
+    Invalid(String),
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A short code: 12 characters of base64url from 72 random bits.
+pub fn new_code() -> String {
+    let mut bytes = [0u8; 9];
+    OsRng.fill_bytes(&mut bytes);
+    b64u_encode(bytes)
+}
+
+/// Whether `code` could be one of ours (refuses path tricks before any lookup).
+pub fn valid_code(code: &str) -> bool {
+    code.len() == 12
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl NewInvitation {
+    /// Validates and builds the invitation message.
+    pub fn build(&self) -> Result<InvitationRecord, InvitationError> {
+        if !self.from.starts_with("did:") {
+            return Err(InvitationError::Invalid(format!(
+                "from {:?} is not a DID",
+                self.from
+            )));
+        }
+        if let Some(at) = self.expires_time {
+            if at <= now() {
+                return Err(InvitationError::Invalid(format!(
+                    "expires_time {} is in the past",
+                    rfc3339(at)
+                )));
+            }
+        }
+        if self.attachments.len() > 8 {
+            return Err(InvitationError::Invalid("more than 8 attachments".into()));
+        }
+        let mut body = json!({ "accept": ["didcomm/v2"] });
+        if let Some(goal_code) = &self.goal_code {
+            body["goal_code"] = json!(goal_code);
+        }
+        if let Some(goal) = &self.goal {
+            body["goal"] = json!(goal);
+        }
+        let mut message = Message::new(OOB_INVITATION, body).from(self.from.clone());
+        message.typ = None;
+        message.expires_time = self.expires_time;
+        if let Some(label) = &self.label {
+            message.extra.insert("label".into(), json!(label));
+        }
+        for attachment in &self.attachments {
+            if !attachment.is_object() {
+                return Err(InvitationError::Invalid(
+                    "each attachment is a JSON message".into(),
+                ));
+            }
+            message = message.attachment(Attachment::json(attachment.clone()));
+        }
+        Ok(InvitationRecord {
+            code: new_code(),
+            message,
+            label: self.label.clone(),
+            single_use: self.single_use,
+            used_at: None,
+            created_at: now(),
+        })
+    }
+}
+
+impl InvitationRecord {
+    /// Whether it may be handed out now.
+    pub fn check(&self) -> Result<(), InvitationError> {
+        if let Some(used_at) = self.used_at {
+            return Err(InvitationError::Used(used_at));
+        }
+        if let Some(at) = self.message.expires_time {
+            if at <= now() {
+                return Err(InvitationError::Expired(at));
+            }
+        }
+        Ok(())
+    }
+
+    /// `<base>?_oob=<base64url(json)>`, the spec's invitation URL form.
+    pub fn oob_url(&self, base: &str) -> String {
+        format!("{base}?_oob={}", b64u_encode(self.message.to_json()))
+    }
+
+    /// The short URL.
+    pub fn short_url(&self, public_url: &str) -> String {
+        format!("{public_url}/i/{}", self.code)
+    }
+
+    /// The app's custom-scheme link carrying the whole invitation.
+    pub fn deep_link(&self, scheme: &str) -> String {
+        self.oob_url(&format!("{scheme}://oob"))
+    }
+}
+
+/// The QR code of `text` (error correction M).
+fn qr(text: &str) -> Result<QrCode, InvitationError> {
+    QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
+        .map_err(|e| InvitationError::Invalid(format!("cannot encode a QR code: {e}")))
+}
+
+/// The QR code of `text` as SVG.
+pub fn qr_svg(text: &str) -> Result<String, InvitationError> {
+    Ok(qr(text)?
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(256, 256)
+        .quiet_zone(true)
+        .build())
+}
+
+/// The QR code of `text` as a grayscale PNG, `scale` pixels per module, 4-module quiet zone.
+pub fn qr_png(text: &str, scale: usize) -> Result<Vec<u8>, InvitationError> {
+    let code = qr(text)?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let quiet = 4;
+    let side = (modules + 2 * quiet) * scale;
+    let mut pixels = vec![255u8; side * side];
+    for (i, color) in colors.iter().enumerate() {
+        if *color == Color::Dark {
+            let (mx, my) = (i % modules + quiet, i / modules + quiet);
+            for y in my * scale..(my + 1) * scale {
+                pixels[y * side + mx * scale..y * side + (mx + 1) * scale].fill(0);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, side as u32, side as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| InvitationError::Invalid(e.to_string()))?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| InvitationError::Invalid(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Where to get the app, shown on the invite page.
+#[derive(Clone, Debug, Default)]
+pub struct AppLinks {
+    pub scheme: String,
+    pub app_store_url: Option<String>,
+    pub play_store_url: Option<String>,
+}
+
+/// The page a person sees when opening the short URL in a browser.
+pub fn page(
+    record: &InvitationRecord,
+    short_url: &str,
+    links: &AppLinks,
+) -> Result<String, InvitationError> {
+    let svg = qr_svg(short_url)?;
+    let inviter = record.label.as_deref().unwrap_or("An organisation");
+    let goal = record
+        .message
+        .body
+        .get("goal")
+        .and_then(Value::as_str)
+        .map(|g| format!("<p class=\"goal\">{}</p>", escape(g)))
+        .unwrap_or_default();
+    let mut stores = String::new();
+    if let Some(url) = &links.app_store_url {
+        stores.push_str(&format!(
+            "<a href=\"{}\">Download on the App Store</a> ",
+            escape(url)
+        ));
+    }
+    if let Some(url) = &links.play_store_url {
+        stores.push_str(&format!(
+            "<a href=\"{}\">Get it on Google Play</a>",
+            escape(url)
+        ));
+    }
+    let expiry = record
+        .message
+        .expires_time
+        .map(|at| format!("<p>This invitation expires at {}.</p>", rfc3339(at)))
+        .unwrap_or_default();
+    let mut html = Vec::new();
+    write!(
+        html,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{inviter} invites you to Lanyard</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 32rem; margin: 2rem auto; padding: 0 1rem; color: #1b1f24; }}
+.qr svg {{ width: 16rem; height: 16rem; }}
+.open {{ display: inline-block; padding: .75rem 1.25rem; background: #0b5fff; color: #fff; border-radius: .5rem; text-decoration: none; }}
+.link {{ word-break: break-all; font-size: .85rem; color: #57606a; }}
+</style></head>
+<body>
+<h1>{inviter} invites you to connect</h1>
+{goal}
+<p>Scan this code with the Lanyard app on your phone:</p>
+<div class="qr" role="img" aria-label="QR code of the invitation">{svg}</div>
+<p>On your phone already? <a class="open" href="{deep_link}">Open in Lanyard</a></p>
+<p>No app yet? {stores}</p>
+{expiry}
+<p class="link">{short_url}</p>
+</body></html>"#,
+        inviter = escape(inviter),
+        deep_link = escape(&record.deep_link(&links.scheme)),
+        short_url = escape(short_url),
+    )
+    .map_err(|e| InvitationError::Invalid(e.to_string()))?;
+    String::from_utf8(html).map_err(|e| InvitationError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_516_269_022), "2018-01-18T09:50:22Z");
+        assert_eq!(rfc3339(1_795_478_400), "2026-11-24T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn codes_are_short_and_checked() {
+        let code = new_code();
+        assert!(valid_code(&code), "{code}");
+        for bad in ["", "../../etc/pa", "abc", "abcdefghijk!", "abcdefghijklm"] {
+            assert!(!valid_code(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        let record = NewInvitation {
+            from: "did:example:org".into(),
+            label: Some("<script>alert(1)</script>".into()),
+            goal: Some("\"quoted\" & <b>".into()),
+            ..NewInvitation::default()
+        }
+        .build()
+        .unwrap();
+        let html = page(
+            &record,
+            "http://x/i/abc",
+            &AppLinks {
+                scheme: "lanyard".into(),
+                ..AppLinks::default()
+            },
+        )
+        .unwrap();
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("&quot;quoted&quot; &amp; &lt;b&gt;"));
+    }
+
+    #[test]
+    fn past_expiry_and_non_dids_are_refused() {
+        let past = NewInvitation {
+            from: "did:example:org".into(),
+            expires_time: Some(1),
+            ..NewInvitation::default()
+        };
+        assert!(matches!(past.build(), Err(InvitationError::Invalid(_))));
+        let not_did = NewInvitation {
+            from: "mailto:x".into(),
+            ..NewInvitation::default()
+        };
+        assert!(matches!(not_did.build(), Err(InvitationError::Invalid(_))));
+    }
+}
