@@ -42,6 +42,7 @@ pub fn router<S: MediatorStorage>(state: Arc<AppState<S>>) -> Router {
     Router::new()
         .route("/ws", get(live_upgrade::<S>))
         .route("/health", get(health))
+        .route("/metrics", get(metrics::<S>))
         .route("/mediator", get(mediator_info::<S>))
         .route(
             "/didcomm",
@@ -60,6 +61,21 @@ pub fn router<S: MediatorStorage>(state: Arc<AppState<S>>) -> Router {
         )
         .route("/.well-known/assetlinks.json", get(assetlinks::<S>))
         .with_state(state)
+}
+
+async fn metrics<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+    let metrics = state.mediator.metrics();
+    if let Ok(total) = state.mediator.storage().queued_total().await {
+        metrics.queue_depth.set(total as i64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -102,6 +118,7 @@ async fn live_upgrade<S: MediatorStorage>(
 /// `return_route: all`; once the client switched live delivery on, queued messages are
 /// pushed as `delivery` frames, at once and whenever a forward for the client arrives.
 async fn live<S: MediatorStorage>(mut socket: WebSocket, mediator: Arc<Mediator<S>>) {
+    mediator.metrics().live_connections.inc();
     let mut session = Session::default();
     let mut notifier: Option<(String, Arc<tokio::sync::Notify>)> = None;
     loop {
@@ -152,9 +169,17 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, mediator: Arc<Mediator<
                     Some(Ok(_)) => continue,
                 };
                 let answer = match mediator.handle_in(&text, Some(&mut session)).await {
-                    Ok(Outcome::Reply(packed)) => Some(packed),
-                    Ok(Outcome::Accepted) => None,
-                    Err(refusal) => Some(problem_json(refusal.problem_code(), &refusal.to_string()).to_string()),
+                    Ok(outcome) => {
+                        let _ = mediator.metrics().messages_in.inc();
+                        match outcome {
+                            Outcome::Reply(packed) => Some(packed),
+                            Outcome::Accepted => None,
+                        }
+                    }
+                    Err(refusal) => {
+                        mediator.metrics().refused(refusal.problem_code());
+                        Some(problem_json(refusal.problem_code(), &refusal.to_string()).to_string())
+                    }
                 };
                 if let Some(answer) = answer {
                     if socket.send(WsMessage::Text(answer.into())).await.is_err() {
@@ -168,6 +193,7 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, mediator: Arc<Mediator<
     if let Some((client, notifier)) = notifier {
         mediator.release_notifier(&client, notifier);
     }
+    mediator.metrics().live_connections.dec();
 }
 
 /// Polls a future once (to register a `Notified` waiter) without waiting for it.
@@ -227,7 +253,14 @@ async fn inbound<S: MediatorStorage>(
             "the body is not UTF-8",
         );
     };
-    match mediator.handle(text).await {
+    let outcome = mediator.handle(text).await;
+    match &outcome {
+        Ok(_) => {
+            mediator.metrics().messages_in.inc();
+        }
+        Err(refusal) => mediator.metrics().refused(refusal.problem_code()),
+    }
+    match outcome {
         Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
         Ok(Outcome::Reply(packed)) => (
             StatusCode::OK,

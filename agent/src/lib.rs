@@ -7,6 +7,7 @@ pub mod http;
 pub mod identity;
 pub mod invitations;
 pub mod mediator;
+pub mod metrics;
 pub mod storage;
 
 use std::net::SocketAddr;

@@ -13,6 +13,7 @@ use wallet_core::didcomm::{
 };
 use wallet_core::encoding::b64u_encode;
 
+use crate::metrics::Metrics;
 use crate::storage::{MediatorStorage, RecipientUpdate, StorageError};
 
 pub const MEDIATE_REQUEST: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-request";
@@ -123,6 +124,7 @@ pub struct Mediator<S> {
     limits: Limits,
     /// Wakes the live connections of a client when a forward for it is queued.
     live: Mutex<HashMap<String, Arc<Notify>>>,
+    metrics: Arc<Metrics>,
 }
 
 fn reply_to(request: &Message, type_: &str, body: Value) -> Message {
@@ -145,7 +147,12 @@ impl<S: MediatorStorage> Mediator<S> {
             storage,
             limits,
             live: Mutex::new(HashMap::new()),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The notifier a live connection of `client` waits on.
@@ -200,6 +207,7 @@ impl<S: MediatorStorage> Mediator<S> {
         if attachments.is_empty() {
             return Ok(None);
         }
+        self.metrics.messages_out.inc_by(attachments.len() as u64);
         let mut delivery = Message::new(DELIVERY, json!({}))
             .from(self.did.clone())
             .to([client.clone()]);
@@ -365,6 +373,7 @@ impl<S: MediatorStorage> Mediator<S> {
             )
             .await?;
         tracing::debug!(recipient = %recipient, id = %queued.id, "forward queued");
+        self.metrics.forwards_queued.inc();
         // Wake the client's live connections, if it has any open.
         let notifier = self
             .live
@@ -497,6 +506,7 @@ impl<S: MediatorStorage> Mediator<S> {
         if let Some(did) = filter {
             body["recipient_did"] = json!(did);
         }
+        self.metrics.messages_out.inc_by(attachments.len() as u64);
         let mut reply = reply_to(request, DELIVERY, body);
         reply.attachments = attachments;
         Ok(reply)

@@ -86,6 +86,8 @@ pub trait MediatorStorage: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<QueuedMessage>, StorageError>> + Send;
     fn count(&self, recipient: &str) -> impl Future<Output = Result<usize, StorageError>> + Send;
+    /// Messages waiting in all queues.
+    fn queued_total(&self) -> impl Future<Output = Result<u64, StorageError>> + Send;
     /// Deletes the acknowledged messages of `recipient`; returns how many existed.
     fn remove(
         &self,
@@ -325,6 +327,14 @@ impl MediatorStorage for SledStorage {
 
     async fn count(&self, recipient: &str) -> Result<usize, StorageError> {
         self.count_now(recipient)
+    }
+
+    async fn queued_total(&self) -> Result<u64, StorageError> {
+        let mut total = 0;
+        for entry in self.counts.iter() {
+            total += decode_count(&entry?.1);
+        }
+        Ok(total)
     }
 
     async fn remove(&self, recipient: &str, ids: &[String]) -> Result<usize, StorageError> {

@@ -70,6 +70,25 @@ async fn a_full_queue_refuses_clearly() {
     assert_eq!(issuer.send_to(&agent, &phone.did, 2).await, 202);
     assert_eq!(issuer.send_to(&agent, &phone.did, 3).await, 429);
     assert_eq!(phone.waiting(&agent).await, 2);
+
+    // The metrics tell the same story.
+    let metrics = reqwest::get(format!("{}/metrics", agent.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "lanyard_forwards_queued_total 2",
+        "lanyard_queue_depth 2",
+        "lanyard_refusals_total{code=\"w.p.msg.queue-full\"} 1",
+        "lanyard_live_connections 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

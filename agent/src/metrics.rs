@@ -1,0 +1,93 @@
+//! Prometheus metrics for `/metrics` (OpenMetrics text): envelopes in, forwards queued,
+//! messages delivered out, live connections, refusals by problem code, and queue depth.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub code: String,
+}
+
+/// The agent's counters and gauges.
+pub struct Metrics {
+    registry: Registry,
+    pub messages_in: Counter,
+    pub forwards_queued: Counter,
+    pub messages_out: Counter,
+    pub live_connections: Gauge,
+    pub queue_depth: Gauge,
+    pub refusals: Family<Reason, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("lanyard");
+        let messages_in = Counter::default();
+        let forwards_queued = Counter::default();
+        let messages_out = Counter::default();
+        let live_connections = Gauge::default();
+        let queue_depth = Gauge::default();
+        let refusals = Family::<Reason, Counter>::default();
+        registry.register(
+            "messages_in",
+            "DIDComm envelopes accepted at the endpoint or over WebSockets",
+            messages_in.clone(),
+        );
+        registry.register(
+            "forwards_queued",
+            "Forwarded messages queued durably for a recipient",
+            forwards_queued.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Queued messages handed to their recipient (pickup or live delivery)",
+            messages_out.clone(),
+        );
+        registry.register(
+            "live_connections",
+            "Open live-mode WebSocket connections",
+            live_connections.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Messages waiting in all recipients' queues",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Inbound messages refused, by Report Problem code",
+            refusals.clone(),
+        );
+        Metrics {
+            registry,
+            messages_in,
+            forwards_queued,
+            messages_out,
+            live_connections,
+            queue_depth,
+            refusals,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn refused(&self, code: &str) {
+        self.refusals
+            .get_or_create(&Reason {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
