@@ -1,0 +1,88 @@
+//! The invite page as a person sees it: headless Chromium (Debian's `chromium`, installed by
+//! `.ci/run`) renders `/i/{code}` to a screenshot kept as a test artifact, and an independent
+//! decoder (`zbarimg` from Debian's `zbar-tools`) reads the QR code in that screenshot, and in
+//! the PNG endpoint, back to the invitation's URL.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use support::{Agent, ADMIN_TOKEN};
+
+fn zbarimg(image: &Path) -> String {
+    let output = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(image)
+        .output()
+        .expect("zbarimg runs (apt-get install zbar-tools; .ci/run installs it)");
+    assert!(
+        output.status.success(),
+        "zbarimg found no QR code in {}: {}",
+        image.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn chromium_shows_the_invite_page_with_a_scannable_qr_code() {
+    let agent = Agent::start(Default::default()).await;
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/admin/invitations", agent.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"label": "Acme Gym", "goal": "Get your membership card"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = created["data"]["url"].as_str().unwrap().to_string();
+
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("invite-page.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let profile = tempfile::tempdir().unwrap();
+    let chromium = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=800,1000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(&url)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), chromium)
+        .await
+        .expect("chromium finishes within two minutes")
+        .expect("chromium runs (apt-get install chromium; .ci/run installs it)");
+    assert!(
+        screenshot.exists(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("invite page screenshot: {}", screenshot.display());
+    assert_eq!(zbarimg(&screenshot), url, "the QR code on the page");
+
+    let png = reqwest::get(format!("{url}/qr.png"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let qr_file = artifacts.join("invite-qr.png");
+    std::fs::write(&qr_file, &png).unwrap();
+    assert_eq!(zbarimg(&qr_file), url, "the QR PNG endpoint");
+}
