@@ -279,6 +279,9 @@ pub fn page(
             escape(url)
         ));
     }
+    if stores.is_empty() {
+        stores.push_str("Search for \u{201c}Lanyard\u{201d} in the App Store or on Google Play.");
+    }
     let expiry = record
         .message
         .expires_time
