@@ -109,7 +109,11 @@ async fn live_upgrade<S: MediatorStorage>(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let mediator = state.mediator.clone();
+    // Small buffers: tungstenite's 128 KiB read buffer per socket would cost over 1 GiB at
+    // 10k idle phones; frames larger than the buffer still arrive whole.
     upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_message_size(state.max_message_bytes)
         .on_upgrade(move |socket| live(socket, mediator))
 }

@@ -3,9 +3,10 @@
 //! per-recipient message queue (Pickup 3.0). [`SledStorage`] is the embedded default; a shared
 //! PostgreSQL backend for several agents implements the same trait.
 //!
-//! Durability: `enqueue` and every mutation return only once the write is on disk. sled
-//! coalesces concurrent `flush_async` calls, so concurrent requests share one fsync (group
-//! commit) instead of paying one each.
+//! Durability: `enqueue` and every mutation return only once the write is on disk. Writes go to
+//! sled's memory first; a committer thread then runs one `flush` (fsync) for every write that
+//! was waiting when it started, so concurrent requests share one fsync (group commit) instead
+//! of paying one each.
 
 use std::future::Future;
 use std::path::Path;
@@ -121,9 +122,54 @@ pub enum RecipientUpdate {
     ClientError,
 }
 
+/// One fsync for every write waiting when it starts.
+struct GroupCommit {
+    waiters:
+        std::sync::Mutex<std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>>,
+}
+
+impl GroupCommit {
+    fn start(db: sled::Db) -> Result<GroupCommit, StorageError> {
+        let (sender, receiver) =
+            std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
+        std::thread::Builder::new()
+            .name("sled-group-commit".into())
+            .spawn(move || {
+                // Ends when the storage (every sender) is dropped.
+                while let Ok(first) = receiver.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(receiver.try_iter());
+                    let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                    for waiter in batch {
+                        let _ = waiter.send(result.clone());
+                    }
+                }
+            })
+            .map_err(|e| StorageError::Backend(format!("cannot start the committer: {e}")))?;
+        Ok(GroupCommit {
+            waiters: std::sync::Mutex::new(sender),
+        })
+    }
+
+    /// Resolves once everything written before the call is on disk.
+    async fn durable(&self) -> Result<(), StorageError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(sender)
+            .map_err(|_| StorageError::Backend("the committer stopped".into()))?;
+        receiver
+            .await
+            .map_err(|_| StorageError::Backend("the committer stopped".into()))?
+            .map_err(StorageError::Backend)
+    }
+}
+
 /// The embedded sled backend.
 pub struct SledStorage {
     db: sled::Db,
+    commit: GroupCommit,
     grants: sled::Tree,
     recipients: sled::Tree,
     queue: sled::Tree,
@@ -159,6 +205,7 @@ impl SledStorage {
             .mode(sled::Mode::HighThroughput)
             .open()?;
         Ok(SledStorage {
+            commit: GroupCommit::start(db.clone())?,
             grants: db.open_tree("grants")?,
             recipients: db.open_tree("recipients")?,
             queue: db.open_tree("queue")?,
@@ -170,8 +217,7 @@ impl SledStorage {
     }
 
     async fn durable(&self) -> Result<(), StorageError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.commit.durable().await
     }
 
     fn count_now(&self, recipient: &str) -> Result<usize, StorageError> {
