@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use wallet_core::did::{DidDocument, StaticResolver};
-use wallet_core::didcomm::{DidComm, DidCommError, Layer, UnpackOptions};
+use wallet_core::didcomm::{DidComm, DidCommError, Layer, Message, UnpackOptions};
 use wallet_core::encoding::b64u_decode;
 use wallet_core::keys::{ContentEnc, KeyRing};
 use zeroize::Zeroizing;
@@ -210,4 +210,20 @@ async fn the_published_bob_secrets_with_the_kid_erratum_are_still_usable_keys() 
             .len(),
         3
     );
+}
+
+/// The Out-of-Band spec's encoding example: base64url (no padding) of the compact invitation,
+/// appended to the URL as `_oob`, byte for byte, and back.
+#[test]
+fn oob_invitation_encoding_matches_the_spec_example() {
+    let compact = vector("oob-invitation-compact.json");
+    let encoded = vector("oob-invitation-b64url.txt");
+    let url = vector("oob-invitation-url.txt");
+    assert_eq!(wallet_core::encoding::b64u_encode(&compact), encoded);
+    assert_eq!(url, format!("https://example.com/path?_oob={encoded}"));
+    let decoded = b64u_decode(url.split("_oob=").nth(1).unwrap()).unwrap();
+    assert_eq!(decoded, compact.as_bytes());
+    let pretty: Value = serde_json::from_str(&vector("oob-invitation.json")).unwrap();
+    let parsed: Message = serde_json::from_slice(&decoded).expect("the invitation is a message");
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), pretty);
 }
