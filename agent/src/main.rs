@@ -4,16 +4,24 @@
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs go to stderr; stdout carries only the address and DID lines scripts read.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let config = agent::config::Config::from_env()?;
     let running = agent::start(config).await?;
-    // Tests and scripts that start the agent on port 0 read the bound address from here.
-    println!("listening on http://{}", running.addr);
-    println!("mediator DID {}", running.did);
+    // Tests and scripts that start the agent on port 0 read the bound address from here. A
+    // reader that went away must not bring the agent down, so write errors are ignored.
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on http://{}", running.addr);
+        let _ = writeln!(stdout, "mediator DID {}", running.did);
+        let _ = stdout.flush();
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await?;

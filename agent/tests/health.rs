@@ -25,8 +25,9 @@ fn health_answers_ok_over_loopback() {
         .expect("the agent binary starts");
     let mut agent = Agent(child);
     let stdout = agent.0.stdout.take().expect("stdout is piped");
+    let mut stdout = BufReader::new(stdout);
     let mut first_line = String::new();
-    BufReader::new(stdout)
+    stdout
         .read_line(&mut first_line)
         .expect("the agent prints its address");
     let addr = first_line
