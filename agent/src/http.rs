@@ -418,32 +418,38 @@ async fn invitation<S: MediatorStorage>(
     }
 }
 
+/// The QR code of an invitation's short URL, rendered by `render` as `content_type`.
+async fn invitation_qr<S: MediatorStorage, B: IntoResponse>(
+    state: &AppState<S>,
+    code: &str,
+    content_type: &'static str,
+    render: impl FnOnce(&str) -> Result<B, InvitationError>,
+) -> Response {
+    let record = match lookup(state, code).await {
+        Ok(record) => record,
+        Err(response) => return response,
+    };
+    match render(&record.short_url(&state.public_url)) {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
+    }
+}
+
 async fn invitation_png<S: MediatorStorage>(
     State(state): Shared<S>,
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Response {
-    let record = match lookup(&state, &code).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
-    match invitations::qr_png(&record.short_url(&state.public_url), 8) {
-        Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
-        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
-    }
+    invitation_qr(&state, &code, "image/png", |url| {
+        invitations::qr_png(url, 8)
+    })
+    .await
 }
 
 async fn invitation_svg<S: MediatorStorage>(
     State(state): Shared<S>,
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Response {
-    let record = match lookup(&state, &code).await {
-        Ok(record) => record,
-        Err(response) => return response,
-    };
-    match invitations::qr_svg(&record.short_url(&state.public_url)) {
-        Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
-        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
-    }
+    invitation_qr(&state, &code, "image/svg+xml", invitations::qr_svg).await
 }
 
 async fn apple_app_site_association<S: MediatorStorage>(State(state): Shared<S>) -> Response {
