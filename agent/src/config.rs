@@ -1,6 +1,10 @@
-//! Agent configuration: working defaults, overridden by environment variables. Every knob is
-//! documented here, where it is read.
+//! Agent configuration: working defaults, then a TOML file, then environment variables, each
+//! overriding the one before. The file is `LANYARD_CONFIG` if set, else `lanyard.toml` in the
+//! working folder if present; its keys are the variables' names without `LANYARD_`, in lower
+//! case (`listen = "0.0.0.0:8080"`, `apple_app_ids = ["TEAM.app"]`). Every knob is documented
+//! here, where it is read.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -59,6 +63,55 @@ impl Default for Config {
     }
 }
 
+/// Every variable the agent reads.
+const VARIABLES: [&str; 13] = [
+    "LANYARD_LISTEN",
+    "LANYARD_PUBLIC_URL",
+    "LANYARD_DATA_DIR",
+    "LANYARD_MAX_MESSAGE_BYTES",
+    "LANYARD_QUEUE_CAP",
+    "LANYARD_MAX_DELIVERY",
+    "LANYARD_DEEP_LINK_SCHEME",
+    "LANYARD_APP_STORE_URL",
+    "LANYARD_PLAY_STORE_URL",
+    "LANYARD_APPLE_APP_IDS",
+    "LANYARD_ANDROID_PACKAGE",
+    "LANYARD_ANDROID_CERT_SHA256",
+    "LANYARD_ADMIN_TOKEN",
+];
+
+/// A config file's entries as the variables they stand for; unknown keys are refused by name.
+pub fn file_vars(text: &str) -> Result<HashMap<String, String>, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut vars = HashMap::new();
+    for (key, value) in table {
+        let name = format!("LANYARD_{}", key.to_ascii_uppercase());
+        if !VARIABLES.contains(&name.as_str()) {
+            return Err(format!("unknown key {key:?}"));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(format!("{key}: {} is not a string", other.type_str())),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => {
+                return Err(format!(
+                    "{key}: a {} is neither a string, a number nor a list",
+                    other.type_str()
+                ))
+            }
+        };
+        vars.insert(name, text);
+    }
+    Ok(vars)
+}
+
 fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
@@ -69,9 +122,21 @@ where
 }
 
 impl Config {
-    /// The defaults with every `LANYARD_*` variable applied.
+    /// The defaults, the config file, then every `LANYARD_*` variable.
     pub fn from_env() -> Result<Config, String> {
-        Config::from_vars(|name| std::env::var(name).ok())
+        let path = match std::env::var("LANYARD_CONFIG") {
+            Ok(path) => Some(std::path::PathBuf::from(path)),
+            Err(_) => Some(std::path::PathBuf::from("lanyard.toml")).filter(|p| p.exists()),
+        };
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?;
+                file_vars(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => HashMap::new(),
+        };
+        Config::from_vars(|name| std::env::var(name).ok().or_else(|| file.get(name).cloned()))
     }
 
     /// The defaults with variables from `get` applied.
@@ -143,6 +208,30 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_sets_what_the_environment_does_not() {
+        let file = file_vars(
+            "listen = \"127.0.0.1:9000\"\nqueue_cap = 7\napple_app_ids = [\"A.b\", \"C.d\"]\n",
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> = [("LANYARD_QUEUE_CAP", "9")].into();
+        let config = Config::from_vars(|name| {
+            env.get(name)
+                .map(|v| v.to_string())
+                .or_else(|| file.get(name).cloned())
+        })
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.limits.queue_cap, 9, "the environment wins");
+        assert_eq!(config.apple_app_ids, vec!["A.b", "C.d"]);
+        let error = file_vars("lisen = \"x\"").unwrap_err();
+        assert!(error.contains("unknown key \"lisen\""), "{error}");
+        assert!(file_vars("listen = [1]")
+            .unwrap_err()
+            .contains("not a string"));
+        assert!(file_vars("listen = ").is_err());
+    }
 
     #[test]
     fn bad_values_are_named() {

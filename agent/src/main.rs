@@ -3,7 +3,17 @@
 //! variables (see `config.rs`). The bound address is printed on stdout.
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("agent: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Logs go to stderr; stdout carries only the address and DID lines scripts read.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

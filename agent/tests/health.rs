@@ -53,3 +53,49 @@ fn health_answers_ok_over_loopback() {
         "health body is not ok: {response}"
     );
 }
+
+#[test]
+fn a_config_file_is_read_and_a_wrong_one_is_refused_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("lanyard.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nqueue_cap = 5\n",
+            data.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .env("LANYARD_CONFIG", &file)
+        .env_remove("LANYARD_LISTEN")
+        .env_remove("LANYARD_DATA_DIR")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut agent = Agent(child);
+    let mut stdout = BufReader::new(agent.0.stdout.take().unwrap());
+    let mut first_line = String::new();
+    stdout.read_line(&mut first_line).unwrap();
+    assert!(
+        first_line.starts_with("listening on http://127.0.0.1:"),
+        "{first_line}"
+    );
+    assert!(
+        data.path().join("store").join("agent.key").exists(),
+        "the data folder from the file is used"
+    );
+    drop(agent);
+
+    std::fs::write(&file, "lisen = \"127.0.0.1:0\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .env("LANYARD_CONFIG", &file)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a config with an unknown key starts"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown key \"lisen\""), "{stderr}");
+}
