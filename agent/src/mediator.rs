@@ -238,7 +238,7 @@ impl<S: MediatorStorage> Mediator<S> {
     pub async fn handle_in(
         &self,
         envelope: &str,
-        session: Option<&mut Session>,
+        mut session: Option<&mut Session>,
     ) -> Result<Outcome, Refusal> {
         let Unpacked { message, metadata } = self.didcomm.unpack(envelope).await?;
         if message.type_ == FORWARD_TYPE {
@@ -285,7 +285,20 @@ impl<S: MediatorStorage> Mediator<S> {
                 self.status(&sender, &message, filter).await?
             }
             DELIVERY_REQUEST => self.delivery(&sender, &message).await?,
-            MESSAGES_RECEIVED => self.messages_received(&sender, &message).await?,
+            MESSAGES_RECEIVED => {
+                let status = self.messages_received(&sender, &message).await?;
+                // Acknowledged messages are gone: the socket need not remember pushing them.
+                if let Some(session) = session.as_deref_mut() {
+                    let acknowledged = message
+                        .body
+                        .get("message_id_list")
+                        .and_then(Value::as_array);
+                    for id in acknowledged.into_iter().flatten().filter_map(Value::as_str) {
+                        session.sent.remove(id);
+                    }
+                }
+                status
+            }
             LIVE_DELIVERY_CHANGE => match session {
                 Some(session) => {
                     self.require_grant(&sender).await?;
