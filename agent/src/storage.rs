@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::invitations::InvitationRecord;
 use sha2::{Digest, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 /// A queued message as pickup hands it out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +172,10 @@ pub struct SledStorage {
     grants: sled::Tree,
     recipients: sled::Tree,
     queue: sled::Tree,
-    counts: sled::Tree,
+    /// Messages waiting per recipient (by key prefix). Derived from `queue` when the store
+    /// opens, so it needs no writes of its own; the lock also serialises the cap check with
+    /// the insert.
+    counts: std::sync::Mutex<std::collections::HashMap<[u8; 32], u64>>,
     invitations: sled::Tree,
     /// Invitation message id → code.
     invitation_ids: sled::Tree,
@@ -204,12 +206,24 @@ impl SledStorage {
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .open()?;
+        let queue = db.open_tree("queue")?;
+        let mut counts = std::collections::HashMap::<[u8; 32], u64>::new();
+        for key in queue.iter().keys() {
+            let key = key?;
+            let prefix: [u8; 32] = key
+                .get(..32)
+                .and_then(|p| p.try_into().ok())
+                .ok_or_else(|| StorageError::Corrupt("a queue key is too short".into()))?;
+            *counts.entry(prefix).or_default() += 1;
+        }
+        // The count tree of earlier versions is not used any more.
+        let _ = db.drop_tree("counts");
         Ok(SledStorage {
             commit: GroupCommit::start(db.clone())?,
             grants: db.open_tree("grants")?,
             recipients: db.open_tree("recipients")?,
-            queue: db.open_tree("queue")?,
-            counts: db.open_tree("counts")?,
+            queue,
+            counts: std::sync::Mutex::new(counts),
             invitations: db.open_tree("invitations")?,
             invitation_ids: db.open_tree("invitation_ids")?,
             db,
@@ -220,28 +234,17 @@ impl SledStorage {
         self.commit.durable().await
     }
 
+    fn counts(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], u64>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn count_now(&self, recipient: &str) -> Result<usize, StorageError> {
         Ok(self
-            .counts
-            .get(recipient_prefix(recipient))?
-            .map(|v| decode_count(&v))
+            .counts()
+            .get(&recipient_prefix(recipient))
+            .copied()
             .unwrap_or(0) as usize)
     }
-}
-
-fn decode_count(bytes: &[u8]) -> u64 {
-    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
-fn abort(error: StorageError) -> ConflictableTransactionError<StorageError> {
-    ConflictableTransactionError::Abort(error)
-}
-
-fn unwrap_tx<T>(result: Result<T, TransactionError<StorageError>>) -> Result<T, StorageError> {
-    result.map_err(|e| match e {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => StorageError::Backend(error.to_string()),
-    })
 }
 
 impl MediatorStorage for SledStorage {
@@ -336,18 +339,18 @@ impl MediatorStorage for SledStorage {
             serde_json::to_vec(&queued).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         let key = queue_key(recipient, seq);
         let prefix = recipient_prefix(recipient);
-        unwrap_tx((&self.queue, &self.counts).transaction(|(queue, counts)| {
-            let count = counts.get(prefix)?.map(|v| decode_count(&v)).unwrap_or(0);
-            if count as usize >= cap {
-                return Err(abort(StorageError::QueueFull {
+        {
+            let mut counts = self.counts();
+            let count = counts.entry(prefix).or_default();
+            if *count as usize >= cap {
+                return Err(StorageError::QueueFull {
                     recipient: recipient.to_string(),
                     cap,
-                }));
+                });
             }
-            queue.insert(&key[..], value.as_slice())?;
-            counts.insert(&prefix[..], &(count + 1).to_be_bytes()[..])?;
-            Ok(())
-        }))?;
+            self.queue.insert(&key[..], value)?;
+            *count += 1;
+        }
         self.durable().await?;
         Ok(queued)
     }
@@ -376,11 +379,7 @@ impl MediatorStorage for SledStorage {
     }
 
     async fn queued_total(&self) -> Result<u64, StorageError> {
-        let mut total = 0;
-        for entry in self.counts.iter() {
-            total += decode_count(&entry?.1);
-        }
-        Ok(total)
+        Ok(self.counts().values().sum())
     }
 
     async fn remove(&self, recipient: &str, ids: &[String]) -> Result<usize, StorageError> {
@@ -390,20 +389,21 @@ impl MediatorStorage for SledStorage {
             .map(|seq| queue_key(recipient, seq))
             .collect();
         let prefix = recipient_prefix(recipient);
-        let removed = unwrap_tx((&self.queue, &self.counts).transaction(|(queue, counts)| {
-            let mut removed = 0u64;
+        let mut removed = 0u64;
+        {
+            let mut counts = self.counts();
             for key in &keys {
-                if queue.remove(key.as_slice())?.is_some() {
+                if self.queue.remove(key.as_slice())?.is_some() {
                     removed += 1;
                 }
             }
-            let count = counts.get(prefix)?.map(|v| decode_count(&v)).unwrap_or(0);
-            counts.insert(
-                &prefix[..],
-                &count.saturating_sub(removed).to_be_bytes()[..],
-            )?;
-            Ok(removed)
-        }))?;
+            if let Some(count) = counts.get_mut(&prefix) {
+                *count = count.saturating_sub(removed);
+                if *count == 0 {
+                    counts.remove(&prefix);
+                }
+            }
+        }
         self.durable().await?;
         Ok(removed as usize)
     }
