@@ -202,10 +202,11 @@ fn now() -> u64 {
 
 impl SledStorage {
     pub fn open(path: &Path) -> Result<SledStorage, StorageError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = wallet_core::store::open_sled(
+            sled::Config::new()
+                .path(path)
+                .mode(sled::Mode::HighThroughput),
+        )?;
         let queue = db.open_tree("queue")?;
         let mut counts = std::collections::HashMap::<[u8; 32], u64>::new();
         for key in queue.iter().keys() {

@@ -289,9 +289,14 @@ fn a_damaged_header_is_named() {
     assert!(error.to_string().contains("missing"), "{error}");
 }
 
+/// The store's sled database opened directly, as an attacker with the files would.
+fn raw_db(dir: &Path) -> sled::Db {
+    wallet_core::store::open_sled(sled::Config::new().path(dir.join("db"))).unwrap()
+}
+
 /// Raw sled access to a closed store's records.
 fn raw_tree(dir: &Path, tree: &str) -> (sled::Db, sled::Tree) {
-    let db = sled::open(dir.join("db")).unwrap();
+    let db = raw_db(dir);
     let tree = db.open_tree(tree).unwrap();
     (db, tree)
 }
@@ -351,7 +356,7 @@ fn a_record_copied_under_another_id_or_tree_is_refused() {
         store.put("connections", "other", b"other").unwrap();
     }
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = raw_db(dir.path());
         let credentials = db.open_tree("credentials").unwrap();
         let connections = db.open_tree("connections").unwrap();
         let entries: Vec<_> = credentials.iter().map(|e| e.unwrap()).collect();

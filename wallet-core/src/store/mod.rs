@@ -211,10 +211,11 @@ impl Store {
             Header::create(&data_key, &unlock)?.write(&header_path)?;
             data_key
         };
-        let db = sled::Config::new()
-            .path(path.join("db"))
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_sled(
+            sled::Config::new()
+                .path(path.join("db"))
+                .mode(sled::Mode::HighThroughput),
+        )?;
         let index_key =
             Zeroizing::new(hmac_sha256(&data_key[..], &[b"lanyard store index key v1"]));
         Ok(Store {
@@ -465,6 +466,26 @@ impl Store {
     /// Forgets a persisted key, durably.
     pub fn delete_key(&self, key: &PublicKey) -> Result<bool, StoreError> {
         self.delete(KEYS_TREE, &key_id(key))
+    }
+}
+
+/// Opens a sled database, waiting up to two seconds for its file lock: a `Db` dropped a moment
+/// ago in this process releases the lock from a background thread, so an immediate reopen (an
+/// app coming back to the foreground, a test) can find it still held.
+pub fn open_sled(config: sled::Config) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            // sled reports the held lock as WouldBlock or as Other with this message.
+            Err(sled::Error::Io(e))
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
     }
 }
 
