@@ -8,8 +8,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
-use support::{Agent, ADMIN_TOKEN};
+use serde_json::json;
+use support::{create_invitation, Agent};
 
 fn zbarimg(image: &Path) -> String {
     let output = Command::new("zbarimg")
@@ -29,17 +29,12 @@ fn zbarimg(image: &Path) -> String {
 #[tokio::test]
 async fn chromium_shows_the_invite_page_with_a_scannable_qr_code() {
     let agent = Agent::start(Default::default()).await;
-    let created: Value = reqwest::Client::new()
-        .post(format!("{}/admin/invitations", agent.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"label": "Acme Gym", "goal": "Get your membership card"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = created["data"]["url"].as_str().unwrap().to_string();
+    let created = create_invitation(
+        &agent,
+        json!({"label": "Acme Gym", "goal": "Get your membership card"}),
+    )
+    .await;
+    let url = created["url"].as_str().unwrap().to_string();
 
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

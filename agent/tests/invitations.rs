@@ -5,20 +5,8 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{Agent, Phone, ADMIN_TOKEN};
+use support::{create_invitation, Agent, Phone, ADMIN_TOKEN};
 use wallet_core::encoding::b64u_decode;
-
-async fn create(agent: &Agent, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{}/admin/invitations", agent.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "invitation not created");
-    response.json::<Value>().await.unwrap()["data"].clone()
-}
 
 /// Reads the QR code in a PNG with an independent decoder.
 fn decode_qr(png_bytes: &[u8]) -> String {
@@ -38,7 +26,7 @@ fn decode_qr(png_bytes: &[u8]) -> String {
 #[tokio::test]
 async fn an_invitation_is_served_as_json_page_qr_and_deep_link() {
     let agent = Agent::start(Default::default()).await;
-    let created = create(
+    let created = create_invitation(
         &agent,
         json!({"goal_code": "connect", "goal": "Get your membership card", "label": "Acme Gym"}),
     )
@@ -145,7 +133,7 @@ async fn unknown_expired_and_used_codes_say_so() {
     }
 
     let soon = wallet_core::didcomm::now() + 1;
-    let expiring = create(&agent, json!({ "expires_time": soon })).await;
+    let expiring = create_invitation(&agent, json!({ "expires_time": soon })).await;
     let url = expiring["url"].as_str().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let response = loop {
@@ -170,7 +158,7 @@ async fn unknown_expired_and_used_codes_say_so() {
     );
 
     // A single-use invitation of the mediator is spent by the first message answering it.
-    let single = create(&agent, json!({ "single_use": true })).await;
+    let single = create_invitation(&agent, json!({ "single_use": true })).await;
     let url = single["url"].as_str().unwrap();
     let id = single["invitation"]["id"].as_str().unwrap().to_string();
     assert_eq!(client.get(url).send().await.unwrap().status(), 200);
@@ -199,7 +187,7 @@ async fn unknown_expired_and_used_codes_say_so() {
     assert_eq!(response.status(), 410);
     assert!(response.text().await.unwrap().contains("already used at"));
     // A multi-use invitation is not spent.
-    let multi = create(&agent, json!({})).await;
+    let multi = create_invitation(&agent, json!({})).await;
     assert_eq!(
         client
             .get(multi["url"].as_str().unwrap())

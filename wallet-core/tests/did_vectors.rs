@@ -31,14 +31,8 @@ fn hex32(text: &str) -> [u8; 32] {
 }
 
 /// The ids a relationship lists (references or embedded methods).
-fn relationship_ids(entries: &[VerificationRelationship]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|entry| match entry {
-            VerificationRelationship::Reference(id) => id.clone(),
-            VerificationRelationship::Embedded(method) => method.id.clone(),
-        })
-        .collect()
+fn relationship_ids(entries: &[VerificationRelationship]) -> Vec<&str> {
+    entries.iter().map(VerificationRelationship::id).collect()
 }
 
 /// Same DID, same method ids with the same keys, same relationships.

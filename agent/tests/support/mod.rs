@@ -77,6 +77,19 @@ impl Drop for Agent {
     }
 }
 
+/// Creates an invitation through the admin API; returns its `data`.
+pub async fn create_invitation(agent: &Agent, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/invitations", agent.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "invitation not created");
+    response.json::<Value>().await.unwrap()["data"].clone()
+}
+
 /// A wallet: a did:peer:2 whose service is the mediator's DID.
 pub struct Phone {
     pub did: String,

@@ -149,6 +149,16 @@ pub enum VerificationRelationship {
     Embedded(VerificationMethod),
 }
 
+impl VerificationRelationship {
+    /// The id of the method this entry names or embeds, as written.
+    pub fn id(&self) -> &str {
+        match self {
+            VerificationRelationship::Reference(id) => id,
+            VerificationRelationship::Embedded(method) => &method.id,
+        }
+    }
+}
+
 /// A service entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

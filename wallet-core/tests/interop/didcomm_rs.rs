@@ -22,13 +22,7 @@ use super::parties::Foreign;
 pub fn did_doc(doc: &DidDocument) -> DIDDoc {
     let jwk = doc.to_jsonwebkey2020();
     let ids = |entries: &[VerificationRelationship]| -> Vec<String> {
-        entries
-            .iter()
-            .map(|entry| match entry {
-                VerificationRelationship::Reference(id) => id.clone(),
-                VerificationRelationship::Embedded(method) => method.id.clone(),
-            })
-            .collect()
+        entries.iter().map(|entry| entry.id().to_string()).collect()
     };
     DIDDoc {
         id: jwk.id.clone(),
