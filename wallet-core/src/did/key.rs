@@ -26,12 +26,16 @@ fn multikey_method(did: &str, key: &PublicKey) -> VerificationMethod {
 /// Resolves a did:key to its document (Multikey verification methods, absolute ids).
 pub fn resolve_did_key(did: &str) -> Result<DidDocument, DidError> {
     if method_of(did)? != "key" {
-        return Err(DidError::BadDidKey(format!("{did} is not a did:key")));
+        return Err(DidError::BadDidKey(format!(
+            "{:?} is not a did:key",
+            super::shorten(did)
+        )));
     }
     let multibase = &did["did:key:".len()..];
     if multibase.contains(['#', '?', '/']) {
         return Err(DidError::BadDidKey(format!(
-            "{did} is a DID URL, not a DID"
+            "{:?} is a DID URL, not a DID",
+            super::shorten(did)
         )));
     }
     let key = multikey_decode(multibase)?;
@@ -57,4 +61,66 @@ pub fn resolve_did_key(did: &str) -> Result<DidDocument, DidError> {
         }
     }
     Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ed25519_did_keys_list_both_keys_under_absolute_ids() {
+        let key = PublicKey::ed25519(
+            ed25519_dalek::SigningKey::from_bytes(&[1; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let did = did_key(&key);
+        let doc = resolve_did_key(&did).expect("resolves");
+        let agreement = key.ed25519_to_x25519().expect("a curve point");
+        let ed_id = format!("{did}#{}", multikey_encode(&key));
+        let x_id = format!("{did}#{}", multikey_encode(&agreement));
+        assert_eq!(doc.authentication_keys(), [(ed_id.clone(), key)]);
+        assert_eq!(doc.key_agreement_keys(), [(x_id.clone(), agreement)]);
+        for (name, relationship) in [
+            ("assertionMethod", &doc.assertion_method),
+            ("capabilityInvocation", &doc.capability_invocation),
+            ("capabilityDelegation", &doc.capability_delegation),
+        ] {
+            assert_eq!(
+                relationship,
+                &vec![VerificationRelationship::Reference(ed_id.clone())],
+                "{name} differs"
+            );
+        }
+        assert_eq!(doc.find_key(&x_id), Some(agreement));
+    }
+
+    #[test]
+    fn bad_did_keys_are_refused_by_name() {
+        // An Ed25519 "key" that is not a point on the curve has no X25519 counterpart.
+        let off_curve = (0..=255u8)
+            .map(|b| PublicKey::ed25519([b; 32]))
+            .find(|k| k.ed25519_to_x25519().is_none())
+            .expect("some byte pattern is off the curve");
+        let cases = [
+            (did_key(&off_curve), "not a curve point"),
+            (
+                format!("{}#frag", did_key(&PublicKey::x25519([1; 32]))),
+                "DID URL",
+            ),
+            ("did:peer:2.Ez6LS".to_string(), "is not a did:key"),
+            ("did:key:z6Mk".to_string(), "invalid multikey"),
+            ("did:key:".to_string(), "is not a DID"),
+        ];
+        for (did, expected) in cases {
+            match resolve_did_key(&did) {
+                Ok(doc) => panic!("{did} was accepted as {doc:?}"),
+                Err(error) => assert!(
+                    error.to_string().contains(expected),
+                    "{did}: error {:?} does not say {expected:?}",
+                    error.to_string()
+                ),
+            }
+        }
+    }
 }

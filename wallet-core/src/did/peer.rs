@@ -46,7 +46,11 @@ fn abbreviate(service: &PeerService) -> String {
 }
 
 /// Encodes a did:peer:2: authentication keys (`V`), then key-agreement keys (`E`), then
-/// services (`S`), the order the spec's examples use.
+/// services (`S`, base64url of `{"t":"dm","s":{"uri":…,"a":[…],"r":[…]}}`, empty lists left
+/// out), the order and member order of the spec's examples.
+///
+/// A spec with no keys and no services gives plain `did:peer:2`, which does not resolve; so
+/// does a DID over [`super::MAX_DID_LEN`] (about a hundred keys or services).
 pub fn did_peer_2(spec: &PeerDidSpec) -> String {
     let mut did = PREFIX.to_string();
     for key in &spec.authentication {
@@ -100,15 +104,26 @@ fn expand(value: Value) -> Value {
     }
 }
 
-/// Resolves a did:peer:2 to its document.
+/// Resolves a did:peer:2 to its document, by the clarified rules: `Multikey` methods with
+/// ids `#key-N` (N counts keys from 1 in DID-string order), relationships referencing them,
+/// services expanded key by key with ids `#service`, `#service-1`, …, and the did:peer:3 in
+/// `alsoKnownAs`.
 pub fn resolve_did_peer_2(did: &str) -> Result<DidDocument, DidError> {
-    if method_of(did)? != "peer" {
-        return Err(DidError::BadPeerDid(format!("{did} is not a did:peer")));
+    if method_of(did)? != "peer" || !did.starts_with(PREFIX) {
+        return Err(DidError::BadPeerDid(format!(
+            "expected, got {:?}",
+            super::shorten(did)
+        )));
     }
-    let elements = did
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .ok_or_else(|| DidError::BadPeerDid("does not start with did:peer:2.".into()))?;
+    let elements = match &did[PREFIX.len()..] {
+        "" => return Err(DidError::BadPeerDid("has no elements".to_string())),
+        rest => rest.strip_prefix('.').ok_or_else(|| {
+            DidError::BadPeerDid(format!(
+                "must be followed by '.', got {:?}",
+                super::shorten(did)
+            ))
+        })?,
+    };
     let mut doc = DidDocument {
         also_known_as: vec![did_peer_3_of(did)],
         ..DidDocument::new(did)
@@ -121,28 +136,7 @@ pub fn resolve_did_peer_2(did: &str) -> Result<DidDocument, DidError> {
             .ok_or_else(|| DidError::BadPeerDid(format!("element {number} is empty")))?;
         let value = chars.as_str();
         if purpose == 'S' {
-            let bytes = b64u_decode(value).map_err(|_| {
-                DidError::BadPeerDid(format!("service element {number} is not base64url"))
-            })?;
-            let json: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                DidError::BadPeerDid(format!("service element {number} is not JSON: {e}"))
-            })?;
-            if !json.is_object() {
-                return Err(DidError::BadPeerDid(format!(
-                    "service element {number} is not a JSON object"
-                )));
-            }
-            let mut expanded = expand(json);
-            let object = expanded.as_object_mut().expect("expand keeps objects");
-            if !object.contains_key("id") {
-                let id = match doc.service.len() {
-                    0 => "#service".to_string(),
-                    n => format!("#service-{n}"),
-                };
-                object.insert("id".to_string(), Value::String(id));
-            }
-            let service: Service = serde_json::from_value(expanded)
-                .map_err(|e| DidError::BadPeerDid(format!("service element {number}: {e}")))?;
+            let service = decode_service(value, number, doc.service.len())?;
             doc.service.push(service);
             continue;
         }
@@ -158,19 +152,41 @@ pub fn resolve_did_peer_2(did: &str) -> Result<DidDocument, DidError> {
                 )))
             }
         };
-        let key = multikey_decode(value)?;
+        multikey_decode(value).map_err(|e| {
+            DidError::BadPeerDid(format!("element {number} (purpose {purpose}): {e}"))
+        })?;
         let id = format!("#key-{}", doc.verification_method.len() + 1);
         relationship.push(VerificationRelationship::Reference(id.clone()));
         doc.verification_method.push(VerificationMethod {
             id,
             type_: "Multikey".to_string(),
             controller: did.to_string(),
-            public_key_multibase: Some(multikey_encode(&key)),
+            public_key_multibase: Some(value.to_string()),
             public_key_jwk: None,
             public_key_base58: None,
         });
     }
     Ok(doc)
+}
+
+/// Decodes the `S` element `number` (base64url of abbreviated JSON), the `earlier`-th service.
+fn decode_service(value: &str, number: usize, earlier: usize) -> Result<Service, DidError> {
+    let bad = |what: String| DidError::BadPeerDid(format!("service element {number} {what}"));
+    let bytes = b64u_decode(value).map_err(|e| bad(format!("is not unpadded base64url: {e}")))?;
+    let json: Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("is not JSON: {e}")))?;
+    let Value::Object(mut service) = expand(json) else {
+        return Err(bad("is not a JSON object".to_string()));
+    };
+    if !service.contains_key("id") {
+        let id = match earlier {
+            0 => "#service".to_string(),
+            n => format!("#service-{n}"),
+        };
+        service.insert("id".to_string(), Value::String(id));
+    }
+    serde_json::from_value(Value::Object(service))
+        .map_err(|e| bad(format!("is not a service: {e}")))
 }
 
 #[cfg(test)]
@@ -208,17 +224,116 @@ mod tests {
 
     #[test]
     fn malformed_peer_dids_are_refused_by_name() {
+        let v = multikey_encode(&PublicKey::ed25519([9; 32]));
+        let e = multikey_encode(&PublicKey::x25519([8; 32]));
         let cases = [
-            ("did:peer:2", "does not start"),
-            ("did:peer:2.", "element 1 is empty"),
-            ("did:peer:2.Xz6Mk", "unknown purpose letter 'X'"),
-            ("did:peer:2.Vnotmultibase", "invalid multikey"),
-            ("did:peer:2.S!!!", "not base64url"),
-            ("did:peer:2.SWzFd", "not a JSON object"),
+            ("did:peer:2".to_string(), "did:peer:2 has no elements"),
+            (format!("did:peer:2x.V{v}"), "must be followed by '.'"),
+            ("did:peer:4zQm".to_string(), "did:peer:2 expected"),
+            (format!("did:key:{v}"), "did:peer:2 expected"),
+            ("did:peer:2.".to_string(), "element 1 is empty"),
+            (format!("did:peer:2.V{v}."), "element 2 is empty"),
+            (
+                format!("did:peer:2.V{v}.E{e}.X{e}"),
+                "did:peer:2 element 3 has unknown purpose letter 'X'",
+            ),
+            (
+                "did:peer:2.Vnotmultibase".to_string(),
+                "element 1 (purpose V): invalid multikey",
+            ),
+            (
+                format!("did:peer:2.V{v}.E{}", &e[..20]),
+                "element 2 (purpose E): invalid multikey",
+            ),
+            (
+                format!("did:peer:2.E{e}.S!!!"),
+                "service element 2 is not unpadded base64url",
+            ),
+            (
+                "did:peer:2.SeyJ0Ijo".to_string(),
+                "service element 1 is not JSON",
+            ),
+            (
+                "did:peer:2.SWzFd".to_string(),
+                "service element 1 is not a JSON object",
+            ),
+            (
+                format!("did:peer:2.S{}", b64u_encode(r#"{"s":"http://a"}"#)),
+                "service element 1 is not a service: missing field `type`",
+            ),
         ];
         for (did, expected) in cases {
-            let error = resolve_did_peer_2(did).unwrap_err().to_string();
-            assert!(error.contains(expected), "{did}: {error}");
+            match resolve_did_peer_2(&did) {
+                Ok(doc) => panic!("{did} was accepted as {doc:?}"),
+                Err(error) => assert!(
+                    error.to_string().contains(expected),
+                    "{did}: error {:?} does not say {expected:?}",
+                    error.to_string()
+                ),
+            }
         }
+    }
+
+    #[test]
+    fn services_keep_their_encoded_ids_and_count_from_service() {
+        let services = [
+            r#"{"t":"dm","s":{"uri":"http://a"}}"#,
+            r##"{"t":"dm","s":{"uri":"http://b"},"id":"#mine"}"##,
+            r#"{"t":"dm","s":{"uri":"http://c"}}"#,
+        ];
+        let did = services.iter().fold(
+            format!(
+                "did:peer:2.E{}",
+                multikey_encode(&PublicKey::x25519([8; 32]))
+            ),
+            |did, s| format!("{did}.S{}", b64u_encode(s)),
+        );
+        let doc = resolve_did_peer_2(&did).expect("resolves");
+        let ids: Vec<&str> = doc.service.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["#service", "#mine", "#service-2"],
+            "service ids differ"
+        );
+    }
+
+    #[test]
+    fn abbreviations_expand_recursively_but_only_dm_as_a_type() {
+        let value = expand(serde_json::json!({
+            "t": "dm", "s": { "uri": "x", "r": ["k"], "a": ["didcomm/v2"], "t": "dm" },
+            "x": [{ "a": ["dm"] }], "id": "dm"
+        }));
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "type": "DIDCommMessaging",
+                "serviceEndpoint": { "uri": "x", "routingKeys": ["k"], "accept": ["didcomm/v2"], "type": "DIDCommMessaging" },
+                "x": [{ "accept": ["dm"] }], "id": "dm"
+            }),
+            "expansion differs"
+        );
+    }
+
+    #[test]
+    fn the_legacy_flat_service_decodes_to_the_v2_0_shape() {
+        let service = r#"{"t":"dm","s":"https://example.com/endpoint","r":["did:example:m#k"],"a":["didcomm/v2"]}"#;
+        let did = format!(
+            "did:peer:2.E{}.S{}",
+            multikey_encode(&PublicKey::x25519([8; 32])),
+            b64u_encode(service)
+        );
+        let doc = resolve_did_peer_2(&did).expect("resolves");
+        assert_eq!(
+            serde_json::to_value(&doc.service[0]).expect("serialises"),
+            serde_json::json!({
+                "id": "#service", "type": "DIDCommMessaging",
+                "serviceEndpoint": "https://example.com/endpoint",
+                "routingKeys": ["did:example:m#k"], "accept": ["didcomm/v2"]
+            }),
+            "flat service expanded wrongly"
+        );
+        let normalised = &doc.didcomm_services()[0];
+        assert_eq!(normalised.routing_keys, ["did:example:m#k"]);
+        assert_eq!(normalised.accept, ["didcomm/v2"]);
     }
 }

@@ -1,47 +1,101 @@
-//! DID resolution: the [`DidResolver`] trait, local resolution of did:key and did:peer:2, a
-//! caching [`Resolver`], and a [`StaticResolver`] over known documents (tests, interop).
-//! `did:web` (DID resolution over HTTPS) implements the same trait, or registers fetched
-//! documents with [`Resolver::insert`].
+//! DID resolution (DID Core 1.0 §7.1): the [`DidResolver`] trait, local resolution of did:key
+//! and did:peer:2, a caching [`Resolver`], and a [`StaticResolver`] over known documents
+//! (spec vectors, interop tests).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
-use super::{method_of, resolve_did_key, resolve_did_peer_2, DidDocument, DidError};
+use super::{method_of, resolve_did_key, resolve_did_peer_2, shorten, DidDocument, DidError};
 
-/// Resolves a DID to its document.
+/// Resolves a DID (not a DID URL: strip the fragment with [`super::did_of`]) to its document.
 pub trait DidResolver: Send + Sync {
     fn resolve(&self, did: &str)
         -> impl Future<Output = Result<Arc<DidDocument>, DidError>> + Send;
 }
 
-/// Resolves the methods that need no network: did:key and did:peer:2.
+/// Resolves the methods that need no network: did:key and did:peer:2. Any other method, or
+/// another did:peer numalgo, is [`DidError::UnsupportedMethod`].
 pub fn resolve_local(did: &str) -> Result<DidDocument, DidError> {
     match method_of(did)? {
         "key" => resolve_did_key(did),
-        "peer" => resolve_did_peer_2(did),
+        "peer" => match did
+            .get("did:peer:".len()..)
+            .and_then(|rest| rest.chars().next())
+        {
+            Some('2') => resolve_did_peer_2(did),
+            Some(numalgo) => Err(DidError::UnsupportedMethod(format!("peer:{numalgo}"))),
+            None => Err(DidError::NotADid(shorten(did))),
+        },
         other => Err(DidError::UnsupportedMethod(other.to_string())),
     }
 }
 
-/// Bound on cached documents; when full the cache is emptied.
+/// How many documents a [`Resolver`] keeps.
 const CACHE_LIMIT: usize = 4096;
 
-/// Resolves did:key and did:peer:2 locally and caches every document it returns, including
-/// documents of other methods registered with [`Resolver::insert`].
+#[derive(Debug)]
+struct Cached {
+    doc: Arc<DidDocument>,
+    /// Registered with [`Resolver::insert`]: cannot be derived again from the DID alone.
+    registered: bool,
+}
+
+/// Resolves did:key and did:peer:2 locally and keeps up to 4096 documents, so
+/// the envelope code decodes each peer's keys once.
+///
+/// Documents of other methods are registered with [`Resolver::insert`]. That is how
+/// `did:web` will work: the wallet fetches `https://<host>/.well-known/did.json` over reqwest
+/// (rustls), parses it as a [`DidDocument`] and inserts it, and resolution then finds it here.
+///
+/// Eviction is simple: when the cache is full, every derived (did:key, did:peer:2) document
+/// is dropped, since any of them can be derived again; registered ones stay unless they
+/// alone fill the cache, in which case it starts over empty.
 #[derive(Debug, Default)]
 pub struct Resolver {
-    cache: RwLock<HashMap<String, Arc<DidDocument>>>,
+    cache: RwLock<HashMap<String, Cached>>,
 }
 
 impl Resolver {
-    /// Registers a document resolved elsewhere (e.g. a did:web fetched over HTTPS).
+    /// Registers a document resolved elsewhere (e.g. a did:web fetched over HTTPS), under its
+    /// `id`, replacing any document cached for that DID.
     pub fn insert(&self, doc: DidDocument) {
+        self.store(doc, true);
+    }
+
+    /// Forgets the document cached or registered for `did`, returning it.
+    pub fn remove(&self, did: &str) -> Option<Arc<DidDocument>> {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
+        cache.remove(did).map(|entry| entry.doc)
+    }
+
+    /// How many documents are cached or registered.
+    pub fn len(&self) -> usize {
+        self.cache.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn store(&self, doc: DidDocument, registered: bool) -> Arc<DidDocument> {
+        let doc = Arc::new(doc);
+        // A poisoned lock only means another thread panicked mid-insert; the map is intact.
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_LIMIT && !cache.contains_key(&doc.id) {
+            cache.retain(|_, entry| entry.registered);
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
         }
-        cache.insert(doc.id.clone(), Arc::new(doc));
+        cache.insert(
+            doc.id.clone(),
+            Cached {
+                doc: doc.clone(),
+                registered,
+            },
+        );
+        doc
     }
 
     fn cached(&self, did: &str) -> Option<Arc<DidDocument>> {
@@ -49,18 +103,16 @@ impl Resolver {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(did)
-            .cloned()
+            .map(|entry| entry.doc.clone())
     }
 
-    /// Synchronous resolution (no network methods).
+    /// Resolves without waiting: a registered or cached document, else did:key or
+    /// did:peer:2 derived locally (and cached).
     pub fn resolve_now(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
         if let Some(doc) = self.cached(did) {
             return Ok(doc);
         }
-        let doc = resolve_local(did)?;
-        self.insert(doc);
-        self.cached(did)
-            .ok_or_else(|| DidError::NotFound(did.to_string(), "evicted".into()))
+        Ok(self.store(resolve_local(did)?, false))
     }
 }
 
@@ -79,8 +131,8 @@ impl<R: DidResolver> DidResolver for Arc<R> {
     }
 }
 
-/// A fixed set of documents (e.g. `did:example` ones from a spec), falling back to local
-/// resolution.
+/// A fixed set of documents (e.g. the `did:example` ones of a spec), falling back to local
+/// resolution for did:key and did:peer:2.
 #[derive(Debug, Default)]
 pub struct StaticResolver {
     docs: HashMap<String, Arc<DidDocument>>,
@@ -105,5 +157,101 @@ impl DidResolver for StaticResolver {
             Some(doc) => Ok(doc.clone()),
             None => self.local.resolve_now(did),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::did::{did_key, did_peer_2, PeerDidSpec};
+    use crate::keys::PublicKey;
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn local_methods_resolve_and_others_are_named() {
+        let key = did_key(&PublicKey::x25519([5; 32]));
+        assert_eq!(resolve_local(&key).map(|d| d.id), Ok(key.clone()));
+        let peer = did_peer_2(&PeerDidSpec {
+            key_agreement: vec![PublicKey::x25519([5; 32])],
+            ..PeerDidSpec::default()
+        });
+        assert_eq!(resolve_local(&peer).map(|d| d.id), Ok(peer));
+        for (did, method) in [
+            ("did:web:example.com", "web"),
+            ("did:peer:4zQmXyz", "peer:4"),
+            ("did:peer:0z6Mk", "peer:0"),
+        ] {
+            assert_eq!(
+                resolve_local(did).map(|d| d.id),
+                Err(DidError::UnsupportedMethod(method.to_string())),
+                "{did}"
+            );
+        }
+        assert_eq!(
+            resolve_local("did:peer:.x").map(|d| d.id),
+            Err(DidError::UnsupportedMethod("peer:.".into()))
+        );
+        assert!(matches!(resolve_local(""), Err(DidError::NotADid(_))));
+    }
+
+    #[test]
+    fn the_resolver_caches_and_serves_registered_documents() {
+        let resolver = Resolver::default();
+        let key = did_key(&PublicKey::x25519([6; 32]));
+        let first = block_on(resolver.resolve(&key)).expect("did:key resolves");
+        let second = block_on(resolver.resolve(&key)).expect("did:key resolves");
+        assert!(Arc::ptr_eq(&first, &second), "second resolution not cached");
+        assert_eq!(
+            block_on(resolver.resolve("did:web:example.com")).map(|d| d.id.clone()),
+            Err(DidError::UnsupportedMethod("web".into()))
+        );
+        resolver.insert(DidDocument::new("did:web:example.com"));
+        assert_eq!(
+            block_on(resolver.resolve("did:web:example.com")).map(|d| d.id.clone()),
+            Ok("did:web:example.com".to_string()),
+            "registered document not found"
+        );
+        assert!(resolver.remove("did:web:example.com").is_some());
+        assert!(resolver.resolve_now("did:web:example.com").is_err());
+    }
+
+    #[test]
+    fn a_full_cache_drops_derived_documents_first() {
+        let resolver = Resolver::default();
+        resolver.insert(DidDocument::new("did:web:kept.example"));
+        for i in 0..CACHE_LIMIT {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            resolver
+                .resolve_now(&did_key(&PublicKey::x25519(bytes)))
+                .expect("did:key resolves");
+        }
+        assert!(
+            resolver.len() <= CACHE_LIMIT,
+            "cache grew to {}",
+            resolver.len()
+        );
+        assert!(
+            resolver.resolve_now("did:web:kept.example").is_ok(),
+            "the registered document was evicted"
+        );
+    }
+
+    #[test]
+    fn the_static_resolver_prefers_its_documents_then_resolves_locally() {
+        let resolver = StaticResolver::new(vec![DidDocument::new("did:example:alice")]);
+        assert!(block_on(resolver.resolve("did:example:alice")).is_ok());
+        let key = did_key(&PublicKey::x25519([7; 32]));
+        assert!(block_on(resolver.resolve(&key)).is_ok());
+        assert_eq!(
+            block_on(resolver.resolve("did:example:bob")).map(|d| d.id.clone()),
+            Err(DidError::UnsupportedMethod("example".into()))
+        );
     }
 }
