@@ -93,7 +93,7 @@ async fn mediator_info<S: MediatorStorage>(State(state): Shared<S>) -> Response 
 /// A Report Problem 2.0 message as plaintext JSON.
 fn problem_json(code: &str, comment: &str) -> serde_json::Value {
     json!({
-        "id": uuid_like(),
+        "id": uuid::Uuid::new_v4().to_string(),
         "type": PROBLEM_REPORT_TYPE,
         "body": { "code": code, "comment": comment },
     })
@@ -208,10 +208,6 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<
         std::task::Poll::Pending => std::task::Poll::Ready(None),
     })
     .await
-}
-
-fn uuid_like() -> String {
-    wallet_core::didcomm::Message::new("x", json!({})).id
 }
 
 fn status_of(refusal: &Refusal) -> StatusCode {

@@ -369,16 +369,20 @@ async fn refusals_name_what_was_wrong() {
     ));
 }
 
-#[tokio::test]
-async fn an_envelope_listing_too_many_recipients_is_refused_before_any_work() {
-    let alice = key_party();
-    let bob = peer_party(None);
+/// An anoncrypted hello from alice to bob, as JSON to edit.
+async fn anoncrypted_hello(alice: &Party, bob: &Party) -> serde_json::Value {
     let packed = alice
         .didcomm
-        .pack_anoncrypt(&hello(&alice, &bob), &[&bob.did])
+        .pack_anoncrypt(&hello(alice, bob), &[&bob.did])
         .await
         .unwrap();
-    let mut value: serde_json::Value = serde_json::from_str(&packed).unwrap();
+    serde_json::from_str(&packed).unwrap()
+}
+
+#[tokio::test]
+async fn an_envelope_listing_too_many_recipients_is_refused_before_any_work() {
+    let (alice, bob) = (key_party(), peer_party(None));
+    let mut value = anoncrypted_hello(&alice, &bob).await;
     let first = value["recipients"][0].clone();
     let many: Vec<serde_json::Value> = (0..=MAX_RECIPIENTS).map(|_| first.clone()).collect();
     value["recipients"] = json!(many);
@@ -391,16 +395,9 @@ async fn an_envelope_listing_too_many_recipients_is_refused_before_any_work() {
 
 #[tokio::test]
 async fn a_recipient_list_edited_in_transit_is_refused() {
-    let alice = key_party();
-    let bob = peer_party(None);
-    let packed = alice
-        .didcomm
-        .pack_anoncrypt(&hello(&alice, &bob), &[&bob.did])
-        .await
-        .unwrap();
-    let mut value: serde_json::Value = serde_json::from_str(&packed).unwrap();
-    let extra = value["recipients"][0].clone();
-    let mut extra = extra;
+    let (alice, bob) = (key_party(), peer_party(None));
+    let mut value = anoncrypted_hello(&alice, &bob).await;
+    let mut extra = value["recipients"][0].clone();
     extra["header"]["kid"] = json!(format!("{}#extra", alice.did));
     value["recipients"].as_array_mut().unwrap().push(extra);
     assert!(matches!(
