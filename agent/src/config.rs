@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::mediator::Limits;
 
@@ -42,6 +43,9 @@ pub struct Config {
     /// `LANYARD_ADMIN_TOKEN`: bearer token for `/admin/*`; when unset, a random one is kept in
     /// `<data_dir>/admin.token` (mode 0600).
     pub admin_token: Option<String>,
+    /// `LANYARD_COMMIT_WINDOW_US`: how long the store's group commit waits for more writes to
+    /// share one fsync, in microseconds (default 1000; 0 flushes at once; at most 100000).
+    pub commit_window: Duration,
 }
 
 impl Default for Config {
@@ -59,12 +63,13 @@ impl Default for Config {
             android_package: None,
             android_cert_sha256: Vec::new(),
             admin_token: None,
+            commit_window: Duration::from_micros(1000),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 13] = [
+const VARIABLES: [&str; 14] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -78,6 +83,7 @@ const VARIABLES: [&str; 13] = [
     "LANYARD_ANDROID_PACKAGE",
     "LANYARD_ANDROID_CERT_SHA256",
     "LANYARD_ADMIN_TOKEN",
+    "LANYARD_COMMIT_WINDOW_US",
 ];
 
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
@@ -195,6 +201,15 @@ impl Config {
             }
             config.admin_token = Some(token);
         }
+        if let Some(v) = get("LANYARD_COMMIT_WINDOW_US") {
+            let micros: u64 = parse("LANYARD_COMMIT_WINDOW_US", &v)?;
+            if micros > 100_000 {
+                return Err(format!(
+                    "LANYARD_COMMIT_WINDOW_US={micros} is more than 100000 (0.1 s)"
+                ));
+            }
+            config.commit_window = Duration::from_micros(micros);
+        }
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
         }
@@ -243,5 +258,12 @@ mod tests {
         assert!(error.contains("LANYARD_PUBLIC_URL"), "{error}");
         let config = Config::from_vars(|n| (n == "LANYARD_QUEUE_CAP").then(|| "5".into())).unwrap();
         assert_eq!(config.limits.queue_cap, 5);
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_COMMIT_WINDOW_US").then(|| "200000".into()))
+                .unwrap_err();
+        assert!(error.contains("LANYARD_COMMIT_WINDOW_US=200000"), "{error}");
+        let config =
+            Config::from_vars(|n| (n == "LANYARD_COMMIT_WINDOW_US").then(|| "0".into())).unwrap();
+        assert!(config.commit_window.is_zero());
     }
 }

@@ -49,7 +49,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let identity = identity::load_or_create(&config.data_dir, &format!("{public_url}/didcomm"))?;
-    let storage = SledStorage::open(&config.data_dir.join("mediator"))
+    let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
         .map_err(|e| format!("mediator store: {e}"))?;
     let didcomm = DidComm::new(identity.keys, Resolver::default()).with_options(UnpackOptions {
         max_message_bytes: config.max_message_bytes,
