@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::{OsRng, RngCore};
-use wallet_core::did::{did_peer_2, PeerDidSpec, PeerService};
+use wallet_core::did::{did_peer_2, multikey_decode, multikey_encode, PeerDidSpec, PeerService};
 use wallet_core::keys::{KeyRing, KeyType, PublicKey};
 use wallet_core::store::{KeyProtector, ProtectorError, Store, Unlock};
 use zeroize::Zeroizing;
@@ -86,10 +86,19 @@ impl KeyProtector for FileKeyProtector {
     }
 }
 
-/// The mediator's DID and the key ring holding its secrets.
+/// The mediator's DID, the key ring holding every secret key of the agent (the mediator's and
+/// the organisations'), and the encrypted store they are kept in.
 pub struct Identity {
     pub did: String,
     pub keys: Arc<KeyRing>,
+    pub store: Arc<Store>,
+}
+
+/// Which keys of the store are the mediator's (the organisations' keys live beside them).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MediatorKeys {
+    signing: String,
+    agreement: String,
 }
 
 /// Loads the mediator's keys from `data_dir` (creating them on first start) and derives its
@@ -106,19 +115,55 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Strin
     store
         .load_keys(&keys)
         .map_err(|e| format!("identity keys: {e}"))?;
-    let find = |kind: KeyType| keys.public_keys().into_iter().find(|k| k.kind == kind);
-    let ensure = |kind: KeyType| -> Result<PublicKey, String> {
-        if let Some(key) = find(kind) {
-            return Ok(key);
+    let recorded: Option<MediatorKeys> = store
+        .get_json("identity", "mediator")
+        .map_err(|e| format!("identity record: {e}"))?;
+    let (signing, agreement) = match recorded {
+        Some(record) => {
+            let read = |multikey: &str| {
+                multikey_decode(multikey)
+                    .ok()
+                    .filter(|key| keys.contains(key))
+                    .ok_or_else(|| format!("the mediator's key {multikey} is not in the store"))
+            };
+            (read(&record.signing)?, read(&record.agreement)?)
         }
-        let key = keys.generate(kind);
-        store
-            .save_key(&keys, &key)
-            .map_err(|e| format!("saving the mediator's key: {e}"))?;
-        Ok(key)
+        None => {
+            // First start, or a store from before organisations had keys: then the store
+            // holds exactly the mediator's two keys.
+            let only = |kind: KeyType| -> Result<Option<PublicKey>, String> {
+                let mut found = keys.public_keys().into_iter().filter(|k| k.kind == kind);
+                match (found.next(), found.next()) {
+                    (first, None) => Ok(first),
+                    _ => Err(format!(
+                        "the identity store has several {kind:?} keys and no record of the mediator's"
+                    )),
+                }
+            };
+            let ensure = |kind: KeyType| -> Result<PublicKey, String> {
+                if let Some(key) = only(kind)? {
+                    return Ok(key);
+                }
+                let key = keys.generate(kind);
+                store
+                    .save_key(&keys, &key)
+                    .map_err(|e| format!("saving the mediator's key: {e}"))?;
+                Ok(key)
+            };
+            let (signing, agreement) = (ensure(KeyType::Ed25519)?, ensure(KeyType::X25519)?);
+            store
+                .put_json(
+                    "identity",
+                    "mediator",
+                    &MediatorKeys {
+                        signing: multikey_encode(&signing),
+                        agreement: multikey_encode(&agreement),
+                    },
+                )
+                .map_err(|e| format!("identity record: {e}"))?;
+            (signing, agreement)
+        }
     };
-    let signing = ensure(KeyType::Ed25519)?;
-    let agreement = ensure(KeyType::X25519)?;
     let did = did_peer_2(&PeerDidSpec {
         authentication: vec![signing],
         key_agreement: vec![agreement],
@@ -128,7 +173,11 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Strin
             accept: vec!["didcomm/v2".to_string()],
         }],
     });
-    Ok(Identity { did, keys })
+    Ok(Identity {
+        did,
+        keys,
+        store: Arc::new(store),
+    })
 }
 
 /// The admin bearer token kept in `<data_dir>/admin.token`, created (random, mode 0600) on

@@ -2,10 +2,13 @@
 //! issuer/verifier API). It builds on `wallet-core` for DIDs and envelopes and keeps its state
 //! behind [`storage::MediatorStorage`], with sled as the embedded default.
 
+pub mod admin;
+pub mod api;
 pub mod config;
 pub mod http;
 pub mod identity;
 pub mod invitations;
+pub mod issuer;
 pub mod mediator;
 pub mod metrics;
 pub mod storage;
@@ -51,11 +54,23 @@ pub async fn start(config: Config) -> Result<Running, String> {
     let identity = identity::load_or_create(&config.data_dir, &format!("{public_url}/didcomm"))?;
     let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
         .map_err(|e| format!("mediator store: {e}"))?;
-    let didcomm = DidComm::new(identity.keys, Resolver::default()).with_options(UnpackOptions {
-        max_message_bytes: config.max_message_bytes,
-        ..UnpackOptions::default()
-    });
+    let didcomm =
+        DidComm::new(identity.keys.clone(), Resolver::default()).with_options(UnpackOptions {
+            max_message_bytes: config.max_message_bytes,
+            ..UnpackOptions::default()
+        });
     let did = identity.did.clone();
+    let issuer_storage = issuer::store::SledIssuerStorage::open(
+        &config.data_dir.join("issuer"),
+        config.commit_window,
+    )
+    .map_err(|e| format!("issuer store: {e}"))?;
+    let issuer = Arc::new(issuer::Issuer::new(
+        issuer_storage,
+        identity.keys.clone(),
+        identity.store.clone(),
+        public_url.clone(),
+    ));
     let mediator = Arc::new(Mediator::new(
         identity.did,
         didcomm,
@@ -74,13 +89,16 @@ pub async fn start(config: Config) -> Result<Running, String> {
             app_store_url: config.app_store_url.clone(),
             play_store_url: config.play_store_url.clone(),
         },
-        admin_token: zeroize::Zeroizing::new(admin_token),
+        admin_token: zeroize::Zeroizing::new(admin_token.clone()),
         apple_app_ids: config.apple_app_ids.clone(),
         android_package: config.android_package.clone(),
         android_cert_sha256: config.android_cert_sha256.clone(),
         max_message_bytes: config.max_message_bytes,
     });
-    let app = http::router(state);
+    let app = http::router(state).merge(api::router(Arc::new(api::ApiState {
+        issuer,
+        admin_token: zeroize::Zeroizing::new(admin_token),
+    })));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -1,10 +1,57 @@
-//! The agent binary: `cargo run --release -p agent` serves the mediator on an embedded sled
-//! store in `./data` with no other set-up. Configuration is read from `LANYARD_*` environment
-//! variables (see `config.rs`). The bound address is printed on stdout.
+//! The agent binary. `agent` (or `agent serve`) serves the mediator and the issuer API on an
+//! embedded sled store in `./data` with no other set-up; `agent org create --name NAME` makes
+//! an organisation and prints its API key once. Configuration is read from a `lanyard.toml`
+//! and `LANYARD_*` environment variables (see `config.rs`). The bound address is printed on
+//! stdout.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "agent",
+    version,
+    about = "Lanyard's cloud agent: DIDComm mediator and issuer/verifier API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the mediator and the API (the default).
+    Serve,
+    /// Manage organisations (issuers and verifiers).
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organisation and print its API key (shown this once; only its hash is kept).
+    /// Talks to the running agent if there is one, else opens the data folder itself.
+    Create {
+        /// The organisation's name, as customers see it.
+        #[arg(long)]
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Org {
+            command: OrgCommand::Create { name, json },
+        } => create_org(&name, json).await,
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("agent: {error}");
@@ -13,14 +60,18 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    // Logs go to stderr; stdout carries only the address and DID lines scripts read.
+fn init_logs() {
+    // Logs go to stderr; stdout carries only what scripts read.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+    init_logs();
     let config = agent::config::Config::from_env()?;
     let running = agent::start(config).await?;
     // Tests and scripts that start the agent on port 0 read the bound address from here. A
@@ -35,6 +86,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await?;
+    Ok(())
+}
+
+async fn create_org(name: &str, as_json: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let config = agent::config::Config::from_env()?;
+    let created = agent::admin::create_org(&config, name).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&created)?);
+    } else {
+        let field = |key: &str| created[key].as_str().unwrap_or_default().to_string();
+        println!("organisation {:?} created", field("name"));
+        println!("  id:          {}", field("id"));
+        println!("  issuer DID:  {}", field("issuerDid"));
+        println!("  DIDComm DID: {}", field("didcommDid"));
+        println!("  API key:     {}", field("apiKey"));
+        println!("The API key is shown only now; send it as the x-api-key header.");
+    }
     Ok(())
 }
 

@@ -123,13 +123,13 @@ pub enum RecipientUpdate {
 }
 
 /// One fsync for every write waiting when it starts, after a short window for more to join.
-struct GroupCommit {
+pub(crate) struct GroupCommit {
     waiters:
         std::sync::Mutex<std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>>,
 }
 
 impl GroupCommit {
-    fn start(db: sled::Db, window: Duration) -> Result<GroupCommit, StorageError> {
+    pub(crate) fn start(db: sled::Db, window: Duration) -> Result<GroupCommit, StorageError> {
         let (sender, receiver) =
             std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
         std::thread::Builder::new()
@@ -155,7 +155,7 @@ impl GroupCommit {
     }
 
     /// Resolves once everything written before the call is on disk.
-    async fn durable(&self) -> Result<(), StorageError> {
+    pub(crate) async fn durable(&self) -> Result<(), StorageError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.waiters
             .lock()

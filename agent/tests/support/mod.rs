@@ -241,3 +241,164 @@ impl Issuer {
         agent.post(ENCRYPTED_TYP, packed).await.status()
     }
 }
+
+/// An organisation's view of the issuer API: its API key and a client.
+pub struct OrgClient {
+    pub url: String,
+    pub key: String,
+    pub id: String,
+    pub issuer_did: String,
+    pub didcomm_did: String,
+    client: reqwest::Client,
+}
+
+/// A response's status and JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error message of a refusal.
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl OrgClient {
+    /// Creates an organisation through the admin API.
+    pub async fn create(agent: &Agent, name: &str) -> OrgClient {
+        let response = reqwest::Client::new()
+            .post(format!("{}/admin/orgs", agent.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "organisation not created");
+        let data = response.json::<Value>().await.unwrap()["data"].clone();
+        OrgClient::with_key(agent, &data)
+    }
+
+    /// A client for an organisation created elsewhere (`data` as the API returned it).
+    pub fn with_key(agent: &Agent, data: &Value) -> OrgClient {
+        let text = |key: &str| {
+            data[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} in {data}"))
+                .to_string()
+        };
+        OrgClient {
+            url: agent.url.clone(),
+            key: text("apiKey"),
+            id: text("id"),
+            issuer_did: text("issuerDid"),
+            didcomm_did: text("didcommDid"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends `method path` with the organisation's key and an optional JSON body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .header("x-api-key", &self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the agent answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body }
+    }
+}
+
+/// The template API's path.
+pub const TEMPLATES: &str = "/core/api/v1/programmatic/credential/template";
+
+/// The seed's example create request (the fields of its "Create Template" example response).
+pub fn seed_template_request() -> Value {
+    json!({
+        "templateName": "Template Demo",
+        "credentialIssuer": "Dentity",
+        "credentialType": "Credential Type",
+        "logoURL": "https://example.com/logo.png",
+        "credentialExpiration": null,
+        "customFields": ["holderFullNamePopulatedAtIssuance"],
+        "descriptions": ["Holder Full Name (Populated at Issuance)"],
+        "numberOfCredentials": null
+    })
+}
+
+/// The JSON examples of the seed's template document, in order: create, get, list, delete.
+pub fn seed_examples() -> Vec<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/seeds/004_fe6b1c65c50f2b61.txt"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut examples = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("{\n    \"data\"") {
+        let mut stream = serde_json::Deserializer::from_str(&rest[start..]).into_iter::<Value>();
+        let value = stream
+            .next()
+            .expect("a JSON value")
+            .expect("the seed's JSON parses");
+        let end = start + stream.byte_offset();
+        examples.push(value);
+        rest = &rest[end..];
+    }
+    examples
+}
+
+/// Checks that `ours` has every member of `example` with the same JSON type, recursively (a
+/// `null` in the example stands for any type; for maps keyed by field name, every entry of
+/// ours is checked against the example's first). Returns what differs.
+pub fn shape_differences(example: &Value, ours: &Value, path: &str) -> Vec<String> {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let mut differences = Vec::new();
+    match (example, ours) {
+        (Value::Null, _) => {}
+        (Value::Object(example), Value::Object(ours))
+            if path.ends_with(".fields") || path.ends_with(".fieldOrdering") =>
+        {
+            if let Some(first) = example.values().next() {
+                for (key, value) in ours {
+                    differences.extend(shape_differences(first, value, &format!("{path}.{key}")));
+                }
+            }
+        }
+        (Value::Object(example), Value::Object(ours)) => {
+            for (key, value) in example {
+                match ours.get(key) {
+                    Some(mine) => {
+                        differences.extend(shape_differences(value, mine, &format!("{path}.{key}")))
+                    }
+                    None => differences.push(format!("{path}.{key} is missing")),
+                }
+            }
+        }
+        (Value::Array(example), Value::Array(ours)) => {
+            if let (Some(first), Some(mine)) = (example.first(), ours.first()) {
+                differences.extend(shape_differences(first, mine, &format!("{path}[0]")));
+            }
+        }
+        (example, ours) if kind(example) == kind(ours) => {}
+        (example, ours) => differences.push(format!(
+            "{path} is {} in the seed but {} here",
+            kind(example),
+            kind(ours)
+        )),
+    }
+    differences
+}

@@ -1,0 +1,247 @@
+//! The issuer and verifier HTTP API (`/core/api/v1/programmatic/...`, DESIGN §4): JSON bodies,
+//! an `x-api-key` per organisation, success as `{"data": ...}`, errors as
+//! `{"error": {"code", "message"}}` with the message naming what was wrong. Also the public
+//! documents that go with it: each organisation's `did:web` document and each template's
+//! JSON Schema, and the admin route that creates organisations.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::issuer::store::SledIssuerStorage;
+use crate::issuer::{page_json, ApiError, Issuer, Org};
+
+/// What the API's handlers share.
+pub struct ApiState {
+    pub issuer: Arc<Issuer<SledIssuerStorage>>,
+    pub admin_token: zeroize::Zeroizing<String>,
+}
+
+type Shared = State<Arc<ApiState>>;
+
+/// Largest request body of the API.
+const MAX_BODY: usize = 1 << 20;
+
+pub const TEMPLATES_PATH: &str = "/core/api/v1/programmatic/credential/template";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "API error");
+        } else {
+            tracing::info!(%status, code = self.code, message = %self.message, "API request refused");
+        }
+        (
+            status,
+            Json(json!({ "error": { "code": self.code, "message": self.message } })),
+        )
+            .into_response()
+    }
+}
+
+fn data(status: StatusCode, value: Value) -> Response {
+    (status, Json(json!({ "data": value }))).into_response()
+}
+
+/// The routes of the API.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route(TEMPLATES_PATH, post(create_template).get(list_templates))
+        .route(
+            &format!("{TEMPLATES_PATH}/{{id}}"),
+            get(get_template).delete(delete_template),
+        )
+        .route("/admin/orgs", post(create_org))
+        .route("/orgs/{id}/did.json", get(org_did_document))
+        .route("/schemas/{id}", get(template_schema))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn org(state: &ApiState, headers: &HeaderMap) -> Result<Org, ApiError> {
+    let key = headers
+        .get("x-api-key")
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    state.issuer.authenticate(key).await
+}
+
+/// Parses a JSON body, naming what is wrong with it.
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if media_type.as_deref() != Some("application/json") {
+        return Err(ApiError {
+            status: 415,
+            code: "unsupported_media_type",
+            message: format!(
+                "Content-Type must be application/json, not {}",
+                media_type.as_deref().unwrap_or("(none)")
+            ),
+        });
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(&format!("the body is not valid JSON: {e}")))
+}
+
+/// `page` and `pageSize` from a query, checked.
+fn paging(query: &std::collections::HashMap<String, String>) -> Result<(usize, usize), ApiError> {
+    let number = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
+        match query.get(name) {
+            None => Ok(default),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::field(
+                    name,
+                    &format!("must be a whole number from 1 to {max}, not {text:?}"),
+                )),
+            },
+        }
+    };
+    if let Some(unknown) = query.keys().find(|k| *k != "page" && *k != "pageSize") {
+        return Err(ApiError::field(
+            unknown,
+            "is not a query parameter here (page, pageSize)",
+        ));
+    }
+    Ok((number("page", 1, 1_000_000)?, number("pageSize", 10, 100)?))
+}
+
+async fn create_template(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let body = json_body(&headers, &body)?;
+    let template = state.issuer.create_template(&org, &body).await?;
+    Ok(data(
+        StatusCode::CREATED,
+        state.issuer.template_json(&org, &template),
+    ))
+}
+
+async fn list_templates(
+    State(state): Shared,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let (page, page_size) = paging(&query)?;
+    let (templates, total) = state.issuer.templates(&org, page, page_size).await?;
+    let items = templates
+        .iter()
+        .map(|t| state.issuer.template_json(&org, t))
+        .collect();
+    Ok(data(
+        StatusCode::OK,
+        page_json(items, page, page_size, total),
+    ))
+}
+
+async fn get_template(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let template = state.issuer.template(&org, &id).await?;
+    Ok(data(
+        StatusCode::OK,
+        state.issuer.template_json(&org, &template),
+    ))
+}
+
+async fn delete_template(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    state.issuer.delete_template(&org, &id).await?;
+    Ok(data(StatusCode::OK, json!({ "isSuccess": true })))
+}
+
+async fn create_org(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use subtle::ConstantTimeEq;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(given.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+        return Err(ApiError::unauthorised(
+            "the admin bearer token is missing or wrong",
+        ));
+    }
+    let body = json_body(&headers, &body)?;
+    let name = match body.get("name") {
+        Some(Value::String(name)) => name.as_str(),
+        Some(other) => {
+            return Err(ApiError::field(
+                "name",
+                &format!(
+                    "must be a string, not {}",
+                    crate::issuer::templates::json_type(other)
+                ),
+            ))
+        }
+        None => return Err(ApiError::field("name", "is required")),
+    };
+    let (org, api_key) = state.issuer.create_org(name).await?;
+    Ok(data(StatusCode::CREATED, org_json(&org, Some(&api_key))))
+}
+
+/// An organisation as the API shows it; the API key only when it was just made.
+pub fn org_json(org: &Org, api_key: Option<&str>) -> Value {
+    let mut value = json!({
+        "id": org.record.id,
+        "name": org.record.name,
+        "issuerDid": org.issuer_did,
+        "didcommDid": org.didcomm_did,
+    });
+    if let Some(key) = api_key {
+        value["apiKey"] = json!(key);
+    }
+    value
+}
+
+async fn org_did_document(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(&format!("no organisation has the id {id:?}"));
+    if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let org = state.issuer.org(&id).await?.ok_or_else(not_found)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/did+json")],
+        Json(state.issuer.did_document(&org)),
+    )
+        .into_response())
+}
+
+async fn template_schema(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok((
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        Json(state.issuer.template_schema(&id).await?),
+    )
+        .into_response())
+}

@@ -1,0 +1,511 @@
+//! The businesses' side of the agent: organisations with API keys, each with an issuer DID
+//! (`did:web` under the agent's base URL) and a DIDComm identity (`did:peer:2` served by this
+//! agent), and the credential templates of the seed's template API. Its state sits behind
+//! [`store::IssuerStorage`]; secret keys stay in the agent's key ring and identity store.
+
+pub mod store;
+pub mod templates;
+pub mod time;
+
+use std::sync::Arc;
+
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use wallet_core::did::{did_peer_2, multikey_decode, multikey_encode, PeerDidSpec, PeerService};
+use wallet_core::keys::{KeyRing, KeyType, PublicKey};
+use wallet_core::store::Store;
+
+use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
+use self::templates::{slug, Template, TemplateSpec};
+use self::time::now_ms;
+use crate::storage::StorageError;
+
+/// An error the API answers with: an HTTP status, a stable code and a message that names what
+/// was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: &str) -> ApiError {
+        ApiError {
+            status: 400,
+            code: "bad_request",
+            message: message.to_string(),
+        }
+    }
+
+    /// A field of the request is wrong: the message starts with the field's name.
+    pub fn field(field: &str, problem: &str) -> ApiError {
+        ApiError {
+            status: 400,
+            code: "invalid_field",
+            message: format!("{field} {problem}"),
+        }
+    }
+
+    pub fn unauthorised(message: &str) -> ApiError {
+        ApiError {
+            status: 401,
+            code: "unauthorised",
+            message: message.to_string(),
+        }
+    }
+
+    pub fn not_found(message: &str) -> ApiError {
+        ApiError {
+            status: 404,
+            code: "not_found",
+            message: message.to_string(),
+        }
+    }
+
+    pub fn conflict(message: &str) -> ApiError {
+        ApiError {
+            status: 409,
+            code: "conflict",
+            message: message.to_string(),
+        }
+    }
+
+    pub fn unprocessable(message: &str) -> ApiError {
+        ApiError {
+            status: 422,
+            code: "unprocessable",
+            message: message.to_string(),
+        }
+    }
+
+    pub fn internal(message: &str) -> ApiError {
+        ApiError {
+            status: 500,
+            code: "internal",
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        tracing::error!(%error, "issuer storage");
+        ApiError::internal("storage failed; nothing was changed")
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> Self {
+        match error {
+            BatchError::Conflict => {
+                ApiError::conflict("the record changed while this request ran; try again")
+            }
+            BatchError::Storage(error) => error.into(),
+        }
+    }
+}
+
+/// Collections of the issuer store.
+const ORGS: &str = "orgs";
+const ORG_NAMES: &str = "org_names";
+const TEMPLATES: &str = "templates";
+const TEMPLATE_IDS: &str = "template_ids";
+
+/// An organisation as stored. The API key is kept only as its SHA-256.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Organisation {
+    /// 24 hex digits.
+    pub id: String,
+    pub name: String,
+    pub created_ms: u64,
+    /// SHA-256 of the API key's secret part, hex.
+    api_key_sha256: String,
+    /// Ed25519 (Multikey): signs credentials, authenticates DIDComm.
+    pub signing_key: String,
+    /// X25519 (Multikey): DIDComm key agreement.
+    pub agreement_key: String,
+}
+
+/// An organisation with its DIDs, as the agent's current base URL gives them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Org {
+    pub record: Organisation,
+    /// `did:web:<host>:orgs:<id>`: signs credentials and status lists.
+    pub issuer_did: String,
+    /// The DIDComm identity connections are made with.
+    pub didcomm_did: String,
+    pub signing_key: PublicKey,
+    pub agreement_key: PublicKey,
+}
+
+/// The `did:web` DID whose document is served at `<base>/<path>/did.json` (did:web method
+/// §3.2: the host with `%3A` before a port, then the path segments).
+pub fn did_web_for(base_url: &str, path: &[&str]) -> Result<String, String> {
+    let rest = base_url
+        .strip_prefix("https://")
+        .or_else(|| base_url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{base_url} is not an http(s) URL"))?;
+    let mut segments = rest.trim_end_matches('/').split('/');
+    let host = segments.next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("{base_url} has no host"));
+    }
+    let mut did = format!("did:web:{}", host.replace(':', "%3A"));
+    for segment in segments.chain(path.iter().copied()) {
+        if segment.is_empty() || segment.contains(':') {
+            return Err(format!("{segment:?} cannot be a did:web path segment"));
+        }
+        did.push(':');
+        did.push_str(segment);
+    }
+    Ok(did)
+}
+
+/// A fresh random id of 24 hex digits (96 bits).
+fn new_object_id() -> String {
+    let mut bytes = [0u8; 12];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The issuer side's services over its storage.
+pub struct Issuer<S> {
+    storage: S,
+    keys: Arc<KeyRing>,
+    identity: Arc<Store>,
+    public_url: String,
+}
+
+/// A page of a listing, in the seed's envelope.
+pub fn page_json(items: Vec<Value>, page: usize, page_size: usize, total: usize) -> Value {
+    json!({
+        "data": items,
+        "page": page,
+        "pageSize": page_size,
+        "totalItem": total,
+        "totalPage": total.div_ceil(page_size),
+    })
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    pub fn new(storage: S, keys: Arc<KeyRing>, identity: Arc<Store>, public_url: String) -> Self {
+        Issuer {
+            storage,
+            keys,
+            identity,
+            public_url,
+        }
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    /// An organisation's record with its DIDs.
+    fn org_of(&self, record: Organisation) -> Result<Org, ApiError> {
+        let signing_key = multikey_decode(&record.signing_key)
+            .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
+        let agreement_key = multikey_decode(&record.agreement_key)
+            .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
+        let issuer_did = did_web_for(&self.public_url, &["orgs", &record.id])
+            .map_err(|e| ApiError::internal(&e))?;
+        let didcomm_did = did_peer_2(&PeerDidSpec {
+            authentication: vec![signing_key],
+            key_agreement: vec![agreement_key],
+            services: vec![PeerService {
+                uri: format!("{}/didcomm", self.public_url),
+                routing_keys: vec![],
+                accept: vec!["didcomm/v2".into()],
+            }],
+        });
+        Ok(Org {
+            record,
+            issuer_did,
+            didcomm_did,
+            signing_key,
+            agreement_key,
+        })
+    }
+
+    /// Creates an organisation; returns it and its API key, which is shown this once.
+    pub async fn create_org(&self, name: &str) -> Result<(Org, String), ApiError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(ApiError::field(
+                "name",
+                "must be 1 to 200 characters without control characters",
+            ));
+        }
+        let id = new_object_id();
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        let secret = wallet_core::encoding::b64u_encode(secret);
+        let api_key = format!("lk_{id}_{secret}");
+        let signing = self.keys.generate(KeyType::Ed25519);
+        let agreement = self.keys.generate(KeyType::X25519);
+        let saved = self
+            .identity
+            .save_key(&self.keys, &signing)
+            .and_then(|()| self.identity.save_key(&self.keys, &agreement));
+        if let Err(error) = saved {
+            self.keys.remove(&signing);
+            self.keys.remove(&agreement);
+            return Err(ApiError::internal(&format!(
+                "saving the organisation's keys: {error}"
+            )));
+        }
+        let record = Organisation {
+            id: id.clone(),
+            name: name.to_string(),
+            created_ms: now_ms(),
+            api_key_sha256: sha256_hex(secret.as_bytes()),
+            signing_key: multikey_encode(&signing),
+            agreement_key: multikey_encode(&agreement),
+        };
+        let name_key = name.to_lowercase();
+        let applied = self
+            .storage
+            .apply(
+                vec![Expect::Absent {
+                    collection: ORG_NAMES,
+                    key: name_key.clone(),
+                }],
+                vec![
+                    Write::put(ORGS, &id, &record)?,
+                    Write::put(ORG_NAMES, name_key, &id)?,
+                ],
+            )
+            .await;
+        if let Err(error) = applied {
+            // The keys of an organisation that was not created go again.
+            for key in [&signing, &agreement] {
+                let _ = self.identity.delete_key(key);
+                self.keys.remove(key);
+            }
+            return Err(match error {
+                BatchError::Conflict => {
+                    ApiError::conflict(&format!("an organisation named {name:?} exists already"))
+                }
+                other => other.into(),
+            });
+        }
+        tracing::info!(org = %id, "organisation created");
+        Ok((self.org_of(record)?, api_key))
+    }
+
+    /// The organisation an `x-api-key` belongs to.
+    pub async fn authenticate(&self, api_key: Option<&str>) -> Result<Org, ApiError> {
+        use subtle::ConstantTimeEq;
+        let api_key = api_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::unauthorised("the x-api-key header is missing"))?;
+        let invalid = || ApiError::unauthorised("the x-api-key is not valid");
+        let (id, secret) = api_key
+            .strip_prefix("lk_")
+            .and_then(|rest| rest.split_once('_'))
+            .filter(|(id, _)| id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(invalid)?;
+        let record: Option<Organisation> = self.storage.get_json(ORGS, id).await?;
+        let given = sha256_hex(secret.as_bytes());
+        // Compare against something even for an unknown id, so timing says nothing.
+        let expected = record.as_ref().map_or_else(
+            || sha256_hex(b"no such organisation"),
+            |r| r.api_key_sha256.clone(),
+        );
+        let matches = bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
+        match record {
+            Some(record) if matches => self.org_of(record),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// An organisation by id (for its public DID document).
+    pub async fn org(&self, id: &str) -> Result<Option<Org>, ApiError> {
+        match self.storage.get_json::<Organisation>(ORGS, id).await? {
+            Some(record) => Ok(Some(self.org_of(record)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The `did:web` document of an organisation's issuer DID.
+    pub fn did_document(&self, org: &Org) -> Value {
+        let key_id = format!("{}#key-1", org.issuer_did);
+        json!({
+            "@context": [
+                "https://www.w3.org/ns/did/v1",
+                "https://w3id.org/security/multikey/v1"
+            ],
+            "id": org.issuer_did,
+            "verificationMethod": [{
+                "id": key_id,
+                "type": "Multikey",
+                "controller": org.issuer_did,
+                "publicKeyMultibase": org.record.signing_key,
+            }],
+            "authentication": [key_id],
+            "assertionMethod": [key_id],
+        })
+    }
+
+    /// Creates a template for `org` from a create request's body.
+    pub async fn create_template(&self, org: &Org, body: &Value) -> Result<Template, ApiError> {
+        let now = now_ms();
+        let spec = TemplateSpec::parse(body, now)?;
+        let template_id = format!(
+            "urn:template:lanyard:{}-{}-{now}",
+            slug(&spec.name),
+            org.record.id
+        );
+        let key = format!("{}/{now:016x}{}", org.record.id, &new_object_id()[..8]);
+        let template = Template {
+            object_id: new_object_id(),
+            template_id: template_id.clone(),
+            org_id: org.record.id.clone(),
+            key: key.clone(),
+            spec,
+            total_offered: 0,
+            total_issued: 0,
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.storage
+            .apply(
+                vec![Expect::Absent {
+                    collection: TEMPLATE_IDS,
+                    key: template_id.clone(),
+                }],
+                vec![
+                    Write::put(TEMPLATES, &key, &template)?,
+                    Write::put(TEMPLATE_IDS, &template_id, &key)?,
+                ],
+            )
+            .await
+            .map_err(|error| match error {
+                BatchError::Conflict => {
+                    ApiError::conflict(&format!("a template with id {template_id} exists already"))
+                }
+                other => other.into(),
+            })?;
+        tracing::info!(org = %org.record.id, template = %template_id, "template created");
+        Ok(template)
+    }
+
+    /// A template of `org` by its `templateId`; another organisation's is not found.
+    pub async fn template(&self, org: &Org, template_id: &str) -> Result<Template, ApiError> {
+        self.template_any(template_id)
+            .await?
+            .filter(|t| t.org_id == org.record.id)
+            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
+    }
+
+    /// A template by id, whichever organisation has it.
+    pub async fn template_any(&self, template_id: &str) -> Result<Option<Template>, ApiError> {
+        let Some(key) = self
+            .storage
+            .get_json::<String>(TEMPLATE_IDS, template_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self.storage.get_json(TEMPLATES, &key).await?)
+    }
+
+    /// One page of `org`'s templates, oldest first, and how many there are.
+    pub async fn templates(
+        &self,
+        org: &Org,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(Vec<Template>, usize), ApiError> {
+        let prefix = format!("{}/", org.record.id);
+        let total = self.storage.count(TEMPLATES, &prefix).await?;
+        let skip = (page - 1).saturating_mul(page_size);
+        let items = self
+            .storage
+            .scan_json(TEMPLATES, &prefix, skip, page_size)
+            .await?;
+        Ok((items, total))
+    }
+
+    /// Deletes a template of `org`.
+    pub async fn delete_template(
+        &self,
+        org: &Org,
+        template_id: &str,
+    ) -> Result<Template, ApiError> {
+        let template = self.template(org, template_id).await?;
+        let current =
+            serde_json::to_vec(&template).map_err(|e| ApiError::internal(&e.to_string()))?;
+        self.storage
+            .apply(
+                vec![Expect::Equals {
+                    collection: TEMPLATES,
+                    key: template.key.clone(),
+                    value: current,
+                }],
+                vec![
+                    Write::delete(TEMPLATES, &template.key),
+                    Write::delete(TEMPLATE_IDS, &template.template_id),
+                ],
+            )
+            .await?;
+        tracing::info!(org = %org.record.id, template = %template_id, "template deleted");
+        Ok(template)
+    }
+
+    /// The public JSON Schema of a template's credentials.
+    pub async fn template_schema(&self, template_id: &str) -> Result<Value, ApiError> {
+        self.template_any(template_id)
+            .await?
+            .map(|t| t.json_schema(&self.public_url))
+            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
+    }
+
+    /// The API's view of a template.
+    pub fn template_json(&self, org: &Org, template: &Template) -> Value {
+        template.to_api(&self.public_url, &org.issuer_did, "lanyard")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_web_names_follow_the_method() {
+        assert_eq!(
+            did_web_for("https://example.com", &["orgs", "a1"]).unwrap(),
+            "did:web:example.com:orgs:a1"
+        );
+        assert_eq!(
+            did_web_for("http://127.0.0.1:8080/", &["orgs", "a1"]).unwrap(),
+            "did:web:127.0.0.1%3A8080:orgs:a1"
+        );
+        assert_eq!(
+            did_web_for("https://example.com/agent", &[]).unwrap(),
+            "did:web:example.com:agent"
+        );
+        assert!(did_web_for("ftp://x", &[]).is_err());
+        assert!(did_web_for("https://", &[]).is_err());
+    }
+}

@@ -1,0 +1,474 @@
+//! Credential templates as the seed's template API has them (`../shared/seeds/`, "Credential
+//! Template"): the request fields (`templateName`, `credentialIssuer`, `credentialType`,
+//! `logoURL`, `credentialExpiration`, `customFields`, `descriptions`, `numberOfCredentials`),
+//! their validation, and the response shape (`templateId` URN, `detail.fields`,
+//! `fieldOrdering`, `customAttributes`, counters, dates). Every credential is issued from one.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::time::{iso_millis, parse_timestamp};
+use super::ApiError;
+
+/// The fields every template has before its custom ones, with their descriptions and whether
+/// a credential may leave them out.
+pub const STANDARD_FIELDS: [(&str, &str, bool); 3] = [
+    ("credentialIssuer", "Credential Issuer", false),
+    ("credentialType", "Credential Type", false),
+    ("holderFullName", "Holder Full Name", true),
+];
+
+/// Most custom fields one template may have.
+pub const MAX_CUSTOM_FIELDS: usize = 50;
+/// Longest name, issuer, type or description.
+const MAX_TEXT: usize = 200;
+/// The largest `numberOfCredentials`.
+const MAX_CREDENTIALS: u64 = 1_000_000_000;
+
+/// What a template says about its credentials: the create request, validated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemplateSpec {
+    pub name: String,
+    pub credential_issuer: String,
+    pub credential_type: String,
+    pub logo_url: String,
+    /// RFC 3339; credentials issued from the template expire then.
+    pub credential_expiration: Option<String>,
+    pub custom_fields: Vec<String>,
+    pub descriptions: Vec<String>,
+    pub number_of_credentials: Option<u64>,
+}
+
+/// A stored template.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// The 24-hex-digit record id (`_id`).
+    pub object_id: String,
+    /// `urn:template:<ecosystem>:<slug>-<org id>-<millis>`.
+    pub template_id: String,
+    pub org_id: String,
+    /// Storage key within the organisation (creation order).
+    pub key: String,
+    #[serde(flatten)]
+    pub spec: TemplateSpec,
+    pub total_offered: u64,
+    pub total_issued: u64,
+    /// Milliseconds since the epoch.
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+const REQUEST_FIELDS: [&str; 8] = [
+    "templateName",
+    "credentialIssuer",
+    "credentialType",
+    "logoURL",
+    "credentialExpiration",
+    "customFields",
+    "descriptions",
+    "numberOfCredentials",
+];
+
+fn required_text(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Err(ApiError::field(field, "is required")),
+        Some(Value::String(text)) => {
+            let text = text.trim();
+            if text.is_empty() {
+                Err(ApiError::field(field, "must not be empty"))
+            } else if text.chars().count() > MAX_TEXT {
+                Err(ApiError::field(
+                    field,
+                    &format!("is longer than {MAX_TEXT} characters"),
+                ))
+            } else if text.chars().any(char::is_control) {
+                Err(ApiError::field(
+                    field,
+                    "must not contain control characters",
+                ))
+            } else {
+                Ok(text.to_string())
+            }
+        }
+        Some(other) => Err(ApiError::field(
+            field,
+            &format!("must be a string, not {}", json_type(other)),
+        )),
+    }
+}
+
+fn string_list(body: &Map<String, Value>, field: &str) -> Result<Vec<String>, ApiError> {
+    let Some(value) = body.get(field) else {
+        return Err(ApiError::field(field, "is required"));
+    };
+    let Value::Array(items) = value else {
+        return Err(ApiError::field(
+            field,
+            &format!("must be an array of strings, not {}", json_type(value)),
+        ));
+    };
+    if items.len() > MAX_CUSTOM_FIELDS {
+        return Err(ApiError::field(
+            field,
+            &format!("has more than {MAX_CUSTOM_FIELDS} entries"),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Value::String(text) if text.chars().count() <= MAX_TEXT => Ok(text.trim().to_string()),
+            Value::String(_) => Err(ApiError::field(
+                &format!("{field}[{index}]"),
+                &format!("is longer than {MAX_TEXT} characters"),
+            )),
+            other => Err(ApiError::field(
+                &format!("{field}[{index}]"),
+                &format!("must be a string, not {}", json_type(other)),
+            )),
+        })
+        .collect()
+}
+
+/// The JSON type of a value, as an error message names it.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Whether `name` can be a credential field: a letter, then letters, digits or `_`.
+pub fn valid_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl TemplateSpec {
+    /// Validates a create request's body; the error names the first field that is wrong.
+    pub fn parse(body: &Value, now_ms: u64) -> Result<TemplateSpec, ApiError> {
+        let Value::Object(body) = body else {
+            return Err(ApiError::bad_request(&format!(
+                "the body must be a JSON object, not {}",
+                json_type(body)
+            )));
+        };
+        if let Some(unknown) = body.keys().find(|k| !REQUEST_FIELDS.contains(&k.as_str())) {
+            return Err(ApiError::field(
+                unknown,
+                &format!(
+                    "is not a template field (expected {})",
+                    REQUEST_FIELDS.join(", ")
+                ),
+            ));
+        }
+        let name = required_text(body, "templateName")?;
+        let credential_issuer = required_text(body, "credentialIssuer")?;
+        let credential_type = required_text(body, "credentialType")?;
+        let logo_url = required_text(body, "logoURL")?;
+        if !(logo_url.starts_with("https://") || logo_url.starts_with("http://"))
+            || logo_url.len() > 2048
+            || logo_url.contains(char::is_whitespace)
+        {
+            return Err(ApiError::field("logoURL", "must be an http(s) URL"));
+        }
+        let credential_expiration = match body.get("credentialExpiration") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) if text.trim().is_empty() => None,
+            Some(Value::String(text)) => {
+                let at = parse_timestamp(text.trim()).ok_or_else(|| {
+                    ApiError::field(
+                        "credentialExpiration",
+                        &format!("{text:?} is not a date (YYYY-MM-DD) or an RFC 3339 date-time"),
+                    )
+                })?;
+                if at.saturating_mul(1000) <= now_ms {
+                    return Err(ApiError::field(
+                        "credentialExpiration",
+                        &format!("{text:?} is in the past"),
+                    ));
+                }
+                Some(super::time::rfc3339_secs(at))
+            }
+            Some(other) => {
+                return Err(ApiError::field(
+                    "credentialExpiration",
+                    &format!("must be a date string or null, not {}", json_type(other)),
+                ))
+            }
+        };
+        let custom_fields = string_list(body, "customFields")?;
+        let descriptions = string_list(body, "descriptions")?;
+        if descriptions.len() != custom_fields.len() {
+            return Err(ApiError::field(
+                "descriptions",
+                &format!(
+                    "has {} entries but customFields has {}; give one description per custom field",
+                    descriptions.len(),
+                    custom_fields.len()
+                ),
+            ));
+        }
+        for (index, field) in custom_fields.iter().enumerate() {
+            let at = format!("customFields[{index}]");
+            if !valid_field_name(field) {
+                return Err(ApiError::field(
+                    &at,
+                    &format!("{field:?} is not a field name (a letter, then letters, digits or _)"),
+                ));
+            }
+            if STANDARD_FIELDS.iter().any(|(name, _, _)| name == field) || field == "id" {
+                return Err(ApiError::field(
+                    &at,
+                    &format!("{field:?} is a standard field of every template"),
+                ));
+            }
+            if custom_fields[..index].contains(field) {
+                return Err(ApiError::field(&at, &format!("{field:?} is listed twice")));
+            }
+        }
+        for (index, description) in descriptions.iter().enumerate() {
+            if description.chars().any(char::is_control) {
+                return Err(ApiError::field(
+                    &format!("descriptions[{index}]"),
+                    "must not contain control characters",
+                ));
+            }
+        }
+        let number_of_credentials = match body.get("numberOfCredentials") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(n) if (1..=MAX_CREDENTIALS).contains(&n) => Some(n),
+                _ => {
+                    return Err(ApiError::field(
+                        "numberOfCredentials",
+                        &format!("must be a whole number from 1 to {MAX_CREDENTIALS}, or null"),
+                    ))
+                }
+            },
+            Some(other) => {
+                return Err(ApiError::field(
+                    "numberOfCredentials",
+                    &format!("must be a number or null, not {}", json_type(other)),
+                ))
+            }
+        };
+        Ok(TemplateSpec {
+            name,
+            credential_issuer,
+            credential_type,
+            logo_url,
+            credential_expiration,
+            custom_fields,
+            descriptions,
+            number_of_credentials,
+        })
+    }
+}
+
+/// Lower-case words joined by `-`: `Template Demo` → `template-demo`.
+pub fn slug(text: &str) -> String {
+    let mut slug = String::new();
+    for word in text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.push_str(&word.to_ascii_lowercase());
+        if slug.len() > 48 {
+            break;
+        }
+    }
+    if slug.is_empty() {
+        slug.push_str("template");
+    }
+    slug
+}
+
+/// Capitalised words run together: `Template Demo` → `TemplateDemo`.
+fn camel(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+impl Template {
+    /// Every field a credential from this template has: the standard ones, then the custom.
+    pub fn fields(&self) -> Vec<(String, String, bool)> {
+        STANDARD_FIELDS
+            .iter()
+            .map(|(name, description, optional)| {
+                (name.to_string(), description.to_string(), *optional)
+            })
+            .chain(
+                self.spec
+                    .custom_fields
+                    .iter()
+                    .zip(&self.spec.descriptions)
+                    .map(|(name, description)| (name.clone(), description.clone(), true)),
+            )
+            .collect()
+    }
+
+    /// Whether another credential may be issued under `numberOfCredentials`.
+    pub fn has_room(&self) -> bool {
+        self.spec
+            .number_of_credentials
+            .is_none_or(|limit| self.total_issued < limit)
+    }
+
+    /// The template as the API answers it (the seed's shape). `schema_base` is the agent's
+    /// public URL; `created_by` the organisation's issuer DID.
+    pub fn to_api(&self, schema_base: &str, created_by: &str, ecosystem: &str) -> Value {
+        let created = iso_millis(self.created_ms);
+        let updated = iso_millis(self.updated_ms);
+        let suffix = format!("{}-{}", self.org_id, self.created_ms);
+        let mut fields = Map::new();
+        let mut ordering = Map::new();
+        for (order, (name, description, optional)) in self.fields().into_iter().enumerate() {
+            fields.insert(
+                name.clone(),
+                json!({
+                    "title": name,
+                    "description": description,
+                    "optional": optional,
+                    "type": 0,
+                }),
+            );
+            ordering.insert(name, json!({ "order": order, "section": "Data" }));
+        }
+        let custom_attributes: Vec<Value> = self
+            .spec
+            .custom_fields
+            .iter()
+            .zip(&self.spec.descriptions)
+            .map(|(key, description)| json!({ "key": key, "description": description }))
+            .collect();
+        json!({
+            "plaidConfig": { "template": "", "enablePII": false },
+            "verificationSettings": { "method": null, "price": 0, "age": 0 },
+            "numberOfCredentials": self.spec.number_of_credentials,
+            "isDefault": false,
+            "isPasses": false,
+            "dateIssued": created,
+            "status": "active",
+            "customFields": self.spec.custom_fields,
+            "verifierSources": [],
+            "requireVerifierSource": false,
+            "passkit": { "isEnabled": false, "productionId": "", "ticketTypeId": "" },
+            "orcaScan": { "isEnabled": false, "callbackUrl": "" },
+            "isPlatform": false,
+            "totalOffered": self.total_offered,
+            "totalIssued": self.total_issued,
+            "totalListing": 0,
+            "includeGovernance": false,
+            "collaborator": [],
+            "_id": self.object_id,
+            "templateId": self.template_id,
+            "name": self.spec.name,
+            "credentialIssuer": self.spec.credential_issuer,
+            "credentialType": self.spec.credential_type,
+            "logoId": logo_id(&self.spec.logo_url),
+            "logoURL": self.spec.logo_url,
+            "credentialExpiration": self.spec.credential_expiration,
+            "detail": {
+                "id": self.template_id,
+                "name": format!("{}{}", camel(&self.spec.name), suffix.replace('-', "")),
+                "version": 1,
+                "fields": fields,
+                "allowAdditionalFields": false,
+                "schemaUri": format!("{schema_base}/schemas/{}", self.template_id),
+                "contextUri": "",
+                "ecosystemId": format!("urn:lanyard:ecosystems:{ecosystem}"),
+                "type": "VerifiableCredential",
+                "createdBy": created_by,
+                "dateCreated": created,
+                "title": format!("{} {} {}", self.spec.name, self.org_id, self.created_ms),
+                "description": "",
+                "fieldOrdering": ordering,
+            },
+            "partner": self.org_id,
+            "customAttributes": custom_attributes,
+            "dateCreated": created,
+            "dateUpdated": updated,
+            "welcomeText": "",
+            "enableIdentityData": true,
+            "isAvailable": true,
+            "__v": 0,
+        })
+    }
+
+    /// A JSON Schema (2020-12) of the `credentialSubject` of credentials from this template,
+    /// published at the template's `schemaUri`.
+    pub fn json_schema(&self, schema_base: &str) -> Value {
+        let mut properties = Map::new();
+        properties.insert(
+            "id".into(),
+            json!({ "type": "string", "description": "The holder's DID" }),
+        );
+        let mut required = vec![json!("id")];
+        for (name, description, optional) in self.fields() {
+            properties.insert(
+                name.clone(),
+                json!({ "type": "string", "description": description }),
+            );
+            if !optional {
+                required.push(json!(name));
+            }
+        }
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": format!("{schema_base}/schemas/{}", self.template_id),
+            "title": self.spec.name,
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        })
+    }
+}
+
+/// A stable id for a logo URL, in the seed's `logos/<hex>` style.
+fn logo_id(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(url.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("logos/{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_slugs_and_camel_case() {
+        assert_eq!(slug("Template Demo"), "template-demo");
+        assert_eq!(slug("  ¡Hola!  "), "hola");
+        assert_eq!(slug("***"), "template");
+        assert_eq!(camel("Template demo 2"), "TemplateDemo2");
+    }
+
+    #[test]
+    fn field_names_are_identifiers() {
+        assert!(valid_field_name("verifiedHello1"));
+        assert!(valid_field_name("a_b"));
+        for bad in ["", "1a", "a-b", "a b", "ä", &"a".repeat(65)] {
+            assert!(!valid_field_name(bad), "{bad:?}");
+        }
+    }
+}
