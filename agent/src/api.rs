@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::issuer::customers::Status;
 use crate::issuer::store::SledIssuerStorage;
 use crate::issuer::{page_json, ApiError, Issuer, Org};
 
@@ -29,6 +30,7 @@ type Shared = State<Arc<ApiState>>;
 const MAX_BODY: usize = 1 << 20;
 
 pub const TEMPLATES_PATH: &str = "/core/api/v1/programmatic/credential/template";
+pub const CUSTOMERS_PATH: &str = "/core/api/v1/programmatic/customer";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -57,6 +59,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             &format!("{TEMPLATES_PATH}/{{id}}"),
             get(get_template).delete(delete_template),
+        )
+        .route(CUSTOMERS_PATH, post(onboard).get(list_customers))
+        .route(&format!("{CUSTOMERS_PATH}/{{id}}"), get(get_customer))
+        .route(
+            &format!("{CUSTOMERS_PATH}/{{id}}/invitation"),
+            post(resend_invitation),
         )
         .route("/admin/orgs", post(create_org))
         .route("/orgs/{id}/did.json", get(org_did_document))
@@ -93,8 +101,11 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(&format!("the body is not valid JSON: {e}")))
 }
 
-/// `page` and `pageSize` from a query, checked.
-fn paging(query: &std::collections::HashMap<String, String>) -> Result<(usize, usize), ApiError> {
+/// `page` and `pageSize` from a query, checked; `extra` are the other parameters allowed.
+fn paging(
+    query: &std::collections::HashMap<String, String>,
+    extra: &[&str],
+) -> Result<(usize, usize), ApiError> {
     let number = |name: &str, default: usize, max: usize| -> Result<usize, ApiError> {
         match query.get(name) {
             None => Ok(default),
@@ -107,10 +118,11 @@ fn paging(query: &std::collections::HashMap<String, String>) -> Result<(usize, u
             },
         }
     };
-    if let Some(unknown) = query.keys().find(|k| *k != "page" && *k != "pageSize") {
+    let allowed: Vec<&str> = ["page", "pageSize"].iter().chain(extra).copied().collect();
+    if let Some(unknown) = query.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::field(
             unknown,
-            "is not a query parameter here (page, pageSize)",
+            &format!("is not a query parameter here ({})", allowed.join(", ")),
         ));
     }
     Ok((number("page", 1, 1_000_000)?, number("pageSize", 10, 100)?))
@@ -136,7 +148,7 @@ async fn list_templates(
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let org = org(&state, &headers).await?;
-    let (page, page_size) = paging(&query)?;
+    let (page, page_size) = paging(&query, &[])?;
     let (templates, total) = state.issuer.templates(&org, page, page_size).await?;
     let items = templates
         .iter()
@@ -244,4 +256,71 @@ async fn template_schema(
         Json(state.issuer.template_schema(&id).await?),
     )
         .into_response())
+}
+
+async fn onboard(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let body = json_body(&headers, &body)?;
+    let (customer, links) = state.issuer.onboard(&org, &body).await?;
+    Ok(data(StatusCode::CREATED, customer.to_api(&links)))
+}
+
+async fn list_customers(
+    State(state): Shared,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let (page, page_size) = paging(&query, &["status"])?;
+    let status = match query.get("status") {
+        None => None,
+        Some(text) => Some(Status::parse(text).ok_or_else(|| {
+            ApiError::field(
+                "status",
+                &format!("must be Initiated, Invited or Onboarded, not {text:?}"),
+            )
+        })?),
+    };
+    let (customers, total) = state
+        .issuer
+        .customers(&org, status, page, page_size)
+        .await?;
+    let items = customers
+        .iter()
+        .map(|c| c.to_api(&state.issuer.customer_links(c)))
+        .collect();
+    Ok(data(
+        StatusCode::OK,
+        page_json(items, page, page_size, total),
+    ))
+}
+
+async fn get_customer(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let customer = state.issuer.customer(&org, &id).await?;
+    Ok(data(
+        StatusCode::OK,
+        customer.to_api(&state.issuer.customer_links(&customer)),
+    ))
+}
+
+async fn resend_invitation(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let customer = state.issuer.resend(&org, &id).await?;
+    Ok(data(
+        StatusCode::OK,
+        customer.to_api(&state.issuer.customer_links(&customer)),
+    ))
 }

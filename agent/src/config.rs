@@ -46,6 +46,16 @@ pub struct Config {
     /// `LANYARD_COMMIT_WINDOW_US`: how long the store's group commit waits for more writes to
     /// share one fsync, in microseconds (default 1000; 0 flushes at once; at most 100000).
     pub commit_window: Duration,
+    /// `LANYARD_SMTP_URL`: the SMTP relay invitation emails go through, as
+    /// `smtp://[user:pass@]host[:port][?tls=required]` or `smtps://...`; unset, emails are not
+    /// sent (customers stay `Initiated` and the API returns the link and QR to deliver).
+    pub smtp_url: Option<String>,
+    /// `LANYARD_SMTP_FROM`: the invitation emails' sender (default `Lanyard <no-reply@localhost>`).
+    pub smtp_from: String,
+    /// `LANYARD_SMS_URL`: an HTTP SMS gateway that takes `POST {"to", "from", "body"}`;
+    /// `LANYARD_SMS_TOKEN`: its bearer token, if it wants one.
+    pub sms_url: Option<String>,
+    pub sms_token: Option<String>,
 }
 
 impl Default for Config {
@@ -64,12 +74,16 @@ impl Default for Config {
             android_cert_sha256: Vec::new(),
             admin_token: None,
             commit_window: Duration::from_micros(1000),
+            smtp_url: None,
+            smtp_from: "Lanyard <no-reply@localhost>".to_string(),
+            sms_url: None,
+            sms_token: None,
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 14] = [
+const VARIABLES: [&str; 18] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -84,6 +98,10 @@ const VARIABLES: [&str; 14] = [
     "LANYARD_ANDROID_CERT_SHA256",
     "LANYARD_ADMIN_TOKEN",
     "LANYARD_COMMIT_WINDOW_US",
+    "LANYARD_SMTP_URL",
+    "LANYARD_SMTP_FROM",
+    "LANYARD_SMS_URL",
+    "LANYARD_SMS_TOKEN",
 ];
 
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
@@ -210,6 +228,12 @@ impl Config {
             }
             config.commit_window = Duration::from_micros(micros);
         }
+        config.smtp_url = get("LANYARD_SMTP_URL").filter(|v| !v.is_empty());
+        if let Some(from) = get("LANYARD_SMTP_FROM") {
+            config.smtp_from = from;
+        }
+        config.sms_url = get("LANYARD_SMS_URL").filter(|v| !v.is_empty());
+        config.sms_token = get("LANYARD_SMS_TOKEN").filter(|v| !v.is_empty());
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
         }

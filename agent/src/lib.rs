@@ -65,18 +65,33 @@ pub async fn start(config: Config) -> Result<Running, String> {
         config.commit_window,
     )
     .map_err(|e| format!("issuer store: {e}"))?;
-    let issuer = Arc::new(issuer::Issuer::new(
-        issuer_storage,
-        identity.keys.clone(),
-        identity.store.clone(),
-        public_url.clone(),
-    ));
     let mediator = Arc::new(Mediator::new(
         identity.did,
         didcomm,
         storage,
         config.limits.clone(),
     ));
+    let mailer = match &config.smtp_url {
+        Some(url) => Some(issuer::delivery::Mailer::new(url, &config.smtp_from)?),
+        None => None,
+    };
+    let sms = match &config.sms_url {
+        Some(url) => Some(issuer::delivery::SmsGateway::new(
+            url,
+            config.sms_token.clone(),
+        )?),
+        None => None,
+    };
+    let issuer = Arc::new(
+        issuer::Issuer::new(
+            issuer_storage,
+            identity.keys.clone(),
+            identity.store.clone(),
+            public_url.clone(),
+        )
+        .with_hub(mediator.clone(), &config.deep_link_scheme)
+        .with_transports(mailer, sms),
+    );
     let admin_token = match &config.admin_token {
         Some(token) => token.clone(),
         None => identity::admin_token(&config.data_dir)?,

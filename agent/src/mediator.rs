@@ -5,11 +5,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
+
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use wallet_core::did::{did_of, Resolver};
 use wallet_core::didcomm::{
-    Attachment, DidComm, DidCommError, Forward, Message, Unpacked, FORWARD_TYPE,
+    Attachment, DidComm, DidCommError, Forward, Layer, Message, Unpacked, FORWARD_TYPE,
 };
 use wallet_core::encoding::b64u_encode;
 
@@ -116,6 +118,31 @@ pub struct Session {
     sent: HashSet<String>,
 }
 
+/// Messages for the other DIDs this agent hosts (organisations' DIDComm identities): the
+/// mediator unpacks every envelope that reaches its endpoint and hands these over.
+pub trait Inbox: Send + Sync {
+    /// Handles a message unpacked for one of the inbox's DIDs; returns once what it changed is
+    /// durable.
+    fn receive(&self, unpacked: Unpacked) -> BoxFuture<'_, Result<Outcome, Refusal>>;
+}
+
+/// What the agent's other parts (the issuer) ask of the mediator beside them.
+pub trait Hub: Send + Sync {
+    /// Stores an invitation hosted at `/i/<code>`.
+    fn put_invitation<'a>(
+        &'a self,
+        record: &'a crate::invitations::InvitationRecord,
+    ) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// An invitation by its code.
+    fn invitation<'a>(
+        &'a self,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::invitations::InvitationRecord>, StorageError>>;
+    /// Takes a packed message (a forward to a phone this mediator serves) as if it had arrived
+    /// over HTTP: durably queued when this returns.
+    fn deliver<'a>(&'a self, envelope: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
+}
+
 /// The mediator: its identity, envelopes and storage.
 pub struct Mediator<S> {
     did: String,
@@ -125,6 +152,35 @@ pub struct Mediator<S> {
     /// Wakes the live connections of a client when a forward for it is queued.
     live: Mutex<HashMap<String, Arc<Notify>>>,
     metrics: Arc<Metrics>,
+    /// Where messages for the agent's other DIDs go.
+    inbox: std::sync::OnceLock<std::sync::Weak<dyn Inbox>>,
+}
+
+impl<S: MediatorStorage> Hub for Mediator<S> {
+    fn put_invitation<'a>(
+        &'a self,
+        record: &'a crate::invitations::InvitationRecord,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(self.storage.put_invitation(record))
+    }
+
+    fn invitation<'a>(
+        &'a self,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::invitations::InvitationRecord>, StorageError>> {
+        Box::pin(self.storage.invitation(code))
+    }
+
+    fn deliver<'a>(&'a self, envelope: &'a str) -> BoxFuture<'a, Result<(), Refusal>> {
+        Box::pin(async move {
+            match self.handle(envelope).await? {
+                Outcome::Accepted => Ok(()),
+                Outcome::Reply(_) => Err(Refusal::BadRequest(
+                    "a delivery expected no answer but got one".into(),
+                )),
+            }
+        })
+    }
 }
 
 fn reply_to(request: &Message, type_: &str, body: Value) -> Message {
@@ -148,7 +204,13 @@ impl<S: MediatorStorage> Mediator<S> {
             limits,
             live: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
+            inbox: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets where messages for the agent's other DIDs go (once).
+    pub fn set_inbox(&self, inbox: std::sync::Weak<dyn Inbox>) {
+        let _ = self.inbox.set(inbox);
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -240,7 +302,29 @@ impl<S: MediatorStorage> Mediator<S> {
         envelope: &str,
         mut session: Option<&mut Session>,
     ) -> Result<Outcome, Refusal> {
-        let Unpacked { message, metadata } = self.didcomm.unpack(envelope).await?;
+        let unpacked = self.didcomm.unpack(envelope).await?;
+        let recipient = unpacked
+            .metadata
+            .layers
+            .iter()
+            .find_map(|layer| match layer {
+                Layer::Anoncrypt { recipient_kid, .. } | Layer::Authcrypt { recipient_kid, .. } => {
+                    Some(did_of(recipient_kid))
+                }
+                Layer::Signed { .. } => None,
+            });
+        if let Some(recipient) = recipient.filter(|did| *did != self.did) {
+            // Encrypted to another DID whose keys this agent holds: an organisation's.
+            let recipient = recipient.to_string();
+            let inbox = self.inbox.get().and_then(std::sync::Weak::upgrade);
+            return match inbox {
+                Some(inbox) => inbox.receive(unpacked).await,
+                None => Err(Refusal::BadRequest(format!(
+                    "nothing here receives messages for {recipient}"
+                ))),
+            };
+        }
+        let Unpacked { message, metadata } = unpacked;
         if message.type_ == FORWARD_TYPE {
             return self.forward(&message).await;
         }

@@ -6,6 +6,8 @@ mod support;
 use serde_json::{json, Value};
 use support::{seed_template_request, Agent, OrgClient, TEMPLATES};
 
+const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
+
 /// The seed request with `field` set to `value` (or removed when `value` is `None`).
 fn with(field: &str, value: Option<Value>) -> Value {
     let mut request = seed_template_request();
@@ -16,6 +18,18 @@ fn with(field: &str, value: Option<Value>) -> Value {
         }
     }
     request
+}
+
+/// `base` with the members of `extra` set, or removed where `extra` has them null.
+fn merged(mut base: Value, extra: Value) -> Value {
+    for (key, value) in extra.as_object().unwrap() {
+        if value.is_null() {
+            base.as_object_mut().unwrap().remove(key);
+        } else {
+            base[key] = value.clone();
+        }
+    }
+    base
 }
 
 struct Case {
@@ -259,6 +273,167 @@ fn cases(key: &str) -> Vec<Case> {
             "urn:template:x",
         )
     });
+    let customer = |name, body: Value, status, names| Case {
+        path: CUSTOMERS.to_string(),
+        ..json_case(name, body, status, names)
+    };
+    let email = |extra: Value| {
+        merged(
+            json!({"name": "Jane", "medium": "email", "email": "jane@example.com"}),
+            extra,
+        )
+    };
+    let sms = |extra: Value| {
+        merged(
+            json!({"name": "Bob", "medium": "sms", "phoneNumber": "+14155550123", "organizationLabel": "Acme"}),
+            extra,
+        )
+    };
+    for (name, body, status, names) in [
+        (
+            "customer without a name",
+            email(json!({"name": null})),
+            400,
+            "name is required",
+        ),
+        (
+            "customer without a medium",
+            email(json!({"medium": null})),
+            400,
+            "medium",
+        ),
+        (
+            "unknown medium",
+            email(json!({"medium": "fax"})),
+            400,
+            "medium",
+        ),
+        (
+            "email medium without an address",
+            email(json!({"email": null})),
+            400,
+            "email is required",
+        ),
+        (
+            "invalid email address",
+            email(json!({"email": "jane@@example"})),
+            400,
+            "email",
+        ),
+        (
+            "email address with a space",
+            email(json!({"email": "ja ne@example.com"})),
+            400,
+            "email",
+        ),
+        (
+            "phone number on the email medium",
+            email(json!({"phoneNumber": "+14155550123"})),
+            400,
+            "phoneNumber",
+        ),
+        (
+            "email template without the link",
+            email(json!({"emailTemplate": {"subject": "Hi", "body": "no link"}})),
+            400,
+            "emailTemplate.body",
+        ),
+        (
+            "email template without a subject",
+            email(json!({"emailTemplate": {"body": "{{inviteUrl}}"}})),
+            400,
+            "emailTemplate.subject",
+        ),
+        (
+            "sms without a number",
+            sms(json!({"phoneNumber": null})),
+            400,
+            "phoneNumber is required",
+        ),
+        (
+            "sms number without a country code",
+            sms(json!({"phoneNumber": "4155550123"})),
+            400,
+            "phoneNumber",
+        ),
+        (
+            "sms number with letters",
+            sms(json!({"phoneNumber": "+1 415 CALL NOW"})),
+            400,
+            "phoneNumber",
+        ),
+        (
+            "sms without a label",
+            sms(json!({"organizationLabel": null})),
+            400,
+            "organizationLabel",
+        ),
+        (
+            "sms label too long",
+            sms(json!({"organizationLabel": "x".repeat(31)})),
+            400,
+            "organizationLabel",
+        ),
+        (
+            "email address on the sms medium",
+            sms(json!({"email": "bob@example.com"})),
+            400,
+            "email",
+        ),
+        (
+            "autoIssue not an object",
+            email(json!({"autoIssue": "yes"})),
+            400,
+            "autoIssue",
+        ),
+        (
+            "autoIssue without a template",
+            email(json!({"autoIssue": {"values": {}}})),
+            400,
+            "autoIssue.templateId",
+        ),
+        (
+            "autoIssue with an unknown member",
+            email(json!({"autoIssue": {"templateId": "x", "extra": 1}})),
+            400,
+            "autoIssue.extra",
+        ),
+        (
+            "autoIssue of an unknown template",
+            email(json!({"autoIssue": {"templateId": "urn:template:none", "values": {}}})),
+            404,
+            "autoIssue.templateId",
+        ),
+        (
+            "unknown customer field",
+            email(json!({"nickname": "J"})),
+            400,
+            "nickname",
+        ),
+    ] {
+        cases.push(customer(name, body, status, names));
+    }
+    cases.push(get(
+        "unknown customer id",
+        format!("{CUSTOMERS}/{}", "a".repeat(24)),
+        404,
+        "no customer",
+    ));
+    cases.push(get(
+        "customer status filter",
+        format!("{CUSTOMERS}?status=Gone"),
+        400,
+        "status",
+    ));
+    cases.push(Case {
+        method: "POST",
+        ..get(
+            "resend to an unknown customer",
+            format!("{CUSTOMERS}/nobody/invitation"),
+            404,
+            "nobody",
+        )
+    });
     // Keys: none, wrong, malformed, and another organisation's shape with a bad secret.
     for (name, value, names) in [
         ("no API key", None, "x-api-key header is missing"),
@@ -323,5 +498,13 @@ async fn bad_requests_are_refused_by_name_and_change_nothing() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
     let listed = acme.call("GET", TEMPLATES, None).await;
-    assert_eq!(listed.body["data"]["totalItem"], 0, "nothing was created");
+    assert_eq!(
+        listed.body["data"]["totalItem"], 0,
+        "no template was created"
+    );
+    let customers = acme.call("GET", CUSTOMERS, None).await;
+    assert_eq!(
+        customers.body["data"]["totalItem"], 0,
+        "no customer was created"
+    );
 }

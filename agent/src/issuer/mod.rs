@@ -3,6 +3,9 @@
 //! agent), and the credential templates of the seed's template API. Its state sits behind
 //! [`store::IssuerStorage`]; secret keys stay in the agent's key ring and identity store.
 
+pub mod customers;
+pub mod delivery;
+mod onboarding;
 pub mod store;
 pub mod templates;
 pub mod time;
@@ -20,6 +23,7 @@ use wallet_core::store::Store;
 use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use self::templates::{slug, Template, TemplateSpec};
 use self::time::now_ms;
+use crate::mediator::Hub;
 use crate::storage::StorageError;
 
 /// An error the API answers with: an HTTP status, a stable code and a message that names what
@@ -114,6 +118,11 @@ const ORGS: &str = "orgs";
 const ORG_NAMES: &str = "org_names";
 const TEMPLATES: &str = "templates";
 const TEMPLATE_IDS: &str = "template_ids";
+const CUSTOMERS: &str = "customers";
+/// Customer id → storage key.
+const CUSTOMER_IDS: &str = "customer_ids";
+/// Invitation message id → customer storage key.
+const CUSTOMER_INVITATIONS: &str = "customer_invitations";
 
 /// An organisation as stored. The API key is kept only as its SHA-256.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,7 +175,7 @@ pub fn did_web_for(base_url: &str, path: &[&str]) -> Result<String, String> {
 }
 
 /// A fresh random id of 24 hex digits (96 bits).
-fn new_object_id() -> String {
+pub(crate) fn new_object_id() -> String {
     let mut bytes = [0u8; 12];
     OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -185,6 +194,12 @@ pub struct Issuer<S> {
     keys: Arc<KeyRing>,
     identity: Arc<Store>,
     public_url: String,
+    /// The mediator beside it: hosts invitations, queues messages for phones.
+    hub: Option<Arc<dyn Hub>>,
+    /// The app's custom URL scheme, for deep links.
+    scheme: String,
+    mailer: Option<delivery::Mailer>,
+    sms: Option<delivery::SmsGateway>,
 }
 
 /// A page of a listing, in the seed's envelope.
@@ -199,13 +214,43 @@ pub fn page_json(items: Vec<Value>, page: usize, page_size: usize, total: usize)
 }
 
 impl<S: IssuerStorage> Issuer<S> {
+    /// An issuer that can manage organisations and templates; [`Issuer::with_hub`] and
+    /// [`Issuer::with_transports`] add what onboarding and issuance need.
     pub fn new(storage: S, keys: Arc<KeyRing>, identity: Arc<Store>, public_url: String) -> Self {
         Issuer {
             storage,
             keys,
             identity,
             public_url,
+            hub: None,
+            scheme: "lanyard".into(),
+            mailer: None,
+            sms: None,
         }
+    }
+
+    /// Attaches the mediator and the app's deep-link scheme.
+    pub fn with_hub(mut self, hub: Arc<dyn Hub>, scheme: &str) -> Self {
+        self.hub = Some(hub);
+        self.scheme = scheme.to_string();
+        self
+    }
+
+    /// Attaches the email and SMS transports (each optional).
+    pub fn with_transports(
+        mut self,
+        mailer: Option<delivery::Mailer>,
+        sms: Option<delivery::SmsGateway>,
+    ) -> Self {
+        self.mailer = mailer;
+        self.sms = sms;
+        self
+    }
+
+    fn hub(&self) -> Result<&Arc<dyn Hub>, ApiError> {
+        self.hub
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
     }
 
     pub fn public_url(&self) -> &str {

@@ -27,8 +27,13 @@ pub struct Agent {
 
 impl Agent {
     pub async fn start(limits: Limits) -> Agent {
+        Agent::start_with(limits, |_| {}).await
+    }
+
+    /// Starts an agent whose configuration `edit` adjusts first.
+    pub async fn start_with(limits: Limits, edit: impl FnOnce(&mut Config)) -> Agent {
         let data = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_path_buf(),
             limits,
@@ -39,6 +44,7 @@ impl Agent {
             android_cert_sha256: vec!["AB:CD:EF".to_string()],
             ..Config::default()
         };
+        edit(&mut config);
         let running = agent::start(config).await.expect("the agent starts");
         Agent {
             url: format!("http://{}", running.addr),
@@ -401,4 +407,134 @@ pub fn shape_differences(example: &Value, ours: &Value, path: &str) -> Vec<Strin
         )),
     }
     differences
+}
+
+/// The SMTP sink (aiosmtpd, in Python: an SMTP server independent of ours) on a loopback port.
+pub struct SmtpSink {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        SmtpSink::start_on(None)
+    }
+
+    /// Starts the sink on `port` (a free one when None).
+    pub fn start_on(port: Option<u16>) -> SmtpSink {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        // Debian's python3-aiosmtpd is installed for the system interpreter, which a pyenv or
+        // venv python3 earlier on PATH would not see.
+        let python = ["/usr/bin/python3", "python3"]
+            .into_iter()
+            .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+            .unwrap();
+        let mut command = std::process::Command::new(python);
+        command.arg(script).arg(dir.path());
+        if let Some(port) = port {
+            command.arg(port.to_string());
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (apt install python3-aiosmtpd)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            panic!("the SMTP sink did not start (is python3-aiosmtpd installed?): {line:?}")
+        });
+        SmtpSink { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The `n`th message received (1-based), waiting up to 10 s for it.
+    pub async fn message(&self, n: usize) -> Value {
+        let path = self.dir.path().join(format!("{n:04}.json"));
+        for _ in 0..200 {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return serde_json::from_str(&text).unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the SMTP sink received no message {n}");
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the gateway stand-in was sent: the Authorization header and the JSON body.
+pub type ReceivedSms = (Option<String>, Value);
+
+/// An SMS gateway stand-in: an HTTP server on loopback that records what it is sent and
+/// answers `status`.
+pub struct SmsReceiver {
+    pub url: String,
+    pub received: Arc<std::sync::Mutex<Vec<ReceivedSms>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl SmsReceiver {
+    pub async fn start(status: u16) -> SmsReceiver {
+        use axum::http::HeaderMap;
+        let received: Arc<std::sync::Mutex<Vec<ReceivedSms>>> = Default::default();
+        let log = received.clone();
+        let app = axum::Router::new().route(
+            "/sms",
+            axum::routing::post(move |headers: HeaderMap, body: axum::Json<Value>| {
+                let log = log.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    log.lock().unwrap().push((auth, body.0));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/sms", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        SmsReceiver {
+            url,
+            received,
+            server,
+        }
+    }
+}
+
+impl Drop for SmsReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Reads the QR code in a PNG with an independent decoder (rqrr).
+pub fn decode_qr(png_bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (width, height) = (info.width as usize, info.height as usize);
+    let mut image =
+        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().unwrap().1
 }

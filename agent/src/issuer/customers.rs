@@ -1,0 +1,471 @@
+//! Customers as the console document's "Onboard Customer" has them: a name and a medium (email
+//! with a valid address, or SMS with a number in international form and the organisation's
+//! label), an optional email template, optional auto-issue (a template and its values), and
+//! the onboarding status `Initiated` → `Invited` → `Onboarded`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::templates::{json_type, Template};
+use super::time::iso_millis;
+use super::ApiError;
+
+/// How the invitation reaches the customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Medium {
+    Email,
+    Sms,
+}
+
+/// Where a customer is in onboarding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Created; the invitation was not sent (no transport, or sending failed).
+    Initiated,
+    /// The email or SMS went out.
+    Invited,
+    /// The customer's wallet connected.
+    Onboarded,
+}
+
+impl Status {
+    pub fn parse(text: &str) -> Option<Status> {
+        match text.to_ascii_lowercase().as_str() {
+            "initiated" => Some(Status::Initiated),
+            "invited" => Some(Status::Invited),
+            "onboarded" => Some(Status::Onboarded),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Initiated => "Initiated",
+            Status::Invited => "Invited",
+            Status::Onboarded => "Onboarded",
+        }
+    }
+}
+
+/// An email's subject and text with `{{customerName}}`, `{{organizationName}}` and
+/// `{{inviteUrl}}` placeholders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailTemplate {
+    pub subject: String,
+    pub body: String,
+}
+
+/// The credential to issue as soon as the customer connects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AutoIssue {
+    pub template_id: String,
+    /// Field → value, every one a field of the template.
+    pub values: Map<String, Value>,
+}
+
+/// One try at sending the invitation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAttempt {
+    pub at_ms: u64,
+    pub medium: Medium,
+    pub ok: bool,
+    /// What the transport said (the SMTP reply or HTTP status), or why it failed.
+    pub detail: String,
+}
+
+/// A validated onboarding request: who the customer is and how to reach them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewCustomer {
+    pub name: String,
+    pub medium: Medium,
+    pub email: Option<String>,
+    pub phone_number: Option<String>,
+    pub organization_label: Option<String>,
+    pub email_template: Option<EmailTemplate>,
+    pub auto_issue: Option<AutoIssue>,
+}
+
+/// A stored customer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    /// 24 hex digits.
+    pub id: String,
+    pub org_id: String,
+    /// Storage key within the organisation (creation order).
+    pub key: String,
+    #[serde(flatten)]
+    pub details: NewCustomer,
+    pub status: Status,
+    /// The OOB invitation's code (`/i/<code>`) and message id (the `pthid` it is answered with).
+    pub invitation_code: String,
+    pub invitation_id: String,
+    /// The customer's connection DID, once onboarded.
+    pub connection_did: Option<String>,
+    pub deliveries: Vec<DeliveryAttempt>,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+const FIELDS: [&str; 7] = [
+    "name",
+    "medium",
+    "email",
+    "phoneNumber",
+    "organizationLabel",
+    "emailTemplate",
+    "autoIssue",
+];
+
+/// Whether `address` is a plausible mailbox: one `@`, a local part and a dotted domain of
+/// letters, digits and hyphens, no spaces, at most 254 characters (RFC 5321 §4.5.3.1).
+pub fn valid_email(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    address.len() <= 254 && local_ok && domain_ok
+}
+
+/// A phone number in E.164 form (`+` and 8 to 15 digits, the first not 0), from what a person
+/// types: spaces, dashes, dots and parentheses are dropped. None when it is not one.
+pub fn normalise_phone(text: &str) -> Option<String> {
+    let rest = text.trim().strip_prefix('+')?;
+    let digits: String = rest.chars().filter(|c| !" -.()".contains(*c)).collect();
+    (digits.len() >= 8
+        && digits.len() <= 15
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0'))
+    .then(|| format!("+{digits}"))
+}
+
+fn text_field(
+    body: &Map<String, Value>,
+    field: &str,
+    required: bool,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) if required => Err(ApiError::field(field, "is required")),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => {
+            let text = text.trim();
+            if text.is_empty() && required {
+                Err(ApiError::field(field, "must not be empty"))
+            } else if text.chars().count() > max {
+                Err(ApiError::field(
+                    field,
+                    &format!("is longer than {max} characters"),
+                ))
+            } else if text.chars().any(|c| c.is_control() && c != '\n') {
+                Err(ApiError::field(
+                    field,
+                    "must not contain control characters",
+                ))
+            } else {
+                Ok(Some(text.to_string()))
+            }
+        }
+        Some(other) => Err(ApiError::field(
+            field,
+            &format!("must be a string, not {}", json_type(other)),
+        )),
+    }
+}
+
+/// Checks auto-issue values against `template`: every key a field of it, every value a string
+/// of at most 1000 characters. The standard fields the template fixes (issuer, type) may be
+/// left out; they are filled from the template.
+pub fn check_values(
+    template: &Template,
+    values: &Value,
+    at: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let Value::Object(values) = values else {
+        return Err(ApiError::field(
+            at,
+            &format!(
+                "must be an object of field values, not {}",
+                json_type(values)
+            ),
+        ));
+    };
+    let fields = template.fields();
+    for (name, value) in values {
+        if !fields.iter().any(|(field, _, _)| field == name) {
+            let known: Vec<&str> = fields.iter().map(|(f, _, _)| f.as_str()).collect();
+            return Err(ApiError::field(
+                &format!("{at}.{name}"),
+                &format!(
+                    "is not a field of template {} (its fields: {})",
+                    template.template_id,
+                    known.join(", ")
+                ),
+            ));
+        }
+        match value {
+            Value::String(text) if text.chars().count() <= 1000 => {}
+            Value::String(_) => {
+                return Err(ApiError::field(
+                    &format!("{at}.{name}"),
+                    "is longer than 1000 characters",
+                ))
+            }
+            other => {
+                return Err(ApiError::field(
+                    &format!("{at}.{name}"),
+                    &format!("must be a string, not {}", json_type(other)),
+                ))
+            }
+        }
+    }
+    Ok(values.clone())
+}
+
+impl NewCustomer {
+    /// Validates an onboarding request. `auto_issue` is checked against the template the
+    /// caller looked up (its `templateId` is read first with [`NewCustomer::template_id`]).
+    pub fn parse(body: &Value, template: Option<&Template>) -> Result<NewCustomer, ApiError> {
+        let Value::Object(body) = body else {
+            return Err(ApiError::bad_request(&format!(
+                "the body must be a JSON object, not {}",
+                json_type(body)
+            )));
+        };
+        if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(ApiError::field(
+                unknown,
+                &format!("is not a customer field (expected {})", FIELDS.join(", ")),
+            ));
+        }
+        let name = text_field(body, "name", true, 200)?.unwrap_or_default();
+        let medium = match body.get("medium") {
+            Some(Value::String(m)) if m.eq_ignore_ascii_case("email") => Medium::Email,
+            Some(Value::String(m)) if m.eq_ignore_ascii_case("sms") => Medium::Sms,
+            None | Some(Value::Null) => {
+                return Err(ApiError::field("medium", "is required (email or sms)"))
+            }
+            Some(other) => {
+                return Err(ApiError::field(
+                    "medium",
+                    &format!("must be \"email\" or \"sms\", not {other}"),
+                ))
+            }
+        };
+        let mut customer = NewCustomer {
+            name,
+            medium,
+            email: None,
+            phone_number: None,
+            organization_label: None,
+            email_template: None,
+            auto_issue: None,
+        };
+        match medium {
+            Medium::Email => {
+                let email = text_field(body, "email", true, 254)?.unwrap_or_default();
+                if !valid_email(&email) {
+                    return Err(ApiError::field(
+                        "email",
+                        &format!("{email:?} is not a valid email address"),
+                    ));
+                }
+                customer.email = Some(email);
+                if let Some(template) = body.get("emailTemplate").filter(|v| !v.is_null()) {
+                    let Value::Object(template) = template else {
+                        return Err(ApiError::field(
+                            "emailTemplate",
+                            "must be an object with subject and body",
+                        ));
+                    };
+                    if let Some(unknown) = template.keys().find(|k| *k != "subject" && *k != "body")
+                    {
+                        return Err(ApiError::field(
+                            &format!("emailTemplate.{unknown}"),
+                            "is not a template part (subject, body)",
+                        ));
+                    }
+                    let part = |name: &str, max| {
+                        text_field(template, name, true, max)
+                            .map_err(|e| ApiError {
+                                message: format!("emailTemplate.{}", e.message),
+                                ..e
+                            })
+                            .map(Option::unwrap_or_default)
+                    };
+                    let subject = part("subject", 200)?;
+                    if subject.contains('\n') {
+                        return Err(ApiError::field("emailTemplate.subject", "must be one line"));
+                    }
+                    let body = part("body", 20_000)?;
+                    if !body.contains("{{inviteUrl}}") {
+                        return Err(ApiError::field(
+                            "emailTemplate.body",
+                            "must contain the {{inviteUrl}} placeholder",
+                        ));
+                    }
+                    customer.email_template = Some(EmailTemplate { subject, body });
+                }
+                for field in ["phoneNumber", "organizationLabel"] {
+                    if body.get(field).is_some_and(|v| !v.is_null()) {
+                        return Err(ApiError::field(field, "is for the sms medium only"));
+                    }
+                }
+            }
+            Medium::Sms => {
+                let phone = text_field(body, "phoneNumber", true, 32)?.unwrap_or_default();
+                customer.phone_number = Some(normalise_phone(&phone).ok_or_else(|| {
+                    ApiError::field(
+                        "phoneNumber",
+                        &format!(
+                            "{phone:?} is not a phone number with its country code (e.g. +14155550123)"
+                        ),
+                    )
+                })?);
+                customer.organization_label = text_field(body, "organizationLabel", true, 30)?;
+                for field in ["email", "emailTemplate"] {
+                    if body.get(field).is_some_and(|v| !v.is_null()) {
+                        return Err(ApiError::field(field, "is for the email medium only"));
+                    }
+                }
+            }
+        }
+        if let Some(auto_issue) = body.get("autoIssue").filter(|v| !v.is_null()) {
+            let template =
+                template.ok_or_else(|| ApiError::field("autoIssue.templateId", "is required"))?;
+            let values = auto_issue.get("values").unwrap_or(&Value::Null);
+            if values.is_null() {
+                return Err(ApiError::field("autoIssue.values", "is required"));
+            }
+            customer.auto_issue = Some(AutoIssue {
+                template_id: template.template_id.clone(),
+                values: check_values(template, values, "autoIssue.values")?,
+            });
+        }
+        Ok(customer)
+    }
+
+    /// The `autoIssue.templateId` of a request, to look the template up before parsing.
+    pub fn template_id(body: &Value) -> Result<Option<String>, ApiError> {
+        match body.get("autoIssue") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(auto_issue)) => {
+                if let Some(unknown) = auto_issue
+                    .keys()
+                    .find(|k| *k != "templateId" && *k != "values")
+                {
+                    return Err(ApiError::field(
+                        &format!("autoIssue.{unknown}"),
+                        "is not an auto-issue field (templateId, values)",
+                    ));
+                }
+                match auto_issue.get("templateId") {
+                    Some(Value::String(id)) if !id.trim().is_empty() => {
+                        Ok(Some(id.trim().to_string()))
+                    }
+                    _ => Err(ApiError::field("autoIssue.templateId", "is required")),
+                }
+            }
+            Some(other) => Err(ApiError::field(
+                "autoIssue",
+                &format!("must be an object, not {}", json_type(other)),
+            )),
+        }
+    }
+}
+
+impl Customer {
+    /// The customer as the API shows it.
+    pub fn to_api(&self, invite: &Value) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.details.name,
+            "medium": self.details.medium,
+            "email": self.details.email,
+            "phoneNumber": self.details.phone_number,
+            "organizationLabel": self.details.organization_label,
+            "status": self.status.as_str(),
+            "invitation": invite,
+            "autoIssue": self.details.auto_issue.as_ref().map(|a| json!({
+                "templateId": a.template_id,
+                "values": a.values,
+            })),
+            "connectionDid": self.connection_did,
+            "deliveries": self.deliveries.iter().map(|d| json!({
+                "at": iso_millis(d.at_ms),
+                "medium": d.medium,
+                "ok": d.ok,
+                "detail": d.detail,
+            })).collect::<Vec<_>>(),
+            "dateCreated": iso_millis(self.created_ms),
+            "dateUpdated": iso_millis(self.updated_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_addresses() {
+        for good in ["jane@example.com", "j.doe+x@mail.example.co.uk", "a@b.io"] {
+            assert!(valid_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "jane",
+            "jane@",
+            "@example.com",
+            "jane@example",
+            "jane@@example.com",
+            "ja ne@example.com",
+            "jane@exa_mple.com",
+            "jane.@example.com",
+            "jane@example.c",
+            "jane@-example.com",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers() {
+        assert_eq!(
+            normalise_phone("+1 (415) 555-0123").as_deref(),
+            Some("+14155550123")
+        );
+        assert_eq!(
+            normalise_phone("+44 20 7946 0958").as_deref(),
+            Some("+442079460958")
+        );
+        for bad in [
+            "4155550123",
+            "+1 415",
+            "+0 123456789",
+            "+1 415 555 01x3",
+            "+1234567890123456",
+        ] {
+            assert_eq!(normalise_phone(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Sending invitations: email over SMTP (lettre; the message carries the invite link and its
+//! QR code as an inline PNG) and SMS through an HTTP gateway (a JSON `POST` with the number,
+//! the organisation's label and the text). Both are optional: without them a customer stays
+//! `Initiated` and the API hands the link and QR to the caller to deliver.
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::json;
+
+use super::customers::EmailTemplate;
+
+/// What an invitation says, whichever way it goes.
+pub struct Invite<'a> {
+    pub customer_name: &'a str,
+    pub organization_name: &'a str,
+    /// The short invite URL (`<agent>/i/<code>`).
+    pub url: &'a str,
+    /// Its QR code as PNG.
+    pub qr_png: Vec<u8>,
+}
+
+/// Replaces the template placeholders with their values.
+fn fill(text: &str, invite: &Invite<'_>) -> String {
+    text.replace("{{customerName}}", invite.customer_name)
+        .replace("{{organizationName}}", invite.organization_name)
+        .replace("{{inviteUrl}}", invite.url)
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The default email, when the request brings no template.
+pub fn default_email() -> EmailTemplate {
+    EmailTemplate {
+        subject: "{{organizationName}} invites you to connect".into(),
+        body: "Hello {{customerName}},\n\n\
+               {{organizationName}} would like to send you a verifiable credential. Install the \
+               Lanyard app on your phone, then scan the QR code in this email, or open this link \
+               on the phone:\n\n{{inviteUrl}}\n\nThe link works once and only for you."
+            .into(),
+    }
+}
+
+/// An SMTP relay.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// `url` as lettre reads it: `smtp://[user:pass@]host[:port][?tls=required|opportunistic]`
+    /// or `smtps://...` (implicit TLS). The URL may hold a password: it is never logged.
+    pub fn new(url: &str, from: &str) -> Result<Mailer, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("LANYARD_SMTP_URL is not a usable SMTP URL: {e}"))?
+            .timeout(Some(std::time::Duration::from_secs(15)))
+            .build();
+        let from = from
+            .parse()
+            .map_err(|e| format!("LANYARD_SMTP_FROM={from:?} is not a mailbox: {e}"))?;
+        Ok(Mailer { transport, from })
+    }
+
+    /// Sends the invitation to `to`; returns the server's reply.
+    pub async fn send(
+        &self,
+        to: &str,
+        template: &EmailTemplate,
+        invite: &Invite<'_>,
+    ) -> Result<String, String> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| format!("{to:?} is not a mailbox: {e}"))?;
+        let text = fill(&template.body, invite);
+        let paragraphs: String = html_escape(&text)
+            .split("\n\n")
+            .map(|p| format!("<p>{}</p>", p.replace('\n', "<br>")))
+            .collect();
+        let link = html_escape(invite.url);
+        let html = format!(
+            "<!doctype html><html><body>{paragraphs}\
+             <p><img src=\"cid:invite-qr\" alt=\"QR code of the invitation\" width=\"256\" height=\"256\"></p>\
+             <p><a href=\"{link}\">{link}</a></p></body></html>"
+        );
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(fill(&template.subject, invite))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(text))
+                    .multipart(
+                        MultiPart::related()
+                            .singlepart(SinglePart::html(html))
+                            .singlepart(Attachment::new_inline("invite-qr".to_string()).body(
+                                invite.qr_png.clone(),
+                                ContentType::parse("image/png").map_err(|e| e.to_string())?,
+                            )),
+                    ),
+            )
+            .map_err(|e| format!("building the email: {e}"))?;
+        let response = self
+            .transport
+            .send(message)
+            .await
+            .map_err(|e| format!("SMTP: {e}"))?;
+        Ok(format!(
+            "SMTP {}",
+            response.message().collect::<Vec<_>>().join(" ")
+        ))
+    }
+}
+
+/// An HTTP SMS gateway: `POST <url>` with `{"to", "from", "body"}` and an optional bearer token.
+pub struct SmsGateway {
+    url: String,
+    token: Option<zeroize::Zeroizing<String>>,
+    client: reqwest::Client,
+}
+
+impl SmsGateway {
+    pub fn new(url: &str, token: Option<String>) -> Result<SmsGateway, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("LANYARD_SMS_URL={url:?} is not an http(s) URL"));
+        }
+        Ok(SmsGateway {
+            url: url.to_string(),
+            token: token.map(zeroize::Zeroizing::new),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .build()
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The text message: the label first, so the customer sees who writes.
+    pub fn text(label: &str, invite: &Invite<'_>) -> String {
+        format!(
+            "{label}: Hi {}, tap to connect with {} and receive your credential in the Lanyard app: {}",
+            invite.customer_name, invite.organization_name, invite.url
+        )
+    }
+
+    /// Sends the invitation to `to` (E.164); returns the gateway's status.
+    pub async fn send(&self, to: &str, label: &str, invite: &Invite<'_>) -> Result<String, String> {
+        let mut request = self.client.post(&self.url).json(&json!({
+            "to": to,
+            "from": label,
+            "body": SmsGateway::text(label, invite),
+        }));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.as_str());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("SMS gateway: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(format!("SMS gateway answered {status}"))
+        } else {
+            Err(format!("SMS gateway answered {status}"))
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Onboarding a customer (the console document's "Onboard Customer"): validate, make an OOB
+//! invitation from the organisation's DIDComm DID hosted at a short URL, store the customer,
+//! send the invitation by email or SMS when a transport is configured, and report the link
+//! and QR code either way.
+
+use serde_json::{json, Value};
+
+use super::customers::{Customer, DeliveryAttempt, Medium, NewCustomer, Status};
+use super::delivery::{default_email, Invite};
+use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
+use super::time::now_ms;
+use super::{new_object_id, ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_IDS, CUSTOMER_INVITATIONS};
+use crate::invitations::{qr_png, InvitationRecord, NewInvitation};
+
+/// The goal code of customer invitations: connect, then receive a credential.
+pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// Onboards one customer from a request body; returns the stored customer and its
+    /// invitation's links.
+    pub async fn onboard(&self, org: &Org, body: &Value) -> Result<(Customer, Value), ApiError> {
+        let template = match NewCustomer::template_id(body)? {
+            Some(id) => {
+                let template = self.template(org, &id).await.map_err(|_| {
+                    ApiError::not_found(&format!(
+                        "autoIssue.templateId: no template has the id {id:?}"
+                    ))
+                })?;
+                if !template.has_room() {
+                    return Err(ApiError::conflict(&format!(
+                        "autoIssue.templateId: template {id} has issued its numberOfCredentials ({})",
+                        template.spec.number_of_credentials.unwrap_or_default()
+                    )));
+                }
+                Some(template)
+            }
+            None => None,
+        };
+        let new = NewCustomer::parse(body, template.as_ref())?;
+        let hub = self.hub()?;
+        let record = NewInvitation {
+            from: org.didcomm_did.clone(),
+            goal_code: Some(ONBOARDING_GOAL_CODE.into()),
+            goal: Some(format!(
+                "Connect with {} to receive your credential",
+                org.record.name
+            )),
+            label: Some(org.record.name.clone()),
+            attachments: Vec::new(),
+            expires_time: None,
+            single_use: true,
+        }
+        .build()
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+        hub.put_invitation(&record).await?;
+
+        let now = now_ms();
+        let id = new_object_id();
+        let key = format!("{}/{now:016x}{}", org.record.id, &id[..8]);
+        let mut customer = Customer {
+            id: id.clone(),
+            org_id: org.record.id.clone(),
+            key: key.clone(),
+            details: new,
+            status: Status::Initiated,
+            invitation_code: record.code.clone(),
+            invitation_id: record.message.id.clone(),
+            connection_did: None,
+            deliveries: Vec::new(),
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.storage
+            .apply(
+                vec![],
+                vec![
+                    Write::put(CUSTOMERS, &key, &customer)?,
+                    Write::put(CUSTOMER_IDS, &id, &key)?,
+                    Write::put(CUSTOMER_INVITATIONS, &customer.invitation_id, &key)?,
+                ],
+            )
+            .await?;
+        tracing::info!(org = %org.record.id, customer = %id, medium = ?customer.details.medium, "customer onboarded");
+        if let Some(attempt) = self.send_invitation(org, &customer, &record).await {
+            customer = self.record_delivery(&customer, attempt).await?;
+        }
+        let links = self.invitation_links(&record);
+        Ok((customer, links))
+    }
+
+    /// Sends the invitation by the customer's medium, when a transport for it is configured.
+    async fn send_invitation(
+        &self,
+        org: &Org,
+        customer: &Customer,
+        record: &InvitationRecord,
+    ) -> Option<DeliveryAttempt> {
+        let url = record.short_url(&self.public_url);
+        let qr = match qr_png(&url, 8) {
+            Ok(png) => png,
+            Err(error) => {
+                return Some(DeliveryAttempt {
+                    at_ms: now_ms(),
+                    medium: customer.details.medium,
+                    ok: false,
+                    detail: error.to_string(),
+                })
+            }
+        };
+        let invite = Invite {
+            customer_name: &customer.details.name,
+            organization_name: &org.record.name,
+            url: &url,
+            qr_png: qr,
+        };
+        let outcome = match customer.details.medium {
+            Medium::Email => {
+                let mailer = self.mailer.as_ref()?;
+                let template = customer
+                    .details
+                    .email_template
+                    .clone()
+                    .unwrap_or_else(default_email);
+                mailer
+                    .send(
+                        customer.details.email.as_deref().unwrap_or_default(),
+                        &template,
+                        &invite,
+                    )
+                    .await
+            }
+            Medium::Sms => {
+                let gateway = self.sms.as_ref()?;
+                let label = customer
+                    .details
+                    .organization_label
+                    .as_deref()
+                    .unwrap_or(&org.record.name);
+                gateway
+                    .send(
+                        customer.details.phone_number.as_deref().unwrap_or_default(),
+                        label,
+                        &invite,
+                    )
+                    .await
+            }
+        };
+        if let Err(error) = &outcome {
+            tracing::warn!(customer = %customer.id, %error, "invitation not delivered");
+        }
+        Some(DeliveryAttempt {
+            at_ms: now_ms(),
+            medium: customer.details.medium,
+            ok: outcome.is_ok(),
+            detail: outcome.unwrap_or_else(|e| e),
+        })
+    }
+
+    /// Records a delivery attempt; a successful one moves an `Initiated` customer to `Invited`.
+    async fn record_delivery(
+        &self,
+        customer: &Customer,
+        attempt: DeliveryAttempt,
+    ) -> Result<Customer, ApiError> {
+        let before =
+            serde_json::to_vec(customer).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let mut updated = customer.clone();
+        if attempt.ok && updated.status == Status::Initiated {
+            updated.status = Status::Invited;
+        }
+        updated.deliveries.push(attempt);
+        updated.updated_ms = now_ms();
+        self.storage
+            .apply(
+                vec![Expect::Equals {
+                    collection: CUSTOMERS,
+                    key: customer.key.clone(),
+                    value: before,
+                }],
+                vec![Write::put(CUSTOMERS, &customer.key, &updated)?],
+            )
+            .await?;
+        Ok(updated)
+    }
+
+    /// The ways to reach an invitation: short URL, QR images, deep link, inline OOB URL.
+    pub fn invitation_links(&self, record: &InvitationRecord) -> Value {
+        let url = record.short_url(&self.public_url);
+        json!({
+            "code": record.code,
+            "id": record.message.id,
+            "url": url,
+            "qrPng": format!("{url}/qr.png"),
+            "qrSvg": format!("{url}/qr.svg"),
+            "deepLink": record.deep_link(&self.scheme),
+            "oobUrl": record.oob_url(&self.public_url),
+        })
+    }
+
+    /// The links of a stored customer's invitation (without the OOB message itself).
+    pub fn customer_links(&self, customer: &Customer) -> Value {
+        let url = format!("{}/i/{}", self.public_url, customer.invitation_code);
+        json!({
+            "code": customer.invitation_code,
+            "id": customer.invitation_id,
+            "url": url,
+            "qrPng": format!("{url}/qr.png"),
+            "qrSvg": format!("{url}/qr.svg"),
+        })
+    }
+
+    /// A customer of `org` by id.
+    pub async fn customer(&self, org: &Org, id: &str) -> Result<Customer, ApiError> {
+        let not_found = || ApiError::not_found(&format!("no customer has the id {id:?}"));
+        let key: String = self
+            .storage
+            .get_json(CUSTOMER_IDS, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let customer: Customer = self
+            .storage
+            .get_json(CUSTOMERS, &key)
+            .await?
+            .ok_or_else(not_found)?;
+        if customer.org_id != org.record.id {
+            return Err(not_found());
+        }
+        Ok(customer)
+    }
+
+    /// One page of `org`'s customers, oldest first, optionally only those in `status`; and
+    /// how many match.
+    pub async fn customers(
+        &self,
+        org: &Org,
+        status: Option<Status>,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(Vec<Customer>, usize), ApiError> {
+        let prefix = format!("{}/", org.record.id);
+        let all: Vec<Customer> = self
+            .storage
+            .scan_json(CUSTOMERS, &prefix, 0, usize::MAX)
+            .await?;
+        let matching: Vec<Customer> = all
+            .into_iter()
+            .filter(|c| status.is_none_or(|s| c.status == s))
+            .collect();
+        let total = matching.len();
+        let skip = (page - 1).saturating_mul(page_size);
+        Ok((
+            matching.into_iter().skip(skip).take(page_size).collect(),
+            total,
+        ))
+    }
+
+    /// Sends a customer's invitation again (when the first try failed or went astray).
+    pub async fn resend(&self, org: &Org, id: &str) -> Result<Customer, ApiError> {
+        let customer = self.customer(org, id).await?;
+        if customer.status == Status::Onboarded {
+            return Err(ApiError::conflict(&format!(
+                "customer {id} is onboarded already"
+            )));
+        }
+        let record = self
+            .hub()?
+            .invitation(&customer.invitation_code)
+            .await?
+            .ok_or_else(|| ApiError::internal("the customer's invitation is gone"))?;
+        let attempt = self
+            .send_invitation(org, &customer, &record)
+            .await
+            .ok_or_else(|| {
+                ApiError::conflict(&format!(
+                    "no {} transport is configured",
+                    match customer.details.medium {
+                        Medium::Email => "email (LANYARD_SMTP_URL)",
+                        Medium::Sms => "SMS (LANYARD_SMS_URL)",
+                    }
+                ))
+            })?;
+        self.record_delivery(&customer, attempt).await
+    }
+}
