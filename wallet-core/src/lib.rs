@@ -6,4 +6,5 @@ pub mod did;
 pub mod didcomm;
 pub mod encoding;
 pub mod keys;
+pub mod protocols;
 pub mod store;
