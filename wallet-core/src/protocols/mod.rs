@@ -1,9 +1,10 @@
 //! The application protocols wallet and agent speak over DIDComm, as message builders and
 //! strict parsers shared by both sides (one implementation of each wire format):
-//! Issue Credential 3.0 and Lanyard's credential deletion notice. Pure: no I/O, no state.
+//! Issue Credential 3.0, Present Proof 3.0 and Lanyard's credential deletion notice. Pure: no I/O, no state.
 
 pub mod deletion;
 pub mod issue_credential;
+pub mod present_proof;
 
 use serde_json::Value;
 
