@@ -2,6 +2,7 @@
 //! DIDComm v2 envelopes. Layers depend downwards only: `encoding` < `did`, `keys` < `didcomm`
 //! < `store`-backed state. Secret key bytes never leave [`keys`].
 
+pub mod credentials;
 pub mod did;
 pub mod didcomm;
 pub mod encoding;
