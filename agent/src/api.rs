@@ -31,6 +31,8 @@ const MAX_BODY: usize = 1 << 20;
 
 pub const TEMPLATES_PATH: &str = "/core/api/v1/programmatic/credential/template";
 pub const CUSTOMERS_PATH: &str = "/core/api/v1/programmatic/customer";
+pub const CREDENTIALS_PATH: &str = "/core/api/v1/programmatic/credential";
+pub const CALLBACK_PATH: &str = "/core/api/v1/programmatic/callback";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -66,8 +68,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
             &format!("{CUSTOMERS_PATH}/{{id}}/invitation"),
             post(resend_invitation),
         )
+        .route(CREDENTIALS_PATH, post(offer).get(list_credentials))
+        .route(&format!("{CREDENTIALS_PATH}/batch"), post(batch))
+        .route(&format!("{CREDENTIALS_PATH}/{{id}}"), get(get_credential))
+        .route(
+            CALLBACK_PATH,
+            axum::routing::put(set_callback).get(get_callback),
+        )
+        .route(&format!("{CALLBACK_PATH}/events"), get(callback_events))
+        .route("/openapi.json", get(openapi))
         .route("/admin/orgs", post(create_org))
         .route("/orgs/{id}/did.json", get(org_did_document))
+        .route("/orgs/{id}/status/1", get(org_status_list))
         .route("/schemas/{id}", get(template_schema))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -231,18 +243,35 @@ pub fn org_json(org: &Org, api_key: Option<&str>) -> Value {
     value
 }
 
-async fn org_did_document(
-    State(state): Shared,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+/// The organisation a public path names.
+async fn org_at(state: &ApiState, id: &str) -> Result<Org, ApiError> {
     let not_found = || ApiError::not_found(&format!("no organisation has the id {id:?}"));
     if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
-    let org = state.issuer.org(&id).await?.ok_or_else(not_found)?;
+    state.issuer.org(id).await?.ok_or_else(not_found)
+}
+
+async fn org_did_document(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org_at(&state, &id).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/did+json")],
         Json(state.issuer.did_document(&org)),
+    )
+        .into_response())
+}
+
+async fn org_status_list(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org_at(&state, &id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/vc+ld+json")],
+        Json(state.issuer.status_list(&org).await?),
     )
         .into_response())
 }
@@ -323,4 +352,146 @@ async fn resend_invitation(
         StatusCode::OK,
         customer.to_api(&state.issuer.customer_links(&customer)),
     ))
+}
+
+async fn offer(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let body = json_body(&headers, &body)?;
+    let record = state.issuer.offer_to_customer(&org, &body).await?;
+    Ok(data(StatusCode::CREATED, record.to_api()))
+}
+
+async fn list_credentials(
+    State(state): Shared,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let (page, page_size) = paging(&query, &["templateId", "customerId"])?;
+    let all = state.issuer.credential_exchanges(&org).await?;
+    let matching: Vec<_> = all
+        .into_iter()
+        .filter(|c| query.get("templateId").is_none_or(|t| &c.template_id == t))
+        .filter(|c| {
+            query
+                .get("customerId")
+                .is_none_or(|id| c.customer_id.as_ref() == Some(id))
+        })
+        .collect();
+    let total = matching.len();
+    let items = matching
+        .iter()
+        .skip((page - 1).saturating_mul(page_size))
+        .take(page_size)
+        .map(|c| c.to_api())
+        .collect();
+    Ok(data(
+        StatusCode::OK,
+        page_json(items, page, page_size, total),
+    ))
+}
+
+async fn get_credential(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    Ok(data(
+        StatusCode::OK,
+        state.issuer.credential_exchange(&org, &id).await?.to_api(),
+    ))
+}
+
+async fn batch(
+    State(state): Shared,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::issuer::issuance::{rows_from_csv, rows_from_json};
+    let org = org(&state, &headers).await?;
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let rows = if media_type == "text/csv" {
+        if let Some(unknown) = query.keys().find(|k| *k != "templateId") {
+            return Err(ApiError::field(
+                unknown,
+                "is not a query parameter here (templateId)",
+            ));
+        }
+        let template_id = query.get("templateId").ok_or_else(|| {
+            ApiError::field("templateId", "is required as a query parameter with CSV")
+        })?;
+        state
+            .issuer
+            .template(&org, template_id)
+            .await
+            .map_err(|_| {
+                ApiError::not_found(&format!(
+                    "templateId: no template has the id {template_id:?}"
+                ))
+            })?;
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request("the CSV is not UTF-8"))?;
+        rows_from_csv(text, template_id)?
+    } else {
+        rows_from_json(&json_body(&headers, &body)?)?
+    };
+    Ok(data(StatusCode::OK, state.issuer.batch(&org, rows).await))
+}
+
+async fn set_callback(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let body = json_body(&headers, &body)?;
+    let (config, secret) = state.issuer.set_callback(&org, &body).await?;
+    let mut answer = json!({ "url": config.url, "signatureHeader": "X-Lanyard-Signature" });
+    if let Some(secret) = secret {
+        answer["secret"] = json!(secret);
+    }
+    Ok(data(StatusCode::OK, answer))
+}
+
+async fn get_callback(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let config = state
+        .issuer
+        .callback(&org)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no callback is configured"))?;
+    Ok(data(StatusCode::OK, json!({ "url": config.url })))
+}
+
+async fn callback_events(
+    State(state): Shared,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let (page, page_size) = paging(&query, &[])?;
+    let (events, total) = state.issuer.events(&org, page, page_size).await?;
+    let items = events.iter().map(|e| e.to_api()).collect();
+    Ok(data(
+        StatusCode::OK,
+        page_json(items, page, page_size, total),
+    ))
+}
+
+/// The OpenAPI description of this API, kept in the repository at `agent/api/openapi.json`.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }

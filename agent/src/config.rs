@@ -56,6 +56,9 @@ pub struct Config {
     /// `LANYARD_SMS_TOKEN`: its bearer token, if it wants one.
     pub sms_url: Option<String>,
     pub sms_token: Option<String>,
+    /// `LANYARD_CALLBACK_RETRY_MS`: the first wait before a failed callback is tried again, in
+    /// milliseconds (default 1000); each further wait doubles, up to 10 minutes.
+    pub callback_retry: Duration,
 }
 
 impl Default for Config {
@@ -78,12 +81,13 @@ impl Default for Config {
             smtp_from: "Lanyard <no-reply@localhost>".to_string(),
             sms_url: None,
             sms_token: None,
+            callback_retry: Duration::from_secs(1),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 18] = [
+const VARIABLES: [&str; 19] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -102,6 +106,7 @@ const VARIABLES: [&str; 18] = [
     "LANYARD_SMTP_FROM",
     "LANYARD_SMS_URL",
     "LANYARD_SMS_TOKEN",
+    "LANYARD_CALLBACK_RETRY_MS",
 ];
 
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
@@ -234,6 +239,15 @@ impl Config {
         }
         config.sms_url = get("LANYARD_SMS_URL").filter(|v| !v.is_empty());
         config.sms_token = get("LANYARD_SMS_TOKEN").filter(|v| !v.is_empty());
+        if let Some(v) = get("LANYARD_CALLBACK_RETRY_MS") {
+            let ms: u64 = parse("LANYARD_CALLBACK_RETRY_MS", &v)?;
+            if !(1..=600_000).contains(&ms) {
+                return Err(format!(
+                    "LANYARD_CALLBACK_RETRY_MS={ms} is not between 1 and 600000"
+                ));
+            }
+            config.callback_retry = Duration::from_millis(ms);
+        }
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
         }

@@ -92,6 +92,21 @@ pub async fn start(config: Config) -> Result<Running, String> {
         .with_hub(mediator.clone(), &config.deep_link_scheme)
         .with_transports(mailer, sms),
     );
+    mediator.set_inbox(issuer::exchange::inbox(&issuer));
+    tokio::spawn(issuer::callbacks::run(
+        Arc::downgrade(&issuer),
+        issuer.callback_waker(),
+        config.callback_retry,
+    ));
+    // Messages a crash left between the issuer's store and the mediator's queue go out now.
+    match issuer.flush_outbox().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            messages = n,
+            "outbox handed to the mediator after a restart"
+        ),
+        Err(error) => tracing::error!(%error, "outbox"),
+    }
     let admin_token = match &config.admin_token {
         Some(token) => token.clone(),
         None => identity::admin_token(&config.data_dir)?,

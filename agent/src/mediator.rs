@@ -138,6 +138,12 @@ pub trait Hub: Send + Sync {
         &'a self,
         code: &'a str,
     ) -> BoxFuture<'a, Result<Option<crate::invitations::InvitationRecord>, StorageError>>;
+    /// Spends the single-use invitation whose message id is `invitation_id`: true when this
+    /// call spent it, false when it was spent before, is multi-use, or unknown.
+    fn use_invitation<'a>(
+        &'a self,
+        invitation_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>>;
     /// Takes a packed message (a forward to a phone this mediator serves) as if it had arrived
     /// over HTTP: durably queued when this returns.
     fn deliver<'a>(&'a self, envelope: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
@@ -169,6 +175,16 @@ impl<S: MediatorStorage> Hub for Mediator<S> {
         code: &'a str,
     ) -> BoxFuture<'a, Result<Option<crate::invitations::InvitationRecord>, StorageError>> {
         Box::pin(self.storage.invitation(code))
+    }
+
+    fn use_invitation<'a>(
+        &'a self,
+        invitation_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        Box::pin(
+            self.storage
+                .use_invitation(invitation_id, wallet_core::didcomm::now()),
+        )
     }
 
     fn deliver<'a>(&'a self, envelope: &'a str) -> BoxFuture<'a, Result<(), Refusal>> {

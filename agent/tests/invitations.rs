@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{create_invitation, decode_qr, Agent, Phone, ADMIN_TOKEN};
+use support::{create_invitation, decode_qr, fetch_invitation, Agent, Phone, ADMIN_TOKEN};
 use wallet_core::encoding::b64u_decode;
 
 #[tokio::test]
@@ -21,15 +21,7 @@ async fn an_invitation_is_served_as_json_page_qr_and_deep_link() {
     let client = reqwest::Client::new();
 
     // Wallets ask for JSON.
-    let invitation: Value = client
-        .get(url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let invitation = fetch_invitation(url).await;
     assert_eq!(
         invitation["type"],
         "https://didcomm.org/out-of-band/2.0/invitation"

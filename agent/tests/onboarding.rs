@@ -6,25 +6,12 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{decode_qr, Agent, OrgClient, SmsReceiver, SmtpSink, TEMPLATES};
+use support::{decode_qr, fetch_invitation, Agent, OrgClient, SmsReceiver, SmtpSink, TEMPLATES};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 
 fn email_customer(name: &str, email: &str) -> Value {
     json!({ "name": name, "medium": "email", "email": email })
-}
-
-/// The OOB invitation a short URL serves to a wallet.
-async fn invitation_at(url: &str) -> Value {
-    reqwest::Client::new()
-        .get(url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -72,7 +59,7 @@ async fn an_email_invitation_arrives_over_smtp_with_a_qr_code_of_the_invite_url(
     );
 
     // The link is an OOB 2.0 invitation from the organisation's DIDComm DID.
-    let invitation = invitation_at(url).await;
+    let invitation = fetch_invitation(url).await;
     assert_eq!(
         invitation["type"],
         "https://didcomm.org/out-of-band/2.0/invitation"

@@ -3,8 +3,11 @@
 //! agent), and the credential templates of the seed's template API. Its state sits behind
 //! [`store::IssuerStorage`]; secret keys stay in the agent's key ring and identity store.
 
+pub mod callbacks;
 pub mod customers;
 pub mod delivery;
+pub mod exchange;
+pub mod issuance;
 mod onboarding;
 pub mod store;
 pub mod templates;
@@ -16,7 +19,9 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use wallet_core::did::{did_peer_2, multikey_decode, multikey_encode, PeerDidSpec, PeerService};
+use wallet_core::did::{
+    did_peer_2, did_web_from_url, multikey_decode, multikey_encode, PeerDidSpec, PeerService,
+};
 use wallet_core::keys::{KeyRing, KeyType, PublicKey};
 use wallet_core::store::Store;
 
@@ -118,6 +123,8 @@ const ORGS: &str = "orgs";
 const ORG_NAMES: &str = "org_names";
 const TEMPLATES: &str = "templates";
 const TEMPLATE_IDS: &str = "template_ids";
+/// Key agreement key (Multikey) → organisation id: which organisation a message is for.
+const ORG_AGREEMENT_KEYS: &str = "org_agreement_keys";
 const CUSTOMERS: &str = "customers";
 /// Customer id → storage key.
 const CUSTOMER_IDS: &str = "customer_ids";
@@ -151,29 +158,6 @@ pub struct Org {
     pub agreement_key: PublicKey,
 }
 
-/// The `did:web` DID whose document is served at `<base>/<path>/did.json` (did:web method
-/// §3.2: the host with `%3A` before a port, then the path segments).
-pub fn did_web_for(base_url: &str, path: &[&str]) -> Result<String, String> {
-    let rest = base_url
-        .strip_prefix("https://")
-        .or_else(|| base_url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{base_url} is not an http(s) URL"))?;
-    let mut segments = rest.trim_end_matches('/').split('/');
-    let host = segments.next().unwrap_or_default();
-    if host.is_empty() {
-        return Err(format!("{base_url} has no host"));
-    }
-    let mut did = format!("did:web:{}", host.replace(':', "%3A"));
-    for segment in segments.chain(path.iter().copied()) {
-        if segment.is_empty() || segment.contains(':') {
-            return Err(format!("{segment:?} cannot be a did:web path segment"));
-        }
-        did.push(':');
-        did.push_str(segment);
-    }
-    Ok(did)
-}
-
 /// A fresh random id of 24 hex digits (96 bits).
 pub(crate) fn new_object_id() -> String {
     let mut bytes = [0u8; 12];
@@ -200,6 +184,8 @@ pub struct Issuer<S> {
     scheme: String,
     mailer: Option<delivery::Mailer>,
     sms: Option<delivery::SmsGateway>,
+    /// Wakes the callback deliveries when an event is committed.
+    callbacks: Arc<tokio::sync::Notify>,
 }
 
 /// A page of a listing, in the seed's envelope.
@@ -226,7 +212,13 @@ impl<S: IssuerStorage> Issuer<S> {
             scheme: "lanyard".into(),
             mailer: None,
             sms: None,
+            callbacks: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// What wakes the callback deliveries ([`callbacks::run`]).
+    pub fn callback_waker(&self) -> Arc<tokio::sync::Notify> {
+        self.callbacks.clone()
     }
 
     /// Attaches the mediator and the app's deep-link scheme.
@@ -271,8 +263,8 @@ impl<S: IssuerStorage> Issuer<S> {
             .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
         let agreement_key = multikey_decode(&record.agreement_key)
             .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
-        let issuer_did = did_web_for(&self.public_url, &["orgs", &record.id])
-            .map_err(|e| ApiError::internal(&e))?;
+        let issuer_did = did_web_from_url(&format!("{}/orgs/{}", self.public_url, record.id))
+            .map_err(|e| ApiError::internal(&e.to_string()))?;
         let didcomm_did = did_peer_2(&PeerDidSpec {
             authentication: vec![signing_key],
             key_agreement: vec![agreement_key],
@@ -337,6 +329,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 vec![
                     Write::put(ORGS, &id, &record)?,
                     Write::put(ORG_NAMES, name_key, &id)?,
+                    Write::put(ORG_AGREEMENT_KEYS, &record.agreement_key, &id)?,
                 ],
             )
             .await;
@@ -492,32 +485,6 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((items, total))
     }
 
-    /// Deletes a template of `org`.
-    pub async fn delete_template(
-        &self,
-        org: &Org,
-        template_id: &str,
-    ) -> Result<Template, ApiError> {
-        let template = self.template(org, template_id).await?;
-        let current =
-            serde_json::to_vec(&template).map_err(|e| ApiError::internal(&e.to_string()))?;
-        self.storage
-            .apply(
-                vec![Expect::Equals {
-                    collection: TEMPLATES,
-                    key: template.key.clone(),
-                    value: current,
-                }],
-                vec![
-                    Write::delete(TEMPLATES, &template.key),
-                    Write::delete(TEMPLATE_IDS, &template.template_id),
-                ],
-            )
-            .await?;
-        tracing::info!(org = %org.record.id, template = %template_id, "template deleted");
-        Ok(template)
-    }
-
     /// The public JSON Schema of a template's credentials.
     pub async fn template_schema(&self, template_id: &str) -> Result<Value, ApiError> {
         self.template_any(template_id)
@@ -529,28 +496,5 @@ impl<S: IssuerStorage> Issuer<S> {
     /// The API's view of a template.
     pub fn template_json(&self, org: &Org, template: &Template) -> Value {
         template.to_api(&self.public_url, &org.issuer_did, "lanyard")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn did_web_names_follow_the_method() {
-        assert_eq!(
-            did_web_for("https://example.com", &["orgs", "a1"]).unwrap(),
-            "did:web:example.com:orgs:a1"
-        );
-        assert_eq!(
-            did_web_for("http://127.0.0.1:8080/", &["orgs", "a1"]).unwrap(),
-            "did:web:127.0.0.1%3A8080:orgs:a1"
-        );
-        assert_eq!(
-            did_web_for("https://example.com/agent", &[]).unwrap(),
-            "did:web:example.com:agent"
-        );
-        assert!(did_web_for("ftp://x", &[]).is_err());
-        assert!(did_web_for("https://", &[]).is_err());
     }
 }

@@ -1,17 +1,14 @@
-//! Timestamps as the issuer API writes them (`2023-11-03T02:37:35.498Z`, UTC, milliseconds)
-//! and reads them (RFC 3339 date-times with any offset, or a bare `YYYY-MM-DD`).
+//! Timestamps as the issuer API writes them (`2023-11-03T02:37:35.498Z`, UTC, milliseconds);
+//! reading and writing RFC 3339 is `wallet_core::credentials::time`'s.
 
-use crate::invitations::rfc3339;
+pub use wallet_core::credentials::time::{
+    format_rfc3339 as rfc3339_secs, parse_rfc3339 as parse_timestamp,
+};
 
 /// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn iso_millis(ms: u64) -> String {
-    let seconds = rfc3339(ms / 1000);
+    let seconds = rfc3339_secs(ms / 1000);
     format!("{}.{:03}Z", seconds.trim_end_matches('Z'), ms % 1000)
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339_secs(secs: u64) -> String {
-    rfc3339(secs)
 }
 
 /// Milliseconds since the epoch, now.
@@ -21,121 +18,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let month = i64::from(month);
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-fn number(text: &str) -> Option<u32> {
-    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
-}
-
-/// Seconds since the epoch of `YYYY-MM-DD` (midnight UTC) or an RFC 3339 date-time
-/// (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; fractions are dropped). None when it is neither,
-/// or before 1970.
-pub fn parse_timestamp(text: &str) -> Option<u64> {
-    let (date, time) = match text.split_once(['T', 't']) {
-        Some((date, time)) => (date, Some(time)),
-        None => (text, None),
-    };
-    let mut parts = date.split('-');
-    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || year.len() != 4 || month.len() != 2 || day.len() != 2 {
-        return None;
-    }
-    let (year, month, day) = (i64::from(number(year)?), number(month)?, number(day)?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    let mut seconds = days_from_civil(year, month, day) * 86_400;
-    if let Some(time) = time {
-        let (clock, offset) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
-            (clock, 0)
-        } else {
-            let split = time.rfind(['+', '-'])?;
-            let (clock, offset) = time.split_at(split);
-            let sign = if offset.starts_with('-') { -1 } else { 1 };
-            let (hours, minutes) = offset[1..].split_once(':')?;
-            if hours.len() != 2 || minutes.len() != 2 {
-                return None;
-            }
-            let (hours, minutes) = (number(hours)?, number(minutes)?);
-            if hours > 23 || minutes > 59 {
-                return None;
-            }
-            (clock, sign * i64::from(hours * 3600 + minutes * 60))
-        };
-        let clock = match clock.split_once('.') {
-            Some((clock, fraction)) => {
-                number(fraction)?;
-                clock
-            }
-            None => clock,
-        };
-        let mut fields = clock.split(':');
-        let (h, m, s) = (fields.next()?, fields.next()?, fields.next()?);
-        if fields.next().is_some() || h.len() != 2 || m.len() != 2 || s.len() != 2 {
-            return None;
-        }
-        let (h, m, s) = (number(h)?, number(m)?, number(s)?);
-        if h > 23 || m > 59 || s > 60 {
-            return None;
-        }
-        seconds += i64::from(h * 3600 + m * 60 + s.min(59)) - offset;
-    }
-    u64::try_from(seconds).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_dates_and_date_times() {
-        assert_eq!(parse_timestamp("1970-01-01"), Some(0));
-        assert_eq!(parse_timestamp("2018-01-18T09:50:22Z"), Some(1_516_269_022));
-        assert_eq!(
-            parse_timestamp("2018-01-18T10:50:22+01:00"),
-            Some(1_516_269_022)
-        );
-        assert_eq!(
-            parse_timestamp("2018-01-18T09:50:22.123Z"),
-            Some(1_516_269_022)
-        );
-        assert_eq!(parse_timestamp("2000-02-29"), Some(951_782_400));
-        for bad in [
-            "",
-            "2001-02-29",
-            "2020-13-01",
-            "2020-1-01",
-            "20-01-01",
-            "2020-01-01T25:00:00Z",
-            "2020-01-01T10:00:00",
-            "2020-01-01T10:00Z",
-            "1969-12-31",
-            "2020-01-01T10:00:00.Z",
-            "tomorrow",
-        ] {
-            assert_eq!(parse_timestamp(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn writes_milliseconds() {

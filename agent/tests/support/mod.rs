@@ -194,6 +194,43 @@ impl Phone {
         messages
     }
 
+    /// Sends `message` from this phone to `to` (an organisation's DID, served by the agent):
+    /// authcrypted, posted to the endpoint the recipient's DID document names.
+    pub async fn tell(&self, to: &str, message: Message) -> reqwest::StatusCode {
+        let message = message.from(self.did.clone()).to([to.to_string()]);
+        let packed = self
+            .didcomm
+            .pack_for_delivery(&message, Some(&self.did), to, false)
+            .await
+            .expect("packing for an organisation");
+        let endpoint = packed
+            .endpoint
+            .expect("the organisation's DID names an endpoint");
+        reqwest::Client::new()
+            .post(endpoint)
+            .header("content-type", ENCRYPTED_TYP)
+            .body(packed.message)
+            .send()
+            .await
+            .expect("the agent answers")
+            .status()
+    }
+
+    /// Fetches the invitation at a short URL and answers it with a trust ping (`pthid` = the
+    /// invitation's id); returns the invitation.
+    pub async fn accept_invitation(&self, url: &str) -> Value {
+        let invitation = fetch_invitation(url).await;
+        let from = invitation["from"].as_str().expect("the inviter's DID");
+        let ping = Message::new(mediator::PING, json!({ "response_requested": true }))
+            .pthid(invitation["id"].as_str().unwrap());
+        let status = self.tell(from, ping).await;
+        assert_eq!(
+            status, 202,
+            "the first message to the organisation is taken"
+        );
+        invitation
+    }
+
     pub async fn waiting(&self, agent: &Agent) -> u64 {
         let status = self.ask(agent, mediator::STATUS_REQUEST, json!({})).await;
         status.message.body["message_count"].as_u64().unwrap()
@@ -537,4 +574,17 @@ pub fn decode_qr(png_bytes: &[u8]) -> String {
     let grids = image.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the image");
     grids[0].decode().unwrap().1
+}
+
+/// The OOB invitation a short invite URL serves to a wallet (which asks for JSON).
+pub async fn fetch_invitation(url: &str) -> Value {
+    reqwest::Client::new()
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -6,6 +6,7 @@ mod document;
 mod key;
 mod peer;
 mod resolver;
+mod web;
 
 pub use document::{
     DidCommEndpoint, DidCommService, DidDocument, Service, ServiceEndpoint, VerificationMethod,
@@ -14,6 +15,7 @@ pub use document::{
 pub use key::{did_key, resolve_did_key};
 pub use peer::{did_peer_2, did_peer_3_of, resolve_did_peer_2, PeerDidSpec, PeerService};
 pub use resolver::{resolve_local, DidResolver, Resolver, StaticResolver};
+pub use web::{did_web_document_url, did_web_from_url, HttpResolver};
 
 use crate::keys::{KeyType, PublicKey};
 

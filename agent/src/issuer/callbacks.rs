@@ -1,0 +1,394 @@
+//! Callbacks (the console document's "Callback Configuration"): per organisation a URL that
+//! events are `POST`ed to as JSON — customer onboarded, credential issued / accepted /
+//! declined, template deleted, verification completed. Each delivery carries
+//! `X-Lanyard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the
+//! organisation's callback secret, and is retried with exponential backoff until the receiver
+//! answers 2xx or the attempts run out. Events are written in the same atomic change as what
+//! caused them, so a crash delays a callback but never loses it; every attempt is visible.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
+use super::time::{iso_millis, now_ms};
+use super::{ApiError, Issuer, Org};
+
+/// Collections of this module.
+const CALLBACKS: &str = "callbacks";
+pub(crate) const EVENTS: &str = "events";
+/// The identity store's tree holding callback secrets (sealed, like keys).
+const SECRETS_TREE: &str = "callback_secrets";
+
+/// Deliveries tried per event before giving up.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// An organisation's callback endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackConfig {
+    pub url: String,
+    pub updated_ms: u64,
+}
+
+/// One try at delivering an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at_ms: u64,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// An event waiting for, or done with, delivery.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub org_id: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub data: Value,
+    pub created_ms: u64,
+    pub attempts: Vec<Attempt>,
+    /// When to try next; None once delivered or given up.
+    pub next_attempt_ms: Option<u64>,
+    pub delivered: bool,
+}
+
+impl Event {
+    pub fn new(org: &Org, type_: &str, data: Value) -> Event {
+        Event {
+            id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            org_id: org.record.id.clone(),
+            type_: type_.to_string(),
+            data,
+            created_ms: now_ms(),
+            attempts: Vec::new(),
+            next_attempt_ms: Some(now_ms()),
+            delivered: false,
+        }
+    }
+
+    /// The storage key: organisation, then creation order.
+    pub fn key(&self) -> String {
+        format!("{}/{:016x}-{}", self.org_id, self.created_ms, self.id)
+    }
+
+    /// The JSON body the receiver gets.
+    pub fn payload(&self) -> Value {
+        json!({
+            "id": self.id,
+            "type": self.type_,
+            "created": iso_millis(self.created_ms),
+            "organization": self.org_id,
+            "data": self.data,
+        })
+    }
+
+    pub fn to_api(&self) -> Value {
+        json!({
+            "id": self.id,
+            "type": self.type_,
+            "data": self.data,
+            "dateCreated": iso_millis(self.created_ms),
+            "delivered": self.delivered,
+            "nextAttempt": self.next_attempt_ms.map(iso_millis),
+            "attempts": self.attempts.iter().map(|a| json!({
+                "at": iso_millis(a.at_ms),
+                "status": a.status,
+                "error": a.error,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The delay before attempt `n` (1-based) after a failure: 1 s, 2 s, 4 s, ... capped at 10 min,
+/// scaled by `unit` (tests use a small unit).
+pub fn backoff(attempts: u32, unit: Duration) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(10);
+    (unit * factor).min(Duration::from_secs(600))
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under `secret`, hex.
+fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `X-Lanyard-Signature` header value of `body` sent at `timestamp`.
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let hex = hmac_hex(secret, &[timestamp.to_string().as_bytes(), b".", body]);
+    format!("t={timestamp},v1={hex}")
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// Sets an organisation's callback URL; returns the signing secret, which is shown only
+    /// when it is made (on the first configuration, or when `rotate` asks for a new one).
+    pub async fn set_callback(
+        &self,
+        org: &Org,
+        body: &Value,
+    ) -> Result<(CallbackConfig, Option<String>), ApiError> {
+        let Value::Object(fields) = body else {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        };
+        if let Some(unknown) = fields.keys().find(|k| *k != "url" && *k != "rotateSecret") {
+            return Err(ApiError::field(
+                unknown,
+                "is not a callback field (url, rotateSecret)",
+            ));
+        }
+        let url = match fields.get("url") {
+            Some(Value::String(url)) => url.trim().to_string(),
+            None | Some(Value::Null) => return Err(ApiError::field("url", "is required")),
+            Some(_) => return Err(ApiError::field("url", "must be a string")),
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.len() > 2048
+            || url.contains(char::is_whitespace)
+        {
+            return Err(ApiError::field(
+                "url",
+                &format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        let rotate = match fields.get("rotateSecret") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(rotate)) => *rotate,
+            Some(_) => return Err(ApiError::field("rotateSecret", "must be true or false")),
+        };
+        let has_secret = self
+            .identity
+            .contains(SECRETS_TREE, &org.record.id)
+            .map_err(|e| ApiError::internal(&format!("callback secret: {e}")))?;
+        let secret = if rotate || !has_secret {
+            use rand_core::{OsRng, RngCore};
+            let mut bytes = [0u8; 32];
+            OsRng.fill_bytes(&mut bytes);
+            let secret = format!("whsec_{}", wallet_core::encoding::b64u_encode(bytes));
+            self.identity
+                .put(SECRETS_TREE, &org.record.id, secret.as_bytes())
+                .map_err(|e| ApiError::internal(&format!("callback secret: {e}")))?;
+            Some(secret)
+        } else {
+            None
+        };
+        let config = CallbackConfig {
+            url,
+            updated_ms: now_ms(),
+        };
+        self.storage
+            .apply(
+                vec![],
+                vec![Write::put(CALLBACKS, &org.record.id, &config)?],
+            )
+            .await?;
+        Ok((config, secret))
+    }
+
+    pub async fn callback(&self, org: &Org) -> Result<Option<CallbackConfig>, ApiError> {
+        Ok(self.storage.get_json(CALLBACKS, &org.record.id).await?)
+    }
+
+    /// The writes that record `event` for delivery, when the organisation has a callback.
+    pub(crate) async fn event_writes(&self, event: &Event) -> Result<Vec<Write>, ApiError> {
+        if self.storage.get(CALLBACKS, &event.org_id).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![Write::put(EVENTS, event.key(), event)?])
+    }
+
+    /// One page of an organisation's events with their delivery attempts, newest first.
+    pub async fn events(
+        &self,
+        org: &Org,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(Vec<Event>, usize), ApiError> {
+        let mut all: Vec<Event> = self
+            .storage
+            .scan_json(EVENTS, &format!("{}/", org.record.id), 0, usize::MAX)
+            .await?;
+        all.reverse();
+        let total = all.len();
+        let skip = (page - 1).saturating_mul(page_size);
+        Ok((all.into_iter().skip(skip).take(page_size).collect(), total))
+    }
+
+    /// Tries every event that is due; returns when the next one will be (if any is pending).
+    pub async fn deliver_due_events(
+        &self,
+        client: &reqwest::Client,
+        unit: Duration,
+    ) -> Result<Option<u64>, ApiError> {
+        let pending: Vec<(String, Vec<u8>)> = self.storage.scan(EVENTS, "", 0, usize::MAX).await?;
+        let now = now_ms();
+        let mut next: Option<u64> = None;
+        for (key, bytes) in pending {
+            let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
+                tracing::error!(%key, "unreadable callback event");
+                continue;
+            };
+            let Some(due) = event.next_attempt_ms else {
+                continue;
+            };
+            if due > now {
+                next = Some(next.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            let updated = self.attempt(client, event, unit).await;
+            if let Some(due) = updated.next_attempt_ms {
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+            let applied = self
+                .storage
+                .apply(
+                    vec![Expect::Equals {
+                        collection: EVENTS,
+                        key: key.clone(),
+                        value: bytes,
+                    }],
+                    vec![Write::put(EVENTS, &key, &updated)?],
+                )
+                .await;
+            if let Err(error) = applied {
+                tracing::warn!(%key, %error, "callback event not updated");
+            }
+        }
+        Ok(next)
+    }
+
+    /// One delivery attempt of `event`; returns it with the attempt recorded.
+    async fn attempt(&self, client: &reqwest::Client, mut event: Event, unit: Duration) -> Event {
+        let outcome: Result<u16, String> = async {
+            let config: CallbackConfig = self
+                .storage
+                .get_json(CALLBACKS, &event.org_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the callback was removed")?;
+            let secret = self
+                .identity
+                .get(SECRETS_TREE, &event.org_id)
+                .map_err(|e| e.to_string())?
+                .ok_or("the callback secret is missing")?;
+            let body = serde_json::to_vec(&event.payload()).map_err(|e| e.to_string())?;
+            let timestamp = now_ms() / 1000;
+            let response = client
+                .post(&config.url)
+                .header("content-type", "application/json")
+                .header("x-lanyard-event", &event.type_)
+                .header("x-lanyard-delivery", &event.id)
+                .header("x-lanyard-signature", signature(&secret, timestamp, &body))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("{e}"))?;
+            Ok(response.status().as_u16())
+        }
+        .await;
+        let at_ms = now_ms();
+        let (status, error) = match outcome {
+            Ok(status) if (200..300).contains(&status) => (Some(status), None),
+            Ok(status) => (
+                Some(status),
+                Some(format!("the receiver answered {status}")),
+            ),
+            Err(error) => (None, Some(error)),
+        };
+        event.delivered = error.is_none();
+        event.attempts.push(Attempt {
+            at_ms,
+            status,
+            error,
+        });
+        let tries = event.attempts.len() as u32;
+        event.next_attempt_ms = if event.delivered || tries >= MAX_ATTEMPTS {
+            None
+        } else {
+            Some(at_ms + backoff(tries, unit).as_millis() as u64)
+        };
+        if event.delivered {
+            tracing::info!(event = %event.id, kind = %event.type_, "callback delivered");
+        } else {
+            tracing::warn!(event = %event.id, kind = %event.type_, tries, "callback not delivered");
+        }
+        event
+    }
+}
+
+/// Runs deliveries until the issuer is dropped: wakes when `wake` is notified (a new event was
+/// committed) or the next retry is due.
+pub async fn run<S: IssuerStorage>(
+    issuer: std::sync::Weak<Issuer<S>>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    unit: Duration,
+) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "callbacks cannot run");
+            return;
+        }
+    };
+    loop {
+        let next = {
+            let Some(issuer) = issuer.upgrade() else {
+                return;
+            };
+            match issuer.deliver_due_events(&client, unit).await {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::error!(message = %error.message, "callback deliveries");
+                    Some(now_ms() + 5_000)
+                }
+            }
+        };
+        let wait = next.map_or(Duration::from_secs(60), |at| {
+            Duration::from_millis(at.saturating_sub(now_ms()))
+        });
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_time_dot_body() {
+        // RFC 4231 test case 2, its message fed in parts.
+        assert_eq!(
+            hmac_hex(b"Jefe", &[b"what do ya", b" want for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let expected = hmac_hex(b"Jefe", &[b"1700000000.{\"a\":1}"]);
+        assert_eq!(
+            signature(b"Jefe", 1_700_000_000, b"{\"a\":1}"),
+            format!("t=1700000000,v1={expected}")
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let unit = Duration::from_secs(1);
+        assert_eq!(backoff(1, unit), Duration::from_secs(1));
+        assert_eq!(backoff(4, unit), Duration::from_secs(8));
+        assert_eq!(backoff(30, unit), Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,327 @@
+//! Issuance end to end over real HTTP: an organisation onboards a customer with auto-issue, a
+//! phone (wallet-core envelopes, routed through the agent's mediator) answers the invitation,
+//! the customer becomes Onboarded, the offer waits in the mediator's queue, the phone requests,
+//! receives the signed credential and acks; deleting the template sends a deletion notice and
+//! revokes the credential.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Agent, OrgClient, Phone, TEMPLATES};
+use wallet_core::credentials::status_list::is_set;
+use wallet_core::credentials::vc;
+use wallet_core::did::HttpResolver;
+use wallet_core::didcomm::{now, Message};
+use wallet_core::protocols::{deletion, issue_credential};
+
+const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
+const CREDENTIALS: &str = "/core/api/v1/programmatic/credential";
+
+/// A template with one custom field, `skill`; returns its id.
+async fn skill_template(org: &OrgClient, limit: Option<u64>) -> String {
+    let mut request = support::seed_template_request();
+    request["templateName"] = json!("Skill Badge");
+    request["customFields"] = json!(["skill"]);
+    request["descriptions"] = json!(["Skill"]);
+    request["numberOfCredentials"] = json!(limit);
+    let created = org.call("POST", TEMPLATES, Some(request)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    created.body["data"]["templateId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Onboards `name` by email (no transport: the link comes back) with auto-issue.
+async fn onboard(org: &OrgClient, name: &str, template: &str, skill: &str) -> Value {
+    let onboarded = org
+        .call(
+            "POST",
+            CUSTOMERS,
+            Some(json!({
+                "name": name,
+                "medium": "email",
+                "email": "customer@example.com",
+                "autoIssue": { "templateId": template, "values": { "holderFullName": name, "skill": skill } }
+            })),
+        )
+        .await;
+    assert_eq!(onboarded.status, 201, "{}", onboarded.body);
+    onboarded.body["data"].clone()
+}
+
+/// A phone with mediation at `agent`.
+async fn phone(agent: &Agent) -> Phone {
+    let phone = Phone::new(&agent.did);
+    phone.connect(agent).await;
+    phone
+}
+
+/// The messages waiting for the phone, of `type_` only.
+async fn picked(phone: &Phone, agent: &Agent, type_: &str) -> Vec<Message> {
+    phone
+        .pick_up(agent, 100)
+        .await
+        .into_iter()
+        .filter(|m| m.type_ == type_)
+        .collect()
+}
+
+/// Takes the offer waiting for the phone, requests it, and returns the credential issued.
+async fn receive_credential(phone: &Phone, agent: &Agent, org: &OrgClient) -> Value {
+    let offers = picked(phone, agent, issue_credential::OFFER).await;
+    let offer = issue_credential::parse_offer(&offers[0]).unwrap();
+    let status = phone
+        .tell(&org.didcomm_did, issue_credential::request_message(&offer))
+        .await;
+    assert_eq!(status, 202);
+    let issued = picked(phone, agent, issue_credential::ISSUE).await;
+    issue_credential::parse_issue(&issued[0]).unwrap().1
+}
+
+#[tokio::test]
+async fn an_auto_issued_credential_goes_from_offer_to_ack() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let customer = onboard(&acme, "Jane Doe", &template, "Rust").await;
+    let customer_path = format!("{CUSTOMERS}/{}", customer["id"].as_str().unwrap());
+
+    let phone = phone(&agent).await;
+    let invitation = phone
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await;
+    assert_eq!(invitation["from"], acme.didcomm_did.as_str());
+    let fetched = acme.call("GET", &customer_path, None).await.body["data"].clone();
+    assert_eq!(fetched["status"], "Onboarded");
+    assert_eq!(fetched["connectionDid"], phone.did.as_str());
+
+    // The ping's answer and the offer wait in the mediator for the phone.
+    let messages = phone.pick_up(&agent, 100).await;
+    let types: Vec<&str> = messages.iter().map(|m| m.type_.as_str()).collect();
+    assert_eq!(
+        types,
+        [support::mediator::PING_RESPONSE, issue_credential::OFFER],
+        "in the order they were sent"
+    );
+    assert!(messages
+        .iter()
+        .all(|m| m.from.as_deref() == Some(acme.didcomm_did.as_str())));
+    let offer = issue_credential::parse_offer(&messages[1]).unwrap();
+    assert!(
+        offer.attributes.contains(&("skill".into(), "Rust".into())),
+        "{:?}",
+        offer.attributes
+    );
+    assert!(offer
+        .attributes
+        .contains(&("credentialIssuer".into(), "Dentity".into())));
+
+    let status = phone
+        .tell(&acme.didcomm_did, issue_credential::request_message(&offer))
+        .await;
+    assert_eq!(status, 202);
+    let issued = picked(&phone, &agent, issue_credential::ISSUE).await;
+    assert_eq!(issued.len(), 1);
+    let (thid, credential) = issue_credential::parse_issue(&issued[0]).unwrap();
+    assert_eq!(thid, offer.thid);
+    assert_eq!(credential["issuer"]["id"], acme.issuer_did.as_str());
+    assert_eq!(credential["credentialSubject"]["id"], phone.did.as_str());
+    assert_eq!(credential["credentialSubject"]["skill"], "Rust");
+    assert_eq!(credential["credentialSchema"]["id"], template.as_str());
+    assert_eq!(credential["proof"]["cryptosuite"], "eddsa-jcs-2022");
+    // The phone verifies it as a wallet would: the issuer's did:web fetched from the agent.
+    let verified = vc::verify_credential(&credential, &HttpResolver::new(), now())
+        .await
+        .expect("the credential verifies against the issuer's did:web document");
+    assert_eq!(verified.issuer, acme.issuer_did);
+    assert_eq!(verified.template_id.as_deref(), Some(template.as_str()));
+
+    let exchanges = acme
+        .call("GET", &format!("{CREDENTIALS}?templateId={template}"), None)
+        .await;
+    let exchange = &exchanges.body["data"]["data"][0];
+    assert_eq!(exchange["state"], "Issued");
+    assert_eq!(
+        phone
+            .tell(&acme.didcomm_did, issue_credential::ack_message(&thid))
+            .await,
+        202
+    );
+    let id = credential["id"].as_str().unwrap();
+    let settled = acme.call("GET", &format!("{CREDENTIALS}/{id}"), None).await;
+    assert_eq!(
+        settled.body["data"]["state"], "Accepted",
+        "{}",
+        settled.body
+    );
+    let counted = acme
+        .call("GET", &format!("{TEMPLATES}/{template}"), None)
+        .await;
+    assert_eq!(
+        (
+            counted.body["data"]["totalOffered"].as_u64(),
+            counted.body["data"]["totalIssued"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_template_tells_each_holder_which_credentials_go() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let other = skill_template(&acme, None).await;
+    let customer = onboard(&acme, "Jane", &template, "Rust").await;
+    let phone = phone(&agent).await;
+    phone
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await;
+    let first = receive_credential(&phone, &agent, &acme).await;
+    // A second credential, from another template, on request.
+    let offered = acme
+        .call("POST", CREDENTIALS, Some(json!({ "customerId": customer["id"], "templateId": other, "values": { "skill": "Go" } })))
+        .await;
+    assert_eq!(offered.status, 201, "{}", offered.body);
+    let second = receive_credential(&phone, &agent, &acme).await;
+
+    let deleted = acme
+        .call("DELETE", &format!("{TEMPLATES}/{template}"), None)
+        .await;
+    assert_eq!(deleted.body, json!({ "data": { "isSuccess": true } }));
+    let notices = picked(&phone, &agent, deletion::NOTICE).await;
+    assert_eq!(notices.len(), 1);
+    let notice = deletion::parse_notice(&notices[0]).unwrap();
+    assert_eq!(notice.template_id, template);
+    assert_eq!(notice.credential_ids, [first["id"].as_str().unwrap()]);
+    assert_ne!(
+        notice.credential_ids[0],
+        second["id"].as_str().unwrap(),
+        "the other template's stays"
+    );
+    let revoked = acme
+        .call(
+            "GET",
+            &format!("{CREDENTIALS}/{}", first["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.body["data"]["state"], "Revoked");
+    let kept = acme
+        .call(
+            "GET",
+            &format!("{CREDENTIALS}/{}", second["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(kept.body["data"]["state"], "Issued");
+
+    // Verifiers see the revocation in the organisation's signed status list.
+    let resolver = HttpResolver::new();
+    let entry = |vc: &Value| vc::read_credential(vc).unwrap().status.unwrap();
+    let (first_entry, second_entry) = (entry(&first), entry(&second));
+    assert_eq!(
+        first_entry.list, second_entry.list,
+        "one list per organisation"
+    );
+    let list: Value = reqwest::get(&first_entry.list)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let read = vc::verify_credential(&list, &resolver, now())
+        .await
+        .expect("the list is signed by the issuer");
+    assert_eq!(read.issuer, acme.issuer_did);
+    assert!(
+        is_set(&first_entry, &list).unwrap(),
+        "the deleted template's credential is revoked"
+    );
+    assert!(
+        !is_set(&second_entry, &list).unwrap(),
+        "the other one is not"
+    );
+}
+
+#[tokio::test]
+async fn wallets_that_did_not_connect_or_ask_out_of_turn_get_problem_reports() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, Some(1)).await;
+    let jane = onboard(&acme, "Jane", &template, "Rust").await;
+    let bob = onboard(&acme, "Bob", &template, "Go").await;
+
+    // A stranger without an invitation.
+    let stranger = phone(&agent).await;
+    let hello = Message::new(support::mediator::PING, json!({}));
+    assert_eq!(stranger.tell(&acme.didcomm_did, hello).await, 202);
+    let problems = picked(&stranger, &agent, support::mediator::PROBLEM_REPORT).await;
+    assert_eq!(problems[0].body["code"], "e.p.req.not-connected");
+
+    // Jane connects; a second wallet using her single-use invitation is turned away.
+    let url = jane["invitation"]["url"].as_str().unwrap();
+    let phone_jane = phone(&agent).await;
+    phone_jane.accept_invitation(url).await;
+    let jane_offer = issue_credential::parse_offer(
+        &picked(&phone_jane, &agent, issue_credential::OFFER).await[0],
+    )
+    .unwrap();
+    let copycat = phone(&agent).await;
+    let ping = Message::new(support::mediator::PING, json!({}))
+        .pthid(jane["invitation"]["id"].as_str().unwrap());
+    copycat.tell(&acme.didcomm_did, ping).await;
+    let problems = picked(&copycat, &agent, support::mediator::PROBLEM_REPORT).await;
+    assert_eq!(problems[0].body["code"], "e.p.req.invitation-used");
+
+    // Jane asks for an offer that was never made.
+    let bogus = issue_credential::Offer {
+        thid: "no-such-offer".into(),
+        comment: None,
+        attributes: vec![],
+        detail: json!({ "credential": {} }),
+    };
+    phone_jane
+        .tell(&acme.didcomm_did, issue_credential::request_message(&bogus))
+        .await;
+    let problems = picked(&phone_jane, &agent, support::mediator::PROBLEM_REPORT).await;
+    assert_eq!(problems[0].body["code"], "e.p.req.unknown-offer");
+
+    // numberOfCredentials = 1: Bob's offer stands, but once Jane's is issued his request is refused.
+    let phone_bob = phone(&agent).await;
+    phone_bob
+        .accept_invitation(bob["invitation"]["url"].as_str().unwrap())
+        .await;
+    let bob_offer = issue_credential::parse_offer(
+        &picked(&phone_bob, &agent, issue_credential::OFFER).await[0],
+    )
+    .unwrap();
+    phone_jane
+        .tell(
+            &acme.didcomm_did,
+            issue_credential::request_message(&jane_offer),
+        )
+        .await;
+    assert_eq!(
+        picked(&phone_jane, &agent, issue_credential::ISSUE)
+            .await
+            .len(),
+        1
+    );
+    phone_bob
+        .tell(
+            &acme.didcomm_did,
+            issue_credential::request_message(&bob_offer),
+        )
+        .await;
+    let problems = picked(&phone_bob, &agent, support::mediator::PROBLEM_REPORT).await;
+    assert_eq!(problems[0].body["code"], "e.p.req.limit-reached");
+    // And a request sent twice is handled once.
+    let again = issue_credential::request_message(&jane_offer);
+    phone_jane.tell(&acme.didcomm_did, again.clone()).await;
+    phone_jane.tell(&acme.didcomm_did, again).await;
+    let problems = picked(&phone_jane, &agent, support::mediator::PROBLEM_REPORT).await;
+    assert_eq!(problems.len(), 1, "one answer for one message id");
+    assert_eq!(problems[0].body["code"], "e.p.req.not-offered");
+}
