@@ -16,14 +16,17 @@ const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const CALLBACK: &str = "/core/api/v1/programmatic/callback";
 const BATCH: &str = "/core/api/v1/programmatic/credential/batch";
 
+/// What the receiver was sent: headers and body.
+type Delivery = (HeaderMap, Vec<u8>);
+
 /// A callback receiver on loopback that refuses the first `failures` deliveries.
 struct Receiver {
     url: String,
-    received: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    received: Arc<Mutex<Vec<Delivery>>>,
 }
 
 async fn receiver(failures: usize) -> Receiver {
-    let received: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Default::default();
+    let received: Arc<Mutex<Vec<Delivery>>> = Default::default();
     let log = received.clone();
     let app = axum::Router::new().route(
         "/hook",
