@@ -32,6 +32,7 @@ const MAX_BODY: usize = 1 << 20;
 pub const TEMPLATES_PATH: &str = "/core/api/v1/programmatic/credential/template";
 pub const CUSTOMERS_PATH: &str = "/core/api/v1/programmatic/customer";
 pub const CREDENTIALS_PATH: &str = "/core/api/v1/programmatic/credential";
+pub const VERIFICATIONS_PATH: &str = "/core/api/v1/programmatic/verification";
 pub const CALLBACK_PATH: &str = "/core/api/v1/programmatic/callback";
 
 impl IntoResponse for ApiError {
@@ -76,6 +77,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::put(set_callback).get(get_callback),
         )
         .route(&format!("{CALLBACK_PATH}/events"), get(callback_events))
+        .route(VERIFICATIONS_PATH, post(create_verification))
+        .route(
+            &format!("{VERIFICATIONS_PATH}/{{id}}"),
+            get(get_verification),
+        )
         .route("/openapi.json", get(openapi))
         .route("/admin/orgs", post(create_org))
         .route("/orgs/{id}/did.json", get(org_did_document))
@@ -494,4 +500,25 @@ pub const OPENAPI: &str = include_str!("../api/openapi.json");
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn create_verification(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let body = json_body(&headers, &body)?;
+    let (verification, links) = state.issuer.create_verification(&org, &body).await?;
+    Ok(data(StatusCode::CREATED, verification.to_api(Some(links))))
+}
+
+async fn get_verification(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let org = org(&state, &headers).await?;
+    let verification = state.issuer.verification(&org, &id).await?;
+    Ok(data(StatusCode::OK, verification.to_api(None)))
 }

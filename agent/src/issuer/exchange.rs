@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use wallet_core::did::{did_of, multikey_encode, resolve_local, Resolver};
 use wallet_core::didcomm::{DidComm, Layer, Message, Unpacked};
 use wallet_core::protocols::issue_credential::{self, Offer};
-use wallet_core::protocols::{deletion, ProtocolError};
+use wallet_core::protocols::{deletion, present_proof, ProtocolError};
 
 use super::callbacks::Event;
 use super::customers::{Customer, Status};
@@ -103,6 +103,16 @@ pub(crate) struct Change {
 }
 
 impl Change {
+    /// Marks an inbound message handled, once: the change fails if it was handled meanwhile.
+    pub fn mark_seen(&mut self, message: &Message) -> Result<(), ApiError> {
+        self.expect.push(Expect::Absent {
+            collection: SEEN,
+            key: message.id.clone(),
+        });
+        self.writes.push(Write::put(SEEN, &message.id, &now_ms())?);
+        Ok(())
+    }
+
     /// Records a callback event as part of this change.
     pub fn event(&mut self, org: &Org, type_: &str, data: Value) {
         self.events.push(Event::new(org, type_, data));
@@ -274,6 +284,10 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     async fn dispatch(&self, org: &Org, sender: &str, message: &Message) -> Result<(), Answer> {
+        if message.type_ == present_proof::PRESENTATION {
+            // Verifiers need no connection: the wallet answers a request it was handed.
+            return self.presentation(org, sender, message).await;
+        }
         let connection: Option<Connection> = self
             .storage
             .get_json(CONNECTIONS, &format!("{}/{sender}", org.record.id))
@@ -328,13 +342,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// The change that marks `message` handled.
     fn seen(&self, message: &Message) -> Result<Change, ApiError> {
         let mut change = Change::default();
-        change.expect.push(Expect::Absent {
-            collection: SEEN,
-            key: message.id.clone(),
-        });
-        change
-            .writes
-            .push(Write::put(SEEN, &message.id, &now_ms())?);
+        change.mark_seen(message)?;
         Ok(change)
     }
 
@@ -801,7 +809,7 @@ impl<S: IssuerStorage> Issuer<S> {
 }
 
 /// How a message to an organisation is answered when it cannot be acted on.
-enum Answer {
+pub(crate) enum Answer {
     /// Sent back to the wallet as a problem report (the message itself was fine to receive).
     Problem(String, String),
     /// Refused at the door (the HTTP answer says why).

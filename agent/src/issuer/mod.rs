@@ -12,6 +12,7 @@ mod onboarding;
 pub mod store;
 pub mod templates;
 pub mod time;
+pub mod verification;
 
 use std::sync::Arc;
 
@@ -186,6 +187,10 @@ pub struct Issuer<S> {
     sms: Option<delivery::SmsGateway>,
     /// Wakes the callback deliveries when an event is committed.
     callbacks: Arc<tokio::sync::Notify>,
+    /// Resolves issuers' and holders' DIDs for verifications (did:web over HTTP).
+    resolver: wallet_core::did::HttpResolver,
+    /// Fetches status lists.
+    http: reqwest::Client,
 }
 
 /// A page of a listing, in the seed's envelope.
@@ -213,6 +218,11 @@ impl<S: IssuerStorage> Issuer<S> {
             mailer: None,
             sms: None,
             callbacks: Arc::new(tokio::sync::Notify::new()),
+            resolver: wallet_core::did::HttpResolver::new(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
         }
     }
 

@@ -100,13 +100,17 @@ pub async fn create_invitation(agent: &Agent, body: Value) -> Value {
 pub struct Phone {
     pub did: String,
     pub didcomm: DidComm<Resolver>,
+    pub ring: Arc<KeyRing>,
+    /// The Ed25519 key of the DID's authentication relationship.
+    pub signing: wallet_core::keys::PublicKey,
 }
 
 impl Phone {
     pub fn new(mediator_did: &str) -> Phone {
         let ring = Arc::new(KeyRing::new());
+        let signing = ring.generate(KeyType::Ed25519);
         let did = did_peer_2(&PeerDidSpec {
-            authentication: vec![ring.generate(KeyType::Ed25519)],
+            authentication: vec![signing],
             key_agreement: vec![ring.generate(KeyType::X25519)],
             services: vec![PeerService {
                 uri: mediator_did.to_string(),
@@ -116,8 +120,37 @@ impl Phone {
         });
         Phone {
             did,
-            didcomm: DidComm::new(ring, Resolver::default()),
+            didcomm: DidComm::new(ring.clone(), Resolver::default()),
+            ring,
+            signing,
         }
+    }
+
+    /// A presentation of `credentials` for `request`, signed with this DID's authentication
+    /// key for the request's challenge and domain (or `challenge` instead, to test refusals).
+    pub fn present(
+        &self,
+        request: &wallet_core::protocols::present_proof::PresentationRequest,
+        credentials: &[Value],
+        challenge: Option<&str>,
+    ) -> Message {
+        let method = wallet_core::did::resolve_local(&self.did)
+            .unwrap()
+            .authentication_keys()[0]
+            .0
+            .clone();
+        let vp = wallet_core::credentials::vc::present(
+            credentials,
+            &self.did,
+            &self.ring,
+            &self.signing,
+            &method,
+            challenge.unwrap_or(&request.challenge),
+            &request.domain,
+            wallet_core::didcomm::now(),
+        )
+        .unwrap();
+        wallet_core::protocols::present_proof::presentation_message(request, vp)
     }
 
     /// Sends a request to the mediator and unpacks its answer.

@@ -1,0 +1,275 @@
+//! Verifications end to end: an organisation asks for a credential of its template; the
+//! request travels as an OOB invitation (URL, QR) carrying a Present Proof 3.0 request; the
+//! phone answers with a presentation signed by the credential's holder key; the verifier
+//! records `verified` with the disclosed values, or `failed` with the reasons for a tampered
+//! credential, a wrong challenge, a revoked credential, a missing field, and a replay.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{fetch_invitation, Agent, OrgClient, Phone, TEMPLATES};
+use wallet_core::didcomm::Message;
+use wallet_core::protocols::issue_credential;
+use wallet_core::protocols::present_proof::{self, PresentationRequest};
+
+const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
+const VERIFICATIONS: &str = "/core/api/v1/programmatic/verification";
+
+struct Setup {
+    agent: Agent,
+    acme: OrgClient,
+    template: String,
+    phone: Phone,
+    credential: Value,
+}
+
+async fn picked(phone: &Phone, agent: &Agent, type_: &str) -> Vec<Message> {
+    phone
+        .pick_up(agent, 100)
+        .await
+        .into_iter()
+        .filter(|m| m.type_ == type_)
+        .collect()
+}
+
+/// An organisation, a template with `skill`, and a phone holding a credential from it
+/// (holderFullName left out).
+async fn setup() -> Setup {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let mut request = support::seed_template_request();
+    request["customFields"] = json!(["skill"]);
+    request["descriptions"] = json!(["Skill"]);
+    let created = acme.call("POST", TEMPLATES, Some(request)).await;
+    let template = created.body["data"]["templateId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let onboarded = acme
+        .call(
+            "POST",
+            CUSTOMERS,
+            Some(
+                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
+                         "autoIssue": { "templateId": template, "values": { "skill": "Rust" } } }),
+            ),
+        )
+        .await;
+    let phone = Phone::new(&agent.did);
+    phone.connect(&agent).await;
+    phone
+        .accept_invitation(
+            onboarded.body["data"]["invitation"]["url"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    let offer =
+        issue_credential::parse_offer(&picked(&phone, &agent, issue_credential::OFFER).await[0])
+            .unwrap();
+    phone
+        .tell(&acme.didcomm_did, issue_credential::request_message(&offer))
+        .await;
+    let issued = picked(&phone, &agent, issue_credential::ISSUE).await;
+    let credential = issue_credential::parse_issue(&issued[0]).unwrap().1;
+    Setup {
+        agent,
+        acme,
+        template,
+        phone,
+        credential,
+    }
+}
+
+/// Creates a verification request; returns its id and the request the phone reads from the
+/// invitation (as a scanner would get it from the QR code's URL).
+async fn ask(setup: &Setup, body: Value) -> (String, PresentationRequest, String) {
+    let created = setup.acme.call("POST", VERIFICATIONS, Some(body)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let data = &created.body["data"];
+    assert_eq!(data["state"], "pending");
+    let invitation = fetch_invitation(data["invitation"]["url"].as_str().unwrap()).await;
+    assert_eq!(invitation["body"]["goal_code"], "request-proof");
+    let attached: Message =
+        serde_json::from_value(invitation["attachments"][0]["data"]["json"].clone()).unwrap();
+    let request = present_proof::parse_request(&attached).unwrap();
+    assert_eq!(request.challenge, data["challenge"].as_str().unwrap());
+    (
+        data["id"].as_str().unwrap().to_string(),
+        request,
+        invitation["id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The phone answers `request` with `message`; returns the verifier's ack and the record.
+async fn answer(
+    setup: &Setup,
+    id: &str,
+    invitation_id: &str,
+    message: Message,
+) -> (Message, Value) {
+    let message = message.pthid(invitation_id);
+    assert_eq!(
+        setup.phone.tell(&setup.acme.didcomm_did, message).await,
+        202
+    );
+    let acks = picked(&setup.phone, &setup.agent, present_proof::ACK).await;
+    let record = setup
+        .acme
+        .call("GET", &format!("{VERIFICATIONS}/{id}"), None)
+        .await
+        .body["data"]
+        .clone();
+    (
+        acks.into_iter().next().expect("the verifier answers"),
+        record,
+    )
+}
+
+#[tokio::test]
+async fn a_presented_credential_is_verified_with_its_disclosed_values() {
+    let setup = setup().await;
+    let (id, request, invitation) = ask(
+        &setup,
+        json!({ "templateId": setup.template, "requiredFields": ["skill"] }),
+    )
+    .await;
+    assert_eq!(request.template_id, setup.template);
+    assert_eq!(request.required_fields, ["skill"]);
+    assert_eq!(request.verifier_name, "Acme");
+    let presentation = setup
+        .phone
+        .present(&request, std::slice::from_ref(&setup.credential), None);
+    let (ack, record) = answer(&setup, &id, &invitation, presentation.clone()).await;
+    assert_eq!(ack.body["status"], "OK", "{}", ack.body);
+    assert_eq!(record["state"], "verified", "{record}");
+    assert_eq!(record["disclosed"]["skill"], "Rust");
+    assert_eq!(record["holderDid"], setup.phone.did.as_str());
+    assert_eq!(record["issuerDid"], setup.acme.issuer_did.as_str());
+
+    // The same request answered again (a replay) changes nothing.
+    let mut replay = presentation;
+    replay.id = uuid::Uuid::new_v4().to_string();
+    setup.phone.tell(&setup.acme.didcomm_did, replay).await;
+    let problems = picked(
+        &setup.phone,
+        &setup.agent,
+        support::mediator::PROBLEM_REPORT,
+    )
+    .await;
+    assert_eq!(problems[0].body["code"], "e.p.req.already-answered");
+    let after = setup
+        .acme
+        .call("GET", &format!("{VERIFICATIONS}/{id}"), None)
+        .await
+        .body["data"]
+        .clone();
+    assert_eq!(after, record);
+}
+
+#[tokio::test]
+async fn forged_misdirected_missing_and_revoked_presentations_fail_with_reasons() {
+    let setup = setup().await;
+    let body = json!({ "templateId": setup.template, "requiredFields": ["skill"] });
+
+    let (id, request, invitation) = ask(&setup, body.clone()).await;
+    let mut forged = setup.credential.clone();
+    forged["credentialSubject"]["skill"] = json!("Everything");
+    let (ack, record) = answer(
+        &setup,
+        &id,
+        &invitation,
+        setup.phone.present(&request, &[forged], None),
+    )
+    .await;
+    assert_eq!(ack.body["status"], "FAIL");
+    assert_eq!(record["state"], "failed");
+    assert!(
+        record["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not match the document"),
+        "{record}"
+    );
+
+    let (id, request, invitation) = ask(&setup, body.clone()).await;
+    let presentation = setup.phone.present(
+        &request,
+        std::slice::from_ref(&setup.credential),
+        Some("another-challenge"),
+    );
+    let (_, record) = answer(&setup, &id, &invitation, presentation).await;
+    assert!(
+        record["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("challenge does not match"),
+        "{record}"
+    );
+
+    let (id, request, invitation) = ask(
+        &setup,
+        json!({ "templateId": setup.template, "requiredFields": ["skill", "holderFullName"] }),
+    )
+    .await;
+    let presentation = setup
+        .phone
+        .present(&request, std::slice::from_ref(&setup.credential), None);
+    let (_, record) = answer(&setup, &id, &invitation, presentation).await;
+    assert_eq!(record["state"], "failed");
+    assert_eq!(
+        record["reasons"],
+        json!(["the required field holderFullName is missing"])
+    );
+
+    // Revoked: the template is deleted; the credential's status bit is set.
+    let (id, request, invitation) = ask(&setup, body).await;
+    setup
+        .acme
+        .call("DELETE", &format!("{TEMPLATES}/{}", setup.template), None)
+        .await;
+    let presentation = setup
+        .phone
+        .present(&request, std::slice::from_ref(&setup.credential), None);
+    let (_, record) = answer(&setup, &id, &invitation, presentation).await;
+    assert_eq!(record["state"], "failed");
+    let reasons = record["reasons"].to_string();
+    assert!(reasons.contains("revoked"), "{record}");
+}
+
+#[tokio::test]
+async fn verification_requests_are_checked_by_name() {
+    let setup = setup().await;
+    for (body, status, names) in [
+        (json!({}), 400, "templateId is required"),
+        (
+            json!({ "templateId": "urn:template:none" }),
+            404,
+            "templateId",
+        ),
+        (
+            json!({ "templateId": setup.template, "requiredFields": ["colour"] }),
+            400,
+            "requiredFields[0]",
+        ),
+        (
+            json!({ "templateId": setup.template, "requiredFields": "skill" }),
+            400,
+            "requiredFields",
+        ),
+        (
+            json!({ "templateId": setup.template, "extra": 1 }),
+            400,
+            "extra",
+        ),
+    ] {
+        let reply = setup.acme.call("POST", VERIFICATIONS, Some(body)).await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+        assert!(reply.message().contains(names), "{}", reply.message());
+    }
+    let unknown = setup
+        .acme
+        .call("GET", &format!("{VERIFICATIONS}/nope"), None)
+        .await;
+    assert_eq!(unknown.status, 404);
+}
