@@ -192,6 +192,20 @@ async fn forged_misdirected_missing_and_revoked_presentations_fail_with_reasons(
         "{record}"
     );
 
+    // A presentation made for one request, replayed against another (a reused challenge).
+    let (_, first_request, _) = ask(&setup, body.clone()).await;
+    let (id, request, invitation) = ask(&setup, body.clone()).await;
+    let mut reused = setup.phone.present(
+        &first_request,
+        std::slice::from_ref(&setup.credential),
+        None,
+    );
+    reused.thid = Some(request.thid.clone());
+    let (_, record) = answer(&setup, &id, &invitation, reused).await;
+    assert_eq!(record["state"], "failed");
+    let reasons = record["reasons"].to_string();
+    assert!(reasons.contains("challenge does not match"), "{record}");
+
     let (id, request, invitation) = ask(&setup, body.clone()).await;
     let presentation = setup.phone.present(
         &request,
