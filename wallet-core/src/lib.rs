@@ -9,3 +9,4 @@ pub mod encoding;
 pub mod keys;
 pub mod protocols;
 pub mod store;
+pub mod wallet;

@@ -1,0 +1,194 @@
+//! The customer's whole journey against the real agent process on loopback, no mocks: an
+//! issuer creates a template and onboards a customer by email; the wallet takes the QR code
+//! from the email the SMTP sink received, connects, and stores the auto-issued credential on
+//! its next sync (it was offline when it was issued); live mode delivers the next one at once;
+//! a verifier's request is answered and ends `verified` with the disclosed values; the
+//! template is deleted and after the next sync the credentials are gone and the event says
+//! so; a second issuer's credential is untouched.
+
+mod support;
+
+use serde_json::json;
+use support::{AgentProcess, Org, SmtpSink};
+use wallet_core::wallet::{Accepted, WalletEvent};
+
+/// Reads the QR code of a PNG file with rqrr.
+fn decode_qr(path: &str) -> String {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let (width, height) = (info.width as usize, info.height as usize);
+    let mut image =
+        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+    image.detect_grids()[0].decode().unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_template() {
+    let sink = SmtpSink::start();
+    let agent = AgentProcess::start(&[("LANYARD_SMTP_URL", sink.url())]);
+    let acme = Org::create(&agent, "Acme Gym").await;
+    let template = acme.template("Membership").await;
+    let (status, customer) = acme
+        .call(
+            "POST",
+            "/customer",
+            Some(json!({ "name": "Jane Doe", "medium": "email", "email": "jane@example.com",
+                         "autoIssue": { "templateId": template, "values": { "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" } } })),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    assert_eq!(customer["status"], "Invited");
+
+    // The phone scans the QR code in the email.
+    let mail = sink.message(1).await;
+    let link = decode_qr(mail["images"][0]["path"].as_str().unwrap());
+    assert_eq!(link, customer["invitation"]["url"].as_str().unwrap());
+    let (wallet, events, _dir) = support::wallet();
+    let connection = match wallet.accept_invitation(&link).await.unwrap() {
+        Accepted::Connection(connection) => connection,
+        other => panic!("expected a connection, got {other:?}"),
+    };
+    assert_eq!(connection.label, "Acme Gym");
+    // Scanning the same code again makes no second connection.
+    let again = wallet.accept_invitation(&link).await.unwrap();
+    assert_eq!(again, Accepted::Connection(connection.clone()));
+    assert_eq!(wallet.connections().unwrap().len(), 1);
+    let (_, onboarded) = acme
+        .call(
+            "GET",
+            &format!("/customer/{}", customer["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(onboarded["status"], "Onboarded");
+
+    // The auto-issued offer waited at the mediator; the customer accepts it.
+    wallet.sync().await.unwrap();
+    let offers = wallet.offers().unwrap();
+    assert_eq!(offers.len(), 1);
+    assert!(offers[0]
+        .attributes
+        .contains(&("skill".into(), "climbing".into())));
+    wallet.accept_offer(&offers[0].id).await.unwrap();
+    wallet.sync().await.unwrap();
+    let credentials = wallet.credentials().unwrap();
+    assert_eq!(credentials.len(), 1, "{:?}", events.all());
+    let membership = &credentials[0];
+    assert_eq!(membership.issuer_did, acme.issuer_did);
+    assert_eq!(membership.template_id.as_deref(), Some(template.as_str()));
+    assert!(membership
+        .fields
+        .iter()
+        .any(|f| f.name == "level" && f.value == "gold"));
+    let (_, exchange) = acme
+        .call("GET", &format!("/credential/{}", membership.id), None)
+        .await;
+    assert_eq!(exchange["state"], "Accepted", "the wallet acked");
+
+    // Live mode: the next credential arrives while the app is open.
+    wallet.set_auto_accept(true);
+    let live = wallet.start_live().await.unwrap();
+    let second_template = acme.template("Locker").await;
+    let (status, _) = acme
+        .call("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": second_template, "values": { "skill": "locker 12" } })))
+        .await;
+    assert_eq!(status, 201);
+    events
+        .wait_for("live credential", |e| {
+            matches!(e, WalletEvent::CredentialStored { .. })
+                && wallet.credentials().unwrap().len() == 2
+        })
+        .await;
+    live.stop().await;
+
+    // A second issuer, whose credential must survive Acme's template deletion.
+    let globex = Org::create(&agent, "Globex").await;
+    let globex_template = globex.template("Badge").await;
+    let (_, globex_customer) = globex
+        .call(
+            "POST",
+            "/customer",
+            Some(
+                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
+              "autoIssue": { "templateId": globex_template, "values": { "skill": "welding" } } }),
+            ),
+        )
+        .await;
+    wallet
+        .accept_invitation(globex_customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    wallet.sync().await.unwrap();
+    wallet.sync().await.unwrap();
+    assert_eq!(wallet.credentials().unwrap().len(), 3, "{:?}", events.all());
+
+    // A verifier (Acme's door) asks for the membership with its level.
+    let (status, verification) = acme
+        .call(
+            "POST",
+            "/verification",
+            Some(json!({ "templateId": template, "requiredFields": ["level"] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{verification}");
+    let request = match wallet
+        .accept_invitation(verification["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap()
+    {
+        Accepted::PresentationRequest(request) => request,
+        other => panic!("expected a presentation request, got {other:?}"),
+    };
+    let waiting = wallet.presentation_requests().unwrap();
+    assert_eq!(
+        waiting[0].1,
+        vec![membership.id.clone()],
+        "only the membership matches"
+    );
+    wallet
+        .present(&request.id, std::slice::from_ref(&membership.id))
+        .await
+        .unwrap();
+    wallet.sync().await.unwrap();
+    assert!(
+        events
+            .all()
+            .iter()
+            .any(|e| matches!(e, WalletEvent::PresentationResult { verified: true, .. })),
+        "{:?}",
+        events.all()
+    );
+    let (_, verified) = acme
+        .call(
+            "GET",
+            &format!("/verification/{}", verification["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(verified["state"], "verified", "{verified}");
+    assert_eq!(verified["disclosed"]["level"], "gold");
+
+    // Acme deletes the membership template: after the next sync it is gone, and only it.
+    let (status, deleted) = acme
+        .call("DELETE", &format!("/credential/template/{template}"), None)
+        .await;
+    assert_eq!((status, deleted), (200, json!({ "isSuccess": true })));
+    wallet.sync().await.unwrap();
+    let left: Vec<_> = wallet
+        .credentials()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.issuer_did)
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(
+        left.contains(&globex.issuer_did),
+        "the other issuer's credential stays"
+    );
+    assert!(events.all().contains(&WalletEvent::CredentialsRemoved {
+        template_id: Some(template.clone()),
+        count: 1
+    }));
+}

@@ -1,0 +1,387 @@
+//! `wallet`: the desktop stand-in for the phone app, over the same [`Wallet`] the apps call.
+//! The wallet lives in `--dir` (default `$LANYARD_WALLET_DIR` or `./wallet-data`), encrypted
+//! under the passphrase in `$LANYARD_WALLET_PASSPHRASE`. Every command prints what it did for
+//! people, or JSON with `--json`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use wallet_core::store::Unlock;
+use wallet_core::wallet::{Accepted, Wallet, WalletEvent, WalletListener};
+
+#[derive(Parser)]
+#[command(
+    name = "wallet",
+    version,
+    about = "Lanyard's wallet on the command line: play the phone"
+)]
+struct Cli {
+    /// The wallet's folder.
+    #[arg(long, env = "LANYARD_WALLET_DIR", default_value = "wallet-data")]
+    dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the wallet (or check that it opens).
+    Init,
+    /// Accept an invitation: a link, a short invite URL, raw JSON, or the QR code in an image.
+    Accept {
+        link: Option<String>,
+        /// A PNG holding the invitation's QR code (e.g. from the invite email).
+        #[arg(long, conflicts_with = "link")]
+        qr_image: Option<PathBuf>,
+    },
+    /// Pick up and process everything waiting at the mediator.
+    Sync,
+    /// Stay connected and process messages as they arrive, for `--seconds` (0: until Ctrl-C).
+    Live {
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+    },
+    /// The connections with organisations.
+    Connections,
+    /// Offers waiting for a decision.
+    Offers,
+    /// Accept an offer (the credential arrives on the next sync).
+    AcceptOffer { id: String },
+    /// Decline an offer.
+    DeclineOffer { id: String },
+    /// The stored credentials.
+    Credentials,
+    /// One credential, whole.
+    Credential { id: String },
+    /// Verifiers' requests waiting for an answer, with the credentials that match.
+    Requests,
+    /// Answer a verifier with credentials (the first match when none is named).
+    Present {
+        request_id: String,
+        credential_ids: Vec<String>,
+    },
+    /// Decline a verifier's request.
+    DeclineRequest { id: String },
+    /// Delete a credential from this wallet.
+    Delete { id: String },
+}
+
+/// Prints events as they happen (to stderr, so stdout stays the command's answer).
+struct Printer {
+    json: bool,
+}
+
+impl WalletListener for Printer {
+    fn on_event(&self, event: WalletEvent) {
+        if self.json {
+            eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
+            return;
+        }
+        let line = match event {
+            WalletEvent::ConnectionEstablished { label, .. } => format!("connected with {label}"),
+            WalletEvent::OfferReceived {
+                offer_id,
+                issuer_name,
+            } => {
+                format!("offer {offer_id} from {issuer_name}")
+            }
+            WalletEvent::CredentialStored {
+                credential_id,
+                issuer_name,
+            } => {
+                format!("stored credential {credential_id} from {issuer_name}")
+            }
+            WalletEvent::CredentialsRemoved { template_id, count } => match template_id {
+                Some(template) => {
+                    format!("{count} credential(s) removed: their template {template} was deleted")
+                }
+                None => format!("{count} credential(s) removed"),
+            },
+            WalletEvent::PresentationRequested {
+                request_id,
+                verifier_name,
+            } => {
+                format!("{verifier_name} asks for a credential (request {request_id})")
+            }
+            WalletEvent::PresentationSent { request_id } => format!("presented for {request_id}"),
+            WalletEvent::PresentationResult {
+                request_id,
+                verified,
+                reasons,
+            } => {
+                if verified {
+                    format!("request {request_id}: verified")
+                } else {
+                    format!("request {request_id}: failed ({})", reasons.join("; "))
+                }
+            }
+            WalletEvent::Problem { message } => format!("problem: {message}"),
+        };
+        eprintln!("{line}");
+    }
+}
+
+/// Reads the QR code in a PNG (grayscale or colour).
+fn read_qr(path: &PathBuf) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format!("{} is not a PNG: {e}", path.display()))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| format!("{} is too large", path.display()))?;
+    let mut pixels = vec![0; size];
+    let info = reader
+        .next_frame(&mut pixels)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (width, height) = (info.width as usize, info.height as usize);
+    let channels = info.line_size / width.max(1);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| {
+        pixels[y * info.line_size + x * channels]
+    });
+    let grids = image.detect_grids();
+    let grid = grids
+        .first()
+        .ok_or_else(|| format!("no QR code found in {}", path.display()))?;
+    grid.decode()
+        .map(|(_, text)| text)
+        .map_err(|e| format!("the QR code in {} cannot be read: {e}", path.display()))
+}
+
+fn print(as_json: bool, value: Value, text: String) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let passphrase = std::env::var("LANYARD_WALLET_PASSPHRASE")
+        .map_err(|_| "set LANYARD_WALLET_PASSPHRASE to the wallet's passphrase".to_string())?;
+    let wallet =
+        Wallet::open(&cli.dir, Unlock::passphrase(passphrase)).map_err(|e| e.to_string())?;
+    wallet.set_listener(Some(Arc::new(Printer { json: cli.json })));
+    let json = cli.json;
+    let e = |e: wallet_core::wallet::WalletError| e.to_string();
+    match cli.command {
+        Command::Init => print(
+            json,
+            json!({ "dir": cli.dir }),
+            format!("wallet ready in {}", cli.dir.display()),
+        ),
+        Command::Accept { link, qr_image } => {
+            let text = match (link, qr_image) {
+                (Some(link), None) => link,
+                (None, Some(image)) => read_qr(&image)?,
+                _ => return Err("give a link or --qr-image".into()),
+            };
+            match wallet.accept_invitation(&text).await.map_err(e)? {
+                Accepted::Connection(connection) => print(
+                    json,
+                    serde_json::to_value(&connection).unwrap_or_default(),
+                    format!("connection {} with {}", connection.id, connection.label),
+                ),
+                Accepted::PresentationRequest(request) => print(
+                    json,
+                    serde_json::to_value(&request).unwrap_or_default(),
+                    format!(
+                        "request {} from {}: {} (fields: {})",
+                        request.id,
+                        request.verifier_name,
+                        request.purpose,
+                        request.required_fields.join(", ")
+                    ),
+                ),
+            }
+        }
+        Command::Sync => {
+            let report = wallet.sync().await.map_err(e)?;
+            print(
+                json,
+                serde_json::to_value(&report).unwrap_or_default(),
+                format!(
+                    "synced: {} processed, {} already seen, {} refused",
+                    report.processed, report.duplicates, report.refused
+                ),
+            );
+        }
+        Command::Live { seconds } => {
+            let wallet = Arc::new(wallet);
+            let live = wallet.start_live().await.map_err(e)?;
+            if seconds == 0 {
+                let _ = tokio::signal::ctrl_c().await;
+            } else {
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            }
+            live.stop().await;
+        }
+        Command::Connections => {
+            let all = wallet.connections().map_err(e)?;
+            let text = all
+                .iter()
+                .map(|c| format!("{}  {}", c.id, c.label))
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, serde_json::to_value(&all).unwrap_or_default(), text);
+        }
+        Command::Offers => {
+            let all = wallet.offers().map_err(e)?;
+            let text = all
+                .iter()
+                .map(|o| {
+                    let fields: Vec<String> = o
+                        .attributes
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    format!("{}  from {}: {}", o.id, o.issuer_name, fields.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, serde_json::to_value(&all).unwrap_or_default(), text);
+        }
+        Command::AcceptOffer { id } => {
+            wallet.accept_offer(&id).await.map_err(e)?;
+            print(
+                json,
+                json!({ "accepted": id }),
+                format!("accepted offer {id}; sync to receive it"),
+            );
+        }
+        Command::DeclineOffer { id } => {
+            wallet.decline_offer(&id).await.map_err(e)?;
+            print(
+                json,
+                json!({ "declined": id }),
+                format!("declined offer {id}"),
+            );
+        }
+        Command::Credentials => {
+            let all = wallet.credentials().map_err(e)?;
+            let text = all
+                .iter()
+                .map(|c| {
+                    let fields: Vec<String> = c
+                        .fields
+                        .iter()
+                        .map(|f| format!("{}={}", f.name, f.value))
+                        .collect();
+                    format!(
+                        "{}  {} from {}: {}",
+                        c.id,
+                        c.name.as_deref().unwrap_or("credential"),
+                        c.issuer_name,
+                        fields.join(", ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, serde_json::to_value(&all).unwrap_or_default(), text);
+        }
+        Command::Credential { id } => {
+            let credential = wallet.credential(&id).map_err(e)?;
+            let text = serde_json::to_string_pretty(&credential.credential).unwrap_or_default();
+            print(
+                json,
+                serde_json::to_value(&credential).unwrap_or_default(),
+                text,
+            );
+        }
+        Command::Requests => {
+            let all = wallet.presentation_requests().map_err(e)?;
+            let value: Vec<Value> = all
+                .iter()
+                .map(|(r, m)| json!({ "request": r, "matching": m }))
+                .collect();
+            let text = all
+                .iter()
+                .map(|(r, m)| {
+                    format!(
+                        "{}  {} asks for {} ({}); matching: {}",
+                        r.id,
+                        r.verifier_name,
+                        r.template_id,
+                        r.required_fields.join(", "),
+                        if m.is_empty() {
+                            "none".to_string()
+                        } else {
+                            m.join(", ")
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, Value::from(value), text);
+        }
+        Command::Present {
+            request_id,
+            credential_ids,
+        } => {
+            let chosen = if credential_ids.is_empty() {
+                let requests = wallet.presentation_requests().map_err(e)?;
+                let matching = requests
+                    .into_iter()
+                    .find(|(r, _)| r.id == request_id)
+                    .map(|(_, m)| m)
+                    .unwrap_or_default();
+                matching.into_iter().take(1).collect()
+            } else {
+                credential_ids
+            };
+            wallet.present(&request_id, &chosen).await.map_err(e)?;
+            print(
+                json,
+                json!({ "request": request_id, "presented": chosen }),
+                format!(
+                    "presented {} for {request_id}; sync for the verifier's answer",
+                    chosen.join(", ")
+                ),
+            );
+        }
+        Command::DeclineRequest { id } => {
+            wallet.decline_request(&id).await.map_err(e)?;
+            print(
+                json,
+                json!({ "declined": id }),
+                format!("declined request {id}"),
+            );
+        }
+        Command::Delete { id } => {
+            wallet.delete_credential(&id).map_err(e)?;
+            print(
+                json,
+                json!({ "deleted": id }),
+                format!("deleted credential {id}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wallet: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

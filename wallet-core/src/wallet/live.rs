@@ -1,0 +1,149 @@
+//! Live mode (Pickup 3.0 `live-delivery-change` over the mediator's WebSocket): while the app is
+//! open, the mediator pushes messages as they arrive; each is processed and acknowledged on the
+//! same socket, exactly as a sync would.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+use super::{Mediation, SyncReport, Wallet, WalletError, WalletEvent, DELIVERY, MESSAGES_RECEIVED};
+use crate::didcomm::Message;
+use crate::encoding::b64u_decode;
+
+const LIVE_DELIVERY_CHANGE: &str = "https://didcomm.org/messagepickup/3.0/live-delivery-change";
+
+/// A running live session; [`Live::stop`] ends it.
+pub struct Live {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Live {
+    /// Closes the socket and waits for the session to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+impl Wallet {
+    async fn packed_for_mediator(
+        &self,
+        mediation: &Mediation,
+        message: Message,
+    ) -> Result<String, WalletError> {
+        let message = message
+            .from(mediation.my_did.clone())
+            .to([mediation.mediator_did.clone()]);
+        Ok(self
+            .didcomm
+            .pack_authcrypt(
+                &message,
+                &mediation.my_did,
+                &[&mediation.mediator_did],
+                false,
+            )
+            .await?)
+    }
+
+    /// Opens the mediator's WebSocket and asks for live delivery; messages are processed as
+    /// they arrive until [`Live::stop`].
+    pub async fn start_live(self: &Arc<Self>) -> Result<Live, WalletError> {
+        let mediation = self.mediation()?.ok_or_else(|| WalletError::WrongState {
+            what: "wallet",
+            id: "live mode".into(),
+            why: "accept an invitation first, so the wallet has a mediator".into(),
+        })?;
+        let url = format!(
+            "{}/ws",
+            mediation
+                .agent
+                .replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1)
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .map_err(|e| WalletError::Unreachable(format!("{url} ({e})")))?;
+        let on = self
+            .packed_for_mediator(
+                &mediation,
+                Message::new(LIVE_DELIVERY_CHANGE, json!({ "live_delivery": true })),
+            )
+            .await?;
+        socket
+            .send(Frame::Text(on.into()))
+            .await
+            .map_err(|e| WalletError::Unreachable(format!("{url} ({e})")))?;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let wallet = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    _ = &mut stopped => break,
+                    frame = socket.next() => frame,
+                };
+                let text = match frame {
+                    Some(Ok(Frame::Text(text))) => text.to_string(),
+                    Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => {
+                        wallet.emit(WalletEvent::Problem {
+                            message: "live mode ended: the mediator closed the connection".into(),
+                        });
+                        break;
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                match wallet.live_frame(&mediation, &text).await {
+                    Ok(Some(ack)) => {
+                        if socket.send(Frame::Text(ack.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => wallet.emit(WalletEvent::Problem {
+                        message: error.to_string(),
+                    }),
+                }
+            }
+            let _ = socket.close(None).await;
+        });
+        Ok(Live { stop, task })
+    }
+
+    /// Handles one frame from the mediator; returns the acknowledgement to send back.
+    async fn live_frame(
+        &self,
+        mediation: &Mediation,
+        text: &str,
+    ) -> Result<Option<String>, WalletError> {
+        let unpacked = self.didcomm.unpack(text).await?;
+        if unpacked.message.type_ != DELIVERY {
+            return Ok(None);
+        }
+        let _busy = self.busy.lock().await;
+        let mut report = SyncReport::default();
+        let mut received = Vec::new();
+        for attachment in &unpacked.message.attachments {
+            let Some(id) = attachment.id.clone() else {
+                continue;
+            };
+            let envelope = attachment
+                .data
+                .base64
+                .as_deref()
+                .and_then(|b| b64u_decode(b).ok())
+                .and_then(|b| String::from_utf8(b).ok());
+            match envelope {
+                Some(envelope) => self.receive(&envelope, &mut report).await?,
+                None => report.refused += 1,
+            }
+            received.push(id);
+        }
+        if received.is_empty() {
+            return Ok(None);
+        }
+        let ack = Message::new(MESSAGES_RECEIVED, json!({ "message_id_list": received }));
+        Ok(Some(self.packed_for_mediator(mediation, ack).await?))
+    }
+}

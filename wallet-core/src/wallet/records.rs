@@ -1,0 +1,187 @@
+//! What the wallet keeps and tells: connections, offers, credentials, presentation requests,
+//! and the events a [`super::WalletListener`] hears.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A connection with an organisation (a pairwise DID on each side).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    /// This wallet's DID for this connection, routed through the mediator.
+    pub my_did: String,
+    pub their_did: String,
+    /// The organisation's name, from the invitation.
+    pub label: String,
+    pub invitation_id: String,
+    pub goal: Option<String>,
+    pub created_at: u64,
+}
+
+/// Where an offer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OfferState {
+    /// Waiting for the customer's decision.
+    Pending,
+    /// Requested; the credential is on its way.
+    Requested,
+    /// The credential was stored.
+    Done,
+    Declined,
+}
+
+/// An offered credential.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OfferRecord {
+    /// The exchange's thread id.
+    pub id: String,
+    pub connection_id: String,
+    pub issuer_name: String,
+    pub comment: Option<String>,
+    /// Field name and value, as offered.
+    pub attributes: Vec<(String, String)>,
+    pub detail: Value,
+    pub state: OfferState,
+    pub received_at: u64,
+}
+
+/// A field of a stored credential, with its description from the template when known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialField {
+    pub name: String,
+    pub value: String,
+}
+
+/// A verified credential in the wallet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredCredential {
+    /// The credential's id (`urn:uuid:...`).
+    pub id: String,
+    /// The connection it was issued over.
+    pub connection_id: String,
+    pub issuer_did: String,
+    pub issuer_name: String,
+    pub name: Option<String>,
+    pub template_id: Option<String>,
+    pub fields: Vec<CredentialField>,
+    pub valid_from: Option<u64>,
+    pub valid_until: Option<u64>,
+    /// The signed credential, as issued.
+    pub credential: Value,
+    pub stored_at: u64,
+}
+
+/// Where a presentation request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestState {
+    Pending,
+    Sent,
+    /// The verifier answered: verified.
+    Verified,
+    /// The verifier answered: failed.
+    Failed,
+    Declined,
+}
+
+/// A verifier's request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// The request's thread id.
+    pub id: String,
+    pub verifier_did: String,
+    pub verifier_name: String,
+    pub purpose: String,
+    pub template_id: String,
+    pub required_fields: Vec<String>,
+    pub challenge: String,
+    pub domain: String,
+    /// The invitation it came in, answered with its id as `pthid`.
+    pub invitation_id: Option<String>,
+    pub state: RequestState,
+    /// What the verifier said of the presentation.
+    pub outcome: Vec<String>,
+    pub received_at: u64,
+}
+
+impl RequestRecord {
+    /// Whether `credential` can answer this request.
+    pub fn matches(&self, credential: &StoredCredential) -> bool {
+        credential.template_id.as_deref() == Some(self.template_id.as_str())
+            && self
+                .required_fields
+                .iter()
+                .all(|f| credential.fields.iter().any(|field| &field.name == f))
+    }
+}
+
+/// What accepting an invitation led to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Accepted {
+    Connection(Connection),
+    PresentationRequest(RequestRecord),
+}
+
+/// What a sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Messages picked up and processed.
+    pub processed: usize,
+    /// Messages already processed before (redelivered).
+    pub duplicates: usize,
+    /// Messages refused (unreadable, unknown sender, bad content).
+    pub refused: usize,
+}
+
+/// What the app hears.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WalletEvent {
+    ConnectionEstablished {
+        connection_id: String,
+        label: String,
+    },
+    OfferReceived {
+        offer_id: String,
+        issuer_name: String,
+    },
+    CredentialStored {
+        credential_id: String,
+        issuer_name: String,
+    },
+    /// Credentials removed: by the issuer's deletion notice (with the template) or by the
+    /// customer.
+    CredentialsRemoved {
+        template_id: Option<String>,
+        count: usize,
+    },
+    PresentationRequested {
+        request_id: String,
+        verifier_name: String,
+    },
+    PresentationSent {
+        request_id: String,
+    },
+    PresentationResult {
+        request_id: String,
+        verified: bool,
+        reasons: Vec<String>,
+    },
+    /// Something was refused or reported; the text says what.
+    Problem {
+        message: String,
+    },
+}
+
+/// The subject's members as fields, in the credential's order.
+pub(crate) fn fields_of(claims: &Map<String, Value>) -> Vec<CredentialField> {
+    claims
+        .iter()
+        .map(|(name, value)| CredentialField {
+            name: name.clone(),
+            value: value
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string()),
+        })
+        .collect()
+}
