@@ -253,7 +253,17 @@ async fn inbound<S: MediatorStorage>(
             "the body is not UTF-8",
         );
     };
-    let outcome = mediator.handle(text).await;
+    // Handled on its own task: a sender that hangs up mid-request must not cut a state change
+    // short between its writes (the outbox and the queue finish what they started).
+    let handler = mediator.clone();
+    let envelope = text.to_string();
+    let outcome = tokio::spawn(async move { handler.handle(&envelope).await })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Refusal::Storage(StorageError::Backend(format!(
+                "the message handler failed: {e}"
+            ))))
+        });
     match &outcome {
         Ok(_) => {
             mediator.metrics().messages_in.inc();

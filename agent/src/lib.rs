@@ -93,6 +93,18 @@ pub async fn start(config: Config) -> Result<Running, String> {
         .with_transports(mailer, sms),
     );
     mediator.set_inbox(issuer::exchange::inbox(&issuer));
+    // Messages whose hand-over to the mediator failed are tried again every few seconds.
+    let retry = Arc::downgrade(&issuer);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let Some(issuer) = retry.upgrade() else { break };
+            let stale = std::time::Duration::from_secs(5);
+            if let Err(error) = issuer.flush_outbox_older_than(stale).await {
+                tracing::warn!(%error, "outbox");
+            }
+        }
+    });
     tokio::spawn(issuer::callbacks::run(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),

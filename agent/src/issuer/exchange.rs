@@ -198,7 +198,26 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// Hands every message still in the outbox to the mediator (at start, after a crash).
     pub async fn flush_outbox(&self) -> Result<usize, ApiError> {
+        self.flush_outbox_older_than(std::time::Duration::ZERO)
+            .await
+    }
+
+    /// Hands the outbox messages written more than `age` ago to the mediator (younger ones
+    /// are still being handed over by the change that wrote them).
+    pub async fn flush_outbox_older_than(
+        &self,
+        age: std::time::Duration,
+    ) -> Result<usize, ApiError> {
+        let cutoff = now_ms().saturating_sub(age.as_millis() as u64);
         let waiting: Vec<(String, Vec<u8>)> = self.storage.scan(OUTBOX, "", 0, usize::MAX).await?;
+        let waiting: Vec<(String, Vec<u8>)> = waiting
+            .into_iter()
+            .filter(|(key, _)| {
+                key.get(..16)
+                    .and_then(|ms| u64::from_str_radix(ms, 16).ok())
+                    .is_none_or(|ms| ms <= cutoff)
+            })
+            .collect();
         let count = waiting.len();
         for (key, bytes) in waiting {
             match serde_json::from_slice::<Outgoing>(&bytes) {

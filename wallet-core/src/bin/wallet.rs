@@ -24,6 +24,9 @@ struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Accept offers as they arrive instead of holding them for `accept-offer`.
+    #[arg(long, global = true)]
+    auto_accept: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -172,6 +175,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let wallet =
         Wallet::open(&cli.dir, Unlock::passphrase(passphrase)).map_err(|e| e.to_string())?;
     wallet.set_listener(Some(Arc::new(Printer { json: cli.json })));
+    wallet.set_auto_accept(cli.auto_accept);
     let json = cli.json;
     let e = |e: wallet_core::wallet::WalletError| e.to_string();
     match cli.command {

@@ -105,7 +105,13 @@ impl Wallet {
     async fn offer(&self, connection: &Connection, message: &Message) -> Result<(), WalletError> {
         let offer = issue_credential::parse_offer(message)
             .map_err(|e| WalletError::Refused(connection.label.clone(), e.to_string()))?;
-        if self.store.contains(OFFERS, &offer.thid)? {
+        if let Some(existing) = self.store.get_json::<OfferRecord>(OFFERS, &offer.thid)? {
+            // Redelivered: a crash may have come between storing it and asking for it.
+            if existing.state == OfferState::Pending
+                && self.auto_accept.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                self.request_credential(&existing).await?;
+            }
             return Ok(());
         }
         let record = OfferRecord {

@@ -1,0 +1,316 @@
+//! What a hostile or broken party can do to a wallet, against the real agent process: a
+//! rogue issuer (its own DIDComm endpoint on loopback) that the customer connected with tries
+//! to delete another issuer's credential and to slip in a forged one; a stranger writes to the
+//! wallet's DID; a message is delivered twice; a verifier's request is replayed. Each is
+//! refused or harmless, and nothing stored is lost.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use support::{AgentProcess, Org};
+use wallet_core::credentials::vc;
+use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
+use wallet_core::didcomm::{now, DidComm, Message, ENCRYPTED_TYP};
+use wallet_core::keys::{KeyRing, KeyType, PublicKey};
+use wallet_core::protocols::{deletion, issue_credential};
+use wallet_core::wallet::{Accepted, Wallet, WalletError, WalletEvent, OOB_INVITATION};
+
+/// A DIDComm party with its own endpoint on loopback that records what it is sent.
+struct Rogue {
+    did: String,
+    didcomm: Arc<DidComm<Resolver>>,
+    ring: Arc<KeyRing>,
+    signing: PublicKey,
+    inbox: Arc<Mutex<Vec<Message>>>,
+}
+
+impl Rogue {
+    async fn start() -> Rogue {
+        let ring = Arc::new(KeyRing::new());
+        let signing = ring.generate(KeyType::Ed25519);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/didcomm", listener.local_addr().unwrap());
+        let did = did_peer_2(&PeerDidSpec {
+            authentication: vec![signing],
+            key_agreement: vec![ring.generate(KeyType::X25519)],
+            services: vec![PeerService {
+                uri: endpoint,
+                routing_keys: vec![],
+                accept: vec!["didcomm/v2".into()],
+            }],
+        });
+        let didcomm = Arc::new(DidComm::new(ring.clone(), Resolver::default()));
+        let inbox: Arc<Mutex<Vec<Message>>> = Default::default();
+        let (unpacker, log) = (didcomm.clone(), inbox.clone());
+        let app = axum::Router::new().route(
+            "/didcomm",
+            axum::routing::post(move |body: String| {
+                let (unpacker, log) = (unpacker.clone(), log.clone());
+                async move {
+                    if let Ok(unpacked) = unpacker.unpack(&body).await {
+                        log.lock().unwrap().push(unpacked.message);
+                    }
+                    axum::http::StatusCode::ACCEPTED
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Rogue {
+            did,
+            didcomm,
+            ring,
+            signing,
+            inbox,
+        }
+    }
+
+    /// An OOB invitation from this party, as raw JSON.
+    fn invitation(&self) -> String {
+        json!({ "type": OOB_INVITATION, "id": uuid::Uuid::new_v4().to_string(), "from": self.did,
+                "label": "Totally Legit Bank", "body": { "accept": ["didcomm/v2"] } })
+        .to_string()
+    }
+
+    /// The wallet DID that connected to this party (from its first message).
+    fn connected_wallet(&self) -> String {
+        self.inbox.lock().unwrap()[0]
+            .from
+            .clone()
+            .expect("the wallet said who it is")
+    }
+
+    /// Packs `message` for `to` (through its mediator); returns the envelope and endpoint.
+    async fn pack(&self, to: &str, message: Message) -> (String, String) {
+        let message = message.from(self.did.clone()).to([to.to_string()]);
+        let packed = self
+            .didcomm
+            .pack_for_delivery(&message, Some(&self.did), to, false)
+            .await
+            .unwrap();
+        (packed.message, packed.endpoint.unwrap())
+    }
+
+    async fn post(&self, envelope: &str, endpoint: &str) -> u16 {
+        reqwest::Client::new()
+            .post(endpoint)
+            .header("content-type", ENCRYPTED_TYP)
+            .body(envelope.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn send(&self, to: &str, message: Message) -> u16 {
+        let (envelope, endpoint) = self.pack(to, message).await;
+        self.post(&envelope, &endpoint).await
+    }
+}
+
+/// A wallet holding one credential from Acme (through the real agent); returns it all.
+async fn wallet_with_acme_credential(
+    agent: &AgentProcess,
+) -> (
+    Arc<Wallet>,
+    Arc<support::Events>,
+    tempfile::TempDir,
+    Org,
+    String,
+    String,
+) {
+    let acme = Org::create(agent, "Acme").await;
+    let template = acme.template("Membership").await;
+    let (_, customer) = acme
+        .call(
+            "POST",
+            "/customer",
+            Some(
+                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
+              "autoIssue": { "templateId": template, "values": { "skill": "climbing" } } }),
+            ),
+        )
+        .await;
+    let (wallet, events, dir) = support::wallet();
+    wallet.set_auto_accept(true);
+    wallet
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    wallet.sync().await.unwrap();
+    wallet.sync().await.unwrap();
+    let credentials = wallet.credentials().unwrap();
+    assert_eq!(credentials.len(), 1, "{:?}", events.all());
+    let id = credentials[0].id.clone();
+    (wallet, events, dir, acme, template, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_issuer_cannot_delete_or_forge_credentials() {
+    let agent = AgentProcess::start(&[]);
+    let (wallet, events, _dir, acme, template, acme_credential) =
+        wallet_with_acme_credential(&agent).await;
+    let rogue = Rogue::start().await;
+    let connected = wallet.accept_invitation(&rogue.invitation()).await.unwrap();
+    assert!(matches!(connected, Accepted::Connection(_)));
+    let victim = rogue.connected_wallet();
+
+    // Cross-issuer deletion: the rogue names Acme's credential and template.
+    let notice = deletion::notice_message(&deletion::Notice {
+        template_id: template.clone(),
+        credential_ids: vec![acme_credential.clone()],
+        reason: "trust me".into(),
+    });
+    assert_eq!(rogue.send(&victim, notice).await, 202);
+    let report = wallet.sync().await.unwrap();
+    assert_eq!(report.refused, 1, "{report:?}");
+    assert!(
+        wallet.credential(&acme_credential).is_ok(),
+        "Acme's credential stays"
+    );
+    assert!(events.all().iter().any(
+        |e| matches!(e, WalletEvent::Problem { message } if message.contains("did not issue"))
+    ));
+
+    // A forged credential: offered, then issued in Acme's name but signed by the rogue.
+    let mut unsigned: Value = wallet.credential(&acme_credential).unwrap().credential;
+    unsigned.as_object_mut().unwrap().remove("proof");
+    unsigned["id"] = json!(format!("urn:uuid:{}", uuid::Uuid::new_v4()));
+    unsigned["credentialSubject"]["id"] = json!(victim);
+    unsigned["credentialSubject"]["skill"] = json!("everything");
+    let offer = issue_credential::Offer {
+        thid: uuid::Uuid::new_v4().to_string(),
+        comment: None,
+        attributes: vec![("skill".into(), "everything".into())],
+        detail: json!({ "credential": unsigned, "options": issue_credential::proof_options() }),
+    };
+    rogue
+        .send(&victim, issue_credential::offer_message(&offer))
+        .await;
+    wallet.sync().await.unwrap();
+    assert!(
+        rogue
+            .inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.type_ == issue_credential::REQUEST),
+        "auto-accepted"
+    );
+    let method = format!(
+        "{}#{}",
+        did_key(&rogue.signing),
+        &did_key(&rogue.signing)[8..]
+    );
+    let forged = vc::issue(&unsigned, &rogue.ring, &rogue.signing, &method, now()).unwrap();
+    rogue
+        .send(
+            &victim,
+            issue_credential::issue_message(&offer.thid, forged),
+        )
+        .await;
+    let report = wallet.sync().await.unwrap();
+    assert_eq!(report.refused, 1);
+    assert_eq!(
+        wallet.credentials().unwrap().len(),
+        1,
+        "nothing forged is stored"
+    );
+    let told = rogue
+        .inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.type_ == "https://didcomm.org/report-problem/2.0/problem-report");
+    assert!(told, "the sender hears why");
+    let _ = acme;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_duplicates_and_replays_change_nothing() {
+    let agent = AgentProcess::start(&[]);
+    let (wallet, events, _dir, acme, template, _) = wallet_with_acme_credential(&agent).await;
+    let rogue = Rogue::start().await;
+    wallet.accept_invitation(&rogue.invitation()).await.unwrap();
+    let victim = rogue.connected_wallet();
+
+    // A stranger (no connection) writes to the wallet's DID.
+    let stranger = Rogue::start().await;
+    assert_eq!(
+        stranger
+            .send(
+                &victim,
+                Message::new(
+                    "https://didcomm.org/basicmessage/2.0/message",
+                    json!({ "content": "hi" })
+                )
+            )
+            .await,
+        202
+    );
+    let report = wallet.sync().await.unwrap();
+    assert_eq!(report.refused, 1);
+    assert!(events.all().iter().any(
+        |e| matches!(e, WalletEvent::Problem { message } if message.contains("no connection"))
+    ));
+
+    // The same envelope delivered twice is processed once.
+    wallet.set_auto_accept(false);
+    let offer = issue_credential::Offer {
+        thid: uuid::Uuid::new_v4().to_string(),
+        comment: None,
+        attributes: vec![("skill".into(), "x".into())],
+        detail: json!({ "credential": { "type": ["VerifiableCredential"] } }),
+    };
+    let (envelope, endpoint) = rogue
+        .pack(&victim, issue_credential::offer_message(&offer))
+        .await;
+    assert_eq!(rogue.post(&envelope, &endpoint).await, 202);
+    assert_eq!(rogue.post(&envelope, &endpoint).await, 202);
+    let report = wallet.sync().await.unwrap();
+    assert_eq!((report.processed, report.duplicates), (1, 1), "{report:?}");
+    assert_eq!(wallet.offers().unwrap().len(), 1);
+
+    // A verifier's request: accepting it twice keeps one; once answered it cannot be replayed.
+    let (_, verification) = acme
+        .call(
+            "POST",
+            "/verification",
+            Some(json!({ "templateId": template })),
+        )
+        .await;
+    let url = verification["invitation"]["url"].as_str().unwrap();
+    let first = wallet.accept_invitation(url).await.unwrap();
+    let second = wallet.accept_invitation(url).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(wallet.presentation_requests().unwrap().len(), 1);
+    let Accepted::PresentationRequest(request) = first else {
+        panic!("a request")
+    };
+    let credential = wallet.credentials().unwrap()[0].id.clone();
+    wallet
+        .present(&request.id, std::slice::from_ref(&credential))
+        .await
+        .unwrap();
+    let replay = wallet
+        .present(&request.id, std::slice::from_ref(&credential))
+        .await
+        .unwrap_err();
+    assert!(matches!(replay, WalletError::WrongState { .. }), "{replay}");
+    wallet.sync().await.unwrap();
+    let (_, record) = acme
+        .call(
+            "GET",
+            &format!("/verification/{}", verification["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(record["state"], "verified");
+    let again = wallet.accept_invitation(url).await;
+    assert!(
+        matches!(again, Err(WalletError::InvitationUsed)),
+        "a spent request says so: {again:?}"
+    );
+}
