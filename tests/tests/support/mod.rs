@@ -31,6 +31,8 @@ pub fn binary(name: &str) -> PathBuf {
         build.args(["build", "--bin", name]);
         if name == "wallet" {
             build.args(["-p", "wallet-core", "--features", "cli"]);
+        } else if name == "uniffi-bindgen" {
+            build.args(["-p", "lanyard-ffi", "--features", "bindgen"]);
         } else {
             build.args(["-p", "agent"]);
         }
