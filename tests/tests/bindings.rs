@@ -66,3 +66,91 @@ async fn python_drives_the_whole_journey_through_the_bindings() {
         "every error kind reachable from Python:\n{stdout}"
     );
 }
+
+/// The workspace's `target/` folder.
+fn target_dir() -> std::path::PathBuf {
+    binary("uniffi-bindgen")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
+    let kotlinc = std::env::var("LANYARD_KOTLINC")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| target_dir().join("tools/node_modules/kotlin-compiler/bin/kotlinc"));
+    let jna = Path::new("/usr/share/java/jna.jar");
+    assert!(
+        kotlinc.exists() && jna.exists(),
+        "needs kotlinc ({}) and JNA ({}): .ci/run installs both \
+         (npm install --prefix target/tools kotlin-compiler@2.4.20; apt install libjna-java)",
+        kotlinc.display(),
+        jna.display()
+    );
+    let kotlin_lib = kotlinc.parent().unwrap().parent().unwrap().join("lib");
+    let coroutines = kotlin_lib.join("kotlinx-coroutines-core-jvm.jar");
+    let stdlib = kotlin_lib.join("kotlin-stdlib.jar");
+
+    let agent = AgentProcess::start(&[]);
+    let acme = Org::create(&agent, "Acme").await;
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("kotlin");
+    let library = generate("kotlin", &out);
+    let bindings = out.join("app/lanyard/wallet/lanyard_ffi.kt");
+    let jar = work.path().join("journey.jar");
+    let compiled = Command::new(&kotlinc)
+        .arg(&bindings)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bindings/Journey.kt"))
+        .arg("-cp")
+        .arg(format!("{}:{}", jna.display(), coroutines.display()))
+        .arg("-d")
+        .arg(&jar)
+        .output()
+        .unwrap();
+    assert!(
+        compiled.status.success(),
+        "kotlinc failed:\n{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let output = Command::new("java")
+        .arg("-cp")
+        .arg(format!(
+            "{}:{}:{}:{}",
+            jar.display(),
+            jna.display(),
+            coroutines.display(),
+            stdlib.display()
+        ))
+        .arg(format!(
+            "-Djna.library.path={}",
+            library.parent().unwrap().display()
+        ))
+        .arg("JourneyKt")
+        .args([&agent.url, &acme.key])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the Kotlin journey failed:\n{stdout}\n{stderr}"
+    );
+    for step in [
+        "step connected Acme",
+        "step stored",
+        "step presented verified",
+        "step removed 1",
+        "step done",
+    ] {
+        assert!(stdout.contains(step), "no {step:?}:\n{stdout}");
+    }
+    assert_eq!(
+        stdout.matches("step error ").count(),
+        7,
+        "the error kinds:\n{stdout}"
+    );
+}

@@ -68,8 +68,8 @@ impl From<core::WalletError> for LanyardError {
 /// Why the platform keystore could not wrap or unwrap (raised by the app's implementation).
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum KeyProtectorError {
-    #[error("{message}")]
-    Failed { message: String },
+    #[error("{reason}")]
+    Failed { reason: String },
 }
 
 /// The platform keystore: wraps and unwraps the wallet store's data key with a key the
