@@ -154,3 +154,59 @@ async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
         "the error kinds:\n{stdout}"
     );
 }
+
+/// No Swift compiler runs here: the Swift bindings are generated, their C header is compiled
+/// (syntax) with the system C compiler, and the generated Swift is checked to declare what the
+/// package's Keychain protector and the sample app call.
+#[test]
+fn swift_bindings_are_generated_and_their_header_compiles() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("swift");
+    generate("swift", &out);
+    let swift = std::fs::read_to_string(out.join("LanyardWallet.swift")).unwrap();
+    // Compared without whitespace: the generator's spacing is not part of the API.
+    let swift_compact: String = swift.split_whitespace().collect();
+    let header = out.join("LanyardWalletFFI.h");
+    let modulemap = std::fs::read_to_string(out.join("LanyardWalletFFI.modulemap")).unwrap();
+    assert!(modulemap.contains("LanyardWalletFFI.h"), "{modulemap}");
+    // Clang's nullability qualifiers are defined away for the system's GCC.
+    let main = out.join("check.c");
+    std::fs::write(
+        &main,
+        "#include \"LanyardWalletFFI.h\"\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    let compiled = Command::new("cc")
+        .args(["-fsyntax-only", "-Wall", "-Werror"])
+        .args(["-D_Nullable=", "-D_Nonnull=", "-D_Null_unspecified="])
+        .arg("-I")
+        .arg(header.parent().unwrap())
+        .arg(&main)
+        .output()
+        .expect("a C compiler (cc)");
+    assert!(
+        compiled.status.success(),
+        "the generated header does not compile:\n{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    for declaration in [
+        "public protocol KeyProtector",
+        "func wrap(dataKey: Data) throws  -> Data",
+        "func unwrap(wrapped: Data) throws  -> Data",
+        "public protocol WalletListener",
+        "func onEvent(event: WalletEvent)",
+        "public static func `open`(dir: String, protector: KeyProtector) throws -> LanyardWallet",
+        "func acceptInvitation(text: String) async throws  -> AcceptedInvitation",
+        "func present(requestId: String, credentialIds: [String]) async throws",
+        "func sync() async throws  -> SyncSummary",
+        "case credentialsRemoved(templateId: String?, count: UInt64",
+        "case Failed(reason: String",
+        "case KeyProtector(message: String",
+    ] {
+        let compact: String = declaration.split_whitespace().collect();
+        assert!(
+            swift_compact.contains(&compact),
+            "the Swift bindings lack {declaration:?}"
+        );
+    }
+}
