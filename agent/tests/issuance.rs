@@ -280,6 +280,7 @@ async fn wallets_that_did_not_connect_or_ask_out_of_turn_get_problem_reports() {
         thid: "no-such-offer".into(),
         comment: None,
         attributes: vec![],
+        descriptions: vec![],
         detail: json!({ "credential": {} }),
     };
     phone_jane

@@ -127,6 +127,8 @@ async def main():
     credential = credentials[0]
     expect(credential.template_id == template, "the template id")
     expect(json.loads(credential.json)["proof"]["cryptosuite"] == "eddsa-jcs-2022", "a signed VC")
+    expect(any(f.name == "level" and f.description == "Level" for f in credential.fields),
+           f"the field with its template description: {credential.fields}")
     step("stored", credential=credential.id, issuer=credential.issuer_name)
 
     verification = call("POST", "/verification", {"templateId": template, "requiredFields": ["level"]})

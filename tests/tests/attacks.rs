@@ -184,6 +184,7 @@ async fn another_issuer_cannot_delete_or_forge_credentials() {
         thid: uuid::Uuid::new_v4().to_string(),
         comment: None,
         attributes: vec![("skill".into(), "everything".into())],
+        descriptions: vec![],
         detail: json!({ "credential": unsigned, "options": issue_credential::proof_options() }),
     };
     rogue
@@ -262,6 +263,7 @@ async fn strangers_duplicates_and_replays_change_nothing() {
         thid: uuid::Uuid::new_v4().to_string(),
         comment: None,
         attributes: vec![("skill".into(), "x".into())],
+        descriptions: vec![],
         detail: json!({ "credential": { "type": ["VerifiableCredential"] } }),
     };
     let (envelope, endpoint) = rogue

@@ -78,10 +78,9 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
     let membership = &credentials[0];
     assert_eq!(membership.issuer_did, acme.issuer_did);
     assert_eq!(membership.template_id.as_deref(), Some(template.as_str()));
-    assert!(membership
-        .fields
-        .iter()
-        .any(|f| f.name == "level" && f.value == "gold"));
+    assert!(membership.fields.iter().any(|f| f.name == "level"
+        && f.value == "gold"
+        && f.description.as_deref() == Some("Level")));
     let (_, exchange) = acme
         .call("GET", &format!("/credential/{}", membership.id), None)
         .await;

@@ -526,6 +526,12 @@ impl<S: IssuerStorage> Issuer<S> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                 .collect(),
+            descriptions: template
+                .fields()
+                .into_iter()
+                .filter(|(name, _, _)| claims.contains_key(name))
+                .map(|(name, description, _)| (name, description))
+                .collect(),
             detail: detail.clone(),
         };
         let record = IssuedCredential {

@@ -102,6 +102,8 @@ impl wallet_core::store::KeyProtector for Protector {
 pub struct Field {
     pub name: String,
     pub value: String,
+    /// What the field means, from the issuer's template.
+    pub description: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
@@ -293,6 +295,7 @@ fn credential_info(c: core::StoredCredential) -> CredentialInfo {
             .map(|f| Field {
                 name: f.name,
                 value: f.value,
+                description: f.description,
             })
             .collect(),
         valid_from: c.valid_from,
@@ -431,7 +434,15 @@ impl LanyardWallet {
                 fields: o
                     .attributes
                     .into_iter()
-                    .map(|(name, value)| Field { name, value })
+                    .map(|(name, value)| Field {
+                        description: o
+                            .descriptions
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .map(|(_, d)| d.clone()),
+                        name,
+                        value,
+                    })
                     .collect(),
                 received_at: o.received_at,
             })

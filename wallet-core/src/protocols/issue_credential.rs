@@ -27,6 +27,9 @@ pub struct Offer {
     pub comment: Option<String>,
     /// The fields and values, in the template's order, as the customer sees them.
     pub attributes: Vec<(String, String)>,
+    /// What each field means, from the issuer's template (field name, description); an
+    /// optional `description` member of each preview attribute on the wire.
+    pub descriptions: Vec<(String, String)>,
     /// `{"credential": <unsigned VC>, "options": {...}}`.
     pub detail: Value,
 }
@@ -49,7 +52,13 @@ pub fn offer_message(offer: &Offer) -> Message {
     let attributes: Vec<Value> = offer
         .attributes
         .iter()
-        .map(|(name, value)| json!({ "name": name, "value": value }))
+        .map(|(name, value)| {
+            let mut attribute = json!({ "name": name, "value": value });
+            if let Some((_, description)) = offer.descriptions.iter().find(|(n, _)| n == name) {
+                attribute["description"] = json!(description);
+            }
+            attribute
+        })
         .collect();
     let mut body = json!({
         "goal_code": "issue-vc",
@@ -82,11 +91,15 @@ pub fn parse_offer(message: &Message) -> Result<Offer, ProtocolError> {
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("credential_preview has no attributes list"))?;
     let mut attributes = Vec::with_capacity(items.len());
+    let mut descriptions = Vec::new();
     for item in items {
         let name = item.get("name").and_then(Value::as_str);
         let value = item.get("value").and_then(Value::as_str);
         match (name, value) {
             (Some(name), Some(value)) if item.get("media_type").is_none_or(Value::is_null) => {
+                if let Some(description) = item.get("description").and_then(Value::as_str) {
+                    descriptions.push((name.to_string(), description.to_string()));
+                }
                 attributes.push((name.to_string(), value.to_string()))
             }
             _ => return Err(invalid("each attribute needs a name and a text value")),
@@ -104,6 +117,7 @@ pub fn parse_offer(message: &Message) -> Result<Offer, ProtocolError> {
             .and_then(Value::as_str)
             .map(str::to_string),
         attributes,
+        descriptions,
         detail: detail.clone(),
     })
 }
@@ -166,6 +180,7 @@ mod tests {
             thid: "offer-1".into(),
             comment: Some("Your membership".into()),
             attributes: vec![("holderFullName".into(), "Jane Doe".into())],
+            descriptions: vec![("holderFullName".into(), "Holder Full Name".into())],
             detail: json!({ "credential": { "type": ["VerifiableCredential"] }, "options": proof_options() }),
         }
     }

@@ -120,6 +120,7 @@ impl Wallet {
             issuer_name: connection.label.clone(),
             comment: offer.comment,
             attributes: offer.attributes,
+            descriptions: offer.descriptions,
             detail: offer.detail,
             state: OfferState::Pending,
             received_at: now(),
@@ -159,6 +160,7 @@ impl Wallet {
             thid: record.id.clone(),
             comment: record.comment.clone(),
             attributes: record.attributes.clone(),
+            descriptions: record.descriptions.clone(),
             detail: record.detail.clone(),
         };
         self.send(
@@ -304,7 +306,7 @@ impl Wallet {
                 .unwrap_or_else(|| connection.label.clone()),
             name: verified.name.clone(),
             template_id: verified.template_id.clone(),
-            fields: fields_of(&verified.claims),
+            fields: fields_of(&verified.claims, &record.descriptions),
             valid_from: verified.valid_from,
             valid_until: verified.valid_until,
             credential,

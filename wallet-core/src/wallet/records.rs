@@ -40,6 +40,9 @@ pub struct OfferRecord {
     pub comment: Option<String>,
     /// Field name and value, as offered.
     pub attributes: Vec<(String, String)>,
+    /// Field name and what it means, from the issuer's template.
+    #[serde(default)]
+    pub descriptions: Vec<(String, String)>,
     pub detail: Value,
     pub state: OfferState,
     pub received_at: u64,
@@ -50,6 +53,9 @@ pub struct OfferRecord {
 pub struct CredentialField {
     pub name: String,
     pub value: String,
+    /// What the field means, from the issuer's template, when the offer said.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// A verified credential in the wallet.
@@ -173,7 +179,10 @@ pub enum WalletEvent {
 }
 
 /// The subject's members as fields, in the credential's order.
-pub(crate) fn fields_of(claims: &Map<String, Value>) -> Vec<CredentialField> {
+pub(crate) fn fields_of(
+    claims: &Map<String, Value>,
+    descriptions: &[(String, String)],
+) -> Vec<CredentialField> {
     claims
         .iter()
         .map(|(name, value)| CredentialField {
@@ -182,6 +191,10 @@ pub(crate) fn fields_of(claims: &Map<String, Value>) -> Vec<CredentialField> {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| value.to_string()),
+            description: descriptions
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, d)| d.clone()),
         })
         .collect()
 }
