@@ -75,14 +75,16 @@ def base58(data):
     return "1" * (len(data) - len(data.lstrip(b"\0"))) + text
 
 
-def stranger_did(endpoint):
-    """A did:peer:2 nobody holds the keys of, whose service is `endpoint`."""
+def stranger_did(endpoint, agreement=True):
+    """A did:peer:2 nobody holds the keys of, whose service is `endpoint` (with no key
+    agreement key at all when `agreement` is false: nothing can be encrypted to it)."""
     import base64
-    agreement = "z" + base58(b"\xec\x01" + secrets.token_bytes(32))
+    x25519 = "z" + base58(b"\xec\x01" + secrets.token_bytes(32))
     signing = "z" + base58(b"\xed\x01" + secrets.token_bytes(32))
     service = json.dumps({"t": "dm", "s": {"uri": endpoint, "a": ["didcomm/v2"]}}, separators=(",", ":"))
     encoded = base64.urlsafe_b64encode(service.encode()).decode().rstrip("=")
-    return f"did:peer:2.E{agreement}.V{signing}.S{encoded}"
+    keys = f".E{x25519}" if agreement else ""
+    return f"did:peer:2{keys}.V{signing}.S{encoded}"
 
 
 async def expect_error(kind, action):
@@ -167,6 +169,9 @@ async def main():
     stranger = {"type": "https://didcomm.org/out-of-band/2.0/invitation", "id": "y",
                 "from": stranger_did(AGENT + "/didcomm"), "body": {"accept": ["didcomm/v2"]}}
     await expect_error("Refused", lambda: wallet.accept_invitation(json.dumps(stranger)))
+    mute = {"type": "https://didcomm.org/out-of-band/2.0/invitation", "id": "z",
+            "from": stranger_did(AGENT + "/didcomm", agreement=False), "body": {"accept": ["didcomm/v2"]}}
+    await expect_error("Message", lambda: wallet.accept_invitation(json.dumps(mute)))
     await expect_error("KeyProtector", lambda: lf.LanyardWallet.open(os.path.join(WORK, "wallet"), Keystore(fail=True)))
     await expect_error("Storage", lambda: lf.LanyardWallet.open_with_passphrase(os.path.join(WORK, "wallet"), "a passphrase"))
     step("done")
