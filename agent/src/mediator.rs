@@ -344,7 +344,7 @@ impl<S: MediatorStorage> Mediator<S> {
         if message.type_ == FORWARD_TYPE {
             return self.forward(&message).await;
         }
-        let Some(sender) = metadata.authcrypt_sender().map(did_of).map(str::to_string) else {
+        let Some(sender) = metadata.authcrypt_sender_did() else {
             return Err(Refusal::Unauthenticated("this message"));
         };
         // The first message that answers a single-use invitation of the mediator spends it.

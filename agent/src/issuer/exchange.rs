@@ -145,10 +145,6 @@ fn credential_key(org_id: &str, thid: &str) -> String {
     format!("{org_id}/{thid}")
 }
 
-fn problem_report(thid: &str, code: &str, comment: &str) -> Message {
-    Message::new(PROBLEM_REPORT, json!({ "code": code, "comment": comment })).thid(thid)
-}
-
 impl<S: IssuerStorage> Issuer<S> {
     /// Applies a change and hands its messages to the mediator.
     pub(crate) async fn commit(&self, mut change: Change) -> Result<(), ApiError> {
@@ -260,12 +256,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// Handles a message for an organisation.
     async fn receive_for_org(&self, unpacked: Unpacked) -> Result<Outcome, Refusal> {
         let org = self.recipient_org(&unpacked).await?;
-        let Some(sender) = unpacked
-            .metadata
-            .authcrypt_sender()
-            .map(did_of)
-            .map(str::to_string)
-        else {
+        let Some(sender) = unpacked.metadata.authcrypt_sender_did() else {
             return Err(Refusal::Unauthenticated("a message to an organisation"));
         };
         let message = unpacked.message;
@@ -292,7 +283,11 @@ impl<S: IssuerStorage> Issuer<S> {
                     .send(
                         &org.didcomm_did,
                         &sender,
-                        problem_report(message.thread_id(), &code, &comment),
+                        wallet_core::protocols::problem_report(
+                            message.thread_id(),
+                            &code,
+                            &comment,
+                        ),
                     )
                     .map_err(api_refusal)?;
                 self.commit(change).await.map_err(api_refusal)?;

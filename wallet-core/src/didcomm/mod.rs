@@ -151,6 +151,11 @@ impl UnpackMetadata {
         })
     }
 
+    /// The DID of the authcrypt sender (the sender's kid without its fragment).
+    pub fn authcrypt_sender_did(&self) -> Option<String> {
+        self.authcrypt_sender().map(|kid| did_of(kid).to_string())
+    }
+
     /// The signer's kid.
     pub fn signer(&self) -> Option<&str> {
         self.layers.iter().find_map(|l| match l {

@@ -10,6 +10,15 @@ use serde_json::Value;
 
 use crate::didcomm::Message;
 
+/// A Report Problem 2.0 message in thread `thid`.
+pub fn problem_report(thid: &str, code: &str, comment: &str) -> Message {
+    Message::new(
+        crate::didcomm::PROBLEM_REPORT_TYPE,
+        serde_json::json!({ "code": code, "comment": comment }),
+    )
+    .thid(thid)
+}
+
 /// A protocol message that does not have the shape its type promises.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {

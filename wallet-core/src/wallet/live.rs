@@ -10,7 +10,6 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 
 use super::{Mediation, SyncReport, Wallet, WalletError, WalletEvent, DELIVERY, MESSAGES_RECEIVED};
 use crate::didcomm::Message;
-use crate::encoding::b64u_decode;
 
 const LIVE_DELIVERY_CHANGE: &str = "https://didcomm.org/messagepickup/3.0/live-delivery-change";
 
@@ -123,23 +122,9 @@ impl Wallet {
         }
         let _busy = self.busy.lock().await;
         let mut report = SyncReport::default();
-        let mut received = Vec::new();
-        for attachment in &unpacked.message.attachments {
-            let Some(id) = attachment.id.clone() else {
-                continue;
-            };
-            let envelope = attachment
-                .data
-                .base64
-                .as_deref()
-                .and_then(|b| b64u_decode(b).ok())
-                .and_then(|b| String::from_utf8(b).ok());
-            match envelope {
-                Some(envelope) => self.receive(&envelope, &mut report).await?,
-                None => report.refused += 1,
-            }
-            received.push(id);
-        }
+        let received = self
+            .receive_delivery(&unpacked.message, &mut report)
+            .await?;
         if received.is_empty() {
             return Ok(None);
         }

@@ -514,23 +514,7 @@ impl Wallet {
             if delivery.type_ != DELIVERY || delivery.attachments.is_empty() {
                 break;
             }
-            let mut received = Vec::new();
-            for attachment in &delivery.attachments {
-                let Some(id) = attachment.id.clone() else {
-                    continue;
-                };
-                let envelope = attachment
-                    .data
-                    .base64
-                    .as_deref()
-                    .and_then(|b| b64u_decode(b).ok())
-                    .and_then(|b| String::from_utf8(b).ok());
-                match envelope {
-                    Some(envelope) => self.receive(&envelope, &mut report).await?,
-                    None => report.refused += 1,
-                }
-                received.push(id);
-            }
+            let received = self.receive_delivery(&delivery, &mut report).await?;
             self.ask_mediator(
                 &mediation,
                 MESSAGES_RECEIVED,
@@ -542,6 +526,32 @@ impl Wallet {
             }
         }
         Ok(report)
+    }
+
+    /// Processes every message of a Pickup 3.0 delivery; returns the ids to acknowledge.
+    async fn receive_delivery(
+        &self,
+        delivery: &Message,
+        report: &mut SyncReport,
+    ) -> Result<Vec<String>, WalletError> {
+        let mut received = Vec::new();
+        for attachment in &delivery.attachments {
+            let Some(id) = attachment.id.clone() else {
+                continue;
+            };
+            let envelope = attachment
+                .data
+                .base64
+                .as_deref()
+                .and_then(|b| b64u_decode(b).ok())
+                .and_then(|b| String::from_utf8(b).ok());
+            match envelope {
+                Some(envelope) => self.receive(&envelope, report).await?,
+                None => report.refused += 1,
+            }
+            received.push(id);
+        }
+        Ok(received)
     }
 
     pub fn offers(&self) -> Result<Vec<OfferRecord>, WalletError> {

@@ -2,7 +2,7 @@
 //! or decline an offer, answer or decline a verifier). Every handler is idempotent: a message
 //! redelivered after a crash changes nothing more.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::records::fields_of;
 use super::{
@@ -10,21 +10,12 @@ use super::{
     Wallet, WalletError, WalletEvent, CREDENTIALS, OFFERS, REQUESTS,
 };
 use crate::credentials::vc;
-use crate::did::did_of;
 use crate::didcomm::{now, Message, PROBLEM_REPORT_TYPE};
-use crate::protocols::{deletion, issue_credential, present_proof};
+use crate::protocols::{deletion, issue_credential, present_proof, problem_report};
 
 /// Inbound message ids already processed.
 const SEEN: &str = "seen";
 const PING_RESPONSE: &str = "https://didcomm.org/trust-ping/2.0/ping-response";
-
-fn problem(thid: &str, code: &str, comment: &str) -> Message {
-    Message::new(
-        PROBLEM_REPORT_TYPE,
-        json!({ "code": code, "comment": comment }),
-    )
-    .thid(thid)
-}
 
 impl Wallet {
     /// Unpacks and handles one picked-up envelope.
@@ -43,12 +34,7 @@ impl Wallet {
                 return Ok(());
             }
         };
-        let Some(sender) = unpacked
-            .metadata
-            .authcrypt_sender()
-            .map(did_of)
-            .map(str::to_string)
-        else {
+        let Some(sender) = unpacked.metadata.authcrypt_sender_did() else {
             report.refused += 1;
             self.emit(WalletEvent::Problem {
                 message: "a message without a known sender was ignored".into(),
@@ -204,7 +190,7 @@ impl Wallet {
         self.send(
             &connection.my_did,
             &connection.their_did,
-            problem(id, "e.p.req.declined", "the customer declined the offer"),
+            problem_report(id, "e.p.req.declined", "the customer declined the offer"),
         )
         .await?;
         record.state = OfferState::Declined;
@@ -339,7 +325,7 @@ impl Wallet {
             .send(
                 &connection.my_did,
                 &connection.their_did,
-                problem(thid, "e.p.msg.bad-credential", &why),
+                problem_report(thid, "e.p.msg.bad-credential", &why),
             )
             .await;
         Err(WalletError::BadCredential(why))
