@@ -118,3 +118,81 @@ async fn a_wallet_killed_during_sync_ends_with_every_credential_once() {
         "every exchange completed: {states:?}"
     );
 }
+
+/// The other side: the agent is SIGKILLed while the wallet's requests are being signed and
+/// queued, and restarted on its data; the wallet's next syncs complete every exchange (the
+/// issuer's outbox hands over what the crash left, the wallet asks again for what it lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_between_offer_and_issue_completes_after_restart() {
+    let agent = AgentProcess::start(&[]);
+    let acme = Org::create(&agent, "Acme").await;
+    let template = acme.template("Ticket").await;
+    let (_, customer) = acme
+        .call(
+            "POST",
+            "/customer",
+            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
+        )
+        .await;
+    let (wallet, _events, _dir) = support::wallet();
+    wallet.set_auto_accept(true);
+    wallet
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    for n in 0..CREDENTIALS {
+        let (status, _) = acme
+            .call("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": format!("ticket {n}") } })))
+            .await;
+        assert_eq!(status, 201);
+    }
+
+    // The wallet picks up the offers and asks for each; the agent dies mid-way.
+    let syncing = {
+        let wallet = wallet.clone();
+        tokio::spawn(async move { wallet.sync().await })
+    };
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let agent = agent.kill_and_restart();
+    let _ = syncing.await.unwrap();
+    for _ in 0..10 {
+        if wallet.credentials().unwrap().len() == CREDENTIALS && wallet.offers().unwrap().is_empty()
+        {
+            break;
+        }
+        let _ = wallet.sync().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut tickets: Vec<String> = wallet
+        .credentials()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c.fields
+                .iter()
+                .find(|f| f.name == "skill")
+                .unwrap()
+                .value
+                .clone()
+        })
+        .collect();
+    tickets.sort();
+    let mut expected: Vec<String> = (0..CREDENTIALS).map(|n| format!("ticket {n}")).collect();
+    expected.sort();
+    assert_eq!(tickets, expected, "every credential exactly once");
+    assert_eq!(
+        acme.url, agent.url,
+        "the agent came back at the same address"
+    );
+    let (_, exchanges) = acme.call("GET", "/credential?pageSize=100", None).await;
+    let states: Vec<&str> = exchanges["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.iter().all(|s| *s == "Accepted"),
+        "every exchange completed: {states:?}"
+    );
+}

@@ -96,6 +96,16 @@ impl AgentProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// SIGKILLs the agent and starts it again on the same data folder and address.
+    pub fn kill_and_restart(mut self) -> AgentProcess {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let address = self.url.trim_start_matches("http://").to_string();
+        let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        drop(self);
+        AgentProcess::start_on(data, &[("LANYARD_LISTEN", address)])
+    }
 }
 
 impl Drop for AgentProcess {

@@ -49,7 +49,10 @@ impl Wallet {
         let handled = self.handle(&sender, &message).await;
         match handled {
             Ok(()) => report.processed += 1,
+            // Not marked handled, so not acknowledged: the message comes again on the next
+            // sync and the step that could not reach its peer is tried again.
             Err(WalletError::Storage(error)) => return Err(WalletError::Storage(error)),
+            Err(WalletError::Unreachable(peer)) => return Err(WalletError::Unreachable(peer)),
             Err(error) => {
                 report.refused += 1;
                 tracing::info!(message = %message.id, %error, "message refused");
