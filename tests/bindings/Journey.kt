@@ -54,6 +54,36 @@ class Events : WalletListener {
 
 fun step(text: String) = println("step $text")
 
+const val B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+fun base58(bytes: ByteArray): String {
+    var number = java.math.BigInteger(1, bytes)
+    val text = StringBuilder()
+    val radix = java.math.BigInteger.valueOf(58)
+    while (number.signum() > 0) {
+        val (quotient, rest) = number.divideAndRemainder(radix)
+        text.insert(0, B58[rest.toInt()])
+        number = quotient
+    }
+    bytes.takeWhile { it.toInt() == 0 }.forEach { _ -> text.insert(0, '1') }
+    return text.toString()
+}
+
+/** A did:peer:2 nobody holds the keys of, whose service is `endpoint`; without a key
+ *  agreement key when `agreement` is false (nothing can be encrypted to it). */
+fun strangerDid(endpoint: String, agreement: Boolean): String {
+    val random = SecureRandom()
+    fun key(prefix: ByteArray) = "z" + base58(prefix + ByteArray(32).also { random.nextBytes(it) })
+    val service = """{"t":"dm","s":{"uri":"$endpoint","a":["didcomm/v2"]}}"""
+    val encoded = java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(service.toByteArray())
+    val x25519 = if (agreement) ".E" + key(byteArrayOf(0xec.toByte(), 0x01)) else ""
+    return "did:peer:2$x25519.V${key(byteArrayOf(0xed.toByte(), 0x01))}.S$encoded"
+}
+
+fun invitationFrom(did: String, expires: Long? = null) =
+    """{"type":"https://didcomm.org/out-of-band/2.0/invitation","id":"${java.util.UUID.randomUUID()}","from":"$did",""" +
+        (if (expires != null) "\"expires_time\":$expires," else "") + """"body":{"accept":["didcomm/v2"]}}"""
+
 suspend fun expectError(kind: String, action: suspend () -> Unit) {
     try {
         action()
@@ -109,6 +139,10 @@ fun main(args: Array<String>) = runBlocking {
     step("removed ${removed.count}")
 
     expectError("InvalidInvitation") { wallet.acceptInvitation("not an invitation") }
+    expectError("InvitationExpired") { wallet.acceptInvitation(invitationFrom("did:example:a", expires = 1)) }
+    val agentDidcomm = args[0] + "/didcomm"
+    expectError("Refused") { wallet.acceptInvitation(invitationFrom(strangerDid(agentDidcomm, agreement = true))) }
+    expectError("Message") { wallet.acceptInvitation(invitationFrom(strangerDid(agentDidcomm, agreement = false))) }
     expectError("InvitationUsed") { wallet.acceptInvitation(field(verification, "url")) }
     expectError("Unreachable") { wallet.acceptInvitation("http://127.0.0.1:9/i/abcdefabcdef") }
     expectError("NotFound") { wallet.acceptOffer("no-such-offer") }

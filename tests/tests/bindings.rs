@@ -151,8 +151,8 @@ async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
     }
     assert_eq!(
         stdout.matches("step error ").count(),
-        7,
-        "the error kinds:\n{stdout}"
+        10,
+        "every error kind but BadCredential:\n{stdout}"
     );
 }
 
