@@ -91,11 +91,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-async fn org(state: &ApiState, headers: &HeaderMap) -> Result<Org, ApiError> {
-    let key = headers
-        .get("x-api-key")
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    state.issuer.authenticate(key).await
+/// The organisation whose `x-api-key` came with the request (401 otherwise).
+pub struct Authenticated(pub Org);
+
+impl axum::extract::FromRequestParts<Arc<ApiState>> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get("x-api-key")
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        state.issuer.authenticate(key).await.map(Authenticated)
+    }
 }
 
 /// Parses a JSON body, naming what is wrong with it.
@@ -148,10 +159,10 @@ fn paging(
 
 async fn create_template(
     State(state): Shared,
+    Authenticated(org): Authenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let body = json_body(&headers, &body)?;
     let template = state.issuer.create_template(&org, &body).await?;
     Ok(data(
@@ -162,10 +173,9 @@ async fn create_template(
 
 async fn list_templates(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let (page, page_size) = paging(&query, &[])?;
     let (templates, total) = state.issuer.templates(&org, page, page_size).await?;
     let items = templates
@@ -180,10 +190,9 @@ async fn list_templates(
 
 async fn get_template(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let template = state.issuer.template(&org, &id).await?;
     Ok(data(
         StatusCode::OK,
@@ -193,10 +202,9 @@ async fn get_template(
 
 async fn delete_template(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     state.issuer.delete_template(&org, &id).await?;
     Ok(data(StatusCode::OK, json!({ "isSuccess": true })))
 }
@@ -295,10 +303,10 @@ async fn template_schema(
 
 async fn onboard(
     State(state): Shared,
+    Authenticated(org): Authenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let body = json_body(&headers, &body)?;
     let (customer, links) = state.issuer.onboard(&org, &body).await?;
     Ok(data(StatusCode::CREATED, customer.to_api(&links)))
@@ -306,10 +314,9 @@ async fn onboard(
 
 async fn list_customers(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let (page, page_size) = paging(&query, &["status"])?;
     let status = match query.get("status") {
         None => None,
@@ -336,10 +343,9 @@ async fn list_customers(
 
 async fn get_customer(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let customer = state.issuer.customer(&org, &id).await?;
     Ok(data(
         StatusCode::OK,
@@ -349,10 +355,9 @@ async fn get_customer(
 
 async fn resend_invitation(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let customer = state.issuer.resend(&org, &id).await?;
     Ok(data(
         StatusCode::OK,
@@ -362,10 +367,10 @@ async fn resend_invitation(
 
 async fn offer(
     State(state): Shared,
+    Authenticated(org): Authenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let body = json_body(&headers, &body)?;
     let record = state.issuer.offer_to_customer(&org, &body).await?;
     Ok(data(StatusCode::CREATED, record.to_api()))
@@ -373,10 +378,9 @@ async fn offer(
 
 async fn list_credentials(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let (page, page_size) = paging(&query, &["templateId", "customerId"])?;
     let all = state.issuer.credential_exchanges(&org).await?;
     let matching: Vec<_> = all
@@ -403,10 +407,9 @@ async fn list_credentials(
 
 async fn get_credential(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     Ok(data(
         StatusCode::OK,
         state.issuer.credential_exchange(&org, &id).await?.to_api(),
@@ -415,12 +418,12 @@ async fn get_credential(
 
 async fn batch(
     State(state): Shared,
+    Authenticated(org): Authenticated,
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     use crate::issuer::issuance::{rows_from_csv, rows_from_json};
-    let org = org(&state, &headers).await?;
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -457,10 +460,10 @@ async fn batch(
 
 async fn set_callback(
     State(state): Shared,
+    Authenticated(org): Authenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let body = json_body(&headers, &body)?;
     let (config, secret) = state.issuer.set_callback(&org, &body).await?;
     let mut answer = json!({ "url": config.url, "signatureHeader": "X-Lanyard-Signature" });
@@ -470,8 +473,10 @@ async fn set_callback(
     Ok(data(StatusCode::OK, answer))
 }
 
-async fn get_callback(State(state): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
+async fn get_callback(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+) -> Result<Response, ApiError> {
     let config = state
         .issuer
         .callback(&org)
@@ -482,10 +487,9 @@ async fn get_callback(State(state): Shared, headers: HeaderMap) -> Result<Respon
 
 async fn callback_events(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let (page, page_size) = paging(&query, &[])?;
     let (events, total) = state.issuer.events(&org, page, page_size).await?;
     let items = events.iter().map(|e| e.to_api()).collect();
@@ -504,10 +508,10 @@ async fn openapi() -> Response {
 
 async fn create_verification(
     State(state): Shared,
+    Authenticated(org): Authenticated,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let body = json_body(&headers, &body)?;
     let (verification, links) = state.issuer.create_verification(&org, &body).await?;
     Ok(data(StatusCode::CREATED, verification.to_api(Some(links))))
@@ -515,10 +519,9 @@ async fn create_verification(
 
 async fn get_verification(
     State(state): Shared,
-    headers: HeaderMap,
+    Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org(&state, &headers).await?;
     let verification = state.issuer.verification(&org, &id).await?;
     Ok(data(StatusCode::OK, verification.to_api(None)))
 }
