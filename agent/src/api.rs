@@ -333,7 +333,7 @@ async fn list_customers(
         .await?;
     let items = customers
         .iter()
-        .map(|c| c.to_api(&state.issuer.customer_links(c)))
+        .map(|c| state.issuer.customer_json(c))
         .collect();
     Ok(data(
         StatusCode::OK,
@@ -347,10 +347,7 @@ async fn get_customer(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let customer = state.issuer.customer(&org, &id).await?;
-    Ok(data(
-        StatusCode::OK,
-        customer.to_api(&state.issuer.customer_links(&customer)),
-    ))
+    Ok(data(StatusCode::OK, state.issuer.customer_json(&customer)))
 }
 
 async fn resend_invitation(
@@ -359,10 +356,7 @@ async fn resend_invitation(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let customer = state.issuer.resend(&org, &id).await?;
-    Ok(data(
-        StatusCode::OK,
-        customer.to_api(&state.issuer.customer_links(&customer)),
-    ))
+    Ok(data(StatusCode::OK, state.issuer.customer_json(&customer)))
 }
 
 async fn offer(

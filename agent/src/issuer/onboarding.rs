@@ -209,6 +209,11 @@ impl<S: IssuerStorage> Issuer<S> {
         })
     }
 
+    /// A stored customer as the API shows it, with its invitation's links.
+    pub fn customer_json(&self, customer: &Customer) -> Value {
+        customer.to_api(&self.customer_links(customer))
+    }
+
     /// A customer of `org` by id.
     pub async fn customer(&self, org: &Org, id: &str) -> Result<Customer, ApiError> {
         let not_found = || ApiError::not_found(&format!("no customer has the id {id:?}"));
