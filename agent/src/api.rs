@@ -41,7 +41,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "API error");
         } else {
-            tracing::info!(%status, code = self.code, message = %self.message, "API request refused");
+            // The message may quote what the caller sent (an email address, a phone number):
+            // at info level only the code goes to the log.
+            tracing::info!(%status, code = self.code, "API request refused");
+            tracing::debug!(message = %self.message, "API request refused");
         }
         (
             status,
