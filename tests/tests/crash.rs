@@ -86,7 +86,7 @@ async fn a_wallet_killed_during_sync_ends_with_every_credential_once() {
     }
 
     let stored = run(&dir, &["--json", "credentials"]);
-    let mut tickets: Vec<String> = stored
+    let tickets: Vec<String> = stored
         .as_array()
         .unwrap()
         .iter()
@@ -102,21 +102,8 @@ async fn a_wallet_killed_during_sync_ends_with_every_credential_once() {
                 .to_string()
         })
         .collect();
-    tickets.sort();
-    let mut expected: Vec<String> = (0..CREDENTIALS).map(|n| format!("ticket {n}")).collect();
-    expected.sort();
-    assert_eq!(tickets, expected, "every credential exactly once");
-    let (_, exchanges) = acme.call("GET", "/credential?pageSize=100", None).await;
-    let states: Vec<&str> = exchanges["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["state"].as_str().unwrap())
-        .collect();
-    assert!(
-        states.iter().all(|s| *s == "Accepted"),
-        "every exchange completed: {states:?}"
-    );
+    assert_every_ticket_once(tickets);
+    assert_every_exchange_accepted(&acme).await;
 }
 
 /// The other side: the agent is SIGKILLed while the wallet's requests are being signed and
@@ -163,7 +150,7 @@ async fn an_agent_killed_between_offer_and_issue_completes_after_restart() {
         let _ = wallet.sync().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let mut tickets: Vec<String> = wallet
+    let tickets: Vec<String> = wallet
         .credentials()
         .unwrap()
         .iter()
@@ -176,14 +163,24 @@ async fn an_agent_killed_between_offer_and_issue_completes_after_restart() {
                 .clone()
         })
         .collect();
-    tickets.sort();
-    let mut expected: Vec<String> = (0..CREDENTIALS).map(|n| format!("ticket {n}")).collect();
-    expected.sort();
-    assert_eq!(tickets, expected, "every credential exactly once");
+    assert_every_ticket_once(tickets);
     assert_eq!(
         acme.url, agent.url,
         "the agent came back at the same address"
     );
+    assert_every_exchange_accepted(&acme).await;
+}
+
+/// The wallet holds ticket 0 to CREDENTIALS-1, each once.
+fn assert_every_ticket_once(mut tickets: Vec<String>) {
+    tickets.sort();
+    let mut expected: Vec<String> = (0..CREDENTIALS).map(|n| format!("ticket {n}")).collect();
+    expected.sort();
+    assert_eq!(tickets, expected, "every credential exactly once");
+}
+
+/// Every exchange of the organisation ended Accepted (none hung between offer and issue).
+async fn assert_every_exchange_accepted(acme: &Org) {
     let (_, exchanges) = acme.call("GET", "/credential?pageSize=100", None).await;
     let states: Vec<&str> = exchanges["data"]
         .as_array()
