@@ -228,7 +228,7 @@ pub async fn run_outbox<S: IssuerStorage>(issuer: std::sync::Weak<Issuer<S>>) {
         } else {
             now_ms().saturating_sub(5_000)
         };
-        match issuer.sweep_outbox(cutoff).await {
+        match issuer.sweep_outbox(cutoff, first).await {
             Ok(n) if first && n > 0 => {
                 tracing::info!(entries = n, "outbox swept after a restart")
             }
@@ -329,13 +329,14 @@ impl<S: IssuerStorage> Issuer<S> {
     /// Hands every message still in the outbox to the mediator, page by page; returns how many
     /// entries it looked at.
     pub async fn flush_outbox(&self) -> Result<usize, ApiError> {
-        self.sweep_outbox(u64::MAX).await
+        self.sweep_outbox(u64::MAX, true).await
     }
 
     /// One pass over the outbox, [`OUTBOX_PAGE`] entries at a time: entries written after
-    /// `cutoff_ms` are left to the change that wrote them; entries past the TTL or their last
-    /// attempt are dropped; entries due are handed over. Returns the entries looked at.
-    async fn sweep_outbox(&self, cutoff_ms: u64) -> Result<usize, ApiError> {
+    /// `cutoff_ms` and not tried yet are left to the change that wrote them; entries past the
+    /// TTL or their last attempt are dropped; entries due (all of them when `all_due`, as
+    /// after a restart) are handed over. Returns the entries looked at.
+    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, ApiError> {
         let mut after: Option<String> = None;
         let mut looked = 0;
         loop {
@@ -348,7 +349,7 @@ impl<S: IssuerStorage> Issuer<S> {
             looked += page.len();
             let full = page.len() == OUTBOX_PAGE;
             for (key, bytes) in page {
-                self.sweep_entry(&key, &bytes, cutoff_ms).await?;
+                self.sweep_entry(&key, &bytes, cutoff_ms, all_due).await?;
             }
             if !full {
                 break;
@@ -359,7 +360,13 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok(looked)
     }
 
-    async fn sweep_entry(&self, key: &str, bytes: &[u8], cutoff_ms: u64) -> Result<(), ApiError> {
+    async fn sweep_entry(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        cutoff_ms: u64,
+        all_due: bool,
+    ) -> Result<(), ApiError> {
         let now = now_ms();
         let written = written_ms(key);
         let outgoing = match serde_json::from_slice::<Outgoing>(bytes) {
@@ -389,7 +396,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 .fetch_add(1, Ordering::Relaxed);
             return self.drop_entry(key, bytes).await;
         }
-        if outgoing.next_ms <= now {
+        if all_due || outgoing.next_ms <= now {
             self.deliver(key, &outgoing).await;
         }
         Ok(())
@@ -543,8 +550,10 @@ impl<S: IssuerStorage> Issuer<S> {
             .storage
             .get_json(CONNECTIONS, &connection_key(&org.record.id, sender))
             .await?;
-        if connection.is_none() {
-            // The first message of a wallet answers an invitation.
+        if connection.is_none() || self.answers_another_invitation(org, sender, message).await? {
+            // The first message of a wallet answers an invitation; so does a connected DID's
+            // answer to another invitation of the organisation (a second customer record, or
+            // the same phone onboarded again).
             return self.connect(org, sender, message).await;
         }
         match message.type_.as_str() {
@@ -588,6 +597,30 @@ impl<S: IssuerStorage> Issuer<S> {
                 format!("{} does not handle {other}", org.record.name),
             )),
         }
+    }
+
+    /// Whether `message` answers (by `pthid`) a customer invitation of `org` that `sender` has
+    /// not connected through yet.
+    async fn answers_another_invitation(
+        &self,
+        org: &Org,
+        sender: &str,
+        message: &Message,
+    ) -> Result<bool, Answer> {
+        let Some(pthid) = message.pthid.as_deref() else {
+            return Ok(false);
+        };
+        let Some(key) = self
+            .storage
+            .get_json::<String>(CUSTOMER_INVITATIONS, pthid)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let customer: Option<Customer> = self.storage.get_json(CUSTOMERS, &key).await?;
+        Ok(customer.is_some_and(|c| {
+            c.org_id == org.record.id && c.connection_did.as_deref() != Some(sender)
+        }))
     }
 
     /// The change that marks `message` handled.
