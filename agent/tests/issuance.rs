@@ -503,3 +503,60 @@ async fn a_wallet_answering_two_invitations_of_one_organisation_gets_both_connec
         1
     );
 }
+
+#[tokio::test]
+async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
+    use wallet_core::store::{Argon2Params, Unlock};
+    use wallet_core::wallet::{Accepted, Wallet};
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let first = onboard(&acme, "Jane", &template, "Rust").await;
+    let second = onboard(&acme, "Jane again", &template, "Go").await;
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = Wallet::open(
+        &dir.path().join("wallet"),
+        Unlock::Passphrase {
+            passphrase: zeroize::Zeroizing::new("two connections".to_string()),
+            params: Argon2Params::insecure_for_tests(),
+        },
+    )
+    .unwrap();
+    let mut connections = Vec::new();
+    for customer in [&first, &second] {
+        match wallet
+            .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+            .await
+            .unwrap()
+        {
+            Accepted::Connection(connection) => connections.push(connection),
+            other => panic!("expected a connection, got {other:?}"),
+        }
+    }
+    assert_eq!(connections[0].their_did, connections[1].their_did);
+    assert_ne!(connections[0].my_did, connections[1].my_did);
+    wallet.sync().await.unwrap();
+    let offers = wallet.offers().unwrap();
+    assert_eq!(offers.len(), 2);
+    // Each offer is matched to the connection it was sent over (our DID), not to the first
+    // connection with the organisation's DID.
+    for offer in &offers {
+        let skill = &offer.attributes.iter().find(|(k, _)| k == "skill").unwrap().1;
+        let expected = if skill == "Rust" { &connections[0] } else { &connections[1] };
+        assert_eq!(offer.connection_id, expected.id, "the {skill} offer");
+        wallet.accept_offer(&offer.id).await.unwrap();
+    }
+    wallet.sync().await.unwrap();
+    let credentials = wallet.credentials().unwrap();
+    assert_eq!(credentials.len(), 2);
+    for credential in &credentials {
+        let connection = connections
+            .iter()
+            .find(|c| c.id == credential.connection_id)
+            .unwrap();
+        assert_eq!(
+            credential.credential["credentialSubject"]["id"],
+            connection.my_did.as_str()
+        );
+    }
+}

@@ -106,18 +106,36 @@ async fn junk(phone: Arc<Phone>, to: &str, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_flood_stores_nothing_and_the_agent_serves_after_a_restart() {
     let home = Home::new();
-    let env = [
-        ("LANYARD_STRANGER_ANSWERS_PER_MINUTE", "0"),
-        ("LANYARD_STRANGER_ANSWER_BURST", "8"),
-    ];
-    let (child, agent) = spawn(&home, &env);
+    let (child, agent) = spawn(&home, &[]);
     let acme = OrgClient::create(&agent, "Acme").await;
+    // Strangers nobody mediates: thousands of junk messages, a fresh DID every 500. Each may
+    // be answered (within the organisation's rate) only if the mediator takes the answer,
+    // which it does not; nothing is kept to try again.
+    for _ in 0..4 {
+        junk(Arc::new(Phone::new(&agent.did)), &acme.didcomm_did, 500).await;
+    }
+    stop(child);
 
-    // A stranger nobody mediates is answered (within the rate) only if the mediator takes
-    // the answer, which it does not: nothing is kept to try again.
+    assert_eq!(count(home.data.path(), "outbox").await, 0, "nothing queued to strangers");
+    assert_eq!(count(home.data.path(), "seen").await, 0, "nothing marked for strangers");
+
+    let (child, agent) = spawn(&home, &[]);
+    let health = reqwest::get(format!("{}/health", agent.url)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    stop(child);
+}
+
+#[tokio::test]
+async fn a_stranger_mediated_here_gets_answers_at_the_organisations_rate_only() {
+    let agent = Agent::start_with(Default::default(), |config| {
+        let answers = &mut config.issuer_limits.stranger_answers;
+        answers.per_period = 0;
+        answers.burst = 8;
+    })
+    .await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    // Unreachable strangers take from the same budget (their answers cost the packing).
     junk(Arc::new(Phone::new(&agent.did)), &acme.didcomm_did, 3).await;
-
-    // A stranger mediated here gets its problem reports, but only the organisation's burst.
     let mediated = Arc::new(Phone::new(&agent.did));
     mediated.connect(&agent).await;
     junk(mediated.clone(), &acme.didcomm_did, 30).await;
@@ -128,19 +146,6 @@ async fn a_strangers_flood_stores_nothing_and_the_agent_serves_after_a_restart()
         assert_eq!(report.body["code"], "e.p.req.not-connected");
         assert_eq!(report.from.as_deref(), Some(acme.didcomm_did.as_str()));
     }
-    // Strangers nobody mediates: thousands of junk messages, a fresh DID every 500.
-    for _ in 0..4 {
-        junk(Arc::new(Phone::new(&agent.did)), &acme.didcomm_did, 500).await;
-    }
-    stop(child);
-
-    assert_eq!(count(home.data.path(), "outbox").await, 0, "nothing queued to strangers");
-    assert_eq!(count(home.data.path(), "seen").await, 0, "nothing marked for strangers");
-
-    let (child, agent) = spawn(&home, &env);
-    let health = reqwest::get(format!("{}/health", agent.url)).await.unwrap();
-    assert_eq!(health.status(), 200);
-    stop(child);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
