@@ -399,6 +399,10 @@ async fn problem_reports_in_another_partys_exchange_change_nothing() {
     // Bob (connected) and a stranger (not) both name Jane's exchange.
     assert_eq!(phone_bob.tell(&acme.didcomm_did, decline(&offer.thid)).await, 202);
     assert_eq!(stranger.tell(&acme.didcomm_did, decline(&offer.thid)).await, 202);
+    assert!(
+        stranger.pick_up(&agent, 10).await.is_empty(),
+        "a stranger's problem report is not answered"
+    );
     let exchanges = acme
         .call("GET", &format!("{CREDENTIALS}?templateId={template}"), None)
         .await;

@@ -482,8 +482,11 @@ impl<S: IssuerStorage> Issuer<S> {
                     .await
                     .map_err(Refusal::Storage)?
                 {
-                    // Nothing of a stranger's is stored: no outbox entry, no seen mark.
-                    self.answer_stranger(&org, &sender, &code, report).await;
+                    // Nothing of a stranger's is stored: no outbox entry, no seen mark. A
+                    // problem report is never answered with another (no ping-pong).
+                    if message.type_ != PROBLEM_REPORT {
+                        self.answer_stranger(&org, &sender, &code, report).await;
+                    }
                     return Ok(Outcome::Accepted);
                 }
                 tracing::info!(org = %org.record.id, from = %sender, %code, %comment, "problem reported to a wallet");

@@ -271,16 +271,25 @@ impl<S: IssuerStorage> Issuer<S> {
         page_size: usize,
     ) -> Result<(Vec<Customer>, usize), ApiError> {
         let prefix = format!("{}/", org.record.id);
+        let skip = (page - 1).saturating_mul(page_size);
+        let Some(status) = status else {
+            // Unfiltered: a count and one page, not every customer in memory.
+            let total = self.storage.count(CUSTOMERS, &prefix).await?;
+            let items = self
+                .storage
+                .scan_json(CUSTOMERS, &prefix, skip, page_size)
+                .await?;
+            return Ok((items, total));
+        };
         let all: Vec<Customer> = self
             .storage
             .scan_json(CUSTOMERS, &prefix, 0, usize::MAX)
             .await?;
         let matching: Vec<Customer> = all
             .into_iter()
-            .filter(|c| status.is_none_or(|s| c.status == s))
+            .filter(|c| c.status == status)
             .collect();
         let total = matching.len();
-        let skip = (page - 1).saturating_mul(page_size);
         Ok((
             matching.into_iter().skip(skip).take(page_size).collect(),
             total,
