@@ -271,18 +271,19 @@ impl Config {
             config.callback_retry = Duration::from_millis(ms);
         }
         // Issuer side: outbox bounds and per-organisation rate limits.
-        let bounded = |name: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, String> {
-            let Some(v) = get(name) else { return Ok(None) };
-            let n: u64 = parse(name, &v)?;
-            if !range.contains(&n) {
-                return Err(format!(
-                    "{name}={n} is not between {} and {}",
-                    range.start(),
-                    range.end()
-                ));
-            }
-            Ok(Some(n))
-        };
+        let bounded =
+            |name: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, String> {
+                let Some(v) = get(name) else { return Ok(None) };
+                let n: u64 = parse(name, &v)?;
+                if !range.contains(&n) {
+                    return Err(format!(
+                        "{name}={n} is not between {} and {}",
+                        range.start(),
+                        range.end()
+                    ));
+                }
+                Ok(Some(n))
+            };
         let limits = &mut config.issuer_limits;
         if let Some(secs) = bounded("LANYARD_OUTBOX_TTL_SECS", 1..=365 * 24 * 3600)? {
             limits.outbox_ttl = Duration::from_secs(secs);

@@ -397,8 +397,16 @@ async fn problem_reports_in_another_partys_exchange_change_nothing() {
         wallet_core::protocols::problem_report(thid, "e.p.req.declined", "not mine to decline")
     };
     // Bob (connected) and a stranger (not) both name Jane's exchange.
-    assert_eq!(phone_bob.tell(&acme.didcomm_did, decline(&offer.thid)).await, 202);
-    assert_eq!(stranger.tell(&acme.didcomm_did, decline(&offer.thid)).await, 202);
+    assert_eq!(
+        phone_bob
+            .tell(&acme.didcomm_did, decline(&offer.thid))
+            .await,
+        202
+    );
+    assert_eq!(
+        stranger.tell(&acme.didcomm_did, decline(&offer.thid)).await,
+        202
+    );
     assert!(
         stranger.pick_up(&agent, 10).await.is_empty(),
         "a stranger's problem report is not answered"
@@ -431,7 +439,12 @@ async fn problem_reports_in_another_partys_exchange_change_nothing() {
             .len(),
         1
     );
-    assert_eq!(phone_bob.tell(&acme.didcomm_did, decline(&bob_offer.thid)).await, 202);
+    assert_eq!(
+        phone_bob
+            .tell(&acme.didcomm_did, decline(&bob_offer.thid))
+            .await,
+        202
+    );
     let exchanges = acme
         .call("GET", &format!("{CREDENTIALS}?templateId={template}"), None)
         .await;
@@ -446,8 +459,14 @@ async fn problem_reports_in_another_partys_exchange_change_nothing() {
             )
         })
         .collect();
-    assert!(states.contains(&(phone_jane.did.clone(), "Issued".into())), "{states:?}");
-    assert!(states.contains(&(phone_bob.did.clone(), "Declined".into())), "{states:?}");
+    assert!(
+        states.contains(&(phone_jane.did.clone(), "Issued".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(phone_bob.did.clone(), "Declined".into())),
+        "{states:?}"
+    );
 }
 
 #[tokio::test]
@@ -545,8 +564,17 @@ async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
     // Each offer is matched to the connection it was sent over (our DID), not to the first
     // connection with the organisation's DID.
     for offer in &offers {
-        let skill = &offer.attributes.iter().find(|(k, _)| k == "skill").unwrap().1;
-        let expected = if skill == "Rust" { &connections[0] } else { &connections[1] };
+        let skill = &offer
+            .attributes
+            .iter()
+            .find(|(k, _)| k == "skill")
+            .unwrap()
+            .1;
+        let expected = if skill == "Rust" {
+            &connections[0]
+        } else {
+            &connections[1]
+        };
         assert_eq!(offer.connection_id, expected.id, "the {skill} offer");
         wallet.accept_offer(&offer.id).await.unwrap();
     }

@@ -356,9 +356,7 @@ async fn invitations_sent_are_rate_limited_per_organisation_and_over_it_nothing_
     .await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let globex = OrgClient::create(&agent, "Globex").await;
-    let sms = |name: &str| {
-        json!({ "name": name, "medium": "sms", "phoneNumber": "+14155550123", "organizationLabel": "ACME" })
-    };
+    let sms = |name: &str| json!({ "name": name, "medium": "sms", "phoneNumber": "+14155550123", "organizationLabel": "ACME" });
     for name in ["Ann", "Ben"] {
         let onboarded = acme.call("POST", CUSTOMERS, Some(sms(name))).await;
         assert_eq!(onboarded.status, 201, "{}", onboarded.body);
@@ -395,7 +393,11 @@ async fn invitations_sent_are_rate_limited_per_organisation_and_over_it_nothing_
     assert_eq!(other.status, 201, "{}", other.body);
     // Without a transport for the medium nothing is sent, so nothing is limited.
     let by_email = acme
-        .call("POST", CUSTOMERS, Some(email_customer("Eve", "eve@example.com")))
+        .call(
+            "POST",
+            CUSTOMERS,
+            Some(email_customer("Eve", "eve@example.com")),
+        )
         .await;
     assert_eq!(by_email.status, 201, "{}", by_email.body);
 }

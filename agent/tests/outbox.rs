@@ -116,8 +116,16 @@ async fn a_strangers_flood_stores_nothing_and_the_agent_serves_after_a_restart()
     }
     stop(child);
 
-    assert_eq!(count(home.data.path(), "outbox").await, 0, "nothing queued to strangers");
-    assert_eq!(count(home.data.path(), "seen").await, 0, "nothing marked for strangers");
+    assert_eq!(
+        count(home.data.path(), "outbox").await,
+        0,
+        "nothing queued to strangers"
+    );
+    assert_eq!(
+        count(home.data.path(), "seen").await,
+        0,
+        "nothing marked for strangers"
+    );
 
     let (child, agent) = spawn(&home, &[]);
     let health = reqwest::get(format!("{}/health", agent.url)).await.unwrap();

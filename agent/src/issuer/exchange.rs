@@ -138,8 +138,14 @@ impl OutboxCounters {
             ("outbox_expired", get(&self.expired)),
             ("outbox_exhausted", get(&self.exhausted)),
             ("outbox_unreadable", get(&self.unreadable)),
-            ("stranger_answers_rate_limited", get(&self.strangers_rate_limited)),
-            ("stranger_answers_unreachable", get(&self.strangers_unreachable)),
+            (
+                "stranger_answers_rate_limited",
+                get(&self.strangers_rate_limited),
+            ),
+            (
+                "stranger_answers_unreachable",
+                get(&self.strangers_unreachable),
+            ),
         ]
     }
 }
@@ -553,7 +559,11 @@ impl<S: IssuerStorage> Issuer<S> {
             .storage
             .get_json(CONNECTIONS, &connection_key(&org.record.id, sender))
             .await?;
-        if connection.is_none() || self.answers_another_invitation(org, sender, message).await? {
+        if connection.is_none()
+            || self
+                .answers_another_invitation(org, sender, message)
+                .await?
+        {
             // The first message of a wallet answers an invitation; so does a connected DID's
             // answer to another invitation of the organisation (a second customer record, or
             // the same phone onboarded again).

@@ -285,10 +285,7 @@ impl<S: IssuerStorage> Issuer<S> {
             .storage
             .scan_json(CUSTOMERS, &prefix, 0, usize::MAX)
             .await?;
-        let matching: Vec<Customer> = all
-            .into_iter()
-            .filter(|c| c.status == status)
-            .collect();
+        let matching: Vec<Customer> = all.into_iter().filter(|c| c.status == status).collect();
         let total = matching.len();
         Ok((
             matching.into_iter().skip(skip).take(page_size).collect(),

@@ -95,7 +95,10 @@ mod tests {
             assert!(limiter.take_at("org", start).is_ok());
         }
         let wait = limiter.take_at("org", start).unwrap_err();
-        assert!(wait <= Duration::from_secs(1) && wait > Duration::ZERO, "{wait:?}");
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
         // Another key has its own bucket.
         assert!(limiter.take_at("other", start).is_ok());
         // One token a second comes back, never more than the burst.

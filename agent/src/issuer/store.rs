@@ -376,12 +376,20 @@ mod tests {
         let first = keys(storage.scan_after("t", "a", None, 2).await.unwrap());
         assert_eq!(first, ["a1", "a2"]);
         let second = keys(storage.scan_after("t", "a", Some("a2"), 2).await.unwrap());
-        assert_eq!(second, ["a3"], "the prefix ends the page, other collections are not seen");
+        assert_eq!(
+            second,
+            ["a3"],
+            "the prefix ends the page, other collections are not seen"
+        );
         // A cursor before the prefix starts at the prefix; the whole collection with "".
         let from = keys(storage.scan_after("t", "b", Some("a"), 5).await.unwrap());
         assert_eq!(from, ["b1"]);
         let all = keys(storage.scan_after("t", "", Some("a1"), 10).await.unwrap());
         assert_eq!(all, ["a2", "a3", "b1"]);
-        assert!(storage.scan_after("t", "", None, 0).await.unwrap().is_empty());
+        assert!(storage
+            .scan_after("t", "", None, 0)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

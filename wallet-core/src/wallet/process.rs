@@ -44,12 +44,16 @@ impl Wallet {
         };
         // Which of our DIDs it was encrypted to: one organisation may have several
         // connections with this wallet, one per invitation, all with the same DID of theirs.
-        let recipient = unpacked.metadata.layers.iter().find_map(|layer| match layer {
-            Layer::Authcrypt { recipient_kid, .. } | Layer::Anoncrypt { recipient_kid, .. } => {
-                Some(did_of(recipient_kid).to_string())
-            }
-            Layer::Signed { .. } => None,
-        });
+        let recipient = unpacked
+            .metadata
+            .layers
+            .iter()
+            .find_map(|layer| match layer {
+                Layer::Authcrypt { recipient_kid, .. } | Layer::Anoncrypt { recipient_kid, .. } => {
+                    Some(did_of(recipient_kid).to_string())
+                }
+                Layer::Signed { .. } => None,
+            });
         let message = unpacked.message;
         if self.store.contains(SEEN, &message.id)? {
             report.duplicates += 1;
