@@ -369,6 +369,17 @@ async fn the_status_list_is_signed_again_only_when_it_changes() {
     assert_eq!(status_list_text(&entry.list).await, revoked);
 }
 
+/// A phone that answered `customer`'s invitation, and the offer auto-issue sent it.
+async fn connected_with_offer(agent: &Agent, customer: &Value) -> (Phone, issue_credential::Offer) {
+    let phone = phone(agent).await;
+    phone
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await;
+    let offers = picked(&phone, agent, issue_credential::OFFER).await;
+    let offer = issue_credential::parse_offer(&offers[0]).unwrap();
+    (phone, offer)
+}
+
 #[tokio::test]
 async fn problem_reports_in_another_partys_exchange_change_nothing() {
     let agent = Agent::start(Default::default()).await;
@@ -376,22 +387,8 @@ async fn problem_reports_in_another_partys_exchange_change_nothing() {
     let template = skill_template(&acme, None).await;
     let jane = onboard(&acme, "Jane", &template, "Rust").await;
     let bob = onboard(&acme, "Bob", &template, "Go").await;
-    let phone_jane = phone(&agent).await;
-    phone_jane
-        .accept_invitation(jane["invitation"]["url"].as_str().unwrap())
-        .await;
-    let offer = issue_credential::parse_offer(
-        &picked(&phone_jane, &agent, issue_credential::OFFER).await[0],
-    )
-    .unwrap();
-    let phone_bob = phone(&agent).await;
-    phone_bob
-        .accept_invitation(bob["invitation"]["url"].as_str().unwrap())
-        .await;
-    let bob_offer = issue_credential::parse_offer(
-        &picked(&phone_bob, &agent, issue_credential::OFFER).await[0],
-    )
-    .unwrap();
+    let (phone_jane, offer) = connected_with_offer(&agent, &jane).await;
+    let (phone_bob, bob_offer) = connected_with_offer(&agent, &bob).await;
     let stranger = phone(&agent).await;
     let decline = |thid: &str| {
         wallet_core::protocols::problem_report(thid, "e.p.req.declined", "not mine to decline")

@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wallet_core::did::{did_of, multikey_encode, resolve_local, Resolver};
-use wallet_core::didcomm::{DidComm, Layer, Message, Unpacked};
+use wallet_core::didcomm::{DidComm, Message, Unpacked};
 use wallet_core::protocols::issue_credential::{self, Offer};
 use wallet_core::protocols::{deletion, present_proof, ProtocolError};
 
@@ -435,14 +435,7 @@ impl<S: IssuerStorage> Issuer<S> {
     async fn recipient_org(&self, unpacked: &Unpacked) -> Result<Org, Refusal> {
         let kid = unpacked
             .metadata
-            .layers
-            .iter()
-            .find_map(|layer| match layer {
-                Layer::Anoncrypt { recipient_kid, .. } | Layer::Authcrypt { recipient_kid, .. } => {
-                    Some(recipient_kid.as_str())
-                }
-                Layer::Signed { .. } => None,
-            })
+            .recipient_kid()
             .ok_or_else(|| Refusal::BadRequest("the message was not encrypted".into()))?;
         let key = resolve_local(did_of(kid))
             .ok()

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::credentials::vc;
 use crate::did::did_of;
-use crate::didcomm::{now, Layer, Message, PROBLEM_REPORT_TYPE};
+use crate::didcomm::{now, Message, PROBLEM_REPORT_TYPE};
 use crate::protocols::{deletion, issue_credential, present_proof, problem_report};
 
 /// Inbound message ids already processed.
@@ -46,14 +46,8 @@ impl Wallet {
         // connections with this wallet, one per invitation, all with the same DID of theirs.
         let recipient = unpacked
             .metadata
-            .layers
-            .iter()
-            .find_map(|layer| match layer {
-                Layer::Authcrypt { recipient_kid, .. } | Layer::Anoncrypt { recipient_kid, .. } => {
-                    Some(did_of(recipient_kid).to_string())
-                }
-                Layer::Signed { .. } => None,
-            });
+            .recipient_kid()
+            .map(|kid| did_of(kid).to_string());
         let message = unpacked.message;
         if self.store.contains(SEEN, &message.id)? {
             report.duplicates += 1;
