@@ -59,6 +59,18 @@ pub struct Config {
     /// `LANYARD_CALLBACK_RETRY_MS`: the first wait before a failed callback is tried again, in
     /// milliseconds (default 1000); each further wait doubles, up to 10 minutes.
     pub callback_retry: Duration,
+    // Issuer side: outbox bounds and per-organisation rate limits.
+    /// `LANYARD_OUTBOX_TTL_SECS`: an outbox message not handed to the mediator within this is
+    /// dropped, logged and counted (default 604800, a week); `LANYARD_OUTBOX_MAX_ATTEMPTS`:
+    /// hand-over attempts before it is dropped (default 100); `LANYARD_OUTBOX_RETRY_MS`: how
+    /// often the outbox is swept and the first wait before a failed hand-over is tried again,
+    /// doubling up to an hour (default 2000). `LANYARD_STRANGER_ANSWERS_PER_MINUTE` and
+    /// `LANYARD_STRANGER_ANSWER_BURST`: problem reports one organisation answers senders
+    /// without a connection with (default 60 a minute, bursts of 20; never stored).
+    /// `LANYARD_INVITATIONS_PER_HOUR` and `LANYARD_INVITATION_BURST`: invitation emails and SMS
+    /// one organisation may send (default 1000 an hour, bursts of 100); over it, onboarding
+    /// and resend answer 429 naming the limit and store nothing.
+    pub issuer_limits: crate::issuer::IssuerLimits,
 }
 
 impl Default for Config {
@@ -82,12 +94,14 @@ impl Default for Config {
             sms_url: None,
             sms_token: None,
             callback_retry: Duration::from_secs(1),
+            // Issuer side: outbox bounds and per-organisation rate limits.
+            issuer_limits: crate::issuer::IssuerLimits::default(),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 19] = [
+const VARIABLES: [&str; 26] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -107,6 +121,14 @@ const VARIABLES: [&str; 19] = [
     "LANYARD_SMS_URL",
     "LANYARD_SMS_TOKEN",
     "LANYARD_CALLBACK_RETRY_MS",
+    // Issuer side: outbox bounds and per-organisation rate limits.
+    "LANYARD_OUTBOX_TTL_SECS",
+    "LANYARD_OUTBOX_MAX_ATTEMPTS",
+    "LANYARD_OUTBOX_RETRY_MS",
+    "LANYARD_STRANGER_ANSWERS_PER_MINUTE",
+    "LANYARD_STRANGER_ANSWER_BURST",
+    "LANYARD_INVITATIONS_PER_HOUR",
+    "LANYARD_INVITATION_BURST",
 ];
 
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
@@ -248,6 +270,42 @@ impl Config {
             }
             config.callback_retry = Duration::from_millis(ms);
         }
+        // Issuer side: outbox bounds and per-organisation rate limits.
+        let bounded =
+            |name: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, String> {
+                let Some(v) = get(name) else { return Ok(None) };
+                let n: u64 = parse(name, &v)?;
+                if !range.contains(&n) {
+                    return Err(format!(
+                        "{name}={n} is not between {} and {}",
+                        range.start(),
+                        range.end()
+                    ));
+                }
+                Ok(Some(n))
+            };
+        let limits = &mut config.issuer_limits;
+        if let Some(secs) = bounded("LANYARD_OUTBOX_TTL_SECS", 1..=365 * 24 * 3600)? {
+            limits.outbox_ttl = Duration::from_secs(secs);
+        }
+        if let Some(n) = bounded("LANYARD_OUTBOX_MAX_ATTEMPTS", 1..=10_000)? {
+            limits.outbox_max_attempts = n as u32;
+        }
+        if let Some(ms) = bounded("LANYARD_OUTBOX_RETRY_MS", 1..=600_000)? {
+            limits.outbox_retry = Duration::from_millis(ms);
+        }
+        if let Some(n) = bounded("LANYARD_STRANGER_ANSWERS_PER_MINUTE", 0..=100_000)? {
+            limits.stranger_answers.per_period = n as u32;
+        }
+        if let Some(n) = bounded("LANYARD_STRANGER_ANSWER_BURST", 0..=100_000)? {
+            limits.stranger_answers.burst = n as u32;
+        }
+        if let Some(n) = bounded("LANYARD_INVITATIONS_PER_HOUR", 0..=1_000_000)? {
+            limits.invitations_sent.per_period = n as u32;
+        }
+        if let Some(n) = bounded("LANYARD_INVITATION_BURST", 1..=100_000)? {
+            limits.invitations_sent.burst = n as u32;
+        }
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
         }
@@ -303,5 +361,38 @@ mod tests {
         let config =
             Config::from_vars(|n| (n == "LANYARD_COMMIT_WINDOW_US").then(|| "0".into())).unwrap();
         assert!(config.commit_window.is_zero());
+    }
+
+    #[test]
+    fn issuer_limits_are_read_and_bounded() {
+        let vars: HashMap<&str, &str> = [
+            ("LANYARD_OUTBOX_TTL_SECS", "60"),
+            ("LANYARD_OUTBOX_MAX_ATTEMPTS", "3"),
+            ("LANYARD_OUTBOX_RETRY_MS", "50"),
+            ("LANYARD_STRANGER_ANSWERS_PER_MINUTE", "0"),
+            ("LANYARD_STRANGER_ANSWER_BURST", "2"),
+            ("LANYARD_INVITATIONS_PER_HOUR", "10"),
+            ("LANYARD_INVITATION_BURST", "4"),
+        ]
+        .into();
+        let config = Config::from_vars(|n| vars.get(n).map(|v| v.to_string())).unwrap();
+        let limits = &config.issuer_limits;
+        assert_eq!(limits.outbox_ttl, Duration::from_secs(60));
+        assert_eq!(limits.outbox_max_attempts, 3);
+        assert_eq!(limits.outbox_retry, Duration::from_millis(50));
+        assert_eq!(limits.stranger_answers.per_period, 0);
+        assert_eq!(limits.stranger_answers.burst, 2);
+        assert_eq!(limits.invitations_sent.per_period, 10);
+        assert_eq!(limits.invitations_sent.burst, 4);
+        let error = Config::from_vars(|n| (n == "LANYARD_OUTBOX_MAX_ATTEMPTS").then(|| "0".into()))
+            .unwrap_err();
+        assert!(
+            error.contains("LANYARD_OUTBOX_MAX_ATTEMPTS=0 is not between 1 and 10000"),
+            "{error}"
+        );
+        let error = Config::from_vars(|n| (n == "LANYARD_INVITATION_BURST").then(|| "x".into()))
+            .unwrap_err();
+        assert!(error.contains("LANYARD_INVITATION_BURST=\"x\""), "{error}");
+        assert!(file_vars("outbox_ttl_secs = 5").is_ok());
     }
 }

@@ -90,35 +90,18 @@ pub async fn start(config: Config) -> Result<Running, String> {
             public_url.clone(),
         )
         .with_hub(mediator.clone(), &config.deep_link_scheme)
-        .with_transports(mailer, sms),
+        .with_transports(mailer, sms)
+        .with_limits(config.issuer_limits.clone()),
     );
     mediator.set_inbox(issuer::exchange::inbox(&issuer));
-    // Messages whose hand-over to the mediator failed are tried again every few seconds.
-    let retry = Arc::downgrade(&issuer);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            let Some(issuer) = retry.upgrade() else { break };
-            let stale = std::time::Duration::from_secs(5);
-            if let Err(error) = issuer.flush_outbox_older_than(stale).await {
-                tracing::warn!(%error, "outbox");
-            }
-        }
-    });
+    // The outbox is swept in the background (first what a crash left behind, then every few
+    // seconds), so the agent serves at once however large it is.
+    tokio::spawn(issuer::exchange::run_outbox(Arc::downgrade(&issuer)));
     tokio::spawn(issuer::callbacks::run(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),
         config.callback_retry,
     ));
-    // Messages a crash left between the issuer's store and the mediator's queue go out now.
-    match issuer.flush_outbox().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            messages = n,
-            "outbox handed to the mediator after a restart"
-        ),
-        Err(error) => tracing::error!(%error, "outbox"),
-    }
     let admin_token = match &config.admin_token {
         Some(token) => token.clone(),
         None => identity::admin_token(&config.data_dir)?,

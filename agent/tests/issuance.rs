@@ -326,3 +326,266 @@ async fn wallets_that_did_not_connect_or_ask_out_of_turn_get_problem_reports() {
     assert_eq!(problems.len(), 1, "one answer for one message id");
     assert_eq!(problems[0].body["code"], "e.p.req.not-offered");
 }
+
+/// The status list document at `url`, as text.
+async fn status_list_text(url: &str) -> String {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_status_list_is_signed_again_only_when_it_changes() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let customer = onboard(&acme, "Jane", &template, "Rust").await;
+    let phone = phone(&agent).await;
+    phone
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await;
+    let credential = receive_credential(&phone, &agent, &acme).await;
+    let entry = vc::read_credential(&credential).unwrap().status.unwrap();
+
+    let first = status_list_text(&entry.list).await;
+    // Signed per GET, the next one would carry a later validFrom and proof date.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = status_list_text(&entry.list).await;
+    assert_eq!(first, second, "the same signed document, not signed again");
+    let list: Value = serde_json::from_str(&first).unwrap();
+    assert!(!is_set(&entry, &list).unwrap());
+
+    let deleted = acme
+        .call("DELETE", &format!("{TEMPLATES}/{template}"), None)
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let revoked = status_list_text(&entry.list).await;
+    assert_ne!(revoked, first, "a revocation signs a new list");
+    let list: Value = serde_json::from_str(&revoked).unwrap();
+    vc::verify_credential(&list, &HttpResolver::new(), now())
+        .await
+        .expect("the new list is signed by the issuer");
+    assert!(is_set(&entry, &list).unwrap(), "the credential is revoked");
+    assert_eq!(status_list_text(&entry.list).await, revoked);
+}
+
+/// A phone that answered `customer`'s invitation, and the offer auto-issue sent it.
+async fn connected_with_offer(agent: &Agent, customer: &Value) -> (Phone, issue_credential::Offer) {
+    let phone = phone(agent).await;
+    phone
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await;
+    let offers = picked(&phone, agent, issue_credential::OFFER).await;
+    let offer = issue_credential::parse_offer(&offers[0]).unwrap();
+    (phone, offer)
+}
+
+#[tokio::test]
+async fn problem_reports_in_another_partys_exchange_change_nothing() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let jane = onboard(&acme, "Jane", &template, "Rust").await;
+    let bob = onboard(&acme, "Bob", &template, "Go").await;
+    let (phone_jane, offer) = connected_with_offer(&agent, &jane).await;
+    let (phone_bob, bob_offer) = connected_with_offer(&agent, &bob).await;
+    let stranger = phone(&agent).await;
+    let decline = |thid: &str| {
+        wallet_core::protocols::problem_report(thid, "e.p.req.declined", "not mine to decline")
+    };
+    // Bob (connected) and a stranger (not) both name Jane's exchange.
+    assert_eq!(
+        phone_bob
+            .tell(&acme.didcomm_did, decline(&offer.thid))
+            .await,
+        202
+    );
+    assert_eq!(
+        stranger.tell(&acme.didcomm_did, decline(&offer.thid)).await,
+        202
+    );
+    assert!(
+        stranger.pick_up(&agent, 10).await.is_empty(),
+        "a stranger's problem report is not answered"
+    );
+    let exchanges = acme
+        .call("GET", &format!("{CREDENTIALS}?templateId={template}"), None)
+        .await;
+    let by_holder = |did: &str| {
+        exchanges.body["data"]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["holderDid"] == did)
+            .cloned()
+            .unwrap()
+    };
+    let janes = by_holder(&phone_jane.did);
+    assert_eq!(janes["state"], "Offered", "{janes}");
+    assert!(janes["problem"].is_null());
+    // Jane's exchange still works; Bob declining his own does decline it.
+    assert_eq!(
+        phone_jane
+            .tell(&acme.didcomm_did, issue_credential::request_message(&offer))
+            .await,
+        202
+    );
+    assert_eq!(
+        picked(&phone_jane, &agent, issue_credential::ISSUE)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        phone_bob
+            .tell(&acme.didcomm_did, decline(&bob_offer.thid))
+            .await,
+        202
+    );
+    let exchanges = acme
+        .call("GET", &format!("{CREDENTIALS}?templateId={template}"), None)
+        .await;
+    let states: Vec<(String, String)> = exchanges.body["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["holderDid"].as_str().unwrap().to_string(),
+                c["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&(phone_jane.did.clone(), "Issued".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(phone_bob.did.clone(), "Declined".into())),
+        "{states:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wallet_answering_two_invitations_of_one_organisation_gets_both_connections() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let first = onboard(&acme, "Jane", &template, "Rust").await;
+    let again = onboard(&acme, "Jane (new phone number)", &template, "Go").await;
+    let bob = onboard(&acme, "Bob", &template, "Zig").await;
+    let jane = phone(&agent).await;
+    let other = phone(&agent).await;
+    jane.accept_invitation(first["invitation"]["url"].as_str().unwrap())
+        .await;
+    jane.accept_invitation(again["invitation"]["url"].as_str().unwrap())
+        .await;
+    other
+        .accept_invitation(bob["invitation"]["url"].as_str().unwrap())
+        .await;
+    for (customer, did) in [(&first, &jane.did), (&again, &jane.did), (&bob, &other.did)] {
+        let path = format!("{CUSTOMERS}/{}", customer["id"].as_str().unwrap());
+        let fetched = acme.call("GET", &path, None).await.body["data"].clone();
+        assert_eq!(fetched["status"], "Onboarded", "{fetched}");
+        assert_eq!(fetched["connectionDid"], did.as_str());
+    }
+    // Both of Jane's offers came, and each is issued on request.
+    let offers = picked(&jane, &agent, issue_credential::OFFER).await;
+    let skills: Vec<String> = offers
+        .iter()
+        .map(|m| {
+            let offer = issue_credential::parse_offer(m).unwrap();
+            offer
+                .attributes
+                .iter()
+                .find(|(k, _)| k == "skill")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    assert_eq!(skills, ["Rust", "Go"]);
+    for message in &offers {
+        let offer = issue_credential::parse_offer(message).unwrap();
+        assert_eq!(
+            jane.tell(&acme.didcomm_did, issue_credential::request_message(&offer))
+                .await,
+            202
+        );
+    }
+    let issued = picked(&jane, &agent, issue_credential::ISSUE).await;
+    assert_eq!(issued.len(), 2);
+    assert!(picked(&jane, &agent, support::mediator::PROBLEM_REPORT)
+        .await
+        .is_empty());
+    assert_eq!(
+        picked(&other, &agent, issue_credential::OFFER).await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
+    use wallet_core::store::{Argon2Params, Unlock};
+    use wallet_core::wallet::{Accepted, Wallet};
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let first = onboard(&acme, "Jane", &template, "Rust").await;
+    let second = onboard(&acme, "Jane again", &template, "Go").await;
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = Wallet::open(
+        &dir.path().join("wallet"),
+        Unlock::Passphrase {
+            passphrase: zeroize::Zeroizing::new("two connections".to_string()),
+            params: Argon2Params::insecure_for_tests(),
+        },
+    )
+    .unwrap();
+    let mut connections = Vec::new();
+    for customer in [&first, &second] {
+        match wallet
+            .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+            .await
+            .unwrap()
+        {
+            Accepted::Connection(connection) => connections.push(connection),
+            other => panic!("expected a connection, got {other:?}"),
+        }
+    }
+    assert_eq!(connections[0].their_did, connections[1].their_did);
+    assert_ne!(connections[0].my_did, connections[1].my_did);
+    wallet.sync().await.unwrap();
+    let offers = wallet.offers().unwrap();
+    assert_eq!(offers.len(), 2);
+    // Each offer is matched to the connection it was sent over (our DID), not to the first
+    // connection with the organisation's DID.
+    for offer in &offers {
+        let skill = &offer
+            .attributes
+            .iter()
+            .find(|(k, _)| k == "skill")
+            .unwrap()
+            .1;
+        let expected = if skill == "Rust" {
+            &connections[0]
+        } else {
+            &connections[1]
+        };
+        assert_eq!(offer.connection_id, expected.id, "the {skill} offer");
+        wallet.accept_offer(&offer.id).await.unwrap();
+    }
+    wallet.sync().await.unwrap();
+    let credentials = wallet.credentials().unwrap();
+    assert_eq!(credentials.len(), 2);
+    for credential in &credentials {
+        let connection = connections
+            .iter()
+            .find(|c| c.id == credential.connection_id)
+            .unwrap();
+        assert_eq!(
+            credential.credential["credentialSubject"]["id"],
+            connection.my_did.as_str()
+        );
+    }
+}

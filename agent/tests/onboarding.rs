@@ -342,3 +342,62 @@ async fn auto_issue_values_are_checked_against_the_template() {
         "only the good one"
     );
 }
+
+#[tokio::test]
+async fn invitations_sent_are_rate_limited_per_organisation_and_over_it_nothing_is_stored() {
+    let gateway = SmsReceiver::start(202).await;
+    let gateway_url = gateway.url.clone();
+    let agent = Agent::start_with(Default::default(), |config| {
+        config.sms_url = Some(gateway_url);
+        let sent = &mut config.issuer_limits.invitations_sent;
+        sent.per_period = 0;
+        sent.burst = 2;
+    })
+    .await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let globex = OrgClient::create(&agent, "Globex").await;
+    let sms = |name: &str| json!({ "name": name, "medium": "sms", "phoneNumber": "+14155550123", "organizationLabel": "ACME" });
+    for name in ["Ann", "Ben"] {
+        let onboarded = acme.call("POST", CUSTOMERS, Some(sms(name))).await;
+        assert_eq!(onboarded.status, 201, "{}", onboarded.body);
+    }
+    let refused = acme.call("POST", CUSTOMERS, Some(sms("Cal"))).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "rate_limited");
+    let message = refused.message();
+    assert!(
+        message.contains("0 per hour (bursts of 2)")
+            && message.contains("LANYARD_INVITATIONS_PER_HOUR")
+            && message.contains("nothing was stored"),
+        "{message}"
+    );
+    // Nothing of Cal's was kept, and no SMS went out for him.
+    let listed = acme.call("GET", CUSTOMERS, None).await;
+    let names: Vec<&str> = listed.body["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Ann", "Ben"]);
+    assert_eq!(gateway.received.lock().unwrap().len(), 2);
+    // A resend counts too.
+    let ann = listed.body["data"]["data"][0]["id"].as_str().unwrap();
+    let resent = acme
+        .call("POST", &format!("{CUSTOMERS}/{ann}/invitation"), None)
+        .await;
+    assert_eq!(resent.status, 429, "{}", resent.body);
+    assert_eq!(gateway.received.lock().unwrap().len(), 2);
+    // The limit is the organisation's: another one sends.
+    let other = globex.call("POST", CUSTOMERS, Some(sms("Dee"))).await;
+    assert_eq!(other.status, 201, "{}", other.body);
+    // Without a transport for the medium nothing is sent, so nothing is limited.
+    let by_email = acme
+        .call(
+            "POST",
+            CUSTOMERS,
+            Some(email_customer("Eve", "eve@example.com")),
+        )
+        .await;
+    assert_eq!(by_email.status, 201, "{}", by_email.body);
+}

@@ -4,14 +4,21 @@
 //! deletion notices) through a durable outbox: every outgoing message is stored in the same
 //! atomic write as the state change that caused it, then handed to the mediator, and handed
 //! again after a crash until the mediator has queued it. Wallets de-duplicate by message id.
+//!
+//! The outbox is bounded: only parties with a connection to the organisation (or a
+//! verification it asked for) are ever written to it; a problem report to a sender without a
+//! connection is handed to the mediator at once or not at all, and rate-limited per
+//! organisation. An entry is dropped (logged and counted) once it is older than the TTL or has
+//! had its attempts; [`run_outbox`] sweeps it page by page in the background.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wallet_core::did::{did_of, multikey_encode, resolve_local, Resolver};
-use wallet_core::didcomm::{DidComm, Layer, Message, Unpacked};
+use wallet_core::didcomm::{DidComm, Message, Unpacked};
 use wallet_core::protocols::issue_credential::{self, Offer};
 use wallet_core::protocols::{deletion, present_proof, ProtocolError};
 
@@ -91,6 +98,65 @@ struct Outgoing {
     from: String,
     to: String,
     message: Message,
+    /// Hand-overs tried and failed.
+    #[serde(default)]
+    attempts: u32,
+    /// Not to be tried again before this time (ms since the epoch).
+    #[serde(default)]
+    next_ms: u64,
+}
+
+/// Per organisation: a value that changes whenever a bit of its status list does.
+pub(crate) const STATUS_REVISIONS: &str = "status_revisions";
+
+/// How many outbox entries one sweep reads at a time.
+const OUTBOX_PAGE: usize = 100;
+
+/// The longest wait between two hand-over attempts of one outbox entry.
+const MAX_RETRY_WAIT_MS: u64 = 3600 * 1000;
+
+/// What the outbox dropped, and the strangers it did not answer, since start.
+#[derive(Debug, Default)]
+pub struct OutboxCounters {
+    /// Entries dropped because they outlived the TTL.
+    pub expired: AtomicU64,
+    /// Entries dropped after their last attempt.
+    pub exhausted: AtomicU64,
+    /// Entries that could not be read, dropped.
+    pub unreadable: AtomicU64,
+    /// Problem reports not sent to strangers because of the rate limit.
+    pub strangers_rate_limited: AtomicU64,
+    /// Problem reports to strangers the mediator would not take (not mediated here).
+    pub strangers_unreachable: AtomicU64,
+}
+
+impl OutboxCounters {
+    /// The counters as `(name, value)`, for logs and metrics.
+    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("outbox_expired", get(&self.expired)),
+            ("outbox_exhausted", get(&self.exhausted)),
+            ("outbox_unreadable", get(&self.unreadable)),
+            (
+                "stranger_answers_rate_limited",
+                get(&self.strangers_rate_limited),
+            ),
+            (
+                "stranger_answers_unreachable",
+                get(&self.strangers_unreachable),
+            ),
+        ]
+    }
+}
+
+/// Each organisation's signed status list and the revision it was signed at.
+pub(crate) type StatusListCache = Mutex<std::collections::HashMap<String, (String, Value)>>;
+
+/// When an outbox key's entry was written (its first 16 hex digits), if it says.
+fn written_ms(key: &str) -> Option<u64> {
+    key.get(..16)
+        .and_then(|ms| u64::from_str_radix(ms, 16).ok())
 }
 
 /// The storage writes of one state change, with the messages it sends.
@@ -125,6 +191,8 @@ impl Change {
             from: from.to_string(),
             to: to.to_string(),
             message: message.from(from.to_string()).to([to.to_string()]),
+            attempts: 0,
+            next_ms: 0,
         };
         self.writes.push(Write::put(OUTBOX, &key, &outgoing)?);
         self.outgoing.push((key, outgoing));
@@ -145,6 +213,41 @@ fn credential_key(org_id: &str, thid: &str) -> String {
     format!("{org_id}/{thid}")
 }
 
+/// An organisation's connection with the wallet DID `their_did`.
+fn connection_key(org_id: &str, their_did: &str) -> String {
+    format!("{org_id}/{their_did}")
+}
+
+/// Sweeps the outbox in the background: once at start for what a restart left behind, then
+/// every `outbox_retry`. The agent serves meanwhile, however large the outbox.
+pub async fn run_outbox<S: IssuerStorage>(issuer: std::sync::Weak<Issuer<S>>) {
+    let started = now_ms();
+    let mut first = true;
+    loop {
+        let Some(issuer) = issuer.upgrade() else {
+            break;
+        };
+        // Entries not tried yet that are younger than this are being handed over by the
+        // change that wrote them.
+        let cutoff = if first {
+            started
+        } else {
+            now_ms().saturating_sub(5_000)
+        };
+        match issuer.sweep_outbox(cutoff, first).await {
+            Ok(n) if first && n > 0 => {
+                tracing::info!(entries = n, "outbox swept after a restart")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "outbox sweep"),
+        }
+        first = false;
+        let wait = issuer.limits.outbox_retry;
+        drop(issuer);
+        tokio::time::sleep(wait).await;
+    }
+}
+
 impl<S: IssuerStorage> Issuer<S> {
     /// Applies a change and hands its messages to the mediator.
     pub(crate) async fn commit(&self, mut change: Change) -> Result<(), ApiError> {
@@ -162,80 +265,177 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok(())
     }
 
-    /// Packs one outbox message for its recipient and hands it to the mediator; removes it from
-    /// the outbox once queued. A failure leaves it for [`Issuer::flush_outbox`].
+    /// Packs `message` from `from` for `to` and hands it to the mediator, which queues it
+    /// durably before this returns.
+    async fn hand_over(&self, from: &str, to: &str, message: &Message) -> Result<(), String> {
+        let didcomm = DidComm::new(self.keys.clone(), Resolver::default());
+        let packed = didcomm
+            .pack_for_delivery(message, Some(from), to, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.hub()
+            .map_err(|e| e.message)?
+            .deliver(&packed.message)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Hands one outbox message to the mediator and removes it from the outbox once queued. A
+    /// failure counts an attempt and sets when to try again, for [`run_outbox`].
     async fn deliver(&self, key: &str, outgoing: &Outgoing) {
-        let result = async {
-            let didcomm = DidComm::new(self.keys.clone(), Resolver::default());
-            let packed = didcomm
-                .pack_for_delivery(&outgoing.message, Some(&outgoing.from), &outgoing.to, false)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.hub()
-                .map_err(|e| e.message)?
-                .deliver(&packed.message)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.storage
+        let result = match self
+            .hand_over(&outgoing.from, &outgoing.to, &outgoing.message)
+            .await
+        {
+            Ok(()) => self
+                .storage
                 .apply(vec![], vec![Write::delete(OUTBOX, key)])
                 .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error),
+        };
         match result {
             Ok(()) => {
                 tracing::debug!(message = %outgoing.message.id, to = %outgoing.to, "message handed to the mediator")
             }
             Err(error) => {
-                tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, %error, "message stays in the outbox")
+                tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts + 1, %error, "message stays in the outbox");
+                self.count_attempt(key, outgoing).await;
             }
         }
     }
 
-    /// Hands every message still in the outbox to the mediator (at start, after a crash).
+    /// Records a failed attempt of an outbox entry (unless it changed or went meanwhile).
+    async fn count_attempt(&self, key: &str, outgoing: &Outgoing) {
+        let Ok(before) = serde_json::to_vec(outgoing) else {
+            return;
+        };
+        let mut retried = outgoing.clone();
+        retried.attempts = outgoing.attempts.saturating_add(1);
+        let base = self.limits.outbox_retry.as_millis() as u64;
+        let wait = base
+            .saturating_mul(1u64 << outgoing.attempts.min(32))
+            .min(MAX_RETRY_WAIT_MS);
+        retried.next_ms = now_ms().saturating_add(wait);
+        let write = match Write::put(OUTBOX, key, &retried) {
+            Ok(write) => write,
+            Err(_) => return,
+        };
+        let guard = Expect::Equals {
+            collection: OUTBOX,
+            key: key.to_string(),
+            value: before,
+        };
+        if let Err(BatchError::Storage(error)) = self.storage.apply(vec![guard], vec![write]).await
+        {
+            tracing::warn!(%key, %error, "outbox attempt not recorded");
+        }
+    }
+
+    /// Hands every message still in the outbox to the mediator, page by page; returns how many
+    /// entries it looked at.
     pub async fn flush_outbox(&self) -> Result<usize, ApiError> {
-        self.flush_outbox_older_than(std::time::Duration::ZERO)
-            .await
+        self.sweep_outbox(u64::MAX, true).await
     }
 
-    /// Hands the outbox messages written more than `age` ago to the mediator (younger ones
-    /// are still being handed over by the change that wrote them).
-    pub async fn flush_outbox_older_than(
-        &self,
-        age: std::time::Duration,
-    ) -> Result<usize, ApiError> {
-        let cutoff = now_ms().saturating_sub(age.as_millis() as u64);
-        let waiting: Vec<(String, Vec<u8>)> = self.storage.scan(OUTBOX, "", 0, usize::MAX).await?;
-        let waiting: Vec<(String, Vec<u8>)> = waiting
-            .into_iter()
-            .filter(|(key, _)| {
-                key.get(..16)
-                    .and_then(|ms| u64::from_str_radix(ms, 16).ok())
-                    .is_none_or(|ms| ms <= cutoff)
-            })
-            .collect();
-        let count = waiting.len();
-        for (key, bytes) in waiting {
-            match serde_json::from_slice::<Outgoing>(&bytes) {
-                Ok(outgoing) => self.deliver(&key, &outgoing).await,
-                Err(error) => tracing::error!(%key, %error, "unreadable outbox entry"),
+    /// One pass over the outbox, [`OUTBOX_PAGE`] entries at a time: entries written after
+    /// `cutoff_ms` and not tried yet are left to the change that wrote them; entries past the
+    /// TTL or their last attempt are dropped; entries due (all of them when `all_due`, as
+    /// after a restart) are handed over. Returns the entries looked at.
+    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, ApiError> {
+        let mut after: Option<String> = None;
+        let mut looked = 0;
+        loop {
+            let page = self
+                .storage
+                .scan_after(OUTBOX, "", after.as_deref(), OUTBOX_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            looked += page.len();
+            let full = page.len() == OUTBOX_PAGE;
+            for (key, bytes) in page {
+                self.sweep_entry(&key, &bytes, cutoff_ms, all_due).await?;
             }
+            if !full {
+                break;
+            }
+            // A long sweep shares the runtime with the requests being served.
+            tokio::task::yield_now().await;
         }
-        Ok(count)
+        Ok(looked)
+    }
+
+    async fn sweep_entry(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        cutoff_ms: u64,
+        all_due: bool,
+    ) -> Result<(), ApiError> {
+        let now = now_ms();
+        let written = written_ms(key);
+        let outgoing = match serde_json::from_slice::<Outgoing>(bytes) {
+            Ok(outgoing) => outgoing,
+            Err(error) => {
+                tracing::error!(%key, %error, "unreadable outbox entry dropped");
+                self.outbox_counters
+                    .unreadable
+                    .fetch_add(1, Ordering::Relaxed);
+                return self.drop_entry(key, bytes).await;
+            }
+        };
+        if outgoing.attempts == 0 && written.is_some_and(|ms| ms > cutoff_ms) {
+            // Not tried yet: the change that wrote it is handing it over now.
+            return Ok(());
+        }
+        let ttl = self.limits.outbox_ttl.as_millis() as u64;
+        if written.is_none_or(|ms| now.saturating_sub(ms) > ttl) {
+            tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: older than the outbox TTL");
+            self.outbox_counters.expired.fetch_add(1, Ordering::Relaxed);
+            return self.drop_entry(key, bytes).await;
+        }
+        if outgoing.attempts >= self.limits.outbox_max_attempts {
+            tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: every attempt failed");
+            self.outbox_counters
+                .exhausted
+                .fetch_add(1, Ordering::Relaxed);
+            return self.drop_entry(key, bytes).await;
+        }
+        if all_due || outgoing.next_ms <= now {
+            self.deliver(key, &outgoing).await;
+        }
+        Ok(())
+    }
+
+    /// Removes an outbox entry unless it changed meanwhile.
+    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<(), ApiError> {
+        let guard = Expect::Equals {
+            collection: OUTBOX,
+            key: key.to_string(),
+            value: bytes.to_vec(),
+        };
+        match self
+            .storage
+            .apply(vec![guard], vec![Write::delete(OUTBOX, key)])
+            .await
+        {
+            Ok(()) | Err(BatchError::Conflict) => Ok(()),
+            Err(BatchError::Storage(error)) => Err(error.into()),
+        }
+    }
+
+    /// How many messages wait in the outbox (a full count: for tests and tools, not hot
+    /// paths).
+    pub async fn outbox_len(&self) -> Result<usize, ApiError> {
+        Ok(self.storage.count(OUTBOX, "").await?)
     }
 
     /// The organisation a message was encrypted to, by its key agreement key.
     async fn recipient_org(&self, unpacked: &Unpacked) -> Result<Org, Refusal> {
         let kid = unpacked
             .metadata
-            .layers
-            .iter()
-            .find_map(|layer| match layer {
-                Layer::Anoncrypt { recipient_kid, .. } | Layer::Authcrypt { recipient_kid, .. } => {
-                    Some(recipient_kid.as_str())
-                }
-                Layer::Signed { .. } => None,
-            })
+            .recipient_kid()
             .ok_or_else(|| Refusal::BadRequest("the message was not encrypted".into()))?;
         let key = resolve_local(did_of(kid))
             .ok()
@@ -274,26 +474,72 @@ impl<S: IssuerStorage> Issuer<S> {
         match result {
             Ok(()) => Ok(Outcome::Accepted),
             Err(Answer::Problem(code, comment)) => {
+                let report =
+                    wallet_core::protocols::problem_report(message.thread_id(), &code, &comment);
+                if !self
+                    .connected(&org, &sender)
+                    .await
+                    .map_err(Refusal::Storage)?
+                {
+                    // Nothing of a stranger's is stored: no outbox entry, no seen mark. A
+                    // problem report is never answered with another (no ping-pong).
+                    if message.type_ != PROBLEM_REPORT {
+                        self.answer_stranger(&org, &sender, &code, report).await;
+                    }
+                    return Ok(Outcome::Accepted);
+                }
                 tracing::info!(org = %org.record.id, from = %sender, %code, %comment, "problem reported to a wallet");
                 let mut change = Change::default();
                 change
                     .writes
                     .push(Write::put(SEEN, &message.id, &now_ms()).map_err(Refusal::Storage)?);
                 change
-                    .send(
-                        &org.didcomm_did,
-                        &sender,
-                        wallet_core::protocols::problem_report(
-                            message.thread_id(),
-                            &code,
-                            &comment,
-                        ),
-                    )
+                    .send(&org.didcomm_did, &sender, report)
                     .map_err(api_refusal)?;
                 self.commit(change).await.map_err(api_refusal)?;
                 Ok(Outcome::Accepted)
             }
             Err(Answer::Refuse(refusal)) => Err(refusal),
+        }
+    }
+
+    /// Whether `sender` has a connection with `org`.
+    async fn connected(
+        &self,
+        org: &Org,
+        sender: &str,
+    ) -> Result<bool, crate::storage::StorageError> {
+        Ok(self
+            .storage
+            .get(CONNECTIONS, &connection_key(&org.record.id, sender))
+            .await?
+            .is_some())
+    }
+
+    /// A problem report to a sender without a connection: handed to the mediator at once if
+    /// the organisation's rate for strangers allows, never stored in the outbox, so a stranger
+    /// (who may be mediated elsewhere, or nowhere) cannot make it grow.
+    async fn answer_stranger(&self, org: &Org, sender: &str, code: &str, report: Message) {
+        if self.stranger_answers.take(&org.record.id).is_err() {
+            self.outbox_counters
+                .strangers_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(org = %org.record.id, from = %sender, %code, "stranger not answered: rate limit");
+            return;
+        }
+        let report = report
+            .from(org.didcomm_did.clone())
+            .to([sender.to_string()]);
+        match self.hand_over(&org.didcomm_did, sender, &report).await {
+            Ok(()) => {
+                tracing::info!(org = %org.record.id, from = %sender, %code, "problem reported to a stranger")
+            }
+            Err(error) => {
+                self.outbox_counters
+                    .strangers_unreachable
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(org = %org.record.id, from = %sender, %code, %error, "stranger not answered: not reachable through this mediator");
+            }
         }
     }
 
@@ -304,10 +550,16 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         let connection: Option<Connection> = self
             .storage
-            .get_json(CONNECTIONS, &format!("{}/{sender}", org.record.id))
+            .get_json(CONNECTIONS, &connection_key(&org.record.id, sender))
             .await?;
-        if connection.is_none() {
-            // The first message of a wallet answers an invitation.
+        if connection.is_none()
+            || self
+                .answers_another_invitation(org, sender, message)
+                .await?
+        {
+            // The first message of a wallet answers an invitation; so does a connected DID's
+            // answer to another invitation of the organisation (a second customer record, or
+            // the same phone onboarded again).
             return self.connect(org, sender, message).await;
         }
         match message.type_.as_str() {
@@ -351,6 +603,30 @@ impl<S: IssuerStorage> Issuer<S> {
                 format!("{} does not handle {other}", org.record.name),
             )),
         }
+    }
+
+    /// Whether `message` answers (by `pthid`) a customer invitation of `org` that `sender` has
+    /// not connected through yet.
+    async fn answers_another_invitation(
+        &self,
+        org: &Org,
+        sender: &str,
+        message: &Message,
+    ) -> Result<bool, Answer> {
+        let Some(pthid) = message.pthid.as_deref() else {
+            return Ok(false);
+        };
+        let Some(key) = self
+            .storage
+            .get_json::<String>(CUSTOMER_INVITATIONS, pthid)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let customer: Option<Customer> = self.storage.get_json(CUSTOMERS, &key).await?;
+        Ok(customer.is_some_and(|c| {
+            c.org_id == org.record.id && c.connection_did.as_deref() != Some(sender)
+        }))
     }
 
     /// The change that marks `message` handled.
@@ -407,7 +683,7 @@ impl<S: IssuerStorage> Issuer<S> {
         };
         change.writes.push(Write::put(
             CONNECTIONS,
-            format!("{}/{sender}", org.record.id),
+            connection_key(&org.record.id, sender),
             &connection,
         )?);
         let before =
@@ -802,6 +1078,17 @@ impl<S: IssuerStorage> Issuer<S> {
                 change.writes.push(Write::put(CREDENTIALS, &key, &revoked)?);
             }
         }
+        if credentials
+            .iter()
+            .any(|c| c.state != CredentialState::Revoked)
+        {
+            // The status list changes: its next GET signs it again.
+            change.writes.push(Write::put(
+                STATUS_REVISIONS,
+                &org.record.id,
+                &super::new_object_id(),
+            )?);
+        }
         let holders = by_holder.len();
         change.event(
             org,
@@ -941,8 +1228,36 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// The organisation's revocation list as a signed `BitstringStatusListCredential`: every
-    /// credential of a deleted template has its bit set.
+    /// credential of a deleted template has its bit set. Signed once per change of the list
+    /// (its revision, written with every revocation) and served from memory in between, so a
+    /// GET costs one read however often anyone asks.
     pub async fn status_list(&self, org: &Org) -> Result<Value, ApiError> {
+        let revision: String = self
+            .storage
+            .get_json(STATUS_REVISIONS, &org.record.id)
+            .await?
+            .unwrap_or_default();
+        let cached = self
+            .status_lists
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&org.record.id)
+            .filter(|(signed_at, _)| *signed_at == revision)
+            .map(|(_, list)| list.clone());
+        if let Some(list) = cached {
+            return Ok(list);
+        }
+        // Labelled with the revision read before the scan: a revocation meanwhile makes the
+        // next GET sign again.
+        let list = self.sign_status_list(org).await?;
+        self.status_lists
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(org.record.id.clone(), (revision, list.clone()));
+        Ok(list)
+    }
+
+    async fn sign_status_list(&self, org: &Org) -> Result<Value, ApiError> {
         use wallet_core::credentials::status_list::{status_list_credential, StatusList};
         let mut list = StatusList::new(STATUS_LIST_SIZE as usize);
         for record in self.credential_exchanges(org).await? {
@@ -965,5 +1280,146 @@ impl<S: IssuerStorage> Issuer<S> {
             now,
         )
         .map_err(|e| ApiError::internal(&format!("signing the status list: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use wallet_core::did::{did_peer_2, PeerDidSpec, PeerService};
+    use wallet_core::keys::{KeyRing, KeyType};
+
+    use super::*;
+    use crate::issuer::store::SledIssuerStorage;
+    use crate::issuer::IssuerLimits;
+    use crate::mediator::{Limits, Mediator};
+    use crate::storage::SledStorage;
+
+    /// An issuer beside a real mediator, both on sled in `dir`.
+    fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
+        let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
+        let mediator = Arc::new(Mediator::new(
+            identity.did.clone(),
+            DidComm::new(identity.keys.clone(), Resolver::default()),
+            SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap(),
+            Limits::default(),
+        ));
+        Issuer::new(
+            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO).unwrap(),
+            identity.keys.clone(),
+            identity.store.clone(),
+            "http://agent.test".into(),
+        )
+        .with_hub(mediator.clone(), "lanyard")
+        .with_limits(limits)
+    }
+
+    /// A phone's DID routed through the mediator, which it never asked for mediation: every
+    /// hand-over to it is refused.
+    fn unmediated_phone() -> String {
+        let ring = KeyRing::new();
+        did_peer_2(&PeerDidSpec {
+            authentication: vec![ring.generate(KeyType::Ed25519)],
+            key_agreement: vec![ring.generate(KeyType::X25519)],
+            services: vec![PeerService {
+                uri: "http://agent.test/didcomm".into(),
+                routing_keys: vec![],
+                accept: vec!["didcomm/v2".into()],
+            }],
+        })
+    }
+
+    async fn queue(issuer: &Issuer<SledIssuerStorage>, org: &Org, to: &str, n: usize) {
+        let mut change = Change::default();
+        for i in 0..n {
+            change
+                .send(
+                    &org.didcomm_did,
+                    to,
+                    Message::new(PING, json!({ "response_requested": false, "n": i })),
+                )
+                .unwrap();
+        }
+        issuer.commit(change).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_entry_goes_after_its_last_attempt_with_a_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(
+            dir.path(),
+            IssuerLimits {
+                outbox_max_attempts: 3,
+                outbox_retry: Duration::from_millis(1),
+                ..IssuerLimits::default()
+            },
+        );
+        let (org, _) = issuer.create_org("Acme").await.unwrap();
+        let phone = unmediated_phone();
+        queue(&issuer, &org, &phone, 1).await;
+        // The commit's own hand-over was the first attempt.
+        assert_eq!(issuer.outbox_len().await.unwrap(), 1);
+        for attempts in [2, 3] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            issuer.flush_outbox().await.unwrap();
+            let entries = issuer.storage.scan(OUTBOX, "", 0, 10).await.unwrap();
+            let outgoing: Outgoing = serde_json::from_slice(&entries[0].1).unwrap();
+            assert_eq!(outgoing.attempts, attempts);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        issuer.flush_outbox().await.unwrap();
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+        let counters = issuer.outbox_counters();
+        assert_eq!(counters.exhausted.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.expired.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_pages_through_and_drops_what_outlived_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(
+            dir.path(),
+            IssuerLimits {
+                outbox_ttl: Duration::from_millis(1),
+                ..IssuerLimits::default()
+            },
+        );
+        let (org, _) = issuer.create_org("Acme").await.unwrap();
+        let phone = unmediated_phone();
+        // More than one page of the sweep.
+        let total = OUTBOX_PAGE * 2 + 50;
+        queue(&issuer, &org, &phone, total).await;
+        assert_eq!(issuer.outbox_len().await.unwrap(), total);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(issuer.flush_outbox().await.unwrap(), total);
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+        let counters = issuer.outbox_counters();
+        assert_eq!(counters.expired.load(Ordering::Relaxed), total as u64);
+        assert_eq!(counters.snapshot()[0], ("outbox_expired", total as u64));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_entry_is_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path(), IssuerLimits::default());
+        issuer
+            .storage
+            .apply(
+                vec![],
+                vec![Write::Put {
+                    collection: OUTBOX,
+                    key: format!("{:016x}-junk", now_ms()),
+                    value: b"not json".to_vec(),
+                }],
+            )
+            .await
+            .unwrap();
+        issuer.flush_outbox().await.unwrap();
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+        assert_eq!(
+            issuer.outbox_counters().unreadable.load(Ordering::Relaxed),
+            1
+        );
     }
 }

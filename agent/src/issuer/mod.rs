@@ -9,12 +9,14 @@ pub mod delivery;
 pub mod exchange;
 pub mod issuance;
 mod onboarding;
+mod rate;
 pub mod store;
 pub mod templates;
 pub mod time;
 pub mod verification;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,9 @@ use self::templates::{slug, Template, TemplateSpec};
 use self::time::now_ms;
 use crate::mediator::Hub;
 use crate::storage::StorageError;
+
+pub use self::exchange::OutboxCounters;
+pub use self::rate::Rate;
 
 /// An error the API answers with: an HTTP status, a stable code and a message that names what
 /// was wrong.
@@ -88,6 +93,15 @@ impl ApiError {
         ApiError {
             status: 422,
             code: "unprocessable",
+            message: message.to_string(),
+        }
+    }
+
+    /// Over a rate limit: the message names the limit and when to try again.
+    pub fn too_many_requests(message: &str) -> ApiError {
+        ApiError {
+            status: 429,
+            code: "rate_limited",
             message: message.to_string(),
         }
     }
@@ -173,6 +187,43 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// Bounds on what the issuer side keeps and sends; `config.rs` reads each from a knob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerLimits {
+    /// An outbox message not handed to the mediator within this long is dropped.
+    pub outbox_ttl: Duration,
+    /// Hand-over attempts after which an outbox message is dropped.
+    pub outbox_max_attempts: u32,
+    /// How often the outbox is swept, and the first wait before a failed hand-over is tried
+    /// again (each further wait doubles, up to an hour).
+    pub outbox_retry: Duration,
+    /// Problem reports answered to senders without a connection, per organisation (they are
+    /// never stored: handed to the mediator at once, or not at all).
+    pub stranger_answers: Rate,
+    /// Invitation emails and SMS sent, per organisation.
+    pub invitations_sent: Rate,
+}
+
+impl Default for IssuerLimits {
+    fn default() -> Self {
+        IssuerLimits {
+            outbox_ttl: Duration::from_secs(7 * 24 * 3600),
+            outbox_max_attempts: 100,
+            outbox_retry: Duration::from_secs(2),
+            stranger_answers: Rate {
+                per_period: 60,
+                period: Duration::from_secs(60),
+                burst: 20,
+            },
+            invitations_sent: Rate {
+                per_period: 1000,
+                period: Duration::from_secs(3600),
+                burst: 100,
+            },
+        }
+    }
+}
+
 /// The issuer side's services over its storage.
 pub struct Issuer<S> {
     storage: S,
@@ -191,6 +242,14 @@ pub struct Issuer<S> {
     resolver: wallet_core::did::HttpResolver,
     /// Fetches status lists.
     http: reqwest::Client,
+    limits: IssuerLimits,
+    /// Answers to strangers, by organisation.
+    stranger_answers: rate::RateLimiter,
+    /// Invitation emails and SMS, by organisation.
+    invitations_sent: rate::RateLimiter,
+    outbox_counters: OutboxCounters,
+    /// Each organisation's signed status list with the revision it was signed at.
+    status_lists: exchange::StatusListCache,
 }
 
 /// A page of a listing, in the seed's envelope.
@@ -223,7 +282,29 @@ impl<S: IssuerStorage> Issuer<S> {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            stranger_answers: rate::RateLimiter::new(IssuerLimits::default().stranger_answers),
+            invitations_sent: rate::RateLimiter::new(IssuerLimits::default().invitations_sent),
+            limits: IssuerLimits::default(),
+            outbox_counters: OutboxCounters::default(),
+            status_lists: Default::default(),
         }
+    }
+
+    /// Sets the outbox's bounds and the rate limits.
+    pub fn with_limits(mut self, limits: IssuerLimits) -> Self {
+        self.stranger_answers = rate::RateLimiter::new(limits.stranger_answers);
+        self.invitations_sent = rate::RateLimiter::new(limits.invitations_sent);
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &IssuerLimits {
+        &self.limits
+    }
+
+    /// What the outbox dropped and which strangers went unanswered, since start.
+    pub fn outbox_counters(&self) -> &OutboxCounters {
+        &self.outbox_counters
     }
 
     /// What wakes the callback deliveries ([`callbacks::run`]).

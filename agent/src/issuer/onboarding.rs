@@ -38,6 +38,10 @@ impl<S: IssuerStorage> Issuer<S> {
         };
         let new = NewCustomer::parse(body, template.as_ref())?;
         let hub = self.hub()?;
+        if self.has_transport(new.medium) {
+            // Before anything is stored: over the limit, the customer is not created.
+            self.take_invitation_token(org)?;
+        }
         let record = NewInvitation {
             from: org.didcomm_did.clone(),
             goal_code: Some(ONBOARDING_GOAL_CODE.into()),
@@ -86,6 +90,30 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         let links = self.invitation_links(&record);
         Ok((customer, links))
+    }
+
+    /// Whether invitations by `medium` are sent (a transport for it is configured).
+    fn has_transport(&self, medium: Medium) -> bool {
+        match medium {
+            Medium::Email => self.mailer.is_some(),
+            Medium::Sms => self.sms.is_some(),
+        }
+    }
+
+    /// Counts one invitation email or SMS against `org`'s rate; over it, a 429 that names the
+    /// limit and when to try again.
+    fn take_invitation_token(&self, org: &Org) -> Result<(), ApiError> {
+        self.invitations_sent.take(&org.record.id).map_err(|wait| {
+            tracing::warn!(org = %org.record.id, "invitation rate limit reached");
+            ApiError::too_many_requests(&format!(
+                "{} has sent as many invitation emails and SMS as it may ({}, \
+                 LANYARD_INVITATIONS_PER_HOUR / LANYARD_INVITATION_BURST); nothing was stored; \
+                 try again in {} s",
+                org.record.name,
+                self.limits.invitations_sent.describe(),
+                wait.as_secs().max(1)
+            ))
+        })
     }
 
     /// Sends the invitation by the customer's medium, when a transport for it is configured.
@@ -243,16 +271,22 @@ impl<S: IssuerStorage> Issuer<S> {
         page_size: usize,
     ) -> Result<(Vec<Customer>, usize), ApiError> {
         let prefix = format!("{}/", org.record.id);
+        let skip = (page - 1).saturating_mul(page_size);
+        let Some(status) = status else {
+            // Unfiltered: a count and one page, not every customer in memory.
+            let total = self.storage.count(CUSTOMERS, &prefix).await?;
+            let items = self
+                .storage
+                .scan_json(CUSTOMERS, &prefix, skip, page_size)
+                .await?;
+            return Ok((items, total));
+        };
         let all: Vec<Customer> = self
             .storage
             .scan_json(CUSTOMERS, &prefix, 0, usize::MAX)
             .await?;
-        let matching: Vec<Customer> = all
-            .into_iter()
-            .filter(|c| status.is_none_or(|s| c.status == s))
-            .collect();
+        let matching: Vec<Customer> = all.into_iter().filter(|c| c.status == status).collect();
         let total = matching.len();
-        let skip = (page - 1).saturating_mul(page_size);
         Ok((
             matching.into_iter().skip(skip).take(page_size).collect(),
             total,
@@ -272,6 +306,9 @@ impl<S: IssuerStorage> Issuer<S> {
             .invitation(&customer.invitation_code)
             .await?
             .ok_or_else(|| ApiError::internal("the customer's invitation is gone"))?;
+        if self.has_transport(customer.details.medium) {
+            self.take_invitation_token(org)?;
+        }
         let attempt = self
             .send_invitation(org, &customer, &record)
             .await

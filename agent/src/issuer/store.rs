@@ -97,6 +97,16 @@ pub trait IssuerStorage: Send + Sync + 'static {
         collection: &'static str,
         prefix: &str,
     ) -> impl Future<Output = Result<usize, StorageError>> + Send;
+    /// Records whose key starts with `prefix` and sorts after `after` (from the first when
+    /// None), in key order, at most `limit`: a page that costs `limit` reads however far into
+    /// the collection it starts (unlike `skip`).
+    fn scan_after(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send;
     /// Applies every write or none, after checking every expectation; durable on return.
     fn apply(
         &self,
@@ -213,6 +223,37 @@ impl IssuerStorage for SledIssuerStorage {
         Ok(found)
     }
 
+    async fn scan_after(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        use std::ops::Bound;
+        let start = collection.len() + 1;
+        let wanted = full_key(collection, prefix);
+        let lower = match after.map(|after| full_key(collection, after)) {
+            Some(after) if after >= wanted => Bound::Excluded(after),
+            _ => Bound::Included(wanted.clone()),
+        };
+        let mut found = Vec::new();
+        for entry in self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+            if found.len() == limit {
+                break;
+            }
+            let (key, value) = entry?;
+            if !key.starts_with(&wanted) {
+                break;
+            }
+            let key = std::str::from_utf8(&key[start..])
+                .map_err(|_| StorageError::Corrupt(format!("{collection}: a key is not UTF-8")))?
+                .to_string();
+            found.push((key, value.to_vec()));
+        }
+        Ok(found)
+    }
+
     async fn count(&self, collection: &'static str, prefix: &str) -> Result<usize, StorageError> {
         let mut count = 0;
         for entry in self.tree.scan_prefix(full_key(collection, prefix)).keys() {
@@ -318,5 +359,37 @@ mod tests {
             value: b"7".to_vec(),
         };
         assert!(storage.apply(vec![stale], vec![]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn pages_start_after_the_last_key_seen() {
+        let (_dir, storage) = storage();
+        let writes = ["a1", "a2", "a3", "b1"]
+            .iter()
+            .map(|k| Write::put("t", *k, k).unwrap())
+            .chain([Write::put("u", "a4", &"other").unwrap()])
+            .collect();
+        storage.apply(vec![], writes).await.unwrap();
+        let keys = |page: Vec<(String, Vec<u8>)>| -> Vec<String> {
+            page.into_iter().map(|(k, _)| k).collect()
+        };
+        let first = keys(storage.scan_after("t", "a", None, 2).await.unwrap());
+        assert_eq!(first, ["a1", "a2"]);
+        let second = keys(storage.scan_after("t", "a", Some("a2"), 2).await.unwrap());
+        assert_eq!(
+            second,
+            ["a3"],
+            "the prefix ends the page, other collections are not seen"
+        );
+        // A cursor before the prefix starts at the prefix; the whole collection with "".
+        let from = keys(storage.scan_after("t", "b", Some("a"), 5).await.unwrap());
+        assert_eq!(from, ["b1"]);
+        let all = keys(storage.scan_after("t", "", Some("a1"), 10).await.unwrap());
+        assert_eq!(all, ["a2", "a3", "b1"]);
+        assert!(storage
+            .scan_after("t", "", None, 0)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -610,7 +610,16 @@ impl Wallet {
             .collect())
     }
 
-    fn connection_by_their_did(&self, did: &str) -> Result<Option<Connection>, WalletError> {
-        Ok(self.connections()?.into_iter().find(|c| c.their_did == did))
+    /// The connection between our DID `mine` (when known) and `theirs`: matched on both, as
+    /// one peer may have several connections with this wallet.
+    fn connection_between(
+        &self,
+        mine: Option<&str>,
+        theirs: &str,
+    ) -> Result<Option<Connection>, WalletError> {
+        Ok(self
+            .connections()?
+            .into_iter()
+            .find(|c| c.their_did == theirs && mine.is_none_or(|mine| c.my_did == mine)))
     }
 }

@@ -10,6 +10,7 @@ use super::{
     Wallet, WalletError, WalletEvent, CREDENTIALS, OFFERS, REQUESTS,
 };
 use crate::credentials::vc;
+use crate::did::did_of;
 use crate::didcomm::{now, Message, PROBLEM_REPORT_TYPE};
 use crate::protocols::{deletion, issue_credential, present_proof, problem_report};
 
@@ -41,12 +42,18 @@ impl Wallet {
             });
             return Ok(());
         };
+        // Which of our DIDs it was encrypted to: one organisation may have several
+        // connections with this wallet, one per invitation, all with the same DID of theirs.
+        let recipient = unpacked
+            .metadata
+            .recipient_kid()
+            .map(|kid| did_of(kid).to_string());
         let message = unpacked.message;
         if self.store.contains(SEEN, &message.id)? {
             report.duplicates += 1;
             return Ok(());
         }
-        let handled = self.handle(&sender, &message).await;
+        let handled = self.handle(&sender, recipient.as_deref(), &message).await;
         match handled {
             Ok(()) => report.processed += 1,
             // Not marked handled, so not acknowledged: the message comes again on the next
@@ -65,8 +72,13 @@ impl Wallet {
         Ok(())
     }
 
-    async fn handle(&self, sender: &str, message: &Message) -> Result<(), WalletError> {
-        let connection = self.connection_by_their_did(sender)?;
+    async fn handle(
+        &self,
+        sender: &str,
+        recipient: Option<&str>,
+        message: &Message,
+    ) -> Result<(), WalletError> {
+        let connection = self.connection_between(recipient, sender)?;
         match (message.type_.as_str(), connection) {
             (present_proof::ACK, _) => self.presentation_result(sender, message),
             (PING_RESPONSE, Some(_)) => Ok(()),
