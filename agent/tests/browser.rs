@@ -26,6 +26,82 @@ fn zbarimg(image: &Path) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
+/// Headless Chromium with a fresh profile: `args` before the URL; its output.
+async fn chromium(args: &[String], url: &str) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("chromium finishes within two minutes")
+        .expect("chromium runs (apt-get install chromium; .ci/run installs it)")
+}
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
+#[tokio::test]
+async fn on_a_phone_chromium_shows_the_open_in_lanyard_button_first() {
+    let agent = Agent::start(Default::default()).await;
+    let created = create_invitation(&agent, json!({"label": "Acme Gym"})).await;
+    let url = created["url"].as_str().unwrap().to_string();
+    let user_agent = format!("--user-agent={IPHONE}");
+
+    // The DOM Chromium built: the button before the QR code, which is there for other devices.
+    let output = chromium(&["--dump-dom".to_string(), user_agent.clone()], &url).await;
+    let dom = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success() && dom.contains("</html>"),
+        "chromium dumped no DOM: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let button = dom
+        .find("Open in Lanyard</a>")
+        .unwrap_or_else(|| panic!("no button in {dom}"));
+    let qr = dom
+        .find("<svg")
+        .unwrap_or_else(|| panic!("no QR code in {dom}"));
+    assert!(button < qr, "the button leads on a phone: {dom}");
+    assert!(dom.contains("<body class=\"phone\">"), "{dom}");
+    assert!(dom.contains("href=\"lanyard://oob?_oob="), "{dom}");
+
+    // A phone-sized screenshot, kept as an artifact: the QR code is still readable below.
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("invite-page-phone.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let output = chromium(
+        &[
+            user_agent,
+            "--window-size=390,1400".to_string(),
+            format!("--screenshot={}", screenshot.display()),
+        ],
+        &url,
+    )
+    .await;
+    assert!(
+        screenshot.exists(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("phone invite page screenshot: {}", screenshot.display());
+    assert_eq!(zbarimg(&screenshot), url, "the QR code on the phone page");
+}
+
 #[tokio::test]
 async fn chromium_shows_the_invite_page_with_a_scannable_qr_code() {
     let agent = Agent::start(Default::default()).await;
