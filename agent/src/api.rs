@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::issuer::customers::Status;
 use crate::issuer::store::SledIssuerStorage;
+use crate::issuer::verification::VerificationState;
 use crate::issuer::{page_json, ApiError, Issuer, Org};
 
 /// What the API's handlers share.
@@ -80,7 +81,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::put(set_callback).get(get_callback),
         )
         .route(&format!("{CALLBACK_PATH}/events"), get(callback_events))
-        .route(VERIFICATIONS_PATH, post(create_verification))
+        .route(
+            VERIFICATIONS_PATH,
+            post(create_verification).get(list_verifications),
+        )
         .route(
             &format!("{VERIFICATIONS_PATH}/{{id}}"),
             get(get_verification),
@@ -196,7 +200,7 @@ async fn get_template(
     Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let template = state.issuer.template(&org, &id).await?;
+    let template = state.issuer.template_by_either_id(&org, &id).await?;
     Ok(data(
         StatusCode::OK,
         state.issuer.template_json(&org, &template),
@@ -208,7 +212,11 @@ async fn delete_template(
     Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.issuer.delete_template(&org, &id).await?;
+    let template = state.issuer.template_by_either_id(&org, &id).await?;
+    state
+        .issuer
+        .delete_template(&org, &template.template_id)
+        .await?;
     Ok(data(StatusCode::OK, json!({ "isSuccess": true })))
 }
 
@@ -521,4 +529,30 @@ async fn get_verification(
 ) -> Result<Response, ApiError> {
     let verification = state.issuer.verification(&org, &id).await?;
     Ok(data(StatusCode::OK, verification.to_api(None)))
+}
+
+async fn list_verifications(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (page, page_size) = paging(&query, &["state"])?;
+    let wanted = match query.get("state") {
+        None => None,
+        Some(text) => Some(VerificationState::parse(text).ok_or_else(|| {
+            ApiError::field(
+                "state",
+                &format!("must be pending, verified or failed, not {text:?}"),
+            )
+        })?),
+    };
+    let (verifications, total) = state
+        .issuer
+        .verifications(&org, wanted, page, page_size)
+        .await?;
+    let items = verifications.iter().map(|v| v.to_api(None)).collect();
+    Ok(data(
+        StatusCode::OK,
+        page_json(items, page, page_size, total),
+    ))
 }

@@ -111,6 +111,65 @@ async fn the_seed_example_creates_a_template_shaped_like_the_seeds() {
 }
 
 #[tokio::test]
+async fn a_template_is_found_and_deleted_by_its_id_as_well_as_its_urn() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let globex = OrgClient::create(&agent, "Globex").await;
+    let mut made = Vec::new();
+    for n in 0..3 {
+        let mut request = seed_template_request();
+        request["templateName"] = json!(format!("Member {n}"));
+        let created = acme.call("POST", TEMPLATES, Some(request)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        made.push(created.body);
+    }
+    let object_id = made[1]["data"]["_id"].as_str().unwrap().to_string();
+    let urn = made[1]["data"]["templateId"].as_str().unwrap().to_string();
+    assert_eq!(object_id.len(), 24, "{object_id}");
+
+    let by_id = format!("{TEMPLATES}/{object_id}");
+    let fetched = acme.call("GET", &by_id, None).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    assert_eq!(fetched.body, made[1], "GET by _id answers what POST did");
+
+    // Another organisation's _id is not found, and nothing of Acme's goes.
+    let theirs = globex.call("GET", &by_id, None).await;
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+    assert!(
+        theirs
+            .message()
+            .contains(&format!("no template has the id {object_id:?}")),
+        "{}",
+        theirs.message()
+    );
+    assert_eq!(globex.call("DELETE", &by_id, None).await.status, 404);
+    // An id shaped like an _id that no template has.
+    let unknown = acme
+        .call("GET", &format!("{TEMPLATES}/{}", "0".repeat(24)), None)
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    let deleted = acme.call("DELETE", &by_id, None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(deleted.body, json!({ "data": { "isSuccess": true } }));
+    for path in [by_id.clone(), format!("{TEMPLATES}/{urn}")] {
+        assert_eq!(acme.call("GET", &path, None).await.status, 404, "{path}");
+    }
+    assert_eq!(
+        acme.call("DELETE", &by_id, None).await.status,
+        404,
+        "deleted once only"
+    );
+    // The others are untouched.
+    let listed = acme.call("GET", TEMPLATES, None).await.body["data"].clone();
+    assert_eq!(listed["totalItem"], 2, "{listed}");
+    for other in [&made[0], &made[2]] {
+        let path = format!("{TEMPLATES}/{}", other["data"]["_id"].as_str().unwrap());
+        assert_eq!(acme.call("GET", &path, None).await.body, *other);
+    }
+}
+
+#[tokio::test]
 async fn listing_pages_through_an_organisations_templates_only() {
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
@@ -329,6 +388,7 @@ async fn the_openapi_description_covers_every_route() {
         (format!("{base}/credential/{{id}}"), "get"),
         (format!("{base}/credential/batch"), "post"),
         (format!("{base}/verification"), "post"),
+        (format!("{base}/verification"), "get"),
         (format!("{base}/verification/{{id}}"), "get"),
         (format!("{base}/callback"), "put"),
         (format!("{base}/callback"), "get"),
