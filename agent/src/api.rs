@@ -164,6 +164,22 @@ fn paging(
     Ok((number("page", 1, 1_000_000)?, number("pageSize", 10, 100)?))
 }
 
+/// The listing filter `name` of a query, read by `parse`; `expected` names the values it takes.
+fn filter<T>(
+    query: &std::collections::HashMap<String, String>,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(|text| {
+            parse(text)
+                .ok_or_else(|| ApiError::field(name, &format!("must be {expected}, not {text:?}")))
+        })
+        .transpose()
+}
+
 async fn create_template(
     State(state): Shared,
     Authenticated(org): Authenticated,
@@ -329,15 +345,12 @@ async fn list_customers(
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (page, page_size) = paging(&query, &["status"])?;
-    let status = match query.get("status") {
-        None => None,
-        Some(text) => Some(Status::parse(text).ok_or_else(|| {
-            ApiError::field(
-                "status",
-                &format!("must be Initiated, Invited or Onboarded, not {text:?}"),
-            )
-        })?),
-    };
+    let status = filter(
+        &query,
+        "status",
+        Status::parse,
+        "Initiated, Invited or Onboarded",
+    )?;
     let (customers, total) = state
         .issuer
         .customers(&org, status, page, page_size)
@@ -537,15 +550,12 @@ async fn list_verifications(
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (page, page_size) = paging(&query, &["state"])?;
-    let wanted = match query.get("state") {
-        None => None,
-        Some(text) => Some(VerificationState::parse(text).ok_or_else(|| {
-            ApiError::field(
-                "state",
-                &format!("must be pending, verified or failed, not {text:?}"),
-            )
-        })?),
-    };
+    let wanted = filter(
+        &query,
+        "state",
+        VerificationState::parse,
+        "pending, verified or failed",
+    )?;
     let (verifications, total) = state
         .issuer
         .verifications(&org, wanted, page, page_size)

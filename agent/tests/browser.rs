@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
@@ -52,6 +52,24 @@ async fn chromium(args: &[String], url: &str) -> std::process::Output {
         .expect("chromium runs (apt-get install chromium; .ci/run installs it)")
 }
 
+/// Chromium's screenshot of `url` (with `args`), kept as the test artifact `name`.
+async fn screenshot(url: &str, name: &str, args: &[String]) -> PathBuf {
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join(name);
+    let _ = std::fs::remove_file(&screenshot);
+    let mut args = args.to_vec();
+    args.push(format!("--screenshot={}", screenshot.display()));
+    let output = chromium(&args, url).await;
+    assert!(
+        screenshot.exists(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("screenshot: {}", screenshot.display());
+    screenshot
+}
+
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
 
 #[tokio::test]
@@ -80,25 +98,12 @@ async fn on_a_phone_chromium_shows_the_open_in_lanyard_button_first() {
     assert!(dom.contains("href=\"lanyard://oob?_oob="), "{dom}");
 
     // A phone-sized screenshot, kept as an artifact: the QR code is still readable below.
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let screenshot = artifacts.join("invite-page-phone.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let output = chromium(
-        &[
-            user_agent,
-            "--window-size=390,1400".to_string(),
-            format!("--screenshot={}", screenshot.display()),
-        ],
+    let screenshot = screenshot(
         &url,
+        "invite-page-phone.png",
+        &[user_agent, "--window-size=390,1400".to_string()],
     )
     .await;
-    assert!(
-        screenshot.exists(),
-        "chromium wrote no screenshot: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("phone invite page screenshot: {}", screenshot.display());
     assert_eq!(zbarimg(&screenshot), url, "the QR code on the phone page");
 }
 
@@ -112,39 +117,12 @@ async fn chromium_shows_the_invite_page_with_a_scannable_qr_code() {
     .await;
     let url = created["url"].as_str().unwrap().to_string();
 
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let screenshot = artifacts.join("invite-page.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let profile = tempfile::tempdir().unwrap();
-    let chromium = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=800,1000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(&url)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(120), chromium)
-        .await
-        .expect("chromium finishes within two minutes")
-        .expect("chromium runs (apt-get install chromium; .ci/run installs it)");
-    assert!(
-        screenshot.exists(),
-        "chromium wrote no screenshot: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("invite page screenshot: {}", screenshot.display());
+    let screenshot = screenshot(
+        &url,
+        "invite-page.png",
+        &["--window-size=800,1000".to_string()],
+    )
+    .await;
     assert_eq!(zbarimg(&screenshot), url, "the QR code on the page");
 
     let png = reqwest::get(format!("{url}/qr.png"))
@@ -153,7 +131,7 @@ async fn chromium_shows_the_invite_page_with_a_scannable_qr_code() {
         .bytes()
         .await
         .unwrap();
-    let qr_file = artifacts.join("invite-qr.png");
+    let qr_file = screenshot.with_file_name("invite-qr.png");
     std::fs::write(&qr_file, &png).unwrap();
     assert_eq!(zbarimg(&qr_file), url, "the QR PNG endpoint");
 }

@@ -93,6 +93,30 @@ async fn admin_api_wants_its_token_and_valid_requests() {
     }
 }
 
+/// A new phone answers the mediator's invitation `id` (a trust ping in its thread), which
+/// spends a single-use one; the HTTP status of the answer.
+async fn answer_invitation(agent: &Agent, id: String) -> u16 {
+    let phone = Phone::new(&agent.did);
+    let mut ping = wallet_core::didcomm::Message::new(
+        "https://didcomm.org/trust-ping/2.0/ping",
+        json!({"response_requested": false}),
+    )
+    .from(phone.did.clone())
+    .to([agent.did.clone()])
+    .pthid(id);
+    ping.extra.insert("return_route".into(), json!("all"));
+    let packed = phone
+        .didcomm
+        .pack_authcrypt(&ping, &phone.did, &[&agent.did], false)
+        .await
+        .unwrap();
+    agent
+        .post(wallet_core::didcomm::ENCRYPTED_TYP, packed)
+        .await
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn unknown_expired_and_used_codes_say_so() {
     let agent = Agent::start(Default::default()).await;
@@ -152,27 +176,7 @@ async fn unknown_expired_and_used_codes_say_so() {
     let url = single["url"].as_str().unwrap();
     let id = single["invitation"]["id"].as_str().unwrap().to_string();
     assert_eq!(client.get(url).send().await.unwrap().status(), 200);
-    let phone = Phone::new(&agent.did);
-    let mut ping = wallet_core::didcomm::Message::new(
-        "https://didcomm.org/trust-ping/2.0/ping",
-        json!({"response_requested": false}),
-    )
-    .from(phone.did.clone())
-    .to([agent.did.clone()])
-    .pthid(id);
-    ping.extra.insert("return_route".into(), json!("all"));
-    let packed = phone
-        .didcomm
-        .pack_authcrypt(&ping, &phone.did, &[&agent.did], false)
-        .await
-        .unwrap();
-    assert_eq!(
-        agent
-            .post(wallet_core::didcomm::ENCRYPTED_TYP, packed)
-            .await
-            .status(),
-        202
-    );
+    assert_eq!(answer_invitation(&agent, id).await, 202);
     let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 410);
     assert!(response.text().await.unwrap().contains("already used at"));
@@ -284,23 +288,7 @@ async fn a_spent_expired_or_unknown_invitation_is_a_page_for_people_and_json_for
         create_invitation(&agent, json!({ "single_use": true, "label": "Acme Gym" })).await;
     let url = single["url"].as_str().unwrap();
     let id = single["invitation"]["id"].as_str().unwrap().to_string();
-    let phone = Phone::new(&agent.did);
-    let mut ping = wallet_core::didcomm::Message::new(
-        "https://didcomm.org/trust-ping/2.0/ping",
-        json!({"response_requested": false}),
-    )
-    .from(phone.did.clone())
-    .to([agent.did.clone()])
-    .pthid(id);
-    ping.extra.insert("return_route".into(), json!("all"));
-    let packed = phone
-        .didcomm
-        .pack_authcrypt(&ping, &phone.did, &[&agent.did], false)
-        .await
-        .unwrap();
-    agent
-        .post(wallet_core::didcomm::ENCRYPTED_TYP, packed)
-        .await;
+    assert_eq!(answer_invitation(&agent, id).await, 202);
     let (status, content_type, html) = open_in_browser(url, IPHONE).await;
     assert_eq!(status, 410);
     assert_eq!(content_type, "text/html; charset=utf-8");

@@ -110,19 +110,25 @@ async fn the_seed_example_creates_a_template_shaped_like_the_seeds() {
     assert!(schema_uri.starts_with(&agent.url), "{schema_uri}");
 }
 
+/// `n` templates "Member 0", "Member 1", ... of `org`; the create answers, in order.
+async fn members(org: &OrgClient, n: usize) -> Vec<Value> {
+    let mut made = Vec::new();
+    for n in 0..n {
+        let mut request = seed_template_request();
+        request["templateName"] = json!(format!("Member {n}"));
+        let created = org.call("POST", TEMPLATES, Some(request)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        made.push(created.body);
+    }
+    made
+}
+
 #[tokio::test]
 async fn a_template_is_found_and_deleted_by_its_id_as_well_as_its_urn() {
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let globex = OrgClient::create(&agent, "Globex").await;
-    let mut made = Vec::new();
-    for n in 0..3 {
-        let mut request = seed_template_request();
-        request["templateName"] = json!(format!("Member {n}"));
-        let created = acme.call("POST", TEMPLATES, Some(request)).await;
-        assert_eq!(created.status, 201, "{}", created.body);
-        made.push(created.body);
-    }
+    let made = members(&acme, 3).await;
     let object_id = made[1]["data"]["_id"].as_str().unwrap().to_string();
     let urn = made[1]["data"]["templateId"].as_str().unwrap().to_string();
     assert_eq!(object_id.len(), 24, "{object_id}");
@@ -174,14 +180,11 @@ async fn listing_pages_through_an_organisations_templates_only() {
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let globex = OrgClient::create(&agent, "Globex").await;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        let mut request = seed_template_request();
-        request["templateName"] = json!(format!("Member {n}"));
-        let created = acme.call("POST", TEMPLATES, Some(request)).await;
-        assert_eq!(created.status, 201, "{}", created.body);
-        ids.push(created.body["data"]["templateId"].clone());
-    }
+    let ids: Vec<Value> = members(&acme, 5)
+        .await
+        .iter()
+        .map(|created| created["data"]["templateId"].clone())
+        .collect();
     globex
         .call("POST", TEMPLATES, Some(seed_template_request()))
         .await;
