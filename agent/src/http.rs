@@ -404,9 +404,7 @@ async fn lookup<S: MediatorStorage>(
             return Err(Unavailable {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "storage",
-                error: InvitationError::Invalid(
-                    "the invitation cannot be read just now; try again shortly".into(),
-                ),
+                error: InvitationError::Invalid("the invitation cannot be read just now".into()),
                 record: None,
             });
         }

@@ -414,7 +414,14 @@ pub fn error_page(error: &InvitationError, record: Option<&InvitationRecord>) ->
                 rfc3339(*at)
             ),
         ),
-        InvitationError::Unknown(_) | InvitationError::Invalid(_) => (
+        InvitationError::Invalid(problem) => (
+            "This invitation cannot be shown just now",
+            format!(
+                "<p>{}.</p>\n<p>Try the link again in a few minutes.</p>",
+                escape(problem)
+            ),
+        ),
+        InvitationError::Unknown(_) => (
             "This invitation link does not work",
             "<p>No invitation has this link.</p>\n\
              <p>Check that the whole link was copied, or ask the organisation that sent it for a new invitation.</p>"
@@ -489,6 +496,8 @@ mod tests {
             unknown.contains("does not work") && !unknown.contains("<b>"),
             "{unknown}"
         );
+        let down = error_page(&InvitationError::Invalid("<down>".into()), None);
+        assert!(down.contains("cannot be shown just now") && down.contains("&lt;down&gt;"));
     }
 
     #[test]
