@@ -1,7 +1,11 @@
-//! Administration from the command line (`agent org create`): through the running agent's
-//! admin API when one answers at the configured address, else directly on the data folder
-//! (which sled lets only one process open at a time).
+//! Administration from the command line (`agent org create`). With the configuration `serve`
+//! reads (`lanyard.toml`, `LANYARD_*`): when no agent holds the data folder, directly on it;
+//! when one does (sled lets one process open it at a time), through that agent's admin API at
+//! the address it recorded in the data folder, or at a configured one (`LANYARD_PUBLIC_URL`,
+//! `LANYARD_LISTEN`). The admin token goes only over https or to a loopback address.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -10,66 +14,241 @@ use crate::config::Config;
 use crate::issuer::store::SledIssuerStorage;
 use crate::issuer::Issuer;
 
-/// The URL the running agent of `config` answers at.
-fn agent_url(config: &Config) -> String {
-    config.public_url.clone().unwrap_or_else(|| {
-        let mut listen = config.listen;
-        if listen.ip().is_unspecified() {
-            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+/// The file in the data folder where a running agent records the URL it answers at on this
+/// machine.
+const ADDRESS_FILE: &str = "agent.url";
+
+/// The URL a socket address answers at from this machine (loopback for "every interface").
+fn local_url(mut addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// Records in `data_dir` the URL an agent bound to `addr` answers at on this machine, for
+/// `agent org create` (written whole or not at all).
+pub fn record_address(data_dir: &Path, addr: SocketAddr) -> Result<(), String> {
+    let path = data_dir.join(ADDRESS_FILE);
+    let partial = data_dir.join(format!("{ADDRESS_FILE}.partial"));
+    std::fs::write(&partial, format!("{}\n", local_url(addr)))
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The URL the agent holding `data_dir` recorded, if it is one (a loopback http URL).
+fn recorded_url(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join(ADDRESS_FILE)).ok()?;
+    let url = text.trim();
+    (url.len() < 100 && token_may_go_to(url).is_ok()).then(|| url.to_string())
+}
+
+/// Whether the admin token may be sent to `url`: over https, or plain http to a loopback
+/// address only. The refusal says why.
+fn token_may_go_to(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "not sending the admin token over plain http to {}: use an https URL \
+             (LANYARD_PUBLIC_URL=https://...), or run this on the agent's machine where it \
+             answers on a loopback address",
+            host
+        )),
+        other => Err(format!("{url}: {other} is neither http nor https")),
+    }
+}
+
+/// Whether another process holds the data folder's identity store (sled's file lock).
+fn held_by_an_agent(data_dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(data_dir.join("identity").join("db").join("db")) else {
+        return false;
+    };
+    // A shared lock is refused while the agent holds its exclusive one; ours goes with `file`.
+    // (fs2's, not std's newer method of the same name: the crate's MSRV is 1.85.)
+    fs2::FileExt::try_lock_shared(&file).is_err()
+}
+
+/// How a POST to one agent went.
+enum Reached {
+    /// The agent answered: the organisation, or its refusal.
+    Answered(Result<Value, String>),
+    /// Nothing answers there.
+    Nobody,
+}
+
+async fn post_org(client: &reqwest::Client, url: &str, token: &str, name: &str) -> Reached {
+    let response = match client
+        .post(format!("{url}/admin/orgs"))
+        .bearer_auth(token)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+    {
+        Ok(response) => response,
+        Err(error) if error.is_connect() => return Reached::Nobody,
+        Err(error) => return Reached::Answered(Err(format!("the agent at {url}: {error}"))),
+    };
+    let status = response.status();
+    let body: Value = match response.json().await {
+        Ok(body) => body,
+        Err(e) => {
+            return Reached::Answered(Err(format!(
+                "the agent at {url} answered {status} without JSON: {e}"
+            )))
         }
-        format!("http://{listen}")
+    };
+    Reached::Answered(if status.is_success() {
+        Ok(body["data"].clone())
+    } else {
+        Err(format!(
+            "the agent at {url} refused: {}",
+            body["error"]["message"].as_str().unwrap_or("(no message)")
+        ))
     })
 }
 
 /// Creates an organisation; returns it as the API shows it, with its API key.
 pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
-    let url = agent_url(config);
+    let data_dir = &config.data_dir;
+    let has_data = data_dir.join("identity").exists();
+    if has_data {
+        match create_offline(config, name).await {
+            Err(error) if !held_by_an_agent(data_dir) => return Err(error),
+            Err(_) => {} // A running agent holds the folder: ask it.
+            done => return done,
+        }
+    }
+    let mut urls = Vec::new();
+    if has_data {
+        urls.extend(recorded_url(data_dir));
+    }
+    urls.extend(config.public_url.clone());
+    urls.push(local_url(config.listen));
+    urls.dedup();
     let token = match &config.admin_token {
-        Some(token) => token.clone(),
-        None => crate::identity::admin_token(&config.data_dir)?,
+        Some(token) => Some(zeroize::Zeroizing::new(token.clone())),
+        None if data_dir.join("admin.token").exists() => Some(zeroize::Zeroizing::new(
+            crate::identity::admin_token(data_dir)?,
+        )),
+        None => None,
     };
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
-    match client
-        .post(format!("{url}/admin/orgs"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-    {
-        Ok(response) => {
-            let status = response.status();
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| format!("the agent at {url} answered {status} without JSON: {e}"))?;
-            if status.is_success() {
-                Ok(body["data"].clone())
-            } else {
-                Err(format!(
-                    "the agent at {url} refused: {}",
-                    body["error"]["message"].as_str().unwrap_or("(no message)")
-                ))
+    let mut refused = Vec::new();
+    let mut tried = Vec::new();
+    if let Some(token) = &token {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        for url in &urls {
+            if tried.contains(url) {
+                continue;
+            }
+            if let Err(why) = token_may_go_to(url) {
+                refused.push(why);
+                continue;
+            }
+            match post_org(&client, url, token, name).await {
+                Reached::Answered(result) => return result,
+                Reached::Nobody => tried.push(url.clone()),
             }
         }
-        Err(error) if error.is_connect() => create_offline(config, &url, name).await,
-        Err(error) => Err(format!("the agent at {url}: {error}")),
     }
+    let refusals = refused
+        .iter()
+        .map(|why| format!("; {why}"))
+        .collect::<String>();
+    if has_data {
+        return Err(format!(
+            "an agent is running on the data folder {} (its store is locked), but nothing \
+             answered at {}{refusals}. Run this with the agent's configuration \
+             (LANYARD_CONFIG, or LANYARD_LISTEN / LANYARD_PUBLIC_URL as the agent has them), \
+             or stop the agent and run it again",
+            data_dir.display(),
+            if tried.is_empty() {
+                "any address".to_string()
+            } else {
+                tried.join(", ")
+            },
+        ));
+    }
+    if !refused.is_empty() {
+        return Err(format!("{}; nothing was created", refused.join("; ")));
+    }
+    create_offline(config, name).await
 }
 
-/// Creates the organisation in the data folder, with no agent running.
-async fn create_offline(config: &Config, url: &str, name: &str) -> Result<Value, String> {
+/// Creates the organisation in the data folder, with no agent running on it.
+async fn create_offline(config: &Config, name: &str) -> Result<Value, String> {
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| local_url(config.listen));
     let identity = crate::identity::load_or_create(&config.data_dir, &format!("{url}/didcomm"))?;
     let storage = SledIssuerStorage::open(&config.data_dir.join("issuer"), config.commit_window)
-        .map_err(|e| format!("issuer store (is the agent running elsewhere?): {e}"))?;
+        .map_err(|e| format!("issuer store: {e}"))?;
     let issuer = Issuer::new(
         storage,
         identity.keys.clone(),
         Arc::clone(&identity.store),
-        url.to_string(),
+        url,
     );
     let (org, api_key) = issuer.create_org(name).await.map_err(|e| e.message)?;
     Ok(crate::api::org_json(&org, Some(&api_key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_goes_over_https_or_to_loopback_only() {
+        for url in [
+            "https://agent.example.com",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+        ] {
+            assert_eq!(token_may_go_to(url), Ok(()), "{url}");
+        }
+        for (url, host) in [
+            ("http://agent.example.com", "agent.example.com"),
+            ("http://10.0.0.5:8080", "10.0.0.5"),
+            ("http://[fd00::2]:8080", "[fd00::2]"),
+            ("http://localhost.example.com", "localhost.example.com"),
+        ] {
+            let error = token_may_go_to(url).unwrap_err();
+            assert!(
+                error.contains(&format!("over plain http to {host}:")),
+                "{url}: {error}"
+            );
+        }
+        assert!(token_may_go_to("ftp://x").unwrap_err().contains("ftp"));
+    }
+
+    #[test]
+    fn every_interface_is_reached_on_loopback() {
+        assert_eq!(
+            local_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(local_url("[::]:8080".parse().unwrap()), "http://[::1]:8080");
+        assert_eq!(
+            local_url("192.0.2.7:80".parse().unwrap()),
+            "http://192.0.2.7:80"
+        );
+    }
 }

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::issuer::customers::Status;
 use crate::issuer::store::SledIssuerStorage;
+use crate::issuer::verification::VerificationState;
 use crate::issuer::{page_json, ApiError, Issuer, Org};
 
 /// What the API's handlers share.
@@ -80,7 +81,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::put(set_callback).get(get_callback),
         )
         .route(&format!("{CALLBACK_PATH}/events"), get(callback_events))
-        .route(VERIFICATIONS_PATH, post(create_verification))
+        .route(
+            VERIFICATIONS_PATH,
+            post(create_verification).get(list_verifications),
+        )
         .route(
             &format!("{VERIFICATIONS_PATH}/{{id}}"),
             get(get_verification),
@@ -160,6 +164,22 @@ fn paging(
     Ok((number("page", 1, 1_000_000)?, number("pageSize", 10, 100)?))
 }
 
+/// The listing filter `name` of a query, read by `parse`; `expected` names the values it takes.
+fn filter<T>(
+    query: &std::collections::HashMap<String, String>,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(|text| {
+            parse(text)
+                .ok_or_else(|| ApiError::field(name, &format!("must be {expected}, not {text:?}")))
+        })
+        .transpose()
+}
+
 async fn create_template(
     State(state): Shared,
     Authenticated(org): Authenticated,
@@ -196,7 +216,7 @@ async fn get_template(
     Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let template = state.issuer.template(&org, &id).await?;
+    let template = state.issuer.template_by_either_id(&org, &id).await?;
     Ok(data(
         StatusCode::OK,
         state.issuer.template_json(&org, &template),
@@ -208,7 +228,11 @@ async fn delete_template(
     Authenticated(org): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    state.issuer.delete_template(&org, &id).await?;
+    let template = state.issuer.template_by_either_id(&org, &id).await?;
+    state
+        .issuer
+        .delete_template(&org, &template.template_id)
+        .await?;
     Ok(data(StatusCode::OK, json!({ "isSuccess": true })))
 }
 
@@ -321,15 +345,12 @@ async fn list_customers(
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (page, page_size) = paging(&query, &["status"])?;
-    let status = match query.get("status") {
-        None => None,
-        Some(text) => Some(Status::parse(text).ok_or_else(|| {
-            ApiError::field(
-                "status",
-                &format!("must be Initiated, Invited or Onboarded, not {text:?}"),
-            )
-        })?),
-    };
+    let status = filter(
+        &query,
+        "status",
+        Status::parse,
+        "Initiated, Invited or Onboarded",
+    )?;
     let (customers, total) = state
         .issuer
         .customers(&org, status, page, page_size)
@@ -521,4 +542,27 @@ async fn get_verification(
 ) -> Result<Response, ApiError> {
     let verification = state.issuer.verification(&org, &id).await?;
     Ok(data(StatusCode::OK, verification.to_api(None)))
+}
+
+async fn list_verifications(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (page, page_size) = paging(&query, &["state"])?;
+    let wanted = filter(
+        &query,
+        "state",
+        VerificationState::parse,
+        "pending, verified or failed",
+    )?;
+    let (verifications, total) = state
+        .issuer
+        .verifications(&org, wanted, page, page_size)
+        .await?;
+    let items = verifications.iter().map(|v| v.to_api(None)).collect();
+    Ok(data(
+        StatusCode::OK,
+        page_json(items, page, page_size, total),
+    ))
 }

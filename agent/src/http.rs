@@ -353,45 +353,83 @@ async fn create_invitation<S: MediatorStorage>(
         .into_response()
 }
 
-/// The invitation behind a code, or the answer that says why not.
+/// Why the invitation behind a code cannot be given out, with the record when there is one.
+struct Unavailable {
+    status: StatusCode,
+    code: &'static str,
+    error: InvitationError,
+    record: Option<invitations::InvitationRecord>,
+}
+
+impl Unavailable {
+    /// The answer: an HTML page that says what happened and what to do for people
+    /// (`as_page`), the error as JSON for clients.
+    fn respond(self, as_page: bool) -> Response {
+        if !as_page {
+            return api_error(self.status, self.code, &self.error.to_string());
+        }
+        let html = invitations::error_page(&self.error, self.record.as_ref());
+        (
+            self.status,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response()
+    }
+}
+
+/// The invitation behind a code, or why not.
 async fn lookup<S: MediatorStorage>(
     state: &AppState<S>,
     code: &str,
-) -> Result<invitations::InvitationRecord, Response> {
+) -> Result<invitations::InvitationRecord, Unavailable> {
+    let unknown = |shown: String| Unavailable {
+        status: StatusCode::NOT_FOUND,
+        code: "unknown_invitation",
+        error: InvitationError::Unknown(shown),
+        record: None,
+    };
     if !invitations::valid_code(code) {
-        let error = InvitationError::Unknown(code.chars().take(40).collect());
-        return Err(api_error(
-            StatusCode::NOT_FOUND,
-            "unknown_invitation",
-            &error.to_string(),
-        ));
+        return Err(unknown(code.chars().take(40).collect()));
     }
     let record = match state.mediator.storage().invitation(code).await {
         Ok(Some(record)) => record,
-        Ok(None) => {
-            let error = InvitationError::Unknown(code.to_string());
-            return Err(api_error(
-                StatusCode::NOT_FOUND,
-                "unknown_invitation",
-                &error.to_string(),
-            ));
-        }
-        Err(e) => {
-            return Err(api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage",
-                &e.to_string(),
-            ))
+        Ok(None) => return Err(unknown(code.to_string())),
+        Err(error) => {
+            // Strangers reach this: the storage's own words stay in the log.
+            tracing::error!(%error, "invitation lookup");
+            return Err(Unavailable {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "storage",
+                error: InvitationError::Invalid("the invitation cannot be read just now".into()),
+                record: None,
+            });
         }
     };
-    if let Err(e) = record.check() {
-        let code = match e {
+    if let Err(error) = record.check() {
+        let code = match error {
             InvitationError::Expired(_) => "invitation_expired",
             _ => "invitation_used",
         };
-        return Err(api_error(StatusCode::GONE, code, &e.to_string()));
+        return Err(Unavailable {
+            status: StatusCode::GONE,
+            code,
+            error,
+            record: Some(record),
+        });
     }
     Ok(record)
+}
+
+/// Whether the client asked for JSON (wallets do) rather than a page.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json") || v.contains("didcomm"))
 }
 
 async fn invitation<S: MediatorStorage>(
@@ -399,28 +437,38 @@ async fn invitation<S: MediatorStorage>(
     axum::extract::Path(code): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    let as_json = wants_json(&headers);
     let record = match lookup(&state, &code).await {
         Ok(record) => record,
-        Err(response) => return response,
+        Err(unavailable) => return unavailable.respond(!as_json),
     };
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json") || v.contains("didcomm"));
-    if wants_json {
+    if as_json {
         return Json(&record.message).into_response();
     }
+    let phone = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(invitations::is_phone);
     let short_url = record.short_url(&state.public_url);
-    match invitations::page(&record, &short_url, &state.links) {
+    match invitations::page(&record, &short_url, &state.links, phone) {
         Ok(html) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                 (header::CACHE_CONTROL, "no-store"),
+                // The page is laid out for the device that asked.
+                (header::VARY, "Accept, User-Agent"),
             ],
             html,
         )
             .into_response(),
-        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "invitation page");
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "render",
+                "the invitation page cannot be shown",
+            )
+        }
     }
 }
 
@@ -433,11 +481,19 @@ async fn invitation_qr<S: MediatorStorage, B: IntoResponse>(
 ) -> Response {
     let record = match lookup(state, code).await {
         Ok(record) => record,
-        Err(response) => return response,
+        // An image is not a page: the reason goes as JSON.
+        Err(unavailable) => return unavailable.respond(false),
     };
     match render(&record.short_url(&state.public_url)) {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
-        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "render", &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "invitation QR code");
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "render",
+                "the QR code cannot be drawn",
+            )
+        }
     }
 }
 

@@ -3,14 +3,13 @@
 //! its QR code for people, the QR alone as PNG and SVG, and a custom-scheme deep link.
 //! Invitations may expire and may be single use; a spent or expired code says so.
 
-use std::io::Write as _;
-
 use qrcode::{Color, EcLevel, QrCode};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wallet_core::didcomm::{now, Attachment, Message};
 use wallet_core::encoding::b64u_encode;
+use wallet_core::protocols::present_proof::{self, PresentationRequest};
 
 /// The OOB 2.0 invitation message type.
 pub const OOB_INVITATION: &str = "https://didcomm.org/out-of-band/2.0/invitation";
@@ -232,21 +231,40 @@ pub struct AppLinks {
     pub play_store_url: Option<String>,
 }
 
-/// The page a person sees when opening the short URL in a browser.
-pub fn page(
-    record: &InvitationRecord,
-    short_url: &str,
-    links: &AppLinks,
-) -> Result<String, InvitationError> {
-    let svg = qr_svg(short_url)?;
-    let inviter = record.label.as_deref().unwrap_or("An organisation");
-    let goal = record
-        .message
-        .body
-        .get("goal")
-        .and_then(Value::as_str)
-        .map(|g| format!("<p class=\"goal\">{}</p>", escape(g)))
-        .unwrap_or_default();
+/// Whether a browser's `User-Agent` is a phone's (iPhone or Android): there the page leads
+/// with the button into the app, and the QR code is for scanning from another device.
+pub fn is_phone(user_agent: &str) -> bool {
+    user_agent.contains("iPhone") || user_agent.contains("Android")
+}
+
+/// A credential field's name as people read it: `holderFullName` → `Holder full name`.
+fn field_label(name: &str) -> String {
+    let mut label = String::new();
+    for c in name.chars() {
+        if c == '_' {
+            label.push(' ');
+        } else if c.is_ascii_uppercase() && !label.is_empty() && !label.ends_with(' ') {
+            label.push(' ');
+            label.push(c.to_ascii_lowercase());
+        } else if label.is_empty() {
+            label.push(c.to_ascii_uppercase());
+        } else {
+            label.push(c.to_ascii_lowercase());
+        }
+    }
+    label
+}
+
+/// The presentation request an invitation carries, if it is a verifier's.
+fn presentation_request(record: &InvitationRecord) -> Option<PresentationRequest> {
+    record.message.attachments.iter().find_map(|attachment| {
+        let message: Message = serde_json::from_value(attachment.data.json.clone()?).ok()?;
+        present_proof::parse_request(&message).ok()
+    })
+}
+
+/// Where to get the app, as page HTML.
+fn store_links(links: &AppLinks) -> String {
     let mut stores = String::new();
     if let Some(url) = &links.app_store_url {
         stores.push_str(&format!(
@@ -263,40 +281,154 @@ pub fn page(
     if stores.is_empty() {
         stores.push_str("Search for \u{201c}Lanyard\u{201d} in the App Store or on Google Play.");
     }
+    stores
+}
+
+/// A whole page: `title` and `body` are HTML (escaped by the caller).
+fn html_page(title: &str, body_class: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 32rem; margin: 2rem auto; padding: 0 1rem; color: #1b1f24; }}
+.qr svg {{ width: 16rem; height: 16rem; }}
+.open {{ display: inline-block; padding: .75rem 1.25rem; background: #0b5fff; color: #fff; border-radius: .5rem; text-decoration: none; }}
+.phone .open {{ display: block; text-align: center; font-size: 1.2rem; padding: 1rem; }}
+.link {{ word-break: break-all; font-size: .85rem; color: #57606a; }}
+</style></head>
+<body class="{body_class}">
+{body}
+</body></html>"#
+    )
+}
+
+/// The page a person sees when opening the short URL in a browser: who invites them to what
+/// (a connection, or a verifier's request naming the fields it asks to see), the button into
+/// the app and the QR code. On a phone (`phone`) the button comes first; on a desktop the QR
+/// code, to scan with the phone.
+pub fn page(
+    record: &InvitationRecord,
+    short_url: &str,
+    links: &AppLinks,
+    phone: bool,
+) -> Result<String, InvitationError> {
+    let svg = qr_svg(short_url)?;
+    let goal = record
+        .message
+        .body
+        .get("goal")
+        .and_then(Value::as_str)
+        .map(|g| format!("<p class=\"goal\">{}</p>", escape(g)))
+        .unwrap_or_default();
+    let (title, about) = match presentation_request(record) {
+        Some(request) => {
+            let verifier = record
+                .label
+                .as_deref()
+                .filter(|l| !l.is_empty())
+                .unwrap_or(&request.verifier_name);
+            let verifier = if verifier.is_empty() {
+                "An organisation"
+            } else {
+                verifier
+            };
+            let fields: String = request
+                .required_fields
+                .iter()
+                .map(|f| format!("<li>{}</li>", escape(&field_label(f))))
+                .collect();
+            let fields = if fields.is_empty() {
+                "<p>It asks for a credential, with no particular fields.</p>".to_string()
+            } else {
+                format!("<p>It asks to see these fields of your credential:</p>\n<ul class=\"fields\">{fields}</ul>")
+            };
+            let title = format!("{} asks to see your credential", escape(verifier));
+            let about = format!(
+                "{goal}\n{fields}\n<p>Lanyard shows you the request before anything is shared; you choose whether to answer.</p>"
+            );
+            (title, about)
+        }
+        None => {
+            let inviter = record.label.as_deref().unwrap_or("An organisation");
+            (format!("{} invites you to connect", escape(inviter)), goal)
+        }
+    };
+    let deep_link = escape(&record.deep_link(&links.scheme));
+    let stores = store_links(links);
+    let qr = format!(
+        "<div class=\"qr\" role=\"img\" aria-label=\"QR code of the invitation\">{svg}</div>"
+    );
+    let actions = if phone {
+        format!(
+            "<p><a class=\"open\" href=\"{deep_link}\">Open in Lanyard</a></p>\n\
+             <p>No app yet? {stores}</p>\n\
+             <p>On another device? Scan this code with the Lanyard app on your phone:</p>\n{qr}"
+        )
+    } else {
+        format!(
+            "<p>Scan this code with the Lanyard app on your phone:</p>\n{qr}\n\
+             <p>On your phone already? <a class=\"open\" href=\"{deep_link}\">Open in Lanyard</a></p>\n\
+             <p>No app yet? {stores}</p>"
+        )
+    };
     let expiry = record
         .message
         .expires_time
         .map(|at| format!("<p>This invitation expires at {}.</p>", rfc3339(at)))
         .unwrap_or_default();
-    let mut html = Vec::new();
-    write!(
-        html,
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{inviter} invites you to Lanyard</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 32rem; margin: 2rem auto; padding: 0 1rem; color: #1b1f24; }}
-.qr svg {{ width: 16rem; height: 16rem; }}
-.open {{ display: inline-block; padding: .75rem 1.25rem; background: #0b5fff; color: #fff; border-radius: .5rem; text-decoration: none; }}
-.link {{ word-break: break-all; font-size: .85rem; color: #57606a; }}
-</style></head>
-<body>
-<h1>{inviter} invites you to connect</h1>
-{goal}
-<p>Scan this code with the Lanyard app on your phone:</p>
-<div class="qr" role="img" aria-label="QR code of the invitation">{svg}</div>
-<p>On your phone already? <a class="open" href="{deep_link}">Open in Lanyard</a></p>
-<p>No app yet? {stores}</p>
-{expiry}
-<p class="link">{short_url}</p>
-</body></html>"#,
-        inviter = escape(inviter),
-        deep_link = escape(&record.deep_link(&links.scheme)),
-        short_url = escape(short_url),
-    )
-    .map_err(|e| InvitationError::Invalid(e.to_string()))?;
-    String::from_utf8(html).map_err(|e| InvitationError::Invalid(e.to_string()))
+    let body = format!(
+        "<h1>{title}</h1>\n{about}\n{actions}\n{expiry}\n<p class=\"link\">{}</p>",
+        escape(short_url)
+    );
+    Ok(html_page(
+        &title,
+        if phone { "phone" } else { "desktop" },
+        &body,
+    ))
+}
+
+/// The page a person sees for an invitation that cannot be used: what happened and what to
+/// do. `record` is the invitation when it is known (its label names whom to ask).
+pub fn error_page(error: &InvitationError, record: Option<&InvitationRecord>) -> String {
+    let whom = record
+        .and_then(|r| r.label.as_deref())
+        .filter(|l| !l.trim().is_empty())
+        .map_or_else(|| "the organisation that sent it".to_string(), escape);
+    let (title, text) = match error {
+        InvitationError::Expired(at) => (
+            "This invitation has expired",
+            format!(
+                "<p>It expired at {}.</p>\n<p>Ask {whom} for a new invitation.</p>",
+                rfc3339(*at)
+            ),
+        ),
+        InvitationError::Used(at) => (
+            "This invitation was already used",
+            format!(
+                "<p>It was used at {} and works only once.</p>\n\
+                 <p>If it was you, open the Lanyard app: what it brought is there.</p>\n\
+                 <p>Ask {whom} for a new invitation if you still need one.</p>",
+                rfc3339(*at)
+            ),
+        ),
+        InvitationError::Invalid(problem) => (
+            "This invitation cannot be shown just now",
+            format!(
+                "<p>{}.</p>\n<p>Try the link again in a few minutes.</p>",
+                escape(problem)
+            ),
+        ),
+        InvitationError::Unknown(_) => (
+            "This invitation link does not work",
+            "<p>No invitation has this link.</p>\n\
+             <p>Check that the whole link was copied, or ask the organisation that sent it for a new invitation.</p>"
+                .to_string(),
+        ),
+    };
+    html_page(title, "error", &format!("<h1>{title}</h1>\n{text}"))
 }
 
 #[cfg(test)]
@@ -337,11 +469,52 @@ mod tests {
                 scheme: "lanyard".into(),
                 ..AppLinks::default()
             },
+            false,
         )
         .unwrap();
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("&quot;quoted&quot; &amp; &lt;b&gt;"));
+    }
+
+    #[test]
+    fn error_pages_escape_the_label_and_say_what_to_do() {
+        let mut record = NewInvitation {
+            from: "did:example:org".into(),
+            label: Some("<img src=x onerror=alert(1)>".into()),
+            ..NewInvitation::default()
+        }
+        .build()
+        .unwrap();
+        record.used_at = Some(1_795_478_400);
+        let html = error_page(&record.check().unwrap_err(), Some(&record));
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("Ask &lt;img src=x onerror=alert(1)&gt; for a new invitation"));
+        assert!(html.contains("2026-11-24T00:00:00Z"), "{html}");
+        let unknown = error_page(&InvitationError::Unknown("<b>".into()), None);
+        assert!(
+            unknown.contains("does not work") && !unknown.contains("<b>"),
+            "{unknown}"
+        );
+        let down = error_page(&InvitationError::Invalid("<down>".into()), None);
+        assert!(down.contains("cannot be shown just now") && down.contains("&lt;down&gt;"));
+    }
+
+    #[test]
+    fn field_names_read_as_words() {
+        assert_eq!(field_label("holderFullName"), "Holder full name");
+        assert_eq!(field_label("skill"), "Skill");
+        assert_eq!(field_label("date_of_birth"), "Date of birth");
+        assert_eq!(field_label("verifiedHello1"), "Verified hello1");
+    }
+
+    #[test]
+    fn phones_are_known_by_their_user_agent() {
+        assert!(is_phone(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)"
+        ));
+        assert!(is_phone("Mozilla/5.0 (Linux; Android 14; Pixel 8)"));
+        assert!(!is_phone("Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0"));
     }
 
     #[test]

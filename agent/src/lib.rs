@@ -132,6 +132,10 @@ pub async fn start(config: Config) -> Result<Running, String> {
             })
             .await
     });
+    // `agent org create` finds the agent that holds this data folder here.
+    if let Err(error) = admin::record_address(&config.data_dir, addr) {
+        tracing::warn!(%error, "the agent's address is not recorded in its data folder");
+    }
     tracing::info!(%addr, %did, "agent listening");
     Ok(Running {
         addr,

@@ -31,7 +31,9 @@ enum Command {
 #[derive(Subcommand)]
 enum OrgCommand {
     /// Create an organisation and print its API key (shown this once; only its hash is kept).
-    /// Talks to the running agent if there is one, else opens the data folder itself.
+    /// Reads the configuration `serve` reads; opens the data folder itself when no agent holds
+    /// it, else asks the running agent (at the address it recorded there, or a configured
+    /// one). The admin token goes only over https or to a loopback address.
     Create {
         /// The organisation's name, as customers see it.
         #[arg(long)]

@@ -62,6 +62,7 @@ fn cases(key: &str) -> Vec<Case> {
         "credentialIssuer",
         "credentialType",
         "logoURL",
+        "credentialExpiration",
         "customFields",
         "descriptions",
     ] {
@@ -157,6 +158,16 @@ fn cases(key: &str) -> Vec<Case> {
             "credentialExpiration in the past",
             with("credentialExpiration", Some(json!("2001-01-01"))),
             "credentialExpiration",
+        ),
+        (
+            "credentialExpiration empty",
+            with("credentialExpiration", Some(json!(""))),
+            "credentialExpiration must be a date",
+        ),
+        (
+            "credentialExpiration a number",
+            with("credentialExpiration", Some(json!(1767225600))),
+            "credentialExpiration must be a date string or null",
         ),
         (
             "credentialExpiration impossible date",

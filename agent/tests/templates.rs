@@ -110,19 +110,81 @@ async fn the_seed_example_creates_a_template_shaped_like_the_seeds() {
     assert!(schema_uri.starts_with(&agent.url), "{schema_uri}");
 }
 
+/// `n` templates "Member 0", "Member 1", ... of `org`; the create answers, in order.
+async fn members(org: &OrgClient, n: usize) -> Vec<Value> {
+    let mut made = Vec::new();
+    for n in 0..n {
+        let mut request = seed_template_request();
+        request["templateName"] = json!(format!("Member {n}"));
+        let created = org.call("POST", TEMPLATES, Some(request)).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        made.push(created.body);
+    }
+    made
+}
+
+#[tokio::test]
+async fn a_template_is_found_and_deleted_by_its_id_as_well_as_its_urn() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let globex = OrgClient::create(&agent, "Globex").await;
+    let made = members(&acme, 3).await;
+    let object_id = made[1]["data"]["_id"].as_str().unwrap().to_string();
+    let urn = made[1]["data"]["templateId"].as_str().unwrap().to_string();
+    assert_eq!(object_id.len(), 24, "{object_id}");
+
+    let by_id = format!("{TEMPLATES}/{object_id}");
+    let fetched = acme.call("GET", &by_id, None).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    assert_eq!(fetched.body, made[1], "GET by _id answers what POST did");
+
+    // Another organisation's _id is not found, and nothing of Acme's goes.
+    let theirs = globex.call("GET", &by_id, None).await;
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+    assert!(
+        theirs
+            .message()
+            .contains(&format!("no template has the id {object_id:?}")),
+        "{}",
+        theirs.message()
+    );
+    assert_eq!(globex.call("DELETE", &by_id, None).await.status, 404);
+    // An id shaped like an _id that no template has.
+    let unknown = acme
+        .call("GET", &format!("{TEMPLATES}/{}", "0".repeat(24)), None)
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    let deleted = acme.call("DELETE", &by_id, None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(deleted.body, json!({ "data": { "isSuccess": true } }));
+    for path in [by_id.clone(), format!("{TEMPLATES}/{urn}")] {
+        assert_eq!(acme.call("GET", &path, None).await.status, 404, "{path}");
+    }
+    assert_eq!(
+        acme.call("DELETE", &by_id, None).await.status,
+        404,
+        "deleted once only"
+    );
+    // The others are untouched.
+    let listed = acme.call("GET", TEMPLATES, None).await.body["data"].clone();
+    assert_eq!(listed["totalItem"], 2, "{listed}");
+    for other in [&made[0], &made[2]] {
+        let path = format!("{TEMPLATES}/{}", other["data"]["_id"].as_str().unwrap());
+        assert_eq!(acme.call("GET", &path, None).await.body, *other);
+    }
+}
+
 #[tokio::test]
 async fn listing_pages_through_an_organisations_templates_only() {
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let globex = OrgClient::create(&agent, "Globex").await;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        let mut request = seed_template_request();
-        request["templateName"] = json!(format!("Member {n}"));
-        let created = acme.call("POST", TEMPLATES, Some(request)).await;
-        assert_eq!(created.status, 201, "{}", created.body);
-        ids.push(created.body["data"]["templateId"].clone());
-    }
+    let ids: Vec<Value> = members(&acme, 5)
+        .await
+        .iter()
+        .map(|created| created["data"]["templateId"].clone())
+        .collect();
     globex
         .call("POST", TEMPLATES, Some(seed_template_request()))
         .await;
@@ -329,6 +391,7 @@ async fn the_openapi_description_covers_every_route() {
         (format!("{base}/credential/{{id}}"), "get"),
         (format!("{base}/credential/batch"), "post"),
         (format!("{base}/verification"), "post"),
+        (format!("{base}/verification"), "get"),
         (format!("{base}/verification/{{id}}"), "get"),
         (format!("{base}/callback"), "put"),
         (format!("{base}/callback"), "get"),
@@ -354,4 +417,120 @@ async fn the_openapi_description_covers_every_route() {
             "{name} is not defined"
         );
     }
+}
+
+/// `agent org create --json --name NAME` with `vars`; success, stdout JSON, stderr.
+fn org_create(name: &str, vars: &[(&str, String)]) -> (bool, Value, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_agent"));
+    command
+        .args(["org", "create", "--json", "--name", name])
+        .env_remove("LANYARD_PUBLIC_URL")
+        .env_remove("LANYARD_ADMIN_TOKEN")
+        .env_remove("LANYARD_LISTEN")
+        .env_remove("LANYARD_CONFIG");
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+// The CLI runs as a child process while this test's runtime serves the agent: two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_create_reaches_the_agent_that_holds_the_data_folder_wherever_it_listens() {
+    let data = tempfile::tempdir().unwrap();
+    // Configured in a file, as `serve` reads it: a port nobody listens on by default.
+    let config_file = data.path().join("lanyard.toml");
+    std::fs::write(&config_file, "listen = \"127.0.0.1:0\"\n").unwrap();
+    let running = agent::start(agent::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().join("data"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let vars = [
+        ("LANYARD_CONFIG", config_file.display().to_string()),
+        (
+            "LANYARD_DATA_DIR",
+            data.path().join("data").display().to_string(),
+        ),
+    ];
+    // The agent recorded where it listens in its data folder; the CLI finds it there.
+    let (ok, created, error) = org_create("Vandelay", &vars);
+    assert!(ok, "{error}");
+    assert_eq!(created["name"], "Vandelay");
+    let key = created["apiKey"].as_str().unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("http://{}{TEMPLATES}", running.addr))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the running agent made it");
+
+    // When the agent cannot be reached, the CLI says plainly that it holds the data folder.
+    std::fs::remove_file(data.path().join("data").join("agent.url")).unwrap();
+    let (ok, _, error) = org_create("Kramerica", &vars);
+    assert!(!ok);
+    assert!(
+        error.contains("an agent is running on the data folder")
+            && error.contains("LANYARD_PUBLIC_URL"),
+        "{error}"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_create_never_sends_the_admin_token_over_plain_http_to_another_host() {
+    // Something listens on every interface; the CLI must not talk to it on a public address.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = connected.clone();
+    tokio::spawn(async move {
+        while let Ok((_stream, _)) = listener.accept().await {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // This machine's own non-loopback address, where it has one.
+    let local = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|()| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    let host = local.map_or_else(|| "agent.invalid".to_string(), |ip| ip.to_string());
+    let data = tempfile::tempdir().unwrap();
+    let (ok, _, error) = org_create(
+        "Pendant",
+        &[
+            ("LANYARD_PUBLIC_URL", format!("http://{host}:{port}")),
+            ("LANYARD_ADMIN_TOKEN", support::ADMIN_TOKEN.to_string()),
+            ("LANYARD_LISTEN", "127.0.0.1:9".to_string()),
+            (
+                "LANYARD_DATA_DIR",
+                data.path().join("none").display().to_string(),
+            ),
+        ],
+    );
+    assert!(!ok, "refused");
+    assert!(
+        error.contains(&format!(
+            "not sending the admin token over plain http to {host}"
+        )) && error.contains("https"),
+        "{error}"
+    );
+    assert!(
+        !connected.load(std::sync::atomic::Ordering::SeqCst),
+        "the CLI connected to http://{host}:{port}"
+    );
+    assert!(
+        !data.path().join("none").exists(),
+        "no data folder was made"
+    );
 }

@@ -287,3 +287,98 @@ async fn verification_requests_are_checked_by_name() {
         .await;
     assert_eq!(unknown.status, 404);
 }
+
+#[tokio::test]
+async fn verifications_are_listed_in_pages_and_filtered_by_state() {
+    let setup = setup().await;
+    let body = json!({ "templateId": setup.template, "requiredFields": ["skill"] });
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(ask(&setup, body.clone()).await.0);
+    }
+    // The second one is answered and verified.
+    let created = setup.acme.call("POST", VERIFICATIONS, Some(body)).await;
+    let answered = created.body["data"]["id"].as_str().unwrap().to_string();
+    let invitation =
+        fetch_invitation(created.body["data"]["invitation"]["url"].as_str().unwrap()).await;
+    let attached: Message =
+        serde_json::from_value(invitation["attachments"][0]["data"]["json"].clone()).unwrap();
+    let request = present_proof::parse_request(&attached).unwrap();
+    let presentation = setup
+        .phone
+        .present(&request, std::slice::from_ref(&setup.credential), None);
+    let (_, record) = answer(
+        &setup,
+        &answered,
+        invitation["id"].as_str().unwrap(),
+        presentation,
+    )
+    .await;
+    assert_eq!(record["state"], "verified", "{record}");
+    ids.push(answered.clone());
+
+    let list = |query: &str| {
+        let acme = &setup.acme;
+        let path = format!("{VERIFICATIONS}{query}");
+        async move { acme.call("GET", &path, None).await }
+    };
+    let all = list("").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let page = &all.body["data"];
+    assert_eq!(
+        (
+            page["page"].as_u64(),
+            page["pageSize"].as_u64(),
+            page["totalItem"].as_u64(),
+            page["totalPage"].as_u64()
+        ),
+        (Some(1), Some(10), Some(4), Some(1)),
+        "{page}"
+    );
+    let listed: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids, "every verification once, oldest first");
+    assert_eq!(page["data"][3], record, "each as GET by id shows it");
+
+    let pending = list("?state=pending&page=2&pageSize=2").await.body["data"].clone();
+    assert_eq!(pending["totalItem"], 3, "{pending}");
+    assert_eq!(pending["totalPage"], 2, "{pending}");
+    assert_eq!(pending["data"].as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending["data"][0]["id"], ids[2].as_str());
+    let verified = list("?state=verified").await.body["data"].clone();
+    assert_eq!(verified["totalItem"], 1, "{verified}");
+    assert_eq!(verified["data"][0]["id"], answered.as_str());
+    let failed = list("?state=failed").await.body["data"].clone();
+    assert_eq!(
+        (failed["totalItem"].as_u64(), &failed["data"]),
+        (Some(0), &json!([]))
+    );
+
+    for (query, names) in [
+        (
+            "?state=done",
+            "state must be pending, verified or failed, not \"done\"",
+        ),
+        ("?pageSize=101", "pageSize"),
+        ("?page=0", "page"),
+        ("?templateId=x", "templateId is not a query parameter"),
+    ] {
+        let reply = list(query).await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert!(
+            reply.message().contains(names),
+            "{query}: {}",
+            reply.message()
+        );
+    }
+
+    // Another organisation sees none of them.
+    let globex = OrgClient::create(&setup.agent, "Globex").await;
+    let theirs = globex.call("GET", VERIFICATIONS, None).await;
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert_eq!(theirs.body["data"]["totalItem"], 0);
+}

@@ -80,3 +80,59 @@ async fn the_cli_reads_the_emailed_qr_code_and_receives_the_credential() {
         .to_lowercase()
         .contains("passphrase"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_the_cli_prints_is_whole_whatever_an_inviter_names_itself() {
+    let agent = AgentProcess::start(&[]);
+    let acme = Org::create(&agent, "Acme").await;
+    let (status, customer) = acme
+        .call(
+            "POST",
+            "/customer",
+            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    // The invitation as a wallet reads it, relabelled by whoever passed it on: the label is
+    // shown to people, and it carries a newline, a carriage return and terminal escapes.
+    let mut invitation: Value = reqwest::Client::new()
+        .get(customer["invitation"]["url"].as_str().unwrap())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    invitation["label"] = json!("Acme\nstored credential forged from Bank\r\u{1b}[2K");
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("wallet");
+    let output = Command::new(binary("wallet"))
+        .arg("--dir")
+        .arg(&dir)
+        .args(["accept", &invitation.to_string()])
+        .env("LANYARD_WALLET_PASSPHRASE", "cli test passphrase")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(output.status.success(), "{stderr}");
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(text.ends_with('\n'), "{name} ends mid-line: {text:?}");
+        assert!(!text.contains(['\r', '\u{1b}']), "{name}: {text:?}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("stored credential")),
+            "{name} has a forged line: {text:?}"
+        );
+    }
+    let event = stderr
+        .lines()
+        .find(|l| l.starts_with("connected with"))
+        .unwrap_or_else(|| panic!("no connection event in {stderr:?}"));
+    assert_eq!(
+        event,
+        "connected with Acme\\nstored credential forged from Bank\\r\\u{1b}[2K"
+    );
+}

@@ -145,6 +145,44 @@ pub trait IssuerStorageExt: IssuerStorage {
                 .collect()
         }
     }
+
+    /// Of the records under `prefix` (in key order) that `keep` accepts: those from the
+    /// `skip`th on, at most `limit`, and how many it accepts in all. Reads a page of records
+    /// at a time, so memory stays bounded however many there are.
+    fn filter_json<T, F>(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        keep: F,
+        skip: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<T>, usize), StorageError>> + Send
+    where
+        T: DeserializeOwned + Send,
+        F: Fn(&T) -> bool + Send,
+    {
+        const PAGE: usize = 256;
+        async move {
+            let (mut items, mut accepted, mut offset) = (Vec::new(), 0, 0);
+            loop {
+                let page = self.scan(collection, prefix, offset, PAGE).await?;
+                let read = page.len();
+                for (key, bytes) in page {
+                    let record: T = decode(collection, &key, &bytes)?;
+                    if keep(&record) {
+                        if accepted >= skip && items.len() < limit {
+                            items.push(record);
+                        }
+                        accepted += 1;
+                    }
+                }
+                if read < PAGE {
+                    return Ok((items, accepted));
+                }
+                offset += read;
+            }
+        }
+    }
 }
 
 impl<S: IssuerStorage> IssuerStorageExt for S {}

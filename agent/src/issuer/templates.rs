@@ -7,8 +7,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::store::{IssuerStorage, IssuerStorageExt};
 use super::time::{iso_millis, parse_timestamp};
-use super::ApiError;
+use super::{ApiError, Issuer, Org, TEMPLATES};
 
 /// The fields every template has before its custom ones, with their descriptions and whether
 /// a credential may leave them out.
@@ -178,9 +179,21 @@ impl TemplateSpec {
         {
             return Err(ApiError::field("logoURL", "must be an http(s) URL"));
         }
+        // Required like every field the seed marks so; `null` is "never expires".
         let credential_expiration = match body.get("credentialExpiration") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) if text.trim().is_empty() => None,
+            None => {
+                return Err(ApiError::field(
+                    "credentialExpiration",
+                    "is required (a date, or null for credentials that never expire)",
+                ))
+            }
+            Some(Value::Null) => None,
+            Some(Value::String(text)) if text.trim().is_empty() => {
+                return Err(ApiError::field(
+                    "credentialExpiration",
+                    "must be a date (YYYY-MM-DD) or an RFC 3339 date-time, or null for credentials that never expire; it is empty",
+                ))
+            }
             Some(Value::String(text)) => {
                 let at = parse_timestamp(text.trim()).ok_or_else(|| {
                     ApiError::field(
@@ -440,6 +453,30 @@ impl Template {
             "required": required,
             "additionalProperties": false,
         })
+    }
+}
+
+/// Whether `id` has the shape of a template's `_id` (24 hex digits) rather than a URN.
+fn is_object_id(id: &str) -> bool {
+    id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// A template of `org` by the id an API path names: its `templateId` URN or its `_id`
+    /// (the seed's "Template ID" is either). Another organisation's is not found.
+    pub async fn template_by_either_id(&self, org: &Org, id: &str) -> Result<Template, ApiError> {
+        if !is_object_id(id) {
+            return self.template(org, id).await;
+        }
+        // `_id`s are not indexed: the organisation's own templates are read a page at a time.
+        let prefix = format!("{}/", org.record.id);
+        let (mut found, _) = self
+            .storage()
+            .filter_json(TEMPLATES, &prefix, |t: &Template| t.object_id == id, 0, 1)
+            .await?;
+        found
+            .pop()
+            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {id:?}")))
     }
 }
 

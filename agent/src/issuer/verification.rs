@@ -60,6 +60,18 @@ pub struct Verification {
     pub completed_ms: Option<u64>,
 }
 
+impl VerificationState {
+    /// The state a query names (`pending`, `verified` or `failed`).
+    pub fn parse(text: &str) -> Option<VerificationState> {
+        match text {
+            "pending" => Some(VerificationState::Pending),
+            "verified" => Some(VerificationState::Verified),
+            "failed" => Some(VerificationState::Failed),
+            _ => None,
+        }
+    }
+}
+
 impl Verification {
     pub fn to_api(&self, links: Option<Value>) -> Value {
         let mut value = json!({
@@ -247,6 +259,29 @@ impl<S: IssuerStorage> Issuer<S> {
         all.into_iter()
             .find(|v| v.id == id)
             .ok_or_else(|| ApiError::not_found(&format!("no verification has the id {id:?}")))
+    }
+
+    /// One page of `org`'s verifications, oldest first, in `state` if given, and how many
+    /// there are.
+    pub async fn verifications(
+        &self,
+        org: &Org,
+        state: Option<VerificationState>,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(Vec<Verification>, usize), ApiError> {
+        let prefix = format!("{}/", org.record.id);
+        let skip = (page - 1).saturating_mul(page_size);
+        Ok(self
+            .storage
+            .filter_json(
+                VERIFICATIONS,
+                &prefix,
+                |v: &Verification| state.is_none_or(|s| v.state == s),
+                skip,
+                page_size,
+            )
+            .await?)
     }
 
     /// A wallet's `presentation`: check it, record the outcome, answer the wallet.

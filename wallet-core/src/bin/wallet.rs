@@ -79,53 +79,76 @@ struct Printer {
     json: bool,
 }
 
+/// `text` on one line: control characters (newlines, carriage returns, terminal escapes) and
+/// other invisible ones (bidi overrides), which other parties' names and messages may carry,
+/// are shown escaped (`\n`, `\u{1b}`), so no one can forge or hide a line.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        let plain = matches!(c, '\\' | '\'' | '"') || c.escape_debug().nth(1).is_none();
+        if plain && !c.is_control() {
+            line.push(c);
+        } else {
+            line.extend(c.escape_debug());
+        }
+    }
+    line
+}
+
+/// The line an event is printed as, newline included: JSON, or text for people.
+fn event_line(event: &WalletEvent, as_json: bool) -> String {
+    if as_json {
+        // serde_json escapes control characters: one line.
+        let json = serde_json::to_string(event).unwrap_or_else(|e| {
+            json!({ "event": "problem", "message": format!("an event could not be shown: {e}") })
+                .to_string()
+        });
+        return format!("{json}\n");
+    }
+    let text = match event {
+        WalletEvent::ConnectionEstablished { label, .. } => format!("connected with {label}"),
+        WalletEvent::OfferReceived {
+            offer_id,
+            issuer_name,
+        } => format!("offer {offer_id} from {issuer_name}"),
+        WalletEvent::CredentialStored {
+            credential_id,
+            issuer_name,
+        } => format!("stored credential {credential_id} from {issuer_name}"),
+        WalletEvent::CredentialsRemoved { template_id, count } => match template_id {
+            Some(template) => {
+                format!("{count} credential(s) removed: their template {template} was deleted")
+            }
+            None => format!("{count} credential(s) removed"),
+        },
+        WalletEvent::PresentationRequested {
+            request_id,
+            verifier_name,
+        } => format!("{verifier_name} asks for a credential (request {request_id})"),
+        WalletEvent::PresentationSent { request_id } => format!("presented for {request_id}"),
+        WalletEvent::PresentationResult {
+            request_id,
+            verified,
+            reasons,
+        } => {
+            if *verified {
+                format!("request {request_id}: verified")
+            } else {
+                format!("request {request_id}: failed ({})", reasons.join("; "))
+            }
+        }
+        WalletEvent::Problem { message } => format!("problem: {message}"),
+    };
+    format!("{}\n", one_line(&text))
+}
+
 impl WalletListener for Printer {
     fn on_event(&self, event: WalletEvent) {
-        if self.json {
-            eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
-            return;
-        }
-        let line = match event {
-            WalletEvent::ConnectionEstablished { label, .. } => format!("connected with {label}"),
-            WalletEvent::OfferReceived {
-                offer_id,
-                issuer_name,
-            } => {
-                format!("offer {offer_id} from {issuer_name}")
-            }
-            WalletEvent::CredentialStored {
-                credential_id,
-                issuer_name,
-            } => {
-                format!("stored credential {credential_id} from {issuer_name}")
-            }
-            WalletEvent::CredentialsRemoved { template_id, count } => match template_id {
-                Some(template) => {
-                    format!("{count} credential(s) removed: their template {template} was deleted")
-                }
-                None => format!("{count} credential(s) removed"),
-            },
-            WalletEvent::PresentationRequested {
-                request_id,
-                verifier_name,
-            } => {
-                format!("{verifier_name} asks for a credential (request {request_id})")
-            }
-            WalletEvent::PresentationSent { request_id } => format!("presented for {request_id}"),
-            WalletEvent::PresentationResult {
-                request_id,
-                verified,
-                reasons,
-            } => {
-                if verified {
-                    format!("request {request_id}: verified")
-                } else {
-                    format!("request {request_id}: failed ({})", reasons.join("; "))
-                }
-            }
-            WalletEvent::Problem { message } => format!("problem: {message}"),
-        };
-        eprintln!("{line}");
+        use std::io::Write as _;
+        // One write of the whole line, so lines from live mode's task never interleave.
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(event_line(&event, self.json).as_bytes());
+        let _ = stderr.flush();
     }
 }
 
@@ -194,18 +217,21 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Accepted::Connection(connection) => print(
                     json,
                     serde_json::to_value(&connection).unwrap_or_default(),
-                    format!("connection {} with {}", connection.id, connection.label),
+                    one_line(&format!(
+                        "connection {} with {}",
+                        connection.id, connection.label
+                    )),
                 ),
                 Accepted::PresentationRequest(request) => print(
                     json,
                     serde_json::to_value(&request).unwrap_or_default(),
-                    format!(
+                    one_line(&format!(
                         "request {} from {}: {} (fields: {})",
                         request.id,
                         request.verifier_name,
                         request.purpose,
                         request.required_fields.join(", ")
-                    ),
+                    )),
                 ),
             }
         }
@@ -234,7 +260,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let all = wallet.connections().map_err(e)?;
             let text = all
                 .iter()
-                .map(|c| format!("{}  {}", c.id, c.label))
+                .map(|c| one_line(&format!("{}  {}", c.id, c.label)))
                 .collect::<Vec<_>>()
                 .join("\n");
             print(json, serde_json::to_value(&all).unwrap_or_default(), text);
@@ -249,7 +275,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
-                    format!("{}  from {}: {}", o.id, o.issuer_name, fields.join(", "))
+                    one_line(&format!(
+                        "{}  from {}: {}",
+                        o.id,
+                        o.issuer_name,
+                        fields.join(", ")
+                    ))
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -281,13 +312,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .iter()
                         .map(|f| format!("{}={}", f.name, f.value))
                         .collect();
-                    format!(
+                    one_line(&format!(
                         "{}  {} from {}: {}",
                         c.id,
                         c.name.as_deref().unwrap_or("credential"),
                         c.issuer_name,
                         fields.join(", ")
-                    )
+                    ))
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -311,7 +342,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let text = all
                 .iter()
                 .map(|(r, m)| {
-                    format!(
+                    one_line(&format!(
                         "{}  {} asks for {} ({}); matching: {}",
                         r.id,
                         r.verifier_name,
@@ -322,7 +353,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         } else {
                             m.join(", ")
                         }
-                    )
+                    ))
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -387,5 +418,55 @@ async fn main() -> std::process::ExitCode {
             eprintln!("wallet: {error}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_is_one_line_ending_in_a_newline() {
+        let events = [
+            WalletEvent::Problem {
+                message: "bad\nstored credential forged from Bank\r\u{1b}[2K".into(),
+            },
+            WalletEvent::ConnectionEstablished {
+                connection_id: "c1".into(),
+                label: "Acme\u{202e}kcab".into(),
+            },
+            WalletEvent::PresentationResult {
+                request_id: "r1".into(),
+                verified: false,
+                reasons: vec!["one\n".into(), "two".into()],
+            },
+            WalletEvent::PresentationSent {
+                request_id: "r2".into(),
+            },
+        ];
+        for event in &events {
+            for as_json in [false, true] {
+                let line = event_line(event, as_json);
+                assert!(line.ends_with('\n'), "{line:?}");
+                assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+                assert!(!line.contains(['\r', '\u{1b}']), "{line:?}");
+                // Text is for terminals: nothing invisible reorders it either. (JSON readers
+                // get the name as it was sent.)
+                assert!(as_json || !line.contains('\u{202e}'), "{line:?}");
+                if as_json {
+                    let back: Value = serde_json::from_str(line.trim_end()).unwrap();
+                    assert_eq!(back, serde_json::to_value(event).unwrap());
+                }
+            }
+        }
+        assert_eq!(
+            event_line(&events[0], false),
+            "problem: bad\\nstored credential forged from Bank\\r\\u{1b}[2K\n"
+        );
+        assert_eq!(
+            one_line("Café \"Zoë\" \\ O'Brien"),
+            "Café \"Zoë\" \\ O'Brien",
+            "printable text is left alone"
+        );
     }
 }
