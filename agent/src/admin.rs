@@ -4,11 +4,86 @@
 
 use std::sync::Arc;
 
+use axum::http::{header, HeaderMap};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::issuer::store::SledIssuerStorage;
 use crate::issuer::Issuer;
+
+/// The shortest admin token the agent accepts, from `LANYARD_ADMIN_TOKEN` or the token file.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// The admin bearer token (`/admin/*`): at least [`MIN_ADMIN_TOKEN_LEN`] visible ASCII
+/// characters, zeroized when dropped, `[redacted]` in `Debug`.
+#[derive(Clone)]
+pub struct AdminToken(Zeroizing<String>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken([redacted])")
+    }
+}
+
+/// Why an admin token was refused at start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error(
+        "{origin} holds an admin token of {len} characters; at least {MIN_ADMIN_TOKEN_LEN} are required"
+    )]
+    TooShort { origin: String, len: usize },
+    #[error("{origin}: the admin token must be visible ASCII characters without spaces")]
+    NotPrintable { origin: String },
+}
+
+impl AdminToken {
+    /// Checks a token read from `source` (the variable's or the file's name, for the error);
+    /// surrounding whitespace (a file's final newline) is not part of it.
+    pub fn new(token: &str, source: &str) -> Result<AdminToken, AdminTokenError> {
+        let token = token.trim();
+        let len = token.chars().count();
+        if len < MIN_ADMIN_TOKEN_LEN {
+            return Err(AdminTokenError::TooShort {
+                origin: source.to_string(),
+                len,
+            });
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AdminTokenError::NotPrintable {
+                origin: source.to_string(),
+            });
+        }
+        Ok(AdminToken(Zeroizing::new(token.to_string())))
+    }
+
+    /// The token, to send as a bearer token.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <this token>`, compared in constant time.
+    /// A missing or empty token never matches.
+    pub fn authorises(&self, headers: &HeaderMap) -> bool {
+        use subtle::ConstantTimeEq;
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        !given.is_empty()
+            && !self.0.is_empty()
+            && bool::from(given.as_bytes().ct_eq(self.0.as_bytes()))
+    }
+}
+
+/// The admin token of `config`: `LANYARD_ADMIN_TOKEN`, else the one kept in the data folder.
+pub fn admin_token(config: &Config) -> Result<AdminToken, String> {
+    match &config.admin_token {
+        Some(token) => AdminToken::new(token, "LANYARD_ADMIN_TOKEN").map_err(|e| e.to_string()),
+        None => crate::identity::admin_token(&config.data_dir),
+    }
+}
 
 /// The URL the running agent of `config` answers at.
 fn agent_url(config: &Config) -> String {
@@ -24,17 +99,14 @@ fn agent_url(config: &Config) -> String {
 /// Creates an organisation; returns it as the API shows it, with its API key.
 pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
     let url = agent_url(config);
-    let token = match &config.admin_token {
-        Some(token) => token.clone(),
-        None => crate::identity::admin_token(&config.data_dir)?,
-    };
+    let token = admin_token(config)?;
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
     match client
         .post(format!("{url}/admin/orgs"))
-        .bearer_auth(&token)
+        .bearer_auth(token.expose())
         .json(&json!({ "name": name }))
         .send()
         .await
@@ -62,8 +134,12 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
 /// Creates the organisation in the data folder, with no agent running.
 async fn create_offline(config: &Config, url: &str, name: &str) -> Result<Value, String> {
     let identity = crate::identity::load_or_create(&config.data_dir, &format!("{url}/didcomm"))?;
-    let storage = SledIssuerStorage::open(&config.data_dir.join("issuer"), config.commit_window)
-        .map_err(|e| format!("issuer store (is the agent running elsewhere?): {e}"))?;
+    let storage = SledIssuerStorage::open(
+        &config.data_dir.join("issuer"),
+        config.commit_window,
+        &*identity.issuer_store_key()?,
+    )
+    .map_err(|e| format!("issuer store (is the agent running elsewhere?): {e}"))?;
     let issuer = Issuer::new(
         storage,
         identity.keys.clone(),

@@ -3,7 +3,11 @@
 //! customers, issued credentials and verifications are typed layers over it (`issuer::*`), so
 //! a shared PostgreSQL backend needs only a `(collection, key, value)` table to follow.
 //! [`SledIssuerStorage`] is the embedded default; like the mediator's store, every write
-//! returns only once it is on disk (group commit).
+//! returns only once it is on disk (group commit). It seals every value at rest (customers'
+//! names, emails and phone numbers, credential values, everything) with the wallet store's
+//! record sealing ([`wallet_core::store::Sealer`], XChaCha20-Poly1305) under a data key kept
+//! in the identity store; keys (collection and ids, no personal data) stay readable so that
+//! prefix scans and ordering work.
 
 use std::future::Future;
 use std::path::Path;
@@ -12,10 +16,13 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use wallet_core::store::Sealer;
+
 use crate::storage::{GroupCommit, StorageError};
 
-/// One write of an atomic batch: a record to put, or a key to delete.
-#[derive(Clone, Debug)]
+/// One write of an atomic batch: a record to put, or a key to delete. `Debug` shows a put's
+/// value only by its length (records hold personal data).
+#[derive(Clone)]
 pub enum Write {
     Put {
         collection: &'static str,
@@ -50,8 +57,31 @@ impl Write {
     }
 }
 
-/// A condition an atomic batch checks before it writes anything.
-#[derive(Clone, Debug)]
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Write::Put {
+                collection,
+                key,
+                value,
+            } => f
+                .debug_struct("Put")
+                .field("collection", collection)
+                .field("key", key)
+                .field("value", &format_args!("[redacted {} bytes]", value.len()))
+                .finish(),
+            Write::Delete { collection, key } => f
+                .debug_struct("Delete")
+                .field("collection", collection)
+                .field("key", key)
+                .finish(),
+        }
+    }
+}
+
+/// A condition an atomic batch checks before it writes anything. `Debug` shows an expected
+/// value only by its length.
+#[derive(Clone)]
 pub enum Expect {
     /// The key must not exist yet.
     Absent {
@@ -64,6 +94,28 @@ pub enum Expect {
         key: String,
         value: Vec<u8>,
     },
+}
+
+impl std::fmt::Debug for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Absent { collection, key } => f
+                .debug_struct("Absent")
+                .field("collection", collection)
+                .field("key", key)
+                .finish(),
+            Expect::Equals {
+                collection,
+                key,
+                value,
+            } => f
+                .debug_struct("Equals")
+                .field("collection", collection)
+                .field("key", key)
+                .field("value", &format_args!("[redacted {} bytes]", value.len()))
+                .finish(),
+        }
+    }
 }
 
 /// Why a batch was not applied.
@@ -148,11 +200,18 @@ fn decode<T: DeserializeOwned>(
         .map_err(|e| StorageError::Corrupt(format!("{collection}/{key}: {e}")))
 }
 
-/// The embedded sled backend: one tree, keys `collection \0 key`.
+/// The embedded sled backend: one tree, keys `collection \0 key`, values sealed with the
+/// collection as the sealing's tree and the full key as its place (a value copied to another
+/// key does not open).
 pub struct SledIssuerStorage {
     tree: sled::Db,
     commit: GroupCommit,
+    sealer: Sealer,
 }
+
+/// The sled tree recording the values' format, and its one entry.
+const FORMAT_TREE: &str = "format";
+const SEALED_V1: &[u8] = b"sealed-v1";
 
 fn full_key(collection: &str, key: &str) -> Vec<u8> {
     let mut full = Vec::with_capacity(collection.len() + 1 + key.len());
@@ -163,18 +222,90 @@ fn full_key(collection: &str, key: &str) -> Vec<u8> {
 }
 
 impl SledIssuerStorage {
-    pub fn open(path: &Path, commit_window: Duration) -> Result<SledIssuerStorage, StorageError> {
+    /// Opens the store at `path`, its values sealed under `data_key`. A store written before
+    /// values were sealed has them sealed now, in one batch, before anything reads it.
+    pub fn open(
+        path: &Path,
+        commit_window: Duration,
+        data_key: &[u8; 32],
+    ) -> Result<SledIssuerStorage, StorageError> {
         let db = wallet_core::store::open_sled(
             sled::Config::new()
                 .path(path)
                 .flush_every_ms(None)
                 .cache_capacity(32 << 20),
         )?;
-        Ok(SledIssuerStorage {
+        let storage = SledIssuerStorage {
             commit: GroupCommit::start(db.clone(), commit_window)?,
             tree: db,
-        })
+            sealer: Sealer::new(data_key),
+        };
+        storage.seal_plaintext_values()?;
+        Ok(storage)
     }
+
+    /// Seals the values of a store from before sealing (no format record), then records the
+    /// format; durable on return.
+    fn seal_plaintext_values(&self) -> Result<(), StorageError> {
+        let format = self.tree.open_tree(FORMAT_TREE)?;
+        match format.get("values")? {
+            Some(version) if version.as_ref() == SEALED_V1 => return Ok(()),
+            Some(_) => {
+                return Err(StorageError::Corrupt(
+                    "the issuer store's values are in an unknown format".into(),
+                ))
+            }
+            None => {}
+        }
+        let mut batch = sled::Batch::default();
+        let mut sealed = 0usize;
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            let collection = collection_of(&key)?;
+            batch.insert(key.clone(), self.seal(collection, &key, &value)?);
+            sealed += 1;
+        }
+        self.tree.apply_batch(batch)?;
+        format.insert("values", SEALED_V1)?;
+        self.tree.flush()?;
+        if sealed > 0 {
+            tracing::info!(records = sealed, "issuer store: plaintext values sealed");
+        }
+        Ok(())
+    }
+
+    fn seal(
+        &self,
+        collection: &str,
+        full_key: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        self.sealer
+            .seal(collection, full_key, value)
+            .map_err(|e| StorageError::Backend(e.to_string()))
+    }
+
+    /// The value stored under `full_key`, opened.
+    fn open_value(
+        &self,
+        collection: &str,
+        full_key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        self.sealer
+            .open(collection, full_key, sealed)
+            .map(|value| value.to_vec())
+            .map_err(|e| StorageError::Corrupt(e.to_string()))
+    }
+}
+
+/// The collection part of a full key (`collection \0 key`).
+fn collection_of(full_key: &[u8]) -> Result<&str, StorageError> {
+    full_key
+        .iter()
+        .position(|&b| b == 0)
+        .and_then(|end| std::str::from_utf8(&full_key[..end]).ok())
+        .ok_or_else(|| StorageError::Corrupt("a key of the issuer store has no collection".into()))
 }
 
 impl IssuerStorage for SledIssuerStorage {
@@ -183,10 +314,11 @@ impl IssuerStorage for SledIssuerStorage {
         collection: &'static str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .tree
-            .get(full_key(collection, key))?
-            .map(|v| v.to_vec()))
+        let full = full_key(collection, key);
+        self.tree
+            .get(&full)?
+            .map(|sealed| self.open_value(collection, &full, &sealed))
+            .transpose()
     }
 
     async fn scan(
@@ -204,11 +336,12 @@ impl IssuerStorage for SledIssuerStorage {
             .skip(skip)
             .take(limit)
         {
-            let (key, value) = entry?;
-            let key = std::str::from_utf8(&key[start..])
+            let (full, sealed) = entry?;
+            let value = self.open_value(collection, &full, &sealed)?;
+            let key = std::str::from_utf8(&full[start..])
                 .map_err(|_| StorageError::Corrupt(format!("{collection}: a key is not UTF-8")))?
                 .to_string();
-            found.push((key, value.to_vec()));
+            found.push((key, value));
         }
         Ok(found)
     }
@@ -224,6 +357,22 @@ impl IssuerStorage for SledIssuerStorage {
 
     async fn apply(&self, expect: Vec<Expect>, writes: Vec<Write>) -> Result<(), BatchError> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
+        // Sealed before the transaction, which sled may run more than once.
+        let mut sealed_writes = Vec::with_capacity(writes.len());
+        for write in &writes {
+            sealed_writes.push(match write {
+                Write::Put {
+                    collection,
+                    key,
+                    value,
+                } => {
+                    let full = full_key(collection, key);
+                    let sealed = self.seal(collection, &full, value)?;
+                    (full, Some(sealed))
+                }
+                Write::Delete { collection, key } => (full_key(collection, key), None),
+            });
+        }
         let outcome = self.tree.transaction(|tx| {
             for condition in &expect {
                 let holds = match condition {
@@ -234,25 +383,30 @@ impl IssuerStorage for SledIssuerStorage {
                         collection,
                         key,
                         value,
-                    } => tx
-                        .get(full_key(collection, key))?
-                        .is_some_and(|current| current.as_ref() == value.as_slice()),
+                    } => {
+                        let full = full_key(collection, key);
+                        match tx.get(&full)? {
+                            None => false,
+                            Some(current) => {
+                                let current = self
+                                    .open_value(collection, &full, &current)
+                                    .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+                                current == *value
+                            }
+                        }
+                    }
                 };
                 if !holds {
-                    return Err(ConflictableTransactionError::Abort(()));
+                    return Err(ConflictableTransactionError::Abort(None));
                 }
             }
-            for write in &writes {
-                match write {
-                    Write::Put {
-                        collection,
-                        key,
-                        value,
-                    } => {
-                        tx.insert(full_key(collection, key), value.as_slice())?;
+            for (full, sealed) in &sealed_writes {
+                match sealed {
+                    Some(sealed) => {
+                        tx.insert(full.as_slice(), sealed.as_slice())?;
                     }
-                    Write::Delete { collection, key } => {
-                        tx.remove(full_key(collection, key))?;
+                    None => {
+                        tx.remove(full.as_slice())?;
                     }
                 }
             }
@@ -260,7 +414,8 @@ impl IssuerStorage for SledIssuerStorage {
         });
         match outcome {
             Ok(()) => {}
-            Err(TransactionError::Abort(())) => return Err(BatchError::Conflict),
+            Err(TransactionError::Abort(None)) => return Err(BatchError::Conflict),
+            Err(TransactionError::Abort(Some(error))) => return Err(error.into()),
             Err(TransactionError::Storage(error)) => return Err(StorageError::from(error).into()),
         }
         self.commit.durable().await?;
@@ -274,7 +429,8 @@ mod tests {
 
     fn storage() -> (tempfile::TempDir, SledIssuerStorage) {
         let dir = tempfile::tempdir().unwrap();
-        let storage = SledIssuerStorage::open(&dir.path().join("issuer"), Duration::ZERO).unwrap();
+        let storage =
+            SledIssuerStorage::open(&dir.path().join("issuer"), Duration::ZERO, &[7; 32]).unwrap();
         (dir, storage)
     }
 

@@ -96,6 +96,20 @@ fn domain_of(public_url: &str) -> String {
         .to_string()
 }
 
+/// Why a presentation is refused as relayed: its holder proves possession of the holder's key
+/// only to whoever asked (the challenge and domain), so whoever hands it over must be the holder
+/// itself. A party that forwards someone else's presentation from its own DID (authcrypt
+/// sender) is refused before anything is fetched or checked.
+fn relayed(sender: &str, vp: &Value) -> Option<String> {
+    match vp.get("holder").and_then(Value::as_str) {
+        Some(holder) if holder == sender => None,
+        Some(holder) => Some(format!(
+            "the presentation was sent by {sender}, not by its holder {holder}: a relayed presentation is refused"
+        )),
+        None => Some("the presentation names no holder".into()),
+    }
+}
+
 impl<S: IssuerStorage> Issuer<S> {
     /// Creates a verification request: `{templateId, requiredFields?, purpose?}`.
     pub async fn create_verification(
@@ -276,7 +290,10 @@ impl<S: IssuerStorage> Issuer<S> {
             ));
         }
         let now = now_ms();
-        let outcome = self.check_presentation(&record, &vp, now / 1000).await;
+        let outcome = match relayed(sender, &vp) {
+            Some(reason) => Err(vec![reason]),
+            None => self.check_presentation(&record, &vp, now / 1000).await,
+        };
         let before = serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
         let mut done = record.clone();
         done.completed_ms = Some(now);

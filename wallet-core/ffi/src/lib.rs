@@ -97,14 +97,19 @@ impl wallet_core::store::KeyProtector for Protector {
     }
 }
 
-/// A field of a credential or an offer.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+/// A field of a credential or an offer. `Debug` redacts the value.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Field {
     pub name: String,
     pub value: String,
     /// What the field means, from the issuer's template.
     pub description: Option<String>,
 }
+
+wallet_core::redacted_debug!(Field {
+    shown: [name, description],
+    redacted: [value],
+});
 
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct ConnectionInfo {
@@ -115,7 +120,8 @@ pub struct ConnectionInfo {
     pub created_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+/// An offer. `Debug` redacts the comment and the fields' values.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OfferInfo {
     pub id: String,
     pub issuer_name: String,
@@ -124,7 +130,13 @@ pub struct OfferInfo {
     pub received_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+wallet_core::redacted_debug!(OfferInfo {
+    shown: [id, issuer_name, fields, received_at],
+    redacted: [comment],
+});
+
+/// A stored credential. `Debug` redacts the fields' values and the signed credential.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CredentialInfo {
     pub id: String,
     pub name: Option<String>,
@@ -139,10 +151,34 @@ pub struct CredentialInfo {
     pub json: String,
 }
 
+wallet_core::redacted_debug!(CredentialInfo {
+    shown: [
+        id,
+        name,
+        issuer_name,
+        issuer_did,
+        template_id,
+        fields,
+        valid_from,
+        valid_until,
+        stored_at
+    ],
+    redacted: [json],
+});
+
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct PresentationRequestInfo {
     pub id: String,
+    /// What the verifier calls itself (the invitation's label): a claim, not proven. Show it
+    /// beside `verified_domain`.
     pub verifier_name: String,
+    /// The verifier's DID; the answer is encrypted to it.
+    pub verifier_did: String,
+    /// The domain the presentation would be bound to, as the verifier asked.
+    pub domain: String,
+    /// `domain` when the wallet checked that the verifier is reached through that host (its
+    /// DIDComm endpoint, or its did:web); null when the request's domain is not the verifier's.
+    pub verified_domain: Option<String>,
     pub purpose: String,
     pub template_id: String,
     pub required_fields: Vec<String>,
@@ -273,6 +309,9 @@ fn request_info(r: core::RequestRecord, matching: Vec<String>) -> PresentationRe
     PresentationRequestInfo {
         id: r.id,
         verifier_name: r.verifier_name,
+        verifier_did: r.verifier_did,
+        domain: r.domain,
+        verified_domain: r.verified_domain,
         purpose: r.purpose,
         template_id: r.template_id,
         required_fields: r.required_fields,
