@@ -223,55 +223,37 @@ fn full_key(collection: &str, key: &str) -> Vec<u8> {
 
 impl SledIssuerStorage {
     /// Opens the store at `path`, its values sealed under `data_key`. A store written before
-    /// values were sealed has them sealed now, in one batch, before anything reads it.
+    /// values were sealed is rewritten sealed first (see `seal_old_store`).
     pub fn open(
         path: &Path,
         commit_window: Duration,
         data_key: &[u8; 32],
     ) -> Result<SledIssuerStorage, StorageError> {
-        let db = wallet_core::store::open_sled(
-            sled::Config::new()
-                .path(path)
-                .flush_every_ms(None)
-                .cache_capacity(32 << 20),
-        )?;
-        let storage = SledIssuerStorage {
+        let sealer = Sealer::new(data_key);
+        finish_rewrite(path)?;
+        let open = || {
+            wallet_core::store::open_sled(
+                sled::Config::new()
+                    .path(path)
+                    .flush_every_ms(None)
+                    .cache_capacity(32 << 20),
+            )
+        };
+        let mut db = open()?;
+        if !is_sealed(&db)? {
+            if db.is_empty() {
+                mark_sealed(&db)?;
+            } else {
+                drop(db);
+                seal_old_store(path, &sealer)?;
+                db = open()?;
+            }
+        }
+        Ok(SledIssuerStorage {
             commit: GroupCommit::start(db.clone(), commit_window)?,
             tree: db,
-            sealer: Sealer::new(data_key),
-        };
-        storage.seal_plaintext_values()?;
-        Ok(storage)
-    }
-
-    /// Seals the values of a store from before sealing (no format record), then records the
-    /// format; durable on return.
-    fn seal_plaintext_values(&self) -> Result<(), StorageError> {
-        let format = self.tree.open_tree(FORMAT_TREE)?;
-        match format.get("values")? {
-            Some(version) if version.as_ref() == SEALED_V1 => return Ok(()),
-            Some(_) => {
-                return Err(StorageError::Corrupt(
-                    "the issuer store's values are in an unknown format".into(),
-                ))
-            }
-            None => {}
-        }
-        let mut batch = sled::Batch::default();
-        let mut sealed = 0usize;
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
-            let collection = collection_of(&key)?;
-            batch.insert(key.clone(), self.seal(collection, &key, &value)?);
-            sealed += 1;
-        }
-        self.tree.apply_batch(batch)?;
-        format.insert("values", SEALED_V1)?;
-        self.tree.flush()?;
-        if sealed > 0 {
-            tracing::info!(records = sealed, "issuer store: plaintext values sealed");
-        }
-        Ok(())
+            sealer,
+        })
     }
 
     fn seal(
@@ -297,6 +279,73 @@ impl SledIssuerStorage {
             .map(|value| value.to_vec())
             .map_err(|e| StorageError::Corrupt(e.to_string()))
     }
+}
+
+/// Whether the values of `db` are recorded as sealed.
+fn is_sealed(db: &sled::Db) -> Result<bool, StorageError> {
+    match db.open_tree(FORMAT_TREE)?.get("values")? {
+        Some(version) if version.as_ref() == SEALED_V1 => Ok(true),
+        Some(_) => Err(StorageError::Corrupt(
+            "the issuer store's values are in an unknown format".into(),
+        )),
+        None => Ok(false),
+    }
+}
+
+fn mark_sealed(db: &sled::Db) -> Result<(), StorageError> {
+    db.open_tree(FORMAT_TREE)?.insert("values", SEALED_V1)?;
+    db.flush()?;
+    Ok(())
+}
+
+/// Completes a rewrite by `seal_old_store` that a crash interrupted between its renames.
+fn finish_rewrite(path: &Path) -> Result<(), StorageError> {
+    let io = |what: &str, e: std::io::Error| StorageError::Backend(format!("{what}: {e}"));
+    let (sealing, old) = (
+        path.with_extension("sealing"),
+        path.with_extension("plaintext"),
+    );
+    if !path.exists() && sealing.exists() {
+        // The sealed copy was complete (flushed) before the old store was set aside.
+        std::fs::rename(&sealing, path).map_err(|e| io("putting the sealed store in place", e))?;
+    }
+    if path.exists() && old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| io("deleting the plaintext store", e))?;
+    }
+    Ok(())
+}
+
+/// Rewrites a store from before sealing: every value sealed into a new database beside it,
+/// which then takes the old one's place, and the old one is deleted. (Sealing in place would
+/// leave the plaintext in sled's log until it happened to be compacted.) A crash midway leaves
+/// either the old store, which is rewritten again at the next start, or the new one.
+fn seal_old_store(path: &Path, sealer: &Sealer) -> Result<(), StorageError> {
+    let io = |what: &str, e: std::io::Error| StorageError::Backend(format!("{what}: {e}"));
+    let sealing = path.with_extension("sealing");
+    let old = path.with_extension("plaintext");
+    if sealing.exists() {
+        std::fs::remove_dir_all(&sealing).map_err(|e| io("removing an unfinished rewrite", e))?;
+    }
+    let mut records = 0usize;
+    {
+        let from = wallet_core::store::open_sled(sled::Config::new().path(path))?;
+        let to = wallet_core::store::open_sled(sled::Config::new().path(&sealing))?;
+        for entry in from.iter() {
+            let (key, value) = entry?;
+            let collection = collection_of(&key)?;
+            let sealed = sealer
+                .seal(collection, &key, &value)
+                .map_err(|e| StorageError::Backend(e.to_string()))?;
+            to.insert(key, sealed)?;
+            records += 1;
+        }
+        mark_sealed(&to)?;
+    }
+    std::fs::rename(path, &old).map_err(|e| io("setting the plaintext store aside", e))?;
+    std::fs::rename(&sealing, path).map_err(|e| io("putting the sealed store in place", e))?;
+    std::fs::remove_dir_all(&old).map_err(|e| io("deleting the plaintext store", e))?;
+    tracing::info!(records, "issuer store: rewritten with its values sealed");
+    Ok(())
 }
 
 /// The collection part of a full key (`collection \0 key`).
@@ -474,5 +523,147 @@ mod tests {
             value: b"7".to_vec(),
         };
         assert!(storage.apply(vec![stale], vec![]).await.is_err());
+        // An expectation compares the opened value, not the sealed bytes.
+        let current = Expect::Equals {
+            collection: "t",
+            key: "a".into(),
+            value: b"1".to_vec(),
+        };
+        storage
+            .apply(vec![current], vec![Write::put("t", "a", &5).unwrap()])
+            .await
+            .unwrap();
+        assert_eq!(storage.get_json::<u32>("t", "a").await.unwrap(), Some(5));
+    }
+
+    /// Whether `needle` is anywhere in the files of `dir`.
+    fn on_disk(dir: &Path, needle: &[u8]) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                on_disk(&path, needle)
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                bytes.windows(needle.len()).any(|w| w == needle)
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn values_are_sealed_at_rest_and_bound_to_their_key() {
+        let (dir, storage) = storage();
+        let secret = "jane.secret@example.com";
+        storage
+            .apply(
+                vec![],
+                vec![Write::put("customers", "o/1", &secret).unwrap()],
+            )
+            .await
+            .unwrap();
+        storage.tree.flush().unwrap();
+        assert!(!on_disk(dir.path(), secret.as_bytes()), "sealed on disk");
+        assert_eq!(
+            storage
+                .get_json::<String>("customers", "o/1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(secret)
+        );
+        // A sealed value copied under another key does not open there.
+        let sealed = storage
+            .tree
+            .get(full_key("customers", "o/1"))
+            .unwrap()
+            .unwrap();
+        storage
+            .tree
+            .insert(full_key("customers", "o/2"), sealed)
+            .unwrap();
+        let error = storage.get("customers", "o/2").await.unwrap_err();
+        assert!(
+            error.to_string().contains("does not authenticate"),
+            "{error}"
+        );
+        // Nor under another data key.
+        drop(storage);
+        let other =
+            SledIssuerStorage::open(&dir.path().join("issuer"), Duration::ZERO, &[8; 32]).unwrap();
+        assert!(other.get("customers", "o/1").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_sealing_is_sealed_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("issuer");
+        {
+            let db = sled::open(&path).unwrap();
+            db.insert(
+                full_key("customers", "o/1"),
+                b"\"Jane Plaintext\"".as_slice(),
+            )
+            .unwrap();
+            db.flush().unwrap();
+        }
+        let storage = SledIssuerStorage::open(&path, Duration::ZERO, &[7; 32]).unwrap();
+        assert_eq!(
+            storage
+                .get_json::<String>("customers", "o/1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("Jane Plaintext")
+        );
+        drop(storage);
+        let storage = SledIssuerStorage::open(&path, Duration::ZERO, &[7; 32]).unwrap();
+        assert_eq!(
+            storage
+                .get_json::<String>("customers", "o/1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("Jane Plaintext"),
+            "sealed once: opening again reads it"
+        );
+        drop(storage);
+        assert!(!on_disk(dir.path(), b"Jane Plaintext"));
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_cut_short_between_its_renames_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("issuer");
+        {
+            let sealed = SledIssuerStorage::open(&path, Duration::ZERO, &[7; 32]).unwrap();
+            sealed
+                .apply(vec![], vec![Write::put("t", "a", &1).unwrap()])
+                .await
+                .unwrap();
+        }
+        // The crash came after the plaintext store was set aside, before the sealed one
+        // took its place.
+        std::fs::rename(&path, path.with_extension("sealing")).unwrap();
+        std::fs::create_dir(path.with_extension("plaintext")).unwrap();
+        let storage = SledIssuerStorage::open(&path, Duration::ZERO, &[7; 32]).unwrap();
+        assert_eq!(storage.get_json::<u32>("t", "a").await.unwrap(), Some(1));
+        assert!(!path.with_extension("sealing").exists());
+        assert!(!path.with_extension("plaintext").exists());
+    }
+
+    #[test]
+    fn writes_show_no_value() {
+        let write = Write::put("customers", "o/1", &"jane@example.com").unwrap();
+        let expect = Expect::Equals {
+            collection: "customers",
+            key: "o/1".into(),
+            value: b"jane@example.com".to_vec(),
+        };
+        for shown in [format!("{write:?}"), format!("{expect:?}")] {
+            assert!(!shown.contains("jane"), "{shown}");
+            assert!(
+                shown.contains("[redacted") && shown.contains("o/1"),
+                "{shown}"
+            );
+        }
     }
 }
