@@ -147,3 +147,52 @@ fn the_configuration_shows_no_secret() {
         "the rest is shown: {shown}"
     );
 }
+
+#[test]
+fn records_holding_customer_data_show_none_of_it() {
+    use agent::issuer::customers::{AutoIssue, Medium, NewCustomer};
+    use agent::issuer::exchange::{CredentialState, IssuedCredential};
+    use serde_json::json;
+    let values: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(json!({ "skill": "secret-skill-value" })).unwrap();
+    let customer = NewCustomer {
+        name: "Jane Secretname".into(),
+        medium: Medium::Sms,
+        email: Some("jane.secret@example.com".into()),
+        phone_number: Some("+14155550199".into()),
+        organization_label: Some("Acme".into()),
+        email_template: None,
+        auto_issue: Some(AutoIssue {
+            template_id: "urn:template:t".into(),
+            values: values.clone(),
+        }),
+    };
+    let issued = IssuedCredential {
+        id: "urn:uuid:1".into(),
+        org_id: "o".into(),
+        template_id: "urn:template:t".into(),
+        customer_id: None,
+        holder_did: "did:peer:2.x".into(),
+        thid: "t".into(),
+        state: CredentialState::Issued,
+        values,
+        detail: json!({ "credentialSubject": { "skill": "secret-skill-value" } }),
+        status_index: 3,
+        credential: Some(json!({ "credentialSubject": { "skill": "secret-skill-value" } })),
+        problem: None,
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    for shown in [format!("{customer:?}"), format!("{issued:?}")] {
+        for secret in [
+            "Secretname",
+            "jane.secret",
+            "+14155550199",
+            "secret-skill-value",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+    assert!(format!("{issued:?}").contains("status_index: 3"));
+}

@@ -34,8 +34,9 @@ pub enum VerificationState {
     Failed,
 }
 
-/// A verification request and, once answered, its outcome.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A verification request and, once answered, its outcome. `Debug` redacts the disclosed
+/// values.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     pub id: String,
     pub org_id: String,
@@ -59,6 +60,30 @@ pub struct Verification {
     pub created_ms: u64,
     pub completed_ms: Option<u64>,
 }
+
+wallet_core::redacted_debug!(Verification {
+    shown: [
+        id,
+        org_id,
+        key,
+        template_id,
+        required_fields,
+        purpose,
+        challenge,
+        domain,
+        request_id,
+        invitation_code,
+        invitation_id,
+        state,
+        reasons,
+        holder,
+        credential_id,
+        issuer,
+        created_ms,
+        completed_ms
+    ],
+    redacted: [disclosed],
+});
 
 impl Verification {
     pub fn to_api(&self, links: Option<Value>) -> Value {

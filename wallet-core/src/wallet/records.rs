@@ -241,3 +241,50 @@ pub(crate) fn fields_of(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn offers_and_credentials_show_no_personal_data_in_debug() {
+        let offer = OfferRecord {
+            id: "thread-1".into(),
+            connection_id: "c".into(),
+            issuer_name: "Acme".into(),
+            comment: Some("for Jane Secretname".into()),
+            attributes: vec![("email".into(), "jane.secret@example.com".into())],
+            descriptions: vec![("email".into(), "Email address".into())],
+            detail: json!({ "credentialSubject": { "email": "jane.secret@example.com" } }),
+            state: OfferState::Pending,
+            received_at: 1,
+        };
+        let credential = StoredCredential {
+            id: "urn:uuid:1".into(),
+            connection_id: "c".into(),
+            issuer_did: "did:web:acme.example".into(),
+            issuer_name: "Acme".into(),
+            name: Some("Membership".into()),
+            template_id: None,
+            fields: vec![CredentialField {
+                name: "email".into(),
+                value: "jane.secret@example.com".into(),
+                description: Some("Email address".into()),
+            }],
+            valid_from: None,
+            valid_until: None,
+            credential: json!({ "credentialSubject": { "email": "jane.secret@example.com" } }),
+            stored_at: 2,
+        };
+        for shown in [format!("{offer:?}"), format!("{credential:?}")] {
+            assert!(!shown.contains("jane.secret"), "{shown}");
+            assert!(!shown.contains("Secretname"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+            assert!(
+                shown.contains("Email address"),
+                "descriptions are shown: {shown}"
+            );
+        }
+    }
+}
