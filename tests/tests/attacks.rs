@@ -382,6 +382,21 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
         "the rogue is not reached through Acme's domain, so the wallet shows none"
     );
 
+    // Acme's own link to the same request now names another verifier than the one the
+    // wallet holds it from: refused, naming it, rather than shown as Acme's.
+    let same = wallet
+        .accept_invitation(verification["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&same, WalletError::Refused(..))
+            && same
+                .to_string()
+                .contains("already received from another verifier")
+            && same.to_string().contains(&rogue.did),
+        "{same}"
+    );
+
     // The customer presents anyway; the rogue forwards the presentation to Acme from its own
     // DID. Acme refuses it: the sender is not the holder.
     wallet

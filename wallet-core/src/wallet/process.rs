@@ -404,6 +404,18 @@ impl Wallet {
             .store
             .get_json::<RequestRecord>(REQUESTS, &request.thid)?
         {
+            // The same request from another DID is someone passing a verifier's request off
+            // as its own (or the verifier's own, after such a copy): answering it could send
+            // the presentation to the wrong party, so it is refused.
+            if existing.verifier_did != verifier {
+                return Err(WalletError::Refused(
+                    verifier.to_string(),
+                    format!(
+                        "this request was already received from another verifier ({}); it is not answered",
+                        existing.verifier_did
+                    ),
+                ));
+            }
             return Ok(existing);
         }
         let verified_domain = self.verified_domain(verifier, &request.domain).await;
