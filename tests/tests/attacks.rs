@@ -133,18 +133,22 @@ async fn wallet_with_acme_credential(
             ),
         )
         .await;
+    let (wallet, events, dir) =
+        wallet_auto_issued(customer["invitation"]["url"].as_str().unwrap()).await;
+    let id = wallet.credentials().unwrap()[0].id.clone();
+    (wallet, events, dir, acme, template, id)
+}
+
+/// A new wallet that answered an onboarding invitation with auto-issue and stored the one
+/// credential.
+async fn wallet_auto_issued(url: &str) -> (Arc<Wallet>, Arc<support::Events>, tempfile::TempDir) {
     let (wallet, events, dir) = support::wallet();
     wallet.set_auto_accept(true);
-    wallet
-        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
-        .await
-        .unwrap();
+    wallet.accept_invitation(url).await.unwrap();
     wallet.sync().await.unwrap();
     wallet.sync().await.unwrap();
-    let credentials = wallet.credentials().unwrap();
-    assert_eq!(credentials.len(), 1, "{:?}", events.all());
-    let id = credentials[0].id.clone();
-    (wallet, events, dir, acme, template, id)
+    assert_eq!(wallet.credentials().unwrap().len(), 1, "{:?}", events.all());
+    (wallet, events, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,13 +280,7 @@ async fn strangers_duplicates_and_replays_change_nothing() {
     assert_eq!(wallet.offers().unwrap().len(), 1);
 
     // A verifier's request: accepting it twice keeps one; once answered it cannot be replayed.
-    let (_, verification) = acme
-        .call(
-            "POST",
-            "/verification",
-            Some(json!({ "templateId": template })),
-        )
-        .await;
+    let verification = request_verification(&acme, &template).await;
     let url = verification["invitation"]["url"].as_str().unwrap();
     let first = wallet.accept_invitation(url).await.unwrap();
     let second = wallet.accept_invitation(url).await.unwrap();
@@ -326,13 +324,7 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
 
     // Acme's own request: the wallet proves who asks (Acme's DID, reached through the domain
     // the presentation is bound to).
-    let (_, genuine) = acme
-        .call(
-            "POST",
-            "/verification",
-            Some(json!({ "templateId": template })),
-        )
-        .await;
+    let genuine = request_verification(&acme, &template).await;
     let Accepted::PresentationRequest(request) = wallet
         .accept_invitation(genuine["invitation"]["url"].as_str().unwrap())
         .await
@@ -346,13 +338,7 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
 
     // A rogue reads another request of Acme's from its public link and passes it off as its
     // own, under Acme's name.
-    let (_, verification) = acme
-        .call(
-            "POST",
-            "/verification",
-            Some(json!({ "templateId": template })),
-        )
-        .await;
+    let verification = request_verification(&acme, &template).await;
     let mut invitation: Value = reqwest::Client::new()
         .get(verification["invitation"]["url"].as_str().unwrap())
         .header("accept", "application/json")
@@ -433,6 +419,19 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
     );
 }
 
+/// A verification request of `org` for its template `template`.
+async fn request_verification(org: &Org, template: &str) -> Value {
+    let (status, verification) = org
+        .call(
+            "POST",
+            "/verification",
+            Some(json!({ "templateId": template })),
+        )
+        .await;
+    assert_eq!(status, 201, "{verification}");
+    verification
+}
+
 /// Every file under `dir`, read whole.
 fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut found = Vec::new();
@@ -475,15 +474,7 @@ async fn a_stolen_data_folder_shows_no_customer_data() {
         )
         .await;
     assert_eq!(status, 201, "{texted}");
-    let (wallet, events, _dir) = support::wallet();
-    wallet.set_auto_accept(true);
-    wallet
-        .accept_invitation(emailed["invitation"]["url"].as_str().unwrap())
-        .await
-        .unwrap();
-    wallet.sync().await.unwrap();
-    wallet.sync().await.unwrap();
-    assert_eq!(wallet.credentials().unwrap().len(), 1, "{:?}", events.all());
+    let _wallet = wallet_auto_issued(emailed["invitation"]["url"].as_str().unwrap()).await;
 
     // SIGKILLed: what is on disk is what a thief of the folder gets.
     let agent = agent.kill_and_restart();
