@@ -8,11 +8,86 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::http::{header, HeaderMap};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::issuer::store::SledIssuerStorage;
 use crate::issuer::Issuer;
+
+/// The shortest admin token the agent accepts, from `LANYARD_ADMIN_TOKEN` or the token file.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// The admin bearer token (`/admin/*`): at least [`MIN_ADMIN_TOKEN_LEN`] visible ASCII
+/// characters, zeroized when dropped, `[redacted]` in `Debug`.
+#[derive(Clone)]
+pub struct AdminToken(Zeroizing<String>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken([redacted])")
+    }
+}
+
+/// Why an admin token was refused at start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminTokenError {
+    #[error(
+        "{origin} holds an admin token of {len} characters; at least {MIN_ADMIN_TOKEN_LEN} are required"
+    )]
+    TooShort { origin: String, len: usize },
+    #[error("{origin}: the admin token must be visible ASCII characters without spaces")]
+    NotPrintable { origin: String },
+}
+
+impl AdminToken {
+    /// Checks a token read from `source` (the variable's or the file's name, for the error);
+    /// surrounding whitespace (a file's final newline) is not part of it.
+    pub fn new(token: &str, source: &str) -> Result<AdminToken, AdminTokenError> {
+        let token = token.trim();
+        let len = token.chars().count();
+        if len < MIN_ADMIN_TOKEN_LEN {
+            return Err(AdminTokenError::TooShort {
+                origin: source.to_string(),
+                len,
+            });
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AdminTokenError::NotPrintable {
+                origin: source.to_string(),
+            });
+        }
+        Ok(AdminToken(Zeroizing::new(token.to_string())))
+    }
+
+    /// The token, to send as a bearer token.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <this token>`, compared in constant time.
+    /// A missing or empty token never matches.
+    pub fn authorises(&self, headers: &HeaderMap) -> bool {
+        use subtle::ConstantTimeEq;
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        !given.is_empty()
+            && !self.0.is_empty()
+            && bool::from(given.as_bytes().ct_eq(self.0.as_bytes()))
+    }
+}
+
+/// The admin token of `config`: `LANYARD_ADMIN_TOKEN`, else the one kept in the data folder.
+pub fn admin_token(config: &Config) -> Result<AdminToken, String> {
+    match &config.admin_token {
+        Some(token) => AdminToken::new(token, "LANYARD_ADMIN_TOKEN").map_err(|e| e.to_string()),
+        None => crate::identity::admin_token(&config.data_dir),
+    }
+}
 
 /// The file in the data folder where a running agent records the URL it answers at on this
 /// machine.
@@ -138,10 +213,8 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
     urls.push(local_url(config.listen));
     urls.dedup();
     let token = match &config.admin_token {
-        Some(token) => Some(zeroize::Zeroizing::new(token.clone())),
-        None if data_dir.join("admin.token").exists() => Some(zeroize::Zeroizing::new(
-            crate::identity::admin_token(data_dir)?,
-        )),
+        Some(_) => Some(admin_token(config)?),
+        None if data_dir.join("admin.token").exists() => Some(admin_token(config)?),
         None => None,
     };
     let mut refused = Vec::new();
@@ -160,7 +233,7 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
                 refused.push(why);
                 continue;
             }
-            match post_org(&client, url, token, name).await {
+            match post_org(&client, url, token.expose(), name).await {
                 Reached::Answered(result) => return result,
                 Reached::Nobody => tried.push(url.clone()),
             }
@@ -197,8 +270,12 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, String> {
         .clone()
         .unwrap_or_else(|| local_url(config.listen));
     let identity = crate::identity::load_or_create(&config.data_dir, &format!("{url}/didcomm"))?;
-    let storage = SledIssuerStorage::open(&config.data_dir.join("issuer"), config.commit_window)
-        .map_err(|e| format!("issuer store: {e}"))?;
+    let storage = SledIssuerStorage::open(
+        &config.data_dir.join("issuer"),
+        config.commit_window,
+        &*identity.issuer_store_key()?,
+    )
+    .map_err(|e| format!("issuer store: {e}"))?;
     let issuer = Issuer::new(
         storage,
         identity.keys.clone(),

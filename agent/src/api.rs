@@ -22,7 +22,7 @@ use crate::issuer::{page_json, ApiError, Issuer, Org};
 /// What the API's handlers share.
 pub struct ApiState {
     pub issuer: Arc<Issuer<SledIssuerStorage>>,
-    pub admin_token: zeroize::Zeroizing<String>,
+    pub admin_token: crate::admin::AdminToken,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -241,13 +241,7 @@ async fn create_org(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    use subtle::ConstantTimeEq;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !bool::from(given.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+    if !state.admin_token.authorises(&headers) {
         return Err(ApiError::unauthorised(
             "the admin bearer token is missing or wrong",
         ));

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::mediator::Limits;
 
-/// How the agent runs.
-#[derive(Clone, Debug)]
+/// How the agent runs. Its `Debug` redacts the secrets (see the impl below).
+#[derive(Clone)]
 pub struct Config {
     /// `LANYARD_LISTEN`: address to listen on (default `127.0.0.1:8080`; port 0 picks one).
     pub listen: SocketAddr,
@@ -40,8 +40,9 @@ pub struct Config {
     /// fingerprints) for `/.well-known/assetlinks.json` (Android App Links).
     pub android_package: Option<String>,
     pub android_cert_sha256: Vec<String>,
-    /// `LANYARD_ADMIN_TOKEN`: bearer token for `/admin/*`; when unset, a random one is kept in
-    /// `<data_dir>/admin.token` (mode 0600).
+    /// `LANYARD_ADMIN_TOKEN`: bearer token for `/admin/*`, at least 16 visible characters (an
+    /// empty or shorter one is refused at start); when unset, a random one is kept in
+    /// `<data_dir>/admin.token` (mode 0600), whose content is held to the same minimum.
     pub admin_token: Option<String>,
     /// `LANYARD_COMMIT_WINDOW_US`: how long the store's group commit waits for more writes to
     /// share one fsync, in microseconds (default 1000; 0 flushes at once; at most 100000).
@@ -72,6 +73,29 @@ pub struct Config {
     /// and resend answer 429 naming the limit and store nothing.
     pub issuer_limits: crate::issuer::IssuerLimits,
 }
+
+// Every field is named here (the macro does not compile otherwise): a new knob goes in
+// `shown`, or in `redacted` when it is or may hold a secret (tokens, URLs with credentials).
+wallet_core::redacted_debug!(Config {
+    shown: [
+        listen,
+        public_url,
+        data_dir,
+        max_message_bytes,
+        limits,
+        deep_link_scheme,
+        app_store_url,
+        play_store_url,
+        apple_app_ids,
+        android_package,
+        android_cert_sha256,
+        commit_window,
+        smtp_from,
+        callback_retry,
+        issuer_limits,
+    ],
+    redacted: [admin_token, smtp_url, sms_url, sms_token],
+});
 
 impl Default for Config {
     fn default() -> Self {
@@ -241,10 +265,9 @@ impl Config {
         config.android_package = get("LANYARD_ANDROID_PACKAGE");
         config.android_cert_sha256 = list(get("LANYARD_ANDROID_CERT_SHA256"));
         if let Some(token) = get("LANYARD_ADMIN_TOKEN") {
-            if token.len() < 16 {
-                return Err("LANYARD_ADMIN_TOKEN must be at least 16 characters".into());
-            }
-            config.admin_token = Some(token);
+            let token = crate::admin::AdminToken::new(&token, "LANYARD_ADMIN_TOKEN")
+                .map_err(|e| e.to_string())?;
+            config.admin_token = Some(token.expose().to_string());
         }
         if let Some(v) = get("LANYARD_COMMIT_WINDOW_US") {
             let micros: u64 = parse("LANYARD_COMMIT_WINDOW_US", &v)?;

@@ -27,7 +27,7 @@ pub struct AppState<S> {
     /// The base URL invite links and the DIDComm endpoint are published under.
     pub public_url: String,
     pub links: AppLinks,
-    pub admin_token: zeroize::Zeroizing<String>,
+    pub admin_token: crate::admin::AdminToken,
     pub apple_app_ids: Vec<String>,
     pub android_package: Option<String>,
     pub android_cert_sha256: Vec<String>,
@@ -288,13 +288,7 @@ async fn inbound<S: MediatorStorage>(
 
 /// Whether the request carries the admin bearer token (compared in constant time).
 fn authorised<S>(state: &AppState<S>, headers: &HeaderMap) -> bool {
-    use subtle::ConstantTimeEq;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    bool::from(given.as_bytes().ct_eq(state.admin_token.as_bytes()))
+    state.admin_token.authorises(headers)
 }
 
 fn api_error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -15,6 +15,8 @@ use wallet_core::keys::{KeyRing, KeyType, PublicKey};
 use wallet_core::store::{KeyProtector, ProtectorError, Store, Unlock};
 use zeroize::Zeroizing;
 
+use crate::admin::AdminToken;
+
 /// Wraps the identity store's data key with a 256-bit key kept in a file.
 struct FileKeyProtector {
     key: Zeroizing<[u8; 32]>,
@@ -92,6 +94,35 @@ pub struct Identity {
     pub did: String,
     pub keys: Arc<KeyRing>,
     pub store: Arc<Store>,
+}
+
+/// Where the identity store keeps the issuer store's data key.
+const ISSUER_STORE_KEY: (&str, &str) = ("identity", "issuer-store-key");
+
+impl Identity {
+    /// The data key that seals the issuer store's values, kept (sealed) in this identity
+    /// store; made on first use.
+    pub fn issuer_store_key(&self) -> Result<Zeroizing<[u8; 32]>, String> {
+        let (tree, id) = ISSUER_STORE_KEY;
+        let mut key = Zeroizing::new([0u8; 32]);
+        match self
+            .store
+            .get(tree, id)
+            .map_err(|e| format!("the issuer store's key: {e}"))?
+        {
+            Some(stored) if stored.len() == 32 => key.copy_from_slice(&stored),
+            Some(_) => {
+                return Err("the issuer store's key in the identity store is not 32 bytes".into())
+            }
+            None => {
+                OsRng.fill_bytes(&mut key[..]);
+                self.store
+                    .put(tree, id, &key[..])
+                    .map_err(|e| format!("saving the issuer store's key: {e}"))?;
+            }
+        }
+        Ok(key)
+    }
 }
 
 /// Which keys of the store are the mediator's (the organisations' keys live beside them).
@@ -181,18 +212,22 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Strin
 }
 
 /// The admin bearer token kept in `<data_dir>/admin.token`, created (random, mode 0600) on
-/// first use.
-pub fn admin_token(data_dir: &Path) -> Result<String, String> {
+/// first use. A file holding an empty or short token is refused, naming the file.
+pub fn admin_token(data_dir: &Path) -> Result<AdminToken, String> {
     let path = data_dir.join("admin.token");
+    let source = format!("the admin token file {}", path.display());
     if path.exists() {
-        let token =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        return Ok(token.trim().to_string());
+        let token = Zeroizing::new(
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+        return AdminToken::new(&token, &source).map_err(|e| {
+            format!("{e} (delete the file for a new random one, or set LANYARD_ADMIN_TOKEN)")
+        });
     }
     std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let mut bytes = [0u8; 24];
-    OsRng.fill_bytes(&mut bytes);
-    let token = wallet_core::encoding::b64u_encode(bytes);
+    let mut bytes = Zeroizing::new([0u8; 24]);
+    OsRng.fill_bytes(&mut bytes[..]);
+    let token = Zeroizing::new(wallet_core::encoding::b64u_encode(&bytes[..]));
     write_private(&path, token.as_bytes())?;
-    Ok(token)
+    AdminToken::new(&token, &source).map_err(|e| e.to_string())
 }

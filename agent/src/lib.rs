@@ -63,6 +63,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
     let issuer_storage = issuer::store::SledIssuerStorage::open(
         &config.data_dir.join("issuer"),
         config.commit_window,
+        &*identity.issuer_store_key()?,
     )
     .map_err(|e| format!("issuer store: {e}"))?;
     let mediator = Arc::new(Mediator::new(
@@ -102,10 +103,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
         issuer.callback_waker(),
         config.callback_retry,
     ));
-    let admin_token = match &config.admin_token {
-        Some(token) => token.clone(),
-        None => identity::admin_token(&config.data_dir)?,
-    };
+    let admin_token = admin::admin_token(&config)?;
     let state = Arc::new(http::AppState {
         mediator,
         public_url: public_url.clone(),
@@ -114,7 +112,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
             app_store_url: config.app_store_url.clone(),
             play_store_url: config.play_store_url.clone(),
         },
-        admin_token: zeroize::Zeroizing::new(admin_token.clone()),
+        admin_token: admin_token.clone(),
         apple_app_ids: config.apple_app_ids.clone(),
         android_package: config.android_package.clone(),
         android_cert_sha256: config.android_cert_sha256.clone(),
@@ -122,7 +120,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
     });
     let app = http::router(state).merge(api::router(Arc::new(api::ApiState {
         issuer,
-        admin_token: zeroize::Zeroizing::new(admin_token),
+        admin_token,
     })));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -76,7 +76,10 @@ fn stop(mut child: Child) {
 
 /// How many records a collection of the issuer store holds (the agent must be stopped).
 async fn count(data: &std::path::Path, collection: &'static str) -> usize {
-    let storage = SledIssuerStorage::open(&data.join("issuer"), Duration::ZERO).unwrap();
+    // The issuer store is sealed under a key kept in the identity store.
+    let identity = agent::identity::load_or_create(data, "http://127.0.0.1:0/didcomm").unwrap();
+    let key = identity.issuer_store_key().unwrap();
+    let storage = SledIssuerStorage::open(&data.join("issuer"), Duration::ZERO, &key).unwrap();
     storage.count(collection, "").await.unwrap()
 }
 

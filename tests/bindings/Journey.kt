@@ -123,6 +123,9 @@ fun main(args: Array<String>) = runBlocking {
     val request = wallet.acceptInvitation(field(verification, "url"))
     check(request is AcceptedInvitation.PresentationRequest) { "a request: $request" }
     check(request.request.matchingCredentialIds == listOf(credential.id)) { "the match: $request" }
+    // The identity the wallet can prove: the verifier's DID and, checked, its domain.
+    check(request.request.verifierDid.startsWith("did:peer:2")) { "the verifier's DID: $request" }
+    check(request.request.verifiedDomain == args[0].substringAfter("://")) { "the verified domain: $request" }
     wallet.present(request.request.id, listOf(credential.id))
     wallet.sync()
     val result = events.seen.filterIsInstance<WalletEvent.PresentationResult>().lastOrNull()

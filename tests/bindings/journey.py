@@ -138,6 +138,9 @@ async def main():
     expect(accepted.is_presentation_request(), f"a request: {accepted}")
     request = accepted.request
     expect(request.matching_credential_ids == [credential.id], f"the match: {request}")
+    # The identity the wallet can prove: the verifier's DID and, checked, its domain.
+    expect(request.verifier_did.startswith("did:peer:2"), f"the verifier's DID: {request}")
+    expect(request.verified_domain == AGENT.split("://", 1)[1], f"the verified domain: {request}")
     await wallet.present(request.id, [credential.id])
     await wallet.sync()
     results = [e for e in events.seen if e.is_presentation_result()]

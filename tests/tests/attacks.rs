@@ -133,18 +133,22 @@ async fn wallet_with_acme_credential(
             ),
         )
         .await;
+    let (wallet, events, dir) =
+        wallet_auto_issued(customer["invitation"]["url"].as_str().unwrap()).await;
+    let id = wallet.credentials().unwrap()[0].id.clone();
+    (wallet, events, dir, acme, template, id)
+}
+
+/// A new wallet that answered an onboarding invitation with auto-issue and stored the one
+/// credential.
+async fn wallet_auto_issued(url: &str) -> (Arc<Wallet>, Arc<support::Events>, tempfile::TempDir) {
     let (wallet, events, dir) = support::wallet();
     wallet.set_auto_accept(true);
-    wallet
-        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
-        .await
-        .unwrap();
+    wallet.accept_invitation(url).await.unwrap();
     wallet.sync().await.unwrap();
     wallet.sync().await.unwrap();
-    let credentials = wallet.credentials().unwrap();
-    assert_eq!(credentials.len(), 1, "{:?}", events.all());
-    let id = credentials[0].id.clone();
-    (wallet, events, dir, acme, template, id)
+    assert_eq!(wallet.credentials().unwrap().len(), 1, "{:?}", events.all());
+    (wallet, events, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,13 +280,7 @@ async fn strangers_duplicates_and_replays_change_nothing() {
     assert_eq!(wallet.offers().unwrap().len(), 1);
 
     // A verifier's request: accepting it twice keeps one; once answered it cannot be replayed.
-    let (_, verification) = acme
-        .call(
-            "POST",
-            "/verification",
-            Some(json!({ "templateId": template })),
-        )
-        .await;
+    let verification = request_verification(&acme, &template).await;
     let url = verification["invitation"]["url"].as_str().unwrap();
     let first = wallet.accept_invitation(url).await.unwrap();
     let second = wallet.accept_invitation(url).await.unwrap();
@@ -315,4 +313,197 @@ async fn strangers_duplicates_and_replays_change_nothing() {
         matches!(again, Err(WalletError::InvitationUsed)),
         "a spent request says so: {again:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
+    let agent = AgentProcess::start(&[]);
+    let (wallet, _events, _dir, acme, template, credential) =
+        wallet_with_acme_credential(&agent).await;
+    let domain = agent.url.trim_start_matches("http://").to_string();
+
+    // Acme's own request: the wallet proves who asks (Acme's DID, reached through the domain
+    // the presentation is bound to).
+    let genuine = request_verification(&acme, &template).await;
+    let Accepted::PresentationRequest(request) = wallet
+        .accept_invitation(genuine["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap()
+    else {
+        panic!("a request")
+    };
+    assert_eq!(request.verified_domain.as_deref(), Some(domain.as_str()));
+    assert!(request.verifier_did.starts_with("did:peer:2"));
+    wallet.decline_request(&request.id).await.unwrap();
+
+    // A rogue reads another request of Acme's from its public link and passes it off as its
+    // own, under Acme's name.
+    let verification = request_verification(&acme, &template).await;
+    let mut invitation: Value = reqwest::Client::new()
+        .get(verification["invitation"]["url"].as_str().unwrap())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let acme_invitation = invitation["id"].as_str().unwrap().to_string();
+    let rogue = Rogue::start().await;
+    invitation["id"] = json!(uuid::Uuid::new_v4().to_string());
+    invitation["from"] = json!(rogue.did);
+    invitation["attachments"][0]["data"]["json"]["from"] = json!(rogue.did);
+    let Accepted::PresentationRequest(relayed) = wallet
+        .accept_invitation(&invitation.to_string())
+        .await
+        .unwrap()
+    else {
+        panic!("a request")
+    };
+    assert_eq!(relayed.verifier_name, "Acme", "the label claims Acme");
+    assert_eq!(relayed.verifier_did, rogue.did, "the DID is the rogue's");
+    assert_eq!(relayed.domain, domain, "the request names Acme's domain");
+    assert_eq!(
+        relayed.verified_domain, None,
+        "the rogue is not reached through Acme's domain, so the wallet shows none"
+    );
+
+    // Acme's own link to the same request now names another verifier than the one the
+    // wallet holds it from: refused, naming it, rather than shown as Acme's.
+    let same = wallet
+        .accept_invitation(verification["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&same, WalletError::Refused(..))
+            && same
+                .to_string()
+                .contains("already received from another verifier")
+            && same.to_string().contains(&rogue.did),
+        "{same}"
+    );
+
+    // The customer presents anyway; the rogue forwards the presentation to Acme from its own
+    // DID. Acme refuses it: the sender is not the holder.
+    wallet
+        .present(&relayed.id, std::slice::from_ref(&credential))
+        .await
+        .unwrap();
+    let received = rogue
+        .inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|m| m.type_ == wallet_core::protocols::present_proof::PRESENTATION)
+        .cloned()
+        .expect("the wallet answered the rogue");
+    let mut forwarded = received.clone();
+    forwarded.id = uuid::Uuid::new_v4().to_string();
+    forwarded.pthid = Some(acme_invitation);
+    forwarded.from = None;
+    forwarded.to = None;
+    assert_eq!(rogue.send(&request.verifier_did, forwarded).await, 202);
+    let (_, record) = acme
+        .call(
+            "GET",
+            &format!("/verification/{}", verification["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(record["state"], "failed", "{record}");
+    let reasons = record["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!("sent by {}, not by its holder", rogue.did))
+            && reasons.contains("relayed presentation is refused"),
+        "{reasons}"
+    );
+}
+
+/// A verification request of `org` for its template `template`.
+async fn request_verification(org: &Org, template: &str) -> Value {
+    let (status, verification) = org
+        .call(
+            "POST",
+            "/verification",
+            Some(json!({ "templateId": template })),
+        )
+        .await;
+    assert_eq!(status, 201, "{verification}");
+    verification
+}
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_data_folder_shows_no_customer_data() {
+    let agent = AgentProcess::start(&[]);
+    let acme = Org::create(&agent, "Acme").await;
+    let template = acme.template("Membership").await;
+    let (name, email, phone, skill) = (
+        "Zebediah Quixote",
+        "zebediah.quixote@example.com",
+        "+14155550123",
+        "xylophone-virtuoso",
+    );
+    let (status, emailed) = acme
+        .call(
+            "POST",
+            "/customer",
+            Some(json!({ "name": name, "medium": "email", "email": email,
+              "autoIssue": { "templateId": template, "values": { "skill": skill } } })),
+        )
+        .await;
+    assert_eq!(status, 201, "{emailed}");
+    let (status, texted) = acme
+        .call(
+            "POST",
+            "/customer",
+            Some(json!({ "name": "Philippa Wrenfeather", "medium": "sms", "phoneNumber": phone, "organizationLabel": "Acme" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{texted}");
+    let _wallet = wallet_auto_issued(emailed["invitation"]["url"].as_str().unwrap()).await;
+
+    // SIGKILLed: what is on disk is what a thief of the folder gets.
+    let agent = agent.kill_and_restart();
+    let files = files_under(agent.data.path());
+    assert!(files
+        .iter()
+        .any(|(path, _)| path.starts_with(agent.data.path().join("issuer"))));
+    for secret in [name, email, "Philippa Wrenfeather", phone, skill] {
+        for (path, bytes) in &files {
+            assert!(
+                !bytes
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_bytes()),
+                "{secret:?} is in plaintext in {}",
+                path.display()
+            );
+        }
+    }
+
+    // Everything reads back after the restart.
+    let customer = |id: &Value| format!("/customer/{}", id.as_str().unwrap());
+    let (_, read) = acme.call("GET", &customer(&emailed["id"]), None).await;
+    assert_eq!(read["name"], name, "{read}");
+    assert_eq!(read["email"], email);
+    assert_eq!(read["status"], "Onboarded");
+    let (_, read) = acme.call("GET", &customer(&texted["id"]), None).await;
+    assert_eq!(read["phoneNumber"], phone, "{read}");
+    let (_, issued) = acme
+        .call("GET", &format!("/credential?templateId={template}"), None)
+        .await;
+    assert_eq!(issued["data"][0]["values"]["skill"], skill, "{issued}");
 }

@@ -8,5 +8,6 @@ pub mod didcomm;
 pub mod encoding;
 pub mod keys;
 pub mod protocols;
+pub mod redact;
 pub mod store;
 pub mod wallet;

@@ -42,8 +42,8 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// An event waiting for, or done with, delivery.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An event waiting for, or done with, delivery. `Debug` redacts its data (disclosed values).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: String,
     pub org_id: String,
@@ -56,6 +56,19 @@ pub struct Event {
     pub next_attempt_ms: Option<u64>,
     pub delivered: bool,
 }
+
+wallet_core::redacted_debug!(Event {
+    shown: [
+        id,
+        org_id,
+        type_,
+        created_ms,
+        attempts,
+        next_attempt_ms,
+        delivered
+    ],
+    redacted: [data],
+});
 
 impl Event {
     pub fn new(org: &Org, type_: &str, data: Value) -> Event {

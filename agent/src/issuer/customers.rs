@@ -56,13 +56,18 @@ pub struct EmailTemplate {
     pub body: String,
 }
 
-/// The credential to issue as soon as the customer connects.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The credential to issue as soon as the customer connects. `Debug` redacts the values.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoIssue {
     pub template_id: String,
     /// Field → value, every one a field of the template.
     pub values: Map<String, Value>,
 }
+
+wallet_core::redacted_debug!(AutoIssue {
+    shown: [template_id],
+    redacted: [values],
+});
 
 /// One try at sending the invitation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,8 +79,9 @@ pub struct DeliveryAttempt {
     pub detail: String,
 }
 
-/// A validated onboarding request: who the customer is and how to reach them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A validated onboarding request: who the customer is and how to reach them. `Debug` redacts
+/// the customer's name, email, phone number and email text (a [`Customer`]'s too).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewCustomer {
     pub name: String,
     pub medium: Medium,
@@ -85,6 +91,11 @@ pub struct NewCustomer {
     pub email_template: Option<EmailTemplate>,
     pub auto_issue: Option<AutoIssue>,
 }
+
+wallet_core::redacted_debug!(NewCustomer {
+    shown: [medium, organization_label, auto_issue],
+    redacted: [name, email, phone_number, email_template],
+});
 
 /// A stored customer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -69,8 +69,9 @@ pub enum CredentialState {
     Revoked,
 }
 
-/// One credential exchange of an organisation, from offer to ack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One credential exchange of an organisation, from offer to ack. `Debug` redacts the values,
+/// the offered detail and the credential.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct IssuedCredential {
     /// `urn:uuid:...`, the credential's id.
     pub id: String,
@@ -92,8 +93,26 @@ pub struct IssuedCredential {
     pub updated_ms: u64,
 }
 
-/// A message waiting to be handed to the mediator.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+wallet_core::redacted_debug!(IssuedCredential {
+    shown: [
+        id,
+        org_id,
+        template_id,
+        customer_id,
+        holder_did,
+        thid,
+        state,
+        status_index,
+        problem,
+        created_ms,
+        updated_ms
+    ],
+    redacted: [values, detail, credential],
+});
+
+/// A message waiting to be handed to the mediator. `Debug` redacts the message (it can carry
+/// a credential).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 struct Outgoing {
     from: String,
     to: String,
@@ -158,6 +177,11 @@ fn written_ms(key: &str) -> Option<u64> {
     key.get(..16)
         .and_then(|ms| u64::from_str_radix(ms, 16).ok())
 }
+
+wallet_core::redacted_debug!(Outgoing {
+    shown: [from, to, attempts, next_ms],
+    redacted: [message],
+});
 
 /// The storage writes of one state change, with the messages it sends.
 #[derive(Default)]
@@ -1306,7 +1330,7 @@ mod tests {
             Limits::default(),
         ));
         Issuer::new(
-            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO).unwrap(),
+            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO, &[7u8; 32]).unwrap(),
             identity.keys.clone(),
             identity.store.clone(),
             "http://agent.test".into(),

@@ -34,8 +34,9 @@ pub enum VerificationState {
     Failed,
 }
 
-/// A verification request and, once answered, its outcome.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A verification request and, once answered, its outcome. `Debug` redacts the disclosed
+/// values.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     pub id: String,
     pub org_id: String,
@@ -72,6 +73,30 @@ impl VerificationState {
     }
 }
 
+wallet_core::redacted_debug!(Verification {
+    shown: [
+        id,
+        org_id,
+        key,
+        template_id,
+        required_fields,
+        purpose,
+        challenge,
+        domain,
+        request_id,
+        invitation_code,
+        invitation_id,
+        state,
+        reasons,
+        holder,
+        credential_id,
+        issuer,
+        created_ms,
+        completed_ms
+    ],
+    redacted: [disclosed],
+});
+
 impl Verification {
     pub fn to_api(&self, links: Option<Value>) -> Value {
         let mut value = json!({
@@ -106,6 +131,20 @@ fn domain_of(public_url: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Why a presentation is refused as relayed: its holder proves possession of the holder's key
+/// only to whoever asked (the challenge and domain), so whoever hands it over must be the holder
+/// itself. A party that forwards someone else's presentation from its own DID (authcrypt
+/// sender) is refused before anything is fetched or checked.
+fn relayed(sender: &str, vp: &Value) -> Option<String> {
+    match vp.get("holder").and_then(Value::as_str) {
+        Some(holder) if holder == sender => None,
+        Some(holder) => Some(format!(
+            "the presentation was sent by {sender}, not by its holder {holder}: a relayed presentation is refused"
+        )),
+        None => Some("the presentation names no holder".into()),
+    }
 }
 
 impl<S: IssuerStorage> Issuer<S> {
@@ -311,7 +350,10 @@ impl<S: IssuerStorage> Issuer<S> {
             ));
         }
         let now = now_ms();
-        let outcome = self.check_presentation(&record, &vp, now / 1000).await;
+        let outcome = match relayed(sender, &vp) {
+            Some(reason) => Err(vec![reason]),
+            None => self.check_presentation(&record, &vp, now / 1000).await,
+        };
         let before = serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
         let mut done = record.clone();
         done.completed_ms = Some(now);

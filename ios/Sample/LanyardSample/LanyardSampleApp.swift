@@ -114,7 +114,7 @@ struct ContentView: View {
             List {
                 Section("Requests") {
                     ForEach(model.requests, id: \.id) { request in
-                        Button("\(request.verifierName): \(request.purpose)") { model.present(request) }
+                        Button("\(request.verifierName) (\(request.verifiedDomain ?? "domain not verified")): \(request.purpose)") { model.present(request) }
                             .disabled(request.matchingCredentialIds.isEmpty)
                     }
                 }

@@ -15,8 +15,10 @@ use wallet_core::wallet::{Wallet, WalletEvent, WalletListener};
 
 pub const ADMIN_TOKEN: &str = "journey-admin-token-0123456789";
 
-/// A binary of the workspace, built by the test run (`target/<profile>/<name>`).
+/// A binary of the workspace (`target/<profile>/<name>`), brought up to date by `cargo build`
+/// once per test process: an existing binary may be older than the code under test.
 pub fn binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let dir = std::env::current_exe()
         .unwrap()
         .parent()
@@ -25,7 +27,8 @@ pub fn binary(name: &str) -> PathBuf {
         .unwrap()
         .to_path_buf();
     let path = dir.join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let profile = dir.file_name().unwrap().to_string_lossy().to_string();
         let mut build = Command::new(env!("CARGO"));
         build.args(["build", "--bin", name]);
@@ -40,6 +43,7 @@ pub fn binary(name: &str) -> PathBuf {
             build.arg("--release");
         }
         assert!(build.status().unwrap().success(), "building {name}");
+        built.push(name.to_string());
     }
     path
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use wallet_core::store::{ProtectorError, Unlock};
 use wallet_core::wallet::{self as core, Wallet};
+use zeroize::Zeroizing;
 
 uniffi::setup_scaffolding!();
 
@@ -72,12 +73,89 @@ pub enum KeyProtectorError {
     Failed { reason: String },
 }
 
+/// The store's data key on its way to or from the platform keystore. It crosses the boundary
+/// exactly as a `Vec<u8>` does (bytes / `ByteArray` / `Data`, the same wire format and type
+/// metadata), but every buffer the Rust side holds is zeroized: the key's own copy when it is
+/// dropped, the transfer buffer a returned key arrives in as soon as the key is read out of it,
+/// and the buffer a key is lowered into is sized up front so that it never reallocates (a
+/// reallocation would leave a copy behind). The transfer buffer handed to the platform for
+/// `wrap` is freed by the platform's generated code through uniffi, which does not zeroize it,
+/// and the platform's own byte array copies are the platform's to clear.
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    pub fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBytes {
+        SecretBytes(bytes)
+    }
+
+    /// The bytes, moved out (no copy is left behind).
+    pub fn into_inner(mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.0)
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes({} bytes, [redacted])", self.0.len())
+    }
+}
+
+// SAFETY: the FFI type is a RustBuffer holding what `Vec<u8>`'s converter writes (an i32
+// big-endian count, then the bytes), and the type metadata is `Vec<u8>`'s, so the generated
+// foreign code is the same as for `Vec<u8>`; only the Rust side's buffers are handled
+// differently (zeroized).
+unsafe impl<UT> uniffi::FfiConverter<UT> for SecretBytes {
+    type FfiType = uniffi::RustBuffer;
+
+    fn lower(obj: SecretBytes) -> uniffi::RustBuffer {
+        let mut buf = Vec::with_capacity(4 + obj.0.len());
+        <Self as uniffi::FfiConverter<UT>>::write(obj, &mut buf);
+        uniffi::RustBuffer::from_vec(buf)
+    }
+
+    fn try_lift(buffer: uniffi::RustBuffer) -> uniffi::Result<SecretBytes> {
+        let transfer = Zeroizing::new(buffer.destroy_into_vec());
+        let mut rest = transfer.as_slice();
+        let value = <Self as uniffi::FfiConverter<UT>>::try_read(&mut rest)?;
+        if !rest.is_empty() {
+            uniffi::deps::anyhow::bail!("{} bytes left after a data key", rest.len());
+        }
+        Ok(value)
+    }
+
+    fn write(obj: SecretBytes, buf: &mut Vec<u8>) {
+        // A data key is 32 bytes; a protector never sees anything near i32::MAX.
+        let len = i32::try_from(obj.0.len()).unwrap_or(i32::MAX);
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(&obj.0);
+    }
+
+    fn try_read(buf: &mut &[u8]) -> uniffi::Result<SecretBytes> {
+        let (len, rest) = buf
+            .split_first_chunk::<4>()
+            .ok_or_else(|| uniffi::deps::anyhow::anyhow!("a data key without its length"))?;
+        let len = usize::try_from(i32::from_be_bytes(*len))?;
+        if rest.len() < len {
+            uniffi::deps::anyhow::bail!("a data key of {len} bytes holds {}", rest.len());
+        }
+        let (bytes, rest) = rest.split_at(len);
+        let mut value = Zeroizing::new(Vec::with_capacity(len));
+        value.extend_from_slice(bytes);
+        *buf = rest;
+        Ok(SecretBytes(value))
+    }
+
+    const TYPE_ID_META: uniffi::MetadataBuffer = <Vec<u8> as uniffi::TypeId<UT>>::TYPE_ID_META;
+}
+
+uniffi::derive_ffi_traits!(blanket SecretBytes);
+
 /// The platform keystore: wraps and unwraps the wallet store's data key with a key the
 /// platform keeps (Keychain / Secure Enclave, Android Keystore).
 #[uniffi::export(with_foreign)]
 pub trait KeyProtector: Send + Sync {
-    fn wrap(&self, data_key: Vec<u8>) -> Result<Vec<u8>, KeyProtectorError>;
-    fn unwrap(&self, wrapped: Vec<u8>) -> Result<Vec<u8>, KeyProtectorError>;
+    fn wrap(&self, data_key: SecretBytes) -> Result<Vec<u8>, KeyProtectorError>;
+    fn unwrap(&self, wrapped: Vec<u8>) -> Result<SecretBytes, KeyProtectorError>;
 }
 
 /// Adapts the foreign protector to wallet-core's.
@@ -86,25 +164,33 @@ struct Protector(Arc<dyn KeyProtector>);
 impl wallet_core::store::KeyProtector for Protector {
     fn wrap(&self, data_key: &[u8]) -> Result<Vec<u8>, ProtectorError> {
         self.0
-            .wrap(data_key.to_vec())
+            .wrap(SecretBytes(Zeroizing::new(data_key.to_vec())))
             .map_err(|e| ProtectorError(e.to_string()))
     }
 
+    /// The key moves out of its zeroizing buffer into the store's header code, which holds it
+    /// zeroizing in turn.
     fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>, ProtectorError> {
         self.0
             .unwrap(wrapped.to_vec())
+            .map(SecretBytes::into_inner)
             .map_err(|e| ProtectorError(e.to_string()))
     }
 }
 
-/// A field of a credential or an offer.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+/// A field of a credential or an offer. `Debug` redacts the value.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Field {
     pub name: String,
     pub value: String,
     /// What the field means, from the issuer's template.
     pub description: Option<String>,
 }
+
+wallet_core::redacted_debug!(Field {
+    shown: [name, description],
+    redacted: [value],
+});
 
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct ConnectionInfo {
@@ -115,7 +201,8 @@ pub struct ConnectionInfo {
     pub created_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+/// An offer. `Debug` redacts the comment and the fields' values.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OfferInfo {
     pub id: String,
     pub issuer_name: String,
@@ -124,7 +211,13 @@ pub struct OfferInfo {
     pub received_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+wallet_core::redacted_debug!(OfferInfo {
+    shown: [id, issuer_name, fields, received_at],
+    redacted: [comment],
+});
+
+/// A stored credential. `Debug` redacts the fields' values and the signed credential.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CredentialInfo {
     pub id: String,
     pub name: Option<String>,
@@ -139,10 +232,34 @@ pub struct CredentialInfo {
     pub json: String,
 }
 
+wallet_core::redacted_debug!(CredentialInfo {
+    shown: [
+        id,
+        name,
+        issuer_name,
+        issuer_did,
+        template_id,
+        fields,
+        valid_from,
+        valid_until,
+        stored_at
+    ],
+    redacted: [json],
+});
+
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct PresentationRequestInfo {
     pub id: String,
+    /// What the verifier calls itself (the invitation's label): a claim, not proven. Show it
+    /// beside `verified_domain`.
     pub verifier_name: String,
+    /// The verifier's DID; the answer is encrypted to it.
+    pub verifier_did: String,
+    /// The domain the presentation would be bound to, as the verifier asked.
+    pub domain: String,
+    /// `domain` when the wallet checked that the verifier is reached through that host (its
+    /// DIDComm endpoint, or its did:web); null when the request's domain is not the verifier's.
+    pub verified_domain: Option<String>,
     pub purpose: String,
     pub template_id: String,
     pub required_fields: Vec<String>,
@@ -273,6 +390,9 @@ fn request_info(r: core::RequestRecord, matching: Vec<String>) -> PresentationRe
     PresentationRequestInfo {
         id: r.id,
         verifier_name: r.verifier_name,
+        verifier_did: r.verifier_did,
+        domain: r.domain,
+        verified_domain: r.verified_domain,
         purpose: r.purpose,
         template_id: r.template_id,
         required_fields: r.required_fields,
@@ -494,5 +614,84 @@ impl LanyardWallet {
 
     pub async fn decline_request(&self, request_id: String) -> Result<(), LanyardError> {
         Ok(self.inner.decline_request(&request_id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uniffi::FfiConverter;
+
+    #[test]
+    fn a_data_key_crosses_as_a_byte_vector_does() {
+        let key: Vec<u8> = (0..32).collect();
+        let ours = <SecretBytes as FfiConverter<crate::UniFfiTag>>::lower(SecretBytes::new(
+            Zeroizing::new(key.clone()),
+        ))
+        .destroy_into_vec();
+        let plain =
+            <Vec<u8> as uniffi::Lower<crate::UniFfiTag>>::lower(key.clone()).destroy_into_vec();
+        assert_eq!(ours, plain, "the same wire format as Vec<u8>");
+        assert_eq!(
+            <SecretBytes as FfiConverter<crate::UniFfiTag>>::TYPE_ID_META.as_ref(),
+            <Vec<u8> as uniffi::TypeId<crate::UniFfiTag>>::TYPE_ID_META.as_ref(),
+            "the same type for the bindings"
+        );
+        let lifted = <SecretBytes as FfiConverter<crate::UniFfiTag>>::try_lift(
+            uniffi::RustBuffer::from_vec(plain),
+        )
+        .unwrap();
+        assert_eq!(lifted.into_inner(), key);
+    }
+
+    #[test]
+    fn a_short_or_overlong_transfer_is_refused() {
+        let lift = |bytes: Vec<u8>| {
+            <SecretBytes as FfiConverter<crate::UniFfiTag>>::try_lift(uniffi::RustBuffer::from_vec(
+                bytes,
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(lift(vec![0, 0]).contains("without its length"));
+        assert!(lift(vec![0, 0, 0, 3, 1, 2]).contains("of 3 bytes holds 2"));
+        assert!(lift(vec![0, 0, 0, 1, 1, 2]).contains("1 bytes left"));
+    }
+
+    #[test]
+    fn debug_shows_no_key_and_no_personal_data() {
+        let key = SecretBytes::new(Zeroizing::new(vec![0xAB; 32]));
+        assert_eq!(format!("{key:?}"), "SecretBytes(32 bytes, [redacted])");
+        let field = Field {
+            name: "email".into(),
+            value: "jane.secret@example.com".into(),
+            description: None,
+        };
+        let offer = OfferInfo {
+            id: "o".into(),
+            issuer_name: "Acme".into(),
+            comment: Some("for Jane Secretname".into()),
+            fields: vec![field.clone()],
+            received_at: 0,
+        };
+        let credential = CredentialInfo {
+            id: "c".into(),
+            name: None,
+            issuer_name: "Acme".into(),
+            issuer_did: "did:web:acme.example".into(),
+            template_id: None,
+            fields: vec![field],
+            valid_from: None,
+            valid_until: None,
+            stored_at: 0,
+            json: r#"{"email":"jane.secret@example.com"}"#.into(),
+        };
+        for shown in [format!("{offer:?}"), format!("{credential:?}")] {
+            assert!(
+                !shown.contains("jane.secret") && !shown.contains("Secretname"),
+                "{shown}"
+            );
+            assert!(shown.contains("email"), "field names are shown: {shown}");
+        }
     }
 }

@@ -105,12 +105,103 @@ impl fmt::Debug for Unlock {
 /// A record read back: its id and its value.
 pub type Record = (String, Zeroizing<Vec<u8>>);
 
+/// The record sealing of the store, for other stores to reuse (the agent's issuer store seals
+/// its values with it): XChaCha20-Poly1305 under a 256-bit data key, a sealed record being
+/// 0x01 (version) ‖ 24-byte random nonce ‖ ciphertext and tag, with the AAD
+/// "lanyard record v1" ‖ 0x00 ‖ tree ‖ 0x00 ‖ place, where `place` is the key the record is
+/// stored under. A record copied to another tree or place does not open. The cipher zeroizes
+/// the key when dropped; `Debug` shows nothing of it.
+pub struct Sealer {
+    cipher: XChaCha20Poly1305,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealer([redacted])")
+    }
+}
+
+impl Sealer {
+    pub fn new(data_key: &[u8; KEY_LEN]) -> Sealer {
+        Sealer {
+            cipher: XChaCha20Poly1305::new(data_key.into()),
+        }
+    }
+
+    fn aad(tree: &str, place: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(RECORD_AAD_LABEL.len() + tree.len() + 1 + place.len());
+        aad.extend_from_slice(RECORD_AAD_LABEL);
+        aad.extend_from_slice(tree.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(place);
+        aad
+    }
+
+    /// Seals `plaintext` as the record stored under `place` in `tree`.
+    pub fn seal(&self, tree: &str, place: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &Self::aad(tree, place),
+                },
+            )
+            .map_err(|_| StoreError::TooLarge {
+                tree: tree.to_string(),
+                len: plaintext.len(),
+            })?;
+        let mut record = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        record.push(RECORD_VERSION);
+        record.extend_from_slice(&nonce);
+        record.extend_from_slice(&sealed);
+        Ok(record)
+    }
+
+    /// Opens the record found under `place` in `tree`; [`StoreError::Corrupted`] naming the
+    /// tree when it is not one, or was sealed for another tree, place or key.
+    pub fn open(
+        &self,
+        tree: &str,
+        place: &[u8],
+        record: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let corrupted = |reason| StoreError::Corrupted {
+            tree: tree.to_string(),
+            reason,
+        };
+        let (version, rest) = record
+            .split_first()
+            .ok_or_else(|| corrupted("it is empty"))?;
+        if *version != RECORD_VERSION {
+            return Err(corrupted("unknown record version"));
+        }
+        if rest.len() < NONCE_LEN + TAG_LEN {
+            return Err(corrupted("it is too short"));
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &Self::aad(tree, place),
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| corrupted("it does not authenticate under its tree and place"))
+    }
+}
+
 /// An open encrypted store. It holds the data key only inside its cipher, which zeroizes the
 /// key when the store is dropped; `Debug` shows the folder and nothing else.
 pub struct Store {
     path: PathBuf,
     db: sled::Db,
-    cipher: XChaCha20Poly1305,
+    sealer: Sealer,
     index_key: Zeroizing<[u8; KEY_LEN]>,
     trees: Mutex<HashMap<String, sled::Tree>>,
 }
@@ -263,7 +354,7 @@ impl Store {
         Store {
             path: path.to_path_buf(),
             db,
-            cipher: XChaCha20Poly1305::new(data_key.into()),
+            sealer: Sealer::new(data_key),
             index_key: Zeroizing::new(hmac_sha256(data_key, &[INDEX_KEY_LABEL])),
             trees: Mutex::new(HashMap::new()),
         }
@@ -309,15 +400,6 @@ impl Store {
         hmac_sha256(&self.index_key, &[tree.as_bytes(), &[0], id.as_bytes()])
     }
 
-    fn aad(tree: &str, blinded: &[u8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(RECORD_AAD_LABEL.len() + tree.len() + 1 + blinded.len());
-        aad.extend_from_slice(RECORD_AAD_LABEL);
-        aad.extend_from_slice(tree.as_bytes());
-        aad.push(0);
-        aad.extend_from_slice(blinded);
-        aad
-    }
-
     /// Seals `id` and `value` as the record stored under `blinded` in `tree`.
     fn seal(
         &self,
@@ -340,23 +422,7 @@ impl Store {
         plaintext.extend_from_slice(&id_len.to_be_bytes());
         plaintext.extend_from_slice(id.as_bytes());
         plaintext.extend_from_slice(value);
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &Self::aad(tree, blinded),
-                },
-            )
-            .map_err(|_| too_large())?;
-        let mut record = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
-        record.push(RECORD_VERSION);
-        record.extend_from_slice(&nonce);
-        record.extend_from_slice(&sealed);
-        Ok(record)
+        self.sealer.seal(tree, blinded, &plaintext)
     }
 
     /// Opens the raw record found under `blinded` in `tree`; returns its id and value.
@@ -365,27 +431,7 @@ impl Store {
             tree: tree.to_string(),
             reason,
         };
-        let (version, rest) = record
-            .split_first()
-            .ok_or_else(|| corrupted("it is empty"))?;
-        if *version != RECORD_VERSION {
-            return Err(corrupted("unknown record version"));
-        }
-        if rest.len() < NONCE_LEN + TAG_LEN {
-            return Err(corrupted("it is too short"));
-        }
-        let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let plaintext = self
-            .cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &Self::aad(tree, blinded),
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| corrupted("it does not authenticate under its tree and place"))?;
+        let plaintext = self.sealer.open(tree, blinded, record)?;
         let (id_len, rest) = plaintext
             .split_first_chunk::<4>()
             .ok_or_else(|| corrupted("it holds no id"))?;

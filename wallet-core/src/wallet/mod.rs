@@ -371,7 +371,9 @@ impl Wallet {
                 continue;
             };
             if message.type_ == crate::protocols::present_proof::REQUEST {
-                let record = self.record_request(&inviter, &message, Some(&invitation))?;
+                let record = self
+                    .record_request(&inviter, &message, Some(&invitation))
+                    .await?;
                 return Ok(Accepted::PresentationRequest(record));
             }
         }

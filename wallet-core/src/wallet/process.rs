@@ -88,7 +88,7 @@ impl Wallet {
             }
             (deletion::NOTICE, Some(connection)) => self.deletion(&connection, message),
             (present_proof::REQUEST, Some(_)) => {
-                self.record_request(sender, message, None)?;
+                self.record_request(sender, message, None).await?;
                 Ok(())
             }
             (PROBLEM_REPORT_TYPE, _) => self.problem_reported(message),
@@ -400,8 +400,11 @@ impl Wallet {
         Ok(())
     }
 
-    /// Records a verifier's request (from an invitation or over a connection).
-    pub(super) fn record_request(
+    /// Records a verifier's request (from an invitation or over a connection), with the
+    /// identity the wallet can prove: the verifier's DID (the answer is encrypted to it) and
+    /// the request's domain when the answer goes to that host (see [`verified_domain`]). The
+    /// invitation's label is only what the verifier calls itself.
+    pub(super) async fn record_request(
         &self,
         verifier: &str,
         message: &Message,
@@ -413,8 +416,21 @@ impl Wallet {
             .store
             .get_json::<RequestRecord>(REQUESTS, &request.thid)?
         {
+            // The same request from another DID is someone passing a verifier's request off
+            // as its own (or the verifier's own, after such a copy): answering it could send
+            // the presentation to the wrong party, so it is refused.
+            if existing.verifier_did != verifier {
+                return Err(WalletError::Refused(
+                    verifier.to_string(),
+                    format!(
+                        "this request was already received from another verifier ({}); it is not answered",
+                        existing.verifier_did
+                    ),
+                ));
+            }
             return Ok(existing);
         }
+        let verified_domain = self.verified_domain(verifier, &request.domain).await;
         let label = invitation
             .and_then(|i| i.extra.get("label"))
             .and_then(Value::as_str)
@@ -428,6 +444,7 @@ impl Wallet {
             required_fields: request.required_fields,
             challenge: request.challenge,
             domain: request.domain,
+            verified_domain,
             invitation_id: invitation.map(|i| i.id.clone()),
             state: RequestState::Pending,
             outcome: Vec::new(),
@@ -439,6 +456,27 @@ impl Wallet {
             verifier_name: record.verifier_name.clone(),
         });
         Ok(record)
+    }
+
+    /// `domain` when the verifier `did` is reachable only through it: its first DIDComm
+    /// service (the one [`crate::didcomm::DidComm::pack_for_delivery`] sends to) is an HTTP
+    /// endpoint on that host, or it is a `did:web` of that host (its document is served there).
+    /// Anything else, a DID that cannot be resolved included, proves no domain: `None`.
+    async fn verified_domain(&self, did: &str, domain: &str) -> Option<String> {
+        use crate::did::DidResolver;
+        if domain.is_empty() {
+            return None;
+        }
+        let host = if did.starts_with("did:web:") {
+            crate::did::did_web_document_url(did).ok()
+        } else {
+            let doc = self.resolver.resolve(did).await.ok()?;
+            doc.didcomm_services().into_iter().next().map(|s| s.uri)
+        };
+        host.as_deref()
+            .and_then(url_authority)
+            .filter(|authority| authority.eq_ignore_ascii_case(domain))
+            .map(|_| domain.to_string())
     }
 
     fn request_record(&self, id: &str) -> Result<RequestRecord, WalletError> {
@@ -579,5 +617,40 @@ impl Wallet {
             reasons,
         });
         Ok(())
+    }
+}
+
+/// The `host[:port]` of an `http(s)` URL; `None` for other schemes and for URLs with user
+/// information (which could make a host look like another).
+fn url_authority(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty() && !authority.contains('@')).then_some(authority)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_authority;
+
+    #[test]
+    fn the_authority_of_a_url_is_its_host_and_port() {
+        assert_eq!(
+            url_authority("https://bank.example/didcomm"),
+            Some("bank.example")
+        );
+        assert_eq!(
+            url_authority("http://127.0.0.1:8080?x=1"),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            url_authority("https://bank.example@evil.example/"),
+            None,
+            "user information is refused"
+        );
+        assert_eq!(url_authority("ws://bank.example/"), None);
+        assert_eq!(url_authority("did:peer:2.Ez6"), None);
+        assert_eq!(url_authority("https:///didcomm"), None);
     }
 }

@@ -30,8 +30,8 @@ pub enum OfferState {
     Declined,
 }
 
-/// An offered credential.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An offered credential. Its `Debug` redacts the offered values and detail.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfferRecord {
     /// The exchange's thread id.
     pub id: String,
@@ -48,8 +48,21 @@ pub struct OfferRecord {
     pub received_at: u64,
 }
 
-/// A field of a stored credential, with its description from the template when known.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+crate::redacted_debug!(OfferRecord {
+    shown: [
+        id,
+        connection_id,
+        issuer_name,
+        descriptions,
+        state,
+        received_at
+    ],
+    redacted: [comment, attributes, detail],
+});
+
+/// A field of a stored credential, with its description from the template when known. Its
+/// `Debug` redacts the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialField {
     pub name: String,
     pub value: String,
@@ -58,8 +71,14 @@ pub struct CredentialField {
     pub description: Option<String>,
 }
 
-/// A verified credential in the wallet.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+crate::redacted_debug!(CredentialField {
+    shown: [name, description],
+    redacted: [value],
+});
+
+/// A verified credential in the wallet. Its `Debug` redacts the field values and the signed
+/// credential.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredCredential {
     /// The credential's id (`urn:uuid:...`).
     pub id: String,
@@ -76,6 +95,22 @@ pub struct StoredCredential {
     pub credential: Value,
     pub stored_at: u64,
 }
+
+crate::redacted_debug!(StoredCredential {
+    shown: [
+        id,
+        connection_id,
+        issuer_did,
+        issuer_name,
+        name,
+        template_id,
+        fields,
+        valid_from,
+        valid_until,
+        stored_at
+    ],
+    redacted: [credential],
+});
 
 /// Where a presentation request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,13 +129,21 @@ pub enum RequestState {
 pub struct RequestRecord {
     /// The request's thread id.
     pub id: String,
+    /// The verifier's DID: the answer is encrypted to it, so only its holder reads it.
     pub verifier_did: String,
+    /// What the verifier calls itself (the invitation's label or the request's name): a claim,
+    /// not proven. Show it beside [`RequestRecord::verified_domain`].
     pub verifier_name: String,
     pub purpose: String,
     pub template_id: String,
     pub required_fields: Vec<String>,
     pub challenge: String,
+    /// The domain the presentation is bound to, as the verifier asked.
     pub domain: String,
+    /// `domain` when the wallet checked it: the verifier's DIDComm endpoint is on that host
+    /// (or its did:web is). `None`: the request's domain is not the verifier's.
+    #[serde(default)]
+    pub verified_domain: Option<String>,
     /// The invitation it came in, answered with its id as `pthid`.
     pub invitation_id: Option<String>,
     pub state: RequestState,
@@ -197,4 +240,51 @@ pub(crate) fn fields_of(
                 .map(|(_, d)| d.clone()),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn offers_and_credentials_show_no_personal_data_in_debug() {
+        let offer = OfferRecord {
+            id: "thread-1".into(),
+            connection_id: "c".into(),
+            issuer_name: "Acme".into(),
+            comment: Some("for Jane Secretname".into()),
+            attributes: vec![("email".into(), "jane.secret@example.com".into())],
+            descriptions: vec![("email".into(), "Email address".into())],
+            detail: json!({ "credentialSubject": { "email": "jane.secret@example.com" } }),
+            state: OfferState::Pending,
+            received_at: 1,
+        };
+        let credential = StoredCredential {
+            id: "urn:uuid:1".into(),
+            connection_id: "c".into(),
+            issuer_did: "did:web:acme.example".into(),
+            issuer_name: "Acme".into(),
+            name: Some("Membership".into()),
+            template_id: None,
+            fields: vec![CredentialField {
+                name: "email".into(),
+                value: "jane.secret@example.com".into(),
+                description: Some("Email address".into()),
+            }],
+            valid_from: None,
+            valid_until: None,
+            credential: json!({ "credentialSubject": { "email": "jane.secret@example.com" } }),
+            stored_at: 2,
+        };
+        for shown in [format!("{offer:?}"), format!("{credential:?}")] {
+            assert!(!shown.contains("jane.secret"), "{shown}");
+            assert!(!shown.contains("Secretname"), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+            assert!(
+                shown.contains("Email address"),
+                "descriptions are shown: {shown}"
+            );
+        }
+    }
 }

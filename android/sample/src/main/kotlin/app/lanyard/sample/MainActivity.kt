@@ -51,7 +51,7 @@ class MainActivity : ComponentActivity(), WalletListener {
                     LazyColumn {
                         items(requests.value) { request ->
                             Button(onClick = { present(request) }, enabled = request.matchingCredentialIds.isNotEmpty()) {
-                                Text("${request.verifierName}: ${request.purpose}")
+                                Text("${request.verifierName} (${request.verifiedDomain ?: "domain not verified"}): ${request.purpose}")
                             }
                         }
                         items(credentials.value) { credential ->
@@ -99,7 +99,7 @@ class MainActivity : ComponentActivity(), WalletListener {
         try {
             when (val accepted = wallet.acceptInvitation(text)) {
                 is AcceptedInvitation.Connection -> status.value = "Connected with ${accepted.connection.label}"
-                is AcceptedInvitation.PresentationRequest -> status.value = "${accepted.request.verifierName} asks for a credential"
+                is AcceptedInvitation.PresentationRequest -> status.value = "${accepted.request.verifierName} (${accepted.request.verifiedDomain ?: "domain not verified"}) asks for a credential"
             }
             wallet.sync()
         } catch (error: Exception) {
