@@ -59,6 +59,34 @@ pub struct Config {
     /// `LANYARD_CALLBACK_RETRY_MS`: the first wait before a failed callback is tried again, in
     /// milliseconds (default 1000); each further wait doubles, up to 10 minutes.
     pub callback_retry: Duration,
+    // Mediator quotas and the public HTTP surface (h/mediator). The mediator's quotas live in
+    // `limits`:
+    // `LANYARD_MEDIATION_ADMISSION`: `open` (default: any wallet that asks, authcrypted) or
+    // `invited` (only a wallet whose mediate-request's `pthid` is the id of one of this
+    // agent's invitations, neither expired nor used up); `LANYARD_MAX_RECIPIENTS`: recipient
+    // DIDs one client may register (default 1000); `LANYARD_CLIENT_QUEUE_BYTES`: bytes all of
+    // one client's queues may hold (default 64 MiB); `LANYARD_STORE_QUEUE_BYTES`: bytes all
+    // queues may hold (default 4 GiB); `LANYARD_MESSAGE_MAX_AGE_S`: seconds a message may wait
+    // before it expires (default 2592000, 30 days); `LANYARD_REPLAY_WINDOW_S`: seconds a
+    // control message's id is remembered, and how far its `created_time` may be from now
+    // (default 600).
+    /// `LANYARD_MAX_CONNECTIONS`: HTTP connections served at once; more are answered 503
+    /// (default 4096).
+    pub max_connections: usize,
+    /// `LANYARD_MAX_LIVE_CONNECTIONS`: live-mode WebSockets open at once (default 10000).
+    pub max_live_connections: usize,
+    /// `LANYARD_HEADER_READ_TIMEOUT_MS`: how long a client may take to send a request's
+    /// headers, and a kept-alive connection may sit idle (default 10000).
+    pub header_read_timeout: Duration,
+    /// `LANYARD_REQUEST_TIMEOUT_MS`: how long one request may take, body included (default
+    /// 60000).
+    pub request_timeout: Duration,
+    /// `LANYARD_LIVE_IDLE_TIMEOUT_S`: a live WebSocket silent this long is closed; it is
+    /// pinged halfway, and a pong counts (default 120).
+    pub live_idle_timeout: Duration,
+    /// `LANYARD_SHUTDOWN_GRACE_MS`: on SIGTERM, how long open requests may take to finish
+    /// before the agent closes them and exits (default 10000).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -82,12 +110,19 @@ impl Default for Config {
             sms_url: None,
             sms_token: None,
             callback_retry: Duration::from_secs(1),
+            // Mediator quotas and the public HTTP surface (h/mediator).
+            max_connections: 4096,
+            max_live_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            live_idle_timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 19] = [
+const VARIABLES: [&str; 31] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -107,6 +142,19 @@ const VARIABLES: [&str; 19] = [
     "LANYARD_SMS_URL",
     "LANYARD_SMS_TOKEN",
     "LANYARD_CALLBACK_RETRY_MS",
+    // Mediator quotas and the public HTTP surface (h/mediator).
+    "LANYARD_MEDIATION_ADMISSION",
+    "LANYARD_MAX_RECIPIENTS",
+    "LANYARD_CLIENT_QUEUE_BYTES",
+    "LANYARD_STORE_QUEUE_BYTES",
+    "LANYARD_MESSAGE_MAX_AGE_S",
+    "LANYARD_REPLAY_WINDOW_S",
+    "LANYARD_MAX_CONNECTIONS",
+    "LANYARD_MAX_LIVE_CONNECTIONS",
+    "LANYARD_HEADER_READ_TIMEOUT_MS",
+    "LANYARD_REQUEST_TIMEOUT_MS",
+    "LANYARD_LIVE_IDLE_TIMEOUT_S",
+    "LANYARD_SHUTDOWN_GRACE_MS",
 ];
 
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
@@ -247,6 +295,52 @@ impl Config {
                 ));
             }
             config.callback_retry = Duration::from_millis(ms);
+        }
+        // Mediator quotas and the public HTTP surface (h/mediator).
+        if let Some(v) = get("LANYARD_MEDIATION_ADMISSION") {
+            config.limits.admission = parse("LANYARD_MEDIATION_ADMISSION", &v)?;
+        }
+        let positive = |name: &str| -> Result<Option<u64>, String> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => match parse::<u64>(name, &v)? {
+                    0 => Err(format!("{name} must be positive")),
+                    n => Ok(Some(n)),
+                },
+            }
+        };
+        if let Some(n) = positive("LANYARD_MAX_RECIPIENTS")? {
+            config.limits.max_recipients = n as usize;
+        }
+        if let Some(n) = positive("LANYARD_CLIENT_QUEUE_BYTES")? {
+            config.limits.client_queue_bytes = n;
+        }
+        if let Some(n) = positive("LANYARD_STORE_QUEUE_BYTES")? {
+            config.limits.store_queue_bytes = n;
+        }
+        if let Some(n) = positive("LANYARD_MESSAGE_MAX_AGE_S")? {
+            config.limits.message_max_age = Duration::from_secs(n);
+        }
+        if let Some(n) = positive("LANYARD_REPLAY_WINDOW_S")? {
+            config.limits.replay_window = Duration::from_secs(n);
+        }
+        if let Some(n) = positive("LANYARD_MAX_CONNECTIONS")? {
+            config.max_connections = n as usize;
+        }
+        if let Some(n) = positive("LANYARD_MAX_LIVE_CONNECTIONS")? {
+            config.max_live_connections = n as usize;
+        }
+        if let Some(n) = positive("LANYARD_HEADER_READ_TIMEOUT_MS")? {
+            config.header_read_timeout = Duration::from_millis(n);
+        }
+        if let Some(n) = positive("LANYARD_REQUEST_TIMEOUT_MS")? {
+            config.request_timeout = Duration::from_millis(n);
+        }
+        if let Some(n) = positive("LANYARD_LIVE_IDLE_TIMEOUT_S")? {
+            config.live_idle_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = positive("LANYARD_SHUTDOWN_GRACE_MS")? {
+            config.shutdown_grace = Duration::from_millis(n);
         }
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
