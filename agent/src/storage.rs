@@ -899,4 +899,198 @@ mod tests {
             assert!(error.to_string().contains("queued message"), "{error}");
         }
     }
+
+    fn quota() -> QueueQuota {
+        QueueQuota {
+            per_recipient: 100,
+            client_bytes: 1 << 20,
+            total_bytes: 1 << 20,
+            dedup_secs: 3600,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_of_the_previous_version_opens_with_its_index_usage_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mediator");
+        // The previous layout: recipients without the client index, V1 values, 16-digit ids.
+        {
+            let db = sled::open(&path).unwrap();
+            let recipients = db.open_tree("recipients").unwrap();
+            recipients
+                .insert("did:example:a1", "did:example:alice")
+                .unwrap();
+            recipients
+                .insert("did:example:a2", "did:example:alice")
+                .unwrap();
+            recipients
+                .insert("did:example:b1", "did:example:bob")
+                .unwrap();
+            let queue = db.open_tree("queue").unwrap();
+            let mut v1 = vec![QUEUED_V1];
+            v1.extend_from_slice(&now().to_be_bytes());
+            v1.extend_from_slice(b"{\"ciphertext\":\"old\"}");
+            queue
+                .insert(queue_key(&recipient_prefix("did:example:a2"), 7), v1)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStorage::open(&path, Duration::ZERO).unwrap();
+        let mut alice = store.recipients("did:example:alice").await.unwrap();
+        alice.sort();
+        assert_eq!(alice, ["did:example:a1", "did:example:a2"]);
+        assert_eq!(
+            store.recipients("did:example:bob").await.unwrap(),
+            ["did:example:b1"]
+        );
+        assert_eq!(store.count("did:example:a2").await.unwrap(), 1);
+        // Alice's old message counts against her quota.
+        let tight = QueueQuota {
+            client_bytes: 30,
+            ..quota()
+        };
+        let refused = store
+            .enqueue(
+                "did:example:alice",
+                "did:example:a1",
+                "{\"ciphertext\":\"new\"}",
+                None,
+                &tight,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, StorageError::ClientQuota { cap: 30, .. }),
+            "{refused}"
+        );
+        // An id of the earlier format still acknowledges it, among all of her queues.
+        let ids = ["0000000000000007".to_string()];
+        assert_eq!(store.remove(&alice, &ids).await.unwrap(), 1);
+        assert_eq!(store.queued_total().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn recipients_forwards_and_expiry_keep_to_their_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStorage::open(&dir.path().join("m"), Duration::ZERO).unwrap();
+        let add = |r: &'static str| store.add_recipient("did:example:alice", r, 2);
+        assert_eq!(
+            add("did:example:a1").await.unwrap(),
+            RecipientUpdate::Success
+        );
+        assert_eq!(
+            add("did:example:a1").await.unwrap(),
+            RecipientUpdate::NoChange
+        );
+        assert_eq!(
+            add("did:example:a2").await.unwrap(),
+            RecipientUpdate::Success
+        );
+        let error = add("did:example:a3").await.unwrap_err();
+        assert!(
+            matches!(error, StorageError::TooManyRecipients { cap: 2, .. }),
+            "{error}"
+        );
+        assert_eq!(
+            store
+                .add_recipient("did:example:bob", "did:example:a1", 2)
+                .await
+                .unwrap(),
+            RecipientUpdate::ClientError
+        );
+        assert_eq!(
+            store
+                .remove_recipient("did:example:alice", "did:example:a2")
+                .await
+                .unwrap(),
+            RecipientUpdate::Success
+        );
+        assert_eq!(
+            store.recipients("did:example:alice").await.unwrap(),
+            ["did:example:a1"]
+        );
+        assert_eq!(
+            add("did:example:a3").await.unwrap(),
+            RecipientUpdate::Success
+        );
+
+        // The same forward id for the same recipient is queued once.
+        let queued = store
+            .enqueue(
+                "did:example:alice",
+                "did:example:a1",
+                "m1",
+                Some("f1"),
+                &quota(),
+            )
+            .await
+            .unwrap();
+        let Enqueued::Queued(first) = queued else {
+            panic!("not queued")
+        };
+        assert_eq!(
+            store
+                .enqueue(
+                    "did:example:alice",
+                    "did:example:a1",
+                    "m1",
+                    Some("f1"),
+                    &quota()
+                )
+                .await
+                .unwrap(),
+            Enqueued::Duplicate
+        );
+        assert!(matches!(
+            store
+                .enqueue(
+                    "did:example:alice",
+                    "did:example:a3",
+                    "m1",
+                    Some("f1"),
+                    &quota()
+                )
+                .await
+                .unwrap(),
+            Enqueued::Queued(_)
+        ));
+        // A refused forward is not remembered: its retry is taken once there is room.
+        let full = QueueQuota {
+            total_bytes: 0,
+            ..quota()
+        };
+        assert!(store
+            .enqueue(
+                "did:example:alice",
+                "did:example:a1",
+                "m2",
+                Some("f2"),
+                &full
+            )
+            .await
+            .is_err());
+        assert!(matches!(
+            store
+                .enqueue(
+                    "did:example:alice",
+                    "did:example:a1",
+                    "m2",
+                    Some("f2"),
+                    &quota()
+                )
+                .await
+                .unwrap(),
+            Enqueued::Queued(_)
+        ));
+        // Expiry drops what arrived before the cutoff, on read and by the sweep.
+        assert_eq!(store.peek("did:example:a1", 10, 0).await.unwrap()[0], first);
+        assert!(store
+            .peek("did:example:a1", 10, now() + 1)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.count("did:example:a1").await.unwrap(), 0);
+        assert_eq!(store.expire(now() + 1).await.unwrap(), 1, "a3's message");
+        assert_eq!(store.queued_total().await.unwrap(), 0);
+    }
 }
