@@ -410,7 +410,7 @@ impl<S: MediatorStorage> Mediator<S> {
     pub async fn handle_in(
         &self,
         envelope: &str,
-        mut session: Option<&mut Session>,
+        session: Option<&mut Session>,
     ) -> Result<Outcome, Refusal> {
         let unpacked = self.didcomm.unpack(envelope).await?;
         let recipient = routed_to(&unpacked)?;
@@ -438,9 +438,7 @@ impl<S: MediatorStorage> Mediator<S> {
             return Err(Refusal::Unauthenticated("this message"));
         };
         let replay_key = self.first_sight(&sender, &message)?;
-        let outcome = self
-            .control(&sender, &message, session.as_deref_mut())
-            .await;
+        let outcome = self.control(&sender, &message, session).await;
         if let Err(Refusal::Storage(_)) = &outcome {
             // Nothing was done: a retry of the same message must be taken.
             self.seen.forget(&replay_key);
@@ -544,13 +542,9 @@ impl<S: MediatorStorage> Mediator<S> {
                 self.admit(&sender, message, invitation).await?;
                 self.storage.grant(&sender).await?;
                 tracing::info!(client = %sender, "mediation granted");
-                reply_to(
-                    &message,
-                    MEDIATE_GRANT,
-                    json!({ "routing_did": [self.did] }),
-                )
+                reply_to(message, MEDIATE_GRANT, json!({ "routing_did": [self.did] }))
             }
-            RECIPIENT_UPDATE => self.recipient_update(&sender, &message).await?,
+            RECIPIENT_UPDATE => self.recipient_update(&sender, message).await?,
             RECIPIENT_QUERY => {
                 self.require_grant(&sender).await?;
                 let dids: Vec<Value> = self
@@ -560,16 +554,16 @@ impl<S: MediatorStorage> Mediator<S> {
                     .into_iter()
                     .map(|did| json!({ "recipient_did": did }))
                     .collect();
-                reply_to(&message, RECIPIENT, json!({ "dids": dids }))
+                reply_to(message, RECIPIENT, json!({ "dids": dids }))
             }
             STATUS_REQUEST => {
                 self.require_grant(&sender).await?;
                 let filter = string_field(&message.body, "recipient_did");
-                self.status(&sender, &message, filter).await?
+                self.status(&sender, message, filter).await?
             }
-            DELIVERY_REQUEST => self.delivery(&sender, &message).await?,
+            DELIVERY_REQUEST => self.delivery(&sender, message).await?,
             MESSAGES_RECEIVED => {
-                let status = self.messages_received(&sender, &message).await?;
+                let status = self.messages_received(&sender, message).await?;
                 // Acknowledged messages are gone: the socket need not remember pushing them.
                 if let Some(session) = session.as_deref_mut() {
                     let acknowledged = message
@@ -600,12 +594,12 @@ impl<S: MediatorStorage> Mediator<S> {
                     session.client = Some(sender.clone());
                     session.live = live;
                     session.sent.clear();
-                    let mut status = self.status(&sender, &message, None).await?;
+                    let mut status = self.status(&sender, message, None).await?;
                     status.body["live_delivery"] = json!(live);
                     status
                 }
                 None => reply_to(
-                    &message,
+                    message,
                     PROBLEM_REPORT,
                     json!({
                         "code": "e.m.live-mode-not-supported",
@@ -622,7 +616,7 @@ impl<S: MediatorStorage> Mediator<S> {
                 if !wanted {
                     return Ok(Outcome::Accepted);
                 }
-                reply_to(&message, PING_RESPONSE, json!({}))
+                reply_to(message, PING_RESPONSE, json!({}))
             }
             QUERIES => reply_to(message, DISCLOSE, disclose(&message.body)?),
             PROBLEM_REPORT => {
@@ -630,7 +624,7 @@ impl<S: MediatorStorage> Mediator<S> {
                 return Ok(Outcome::Accepted);
             }
             other => reply_to(
-                &message,
+                message,
                 PROBLEM_REPORT,
                 json!({
                     "code": "e.p.msg.unsupported",
