@@ -520,12 +520,20 @@ impl<S: MediatorStorage> Mediator<S> {
                 Some(pthid) => refuse(format!("no invitation has the id {pthid:?}")),
             };
         };
-        match record.check() {
-            Ok(()) => Ok(()),
-            Err(crate::invitations::InvitationError::Used(_)) if spent_now => Ok(()),
-            Err(crate::invitations::InvitationError::Used(_)) if !record.single_use => Ok(()),
-            Err(e) => refuse(e.to_string()),
+        if let Err(expired @ crate::invitations::InvitationError::Expired(_)) = record.check() {
+            return refuse(expired.to_string());
         }
+        // A single-use invitation of the mediator admits the request that spent it; one of an
+        // organisation's (spent by the organisation's own exchange) admits while unused.
+        let used_up = if record.message.from.as_deref() == Some(self.did.as_str()) {
+            record.single_use && !spent_now
+        } else {
+            record.single_use && record.used_at.is_some()
+        };
+        if used_up {
+            return refuse("the invitation was already used".into());
+        }
+        Ok(())
     }
 
     /// Handles an authenticated message for the mediator itself.
