@@ -460,7 +460,7 @@ impl<S: MediatorStorage> Mediator<S> {
                 )));
             }
         }
-        let key = replay_digest(sender, &message.id);
+        let key = crate::replay::digest_of(sender, &message.id);
         // Remembered past the window on both sides of the clock.
         if !self.seen.insert(key, now.saturating_add(2 * window)) {
             return Err(Refusal::Replay(format!(
@@ -918,19 +918,6 @@ fn routed_to(unpacked: &Unpacked) -> Result<Option<&str>, Refusal> {
         }
     }
     Ok(Some(outer))
-}
-
-/// What a control message is remembered by against replays: its sender and id.
-fn replay_digest(sender: &str, id: &str) -> [u8; 16] {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    hash.update(sender.as_bytes());
-    hash.update([0]);
-    hash.update(id.as_bytes());
-    let full: [u8; 32] = hash.finalize().into();
-    let mut digest = [0u8; 16];
-    digest.copy_from_slice(&full[..16]);
-    digest
 }
 
 /// Discover Features 2.0: answer `protocol` queries against [`PROTOCOLS`] (`*` wildcards).

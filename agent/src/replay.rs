@@ -8,6 +8,20 @@ use std::sync::Mutex;
 /// A digest of what identifies a message.
 pub(crate) type Digest = [u8; 16];
 
+/// The digest of a message `id` within `scope` (its sender, or its recipient): the first 16
+/// bytes of SHA-256(scope ‖ 0 ‖ id).
+pub(crate) fn digest_of(scope: &str, id: &str) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(scope.as_bytes());
+    hash.update([0]);
+    hash.update(id.as_bytes());
+    let full: [u8; 32] = hash.finalize().into();
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
+}
+
 /// Digests with the time (seconds since the epoch) until which each is remembered.
 pub(crate) struct SeenSet {
     cap: usize,

@@ -312,14 +312,7 @@ fn client_recipient_key(client: &str, recipient: &str) -> Vec<u8> {
 
 /// What a forward's id is remembered as: a digest of the recipient and the id.
 fn dedup_key(recipient: &str, forward_id: &str) -> [u8; 16] {
-    let mut hash = Sha256::new();
-    hash.update(recipient.as_bytes());
-    hash.update([0]);
-    hash.update(forward_id.as_bytes());
-    let full: [u8; 32] = hash.finalize().into();
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&full[..16]);
-    key
+    crate::replay::digest_of(recipient, forward_id)
 }
 
 /// The most memory sled's page cache may take.
