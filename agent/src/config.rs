@@ -398,4 +398,67 @@ mod tests {
             Config::from_vars(|n| (n == "LANYARD_COMMIT_WINDOW_US").then(|| "0".into())).unwrap();
         assert!(config.commit_window.is_zero());
     }
+
+    #[test]
+    fn mediator_quotas_and_server_limits_are_read_and_checked() {
+        let vars: HashMap<&str, &str> = [
+            ("LANYARD_MEDIATION_ADMISSION", "invited"),
+            ("LANYARD_MAX_RECIPIENTS", "7"),
+            ("LANYARD_CLIENT_QUEUE_BYTES", "1000"),
+            ("LANYARD_STORE_QUEUE_BYTES", "2000"),
+            ("LANYARD_MESSAGE_MAX_AGE_S", "60"),
+            ("LANYARD_REPLAY_WINDOW_S", "30"),
+            ("LANYARD_MAX_CONNECTIONS", "8"),
+            ("LANYARD_MAX_LIVE_CONNECTIONS", "9"),
+            ("LANYARD_HEADER_READ_TIMEOUT_MS", "250"),
+            ("LANYARD_REQUEST_TIMEOUT_MS", "500"),
+            ("LANYARD_LIVE_IDLE_TIMEOUT_S", "5"),
+            ("LANYARD_SHUTDOWN_GRACE_MS", "1500"),
+        ]
+        .into();
+        let config = Config::from_vars(|n| vars.get(n).map(|v| v.to_string())).unwrap();
+        let limits = &config.limits;
+        assert_eq!(limits.admission, crate::mediator::Admission::Invited);
+        assert_eq!(
+            (
+                limits.max_recipients,
+                limits.client_queue_bytes,
+                limits.store_queue_bytes
+            ),
+            (7, 1000, 2000)
+        );
+        assert_eq!(limits.message_max_age, Duration::from_secs(60));
+        assert_eq!(limits.replay_window, Duration::from_secs(30));
+        assert_eq!(
+            (config.max_connections, config.max_live_connections),
+            (8, 9)
+        );
+        assert_eq!(config.header_read_timeout, Duration::from_millis(250));
+        assert_eq!(config.request_timeout, Duration::from_millis(500));
+        assert_eq!(config.live_idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.shutdown_grace, Duration::from_millis(1500));
+        assert!(file_vars("mediation_admission = \"open\"").is_ok());
+
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_MEDIATION_ADMISSION").then(|| "anyone".into()))
+                .unwrap_err();
+        assert!(
+            error.contains("LANYARD_MEDIATION_ADMISSION=\"anyone\""),
+            "{error}"
+        );
+        assert!(
+            error.contains("neither \"open\" nor \"invited\""),
+            "{error}"
+        );
+        let error = Config::from_vars(|n| (n == "LANYARD_MAX_CONNECTIONS").then(|| "0".into()))
+            .unwrap_err();
+        assert!(
+            error.contains("LANYARD_MAX_CONNECTIONS must be positive"),
+            "{error}"
+        );
+        // The defaults a public deployment keeps.
+        let config = Config::default();
+        assert_eq!(config.limits.admission, crate::mediator::Admission::Open);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
 }
