@@ -297,7 +297,8 @@ pub struct ServerLimits {
 
 /// Serves `app` on `listener` within `limits` until `stop` turns true; then stops accepting,
 /// lets open connections finish their requests for up to the grace period, and closes what
-/// is left. Refusals are counted in `metrics` (`connection.limit`, `request.timeout`).
+/// is left. Refusals are counted in `metrics` (`connection.limit`, `header.timeout`,
+/// `request.timeout`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -330,6 +331,7 @@ pub async fn serve(
         };
         let app = app.clone();
         let metrics = metrics.clone();
+        let header_metrics = metrics.clone();
         let mut closing = closing_rx.clone();
         let limits = limits.clone();
         connections.spawn(async move {
@@ -371,7 +373,11 @@ pub async fn serve(
                 .with_upgrades();
             tokio::pin!(connection);
             tokio::select! {
-                _ = connection.as_mut() => {}
+                ended = connection.as_mut() => {
+                    if ended.is_err_and(|e| e.is_timeout()) {
+                        header_metrics.refused("header.timeout");
+                    }
+                }
                 _ = turned_true(&mut closing) => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;

@@ -1,7 +1,7 @@
 //! Prometheus metrics for `/metrics` (OpenMetrics text): envelopes in, forwards queued,
 //! messages delivered out, live connections, refusals by problem code (and by the reason a
-//! connection was refused or closed: `connection.limit`, `live.limit`, `request.timeout`,
-//! `live.idle`), forwards de-duplicated, messages expired, and queue depth.
+//! connection was refused or closed: `connection.limit`, `live.limit`, `header.timeout`,
+//! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, and queue depth.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;

@@ -695,4 +695,5 @@ async fn slow_clients_are_cut_off() {
     let text = metrics(&agent).await;
     assert_counted(&text, "live.idle", 1);
     assert_counted(&text, "request.timeout", 1);
+    assert_counted(&text, "header.timeout", 1);
 }
