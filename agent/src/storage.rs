@@ -234,6 +234,7 @@ struct Usage {
     queues: HashMap<[u8; 32], QueueUsage>,
     clients: HashMap<[u8; 32], u64>,
     total_bytes: u64,
+    total_count: u64,
 }
 
 impl Usage {
@@ -246,6 +247,7 @@ impl Usage {
         queue.bytes += bytes;
         *self.clients.entry(queue.client).or_default() += bytes;
         self.total_bytes += bytes;
+        self.total_count += 1;
     }
 
     fn take(&mut self, recipient: &[u8; 32], bytes: u64) {
@@ -265,6 +267,7 @@ impl Usage {
             }
         }
         self.total_bytes = self.total_bytes.saturating_sub(bytes);
+        self.total_count = self.total_count.saturating_sub(1);
     }
 }
 
@@ -751,7 +754,7 @@ impl MediatorStorage for SledStorage {
     }
 
     async fn queued_total(&self) -> Result<u64, StorageError> {
-        Ok(self.usage().queues.values().map(|q| q.count).sum())
+        Ok(self.usage().total_count)
     }
 
     async fn remove(&self, recipients: &[String], ids: &[String]) -> Result<usize, StorageError> {
@@ -1085,5 +1088,41 @@ mod tests {
         assert_eq!(store.count("did:example:a1").await.unwrap(), 0);
         assert_eq!(store.expire(now() + 1).await.unwrap(), 1, "a3's message");
         assert_eq!(store.queued_total().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_queued_forward_is_remembered_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        {
+            let store = SledStorage::open(&path, Duration::ZERO).unwrap();
+            let queued = store
+                .enqueue(
+                    "did:example:alice",
+                    "did:example:a1",
+                    "m1",
+                    Some("f1"),
+                    &quota(),
+                )
+                .await
+                .unwrap();
+            assert!(matches!(queued, Enqueued::Queued(_)));
+        }
+        let store = SledStorage::open(&path, Duration::ZERO).unwrap();
+        assert_eq!(
+            store
+                .enqueue(
+                    "did:example:alice",
+                    "did:example:a1",
+                    "m1",
+                    Some("f1"),
+                    &quota()
+                )
+                .await
+                .unwrap(),
+            Enqueued::Duplicate,
+            "the id was read back from the queued message"
+        );
+        assert_eq!(store.queued_total().await.unwrap(), 1);
     }
 }
