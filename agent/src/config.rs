@@ -72,6 +72,34 @@ pub struct Config {
     /// one organisation may send (default 1000 an hour, bursts of 100); over it, onboarding
     /// and resend answer 429 naming the limit and store nothing.
     pub issuer_limits: crate::issuer::IssuerLimits,
+    // Mediator quotas and the public HTTP surface (h/mediator). The mediator's quotas live in
+    // `limits`:
+    // `LANYARD_MEDIATION_ADMISSION`: `open` (default: any wallet that asks, authcrypted) or
+    // `invited` (only a wallet whose mediate-request's `pthid` is the id of one of this
+    // agent's invitations, neither expired nor used up); `LANYARD_MAX_RECIPIENTS`: recipient
+    // DIDs one client may register (default 1000); `LANYARD_CLIENT_QUEUE_BYTES`: bytes all of
+    // one client's queues may hold (default 64 MiB); `LANYARD_STORE_QUEUE_BYTES`: bytes all
+    // queues may hold (default 4 GiB); `LANYARD_MESSAGE_MAX_AGE_S`: seconds a message may wait
+    // before it expires (default 2592000, 30 days); `LANYARD_REPLAY_WINDOW_S`: seconds a
+    // control message's id is remembered, and how far its `created_time` may be from now
+    // (default 600).
+    /// `LANYARD_MAX_CONNECTIONS`: HTTP connections served at once; more are answered 503
+    /// (default 4096).
+    pub max_connections: usize,
+    /// `LANYARD_MAX_LIVE_CONNECTIONS`: live-mode WebSockets open at once (default 10000).
+    pub max_live_connections: usize,
+    /// `LANYARD_HEADER_READ_TIMEOUT_MS`: how long a client may take to send a request's
+    /// headers, and a kept-alive connection may sit idle (default 10000).
+    pub header_read_timeout: Duration,
+    /// `LANYARD_REQUEST_TIMEOUT_MS`: how long one request may take, body included (default
+    /// 60000).
+    pub request_timeout: Duration,
+    /// `LANYARD_LIVE_IDLE_TIMEOUT_S`: a live WebSocket silent this long is closed; it is
+    /// pinged halfway, and a pong counts (default 120).
+    pub live_idle_timeout: Duration,
+    /// `LANYARD_SHUTDOWN_GRACE_MS`: on SIGTERM, how long open requests may take to finish
+    /// before the agent closes them and exits (default 10000).
+    pub shutdown_grace: Duration,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -93,6 +121,12 @@ wallet_core::redacted_debug!(Config {
         smtp_from,
         callback_retry,
         issuer_limits,
+        max_connections,
+        max_live_connections,
+        header_read_timeout,
+        request_timeout,
+        live_idle_timeout,
+        shutdown_grace,
     ],
     redacted: [admin_token, smtp_url, sms_url, sms_token],
 });
@@ -120,12 +154,19 @@ impl Default for Config {
             callback_retry: Duration::from_secs(1),
             // Issuer side: outbox bounds and per-organisation rate limits.
             issuer_limits: crate::issuer::IssuerLimits::default(),
+            // Mediator quotas and the public HTTP surface (h/mediator).
+            max_connections: 4096,
+            max_live_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            live_idle_timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 26] = [
+const VARIABLES: [&str; 38] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -153,6 +194,19 @@ const VARIABLES: [&str; 26] = [
     "LANYARD_STRANGER_ANSWER_BURST",
     "LANYARD_INVITATIONS_PER_HOUR",
     "LANYARD_INVITATION_BURST",
+    // Mediator quotas and the public HTTP surface (h/mediator).
+    "LANYARD_MEDIATION_ADMISSION",
+    "LANYARD_MAX_RECIPIENTS",
+    "LANYARD_CLIENT_QUEUE_BYTES",
+    "LANYARD_STORE_QUEUE_BYTES",
+    "LANYARD_MESSAGE_MAX_AGE_S",
+    "LANYARD_REPLAY_WINDOW_S",
+    "LANYARD_MAX_CONNECTIONS",
+    "LANYARD_MAX_LIVE_CONNECTIONS",
+    "LANYARD_HEADER_READ_TIMEOUT_MS",
+    "LANYARD_REQUEST_TIMEOUT_MS",
+    "LANYARD_LIVE_IDLE_TIMEOUT_S",
+    "LANYARD_SHUTDOWN_GRACE_MS",
 ];
 
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
@@ -329,6 +383,52 @@ impl Config {
         if let Some(n) = bounded("LANYARD_INVITATION_BURST", 1..=100_000)? {
             limits.invitations_sent.burst = n as u32;
         }
+        // Mediator quotas and the public HTTP surface (h/mediator).
+        if let Some(v) = get("LANYARD_MEDIATION_ADMISSION") {
+            config.limits.admission = parse("LANYARD_MEDIATION_ADMISSION", &v)?;
+        }
+        let positive = |name: &str| -> Result<Option<u64>, String> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => match parse::<u64>(name, &v)? {
+                    0 => Err(format!("{name} must be positive")),
+                    n => Ok(Some(n)),
+                },
+            }
+        };
+        if let Some(n) = positive("LANYARD_MAX_RECIPIENTS")? {
+            config.limits.max_recipients = n as usize;
+        }
+        if let Some(n) = positive("LANYARD_CLIENT_QUEUE_BYTES")? {
+            config.limits.client_queue_bytes = n;
+        }
+        if let Some(n) = positive("LANYARD_STORE_QUEUE_BYTES")? {
+            config.limits.store_queue_bytes = n;
+        }
+        if let Some(n) = positive("LANYARD_MESSAGE_MAX_AGE_S")? {
+            config.limits.message_max_age = Duration::from_secs(n);
+        }
+        if let Some(n) = positive("LANYARD_REPLAY_WINDOW_S")? {
+            config.limits.replay_window = Duration::from_secs(n);
+        }
+        if let Some(n) = positive("LANYARD_MAX_CONNECTIONS")? {
+            config.max_connections = n as usize;
+        }
+        if let Some(n) = positive("LANYARD_MAX_LIVE_CONNECTIONS")? {
+            config.max_live_connections = n as usize;
+        }
+        if let Some(n) = positive("LANYARD_HEADER_READ_TIMEOUT_MS")? {
+            config.header_read_timeout = Duration::from_millis(n);
+        }
+        if let Some(n) = positive("LANYARD_REQUEST_TIMEOUT_MS")? {
+            config.request_timeout = Duration::from_millis(n);
+        }
+        if let Some(n) = positive("LANYARD_LIVE_IDLE_TIMEOUT_S")? {
+            config.live_idle_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = positive("LANYARD_SHUTDOWN_GRACE_MS")? {
+            config.shutdown_grace = Duration::from_millis(n);
+        }
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
         }
@@ -417,5 +517,68 @@ mod tests {
             .unwrap_err();
         assert!(error.contains("LANYARD_INVITATION_BURST=\"x\""), "{error}");
         assert!(file_vars("outbox_ttl_secs = 5").is_ok());
+    }
+
+    #[test]
+    fn mediator_quotas_and_server_limits_are_read_and_checked() {
+        let vars: HashMap<&str, &str> = [
+            ("LANYARD_MEDIATION_ADMISSION", "invited"),
+            ("LANYARD_MAX_RECIPIENTS", "7"),
+            ("LANYARD_CLIENT_QUEUE_BYTES", "1000"),
+            ("LANYARD_STORE_QUEUE_BYTES", "2000"),
+            ("LANYARD_MESSAGE_MAX_AGE_S", "60"),
+            ("LANYARD_REPLAY_WINDOW_S", "30"),
+            ("LANYARD_MAX_CONNECTIONS", "8"),
+            ("LANYARD_MAX_LIVE_CONNECTIONS", "9"),
+            ("LANYARD_HEADER_READ_TIMEOUT_MS", "250"),
+            ("LANYARD_REQUEST_TIMEOUT_MS", "500"),
+            ("LANYARD_LIVE_IDLE_TIMEOUT_S", "5"),
+            ("LANYARD_SHUTDOWN_GRACE_MS", "1500"),
+        ]
+        .into();
+        let config = Config::from_vars(|n| vars.get(n).map(|v| v.to_string())).unwrap();
+        let limits = &config.limits;
+        assert_eq!(limits.admission, crate::mediator::Admission::Invited);
+        assert_eq!(
+            (
+                limits.max_recipients,
+                limits.client_queue_bytes,
+                limits.store_queue_bytes
+            ),
+            (7, 1000, 2000)
+        );
+        assert_eq!(limits.message_max_age, Duration::from_secs(60));
+        assert_eq!(limits.replay_window, Duration::from_secs(30));
+        assert_eq!(
+            (config.max_connections, config.max_live_connections),
+            (8, 9)
+        );
+        assert_eq!(config.header_read_timeout, Duration::from_millis(250));
+        assert_eq!(config.request_timeout, Duration::from_millis(500));
+        assert_eq!(config.live_idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.shutdown_grace, Duration::from_millis(1500));
+        assert!(file_vars("mediation_admission = \"open\"").is_ok());
+
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_MEDIATION_ADMISSION").then(|| "anyone".into()))
+                .unwrap_err();
+        assert!(
+            error.contains("LANYARD_MEDIATION_ADMISSION=\"anyone\""),
+            "{error}"
+        );
+        assert!(
+            error.contains("neither \"open\" nor \"invited\""),
+            "{error}"
+        );
+        let error = Config::from_vars(|n| (n == "LANYARD_MAX_CONNECTIONS").then(|| "0".into()))
+            .unwrap_err();
+        assert!(
+            error.contains("LANYARD_MAX_CONNECTIONS must be positive"),
+            "{error}"
+        );
+        // The defaults a public deployment keeps.
+        let config = Config::default();
+        assert_eq!(config.limits.admission, crate::mediator::Admission::Open);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
     }
 }

@@ -2,7 +2,10 @@
 //! WebSocket (`GET /ws`: DIDComm messages as text frames, Pickup 3.0 live delivery),
 //! `/health`, `GET /mediator` (the mediator's DID and document), invitations at `/i/{code}`
 //! (JSON, HTML page, QR as PNG and SVG) created through `POST /admin/invitations`, and the
-//! `.well-known` files that let the apps open invite links.
+//! `.well-known` files that let the apps open invite links. [`serve`] runs them on hyper with
+//! the limits a public endpoint needs: a cap on connections (and on live sockets), a header
+//! read timeout, a timeout per request, an idle timeout on live sockets, and a graceful
+//! shutdown with a deadline.
 
 use std::sync::Arc;
 
@@ -32,6 +35,12 @@ pub struct AppState<S> {
     pub android_package: Option<String>,
     pub android_cert_sha256: Vec<String>,
     pub max_message_bytes: usize,
+    /// Live sockets still free to open.
+    pub live_slots: Arc<tokio::sync::Semaphore>,
+    /// How long a live socket may go without a frame from its client (it is pinged halfway).
+    pub live_idle: std::time::Duration,
+    /// Turns true when the agent shuts down: live sockets close.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 type Shared<S> = State<Arc<AppState<S>>>;
@@ -108,23 +117,56 @@ async fn live_upgrade<S: MediatorStorage>(
     State(state): Shared<S>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let mediator = state.mediator.clone();
+    let Ok(slot) = state.live_slots.clone().try_acquire_owned() else {
+        state.mediator.metrics().refused("live.limit");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "w.p.me.res.live-limit",
+            "this mediator has as many live connections as it takes; use pickup over POST \
+             /didcomm, or try again later",
+        );
+    };
+    let live_socket = LiveSocket {
+        mediator: state.mediator.clone(),
+        idle: state.live_idle,
+        closing: state.closing.clone(),
+        _slot: slot,
+    };
     // Small buffers: tungstenite's 128 KiB read buffer per socket would cost over 1 GiB at
     // 10k idle phones; frames larger than the buffer still arrive whole.
     upgrade
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(state.max_message_bytes)
-        .on_upgrade(move |socket| live(socket, mediator))
+        .max_frame_size(state.max_message_bytes)
+        .on_upgrade(move |socket| live(socket, live_socket))
+}
+
+/// What one live connection holds: the mediator, its idle timeout, the shutdown signal and
+/// its slot among the live connections.
+struct LiveSocket<S> {
+    mediator: Arc<Mediator<S>>,
+    idle: std::time::Duration,
+    closing: tokio::sync::watch::Receiver<bool>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// One live connection: every text frame is a DIDComm message handled as if posted with
 /// `return_route: all`; once the client switched live delivery on, queued messages are
 /// pushed as `delivery` frames, at once and whenever a forward for the client arrives.
-async fn live<S: MediatorStorage>(mut socket: WebSocket, mediator: Arc<Mediator<S>>) {
+async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket<S>) {
+    let LiveSocket {
+        mediator,
+        idle,
+        mut closing,
+        _slot,
+    } = live_socket;
     mediator.metrics().live_connections.inc();
     let mut session = Session::default();
     let mut notifier: Option<(String, Arc<tokio::sync::Notify>)> = None;
+    // When the client was last heard from, and whether it was pinged since.
+    let mut heard = tokio::time::Instant::now();
+    let mut pinged = false;
     loop {
         if notifier.is_none() && session.live {
             if let Some(client) = session.client.clone() {
@@ -155,8 +197,36 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, mediator: Arc<Mediator<
             // Already notified (and so finished): look at the queue again with a fresh waiter.
             continue;
         }
+        let check = if pinged {
+            heard + idle
+        } else {
+            heard + idle / 2
+        };
         tokio::select! {
+            _ = turned_true(&mut closing) => {
+                let _ = socket.send(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
+                    code: axum::extract::ws::close_code::AWAY,
+                    reason: "the mediator is shutting down".into(),
+                }))).await;
+                break;
+            }
+            _ = tokio::time::sleep_until(check) => {
+                if pinged {
+                    mediator.metrics().refused("live.idle");
+                    let _ = socket.send(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
+                        code: axum::extract::ws::close_code::POLICY,
+                        reason: "idle for too long".into(),
+                    }))).await;
+                    break;
+                }
+                pinged = true;
+                if socket.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+            }
             frame = socket.recv() => {
+                heard = tokio::time::Instant::now();
+                pinged = false;
                 let text = match frame {
                     Some(Ok(WsMessage::Text(text))) => text.to_string(),
                     Some(Ok(WsMessage::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
@@ -210,14 +280,172 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<
     .await
 }
 
+/// Limits of the HTTP server itself.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    /// Connections served at once (live sockets are counted apart, once upgraded); more are
+    /// answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (and how long a kept-alive
+    /// connection may sit idle before its next request).
+    pub header_read_timeout: std::time::Duration,
+    /// How long one request may take, body and answer included.
+    pub request_timeout: std::time::Duration,
+    /// How long a shutdown waits for open connections to finish before closing them.
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// Serves `app` on `listener` within `limits` until `stop` turns true; then stops accepting,
+/// lets open connections finish their requests for up to the grace period, and closes what
+/// is left. Refusals are counted in `metrics` (`connection.limit`, `header.timeout`,
+/// `request.timeout`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = turned_true(&mut stop) => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, most likely: wait for some to be freed.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.refused("connection.limit");
+            connections.spawn(refuse_connection(stream));
+            continue;
+        };
+        let app = app.clone();
+        let metrics = metrics.clone();
+        let header_metrics = metrics.clone();
+        let mut closing = closing_rx.clone();
+        let limits = limits.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let timeout = limits.request_timeout;
+            let service = hyper::service::service_fn(
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    let app = app.clone();
+                    let metrics = metrics.clone();
+                    async move {
+                        let request = request.map(axum::body::Body::new);
+                        let answer =
+                            tokio::time::timeout(timeout, tower::ServiceExt::oneshot(app, request))
+                                .await;
+                        Ok::<_, std::convert::Infallible>(match answer {
+                            Ok(Ok(response)) => response,
+                            Ok(Err(never)) => match never {},
+                            Err(_) => {
+                                metrics.refused("request.timeout");
+                                problem(
+                                    StatusCode::REQUEST_TIMEOUT,
+                                    "e.p.msg.timeout",
+                                    &format!(
+                                        "the request took longer than {} s",
+                                        timeout.as_secs_f32()
+                                    ),
+                                )
+                            }
+                        })
+                    }
+                },
+            );
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let connection = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if ended.is_err_and(|e| e.is_timeout()) {
+                        header_metrics.refused("header.timeout");
+                    }
+                }
+                _ = turned_true(&mut closing) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    let deadline = tokio::time::sleep(limits.shutdown_grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = connections.join_next() => if next.is_none() { break },
+            _ = &mut deadline => {
+                tracing::warn!(
+                    open = connections.len(),
+                    "the shutdown grace period is over: closing the connections left"
+                );
+                connections.abort_all();
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves once `flag` is true (or its sender is gone).
+async fn turned_true(flag: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await.map(|_| ());
+}
+
+/// Answers a connection over the limit with a 503 problem report and closes it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = problem_json(
+        "w.p.me.res.connection-limit",
+        "this agent serves as many connections as it takes; try again later",
+    )
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
 fn status_of(refusal: &Refusal) -> StatusCode {
     match refusal {
         Refusal::Envelope(DidCommError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-        Refusal::Envelope(_) | Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Refusal::Envelope(_) | Refusal::BadRequest(_) | Refusal::NotForMe(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Refusal::UnknownRecipient(_) => StatusCode::NOT_FOUND,
         Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-        Refusal::NotMediated(_) => StatusCode::FORBIDDEN,
-        Refusal::Storage(StorageError::QueueFull { .. }) => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::NotMediated(_) | Refusal::NotAdmitted(_) => StatusCode::FORBIDDEN,
+        Refusal::Replay(_) => StatusCode::CONFLICT,
+        Refusal::Storage(
+            StorageError::QueueFull { .. }
+            | StorageError::ClientQuota { .. }
+            | StorageError::TooManyRecipients { .. },
+        ) => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::Storage(StorageError::StoreFull { .. }) => StatusCode::INSUFFICIENT_STORAGE,
         Refusal::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }

@@ -11,6 +11,7 @@ pub mod invitations;
 pub mod issuer;
 pub mod mediator;
 pub mod metrics;
+mod replay;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -28,13 +29,14 @@ pub struct Running {
     pub addr: SocketAddr,
     pub did: String,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
-    shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
-    /// Stops accepting, finishes in-flight requests, and waits for the server to end.
+    /// Stops accepting, closes live sockets, lets in-flight requests finish for up to the
+    /// shutdown grace period, closes what is left, and waits for the server to end.
     pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(());
+        let _ = self.shutdown.send(true);
         self.server
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
@@ -104,6 +106,27 @@ pub async fn start(config: Config) -> Result<Running, String> {
         config.callback_retry,
     ));
     let admin_token = admin::admin_token(&config)?;
+    let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    // Queued messages past the age limit are dropped (also on read), at least once a minute.
+    let sweeper = Arc::downgrade(&mediator);
+    let sweep_every = config.limits.message_max_age.clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(sweep_every).await;
+            let Some(mediator) = sweeper.upgrade() else {
+                break;
+            };
+            match mediator.expire_old().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(messages = n, "expired messages dropped"),
+                Err(error) => tracing::warn!(%error, "expiring old messages"),
+            }
+        }
+    });
+    let metrics = mediator.metrics().clone();
     let state = Arc::new(http::AppState {
         mediator,
         public_url: public_url.clone(),
@@ -117,19 +140,21 @@ pub async fn start(config: Config) -> Result<Running, String> {
         android_package: config.android_package.clone(),
         android_cert_sha256: config.android_cert_sha256.clone(),
         max_message_bytes: config.max_message_bytes,
+        live_slots: Arc::new(tokio::sync::Semaphore::new(config.max_live_connections)),
+        live_idle: config.live_idle_timeout,
+        closing: stopped.clone(),
     });
     let app = http::router(state).merge(api::router(Arc::new(api::ApiState {
         issuer,
         admin_token,
     })));
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let limits = http::ServerLimits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+        request_timeout: config.request_timeout,
+        shutdown_grace: config.shutdown_grace,
+    };
+    let server = tokio::spawn(http::serve(listener, app, limits, metrics, stopped));
     // `agent org create` finds the agent that holds this data folder here.
     if let Err(error) = admin::record_address(&config.data_dir, addr) {
         tracing::warn!(%error, "the agent's address is not recorded in its data folder");

@@ -75,6 +75,7 @@ fn init_logs() {
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     init_logs();
     let config = agent::config::Config::from_env()?;
+    let grace = config.shutdown_grace;
     let running = agent::start(config).await?;
     // Tests and scripts that start the agent on port 0 read the bound address from here. A
     // reader that went away must not bring the agent down, so write errors are ignored.
@@ -85,7 +86,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         let _ = writeln!(stdout, "mediator DID {}", running.did);
         let _ = stdout.flush();
     }
-    shutdown_signal().await;
+    shutdown_signal(grace).await?;
     tracing::info!("shutting down");
     running.stop().await?;
     Ok(())
@@ -108,11 +109,47 @@ async fn create_org(name: &str, as_json: bool) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C. The signals are watched on a thread of their own, so that
+/// they are noticed even when every worker of the main runtime is busy; that thread also
+/// ends the process if the graceful shutdown has not within `grace` (and a little more) of
+/// the signal, whatever the handlers are doing.
+async fn shutdown_signal(grace: std::time::Duration) -> std::io::Result<()> {
+    let (signalled, received) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("agent: cannot watch for signals: {error}");
+                    return;
+                }
+            };
+            runtime.block_on(wait_for_signal());
+            let _ = signalled.send(());
+            std::thread::sleep(grace + std::time::Duration::from_secs(2));
+            eprintln!(
+                "agent: still busy {} s after the signal; exiting without finishing",
+                grace.as_secs_f32() + 2.0
+            );
+            std::process::exit(0);
+        })?;
+    let _ = received.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -15,8 +15,10 @@ use wallet_core::didcomm::{
 };
 use wallet_core::encoding::b64u_encode;
 
+use crate::invitations::InvitationRecord;
 use crate::metrics::Metrics;
-use crate::storage::{MediatorStorage, RecipientUpdate, StorageError};
+use crate::replay::SeenSet;
+use crate::storage::{Enqueued, MediatorStorage, QueueQuota, RecipientUpdate, StorageError};
 
 pub const MEDIATE_REQUEST: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-request";
 pub const MEDIATE_GRANT: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-grant";
@@ -54,6 +56,19 @@ pub struct Limits {
     pub queue_cap: usize,
     /// Largest `limit` a delivery-request may ask for.
     pub max_delivery: usize,
+    /// Who may be granted mediation.
+    pub admission: Admission,
+    /// Recipient DIDs one client may register.
+    pub max_recipients: usize,
+    /// Bytes all of one client's queues may hold.
+    pub client_queue_bytes: u64,
+    /// Bytes all queues together may hold.
+    pub store_queue_bytes: u64,
+    /// How long a message may wait; older ones are dropped on read and by the sweep.
+    pub message_max_age: std::time::Duration,
+    /// How long a control message's id is remembered against replays; messages created
+    /// longer ago (or that far ahead) are refused as stale.
+    pub replay_window: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -61,9 +76,54 @@ impl Default for Limits {
         Limits {
             queue_cap: 10_000,
             max_delivery: 100,
+            admission: Admission::Open,
+            max_recipients: 1000,
+            client_queue_bytes: 64 << 20,
+            store_queue_bytes: 4 << 30,
+            message_max_age: std::time::Duration::from_secs(30 * 24 * 3600),
+            replay_window: std::time::Duration::from_secs(600),
         }
     }
 }
+
+/// Who may be granted mediation (Coordinate Mediation 3.0 `mediate-request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Any wallet that asks (authcrypted).
+    Open,
+    /// Only a wallet whose mediate-request answers one of this agent's invitations (its
+    /// `pthid` is the id of a stored invitation that is neither expired nor used up).
+    Invited,
+}
+
+impl std::str::FromStr for Admission {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "open" => Ok(Admission::Open),
+            "invited" => Ok(Admission::Invited),
+            other => Err(format!("{other:?} is neither \"open\" nor \"invited\"")),
+        }
+    }
+}
+
+/// Updates one recipient-update may carry.
+pub const MAX_RECIPIENT_UPDATES: usize = 100;
+/// Ids one messages-received may acknowledge.
+pub const MAX_ACKNOWLEDGED_IDS: usize = 1000;
+/// Discover Features queries one message may carry.
+pub const MAX_FEATURE_QUERIES: usize = 20;
+/// Longest `match` pattern of a Discover Features query, in bytes.
+pub const MAX_MATCH_BYTES: usize = 256;
+/// Most `*` wildcards in one `match` pattern.
+pub const MAX_MATCH_STARS: usize = 64;
+/// Messages a live connection may have been pushed and not acknowledged before it is pushed
+/// more.
+pub const MAX_UNACKNOWLEDGED_PUSHED: usize = 1000;
+
+/// Control messages remembered against replays (about 60 bytes each).
+const CONTROL_SEEN_CAP: usize = 100_000;
 
 /// What became of an inbound message.
 #[derive(Debug)]
@@ -89,6 +149,12 @@ pub enum Refusal {
     NotMediated(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotForMe(String),
+    #[error("{0}")]
+    Replay(String),
+    #[error("{0}")]
+    NotAdmitted(String),
 }
 
 impl Refusal {
@@ -96,14 +162,22 @@ impl Refusal {
     pub fn problem_code(&self) -> &'static str {
         match self {
             Refusal::Envelope(DidCommError::TooLarge { .. }) => "e.p.msg.too-large",
-            Refusal::Envelope(DidCommError::NotForUs(_)) => "e.p.msg.not-for-me",
+            Refusal::Envelope(DidCommError::NotForUs(_) | DidCommError::WrongRecipient { .. }) => {
+                "e.p.msg.not-for-me"
+            }
             Refusal::Envelope(_) => "e.p.msg.unreadable",
             Refusal::UnknownRecipient(_) => "e.p.msg.forward.unknown-recipient",
             Refusal::Storage(StorageError::QueueFull { .. }) => "w.p.msg.queue-full",
+            Refusal::Storage(StorageError::ClientQuota { .. }) => "w.p.msg.client-quota",
+            Refusal::Storage(StorageError::StoreFull { .. }) => "w.p.me.res.store-full",
+            Refusal::Storage(StorageError::TooManyRecipients { .. }) => "e.p.req.recipient-cap",
             Refusal::Storage(_) => "e.p.me.res.storage",
             Refusal::Unauthenticated(_) => "e.p.msg.unauthenticated",
             Refusal::NotMediated(_) => "e.p.req.not-mediated",
             Refusal::BadRequest(_) => "e.p.msg.bad-request",
+            Refusal::NotForMe(_) => "e.p.msg.not-for-me",
+            Refusal::Replay(_) => "e.p.msg.replay",
+            Refusal::NotAdmitted(_) => "e.p.req.admission",
         }
     }
 }
@@ -160,6 +234,8 @@ pub struct Mediator<S> {
     metrics: Arc<Metrics>,
     /// Where messages for the agent's other DIDs go.
     inbox: std::sync::OnceLock<std::sync::Weak<dyn Inbox>>,
+    /// Control messages handled recently, by sender and id.
+    seen: SeenSet,
 }
 
 impl<S: MediatorStorage> Hub for Mediator<S> {
@@ -221,6 +297,7 @@ impl<S: MediatorStorage> Mediator<S> {
             live: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
             inbox: std::sync::OnceLock::new(),
+            seen: SeenSet::new(CONTROL_SEEN_CAP),
         }
     }
 
@@ -263,6 +340,11 @@ impl<S: MediatorStorage> Mediator<S> {
         let (Some(client), true) = (session.client.clone(), session.live) else {
             return Ok(None);
         };
+        if session.sent.len() >= MAX_UNACKNOWLEDGED_PUSHED {
+            // Until the client acknowledges some, pushing more would only re-read its queue.
+            return Ok(None);
+        }
+        let not_before = self.not_before();
         let mut attachments = Vec::new();
         for recipient in self.storage.recipients(&client).await? {
             let room = self.limits.max_delivery - attachments.len();
@@ -271,7 +353,7 @@ impl<S: MediatorStorage> Mediator<S> {
             }
             let waiting = self
                 .storage
-                .peek(&recipient, room + session.sent.len())
+                .peek(&recipient, room + session.sent.len(), not_before)
                 .await?;
             for queued in waiting {
                 if attachments.len() == self.limits.max_delivery {
@@ -305,6 +387,18 @@ impl<S: MediatorStorage> Mediator<S> {
         &self.storage
     }
 
+    /// Queued messages received before this have expired.
+    fn not_before(&self) -> u64 {
+        wallet_core::didcomm::now().saturating_sub(self.limits.message_max_age.as_secs())
+    }
+
+    /// Drops every queued message older than the age limit; returns how many.
+    pub async fn expire_old(&self) -> Result<u64, Refusal> {
+        let dropped = self.storage.expire(self.not_before()).await?;
+        self.metrics.messages_expired.inc_by(dropped);
+        Ok(dropped)
+    }
+
     /// Handles one inbound envelope. `Reply` carries the packed answer when the protocol has
     /// one (the sender is expected to have asked for `return_route`).
     pub async fn handle(&self, envelope: &str) -> Result<Outcome, Refusal> {
@@ -316,22 +410,18 @@ impl<S: MediatorStorage> Mediator<S> {
     pub async fn handle_in(
         &self,
         envelope: &str,
-        mut session: Option<&mut Session>,
+        session: Option<&mut Session>,
     ) -> Result<Outcome, Refusal> {
         let unpacked = self.didcomm.unpack(envelope).await?;
-        let recipient = unpacked
-            .metadata
-            .layers
-            .iter()
-            .find_map(|layer| match layer {
-                Layer::Anoncrypt { recipient_kid, .. } | Layer::Authcrypt { recipient_kid, .. } => {
-                    Some(did_of(recipient_kid))
-                }
-                Layer::Signed { .. } => None,
-            });
+        let recipient = routed_to(&unpacked)?;
+        if recipient.is_none() && unpacked.message.type_ == FORWARD_TYPE {
+            return Err(Refusal::BadRequest(format!(
+                "a forward must be encrypted to the mediator {}",
+                self.did
+            )));
+        }
         if let Some(recipient) = recipient.filter(|did| *did != self.did) {
             // Encrypted to another DID whose keys this agent holds: an organisation's.
-            let recipient = recipient.to_string();
             let inbox = self.inbox.get().and_then(std::sync::Weak::upgrade);
             return match inbox {
                 Some(inbox) => inbox.receive(unpacked).await,
@@ -347,27 +437,122 @@ impl<S: MediatorStorage> Mediator<S> {
         let Some(sender) = metadata.authcrypt_sender_did() else {
             return Err(Refusal::Unauthenticated("this message"));
         };
-        // The first message that answers a single-use invitation of the mediator spends it.
-        if let Some(pthid) = &message.pthid {
-            if self
+        let replay_key = self.first_sight(&sender, &message)?;
+        let outcome = self.control(&sender, &message, session).await;
+        if let Err(Refusal::Storage(_)) = &outcome {
+            // Nothing was done: a retry of the same message must be taken.
+            self.seen.forget(&replay_key);
+        }
+        outcome
+    }
+
+    /// Refuses a control message seen before within the replay window, or created outside
+    /// it; otherwise remembers it. Returns the digest it is remembered by.
+    fn first_sight(&self, sender: &str, message: &Message) -> Result<[u8; 16], Refusal> {
+        let now = wallet_core::didcomm::now();
+        let window = self.limits.replay_window.as_secs();
+        if let Some(created) = message.created_time {
+            if created.saturating_add(window) < now || created > now.saturating_add(window) {
+                return Err(Refusal::Replay(format!(
+                    "message {} was created at {created}, more than {window} s from now ({now}): \
+                     send a fresh message",
+                    message.id
+                )));
+            }
+        }
+        let key = crate::replay::digest_of(sender, &message.id);
+        // Remembered past the window on both sides of the clock.
+        if !self.seen.insert(key, now.saturating_add(2 * window)) {
+            return Err(Refusal::Replay(format!(
+                "message {} from {sender} was already handled; send a new message to ask again",
+                message.id
+            )));
+        }
+        Ok(key)
+    }
+
+    /// The stored invitation a message answers (its `pthid`), and whether this message spent
+    /// it: the first message that answers a single-use invitation of the mediator spends it.
+    async fn answered_invitation(
+        &self,
+        sender: &str,
+        message: &Message,
+    ) -> Result<Option<(InvitationRecord, bool)>, Refusal> {
+        let Some(pthid) = &message.pthid else {
+            return Ok(None);
+        };
+        let Some(record) = self.storage.invitation_by_id(pthid).await? else {
+            return Ok(None);
+        };
+        let mut spent_now = false;
+        if record.message.from.as_deref() == Some(self.did.as_str()) {
+            spent_now = self
                 .storage
                 .use_invitation(pthid, wallet_core::didcomm::now())
-                .await?
-            {
+                .await?;
+            if spent_now {
                 tracing::info!(invitation = %pthid, client = %sender, "invitation used");
             }
         }
+        Ok(Some((record, spent_now)))
+    }
+
+    /// Whether `sender` may be granted mediation under the admission policy, given the
+    /// invitation its request answers.
+    async fn admit(
+        &self,
+        sender: &str,
+        message: &Message,
+        invitation: Option<(InvitationRecord, bool)>,
+    ) -> Result<(), Refusal> {
+        if self.limits.admission == Admission::Open || self.storage.is_granted(sender).await? {
+            return Ok(());
+        }
+        let refuse = |why: String| {
+            Err(Refusal::NotAdmitted(format!(
+                "this mediator grants mediation only to wallets answering one of its \
+                 invitations: {why}"
+            )))
+        };
+        let Some((record, spent_now)) = invitation else {
+            return match &message.pthid {
+                None => refuse("the mediate-request has no pthid".into()),
+                Some(pthid) => refuse(format!("no invitation has the id {pthid:?}")),
+            };
+        };
+        if let Err(expired @ crate::invitations::InvitationError::Expired(_)) = record.check() {
+            return refuse(expired.to_string());
+        }
+        // A single-use invitation of the mediator admits the request that spent it; one of an
+        // organisation's (spent by the organisation's own exchange) admits while unused.
+        let used_up = if record.message.from.as_deref() == Some(self.did.as_str()) {
+            record.single_use && !spent_now
+        } else {
+            record.single_use && record.used_at.is_some()
+        };
+        if used_up {
+            return refuse("the invitation was already used".into());
+        }
+        Ok(())
+    }
+
+    /// Handles an authenticated message for the mediator itself.
+    async fn control(
+        &self,
+        sender: &str,
+        message: &Message,
+        mut session: Option<&mut Session>,
+    ) -> Result<Outcome, Refusal> {
+        let sender = sender.to_string();
+        let invitation = self.answered_invitation(&sender, message).await?;
         let reply = match message.type_.as_str() {
             MEDIATE_REQUEST => {
+                self.admit(&sender, message, invitation).await?;
                 self.storage.grant(&sender).await?;
                 tracing::info!(client = %sender, "mediation granted");
-                reply_to(
-                    &message,
-                    MEDIATE_GRANT,
-                    json!({ "routing_did": [self.did] }),
-                )
+                reply_to(message, MEDIATE_GRANT, json!({ "routing_did": [self.did] }))
             }
-            RECIPIENT_UPDATE => self.recipient_update(&sender, &message).await?,
+            RECIPIENT_UPDATE => self.recipient_update(&sender, message).await?,
             RECIPIENT_QUERY => {
                 self.require_grant(&sender).await?;
                 let dids: Vec<Value> = self
@@ -377,16 +562,16 @@ impl<S: MediatorStorage> Mediator<S> {
                     .into_iter()
                     .map(|did| json!({ "recipient_did": did }))
                     .collect();
-                reply_to(&message, RECIPIENT, json!({ "dids": dids }))
+                reply_to(message, RECIPIENT, json!({ "dids": dids }))
             }
             STATUS_REQUEST => {
                 self.require_grant(&sender).await?;
                 let filter = string_field(&message.body, "recipient_did");
-                self.status(&sender, &message, filter).await?
+                self.status(&sender, message, filter).await?
             }
-            DELIVERY_REQUEST => self.delivery(&sender, &message).await?,
+            DELIVERY_REQUEST => self.delivery(&sender, message).await?,
             MESSAGES_RECEIVED => {
-                let status = self.messages_received(&sender, &message).await?;
+                let status = self.messages_received(&sender, message).await?;
                 // Acknowledged messages are gone: the socket need not remember pushing them.
                 if let Some(session) = session.as_deref_mut() {
                     let acknowledged = message
@@ -417,12 +602,12 @@ impl<S: MediatorStorage> Mediator<S> {
                     session.client = Some(sender.clone());
                     session.live = live;
                     session.sent.clear();
-                    let mut status = self.status(&sender, &message, None).await?;
+                    let mut status = self.status(&sender, message, None).await?;
                     status.body["live_delivery"] = json!(live);
                     status
                 }
                 None => reply_to(
-                    &message,
+                    message,
                     PROBLEM_REPORT,
                     json!({
                         "code": "e.m.live-mode-not-supported",
@@ -439,15 +624,15 @@ impl<S: MediatorStorage> Mediator<S> {
                 if !wanted {
                     return Ok(Outcome::Accepted);
                 }
-                reply_to(&message, PING_RESPONSE, json!({}))
+                reply_to(message, PING_RESPONSE, json!({}))
             }
-            QUERIES => reply_to(&message, DISCLOSE, disclose(&message.body)),
+            QUERIES => reply_to(message, DISCLOSE, disclose(&message.body)?),
             PROBLEM_REPORT => {
                 tracing::warn!(from = %sender, code = ?message.body.get("code"), "problem reported");
                 return Ok(Outcome::Accepted);
             }
             other => reply_to(
-                &message,
+                message,
                 PROBLEM_REPORT,
                 json!({
                     "code": "e.p.msg.unsupported",
@@ -477,14 +662,29 @@ impl<S: MediatorStorage> Mediator<S> {
         let Some(client) = self.storage.client_of(&recipient).await? else {
             return Err(Refusal::UnknownRecipient(recipient));
         };
+        let quota = QueueQuota {
+            per_recipient: self.limits.queue_cap,
+            client_bytes: self.limits.client_queue_bytes,
+            total_bytes: self.limits.store_queue_bytes,
+            dedup_secs: self.limits.message_max_age.as_secs(),
+        };
+        // The forward's id makes it idempotent: a replayed (or re-sent) forward is accepted
+        // again without a second queue entry.
         let queued = self
             .storage
             .enqueue(
+                &client,
                 &recipient,
                 &forward.payload.to_string(),
-                self.limits.queue_cap,
+                Some(&message.id),
+                &quota,
             )
             .await?;
+        let Enqueued::Queued(queued) = queued else {
+            tracing::debug!(recipient = %recipient, forward = %message.id, "forward already queued");
+            self.metrics.forwards_deduplicated.inc();
+            return Ok(Outcome::Accepted);
+        };
         tracing::debug!(recipient = %recipient, id = %queued.id, "forward queued");
         self.metrics.forwards_queued.inc();
         // Wake the client's live connections, if it has any open.
@@ -507,7 +707,17 @@ impl<S: MediatorStorage> Mediator<S> {
             .get("updates")
             .and_then(Value::as_array)
             .ok_or_else(|| Refusal::BadRequest("recipient-update has no updates list".into()))?;
-        let mut updated = Vec::with_capacity(updates.len());
+        if updates.len() > MAX_RECIPIENT_UPDATES {
+            return Err(Refusal::BadRequest(format!(
+                "recipient-update carries {} updates, over this mediator's limit of \
+                 {MAX_RECIPIENT_UPDATES} per message",
+                updates.len()
+            )));
+        }
+        // Every update is checked, and the recipient cap, before anything is changed.
+        let mut checked = Vec::with_capacity(updates.len());
+        let mut held: HashSet<String> =
+            self.storage.recipients(client).await?.into_iter().collect();
         for update in updates {
             let (Some(recipient), Some(action)) = (
                 string_field(update, "recipient_did"),
@@ -520,22 +730,33 @@ impl<S: MediatorStorage> Mediator<S> {
             if !recipient.starts_with("did:") {
                 return Err(Refusal::BadRequest(format!("{recipient:?} is not a DID")));
             }
-            let result = match action {
-                "add" => {
-                    self.storage
-                        .add_recipient(client, did_of(recipient))
-                        .await?
-                }
-                "remove" => {
-                    self.storage
-                        .remove_recipient(client, did_of(recipient))
-                        .await?
-                }
+            match action {
+                "add" => held.insert(did_of(recipient).to_string()),
+                "remove" => held.remove(did_of(recipient)),
                 other => {
                     return Err(Refusal::BadRequest(format!(
                         "unknown recipient-update action {other:?}"
                     )))
                 }
+            };
+            if held.len() > self.limits.max_recipients {
+                return Err(Refusal::Storage(StorageError::TooManyRecipients {
+                    client: client.to_string(),
+                    cap: self.limits.max_recipients,
+                }));
+            }
+            checked.push((recipient, action));
+        }
+        let mut updated = Vec::with_capacity(checked.len());
+        for (recipient, action) in checked {
+            let result = if action == "add" {
+                self.storage
+                    .add_recipient(client, did_of(recipient), self.limits.max_recipients)
+                    .await?
+            } else {
+                self.storage
+                    .remove_recipient(client, did_of(recipient))
+                    .await?
             };
             let result = match result {
                 RecipientUpdate::Success => "success",
@@ -602,13 +823,14 @@ impl<S: MediatorStorage> Mediator<S> {
             )));
         }
         let filter = string_field(&request.body, "recipient_did");
+        let not_before = self.not_before();
         let mut attachments = Vec::new();
         for recipient in self.queues(client, filter).await? {
             let room = limit as usize - attachments.len();
             if room == 0 {
                 break;
             }
-            for queued in self.storage.peek(&recipient, room).await? {
+            for queued in self.storage.peek(&recipient, room, not_before).await? {
                 attachments.push(delivery_attachment(queued));
             }
         }
@@ -627,11 +849,21 @@ impl<S: MediatorStorage> Mediator<S> {
 
     async fn messages_received(&self, client: &str, request: &Message) -> Result<Message, Refusal> {
         self.require_grant(client).await?;
-        let ids: Vec<String> = request
+        let ids = request
             .body
             .get("message_id_list")
             .and_then(Value::as_array)
-            .ok_or_else(|| Refusal::BadRequest("messages-received has no message_id_list".into()))?
+            .ok_or_else(|| {
+                Refusal::BadRequest("messages-received has no message_id_list".into())
+            })?;
+        if ids.len() > MAX_ACKNOWLEDGED_IDS {
+            return Err(Refusal::BadRequest(format!(
+                "messages-received lists {} ids, over this mediator's limit of \
+                 {MAX_ACKNOWLEDGED_IDS} per message",
+                ids.len()
+            )));
+        }
+        let ids: Vec<String> = ids
             .iter()
             .map(|id| {
                 id.as_str()
@@ -639,9 +871,8 @@ impl<S: MediatorStorage> Mediator<S> {
                     .ok_or_else(|| Refusal::BadRequest("message ids are strings".into()))
             })
             .collect::<Result<_, _>>()?;
-        for recipient in self.queues(client, None).await? {
-            self.storage.remove(&recipient, &ids).await?;
-        }
+        let recipients = self.queues(client, None).await?;
+        self.storage.remove(&recipients, &ids).await?;
         self.status(client, request, None).await
     }
 }
@@ -656,39 +887,119 @@ fn delivery_attachment(queued: crate::storage::QueuedMessage) -> Attachment {
     attachment
 }
 
+/// Which DID an unpacked envelope was encrypted to, checked against its plaintext: every
+/// encryption layer must be addressed to the same DID (the one the envelope is routed on), and
+/// the message's `to`, when present, must name it. `None` when nothing was encrypted.
+fn routed_to(unpacked: &Unpacked) -> Result<Option<&str>, Refusal> {
+    let mut layers = unpacked
+        .metadata
+        .layers
+        .iter()
+        .filter_map(|layer| match layer {
+            Layer::Anoncrypt { recipient_kid, .. } | Layer::Authcrypt { recipient_kid, .. } => {
+                Some(did_of(recipient_kid))
+            }
+            Layer::Signed { .. } => None,
+        });
+    let Some(outer) = layers.next() else {
+        return Ok(None);
+    };
+    if let Some(inner) = layers.find(|did| *did != outer) {
+        return Err(Refusal::NotForMe(format!(
+            "the envelope's layers are encrypted to different DIDs ({outer} outside, {inner} \
+             inside)"
+        )));
+    }
+    if let Some(to) = &unpacked.message.to {
+        if !to.iter().any(|did| did == outer) {
+            return Err(Refusal::NotForMe(format!(
+                "the message is addressed to {to:?} but was encrypted to {outer}"
+            )));
+        }
+    }
+    Ok(Some(outer))
+}
+
 /// Discover Features 2.0: answer `protocol` queries against [`PROTOCOLS`] (`*` wildcards).
-fn disclose(body: &Value) -> Value {
+/// At most [`MAX_FEATURE_QUERIES`] queries, each pattern at most [`MAX_MATCH_BYTES`] long with
+/// at most [`MAX_MATCH_STARS`] wildcards; a message over a limit is refused, naming it.
+fn disclose(body: &Value) -> Result<Value, Refusal> {
+    let queries = match body.get("queries") {
+        None => &[][..],
+        Some(Value::Array(queries)) => queries.as_slice(),
+        Some(_) => {
+            return Err(Refusal::BadRequest(
+                "discover-features queries is not a list".into(),
+            ))
+        }
+    };
+    if queries.len() > MAX_FEATURE_QUERIES {
+        return Err(Refusal::BadRequest(format!(
+            "discover-features carries {} queries, over this mediator's limit of \
+             {MAX_FEATURE_QUERIES}",
+            queries.len()
+        )));
+    }
     let mut disclosures = Vec::new();
-    for query in body
-        .get("queries")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for (n, query) in queries.iter().enumerate() {
         if query.get("feature-type").and_then(Value::as_str) != Some("protocol") {
             continue;
         }
         let pattern = query.get("match").and_then(Value::as_str).unwrap_or("");
+        if pattern.len() > MAX_MATCH_BYTES {
+            return Err(Refusal::BadRequest(format!(
+                "discover-features query {n}: its match is {} bytes, over this mediator's \
+                 limit of {MAX_MATCH_BYTES}",
+                pattern.len()
+            )));
+        }
+        let stars = pattern.bytes().filter(|&b| b == b'*').count();
+        if stars > MAX_MATCH_STARS {
+            return Err(Refusal::BadRequest(format!(
+                "discover-features query {n}: its match has {stars} wildcards, over this \
+                 mediator's limit of {MAX_MATCH_STARS}"
+            )));
+        }
         for protocol in PROTOCOLS {
             if wildcard(pattern, protocol) {
                 disclosures.push(json!({ "feature-type": "protocol", "id": protocol }));
             }
         }
     }
-    json!({ "disclosures": disclosures })
+    Ok(json!({ "disclosures": disclosures }))
 }
 
-/// `*` matches any run of characters; everything else matches itself.
+/// `*` matches any run of characters; everything else matches itself. Iterative and greedy
+/// with one backtrack point (the last `*` seen): O(pattern × text) at worst, no recursion.
+/// Bytes are compared, which is exact for UTF-8: a literal's first byte never matches a
+/// continuation byte, so a match starts on a character boundary.
 fn wildcard(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            text.starts_with(head)
-                && (0..=text.len() - head.len())
-                    .filter(|&i| text.is_char_boundary(head.len() + i))
-                    .any(|i| wildcard(rest, &text[head.len() + i..]))
+    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
+    let (mut p, mut t) = (0, 0);
+    // Where the pattern resumes after the last `*`, and the text position that `*` covers to.
+    let mut backtrack: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                p += 1;
+                backtrack = Some((p, t));
+            }
+            Some(&c) if c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match backtrack {
+                // Let the last `*` take one more character, and try again from there.
+                Some((resume, covered)) => {
+                    backtrack = Some((resume, covered + 1));
+                    p = resume;
+                    t = covered + 1;
+                }
+                None => return false,
+            },
         }
     }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -714,5 +1025,26 @@ mod tests {
             "https://*/routing/*",
             "https://didcomm.org/routing/2.0"
         ));
+        assert!(wildcard("", ""));
+        assert!(!wildcard("", "x"));
+        assert!(wildcard("**", ""));
+        assert!(wildcard("a*b*c", "aXbYbZc"));
+        assert!(!wildcard("a*b*c", "aXbYbZ"));
+        assert!(wildcard("*é*", "café au lait"));
+        assert!(!wildcard("caf?", "café"));
+    }
+
+    #[test]
+    fn wildcards_take_linear_time_on_hostile_patterns() {
+        // The recursive matcher never returned on this; this one answers at once.
+        let hostile = format!("{}!", "*".repeat(40));
+        assert!(!wildcard(
+            &hostile,
+            "https://didcomm.org/discover-features/2.0"
+        ));
+        // Nor does a pattern far longer than any the endpoint takes overflow the stack.
+        let huge = "*".repeat(100_000);
+        assert!(wildcard(&huge, "https://didcomm.org/routing/2.0"));
+        assert!(!wildcard(&format!("{huge}!"), &"a".repeat(1000)));
     }
 }

@@ -1,5 +1,7 @@
 //! Prometheus metrics for `/metrics` (OpenMetrics text): envelopes in, forwards queued,
-//! messages delivered out, live connections, refusals by problem code, and queue depth.
+//! messages delivered out, live connections, refusals by problem code (and by the reason a
+//! connection was refused or closed: `connection.limit`, `live.limit`, `header.timeout`,
+//! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, and queue depth.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -22,6 +24,8 @@ pub struct Metrics {
     pub live_connections: Gauge,
     pub queue_depth: Gauge,
     pub refusals: Family<Reason, Counter>,
+    pub forwards_deduplicated: Counter,
+    pub messages_expired: Counter,
 }
 
 impl Default for Metrics {
@@ -33,6 +37,18 @@ impl Default for Metrics {
         let live_connections = Gauge::default();
         let queue_depth = Gauge::default();
         let refusals = Family::<Reason, Counter>::default();
+        let forwards_deduplicated = Counter::default();
+        let messages_expired = Counter::default();
+        registry.register(
+            "forwards_deduplicated",
+            "Forwards accepted again without a second queue entry (same forward id)",
+            forwards_deduplicated.clone(),
+        );
+        registry.register(
+            "messages_expired",
+            "Queued messages dropped for waiting longer than the age limit",
+            messages_expired.clone(),
+        );
         registry.register(
             "messages_in",
             "DIDComm envelopes accepted at the endpoint or over WebSockets",
@@ -71,6 +87,8 @@ impl Default for Metrics {
             live_connections,
             queue_depth,
             refusals,
+            forwards_deduplicated,
+            messages_expired,
         }
     }
 }

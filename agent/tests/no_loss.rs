@@ -1,6 +1,7 @@
 //! No acknowledged message is lost: forwards flood the real agent process, which is killed
 //! with SIGKILL mid-flood and restarted on the same data folder; the phone then picks up
-//! every message that was answered 202, and none twice.
+//! every message that was answered 202, and none twice. And SIGTERM stops the process
+//! within its grace period, whatever its connections are doing.
 
 mod support;
 
@@ -15,7 +16,13 @@ use wallet_core::didcomm::ENCRYPTED_TYP;
 
 /// Starts the agent binary on `data`; returns the process, its URL and its DID.
 fn spawn(data: &std::path::Path) -> (Child, String, String) {
+    spawn_with(data, &[])
+}
+
+/// Starts the agent binary on `data` with extra environment `vars`.
+fn spawn_with(data: &std::path::Path, vars: &[(&str, &str)]) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .envs(vars.iter().copied())
         .env("LANYARD_LISTEN", "127.0.0.1:0")
         .env("LANYARD_DATA_DIR", data)
         // A fixed public URL keeps the mediator's DID the same across restarts.
@@ -149,4 +156,87 @@ async fn kill_9_mid_flood_loses_no_acknowledged_forward() {
         acked.len(),
         received.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_agent_mid_flood_with_a_socket_and_a_stalled_request_open() {
+    use tokio::io::AsyncWriteExt;
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, url, did) = spawn_with(data.path(), &[("LANYARD_SHUTDOWN_GRACE_MS", "1000")]);
+    let agent = Agent::at(url.clone(), did.clone());
+    let phone = Phone::new(&did);
+    phone.connect(&agent).await;
+    let issuer = Issuer::new();
+    let mut packed = Vec::new();
+    for n in 0..200 {
+        packed.push(issuer.pack_for(&agent, &phone.did, n).await);
+    }
+    let packed = Arc::new(packed);
+
+    // A flood of forwards, until the agent stops answering.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for s in 0..4 {
+        let (packed, answered) = (packed.clone(), answered.clone());
+        let endpoint = format!("{url}/didcomm");
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for n in (s..).step_by(4) {
+                let sent = client
+                    .post(&endpoint)
+                    .header("content-type", ENCRYPTED_TYP)
+                    .body(packed[n % packed.len()].clone())
+                    .send()
+                    .await;
+                if sent.is_err() {
+                    return;
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    // An open live socket, and a request whose body never comes.
+    let ws_url = format!("{}/ws", url.replace("http://", "ws://"));
+    let (_socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let host = url.trim_start_matches("http://");
+    let mut stalled = tokio::net::TcpStream::connect(host).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "POST /didcomm HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ENCRYPTED_TYP}\r\n\
+                 Content-Length: 100000\r\n\r\n{{\"protected\""
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while answered.load(Ordering::SeqCst) < 50 {
+        assert!(std::time::Instant::now() < deadline, "the flood stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    // A guard against hanging forever, not a performance bound: the grace period is 1 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the agent did not exit within 60 s of SIGTERM");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "the agent exited with {status}");
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    drop(stalled);
 }

@@ -270,11 +270,14 @@ async fn strangers_duplicates_and_replays_change_nothing() {
         descriptions: vec![],
         detail: json!({ "credential": { "type": ["VerifiableCredential"] } }),
     };
-    let (envelope, endpoint) = rogue
-        .pack(&victim, issue_credential::offer_message(&offer))
-        .await;
+    let offer_message = issue_credential::offer_message(&offer);
+    let (envelope, endpoint) = rogue.pack(&victim, offer_message.clone()).await;
     assert_eq!(rogue.post(&envelope, &endpoint).await, 202);
+    // Replayed as it is, the mediator queues it once (the same forward id)...
     assert_eq!(rogue.post(&envelope, &endpoint).await, 202);
+    // ...sent again in a fresh forward, it reaches the wallet twice, which takes it once.
+    let (again, _) = rogue.pack(&victim, offer_message).await;
+    assert_eq!(rogue.post(&again, &endpoint).await, 202);
     let report = wallet.sync().await.unwrap();
     assert_eq!((report.processed, report.duplicates), (1, 1), "{report:?}");
     assert_eq!(wallet.offers().unwrap().len(), 1);

@@ -83,6 +83,10 @@ fn start_agent() -> Result<Agent, String> {
         .env("LANYARD_LISTEN", "127.0.0.1:0")
         .env("LANYARD_DATA_DIR", data.path())
         .env("LANYARD_QUEUE_CAP", "1000000")
+        // The held sockets answer no pings while the rest are opened, and are 10,000: keep
+        // them open past the idle timeout and the default live-connection cap.
+        .env("LANYARD_LIVE_IDLE_TIMEOUT_S", "3600")
+        .env("LANYARD_MAX_LIVE_CONNECTIONS", "20000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
