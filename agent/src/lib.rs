@@ -75,10 +75,19 @@ pub async fn start(config: Config) -> Result<Running, String> {
         Some(url) => Some(issuer::delivery::Mailer::new(url, &config.smtp_from)?),
         None => None,
     };
+    // One hardened client for what the agent fetches; callbacks get their own time limit.
+    let http = wallet_core::net::HttpClient::new(config.net.clone())
+        .map_err(|e| format!("outbound HTTP: {e}"))?;
+    let callback_client = wallet_core::net::HttpClient::new(wallet_core::net::NetPolicy {
+        timeout: config.callback_timeout,
+        ..config.net.clone()
+    })
+    .map_err(|e| format!("outbound HTTP: {e}"))?;
     let sms = match &config.sms_url {
         Some(url) => Some(issuer::delivery::SmsGateway::new(
             url,
             config.sms_token.clone(),
+            http.clone(),
         )?),
         None => None,
     };
@@ -90,7 +99,8 @@ pub async fn start(config: Config) -> Result<Running, String> {
             public_url.clone(),
         )
         .with_hub(mediator.clone(), &config.deep_link_scheme)
-        .with_transports(mailer, sms),
+        .with_transports(mailer, sms)
+        .with_network(http, config.status_list_max_bytes),
     );
     mediator.set_inbox(issuer::exchange::inbox(&issuer));
     // Messages whose hand-over to the mediator failed are tried again every few seconds.
@@ -108,7 +118,12 @@ pub async fn start(config: Config) -> Result<Running, String> {
     tokio::spawn(issuer::callbacks::run(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),
-        config.callback_retry,
+        issuer::callbacks::Deliveries {
+            client: callback_client,
+            retry_unit: config.callback_retry,
+            concurrency: config.callback_concurrency,
+            retention: config.callback_retention,
+        },
     ));
     // Messages a crash left between the issuer's store and the mediator's queue go out now.
     match issuer.flush_outbox().await {

@@ -11,6 +11,7 @@ use support::{Agent, OrgClient, Phone, TEMPLATES};
 use wallet_core::credentials::status_list::is_set;
 use wallet_core::credentials::vc;
 use wallet_core::did::HttpResolver;
+use wallet_core::net::{HttpClient, NetPolicy};
 use wallet_core::didcomm::{now, Message};
 use wallet_core::protocols::{deletion, issue_credential};
 
@@ -131,7 +132,7 @@ async fn an_auto_issued_credential_goes_from_offer_to_ack() {
     assert_eq!(credential["credentialSchema"]["id"], template.as_str());
     assert_eq!(credential["proof"]["cryptosuite"], "eddsa-jcs-2022");
     // The phone verifies it as a wallet would: the issuer's did:web fetched from the agent.
-    let verified = vc::verify_credential(&credential, &HttpResolver::new(), now())
+    let verified = vc::verify_credential(&credential, &HttpResolver::new(HttpClient::new(NetPolicy::loopback()).unwrap()), now())
         .await
         .expect("the credential verifies against the issuer's did:web document");
     assert_eq!(verified.issuer, acme.issuer_did);
@@ -218,7 +219,7 @@ async fn deleting_the_template_tells_each_holder_which_credentials_go() {
     assert_eq!(kept.body["data"]["state"], "Issued");
 
     // Verifiers see the revocation in the organisation's signed status list.
-    let resolver = HttpResolver::new();
+    let resolver = HttpResolver::new(HttpClient::new(NetPolicy::loopback()).unwrap());
     let entry = |vc: &Value| vc::read_credential(vc).unwrap().status.unwrap();
     let (first_entry, second_entry) = (entry(&first), entry(&second));
     assert_eq!(

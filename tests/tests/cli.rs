@@ -15,6 +15,7 @@ fn wallet(dir: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
         .arg(dir)
         .args(args)
         .env("LANYARD_WALLET_PASSPHRASE", "cli test passphrase")
+        .env("LANYARD_WALLET_ALLOW_LOOPBACK", "true")
         .output()
         .unwrap();
     let stdout = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);

@@ -7,6 +7,7 @@ pub mod did;
 pub mod didcomm;
 pub mod encoding;
 pub mod keys;
+pub mod net;
 pub mod protocols;
 pub mod store;
 pub mod wallet;

@@ -42,6 +42,8 @@ impl Agent {
             apple_app_ids: vec!["TEAM123456.app.lanyard.wallet".to_string()],
             android_package: Some("app.lanyard.wallet".to_string()),
             android_cert_sha256: vec!["AB:CD:EF".to_string()],
+            // Everything runs on loopback: the development allowance.
+            net: wallet_core::net::NetPolicy::loopback(),
             ..Config::default()
         };
         edit(&mut config);
