@@ -407,11 +407,18 @@ mod tests {
         assert_eq!(config.net.allow.len(), 2);
         assert_eq!(config.net.timeout, Duration::from_millis(2500));
         assert!(config.callback_retention.is_zero());
-        let error = Config::from_vars(|n| (n == "LANYARD_NET_ALLOW").then(|| "10.0.0.0/8,a b".into()))
-            .unwrap_err();
-        assert!(error.contains("LANYARD_NET_ALLOW") && error.contains("\"a b\""), "{error}");
-        let error = Config::from_vars(|n| (n == "LANYARD_NET_PER_HOST").then(|| "0".into()))
-            .unwrap_err();
-        assert!(error.contains("LANYARD_NET_PER_HOST must be positive"), "{error}");
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_NET_ALLOW").then(|| "10.0.0.0/8,a b".into()))
+                .unwrap_err();
+        assert!(
+            error.contains("LANYARD_NET_ALLOW") && error.contains("\"a b\""),
+            "{error}"
+        );
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_NET_PER_HOST").then(|| "0".into())).unwrap_err();
+        assert!(
+            error.contains("LANYARD_NET_PER_HOST must be positive"),
+            "{error}"
+        );
     }
 }

@@ -361,7 +361,11 @@ async fn a_hanging_endpoint_delays_only_its_own_organisation() {
     template_deleted_event(&b).await;
     let mut delivered = false;
     for _ in 0..200 {
-        if events_of(&b).await.first().is_some_and(|e| e["delivered"] == true) {
+        if events_of(&b)
+            .await
+            .first()
+            .is_some_and(|e| e["delivered"] == true)
+        {
             delivered = true;
             break;
         }
@@ -398,8 +402,15 @@ async fn delivered_events_are_deleted_after_the_retention_period() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    assert_eq!(hook.received.lock().unwrap().len(), 1, "the event was delivered once");
-    assert!(left.is_empty(), "a delivered event outlived its retention: {left:?}");
+    assert_eq!(
+        hook.received.lock().unwrap().len(),
+        1,
+        "the event was delivered once"
+    );
+    assert!(
+        left.is_empty(),
+        "a delivered event outlived its retention: {left:?}"
+    );
 
     // The default keeps them (seven days).
     let kept = Agent::start(Default::default()).await;

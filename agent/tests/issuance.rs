@@ -11,8 +11,8 @@ use support::{Agent, OrgClient, Phone, TEMPLATES};
 use wallet_core::credentials::status_list::is_set;
 use wallet_core::credentials::vc;
 use wallet_core::did::HttpResolver;
-use wallet_core::net::{HttpClient, NetPolicy};
 use wallet_core::didcomm::{now, Message};
+use wallet_core::net::{HttpClient, NetPolicy};
 use wallet_core::protocols::{deletion, issue_credential};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
@@ -132,9 +132,13 @@ async fn an_auto_issued_credential_goes_from_offer_to_ack() {
     assert_eq!(credential["credentialSchema"]["id"], template.as_str());
     assert_eq!(credential["proof"]["cryptosuite"], "eddsa-jcs-2022");
     // The phone verifies it as a wallet would: the issuer's did:web fetched from the agent.
-    let verified = vc::verify_credential(&credential, &HttpResolver::new(HttpClient::new(NetPolicy::loopback()).unwrap()), now())
-        .await
-        .expect("the credential verifies against the issuer's did:web document");
+    let verified = vc::verify_credential(
+        &credential,
+        &HttpResolver::new(HttpClient::new(NetPolicy::loopback()).unwrap()),
+        now(),
+    )
+    .await
+    .expect("the credential verifies against the issuer's did:web document");
     assert_eq!(verified.issuer, acme.issuer_did);
     assert_eq!(verified.template_id.as_deref(), Some(template.as_str()));
 

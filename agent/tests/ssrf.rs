@@ -176,8 +176,10 @@ async fn sms_gateways_inside_are_refused() {
         .call(
             "POST",
             CUSTOMERS,
-            Some(json!({"name": "Jane", "medium": "sms", "phoneNumber": "+15555550100",
-                         "organizationLabel": "Acme"})),
+            Some(
+                json!({"name": "Jane", "medium": "sms", "phoneNumber": "+15555550100",
+                         "organizationLabel": "Acme"}),
+            ),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -188,5 +190,9 @@ async fn sms_gateways_inside_are_refused() {
         "{}",
         created.body
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the SMS reached a loopback host");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the SMS reached a loopback host"
+    );
 }

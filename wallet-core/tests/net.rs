@@ -62,7 +62,8 @@ async fn serve(behaviour: Behaviour) -> Server {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
-            let (behaviour, hits, peak, now) = (behaviour.clone(), h.clone(), p.clone(), now.clone());
+            let (behaviour, hits, peak, now) =
+                (behaviour.clone(), h.clone(), p.clone(), now.clone());
             tokio::spawn(async move {
                 read_head(&mut stream).await;
                 hits.fetch_add(1, Ordering::SeqCst);
@@ -140,10 +141,17 @@ async fn loopback_is_reached_only_when_configured() {
         matches!(&refused, NetError::Refused { host, range: "loopback", .. } if host == "localhost"),
         "{refused:?}"
     );
-    assert_eq!(server.hits.load(Ordering::SeqCst), 0, "a refused request reached the server");
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        0,
+        "a refused request reached the server"
+    );
 
     let answered = get(&loopback(), &url).await.expect("loopback allowed");
-    assert_eq!((answered.status, answered.body.as_slice()), (200, &b"{}"[..]));
+    assert_eq!(
+        (answered.status, answered.body.as_slice()),
+        (200, &b"{}"[..])
+    );
     let answered = get(&loopback(), &format!("http://localhost:{}/", server.port))
         .await
         .expect("localhost allowed");
@@ -158,8 +166,14 @@ async fn private_link_local_and_metadata_addresses_are_refused_by_name() {
     // Loopback allowed, as in tests: the other ranges stay refused, before any connection.
     let client = loopback();
     for (url, range) in [
-        ("https://169.254.169.254/latest/meta-data/", "cloud metadata"),
-        ("https://[fd00:ec2::254]/latest/meta-data/", "cloud metadata"),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "cloud metadata",
+        ),
+        (
+            "https://[fd00:ec2::254]/latest/meta-data/",
+            "cloud metadata",
+        ),
         ("https://169.254.10.1/", "link-local"),
         ("https://[fe80::1]/", "link-local"),
         ("https://10.0.0.1/", "private"),
@@ -209,7 +223,11 @@ async fn the_allow_list_lets_a_named_network_through() {
             ..NetPolicy::default()
         })
         .unwrap();
-        let host = if entry == "localhost" { "localhost" } else { "127.0.0.1" };
+        let host = if entry == "localhost" {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
         let error = get(&listed, &format!("https://{host}:{port}/"))
             .await
             .unwrap_err();
@@ -236,7 +254,10 @@ async fn redirects_are_not_followed() {
             status: 302
         }
     );
-    assert!(error.to_string().contains("redirects are not followed"), "{error}");
+    assert!(
+        error.to_string().contains("redirects are not followed"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -263,7 +284,10 @@ async fn an_endless_body_is_cut_at_the_cap_not_buffered() {
         .send(Request::get(&format!("http://127.0.0.1:{}/", big.port)).max_bytes(1000))
         .await
         .unwrap_err();
-    assert!(matches!(error, NetError::TooLarge { limit: 1000, .. }), "{error}");
+    assert!(
+        matches!(error, NetError::TooLarge { limit: 1000, .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -317,8 +341,14 @@ async fn did_web_cannot_point_the_resolver_inside() {
             format!("did:web:localhost%3A{}:orgs:a", server.port),
             "uses plain http://",
         ),
-        ("did:web:169.254.169.254".to_string(), "a cloud metadata address"),
-        ("did:web:169.254.1.1:user".to_string(), "a link-local address"),
+        (
+            "did:web:169.254.169.254".to_string(),
+            "a cloud metadata address",
+        ),
+        (
+            "did:web:169.254.1.1:user".to_string(),
+            "a link-local address",
+        ),
         ("did:web:10.1.2.3".to_string(), "a private address"),
     ] {
         match strict.resolve(&did).await {
@@ -383,7 +413,10 @@ async fn unpacking_fetches_nothing_for_kids_it_does_not_hold() {
         Arc::new(HttpResolver::new(loopback())),
     );
     let error = wallet.unpack(&envelope).await.unwrap_err();
-    assert!(matches!(error, DidCommError::NotForUs(ref kids) if kids.len() == 10), "{error}");
+    assert!(
+        matches!(error, DidCommError::NotForUs(ref kids) if kids.len() == 10),
+        "{error}"
+    );
     assert_eq!(
         server.hits.load(Ordering::SeqCst),
         0,
@@ -396,7 +429,10 @@ async fn the_sender_is_resolved_after_the_recipient_within_a_budget() {
     // An authcrypt message to our did:peer:2 from a did:web sender whose host never answers.
     let server = serve(Behaviour::Hang).await;
     let sender_ring = Arc::new(KeyRing::new());
-    let sender = did_web_document(&format!("did:web:127.0.0.1%3A{}", server.port), &sender_ring);
+    let sender = did_web_document(
+        &format!("did:web:127.0.0.1%3A{}", server.port),
+        &sender_ring,
+    );
     let ours = Arc::new(KeyRing::new());
     let me = did_peer_2(&PeerDidSpec {
         authentication: vec![ours.generate(KeyType::Ed25519)],
@@ -412,16 +448,102 @@ async fn the_sender_is_resolved_after_the_recipient_within_a_budget() {
         .await
         .unwrap();
 
-    let wallet = DidComm::new(ours, Arc::new(HttpResolver::new(loopback()))).with_options(
-        UnpackOptions {
+    let wallet =
+        DidComm::new(ours, Arc::new(HttpResolver::new(loopback()))).with_options(UnpackOptions {
             sender_budget: Duration::from_millis(300),
             ..UnpackOptions::default()
-        },
-    );
+        });
     let error = wallet.unpack(&envelope).await.unwrap_err();
     assert!(
         matches!(&error, DidCommError::SenderTimeout { did, .. } if *did == sender.id),
         "{error}"
     );
-    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "the sender was asked once");
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        1,
+        "the sender was asked once"
+    );
+}
+
+fn wallet(dir: &std::path::Path, network: NetPolicy) -> wallet_core::wallet::Wallet {
+    wallet_core::wallet::Wallet::builder(
+        dir,
+        wallet_core::store::Unlock::Passphrase {
+            passphrase: zeroize::Zeroizing::new("net test passphrase".to_string()),
+            params: wallet_core::store::Argon2Params::insecure_for_tests(),
+        },
+    )
+    .network(network)
+    .open()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_wallet_fetches_no_invite_url_or_mediator_document_inside() {
+    use wallet_core::wallet::WalletError;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ok("{}")).await;
+    let strict = wallet(&dir.path().join("strict"), NetPolicy::default());
+
+    // Short invite URLs: plain http, loopback, the metadata address.
+    for (url, expected) in [
+        (
+            format!("http://127.0.0.1:{}/i/abcdefabcdef", server.port),
+            "uses plain http://",
+        ),
+        (
+            format!("https://localhost:{}/i/abcdefabcdef", server.port),
+            "a loopback address",
+        ),
+        (
+            "https://169.254.169.254/i/abcdefabcdef".to_string(),
+            "a cloud metadata address",
+        ),
+    ] {
+        match strict.accept_invitation(&url).await {
+            Err(WalletError::NotAllowed(error)) => {
+                assert!(error.to_string().contains(expected), "{url}: {error}")
+            }
+            other => panic!("{url} was fetched: {other:?}"),
+        }
+    }
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0);
+
+    // Loopback allowed (development): a redirect from the short URL is not followed.
+    let redirect = serve(Behaviour::Answer(
+        "HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\n\r\n"
+            .into(),
+    ))
+    .await;
+    let dev = wallet(&dir.path().join("dev"), NetPolicy::loopback());
+    let url = format!("http://127.0.0.1:{}/i/abcdefabcdef", redirect.port);
+    match dev.accept_invitation(&url).await {
+        Err(WalletError::NotAllowed(NetError::Redirect { status: 302, .. })) => {}
+        other => panic!("{url}: {other:?}"),
+    }
+
+    // An inviter whose endpoint is a private address: its mediator document is not fetched.
+    let inviter = did_peer_2(&PeerDidSpec {
+        authentication: vec![KeyRing::new().generate(KeyType::Ed25519)],
+        key_agreement: vec![KeyRing::new().generate(KeyType::X25519)],
+        services: vec![wallet_core::did::PeerService {
+            uri: "https://10.1.2.3/didcomm".into(),
+            routing_keys: vec![],
+            accept: vec!["didcomm/v2".into()],
+        }],
+    });
+    let invitation = json!({
+        "type": wallet_core::wallet::OOB_INVITATION, "id": "inv-1", "from": inviter,
+        "body": { "accept": ["didcomm/v2"] },
+    });
+    match dev.accept_invitation(&invitation.to_string()).await {
+        Err(WalletError::NotAllowed(NetError::Refused { ip, range, .. })) => {
+            assert_eq!((ip.to_string().as_str(), range), ("10.1.2.3", "private"))
+        }
+        other => panic!("the mediator document was fetched: {other:?}"),
+    }
+    assert!(
+        dev.connections().unwrap().is_empty(),
+        "a connection was stored"
+    );
 }

@@ -253,7 +253,10 @@ impl<S: IssuerStorage> Issuer<S> {
                 continue;
             };
             match event.next_attempt_ms {
-                Some(at) if at <= now => due.entry(event.org_id.clone()).or_default().push((key, bytes)),
+                Some(at) if at <= now => due
+                    .entry(event.org_id.clone())
+                    .or_default()
+                    .push((key, bytes)),
                 Some(at) => soonest(at),
                 None => {
                     // Delivered or given up: kept for the events API, then deleted.
@@ -275,7 +278,12 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Delivers one organisation's due events, oldest first.
-    async fn deliver_org(&self, client: &HttpClient, events: Vec<(String, Vec<u8>)>, unit: Duration) {
+    async fn deliver_org(
+        &self,
+        client: &HttpClient,
+        events: Vec<(String, Vec<u8>)>,
+        unit: Duration,
+    ) {
         for (key, bytes) in events {
             let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
                 continue;
@@ -412,7 +420,11 @@ pub async fn run<S: IssuerStorage + 'static>(
             match issuer.due_events(deliveries.retention).await {
                 Ok((due, next)) => {
                     for (org, events) in due {
-                        if !busy.lock().unwrap_or_else(|p| p.into_inner()).insert(org.clone()) {
+                        if !busy
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(org.clone())
+                        {
                             // Its deliveries are under way; what is due now waits for them.
                             continue;
                         }
@@ -421,7 +433,8 @@ pub async fn run<S: IssuerStorage + 'static>(
                             continue;
                         };
                         let issuer = Arc::downgrade(&issuer);
-                        let (busy, wake, client) = (busy.clone(), wake.clone(), deliveries.client.clone());
+                        let (busy, wake, client) =
+                            (busy.clone(), wake.clone(), deliveries.client.clone());
                         let unit = deliveries.retry_unit;
                         tokio::spawn(async move {
                             if let Some(issuer) = issuer.upgrade() {

@@ -158,7 +158,8 @@ impl SmsGateway {
             "from": label,
             "body": SmsGateway::text(label, invite),
         });
-        let mut request = Request::post(&self.url, "application/json", body.to_string().into_bytes());
+        let mut request =
+            Request::post(&self.url, "application/json", body.to_string().into_bytes());
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {}", token.as_str()));
         }

@@ -351,10 +351,9 @@ impl<S: IssuerStorage> Issuer<S> {
             issuer,
             inner: &self.resolver,
         };
-        let presented =
-            verify_presentation(vp, &resolver, &record.challenge, &record.domain, now)
-                .await
-                .map_err(|e| vec![e.to_string()])?;
+        let presented = verify_presentation(vp, &resolver, &record.challenge, &record.domain, now)
+            .await
+            .map_err(|e| vec![e.to_string()])?;
         let mut reasons = Vec::new();
         for credential in presented.credentials {
             if credential.template_id.as_deref() != Some(record.template_id.as_str()) {
@@ -470,7 +469,13 @@ fn precheck(vp: &Value, template_id: &str, issuer: &str) -> Result<(), String> {
 /// document.
 fn on_issuer_origin(url: &str, issuer: &str) -> bool {
     let origin = |text: &str| reqwest::Url::parse(text).ok().map(|u| u.origin());
-    match (origin(url), did_web_document_url(issuer).ok().as_deref().and_then(origin)) {
+    match (
+        origin(url),
+        did_web_document_url(issuer)
+            .ok()
+            .as_deref()
+            .and_then(origin),
+    ) {
         (Some(list), Some(own)) => list.is_tuple() && list == own,
         _ => false,
     }

@@ -33,7 +33,12 @@ struct Cli {
     allow_loopback: bool,
     /// Networks, addresses or host names (comma-separated) exempt from the refusal of
     /// private addresses, e.g. `10.0.2.0/24` for an agent on the developer's network.
-    #[arg(long, global = true, env = "LANYARD_WALLET_ALLOW", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "LANYARD_WALLET_ALLOW",
+        value_delimiter = ','
+    )]
     allow: Vec<String>,
     #[command(subcommand)]
     command: Command,

@@ -82,7 +82,11 @@ impl std::fmt::Debug for Request {
             .field("url", &self.url)
             .field(
                 "headers",
-                &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
             )
             .field("body_bytes", &self.body.as_ref().map(Vec::len))
             .field("max_bytes", &self.max_bytes)

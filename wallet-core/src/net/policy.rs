@@ -43,7 +43,9 @@ impl std::str::FromStr for Allowed {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
         if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return Err(bad("neither a network (CIDR), an IP address nor a host name"));
+            return Err(bad(
+                "neither a network (CIDR), an IP address nor a host name",
+            ));
         }
         Ok(Allowed::Host(host))
     }

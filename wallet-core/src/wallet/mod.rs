@@ -358,9 +358,8 @@ impl Wallet {
                 format!("{url} answered HTTP {}", response.status),
             ));
         }
-        let info: Value = serde_json::from_slice(&response.body).map_err(|_| {
-            WalletError::Refused(agent.to_string(), format!("{url} is not JSON"))
-        })?;
+        let info: Value = serde_json::from_slice(&response.body)
+            .map_err(|_| WalletError::Refused(agent.to_string(), format!("{url} is not JSON")))?;
         let mediator_did = info["did"]
             .as_str()
             .filter(|d| d.starts_with("did:"))
