@@ -65,7 +65,9 @@ pub struct Config {
     /// `LANYARD_NET_ALLOW_LOOPBACK=true` (loopback hosts, over plain http too: tests and
     /// development only) or `LANYARD_NET_ALLOW` (comma-separated networks, addresses or host
     /// names exempt from the refusal of private, link-local, CGNAT, unique-local and metadata
-    /// addresses, e.g. `10.20.0.0/16,sms.internal` for an SMS gateway on a private network).
+    /// addresses, e.g. `10.20.0.0/16,sms.internal` for an SMS gateway on a private network;
+    /// an agent whose `LANYARD_PUBLIC_URL` is on a private network lists its own host, as
+    /// verifications fetch the organisations' did:web documents and status lists from it).
     /// `LANYARD_NET_CONNECT_TIMEOUT_MS` (default 5000) and `LANYARD_NET_TIMEOUT_MS` (default
     /// 10000) bound one request's connection and whole exchange; `LANYARD_NET_PER_HOST`
     /// (default 8) is how many requests one host may have in flight.

@@ -15,6 +15,8 @@ use crate::net::{HttpClient, Request};
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// How long a fetched document is trusted before it is fetched again.
 const TTL: Duration = Duration::from_secs(300);
+/// Fetch times remembered before stale ones are dropped.
+const MAX_FETCHED: usize = 4096;
 
 fn is_loopback(host: &str) -> bool {
     let name = host.rsplit_once(':').map_or(host, |(name, port)| {
@@ -151,10 +153,17 @@ impl DidResolver for HttpResolver {
         }
         let doc = self.fetch(did).await?;
         self.local.insert(doc);
-        self.fetched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(did.to_string(), Instant::now());
+        let mut fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        if fetched.len() >= MAX_FETCHED {
+            // Stale entries would be fetched again anyway.
+            fetched.retain(|_, at| at.elapsed() < TTL);
+            if fetched.len() >= MAX_FETCHED {
+                // Forgetting only means fetching again.
+                fetched.clear();
+            }
+        }
+        fetched.insert(did.to_string(), Instant::now());
+        drop(fetched);
         self.local.resolve_now(did)
     }
 }
