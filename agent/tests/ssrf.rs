@@ -5,31 +5,13 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
-use support::{Agent, OrgClient};
+use support::{counting_server, Agent, OrgClient, TEMPLATES};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const CALLBACK: &str = "/core/api/v1/programmatic/callback";
-
-/// A loopback HTTP server counting the requests that reach it.
-async fn counting_server() -> (u16, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let count = hits.clone();
-    let app = axum::Router::new().fallback(move || {
-        let count = count.clone();
-        async move {
-            count.fetch_add(1, Ordering::SeqCst);
-            axum::http::StatusCode::NO_CONTENT
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, hits)
-}
 
 /// An agent with the default (strict) outbound policy, as a public deployment runs.
 async fn strict_agent(edit: impl FnOnce(&mut agent::config::Config)) -> Agent {
@@ -84,7 +66,7 @@ async fn callback_urls_inside_are_refused_when_set() {
 
 #[tokio::test]
 async fn a_callback_host_resolving_inside_is_refused_at_delivery() {
-    let (port, hits) = counting_server().await;
+    let (port, hits) = counting_server(axum::http::StatusCode::NO_CONTENT).await;
     let agent = strict_agent(|_| {}).await;
     let acme = OrgClient::create(&agent, "Acme").await;
     // A name, so only its resolution can tell: `localhost` is loopback.
@@ -96,21 +78,12 @@ async fn a_callback_host_resolving_inside_is_refused_at_delivery() {
         )
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
-    let onboarded = acme
-        .call(
-            "POST",
-            CUSTOMERS,
-            Some(json!({"name": "Jane", "medium": "email", "email": "jane@example.com"})),
-        )
+    // A template made and deleted: one template.deleted event.
+    let created = acme
+        .call("POST", TEMPLATES, Some(support::seed_template_request()))
         .await;
-    let phone = support::Phone::new(&agent.did);
-    phone.connect(&agent).await;
-    phone
-        .accept_invitation(
-            onboarded.body["data"]["invitation"]["url"]
-                .as_str()
-                .unwrap(),
-        )
+    let template = created.body["data"]["templateId"].as_str().unwrap();
+    acme.call("DELETE", &format!("{TEMPLATES}/{template}"), None)
         .await;
     let mut attempted = Value::Null;
     for _ in 0..200 {
@@ -166,7 +139,7 @@ async fn sms_gateways_inside_are_refused() {
     }
 
     // A name resolving inside: refused when the text is sent, without the address.
-    let (port, hits) = counting_server().await;
+    let (port, hits) = counting_server(axum::http::StatusCode::NO_CONTENT).await;
     let agent = strict_agent(|config| {
         config.sms_url = Some(format!("https://localhost:{port}/sms"));
     })

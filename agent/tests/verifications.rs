@@ -293,23 +293,6 @@ async fn verification_requests_are_checked_by_name() {
     assert_eq!(unknown.status, 404);
 }
 
-/// A loopback HTTP server counting the requests that reach it (a host a presenter names).
-async fn counting_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = hits.clone();
-    let app = axum::Router::new().fallback(move || {
-        let count = count.clone();
-        async move {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            axum::http::StatusCode::NOT_FOUND
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, hits)
-}
-
 fn set_issuer(credential: &mut Value, issuer: &str) {
     match &mut credential["issuer"] {
         Value::Object(object) => {
@@ -322,7 +305,7 @@ fn set_issuer(credential: &mut Value, issuer: &str) {
 #[tokio::test]
 async fn a_presentation_naming_other_dids_makes_the_verifier_fetch_nothing() {
     let setup = setup().await;
-    let (port, hits) = counting_server().await;
+    let (port, hits) = support::counting_server(axum::http::StatusCode::NOT_FOUND).await;
     let body = json!({ "templateId": setup.template, "requiredFields": ["skill"] });
     let rogue = format!("did:web:127.0.0.1%3A{port}:orgs:rogue");
     let not_the_issuer = |issuer: &str| {

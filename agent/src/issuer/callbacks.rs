@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use wallet_core::net::{HttpClient, NetError, Request};
+use wallet_core::net::{HttpClient, Request};
 
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::{iso_millis, now_ms};
@@ -28,8 +28,8 @@ const SECRETS_TREE: &str = "callback_secrets";
 
 /// Deliveries tried per event before giving up.
 pub const MAX_ATTEMPTS: u32 = 8;
-/// The most of a receiver's answer that is read (its status is what counts).
-const MAX_ANSWER_BYTES: usize = 16 * 1024;
+/// The largest answer a receiver may give (its status is what counts).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// An organisation's callback endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,8 +348,6 @@ impl<S: IssuerStorage> Issuer<S> {
                 .await;
             match response {
                 Ok(response) => Ok(response.status),
-                // A bigger answer was still an answer; its status counts.
-                Err(NetError::TooLarge { .. }) => Ok(200),
                 Err(error) => {
                     tracing::info!(event = %event.id, %error, "callback delivery failed");
                     Err(error.public().to_string())

@@ -623,3 +623,23 @@ pub async fn fetch_invitation(url: &str) -> Value {
         .await
         .unwrap()
 }
+
+/// A loopback HTTP server answering `status` to everything and counting the requests that
+/// reach it (a host a stranger names, which the agent must not fetch).
+pub async fn counting_server(
+    status: axum::http::StatusCode,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            status
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, hits)
+}

@@ -633,6 +633,8 @@ impl<R: DidResolver> DidComm<R> {
         let did = did_of(kid);
         let doc = match self.resolver.resolve_known(did) {
             Ok(doc) => doc,
+            // did:web is the one method resolved over the network.
+            Err(error) if !did.starts_with("did:web:") => return Err(error.into()),
             Err(_) => {
                 let budget = self.options.sender_budget;
                 tokio::time::timeout(budget, self.resolver.resolve(did))

@@ -45,6 +45,8 @@ pub enum NetError {
     Unreachable { url: String, reason: String },
     #[error("allow-list entry {entry:?} is {reason}")]
     BadAllowEntry { entry: String, reason: String },
+    #[error("the HTTP client cannot be built: {0}")]
+    NoClient(String),
 }
 
 impl NetError {
@@ -60,7 +62,9 @@ impl NetError {
             NetError::TooLarge { .. } => "the answer is too large",
             NetError::Timeout { .. } => "it did not answer in time",
             NetError::Unreachable { .. } => "it could not be reached",
-            NetError::BadAllowEntry { .. } => "the network configuration is invalid",
+            NetError::BadAllowEntry { .. } | NetError::NoClient(_) => {
+                "the network configuration is invalid"
+            }
         }
     }
 }
@@ -243,10 +247,7 @@ impl HttpClient {
             .timeout(policy.timeout)
             .user_agent(concat!("Lanyard/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| NetError::Unreachable {
-                url: String::new(),
-                reason: format!("the HTTP client cannot be built: {e}"),
-            })?;
+            .map_err(|e| NetError::NoClient(e.to_string()))?;
         Ok(HttpClient {
             inner,
             policy: Arc::new(policy),
@@ -381,10 +382,11 @@ fn classify(url: &str, timeout: Duration, error: reqwest::Error) -> NetError {
             seconds: timeout.as_secs(),
         };
     }
+    // The innermost cause says what happened ("Connection refused (os error 111)").
     let mut reason = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
-        reason = format!("{reason}: {cause}");
+        reason = cause.to_string();
         source = cause.source();
     }
     NetError::Unreachable {

@@ -127,8 +127,14 @@ impl std::fmt::Debug for Wallet {
 /// the rest [`WalletError::Unreachable`] (tried again later).
 fn net_error(error: NetError) -> WalletError {
     match error {
-        NetError::Timeout { .. } | NetError::Unreachable { .. } | NetError::Dns { .. } => {
-            WalletError::Unreachable(error.to_string())
+        NetError::Unreachable { url, reason } => {
+            WalletError::Unreachable(format!("{url} ({reason})"))
+        }
+        NetError::Timeout { url, seconds } => {
+            WalletError::Unreachable(format!("{url} (no answer within {seconds} s)"))
+        }
+        NetError::Dns { host, .. } => {
+            WalletError::Unreachable(format!("{host} (the name could not be resolved)"))
         }
         other => WalletError::NotAllowed(other),
     }
