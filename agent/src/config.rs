@@ -416,6 +416,11 @@ mod tests {
             error.contains("LANYARD_NET_ALLOW") && error.contains("\"a b\""),
             "{error}"
         );
+        // The file's boolean reads as the variable would.
+        let file = file_vars("net_allow_loopback = true\nnet_allow = [\"10.0.0.0/8\"]\n").unwrap();
+        let config = Config::from_vars(|n| file.get(n).cloned()).unwrap();
+        assert!(config.net.allow_loopback);
+        assert_eq!(config.net.allow.len(), 1);
         let error =
             Config::from_vars(|n| (n == "LANYARD_NET_PER_HOST").then(|| "0".into())).unwrap_err();
         assert!(
