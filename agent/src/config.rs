@@ -100,6 +100,30 @@ pub struct Config {
     /// `LANYARD_SHUTDOWN_GRACE_MS`: on SIGTERM, how long open requests may take to finish
     /// before the agent closes them and exits (default 10000).
     pub shutdown_grace: Duration,
+    // Outbound HTTP (issue 11 §3): the hardened client's policy, status lists, callbacks.
+    /// What the agent may fetch (did:web documents, status lists, callbacks, the SMS
+    /// gateway): HTTPS to public addresses only, unless
+    /// `LANYARD_NET_ALLOW_LOOPBACK=true` (loopback hosts, over plain http too: tests and
+    /// development only) or `LANYARD_NET_ALLOW` (comma-separated networks, addresses or host
+    /// names exempt from the refusal of private, link-local, CGNAT, unique-local and metadata
+    /// addresses, e.g. `10.20.0.0/16,sms.internal` for an SMS gateway on a private network;
+    /// an agent whose `LANYARD_PUBLIC_URL` is on a private network lists its own host, as
+    /// verifications fetch the organisations' did:web documents and status lists from it).
+    /// `LANYARD_NET_CONNECT_TIMEOUT_MS` (default 5000) and `LANYARD_NET_TIMEOUT_MS` (default
+    /// 10000) bound one request's connection and whole exchange; `LANYARD_NET_PER_HOST`
+    /// (default 8) is how many requests one host may have in flight.
+    pub net: wallet_core::net::NetPolicy,
+    /// `LANYARD_STATUS_LIST_MAX_BYTES`: largest status list fetched (default 1 MiB).
+    pub status_list_max_bytes: usize,
+    /// `LANYARD_CALLBACK_TIMEOUT_MS`: how long one callback delivery may take (default 10000).
+    pub callback_timeout: Duration,
+    /// `LANYARD_CALLBACK_CONCURRENCY`: organisations whose callbacks are delivered at the
+    /// same time (default 32). Each organisation's events go one at a time, in order, so a
+    /// dead endpoint delays only its own organisation.
+    pub callback_concurrency: usize,
+    /// `LANYARD_CALLBACK_RETENTION_S`: how long a delivered (or abandoned) event is kept for
+    /// the events API before it is deleted, in seconds (default 604800, seven days).
+    pub callback_retention: Duration,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -127,6 +151,11 @@ wallet_core::redacted_debug!(Config {
         request_timeout,
         live_idle_timeout,
         shutdown_grace,
+        net,
+        status_list_max_bytes,
+        callback_timeout,
+        callback_concurrency,
+        callback_retention,
     ],
     redacted: [admin_token, smtp_url, sms_url, sms_token],
 });
@@ -161,12 +190,18 @@ impl Default for Config {
             request_timeout: Duration::from_secs(60),
             live_idle_timeout: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(10),
+            // Outbound HTTP (issue 11 §3).
+            net: wallet_core::net::NetPolicy::default(),
+            status_list_max_bytes: 1 << 20,
+            callback_timeout: Duration::from_secs(10),
+            callback_concurrency: 32,
+            callback_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 38] = [
+const VARIABLES: [&str; 47] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -207,6 +242,16 @@ const VARIABLES: [&str; 38] = [
     "LANYARD_REQUEST_TIMEOUT_MS",
     "LANYARD_LIVE_IDLE_TIMEOUT_S",
     "LANYARD_SHUTDOWN_GRACE_MS",
+    // Outbound HTTP (issue 11 §3).
+    "LANYARD_NET_ALLOW_LOOPBACK",
+    "LANYARD_NET_ALLOW",
+    "LANYARD_NET_CONNECT_TIMEOUT_MS",
+    "LANYARD_NET_TIMEOUT_MS",
+    "LANYARD_NET_PER_HOST",
+    "LANYARD_STATUS_LIST_MAX_BYTES",
+    "LANYARD_CALLBACK_TIMEOUT_MS",
+    "LANYARD_CALLBACK_CONCURRENCY",
+    "LANYARD_CALLBACK_RETENTION_S",
 ];
 
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
@@ -221,6 +266,7 @@ pub fn file_vars(text: &str) -> Result<HashMap<String, String>, String> {
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => items
                 .into_iter()
                 .map(|item| match item {
@@ -231,7 +277,7 @@ pub fn file_vars(text: &str) -> Result<HashMap<String, String>, String> {
                 .join(","),
             other => {
                 return Err(format!(
-                    "{key}: a {} is neither a string, a number nor a list",
+                    "{key}: a {} is neither a string, a number, a boolean nor a list",
                     other.type_str()
                 ))
             }
@@ -429,6 +475,52 @@ impl Config {
         if let Some(n) = positive("LANYARD_SHUTDOWN_GRACE_MS")? {
             config.shutdown_grace = Duration::from_millis(n);
         }
+        // Outbound HTTP (issue 11 §3).
+        if let Some(v) = get("LANYARD_NET_ALLOW_LOOPBACK") {
+            config.net.allow_loopback = parse("LANYARD_NET_ALLOW_LOOPBACK", &v)?;
+        }
+        config.net.allow = list(get("LANYARD_NET_ALLOW"))
+            .iter()
+            .map(|entry| entry.parse())
+            .collect::<Result<_, wallet_core::net::NetError>>()
+            .map_err(|e| format!("LANYARD_NET_ALLOW: {e}"))?;
+        let millis = |name: &str, max: u64| -> Result<Option<Duration>, String> {
+            let Some(v) = get(name) else { return Ok(None) };
+            let ms: u64 = parse(name, &v)?;
+            if !(1..=max).contains(&ms) {
+                return Err(format!("{name}={ms} is not between 1 and {max}"));
+            }
+            Ok(Some(Duration::from_millis(ms)))
+        };
+        if let Some(d) = millis("LANYARD_NET_CONNECT_TIMEOUT_MS", 120_000)? {
+            config.net.connect_timeout = d;
+        }
+        if let Some(d) = millis("LANYARD_NET_TIMEOUT_MS", 600_000)? {
+            config.net.timeout = d;
+        }
+        if let Some(d) = millis("LANYARD_CALLBACK_TIMEOUT_MS", 600_000)? {
+            config.callback_timeout = d;
+        }
+        let positive = |name: &str| -> Result<Option<usize>, String> {
+            let Some(v) = get(name) else { return Ok(None) };
+            match parse(name, &v)? {
+                0 => Err(format!("{name} must be positive")),
+                n => Ok(Some(n)),
+            }
+        };
+        if let Some(n) = positive("LANYARD_NET_PER_HOST")? {
+            config.net.per_host = n;
+        }
+        if let Some(n) = positive("LANYARD_STATUS_LIST_MAX_BYTES")? {
+            config.status_list_max_bytes = n;
+        }
+        if let Some(n) = positive("LANYARD_CALLBACK_CONCURRENCY")? {
+            config.callback_concurrency = n;
+        }
+        if let Some(v) = get("LANYARD_CALLBACK_RETENTION_S") {
+            config.callback_retention =
+                Duration::from_secs(parse("LANYARD_CALLBACK_RETENTION_S", &v)?);
+        }
         if config.max_message_bytes < 1024 {
             return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
         }
@@ -580,5 +672,42 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.limits.admission, crate::mediator::Admission::Open);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn outbound_http_is_strict_unless_configured() {
+        let config = Config::from_vars(|_| None).unwrap();
+        assert!(!config.net.allow_loopback, "loopback is allowed by default");
+        assert!(config.net.allow.is_empty());
+        let vars: HashMap<&str, &str> = [
+            ("LANYARD_NET_ALLOW_LOOPBACK", "true"),
+            ("LANYARD_NET_ALLOW", "10.20.0.0/16, sms.internal"),
+            ("LANYARD_NET_TIMEOUT_MS", "2500"),
+            ("LANYARD_CALLBACK_RETENTION_S", "0"),
+        ]
+        .into();
+        let config = Config::from_vars(|n| vars.get(n).map(|v| v.to_string())).unwrap();
+        assert!(config.net.allow_loopback);
+        assert_eq!(config.net.allow.len(), 2);
+        assert_eq!(config.net.timeout, Duration::from_millis(2500));
+        assert!(config.callback_retention.is_zero());
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_NET_ALLOW").then(|| "10.0.0.0/8,a b".into()))
+                .unwrap_err();
+        assert!(
+            error.contains("LANYARD_NET_ALLOW") && error.contains("\"a b\""),
+            "{error}"
+        );
+        // The file's boolean reads as the variable would.
+        let file = file_vars("net_allow_loopback = true\nnet_allow = [\"10.0.0.0/8\"]\n").unwrap();
+        let config = Config::from_vars(|n| file.get(n).cloned()).unwrap();
+        assert!(config.net.allow_loopback);
+        assert_eq!(config.net.allow.len(), 1);
+        let error =
+            Config::from_vars(|n| (n == "LANYARD_NET_PER_HOST").then(|| "0".into())).unwrap_err();
+        assert!(
+            error.contains("LANYARD_NET_PER_HOST must be positive"),
+            "{error}"
+        );
     }
 }

@@ -43,6 +43,21 @@ impl Running {
     }
 }
 
+/// Whether the agent listens on a loopback address and publishes a loopback URL, so only
+/// processes on this machine can reach it.
+fn only_this_machine_reaches(listen: SocketAddr, public_url: &str) -> bool {
+    let published_on_loopback = reqwest::Url::parse(public_url).is_ok_and(|url| {
+        let host = url.host_str().unwrap_or_default();
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    listen.ip().is_loopback() && published_on_loopback
+}
+
 /// Opens the store and identity in `config.data_dir`, binds, and serves until stopped.
 pub async fn start(config: Config) -> Result<Running, String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -78,10 +93,27 @@ pub async fn start(config: Config) -> Result<Running, String> {
         Some(url) => Some(issuer::delivery::Mailer::new(url, &config.smtp_from)?),
         None => None,
     };
+    // One hardened client for what the agent fetches; callbacks get their own time limit.
+    let mut net = config.net.clone();
+    if !net.allow_loopback && only_this_machine_reaches(addr, &public_url) {
+        // The one-command start: verifications fetch the organisations' did:web documents
+        // and status lists from this agent itself, over loopback http. No other machine can
+        // send it anything, so no stranger can steer those fetches.
+        tracing::info!("listening and published on loopback only: outbound loopback allowed");
+        net.allow_loopback = true;
+    }
+    let http = wallet_core::net::HttpClient::new(net.clone())
+        .map_err(|e| format!("outbound HTTP: {e}"))?;
+    let callback_client = wallet_core::net::HttpClient::new(wallet_core::net::NetPolicy {
+        timeout: config.callback_timeout,
+        ..net
+    })
+    .map_err(|e| format!("outbound HTTP: {e}"))?;
     let sms = match &config.sms_url {
         Some(url) => Some(issuer::delivery::SmsGateway::new(
             url,
             config.sms_token.clone(),
+            http.clone(),
         )?),
         None => None,
     };
@@ -94,7 +126,8 @@ pub async fn start(config: Config) -> Result<Running, String> {
         )
         .with_hub(mediator.clone(), &config.deep_link_scheme)
         .with_transports(mailer, sms)
-        .with_limits(config.issuer_limits.clone()),
+        .with_limits(config.issuer_limits.clone())
+        .with_network(http, config.status_list_max_bytes),
     );
     mediator.set_inbox(issuer::exchange::inbox(&issuer));
     // The outbox is swept in the background (first what a crash left behind, then every few
@@ -103,7 +136,12 @@ pub async fn start(config: Config) -> Result<Running, String> {
     tokio::spawn(issuer::callbacks::run(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),
-        config.callback_retry,
+        issuer::callbacks::Deliveries {
+            client: callback_client,
+            retry_unit: config.callback_retry,
+            concurrency: config.callback_concurrency,
+            retention: config.callback_retention,
+        },
     ));
     let admin_token = admin::admin_token(&config)?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
@@ -166,4 +204,34 @@ pub async fn start(config: Config) -> Result<Running, String> {
         server,
         shutdown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_this_machine_reaches;
+
+    #[test]
+    fn loopback_fetches_are_allowed_only_when_no_other_machine_reaches_the_agent() {
+        let local: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let everywhere: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(only_this_machine_reaches(local, "http://127.0.0.1:8080"));
+        assert!(only_this_machine_reaches(local, "http://localhost:8080"));
+        assert!(only_this_machine_reaches(
+            "[::1]:80".parse().unwrap(),
+            "http://[::1]"
+        ));
+        // Behind a proxy on this machine, or on every interface: strangers reach it.
+        assert!(!only_this_machine_reaches(
+            local,
+            "https://agent.example.com"
+        ));
+        assert!(!only_this_machine_reaches(
+            everywhere,
+            "http://127.0.0.1:8080"
+        ));
+        assert!(!only_this_machine_reaches(
+            everywhere,
+            "http://0.0.0.0:8080"
+        ));
+    }
 }

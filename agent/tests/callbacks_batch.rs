@@ -292,3 +292,141 @@ async fn a_csv_batch_reads_customer_columns_and_template_fields() {
         "nothing more"
     );
 }
+
+/// A callback endpoint that accepts connections and never answers; counts them.
+async fn hanging_endpoint() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (url, accepted)
+}
+
+/// Creates and deletes a template of `org`: one `template.deleted` event.
+async fn template_deleted_event(org: &OrgClient) {
+    let template = skill_template(org).await;
+    let deleted = org
+        .call("DELETE", &format!("{TEMPLATES}/{template}"), None)
+        .await;
+    assert!(deleted.status < 300, "{}", deleted.body);
+}
+
+async fn events_of(org: &OrgClient) -> Vec<Value> {
+    org.call("GET", &format!("{CALLBACK}/events"), None)
+        .await
+        .body["data"]["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_delays_only_its_own_organisation() {
+    let agent = Agent::start_with(Default::default(), |config| {
+        // Long enough that, were deliveries one queue, B would wait behind A's attempt.
+        config.callback_timeout = std::time::Duration::from_secs(120);
+        config.callback_retry = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let (dead_url, accepted) = hanging_endpoint().await;
+    let live = receiver(0).await;
+    let a = OrgClient::create(&agent, "A").await;
+    let b = OrgClient::create(&agent, "B").await;
+    for (org, url) in [(&a, &dead_url), (&b, &live.url)] {
+        let set = org.call("PUT", CALLBACK, Some(json!({ "url": url }))).await;
+        assert_eq!(set.status, 200, "{}", set.body);
+    }
+
+    // A's event first; its delivery hangs on the dead endpoint.
+    template_deleted_event(&a).await;
+    for _ in 0..200 {
+        if accepted.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "A's delivery never started"
+    );
+
+    // B's event is delivered while A's attempt is still under way.
+    template_deleted_event(&b).await;
+    let mut delivered = false;
+    for _ in 0..200 {
+        if events_of(&b)
+            .await
+            .first()
+            .is_some_and(|e| e["delivered"] == true)
+        {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(delivered, "B's event waited behind A's dead endpoint");
+    assert_eq!(live.received.lock().unwrap().len(), 1);
+    let a_events = events_of(&a).await;
+    assert_eq!(
+        a_events[0]["attempts"].as_array().map(Vec::len),
+        Some(0),
+        "A's first attempt should still be hanging: {a_events:?}"
+    );
+}
+
+#[tokio::test]
+async fn delivered_events_are_deleted_after_the_retention_period() {
+    let agent = Agent::start_with(Default::default(), |config| {
+        config.callback_retention = std::time::Duration::ZERO;
+    })
+    .await;
+    let hook = receiver(0).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let set = acme
+        .call("PUT", CALLBACK, Some(json!({ "url": hook.url })))
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    template_deleted_event(&acme).await;
+    let mut left = Vec::new();
+    for _ in 0..200 {
+        left = events_of(&acme).await;
+        if !hook.received.lock().unwrap().is_empty() && left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        hook.received.lock().unwrap().len(),
+        1,
+        "the event was delivered once"
+    );
+    assert!(
+        left.is_empty(),
+        "a delivered event outlived its retention: {left:?}"
+    );
+
+    // The default keeps them (seven days).
+    let kept = Agent::start(Default::default()).await;
+    let org = OrgClient::create(&kept, "Kept").await;
+    let hook = receiver(0).await;
+    org.call("PUT", CALLBACK, Some(json!({ "url": hook.url })))
+        .await;
+    template_deleted_event(&org).await;
+    let mut events = Vec::new();
+    for _ in 0..200 {
+        events = events_of(&org).await;
+        if events.first().is_some_and(|e| e["delivered"] == true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["delivered"], true);
+}

@@ -12,6 +12,7 @@ use wallet_core::credentials::status_list::is_set;
 use wallet_core::credentials::vc;
 use wallet_core::did::HttpResolver;
 use wallet_core::didcomm::{now, Message};
+use wallet_core::net::{HttpClient, NetPolicy};
 use wallet_core::protocols::{deletion, issue_credential};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
@@ -131,9 +132,13 @@ async fn an_auto_issued_credential_goes_from_offer_to_ack() {
     assert_eq!(credential["credentialSchema"]["id"], template.as_str());
     assert_eq!(credential["proof"]["cryptosuite"], "eddsa-jcs-2022");
     // The phone verifies it as a wallet would: the issuer's did:web fetched from the agent.
-    let verified = vc::verify_credential(&credential, &HttpResolver::new(), now())
-        .await
-        .expect("the credential verifies against the issuer's did:web document");
+    let verified = vc::verify_credential(
+        &credential,
+        &HttpResolver::new(HttpClient::new(NetPolicy::loopback()).unwrap()),
+        now(),
+    )
+    .await
+    .expect("the credential verifies against the issuer's did:web document");
     assert_eq!(verified.issuer, acme.issuer_did);
     assert_eq!(verified.template_id.as_deref(), Some(template.as_str()));
 
@@ -218,7 +223,7 @@ async fn deleting_the_template_tells_each_holder_which_credentials_go() {
     assert_eq!(kept.body["data"]["state"], "Issued");
 
     // Verifiers see the revocation in the organisation's signed status list.
-    let resolver = HttpResolver::new();
+    let resolver = HttpResolver::new(HttpClient::new(NetPolicy::loopback()).unwrap());
     let entry = |vc: &Value| vc::read_credential(vc).unwrap().status.unwrap();
     let (first_entry, second_entry) = (entry(&first), entry(&second));
     assert_eq!(
@@ -362,9 +367,13 @@ async fn the_status_list_is_signed_again_only_when_it_changes() {
     let revoked = status_list_text(&entry.list).await;
     assert_ne!(revoked, first, "a revocation signs a new list");
     let list: Value = serde_json::from_str(&revoked).unwrap();
-    vc::verify_credential(&list, &HttpResolver::new(), now())
-        .await
-        .expect("the new list is signed by the issuer");
+    vc::verify_credential(
+        &list,
+        &HttpResolver::new(HttpClient::new(NetPolicy::loopback()).unwrap()),
+        now(),
+    )
+    .await
+    .expect("the new list is signed by the issuer");
     assert!(is_set(&entry, &list).unwrap(), "the credential is revoked");
     assert_eq!(status_list_text(&entry.list).await, revoked);
 }
@@ -534,13 +543,16 @@ async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
     let first = onboard(&acme, "Jane", &template, "Rust").await;
     let second = onboard(&acme, "Jane again", &template, "Go").await;
     let dir = tempfile::tempdir().unwrap();
-    let wallet = Wallet::open(
+    // The agent answers on loopback over plain http: the wallet is told it may go there.
+    let wallet = Wallet::builder(
         &dir.path().join("wallet"),
         Unlock::Passphrase {
             passphrase: zeroize::Zeroizing::new("two connections".to_string()),
             params: Argon2Params::insecure_for_tests(),
         },
     )
+    .network(NetPolicy::loopback())
+    .open()
     .unwrap();
     let mut connections = Vec::new();
     for customer in [&first, &second] {

@@ -35,7 +35,12 @@ async fn picked(phone: &Phone, agent: &Agent, type_: &str) -> Vec<Message> {
 /// An organisation, a template with `skill`, and a phone holding a credential from it
 /// (holderFullName left out).
 async fn setup() -> Setup {
-    let agent = Agent::start(Default::default()).await;
+    setup_with(|_| {}).await
+}
+
+/// [`setup`] on an agent whose configuration `edit` adjusts.
+async fn setup_with(edit: impl FnOnce(&mut agent::config::Config)) -> Setup {
+    let agent = Agent::start_with(Default::default(), edit).await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let mut request = support::seed_template_request();
     request["customFields"] = json!(["skill"]);
@@ -381,4 +386,128 @@ async fn verifications_are_listed_in_pages_and_filtered_by_state() {
     let theirs = globex.call("GET", VERIFICATIONS, None).await;
     assert_eq!(theirs.status, 200, "{}", theirs.body);
     assert_eq!(theirs.body["data"]["totalItem"], 0);
+}
+
+fn set_issuer(credential: &mut Value, issuer: &str) {
+    match &mut credential["issuer"] {
+        Value::Object(object) => {
+            object.insert("id".into(), json!(issuer));
+        }
+        other => *other = json!(issuer),
+    }
+}
+
+#[tokio::test]
+async fn a_presentation_naming_other_dids_makes_the_verifier_fetch_nothing() {
+    let setup = setup().await;
+    let (port, hits) = support::counting_server(axum::http::StatusCode::NOT_FOUND).await;
+    let body = json!({ "templateId": setup.template, "requiredFields": ["skill"] });
+    let rogue = format!("did:web:127.0.0.1%3A{port}:orgs:rogue");
+    let not_the_issuer = |issuer: &str| {
+        json!([format!(
+            "the credential was issued by {issuer}, not the template's issuer {}",
+            setup.acme.issuer_did
+        )])
+    };
+
+    // Another issuer (a host the presenter chose, or the metadata address): refused on what
+    // the credential says, before any proof is checked.
+    for issuer in [rogue.clone(), "did:web:169.254.169.254".to_string()] {
+        let (id, request, invitation) = ask(&setup, body.clone()).await;
+        let mut foreign = setup.credential.clone();
+        set_issuer(&mut foreign, &issuer);
+        foreign["proof"]["verificationMethod"] = json!(format!("{issuer}#key-1"));
+        let (ack, record) = answer(
+            &setup,
+            &id,
+            &invitation,
+            setup.phone.present(&request, &[foreign], None),
+        )
+        .await;
+        assert_eq!(ack.body["status"], "FAIL");
+        assert_eq!(record["state"], "failed");
+        assert_eq!(record["reasons"], not_the_issuer(&issuer), "{record}");
+    }
+
+    // The template's issuer on the credential, its proof naming a key of another DID: only
+    // the template's issuer is resolved.
+    let (id, request, invitation) = ask(&setup, body.clone()).await;
+    let mut misproved = setup.credential.clone();
+    misproved["proof"]["verificationMethod"] = json!(format!("{rogue}#key-1"));
+    let (_, record) = answer(
+        &setup,
+        &id,
+        &invitation,
+        setup.phone.present(&request, &[misproved], None),
+    )
+    .await;
+    assert_eq!(record["state"], "failed");
+    let reasons = record["reasons"].to_string();
+    assert!(
+        reasons.contains("only the template's issuer is resolved"),
+        "{record}"
+    );
+
+    // A holder that is a did:web of the presenter's choosing.
+    let (id, request, invitation) = ask(&setup, body).await;
+    let ring = wallet_core::keys::KeyRing::new();
+    let key = ring.generate(wallet_core::keys::KeyType::Ed25519);
+    let vp = wallet_core::credentials::vc::present(
+        std::slice::from_ref(&setup.credential),
+        &rogue,
+        &ring,
+        &key,
+        &format!("{rogue}#key-1"),
+        &request.challenge,
+        &request.domain,
+        wallet_core::didcomm::now(),
+    )
+    .unwrap();
+    let message = present_proof::presentation_message(&request, vp).pthid(&invitation);
+    setup.phone.tell(&setup.acme.didcomm_did, message).await;
+    picked(&setup.phone, &setup.agent, present_proof::ACK).await;
+    let record = setup
+        .acme
+        .call("GET", &format!("{VERIFICATIONS}/{id}"), None)
+        .await
+        .body["data"]
+        .clone();
+    assert_ne!(record["state"], "verified", "{record}");
+
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the verifier fetched a DID the presenter named"
+    );
+}
+
+#[tokio::test]
+async fn a_status_list_that_cannot_be_read_is_a_fixed_reason() {
+    // Every status list is larger than this, so reading it fails.
+    let setup = setup_with(|config| config.status_list_max_bytes = 16).await;
+    let (id, request, invitation) = ask(
+        &setup,
+        json!({ "templateId": setup.template, "requiredFields": ["skill"] }),
+    )
+    .await;
+    let (ack, record) = answer(
+        &setup,
+        &id,
+        &invitation,
+        setup
+            .phone
+            .present(&request, std::slice::from_ref(&setup.credential), None),
+    )
+    .await;
+    assert_eq!(record["state"], "failed");
+    assert_eq!(
+        record["reasons"],
+        json!(["the status list is unavailable"]),
+        "{record}"
+    );
+    let told = ack.body.to_string();
+    assert!(
+        !told.contains("127.0.0.1") && !told.contains("bytes"),
+        "the presenter was told network details: {told}"
+    );
 }

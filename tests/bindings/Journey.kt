@@ -99,7 +99,8 @@ fun main(args: Array<String>) = runBlocking {
     api = args[0] + "/core/api/v1/programmatic"
     key = args[1]
     val work = args[2]
-    val wallet = LanyardWallet.open("$work/wallet", Keystore())
+    // The agent runs on this machine: loopback is allowed, as in development.
+    val wallet = LanyardWallet.openWithNetwork("$work/wallet", Keystore(), NetworkOptions(allowLoopback = true, allow = listOf()))
     val events = Events()
     wallet.setListener(events)
 
@@ -148,6 +149,8 @@ fun main(args: Array<String>) = runBlocking {
     expectError("Message") { wallet.acceptInvitation(invitationFrom(strangerDid(agentDidcomm, agreement = false))) }
     expectError("InvitationUsed") { wallet.acceptInvitation(field(verification, "url")) }
     expectError("Unreachable") { wallet.acceptInvitation("http://127.0.0.1:9/i/abcdefabcdef") }
+    // The cloud metadata address is never fetched.
+    expectError("Refused") { wallet.acceptInvitation("https://169.254.169.254/i/abcdefabcdef") }
     expectError("NotFound") { wallet.acceptOffer("no-such-offer") }
     expectError("WrongState") { wallet.present(request.request.id, listOf(credential.id)) }
     expectError("KeyProtector") { LanyardWallet.open("$work/wallet", Keystore(fail = true)) }

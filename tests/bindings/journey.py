@@ -101,7 +101,9 @@ async def expect_error(kind, action):
 
 async def main():
     keystore = Keystore()
-    wallet = lf.LanyardWallet.open(os.path.join(WORK, "wallet"), keystore)
+    # The agent runs on this machine: loopback is allowed, as in development.
+    wallet = lf.LanyardWallet.open_with_network(
+        os.path.join(WORK, "wallet"), keystore, lf.NetworkOptions(allow_loopback=True, allow=[]))
     events = Events()
     wallet.set_listener(events)
 
@@ -166,6 +168,8 @@ async def main():
     await expect_error("InvitationExpired", lambda: wallet.accept_invitation(json.dumps(expired)))
     await expect_error("InvitationUsed", lambda: wallet.accept_invitation(verification["invitation"]["url"]))
     await expect_error("Unreachable", lambda: wallet.accept_invitation("http://127.0.0.1:9/i/abcdefabcdef"))
+    # The cloud metadata address is never fetched.
+    await expect_error("Refused", lambda: wallet.accept_invitation("https://169.254.169.254/i/abcdefabcdef"))
     await expect_error("NotFound", lambda: wallet.accept_offer("no-such-offer"))
     await expect_error("WrongState", lambda: wallet.present(request.id, [credential.id]))
     # An invitation from a DID whose endpoint is the agent, which holds no key of it.

@@ -62,9 +62,10 @@ async fn python_drives_the_whole_journey_through_the_bindings() {
     }
     let kinds = stdout.matches("\"step\": \"error\"").count();
     assert_eq!(
-        kinds, 10,
+        kinds, 11,
         "every error kind but BadCredential (which needs a hostile issuer; tests/attacks.rs \
-         provokes it through the Rust API), from Python:\n{stdout}"
+         provokes it through the Rust API), and the metadata address refused, from \
+         Python:\n{stdout}"
     );
 }
 
@@ -151,8 +152,8 @@ async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
     }
     assert_eq!(
         stdout.matches("step error ").count(),
-        10,
-        "every error kind but BadCredential:\n{stdout}"
+        11,
+        "every error kind but BadCredential, and the metadata address refused:\n{stdout}"
     );
 }
 

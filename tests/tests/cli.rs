@@ -15,6 +15,7 @@ fn wallet(dir: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
         .arg(dir)
         .args(args)
         .env("LANYARD_WALLET_PASSPHRASE", "cli test passphrase")
+        .env("LANYARD_WALLET_ALLOW_LOOPBACK", "true")
         .output()
         .unwrap();
     let stdout = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
@@ -112,6 +113,7 @@ async fn every_line_the_cli_prints_is_whole_whatever_an_inviter_names_itself() {
         .arg(&dir)
         .args(["accept", &invitation.to_string()])
         .env("LANYARD_WALLET_PASSPHRASE", "cli test passphrase")
+        .env("LANYARD_WALLET_ALLOW_LOOPBACK", "true")
         .output()
         .unwrap();
     let (stdout, stderr) = (

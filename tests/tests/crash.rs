@@ -20,6 +20,7 @@ fn wallet_cli(dir: &std::path::Path, args: &[&str]) -> Command {
         .arg(dir)
         .args(args)
         .env("LANYARD_WALLET_PASSPHRASE", "crash test passphrase")
+        .env("LANYARD_WALLET_ALLOW_LOOPBACK", "true")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command

@@ -6,12 +6,15 @@
 //! answers 2xx or the attempts run out. Events are written in the same atomic change as what
 //! caused them, so a crash delays a callback but never loses it; every attempt is visible.
 
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use wallet_core::net::{HttpClient, Request};
 
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::{iso_millis, now_ms};
@@ -25,6 +28,8 @@ const SECRETS_TREE: &str = "callback_secrets";
 
 /// Deliveries tried per event before giving up.
 pub const MAX_ATTEMPTS: u32 = 8;
+/// The largest answer a receiver may give (its status is what counts).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// An organisation's callback endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +179,11 @@ impl<S: IssuerStorage> Issuer<S> {
                 &format!("{url:?} is not an http(s) URL"),
             ));
         }
+        // What can be told before any fetch: https, and an IP-literal host that is public.
+        // A host name is checked each time it is resolved, at delivery.
+        if let Err(error) = self.http.check_url(&url) {
+            return Err(ApiError::field("url", &error.to_string()));
+        }
         let rotate = match fields.get("rotateSecret") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(rotate)) => *rotate,
@@ -237,31 +247,68 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((all.into_iter().skip(skip).take(page_size).collect(), total))
     }
 
-    /// Tries every event that is due; returns when the next one will be (if any is pending).
-    pub async fn deliver_due_events(
+    /// The events waiting for delivery, by organisation (each in creation order), and when
+    /// the next is due; finished ones older than `retention` are deleted on the way.
+    async fn due_events(
         &self,
-        client: &reqwest::Client,
-        unit: Duration,
-    ) -> Result<Option<u64>, ApiError> {
-        let pending: Vec<(String, Vec<u8>)> = self.storage.scan(EVENTS, "", 0, usize::MAX).await?;
+        retention: Duration,
+    ) -> Result<(BTreeMap<String, Vec<(String, Vec<u8>)>>, Option<u64>), ApiError> {
+        let all: Vec<(String, Vec<u8>)> = self.storage.scan(EVENTS, "", 0, usize::MAX).await?;
         let now = now_ms();
+        let retention_ms = retention.as_millis() as u64;
+        let mut due: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
         let mut next: Option<u64> = None;
-        for (key, bytes) in pending {
+        let mut soonest = |at: u64| next = Some(next.map_or(at, |n: u64| n.min(at)));
+        let mut expired = Vec::new();
+        for (key, bytes) in all {
             let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
                 tracing::error!(%key, "unreadable callback event");
                 continue;
             };
-            let Some(due) = event.next_attempt_ms else {
+            match event.next_attempt_ms {
+                Some(at) if at <= now => due
+                    .entry(event.org_id.clone())
+                    .or_default()
+                    .push((key, bytes)),
+                Some(at) => soonest(at),
+                None => {
+                    // Delivered or given up: kept for the events API, then deleted.
+                    let finished = event.attempts.last().map_or(event.created_ms, |a| a.at_ms);
+                    let until = finished.saturating_add(retention_ms);
+                    if until <= now {
+                        expired.push(Write::delete(EVENTS, &key));
+                    } else {
+                        soonest(until);
+                    }
+                }
+            }
+        }
+        if !expired.is_empty() {
+            tracing::debug!(events = expired.len(), "finished callback events deleted");
+            self.storage.apply(vec![], expired).await?;
+        }
+        Ok((due, next))
+    }
+
+    /// Delivers one organisation's due events, oldest first.
+    async fn deliver_org(
+        &self,
+        client: &HttpClient,
+        events: Vec<(String, Vec<u8>)>,
+        unit: Duration,
+    ) {
+        for (key, bytes) in events {
+            let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
                 continue;
             };
-            if due > now {
-                next = Some(next.map_or(due, |n| n.min(due)));
-                continue;
-            }
             let updated = self.attempt(client, event, unit).await;
-            if let Some(due) = updated.next_attempt_ms {
-                next = Some(next.map_or(due, |n| n.min(due)));
-            }
+            let write = match Write::put(EVENTS, &key, &updated) {
+                Ok(write) => write,
+                Err(error) => {
+                    tracing::error!(%key, %error, "callback event not updated");
+                    return;
+                }
+            };
             let applied = self
                 .storage
                 .apply(
@@ -270,43 +317,55 @@ impl<S: IssuerStorage> Issuer<S> {
                         key: key.clone(),
                         value: bytes,
                     }],
-                    vec![Write::put(EVENTS, &key, &updated)?],
+                    vec![write],
                 )
                 .await;
             if let Err(error) = applied {
                 tracing::warn!(%key, %error, "callback event not updated");
             }
         }
-        Ok(next)
     }
 
-    /// One delivery attempt of `event`; returns it with the attempt recorded.
-    async fn attempt(&self, client: &reqwest::Client, mut event: Event, unit: Duration) -> Event {
+    /// One delivery attempt of `event`; returns it with the attempt recorded. The attempt's
+    /// error is in words that name no address or connection detail (the organisation reads
+    /// it); the operator's log has the detail.
+    async fn attempt(&self, client: &HttpClient, mut event: Event, unit: Duration) -> Event {
         let outcome: Result<u16, String> = async {
             let config: CallbackConfig = self
                 .storage
                 .get_json(CALLBACKS, &event.org_id)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "callback configuration");
+                    "the callback configuration could not be read".to_string()
+                })?
                 .ok_or("the callback was removed")?;
             let secret = self
                 .identity
                 .get(SECRETS_TREE, &event.org_id)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "callback secret");
+                    "the callback secret could not be read".to_string()
+                })?
                 .ok_or("the callback secret is missing")?;
             let body = serde_json::to_vec(&event.payload()).map_err(|e| e.to_string())?;
             let timestamp = now_ms() / 1000;
             let response = client
-                .post(&config.url)
-                .header("content-type", "application/json")
-                .header("x-lanyard-event", &event.type_)
-                .header("x-lanyard-delivery", &event.id)
-                .header("x-lanyard-signature", signature(&secret, timestamp, &body))
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| format!("{e}"))?;
-            Ok(response.status().as_u16())
+                .send(
+                    Request::post(&config.url, "application/json", body.clone())
+                        .header("x-lanyard-event", event.type_.clone())
+                        .header("x-lanyard-delivery", event.id.clone())
+                        .header("x-lanyard-signature", signature(&secret, timestamp, &body))
+                        .max_bytes(MAX_ANSWER_BYTES),
+                )
+                .await;
+            match response {
+                Ok(response) => Ok(response.status),
+                Err(error) => {
+                    tracing::info!(event = %event.id, %error, "callback delivery failed");
+                    Err(error.public().to_string())
+                }
+            }
         }
         .await;
         let at_ms = now_ms();
@@ -339,30 +398,66 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 }
 
+/// How callbacks are delivered.
+#[derive(Clone, Debug)]
+pub struct Deliveries {
+    /// The hardened client, its total timeout being one delivery's limit.
+    pub client: HttpClient,
+    /// The first retry's wait; each further one doubles ([`backoff`]).
+    pub retry_unit: Duration,
+    /// Organisations delivered to at the same time.
+    pub concurrency: usize,
+    /// How long finished events are kept.
+    pub retention: Duration,
+}
+
 /// Runs deliveries until the issuer is dropped: wakes when `wake` is notified (a new event was
-/// committed) or the next retry is due.
-pub async fn run<S: IssuerStorage>(
+/// committed, or an organisation's deliveries ended) or the next retry is due. Each
+/// organisation's due events are delivered by a task of its own, at most one per
+/// organisation and `concurrency` in all, so a dead or hanging endpoint holds up only the
+/// organisation that configured it.
+pub async fn run<S: IssuerStorage + 'static>(
     issuer: std::sync::Weak<Issuer<S>>,
     wake: std::sync::Arc<tokio::sync::Notify>,
-    unit: Duration,
+    deliveries: Deliveries,
 ) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "callbacks cannot run");
-            return;
-        }
-    };
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(deliveries.concurrency.max(1)));
     loop {
         let next = {
             let Some(issuer) = issuer.upgrade() else {
                 return;
             };
-            match issuer.deliver_due_events(&client, unit).await {
-                Ok(next) => next,
+            match issuer.due_events(deliveries.retention).await {
+                Ok((due, next)) => {
+                    for (org, events) in due {
+                        if !busy
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(org.clone())
+                        {
+                            // Its deliveries are under way; what is due now waits for them.
+                            continue;
+                        }
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&org);
+                            continue;
+                        };
+                        let issuer = Arc::downgrade(&issuer);
+                        let (busy, wake, client) =
+                            (busy.clone(), wake.clone(), deliveries.client.clone());
+                        let unit = deliveries.retry_unit;
+                        tokio::spawn(async move {
+                            if let Some(issuer) = issuer.upgrade() {
+                                issuer.deliver_org(&client, events, unit).await;
+                            }
+                            busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&org);
+                            drop(slot);
+                            wake.notify_one();
+                        });
+                    }
+                    next
+                }
                 Err(error) => {
                     tracing::error!(message = %error.message, "callback deliveries");
                     Some(now_ms() + 5_000)

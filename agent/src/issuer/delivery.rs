@@ -7,6 +7,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
+use wallet_core::net::{HttpClient, Request};
 
 use super::customers::EmailTemplate;
 
@@ -116,25 +117,27 @@ impl Mailer {
     }
 }
 
-/// An HTTP SMS gateway: `POST <url>` with `{"to", "from", "body"}` and an optional bearer token.
+/// An HTTP SMS gateway: `POST <url>` with `{"to", "from", "body"}` and an optional bearer token,
+/// through the agent's hardened client (a gateway on a private network is named in its
+/// allow-list).
 pub struct SmsGateway {
     url: String,
     token: Option<zeroize::Zeroizing<String>>,
-    client: reqwest::Client,
+    client: HttpClient,
 }
 
 impl SmsGateway {
-    pub fn new(url: &str, token: Option<String>) -> Result<SmsGateway, String> {
+    pub fn new(url: &str, token: Option<String>, client: HttpClient) -> Result<SmsGateway, String> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("LANYARD_SMS_URL={url:?} is not an http(s) URL"));
         }
+        client
+            .check_url(url)
+            .map_err(|e| format!("LANYARD_SMS_URL: {e}"))?;
         Ok(SmsGateway {
             url: url.to_string(),
             token: token.map(zeroize::Zeroizing::new),
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(15))
-                .build()
-                .map_err(|e| e.to_string())?,
+            client,
         })
     }
 
@@ -147,21 +150,25 @@ impl SmsGateway {
     }
 
     /// Sends the invitation to `to` (E.164); returns the gateway's status.
+    /// The organisation reads the outcome: a failure names no address or connection detail
+    /// (the operator's log has them).
     pub async fn send(&self, to: &str, label: &str, invite: &Invite<'_>) -> Result<String, String> {
-        let mut request = self.client.post(&self.url).json(&json!({
+        let body = json!({
             "to": to,
             "from": label,
             "body": SmsGateway::text(label, invite),
-        }));
+        });
+        let mut request =
+            Request::post(&self.url, "application/json", body.to_string().into_bytes());
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token.as_str());
+            request = request.header("authorization", format!("Bearer {}", token.as_str()));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("SMS gateway: {e}"))?;
-        let status = response.status();
-        if status.is_success() {
+        let response = self.client.send(request).await.map_err(|error| {
+            tracing::warn!(%error, "SMS gateway");
+            format!("SMS gateway: {}", error.public())
+        })?;
+        let status = response.status;
+        if response.is_success() {
             Ok(format!("SMS gateway answered {status}"))
         } else {
             Err(format!("SMS gateway answered {status}"))

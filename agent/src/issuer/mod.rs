@@ -26,6 +26,7 @@ use wallet_core::did::{
     did_peer_2, did_web_from_url, multikey_decode, multikey_encode, PeerDidSpec, PeerService,
 };
 use wallet_core::keys::{KeyRing, KeyType, PublicKey};
+use wallet_core::net::HttpClient;
 use wallet_core::store::Store;
 
 use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
@@ -238,10 +239,12 @@ pub struct Issuer<S> {
     sms: Option<delivery::SmsGateway>,
     /// Wakes the callback deliveries when an event is committed.
     callbacks: Arc<tokio::sync::Notify>,
-    /// Resolves issuers' and holders' DIDs for verifications (did:web over HTTP).
+    /// Resolves the template issuer's did:web for verifications (through `http`).
     resolver: wallet_core::did::HttpResolver,
-    /// Fetches status lists.
-    http: reqwest::Client,
+    /// The hardened client: status lists, did:web documents.
+    http: HttpClient,
+    /// Largest status list fetched.
+    status_list_max_bytes: usize,
     limits: IssuerLimits,
     /// Answers to strangers, by organisation.
     stranger_answers: rate::RateLimiter,
@@ -267,6 +270,8 @@ impl<S: IssuerStorage> Issuer<S> {
     /// An issuer that can manage organisations and templates; [`Issuer::with_hub`] and
     /// [`Issuer::with_transports`] add what onboarding and issuance need.
     pub fn new(storage: S, keys: Arc<KeyRing>, identity: Arc<Store>, public_url: String) -> Self {
+        // The strict policy; [`Issuer::with_network`] sets the configured one.
+        let http = HttpClient::strict().expect("the HTTP client (rustls, built-in roots) builds");
         Issuer {
             storage,
             keys,
@@ -277,17 +282,29 @@ impl<S: IssuerStorage> Issuer<S> {
             mailer: None,
             sms: None,
             callbacks: Arc::new(tokio::sync::Notify::new()),
-            resolver: wallet_core::did::HttpResolver::new(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            resolver: wallet_core::did::HttpResolver::new(http.clone()),
+            http,
+            status_list_max_bytes: 1 << 20,
             stranger_answers: rate::RateLimiter::new(IssuerLimits::default().stranger_answers),
             invitations_sent: rate::RateLimiter::new(IssuerLimits::default().invitations_sent),
             limits: IssuerLimits::default(),
             outbox_counters: OutboxCounters::default(),
             status_lists: Default::default(),
         }
+    }
+
+    /// Fetches with `client` (its policy: what may be reached, timeouts) and reads status
+    /// lists of at most `status_list_max_bytes`.
+    pub fn with_network(mut self, client: HttpClient, status_list_max_bytes: usize) -> Self {
+        self.resolver = wallet_core::did::HttpResolver::new(client.clone());
+        self.http = client;
+        self.status_list_max_bytes = status_list_max_bytes;
+        self
+    }
+
+    /// The hardened client this issuer fetches with.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
     }
 
     /// Sets the outbox's bounds and the rate limits.

@@ -10,8 +10,12 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use wallet_core::credentials::status_list::is_set;
-use wallet_core::credentials::vc::{verify_credential, verify_presentation, VerifiedCredential};
+use wallet_core::credentials::vc::{
+    read_credential, verify_credential, verify_presentation, VerifiedCredential,
+};
+use wallet_core::did::{did_web_document_url, DidDocument, DidError, DidResolver, HttpResolver};
 use wallet_core::didcomm::Message;
+use wallet_core::net::Request;
 use wallet_core::protocols::present_proof::{self, PresentationRequest};
 
 use super::exchange::{Answer, Change};
@@ -352,7 +356,7 @@ impl<S: IssuerStorage> Issuer<S> {
         let now = now_ms();
         let outcome = match relayed(sender, &vp) {
             Some(reason) => Err(vec![reason]),
-            None => self.check_presentation(&record, &vp, now / 1000).await,
+            None => self.check_presentation(org, &record, &vp, now / 1000).await,
         };
         let before = serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
         let mut done = record.clone();
@@ -399,57 +403,61 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Every check of a presentation; the credential that satisfied the request, or why not.
+    /// What needs nothing fetched comes first, and the first failure stops the checks: the
+    /// template still exists; a presented credential is of the template and by its issuer
+    /// (`org`'s did:web); then the proofs, resolving no DID but that issuer's (the holder's is
+    /// a did:peer or did:key, known without the network); then the required fields; last the
+    /// status list, fetched only from the issuer's own origin. Reasons name no network
+    /// detail: a fetch that failed is "... unavailable", its cause in the operator's log.
     async fn check_presentation(
         &self,
+        org: &Org,
         record: &Verification,
         vp: &Value,
         now: u64,
     ) -> Result<VerifiedCredential, Vec<String>> {
-        let presented =
-            verify_presentation(vp, &self.resolver, &record.challenge, &record.domain, now)
-                .await
-                .map_err(|e| vec![e.to_string()])?;
-        let template_issuer = match self.template_any(&record.template_id).await {
-            Ok(Some(template)) => match self.org(&template.org_id).await {
-                Ok(Some(org)) => Some(org.issuer_did),
-                _ => None,
-            },
-            _ => None,
+        let issuer = org.issuer_did.as_str();
+        if !matches!(self.template_any(&record.template_id).await, Ok(Some(_))) {
+            return Err(vec![format!(
+                "the template {} was deleted, so its credentials are revoked",
+                record.template_id
+            )]);
+        }
+        precheck(vp, &record.template_id, issuer).map_err(|reason| vec![reason])?;
+        let resolver = IssuerOnly {
+            issuer,
+            inner: &self.resolver,
         };
+        let presented = verify_presentation(vp, &resolver, &record.challenge, &record.domain, now)
+            .await
+            .map_err(|e| vec![e.to_string()])?;
         let mut reasons = Vec::new();
         for credential in presented.credentials {
             if credential.template_id.as_deref() != Some(record.template_id.as_str()) {
                 continue;
             }
-            let mut problems = Vec::new();
-            match &template_issuer {
-                Some(issuer) if *issuer == credential.issuer => {}
-                Some(issuer) => problems.push(format!(
-                    "the credential was issued by {}, not the template's issuer {issuer}",
-                    credential.issuer
-                )),
-                None => problems.push(format!(
-                    "the template {} no longer exists, so its credentials are void",
-                    record.template_id
-                )),
+            if credential.issuer != issuer {
+                reasons.push(not_the_issuer(&credential.issuer, issuer));
+                continue;
+            }
+            let missing: Vec<String> = record
+                .required_fields
+                .iter()
+                .filter(|field| credential.claims.get(*field).is_none_or(|v| v.is_null()))
+                .map(|field| format!("the required field {field} is missing"))
+                .collect();
+            if !missing.is_empty() {
+                reasons.extend(missing);
+                continue;
             }
             match &credential.status {
-                Some(entry) => match self.revoked(entry, &credential.issuer, now).await {
-                    Ok(false) => {}
-                    Ok(true) => problems.push("the credential has been revoked".into()),
-                    Err(why) => problems.push(why),
+                Some(entry) => match self.revoked(entry, issuer, &resolver, now).await {
+                    Ok(false) => return Ok(credential),
+                    Ok(true) => reasons.push("the credential has been revoked".into()),
+                    Err(why) => reasons.push(why),
                 },
-                None => problems.push("the credential has no status entry".into()),
+                None => reasons.push("the credential has no status entry".into()),
             }
-            for field in &record.required_fields {
-                if credential.claims.get(field).is_none_or(|v| v.is_null()) {
-                    problems.push(format!("the required field {field} is missing"));
-                }
-            }
-            if problems.is_empty() {
-                return Ok(credential);
-            }
-            reasons.extend(problems);
         }
         if reasons.is_empty() {
             reasons.push(format!(
@@ -465,32 +473,147 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         entry: &wallet_core::credentials::vc::StatusEntry,
         issuer: &str,
+        resolver: &IssuerOnly<'_>,
         now: u64,
     ) -> Result<bool, String> {
-        let why = |e: String| format!("the status list {} cannot be checked: {e}", entry.list);
+        const UNAVAILABLE: &str = "the status list is unavailable";
+        if !on_issuer_origin(&entry.list, issuer) {
+            return Err("the credential's status list is not at its issuer's own address".into());
+        }
         let response = self
             .http
-            .get(&entry.list)
-            .send()
+            .send(
+                Request::get(&entry.list)
+                    .header("accept", "application/vc+ld+json, application/json")
+                    .max_bytes(self.status_list_max_bytes),
+            )
             .await
-            .map_err(|e| why(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(why(format!("it answered {}", response.status())));
+            .map_err(|error| {
+                tracing::warn!(list = %entry.list, %error, "status list not fetched");
+                UNAVAILABLE.to_string()
+            })?;
+        if !response.is_success() {
+            tracing::warn!(list = %entry.list, status = response.status, "status list not fetched");
+            return Err(UNAVAILABLE.into());
         }
-        let bytes = response.bytes().await.map_err(|e| why(e.to_string()))?;
-        if bytes.len() > 1 << 20 {
-            return Err(why("it is larger than 1 MiB".into()));
-        }
-        let list: Value = serde_json::from_slice(&bytes).map_err(|e| why(e.to_string()))?;
-        let read = verify_credential(&list, &self.resolver, now)
+        let list: Value = serde_json::from_slice(&response.body).map_err(|error| {
+            tracing::warn!(list = %entry.list, %error, "status list is not JSON");
+            UNAVAILABLE.to_string()
+        })?;
+        let read = verify_credential(&list, resolver, now)
             .await
-            .map_err(|e| why(e.to_string()))?;
+            .map_err(|error| {
+                tracing::warn!(list = %entry.list, %error, "status list does not verify");
+                "the status list does not verify".to_string()
+            })?;
         if read.issuer != issuer {
-            return Err(why(format!(
-                "it was issued by {}, not {issuer}",
+            return Err(format!(
+                "the status list was issued by {}, not {issuer}",
                 read.issuer
-            )));
+            ));
         }
-        is_set(entry, &list).map_err(|e| why(e.to_string()))
+        is_set(entry, &list).map_err(|e| format!("the credential's status entry: {e}"))
+    }
+}
+
+fn not_the_issuer(found: &str, issuer: &str) -> String {
+    format!("the credential was issued by {found}, not the template's issuer {issuer}")
+}
+
+/// What a presentation's credentials say, read without their proofs: one of them must be of
+/// the template and by its issuer before anything is fetched.
+fn precheck(vp: &Value, template_id: &str, issuer: &str) -> Result<(), String> {
+    let listed: Vec<&Value> = match vp.get("verifiableCredential") {
+        Some(Value::Array(items)) => items.iter().take(16).collect(),
+        Some(item @ Value::Object(_)) => vec![item],
+        _ => return Err("the presentation holds no credential".into()),
+    };
+    let of_template: Vec<_> = listed
+        .into_iter()
+        .filter_map(|vc| read_credential(vc).ok())
+        .filter(|vc| vc.template_id.as_deref() == Some(template_id))
+        .collect();
+    match of_template.iter().find(|vc| vc.issuer == issuer) {
+        Some(_) => Ok(()),
+        None => Err(match of_template.first() {
+            Some(vc) => not_the_issuer(&vc.issuer, issuer),
+            None => format!("no credential of template {template_id} was presented"),
+        }),
+    }
+}
+
+/// Whether `url` is on the origin (scheme, host, port) that serves `issuer`'s did:web
+/// document.
+fn on_issuer_origin(url: &str, issuer: &str) -> bool {
+    let origin = |text: &str| reqwest::Url::parse(text).ok().map(|u| u.origin());
+    match (
+        origin(url),
+        did_web_document_url(issuer)
+            .ok()
+            .as_deref()
+            .and_then(origin),
+    ) {
+        (Some(list), Some(own)) => list.is_tuple() && list == own,
+        _ => false,
+    }
+}
+
+/// Resolves the one did:web the checks expect (the template's issuer) through the agent's
+/// resolver, and otherwise only what needs no network (did:peer, did:key): a presenter
+/// cannot make the agent fetch a DID of its choosing. A failed fetch is reported without
+/// its network detail.
+struct IssuerOnly<'a> {
+    issuer: &'a str,
+    inner: &'a HttpResolver,
+}
+
+impl DidResolver for IssuerOnly<'_> {
+    async fn resolve(&self, did: &str) -> Result<std::sync::Arc<DidDocument>, DidError> {
+        if let Ok(doc) = self.inner.resolve_known(did) {
+            if did != self.issuer || !did.starts_with("did:web:") {
+                return Ok(doc);
+            }
+        }
+        if did != self.issuer {
+            return Err(DidError::NotFound(
+                did.to_string(),
+                "only the template's issuer is resolved".into(),
+            ));
+        }
+        self.inner.resolve(did).await.map_err(|error| {
+            tracing::warn!(%did, %error, "issuer DID not resolved");
+            DidError::NotFound(did.to_string(), "its DID document is unavailable".into())
+        })
+    }
+
+    fn resolve_known(&self, did: &str) -> Result<std::sync::Arc<DidDocument>, DidError> {
+        self.inner.resolve_known(did)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lists_are_read_only_from_the_issuers_own_origin() {
+        let issuer = "did:web:issuer.example:orgs:a1";
+        assert!(on_issuer_origin(
+            "https://issuer.example/orgs/a1/status/1",
+            issuer
+        ));
+        for elsewhere in [
+            "https://evil.example/orgs/a1/status/1",
+            "http://issuer.example/orgs/a1/status/1",
+            "https://issuer.example:8443/orgs/a1/status/1",
+            "https://169.254.169.254/latest/meta-data",
+            "not a url",
+        ] {
+            assert!(!on_issuer_origin(elsewhere, issuer), "{elsewhere}");
+        }
+        assert!(on_issuer_origin(
+            "http://127.0.0.1:8080/orgs/a1/status/1",
+            "did:web:127.0.0.1%3A8080:orgs:a1"
+        ));
     }
 }

@@ -42,6 +42,8 @@ impl Agent {
             apple_app_ids: vec!["TEAM123456.app.lanyard.wallet".to_string()],
             android_package: Some("app.lanyard.wallet".to_string()),
             android_cert_sha256: vec!["AB:CD:EF".to_string()],
+            // Everything runs on loopback: the development allowance.
+            net: wallet_core::net::NetPolicy::loopback(),
             ..Config::default()
         };
         edit(&mut config);
@@ -620,4 +622,24 @@ pub async fn fetch_invitation(url: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// A loopback HTTP server answering `status` to everything and counting the requests that
+/// reach it (a host a stranger names, which the agent must not fetch).
+pub async fn counting_server(
+    status: axum::http::StatusCode,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            status
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, hits)
 }

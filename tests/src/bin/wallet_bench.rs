@@ -40,7 +40,10 @@ impl KeyProtector for Keystore {
 }
 
 fn open(dir: &std::path::Path) -> Wallet {
-    Wallet::open(dir, Unlock::Protector(Arc::new(Keystore([9; 32])))).expect("the wallet opens")
+    Wallet::builder(dir, Unlock::Protector(Arc::new(Keystore([9; 32]))))
+        .network(wallet_core::net::NetPolicy::loopback())
+        .open()
+        .expect("the wallet opens")
 }
 
 struct Api {

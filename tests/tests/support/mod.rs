@@ -70,6 +70,7 @@ impl AgentProcess {
             .env("LANYARD_DATA_DIR", data.path())
             .env("LANYARD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LANYARD_CALLBACK_RETRY_MS", "50")
+            .env("LANYARD_NET_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped());
         for (name, value) in vars {
@@ -284,13 +285,16 @@ impl Events {
 /// A wallet in a fresh folder (fast Argon2 parameters: tests only), with an event recorder.
 pub fn wallet() -> (Arc<Wallet>, Arc<Events>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let wallet = Wallet::open(
+    // The agent runs on loopback: the development allowance.
+    let wallet = Wallet::builder(
         &dir.path().join("wallet"),
         Unlock::Passphrase {
             passphrase: zeroize::Zeroizing::new("journey passphrase".to_string()),
             params: Argon2Params::insecure_for_tests(),
         },
     )
+    .network(wallet_core::net::NetPolicy::loopback())
+    .open()
     .unwrap();
     let events = Arc::new(Events::default());
     wallet.set_listener(Some(events.clone()));

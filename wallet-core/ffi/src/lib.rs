@@ -56,6 +56,7 @@ impl From<core::WalletError> for LanyardError {
             E::InvitationExpired(_) => LanyardError::InvitationExpired(message),
             E::InvitationUsed => LanyardError::InvitationUsed(message),
             E::Unreachable(_) => LanyardError::Unreachable(message),
+            E::NotAllowed(_) => LanyardError::Refused(message),
             E::Refused(..) => LanyardError::Refused(message),
             E::NotFound { .. } => LanyardError::NotFound(message),
             E::WrongState { .. } => LanyardError::WrongState(message),
@@ -424,6 +425,40 @@ fn credential_info(c: core::StoredCredential) -> CredentialInfo {
     }
 }
 
+/// What the wallet's HTTP client may reach beyond public HTTPS hosts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, uniffi::Record)]
+pub struct NetworkOptions {
+    /// Loopback hosts (an agent on this machine), over plain http too: development only.
+    pub allow_loopback: bool,
+    /// Networks (`10.0.2.0/24`), addresses or host names exempt from the refusal of private
+    /// addresses (an agent on the developer's network).
+    pub allow: Vec<String>,
+}
+
+fn net_policy(options: NetworkOptions) -> Result<wallet_core::net::NetPolicy, LanyardError> {
+    let allow = options
+        .allow
+        .iter()
+        .map(|entry| entry.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e: wallet_core::net::NetError| LanyardError::Refused(e.to_string()))?;
+    Ok(wallet_core::net::NetPolicy {
+        allow_loopback: options.allow_loopback,
+        allow,
+        ..wallet_core::net::NetPolicy::default()
+    })
+}
+
+fn protector_error(e: core::WalletError) -> LanyardError {
+    match e {
+        core::WalletError::Storage(wallet_core::store::StoreError::ProtectorFailed(_))
+        | core::WalletError::Storage(wallet_core::store::StoreError::ProtectorWrongKey) => {
+            LanyardError::KeyProtector(e.to_string())
+        }
+        other => other.into(),
+    }
+}
+
 /// A customer's wallet.
 #[derive(uniffi::Object)]
 pub struct LanyardWallet {
@@ -447,17 +482,24 @@ impl LanyardWallet {
     /// Opens (or creates) the wallet in `dir`, its data key wrapped by the platform keystore.
     #[uniffi::constructor]
     pub fn open(dir: String, protector: Arc<dyn KeyProtector>) -> Result<Arc<Self>, LanyardError> {
-        let wallet = Wallet::open(
+        LanyardWallet::open_with_network(dir, protector, NetworkOptions::default())
+    }
+
+    /// [`LanyardWallet::open`] with what the wallet's HTTP client may reach beyond public
+    /// HTTPS hosts.
+    #[uniffi::constructor]
+    pub fn open_with_network(
+        dir: String,
+        protector: Arc<dyn KeyProtector>,
+        network: NetworkOptions,
+    ) -> Result<Arc<Self>, LanyardError> {
+        let wallet = Wallet::builder(
             std::path::Path::new(&dir),
             Unlock::Protector(Arc::new(Protector(protector))),
         )
-        .map_err(|e| match e {
-            core::WalletError::Storage(wallet_core::store::StoreError::ProtectorFailed(_))
-            | core::WalletError::Storage(wallet_core::store::StoreError::ProtectorWrongKey) => {
-                LanyardError::KeyProtector(e.to_string())
-            }
-            other => other.into(),
-        })?;
+        .network(net_policy(network)?)
+        .open()
+        .map_err(protector_error)?;
         Ok(LanyardWallet::new(wallet))
     }
 

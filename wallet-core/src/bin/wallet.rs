@@ -27,6 +27,19 @@ struct Cli {
     /// Accept offers as they arrive instead of holding them for `accept-offer`.
     #[arg(long, global = true)]
     auto_accept: bool,
+    /// Let the wallet reach loopback hosts (an agent on this machine), over plain http too.
+    /// For development and tests only.
+    #[arg(long, global = true, env = "LANYARD_WALLET_ALLOW_LOOPBACK")]
+    allow_loopback: bool,
+    /// Networks, addresses or host names (comma-separated) exempt from the refusal of
+    /// private addresses, e.g. `10.0.2.0/24` for an agent on the developer's network.
+    #[arg(
+        long,
+        global = true,
+        env = "LANYARD_WALLET_ALLOW",
+        value_delimiter = ','
+    )]
+    allow: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -195,8 +208,21 @@ fn print(as_json: bool, value: Value, text: String) {
 async fn run(cli: Cli) -> Result<(), String> {
     let passphrase = std::env::var("LANYARD_WALLET_PASSPHRASE")
         .map_err(|_| "set LANYARD_WALLET_PASSPHRASE to the wallet's passphrase".to_string())?;
-    let wallet =
-        Wallet::open(&cli.dir, Unlock::passphrase(passphrase)).map_err(|e| e.to_string())?;
+    let allow = cli
+        .allow
+        .iter()
+        .map(|entry| entry.parse())
+        .collect::<Result<Vec<_>, wallet_core::net::NetError>>()
+        .map_err(|e| format!("--allow: {e}"))?;
+    let network = wallet_core::net::NetPolicy {
+        allow_loopback: cli.allow_loopback,
+        allow,
+        ..wallet_core::net::NetPolicy::default()
+    };
+    let wallet = Wallet::builder(&cli.dir, Unlock::passphrase(passphrase))
+        .network(network)
+        .open()
+        .map_err(|e| e.to_string())?;
     wallet.set_listener(Some(Arc::new(Printer { json: cli.json })));
     wallet.set_auto_accept(cli.auto_accept);
     let json = cli.json;

@@ -1,6 +1,7 @@
 //! Decentralized identifiers: the DID document model, `did:key` (W3C CCG did:key, Ed25519 and
 //! X25519), `did:peer:2` (Peer DID Method, numalgo 2, clarified 2023 rules) and resolution
-//! through the [`DidResolver`] trait, which `did:web` will implement over HTTPS.
+//! through the [`DidResolver`] trait; [`HttpResolver`] resolves `did:web` through the
+//! hardened [`crate::net::HttpClient`].
 
 mod document;
 mod key;

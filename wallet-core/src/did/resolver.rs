@@ -12,6 +12,13 @@ use super::{method_of, resolve_did_key, resolve_did_peer_2, shorten, DidDocument
 pub trait DidResolver: Send + Sync {
     fn resolve(&self, did: &str)
         -> impl Future<Output = Result<Arc<DidDocument>, DidError>> + Send;
+
+    /// Resolves without any I/O: methods derived from the DID itself (did:key, did:peer:2)
+    /// and documents already held. What would need the network is an error. Envelope code
+    /// uses it for the DIDs a stranger lists, before anything proves who sent them.
+    fn resolve_known(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
+        resolve_local(did).map(Arc::new)
+    }
 }
 
 /// Resolves the methods that need no network: did:key and did:peer:2. Any other method, or
@@ -44,9 +51,8 @@ struct Cached {
 /// Resolves did:key and did:peer:2 locally and keeps up to 4096 documents, so
 /// the envelope code decodes each peer's keys once.
 ///
-/// Documents of other methods are registered with [`Resolver::insert`]. That is how
-/// `did:web` will work: the wallet fetches `https://<host>/.well-known/did.json` over reqwest
-/// (rustls), parses it as a [`DidDocument`] and inserts it, and resolution then finds it here.
+/// Documents of other methods are registered with [`Resolver::insert`]; that is how
+/// [`super::HttpResolver`] keeps the did:web documents it fetched.
 ///
 /// Eviction is simple: when the cache is full, every derived (did:key, did:peer:2) document
 /// is dropped, since any of them can be derived again; registered ones stay unless they
@@ -120,6 +126,10 @@ impl DidResolver for Resolver {
     async fn resolve(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
         self.resolve_now(did)
     }
+
+    fn resolve_known(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
+        self.resolve_now(did)
+    }
 }
 
 impl<R: DidResolver> DidResolver for Arc<R> {
@@ -128,6 +138,10 @@ impl<R: DidResolver> DidResolver for Arc<R> {
         did: &str,
     ) -> impl Future<Output = Result<Arc<DidDocument>, DidError>> + Send {
         (**self).resolve(did)
+    }
+
+    fn resolve_known(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
+        (**self).resolve_known(did)
     }
 }
 
@@ -153,6 +167,10 @@ impl StaticResolver {
 
 impl DidResolver for StaticResolver {
     async fn resolve(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
+        self.resolve_known(did)
+    }
+
+    fn resolve_known(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
         match self.docs.get(did) {
             Some(doc) => Ok(doc.clone()),
             None => self.local.resolve_now(did),

@@ -2,17 +2,21 @@
 //! over HTTP. `did:web:example.com:orgs:a` is served at `https://example.com/orgs/a/did.json`
 //! (`/.well-known/did.json` when there is no path); a port is written `%3A`. For local
 //! development the loopback hosts `localhost`, `127.0.0.1` and `[::1]` map to `http://`, as
-//! browsers treat them as secure contexts; every other host needs HTTPS.
+//! browsers treat them as secure contexts; every other host needs HTTPS. Whether a loopback
+//! (or any non-public) host may be fetched at all is the [`HttpClient`]'s policy.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{DidDocument, DidError, DidResolver, Resolver};
+use crate::net::{HttpClient, Request};
 
 /// Largest DID document fetched.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// How long a fetched document is trusted before it is fetched again.
 const TTL: Duration = Duration::from_secs(300);
+/// Fetch times remembered before stale ones are dropped.
+const MAX_FETCHED: usize = 4096;
 
 fn is_loopback(host: &str) -> bool {
     let name = host.rsplit_once(':').map_or(host, |(name, port)| {
@@ -84,29 +88,21 @@ pub fn did_web_document_url(did: &str) -> Result<String, DidError> {
     })
 }
 
-/// Resolves did:key and did:peer:2 locally and did:web over HTTP, caching documents (did:web
-/// ones for five minutes).
+/// Resolves did:key and did:peer:2 locally and did:web over HTTP through the hardened
+/// [`HttpClient`] (so a DID naming a private or loopback host is refused unless its policy
+/// allows it), caching documents (did:web ones for five minutes).
 pub struct HttpResolver {
     local: Resolver,
-    client: reqwest::Client,
+    client: HttpClient,
     fetched: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
-impl Default for HttpResolver {
-    fn default() -> Self {
-        HttpResolver::new()
-    }
-}
-
 impl HttpResolver {
-    pub fn new() -> HttpResolver {
+    /// A resolver that fetches did:web documents with `client`.
+    pub fn new(client: HttpClient) -> HttpResolver {
         HttpResolver {
             local: Resolver::default(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::limited(3))
-                .build()
-                .unwrap_or_default(),
+            client,
             fetched: Default::default(),
         }
     }
@@ -114,28 +110,19 @@ impl HttpResolver {
     async fn fetch(&self, did: &str) -> Result<DidDocument, DidError> {
         let url = did_web_document_url(did)?;
         let failed = |why: String| DidError::NotFound(did.to_string(), why);
-        let mut response = self
+        let response = self
             .client
-            .get(&url)
-            .header("accept", "application/did+json, application/json")
-            .send()
+            .send(
+                Request::get(&url)
+                    .header("accept", "application/did+json, application/json")
+                    .max_bytes(MAX_DOCUMENT_BYTES),
+            )
             .await
-            .map_err(|e| failed(format!("{url}: {e}")))?;
-        if !response.status().is_success() {
-            return Err(failed(format!("{url} answered {}", response.status())));
+            .map_err(|e| failed(e.to_string()))?;
+        if !response.is_success() {
+            return Err(failed(format!("{url} answered {}", response.status)));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| failed(format!("{url}: {e}")))?
-        {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(failed(format!("{url} is larger than 256 KiB")));
-            }
-        }
-        let doc: DidDocument = serde_json::from_slice(&body)
+        let doc: DidDocument = serde_json::from_slice(&response.body)
             .map_err(|e| failed(format!("{url} is not a DID document: {e}")))?;
         if doc.id != did {
             return Err(failed(format!("{url} is the document of {}", doc.id)));
@@ -145,6 +132,10 @@ impl HttpResolver {
 }
 
 impl DidResolver for HttpResolver {
+    fn resolve_known(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
+        self.local.resolve_now(did)
+    }
+
     async fn resolve(&self, did: &str) -> Result<Arc<DidDocument>, DidError> {
         if !did.starts_with("did:web:") {
             return self.local.resolve_now(did);
@@ -162,10 +153,17 @@ impl DidResolver for HttpResolver {
         }
         let doc = self.fetch(did).await?;
         self.local.insert(doc);
-        self.fetched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(did.to_string(), Instant::now());
+        let mut fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        if fetched.len() >= MAX_FETCHED {
+            // Stale entries would be fetched again anyway.
+            fetched.retain(|_, at| at.elapsed() < TTL);
+            if fetched.len() >= MAX_FETCHED {
+                // Forgetting only means fetching again.
+                fetched.clear();
+            }
+        }
+        fetched.insert(did.to_string(), Instant::now());
+        drop(fetched);
         self.local.resolve_now(did)
     }
 }

@@ -85,6 +85,8 @@ pub enum DidCommError {
     TooDeep,
     #[error("{0} has no DIDComm service to deliver to")]
     NoService(String),
+    #[error("the sender {did} could not be resolved within {seconds} s")]
+    SenderTimeout { did: String, seconds: u64 },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -201,6 +203,9 @@ pub struct UnpackOptions {
     pub max_message_bytes: usize,
     /// Refuse messages whose `expires_time` has passed.
     pub check_expiry: bool,
+    /// Longest wait for a sender's DID document when it is not known without the network
+    /// (a did:web signer or authcrypt sender; default 10 s).
+    pub sender_budget: std::time::Duration,
 }
 
 impl Default for UnpackOptions {
@@ -208,6 +213,7 @@ impl Default for UnpackOptions {
         UnpackOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             check_expiry: true,
+            sender_budget: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -573,8 +579,10 @@ impl<R: DidResolver> DidComm<R> {
     async fn decrypt_layer(&self, bytes: &[u8]) -> Result<(Vec<u8>, Layer), DidCommError> {
         let jwe = ParsedJwe::parse(bytes)?;
         let mut ours = None;
+        // Only DIDs known without the network: a stranger's envelope may list any number of
+        // foreign kids, and none of them may make this side fetch anything.
         for kid in jwe.recipient_kids() {
-            let Ok(doc) = self.resolver.resolve(did_of(kid)).await else {
+            let Ok(doc) = self.resolver.resolve_known(did_of(kid)) else {
                 continue;
             };
             if let Some(key) = doc.find_key(kid) {
@@ -618,10 +626,25 @@ impl<R: DidResolver> DidComm<R> {
         }
     }
 
-    /// A sender's key by kid: X25519 from keyAgreement, Ed25519 from authentication.
+    /// A sender's key by kid: X25519 from keyAgreement, Ed25519 from authentication. Asked
+    /// only once a layer was found to be for us; a document that needs the network is
+    /// fetched within [`UnpackOptions::sender_budget`].
     async fn sender_key(&self, kid: &str, kind: KeyType) -> Result<PublicKey, DidCommError> {
         let did = did_of(kid);
-        let doc = self.resolver.resolve(did).await?;
+        let doc = match self.resolver.resolve_known(did) {
+            Ok(doc) => doc,
+            // did:web is the one method resolved over the network.
+            Err(error) if !did.starts_with("did:web:") => return Err(error.into()),
+            Err(_) => {
+                let budget = self.options.sender_budget;
+                tokio::time::timeout(budget, self.resolver.resolve(did))
+                    .await
+                    .map_err(|_| DidCommError::SenderTimeout {
+                        did: did.to_string(),
+                        seconds: budget.as_secs(),
+                    })??
+            }
+        };
         let (keys, relationship) = match kind {
             KeyType::X25519 => (doc.key_agreement_keys(), "keyAgreement"),
             KeyType::Ed25519 => (doc.authentication_keys(), "authentication"),

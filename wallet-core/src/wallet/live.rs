@@ -62,6 +62,12 @@ impl Wallet {
                 .replacen("https://", "wss://", 1)
                 .replacen("http://", "ws://", 1)
         );
+        // The socket is not opened through the hardened client, but it goes where the
+        // mediator document was fetched from: that origin is held to the same policy (scheme,
+        // IP-literal host) before connecting.
+        self.http
+            .check_url(&format!("{}/ws", mediation.agent))
+            .map_err(super::net_error)?;
         let (mut socket, _) = tokio_tungstenite::connect_async(&url)
             .await
             .map_err(|e| WalletError::Unreachable(format!("{url} ({e})")))?;

@@ -13,7 +13,7 @@ mod live;
 mod process;
 mod records;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -28,6 +28,7 @@ use crate::did::{did_peer_2, resolve_local, HttpResolver, PeerDidSpec, PeerServi
 use crate::didcomm::{DidComm, DidCommError, Message, ENCRYPTED_TYP};
 use crate::encoding::b64u_decode;
 use crate::keys::{KeyRing, KeyType, PublicKey};
+use crate::net::{HttpClient, NetError, NetPolicy, Request};
 use crate::store::{Store, StoreError, Unlock};
 
 /// Coordinate Mediation 3.0 and Pickup 3.0 message types the wallet sends and reads.
@@ -49,6 +50,8 @@ const REQUESTS: &str = "requests";
 
 /// Messages picked up per delivery request.
 const PICKUP_BATCH: u64 = 50;
+/// Largest answer to the short-URL and mediator-document fetches.
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 /// What went wrong, in words an app can show a customer.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,10 @@ pub enum WalletError {
     InvitationUsed,
     #[error("Cannot reach {0}. Check the connection and try again.")]
     Unreachable(String),
+    /// An address the wallet's network policy does not let it fetch (a private or loopback
+    /// host, plain http, a redirect, an oversized answer).
+    #[error("{0}")]
+    NotAllowed(NetError),
     #[error("{0} refused: {1}")]
     Refused(String, String),
     #[error("No {what} has the id {id}.")]
@@ -101,7 +108,7 @@ pub struct Wallet {
     keys: Arc<KeyRing>,
     didcomm: DidComm<Arc<HttpResolver>>,
     resolver: Arc<HttpResolver>,
-    http: reqwest::Client,
+    http: HttpClient,
     listener: Mutex<Option<Arc<dyn WalletListener>>>,
     auto_accept: std::sync::atomic::AtomicBool,
     /// One sync (or accept) at a time changes state.
@@ -116,27 +123,87 @@ impl std::fmt::Debug for Wallet {
     }
 }
 
-impl Wallet {
-    /// Opens the wallet in `dir` (creating it), unlocked by a passphrase or the platform's key
-    /// protector.
-    pub fn open(dir: &Path, unlock: Unlock) -> Result<Wallet, WalletError> {
-        let store = Store::open(dir, unlock)?;
+/// A [`NetError`] as the wallet's error: what no retry can fix is [`WalletError::NotAllowed`],
+/// the rest [`WalletError::Unreachable`] (tried again later).
+fn net_error(error: NetError) -> WalletError {
+    match error {
+        NetError::Unreachable { url, reason } => {
+            WalletError::Unreachable(format!("{url} ({reason})"))
+        }
+        NetError::Timeout { url, seconds } => {
+            WalletError::Unreachable(format!("{url} (no answer within {seconds} s)"))
+        }
+        NetError::Dns { host, .. } => {
+            WalletError::Unreachable(format!("{host} (the name could not be resolved)"))
+        }
+        other => WalletError::NotAllowed(other),
+    }
+}
+
+fn response_ok(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+/// How a [`Wallet`] is opened: its folder, how its store is unlocked, and what its HTTP
+/// client may reach (the strict [`NetPolicy::default`] unless [`WalletBuilder::network`]
+/// says otherwise).
+pub struct WalletBuilder {
+    dir: PathBuf,
+    unlock: Unlock,
+    network: NetPolicy,
+}
+
+impl std::fmt::Debug for WalletBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletBuilder")
+            .field("dir", &self.dir)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WalletBuilder {
+    /// What the wallet's HTTP client may reach (e.g. [`NetPolicy::loopback`] for an agent
+    /// on this machine in development and tests).
+    pub fn network(mut self, policy: NetPolicy) -> WalletBuilder {
+        self.network = policy;
+        self
+    }
+
+    /// Opens the wallet (creating it).
+    pub fn open(self) -> Result<Wallet, WalletError> {
+        let store = Store::open(&self.dir, self.unlock)?;
         let keys = Arc::new(KeyRing::new());
         store.load_keys(&keys)?;
-        let resolver = Arc::new(HttpResolver::new());
+        let http = HttpClient::new(self.network).map_err(net_error)?;
+        let resolver = Arc::new(HttpResolver::new(http.clone()));
         Ok(Wallet {
             didcomm: DidComm::new(keys.clone(), resolver.clone()),
             resolver,
             store,
             keys,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .map_err(|e| WalletError::Unreachable(e.to_string()))?,
+            http,
             listener: Mutex::new(None),
             auto_accept: std::sync::atomic::AtomicBool::new(false),
             busy: tokio::sync::Mutex::new(()),
         })
+    }
+}
+
+impl Wallet {
+    /// How to open the wallet in `dir`, unlocked by a passphrase or the platform's key
+    /// protector; [`WalletBuilder::open`] opens it.
+    pub fn builder(dir: &Path, unlock: Unlock) -> WalletBuilder {
+        WalletBuilder {
+            dir: dir.to_path_buf(),
+            unlock,
+            network: NetPolicy::default(),
+        }
+    }
+
+    /// Opens the wallet in `dir` (creating it) with the strict network policy.
+    pub fn open(dir: &Path, unlock: Unlock) -> Result<Wallet, WalletError> {
+        Wallet::builder(dir, unlock).open()
     }
 
     /// Sets who hears the wallet's events.
@@ -200,25 +267,24 @@ impl Wallet {
     async fn post(&self, endpoint: &str, packed: String) -> Result<Option<String>, WalletError> {
         let response = self
             .http
-            .post(endpoint)
-            .header("content-type", ENCRYPTED_TYP)
-            .body(packed)
-            .send()
+            .send(
+                Request::post(endpoint, ENCRYPTED_TYP, packed.into_bytes())
+                    .max_bytes(crate::didcomm::DEFAULT_MAX_MESSAGE_BYTES),
+            )
             .await
-            .map_err(|e| WalletError::Unreachable(format!("{endpoint} ({e})")))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| WalletError::Unreachable(format!("{endpoint} ({e})")))?;
-        if !status.is_success() {
+            .map_err(net_error)?;
+        let status = response.status;
+        let text = String::from_utf8(response.body).map_err(|_| {
+            WalletError::Refused(endpoint.to_string(), "the answer is not UTF-8".into())
+        })?;
+        if !response_ok(status) {
             let reason = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v.get("comment").and_then(Value::as_str).map(str::to_string))
                 .unwrap_or_else(|| format!("HTTP {status}"));
             return Err(WalletError::Refused(endpoint.to_string(), reason));
         }
-        Ok((status.as_u16() == 200 && !text.is_empty()).then_some(text))
+        Ok((status == 200 && !text.is_empty()).then_some(text))
     }
 
     /// Sends `message` from `from` to `to`, wherever `to`'s DID document says (through its
@@ -282,15 +348,24 @@ impl Wallet {
         if let Some(mediation) = self.mediation()? {
             return Ok(mediation);
         }
-        let info: Value = self
+        let url = format!("{agent}/mediator");
+        let response = self
             .http
-            .get(format!("{agent}/mediator"))
-            .send()
+            .send(
+                Request::get(&url)
+                    .header("accept", "application/json")
+                    .max_bytes(MAX_DOCUMENT_BYTES),
+            )
             .await
-            .map_err(|e| WalletError::Unreachable(format!("{agent} ({e})")))?
-            .json()
-            .await
-            .map_err(|e| WalletError::Unreachable(format!("{agent}/mediator ({e})")))?;
+            .map_err(net_error)?;
+        if !response_ok(response.status) {
+            return Err(WalletError::Refused(
+                agent.to_string(),
+                format!("{url} answered HTTP {}", response.status),
+            ));
+        }
+        let info: Value = serde_json::from_slice(&response.body)
+            .map_err(|_| WalletError::Refused(agent.to_string(), format!("{url} is not JSON")))?;
         let mediator_did = info["did"]
             .as_str()
             .filter(|d| d.starts_with("did:"))
@@ -448,16 +523,18 @@ impl Wallet {
     async fn fetch_invitation(&self, url: &str) -> Result<Message, WalletError> {
         let response = self
             .http
-            .get(url)
-            .header("accept", "application/json")
-            .send()
+            .send(
+                Request::get(url)
+                    .header("accept", "application/json")
+                    .max_bytes(MAX_DOCUMENT_BYTES),
+            )
             .await
-            .map_err(|e| WalletError::Unreachable(format!("{url} ({e})")))?;
-        let status = response.status();
-        let body: Value = response.json().await.map_err(|_| {
+            .map_err(net_error)?;
+        let status = response.status;
+        let body: Value = serde_json::from_slice(&response.body).map_err(|_| {
             WalletError::InvalidInvitation(format!("{url} did not answer with an invitation"))
         })?;
-        match status.as_u16() {
+        match status {
             200 => {}
             410 if body.to_string().contains("used") => return Err(WalletError::InvitationUsed),
             410 => {
