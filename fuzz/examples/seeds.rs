@@ -14,7 +14,9 @@ use wallet_core::didcomm::{encrypt_anoncrypt, encrypt_authcrypt, sign, Message};
 use wallet_core::encoding::b64u_encode;
 use wallet_core::keys::ContentEnc;
 
-use lanyard_fuzz::{fixtures, CHALLENGE, DOMAIN, NOW};
+use lanyard_fuzz::{fixtures, run, CHALLENGE, DOMAIN, NOW};
+use wallet_core::credentials::vc::{verify_credential, verify_presentation};
+use wallet_core::did::Resolver;
 
 struct Seeds {
     dir: PathBuf,
@@ -85,17 +87,20 @@ fn main() {
         .expect("authcrypt");
     let signed_authcrypt = encrypt_authcrypt(&f.alice.ring, signed.as_bytes(), &f.alice.agreement, bob)
         .expect("authcrypt");
-    for enc in [ContentEnc::A256CbcHs512, ContentEnc::A256Gcm, ContentEnc::Xc20p] {
-        seeds.add(Some(0), encrypt_anoncrypt(plaintext.as_bytes(), bob, enc).expect("anoncrypt"));
+    let mut valid: Vec<String> = [ContentEnc::A256CbcHs512, ContentEnc::A256Gcm, ContentEnc::Xc20p]
+        .into_iter()
+        .map(|enc| encrypt_anoncrypt(plaintext.as_bytes(), bob, enc).expect("anoncrypt"))
+        .collect();
+    valid.push(authcrypt.clone());
+    valid.push(signed_authcrypt);
+    valid.push(encrypt_anoncrypt(authcrypt.as_bytes(), bob, ContentEnc::Xc20p).expect("anoncrypt"));
+    valid.push(signed.clone());
+    valid.push(plaintext.clone());
+    for envelope in valid {
+        // A seed that does not unpack would only teach the fuzzer a refusal.
+        run(f.bob_comm.unpack(&envelope)).expect("a seed envelope unpacks");
+        seeds.add(Some(0), envelope);
     }
-    seeds.add(Some(0), &authcrypt);
-    seeds.add(Some(0), &signed_authcrypt);
-    seeds.add(
-        Some(0),
-        encrypt_anoncrypt(authcrypt.as_bytes(), bob, ContentEnc::Xc20p).expect("anoncrypt"),
-    );
-    seeds.add(Some(0), &signed);
-    seeds.add(Some(0), &plaintext);
     for (mode, payload) in [
         (1, [&[0u8][..], plaintext.as_bytes()].concat()),
         (1, [&[2u8][..], authcrypt.as_bytes()].concat()),
@@ -152,6 +157,10 @@ fn main() {
         NOW,
     )
     .expect("present");
+    let resolver = Resolver::default();
+    run(verify_credential(&vc, &resolver, NOW)).expect("the seed credential verifies");
+    run(verify_presentation(&vp, &resolver, CHALLENGE, DOMAIN, NOW))
+        .expect("the seed presentation verifies");
     seeds.add(Some(0), vc.to_string());
     seeds.add(Some(1), vp.to_string());
     seeds.add(Some(2), unsigned.to_string());

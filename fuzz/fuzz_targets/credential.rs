@@ -24,9 +24,14 @@ use wallet_core::did::Resolver;
 
 use lanyard_fuzz::{fixtures, mode, run, CHALLENGE, DOMAIN, NOW};
 
-/// Over the wire: serialised and parsed again.
-fn wire(value: &Value) -> Value {
-    serde_json::from_str(&value.to_string()).expect("serialised JSON parses")
+/// Over the wire: serialised and parsed again. None when signing nested it deeper than a
+/// parser takes (serde_json's 128 levels): a verifier refuses that text, rightly.
+fn wire(value: &Value) -> Option<Value> {
+    match serde_json::from_str(&value.to_string()) {
+        Ok(value) => Some(value),
+        Err(error) if error.to_string().contains("recursion limit") => None,
+        Err(error) => panic!("serialised JSON does not parse: {error}"),
+    }
 }
 
 /// Whether `read` is a credential the verifier must accept now, from the fixed issuer.
@@ -46,7 +51,7 @@ fn signed(rest: &[u8]) -> Option<(Value, Result<VerifiedCredential, CredentialEr
         Err(error) => panic!("an object without a proof was not signed: {error}"),
     };
     let read = read_credential(&vc);
-    Some((wire(&vc), read))
+    Some((wire(&vc)?, read))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -113,7 +118,10 @@ fuzz_target!(|data: &[u8]| {
             )
             .expect("a presentation is signed");
             let size = vp.to_string().len();
-            match run(verify_presentation(&wire(&vp), &resolver, CHALLENGE, DOMAIN, NOW)) {
+            let Some(vp) = wire(&vp) else {
+                return;
+            };
+            match run(verify_presentation(&vp, &resolver, CHALLENGE, DOMAIN, NOW)) {
                 Ok(verified) => {
                     assert!(expected, "accepted {vp}");
                     assert_eq!(verified.holder, holder.did);
