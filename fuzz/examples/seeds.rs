@@ -75,22 +75,35 @@ fn main() {
 
     // Envelopes for Bob.
     let mut seeds = Seeds::new(&root, "envelope");
-    let message = Message::new("https://didcomm.org/trust-ping/2.0/ping", json!({ "response_requested": true }))
-        .from(f.alice.did.clone())
-        .to([f.bob.did.clone()])
-        .thid("thread-1");
+    let message = Message::new(
+        "https://didcomm.org/trust-ping/2.0/ping",
+        json!({ "response_requested": true }),
+    )
+    .from(f.alice.did.clone())
+    .to([f.bob.did.clone()])
+    .thid("thread-1");
     let plaintext = message.to_json();
     let bob = std::slice::from_ref(&f.bob.agreement);
-    let signed = sign(&f.alice.ring, plaintext.as_bytes(), &f.alice.signing.kid, &f.alice.signing.key)
-        .expect("sign");
+    let signed = sign(
+        &f.alice.ring,
+        plaintext.as_bytes(),
+        &f.alice.signing.kid,
+        &f.alice.signing.key,
+    )
+    .expect("sign");
     let authcrypt = encrypt_authcrypt(&f.alice.ring, plaintext.as_bytes(), &f.alice.agreement, bob)
         .expect("authcrypt");
-    let signed_authcrypt = encrypt_authcrypt(&f.alice.ring, signed.as_bytes(), &f.alice.agreement, bob)
-        .expect("authcrypt");
-    let mut valid: Vec<String> = [ContentEnc::A256CbcHs512, ContentEnc::A256Gcm, ContentEnc::Xc20p]
-        .into_iter()
-        .map(|enc| encrypt_anoncrypt(plaintext.as_bytes(), bob, enc).expect("anoncrypt"))
-        .collect();
+    let signed_authcrypt =
+        encrypt_authcrypt(&f.alice.ring, signed.as_bytes(), &f.alice.agreement, bob)
+            .expect("authcrypt");
+    let mut valid: Vec<String> = [
+        ContentEnc::A256CbcHs512,
+        ContentEnc::A256Gcm,
+        ContentEnc::Xc20p,
+    ]
+    .into_iter()
+    .map(|enc| encrypt_anoncrypt(plaintext.as_bytes(), bob, enc).expect("anoncrypt"))
+    .collect();
     valid.push(authcrypt.clone());
     valid.push(signed_authcrypt);
     valid.push(encrypt_anoncrypt(authcrypt.as_bytes(), bob, ContentEnc::Xc20p).expect("anoncrypt"));
@@ -145,7 +158,14 @@ fn main() {
         },
         "credentialSubject": { "id": f.holder.did, "memberNumber": "A-1001", "level": "gold" },
     });
-    let vc = issue(&unsigned, &f.issuer.ring, &f.issuer.key, &f.issuer.method, NOW).expect("issue");
+    let vc = issue(
+        &unsigned,
+        &f.issuer.ring,
+        &f.issuer.key,
+        &f.issuer.method,
+        NOW,
+    )
+    .expect("issue");
     let vp = present(
         std::slice::from_ref(&vc),
         &f.holder.did,

@@ -58,7 +58,9 @@ fn onboard(body: &Value) {
         Ok(wanted) => wanted,
         Err(error) => return check_error(&error),
     };
-    let found = wanted.filter(|id| *id == template.template_id).map(|_| template);
+    let found = wanted
+        .filter(|id| *id == template.template_id)
+        .map(|_| template);
     match NewCustomer::parse(body, found) {
         Ok(customer) => {
             match customer.medium {
@@ -67,8 +69,13 @@ fn onboard(body: &Value) {
                     assert!(customer.phone_number.is_none());
                 }
                 Medium::Sms => {
-                    let phone = customer.phone_number.as_deref().expect("an sms customer has a phone");
-                    assert!(phone.starts_with('+') && phone[1..].bytes().all(|b| b.is_ascii_digit()));
+                    let phone = customer
+                        .phone_number
+                        .as_deref()
+                        .expect("an sms customer has a phone");
+                    assert!(
+                        phone.starts_with('+') && phone[1..].bytes().all(|b| b.is_ascii_digit())
+                    );
                     assert!(customer.email.is_none());
                 }
             }
@@ -92,7 +99,11 @@ fn check_error(error: &ApiError) {
 fn rows(parsed: Result<Vec<Result<Value, ApiError>>, ApiError>) {
     match parsed {
         Ok(rows) => {
-            assert!(!rows.is_empty() && rows.len() <= MAX_BATCH_ROWS, "{} rows", rows.len());
+            assert!(
+                !rows.is_empty() && rows.len() <= MAX_BATCH_ROWS,
+                "{} rows",
+                rows.len()
+            );
             for row in rows {
                 match row {
                     Ok(body) => onboard(&body),
@@ -124,10 +135,13 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(spec.custom_fields.len(), spec.descriptions.len());
                 assert!(spec.custom_fields.iter().all(|f| valid_field_name(f)));
                 let template = template_of(spec);
-                let api = template.to_api("https://agent.example", "did:web:agent.example", "lanyard");
+                let api =
+                    template.to_api("https://agent.example", "did:web:agent.example", "lanyard");
                 assert_eq!(api["templateId"], template.template_id);
                 let schema = template.json_schema("https://agent.example");
-                assert!(schema["properties"].as_object().is_some_and(|p| p.len() >= 4));
+                assert!(schema["properties"]
+                    .as_object()
+                    .is_some_and(|p| p.len() >= 4));
             }
             Err(error) => check_error(&error),
         },

@@ -72,9 +72,7 @@ fuzz_target!(|data: &[u8]| {
             let Ok(vp) = serde_json::from_slice::<Value>(rest) else {
                 return;
             };
-            if let Ok(verified) =
-                run(verify_presentation(&vp, &resolver, CHALLENGE, DOMAIN, NOW))
-            {
+            if let Ok(verified) = run(verify_presentation(&vp, &resolver, CHALLENGE, DOMAIN, NOW)) {
                 assert!(verified
                     .credentials
                     .iter()

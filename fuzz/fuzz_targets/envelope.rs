@@ -14,9 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use wallet_core::did::did_of;
-use wallet_core::didcomm::{
-    encrypt_anoncrypt, encrypt_authcrypt, sign, Layer, Message, Unpacked,
-};
+use wallet_core::didcomm::{encrypt_anoncrypt, encrypt_authcrypt, sign, Layer, Message, Unpacked};
 use wallet_core::keys::ContentEnc;
 
 use lanyard_fuzz::{fixtures, mode, run};
@@ -50,13 +48,19 @@ fuzz_target!(|data: &[u8]| {
             let Some((choice, payload)) = rest.split_first() else {
                 return;
             };
-            let enc = [ContentEnc::A256CbcHs512, ContentEnc::A256Gcm, ContentEnc::Xc20p]
-                [usize::from(*choice) % 3];
+            let enc = [
+                ContentEnc::A256CbcHs512,
+                ContentEnc::A256Gcm,
+                ContentEnc::Xc20p,
+            ][usize::from(*choice) % 3];
             let layer = Layer::Anoncrypt {
                 recipient_kid: f.bob.agreement.kid.clone(),
                 enc,
             };
-            (encrypt_anoncrypt(payload, bob, enc).unwrap(), Some(vec![layer]))
+            (
+                encrypt_anoncrypt(payload, bob, enc).unwrap(),
+                Some(vec![layer]),
+            )
         }
         2 => {
             let layer = Layer::Authcrypt {

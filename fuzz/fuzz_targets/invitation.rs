@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     match read_invitation(text) {
         Ok(InvitationSource::Inline(message)) => {
             assert_eq!(message.type_, OOB_INVITATION);
-            assert!(message.from.as_deref().is_some_and(|f| f.starts_with("did:")));
+            assert!(message
+                .from
+                .as_deref()
+                .is_some_and(|f| f.starts_with("did:")));
             let link = format!("lanyard://oob?_oob={}", b64u_encode(message.to_json()));
             if link.len() <= 64 * 1024 {
                 match read_invitation(&link) {

@@ -25,8 +25,7 @@ const CUSTOMER_COLUMNS: [&str; 5] = [
 
 /// The most columns a batch CSV can usefully have: the customer columns and every field a
 /// template can have. A wider header is refused before its names are compared.
-const MAX_CSV_COLUMNS: usize =
-    CUSTOMER_COLUMNS.len() + STANDARD_FIELDS.len() + MAX_CUSTOM_FIELDS;
+const MAX_CSV_COLUMNS: usize = CUSTOMER_COLUMNS.len() + STANDARD_FIELDS.len() + MAX_CUSTOM_FIELDS;
 
 impl IssuedCredential {
     /// The exchange as the API shows it.
@@ -302,7 +301,9 @@ mod tests {
             .expect_err("a header of 59 columns was taken");
         assert_eq!(error.status, 400);
         assert!(
-            error.message.contains("the CSV header row has 59 columns; at most 58"),
+            error
+                .message
+                .contains("the CSV header row has 59 columns; at most 58"),
             "{}",
             error.message
         );
