@@ -57,7 +57,7 @@ struct Cache {
 impl Cache {
     fn remove(&mut self, did: &str) -> Option<Cached> {
         let entry = self.docs.remove(did)?;
-        self.bytes -= entry.bytes;
+        self.bytes = self.bytes.saturating_sub(entry.bytes);
         Some(entry)
     }
 
