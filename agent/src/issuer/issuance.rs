@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::customers::{check_values, Status};
 use super::exchange::{Change, IssuedCredential, CREDENTIALS};
 use super::store::{IssuerStorage, IssuerStorageExt};
-use super::templates::json_type;
+use super::templates::{json_type, MAX_CUSTOM_FIELDS, STANDARD_FIELDS};
 use super::time::iso_millis;
 use super::{ApiError, Issuer, Org};
 
@@ -22,6 +22,10 @@ const CUSTOMER_COLUMNS: [&str; 5] = [
     "phoneNumber",
     "organizationLabel",
 ];
+
+/// The most columns a batch CSV can usefully have: the customer columns and every field a
+/// template can have. A wider header is refused before its names are compared.
+const MAX_CSV_COLUMNS: usize = CUSTOMER_COLUMNS.len() + STANDARD_FIELDS.len() + MAX_CUSTOM_FIELDS;
 
 impl IssuedCredential {
     /// The exchange as the API shows it.
@@ -221,6 +225,12 @@ pub fn rows_from_csv(
         .iter()
         .map(str::to_string)
         .collect();
+    if headers.len() > MAX_CSV_COLUMNS {
+        return Err(ApiError::bad_request(&format!(
+            "the CSV header row has {} columns; at most {MAX_CSV_COLUMNS} (the customer columns and a template's fields) are taken",
+            headers.len()
+        )));
+    }
     for required in ["name", "medium"] {
         if !headers.iter().any(|h| h == required) {
             return Err(ApiError::field(
@@ -274,4 +284,31 @@ pub fn rows_from_csv(
     }
     check_size(rows.len())?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_header_wider_than_any_template_is_refused_before_it_is_compared() {
+        let header = |columns: usize| {
+            let mut names = vec!["name".to_string(), "medium".to_string()];
+            names.extend((names.len()..columns).map(|i| format!("field{i}")));
+            format!("{}\nAda,email\n", names.join(","))
+        };
+        let error = rows_from_csv(&header(MAX_CSV_COLUMNS + 1), "urn:template:x")
+            .expect_err("a header of 59 columns was taken");
+        assert_eq!(error.status, 400);
+        assert!(
+            error
+                .message
+                .contains("the CSV header row has 59 columns; at most 58"),
+            "{}",
+            error.message
+        );
+        let rows = rows_from_csv(&header(MAX_CSV_COLUMNS), "urn:template:x")
+            .expect("a header of 58 columns is read");
+        assert_eq!(rows.len(), 1);
+    }
 }

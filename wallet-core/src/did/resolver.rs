@@ -40,12 +40,66 @@ pub fn resolve_local(did: &str) -> Result<DidDocument, DidError> {
 
 /// How many documents a [`Resolver`] keeps.
 const CACHE_LIMIT: usize = 4096;
+/// How many bytes of documents (as JSON) a [`Resolver`] keeps. A DID costs a stranger nothing
+/// to make up, and a did:peer:2 of [`super::MAX_DID_LEN`] names its DID again in each of its
+/// hundred-odd keys (a document of over a megabyte), so the count alone does not bound memory.
+const CACHE_BYTES: usize = 32 << 20;
 
 #[derive(Debug)]
 struct Cached {
     doc: Arc<DidDocument>,
     /// Registered with [`Resolver::insert`]: cannot be derived again from the DID alone.
     registered: bool,
+    /// The document's size as JSON, a measure of the memory it holds.
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    docs: HashMap<String, Cached>,
+    /// The sum of the documents' `bytes`.
+    bytes: usize,
+}
+
+impl Cache {
+    fn remove(&mut self, did: &str) -> Option<Cached> {
+        let entry = self.docs.remove(did)?;
+        self.bytes = self.bytes.saturating_sub(entry.bytes);
+        Some(entry)
+    }
+
+    fn retain_registered(&mut self) {
+        self.docs.retain(|_, entry| entry.registered);
+        self.bytes = self.docs.values().map(|entry| entry.bytes).sum();
+    }
+
+    fn clear(&mut self) {
+        self.docs.clear();
+        self.bytes = 0;
+    }
+
+    fn full(&self, adding: usize) -> bool {
+        self.docs.len() >= CACHE_LIMIT || self.bytes + adding > CACHE_BYTES
+    }
+}
+
+/// The length of `doc` as JSON, counted without writing it out.
+fn json_size(doc: &DidDocument) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, doc) {
+        Ok(()) => count.0,
+        Err(_) => CACHE_BYTES,
+    }
 }
 
 /// Resolves did:key and did:peer:2 locally and keeps up to 4096 documents, so
@@ -54,12 +108,13 @@ struct Cached {
 /// Documents of other methods are registered with [`Resolver::insert`]; that is how
 /// [`super::HttpResolver`] keeps the did:web documents it fetched.
 ///
-/// Eviction is simple: when the cache is full, every derived (did:key, did:peer:2) document
-/// is dropped, since any of them can be derived again; registered ones stay unless they
-/// alone fill the cache, in which case it starts over empty.
+/// Eviction is simple: when the cache is full (4096 documents, or 32 MiB of them as JSON),
+/// every derived (did:key, did:peer:2) document is dropped, since any of them can be derived
+/// again; registered ones stay unless they alone fill the cache, in which case it starts over
+/// empty.
 #[derive(Debug, Default)]
 pub struct Resolver {
-    cache: RwLock<HashMap<String, Cached>>,
+    cache: RwLock<Cache>,
 }
 
 impl Resolver {
@@ -77,7 +132,11 @@ impl Resolver {
 
     /// How many documents are cached or registered.
     pub fn len(&self) -> usize {
-        self.cache.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .docs
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -86,19 +145,23 @@ impl Resolver {
 
     fn store(&self, doc: DidDocument, registered: bool) -> Arc<DidDocument> {
         let doc = Arc::new(doc);
+        let bytes = json_size(&doc);
         // A poisoned lock only means another thread panicked mid-insert; the map is intact.
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_LIMIT && !cache.contains_key(&doc.id) {
-            cache.retain(|_, entry| entry.registered);
-            if cache.len() >= CACHE_LIMIT {
+        cache.remove(&doc.id);
+        if cache.full(bytes) {
+            cache.retain_registered();
+            if cache.full(bytes) {
                 cache.clear();
             }
         }
-        cache.insert(
+        cache.bytes += bytes;
+        cache.docs.insert(
             doc.id.clone(),
             Cached {
                 doc: doc.clone(),
                 registered,
+                bytes,
             },
         );
         doc
@@ -108,6 +171,7 @@ impl Resolver {
         self.cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .docs
             .get(did)
             .map(|entry| entry.doc.clone())
     }
@@ -254,6 +318,45 @@ mod tests {
             resolver.len() <= CACHE_LIMIT,
             "cache grew to {}",
             resolver.len()
+        );
+        assert!(
+            resolver.resolve_now("did:web:kept.example").is_ok(),
+            "the registered document was evicted"
+        );
+    }
+
+    #[test]
+    fn made_up_peer_dids_of_the_longest_kind_cannot_fill_memory() {
+        // 150 keys make a did:peer:2 of about 7.5 KiB whose document (the DID again in each
+        // key's controller) is over a megabyte of JSON.
+        let resolver = Resolver::default();
+        resolver.insert(DidDocument::new("did:web:kept.example"));
+        let mut size = 0;
+        for n in 0..64u8 {
+            let key_agreement = (0..150u8)
+                .map(|i| {
+                    PublicKey::x25519([
+                        n, i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+                        20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+                    ])
+                })
+                .collect();
+            let did = did_peer_2(&PeerDidSpec {
+                key_agreement,
+                ..PeerDidSpec::default()
+            });
+            assert!(did.len() <= crate::did::MAX_DID_LEN, "{}", did.len());
+            let doc = resolver
+                .resolve_now(&did)
+                .expect("the long did:peer:2 resolves");
+            assert_eq!(doc.key_agreement_keys().len(), 150);
+            size = serde_json::to_vec(&*doc).expect("serialises").len();
+        }
+        assert!(size > 1 << 20, "a document of {size} bytes");
+        let kept = resolver.len() - 1;
+        assert!(
+            kept * size <= CACHE_BYTES,
+            "{kept} documents of {size} bytes kept, over {CACHE_BYTES}"
         );
         assert!(
             resolver.resolve_now("did:web:kept.example").is_ok(),

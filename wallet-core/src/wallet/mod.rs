@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 pub use self::invitation::OOB_INVITATION;
+/// The invitation reader behind [`Wallet::accept_invitation`], for the fuzz targets in `fuzz/`;
+/// not part of the API.
+#[doc(hidden)]
+pub use self::invitation::{read as read_invitation, Source as InvitationSource};
 pub use self::live::Live;
 pub use self::records::{
     Accepted, Connection, CredentialField, OfferRecord, OfferState, RequestRecord, RequestState,
