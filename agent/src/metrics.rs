@@ -1,7 +1,8 @@
 //! Prometheus metrics for `/metrics` (OpenMetrics text): envelopes in, forwards queued,
 //! messages delivered out, live connections, refusals by problem code (and by the reason a
 //! connection was refused or closed: `connection.limit`, `live.limit`, `header.timeout`,
-//! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, and queue depth.
+//! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, queue depth, and the issuer outbox's drops and
+//! withheld answers to strangers (registered by the issuer).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -17,7 +18,7 @@ pub struct Reason {
 
 /// The agent's counters and gauges.
 pub struct Metrics {
-    registry: Registry,
+    registry: std::sync::Mutex<Registry>,
     pub messages_in: Counter,
     pub forwards_queued: Counter,
     pub messages_out: Counter,
@@ -80,7 +81,7 @@ impl Default for Metrics {
             refusals.clone(),
         );
         Metrics {
-            registry,
+            registry: std::sync::Mutex::new(registry),
             messages_in,
             forwards_queued,
             messages_out,
@@ -94,6 +95,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds a counter another part of the agent keeps (the issuer's outbox) to `/metrics`.
+    pub fn register(&self, name: &str, help: &str, counter: Counter) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, counter);
+    }
+
     pub fn refused(&self, code: &str) {
         self.refusals
             .get_or_create(&Reason {
@@ -105,7 +114,8 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
     }
 }

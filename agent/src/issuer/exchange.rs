@@ -11,7 +11,7 @@
 //! organisation. An entry is dropped (logged and counted) once it is older than the TTL or has
 //! had its attempts; [`run_outbox`] sweeps it page by page in the background.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::metrics::counter::Counter;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
@@ -134,38 +134,54 @@ const OUTBOX_PAGE: usize = 100;
 /// The longest wait between two hand-over attempts of one outbox entry.
 const MAX_RETRY_WAIT_MS: u64 = 3600 * 1000;
 
-/// What the outbox dropped, and the strangers it did not answer, since start.
+/// What the outbox dropped, and the strangers it did not answer, since start (on `/metrics`
+/// once registered with [`OutboxCounters::register`]).
 #[derive(Debug, Default)]
 pub struct OutboxCounters {
     /// Entries dropped because they outlived the TTL.
-    pub expired: AtomicU64,
+    pub expired: Counter,
     /// Entries dropped after their last attempt.
-    pub exhausted: AtomicU64,
+    pub exhausted: Counter,
     /// Entries that could not be read, dropped.
-    pub unreadable: AtomicU64,
+    pub unreadable: Counter,
     /// Problem reports not sent to strangers because of the rate limit.
-    pub strangers_rate_limited: AtomicU64,
+    pub strangers_rate_limited: Counter,
     /// Problem reports to strangers the mediator would not take (not mediated here).
-    pub strangers_unreachable: AtomicU64,
+    pub strangers_unreachable: Counter,
 }
 
 impl OutboxCounters {
-    /// The counters as `(name, value)`, for logs and metrics.
-    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        [
-            ("outbox_expired", get(&self.expired)),
-            ("outbox_exhausted", get(&self.exhausted)),
-            ("outbox_unreadable", get(&self.unreadable)),
+    /// Adds the counters to the agent's `/metrics`.
+    pub fn register(&self, metrics: &crate::metrics::Metrics) {
+        for (name, help, counter) in [
+            (
+                "outbox_expired",
+                "Outbox messages dropped for outliving the outbox TTL",
+                &self.expired,
+            ),
+            (
+                "outbox_exhausted",
+                "Outbox messages dropped after their last hand-over attempt",
+                &self.exhausted,
+            ),
+            (
+                "outbox_unreadable",
+                "Outbox entries that could not be read, dropped",
+                &self.unreadable,
+            ),
             (
                 "stranger_answers_rate_limited",
-                get(&self.strangers_rate_limited),
+                "Problem reports to senders without a connection withheld by the rate limit",
+                &self.strangers_rate_limited,
             ),
             (
                 "stranger_answers_unreachable",
-                get(&self.strangers_unreachable),
+                "Problem reports to senders without a connection the mediator would not take",
+                &self.strangers_unreachable,
             ),
-        ]
+        ] {
+            metrics.register(name, help, counter.clone());
+        }
     }
 }
 
@@ -403,9 +419,7 @@ impl<S: IssuerStorage> Issuer<S> {
             Ok(outgoing) => outgoing,
             Err(error) => {
                 tracing::error!(%key, %error, "unreadable outbox entry dropped");
-                self.outbox_counters
-                    .unreadable
-                    .fetch_add(1, Ordering::Relaxed);
+                self.outbox_counters.unreadable.inc();
                 return self.drop_entry(key, bytes).await;
             }
         };
@@ -416,14 +430,12 @@ impl<S: IssuerStorage> Issuer<S> {
         let ttl = self.limits.outbox_ttl.as_millis() as u64;
         if written.is_none_or(|ms| now.saturating_sub(ms) > ttl) {
             tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: older than the outbox TTL");
-            self.outbox_counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.outbox_counters.expired.inc();
             return self.drop_entry(key, bytes).await;
         }
         if outgoing.attempts >= self.limits.outbox_max_attempts {
             tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: every attempt failed");
-            self.outbox_counters
-                .exhausted
-                .fetch_add(1, Ordering::Relaxed);
+            self.outbox_counters.exhausted.inc();
             return self.drop_entry(key, bytes).await;
         }
         if all_due || outgoing.next_ms <= now {
@@ -545,9 +557,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// (who may be mediated elsewhere, or nowhere) cannot make it grow.
     async fn answer_stranger(&self, org: &Org, sender: &str, code: &str, report: Message) {
         if self.stranger_answers.take(&org.record.id).is_err() {
-            self.outbox_counters
-                .strangers_rate_limited
-                .fetch_add(1, Ordering::Relaxed);
+            self.outbox_counters.strangers_rate_limited.inc();
             tracing::debug!(org = %org.record.id, from = %sender, %code, "stranger not answered: rate limit");
             return;
         }
@@ -559,9 +569,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 tracing::info!(org = %org.record.id, from = %sender, %code, "problem reported to a stranger")
             }
             Err(error) => {
-                self.outbox_counters
-                    .strangers_unreachable
-                    .fetch_add(1, Ordering::Relaxed);
+                self.outbox_counters.strangers_unreachable.inc();
                 tracing::debug!(org = %org.record.id, from = %sender, %code, %error, "stranger not answered: not reachable through this mediator");
             }
         }
@@ -1395,8 +1403,8 @@ mod tests {
         issuer.flush_outbox().await.unwrap();
         assert_eq!(issuer.outbox_len().await.unwrap(), 0);
         let counters = issuer.outbox_counters();
-        assert_eq!(counters.exhausted.load(Ordering::Relaxed), 1);
-        assert_eq!(counters.expired.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.exhausted.get(), 1);
+        assert_eq!(counters.expired.get(), 0);
     }
 
     #[tokio::test]
@@ -1419,8 +1427,16 @@ mod tests {
         assert_eq!(issuer.flush_outbox().await.unwrap(), total);
         assert_eq!(issuer.outbox_len().await.unwrap(), 0);
         let counters = issuer.outbox_counters();
-        assert_eq!(counters.expired.load(Ordering::Relaxed), total as u64);
-        assert_eq!(counters.snapshot()[0], ("outbox_expired", total as u64));
+        assert_eq!(counters.expired.get(), total as u64);
+        let metrics = crate::metrics::Metrics::default();
+        counters.register(&metrics);
+        assert!(
+            metrics
+                .render()
+                .contains(&format!("lanyard_outbox_expired_total {total}\n")),
+            "{}",
+            metrics.render()
+        );
     }
 
     #[tokio::test]
@@ -1441,9 +1457,6 @@ mod tests {
             .unwrap();
         issuer.flush_outbox().await.unwrap();
         assert_eq!(issuer.outbox_len().await.unwrap(), 0);
-        assert_eq!(
-            issuer.outbox_counters().unreadable.load(Ordering::Relaxed),
-            1
-        );
+        assert_eq!(issuer.outbox_counters().unreadable.get(), 1);
     }
 }
