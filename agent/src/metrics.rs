@@ -1,8 +1,8 @@
 //! Prometheus metrics for `/metrics` (OpenMetrics text): envelopes in, forwards queued,
 //! messages delivered out, live connections, refusals by problem code (and by the reason a
 //! connection was refused or closed: `connection.limit`, `live.limit`, `header.timeout`,
-//! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, queue depth, and the issuer outbox's drops and
-//! withheld answers to strangers (registered by the issuer).
+//! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, queue depth,
+//! and the issuer outbox's drops and withheld answers to strangers (registered by the issuer).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
