@@ -601,3 +601,43 @@ async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_wallet_answering_an_invitation_gets_mediation_where_only_invited_wallets_do() {
+    use wallet_core::store::{Argon2Params, Unlock};
+    use wallet_core::wallet::{Accepted, Wallet};
+    let agent = Agent::start_with(Default::default(), |config| {
+        config.limits.admission = agent::mediator::Admission::Invited;
+    })
+    .await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = skill_template(&acme, None).await;
+    let customer = onboard(&acme, "Jane", &template, "Rust").await;
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = Wallet::builder(
+        &dir.path().join("wallet"),
+        Unlock::Passphrase {
+            passphrase: zeroize::Zeroizing::new("invited".to_string()),
+            params: Argon2Params::insecure_for_tests(),
+        },
+    )
+    .network(NetPolicy::loopback())
+    .open()
+    .unwrap();
+    // The mediate-request names the invitation it answers, so the mediator grants it, and the
+    // organisation's exchange still finds the invitation unused.
+    let accepted = wallet
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(accepted, Accepted::Connection(_)),
+        "expected a connection, got {accepted:?}"
+    );
+    wallet.sync().await.unwrap();
+    assert_eq!(
+        wallet.offers().unwrap().len(),
+        1,
+        "the auto-issued offer arrived"
+    );
+}

@@ -313,7 +313,17 @@ impl Wallet {
         type_: &str,
         body: Value,
     ) -> Result<Message, WalletError> {
-        let mut message = Message::new(type_, body)
+        self.ask_mediator_message(mediation, Message::new(type_, body))
+            .await
+    }
+
+    /// Sends `message` to the mediator (authcrypted, answer on the same connection).
+    async fn ask_mediator_message(
+        &self,
+        mediation: &Mediation,
+        message: Message,
+    ) -> Result<Message, WalletError> {
+        let mut message = message
             .from(mediation.my_did.clone())
             .to([mediation.mediator_did.clone()]);
         message.extra.insert("return_route".into(), json!("all"));
@@ -347,8 +357,14 @@ impl Wallet {
         Ok(self.store.get_json(META, "mediation")?)
     }
 
-    /// The mediation with the agent at `agent`, asked for on first use and remembered.
-    async fn mediation_with(&self, agent: &str) -> Result<Mediation, WalletError> {
+    /// The mediation with the agent at `agent`, asked for on first use and remembered. The
+    /// request names the invitation being answered (`pthid`), so a mediator that admits only
+    /// wallets that came through one of its invitations grants it.
+    async fn mediation_with(
+        &self,
+        agent: &str,
+        invitation_id: &str,
+    ) -> Result<Mediation, WalletError> {
         if let Some(mediation) = self.mediation()? {
             return Ok(mediation);
         }
@@ -380,9 +396,8 @@ impl Wallet {
             mediator_did,
             my_did: self.new_did(None)?,
         };
-        let grant = self
-            .ask_mediator(&mediation, MEDIATE_REQUEST, json!({}))
-            .await?;
+        let request = Message::new(MEDIATE_REQUEST, json!({})).pthid(invitation_id);
+        let grant = self.ask_mediator_message(&mediation, request).await?;
         if grant.type_ != MEDIATE_GRANT {
             return Err(WalletError::Refused(
                 agent.to_string(),
@@ -462,7 +477,7 @@ impl Wallet {
             }
         }
         let agent = self.agent_of(&inviter).await?;
-        let mediation = self.mediation_with(&agent).await?;
+        let mediation = self.mediation_with(&agent, &invitation.id).await?;
         let my_did = self.new_did(Some(&mediation.mediator_did))?;
         let update = self
             .ask_mediator(
