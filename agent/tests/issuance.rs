@@ -535,25 +535,14 @@ async fn a_wallet_answering_two_invitations_of_one_organisation_gets_both_connec
 
 #[tokio::test]
 async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
-    use wallet_core::store::{Argon2Params, Unlock};
-    use wallet_core::wallet::{Accepted, Wallet};
+    use wallet_core::wallet::Accepted;
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let template = skill_template(&acme, None).await;
     let first = onboard(&acme, "Jane", &template, "Rust").await;
     let second = onboard(&acme, "Jane again", &template, "Go").await;
     let dir = tempfile::tempdir().unwrap();
-    // The agent answers on loopback over plain http: the wallet is told it may go there.
-    let wallet = Wallet::builder(
-        &dir.path().join("wallet"),
-        Unlock::Passphrase {
-            passphrase: zeroize::Zeroizing::new("two connections".to_string()),
-            params: Argon2Params::insecure_for_tests(),
-        },
-    )
-    .network(NetPolicy::loopback())
-    .open()
-    .unwrap();
+    let wallet = loopback_wallet(dir.path());
     let mut connections = Vec::new();
     for customer in [&first, &second] {
         match wallet
@@ -604,8 +593,7 @@ async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
 
 #[tokio::test]
 async fn a_wallet_answering_an_invitation_gets_mediation_where_only_invited_wallets_do() {
-    use wallet_core::store::{Argon2Params, Unlock};
-    use wallet_core::wallet::{Accepted, Wallet};
+    use wallet_core::wallet::Accepted;
     let agent = Agent::start_with(Default::default(), |config| {
         config.limits.admission = agent::mediator::Admission::Invited;
     })
@@ -614,16 +602,7 @@ async fn a_wallet_answering_an_invitation_gets_mediation_where_only_invited_wall
     let template = skill_template(&acme, None).await;
     let customer = onboard(&acme, "Jane", &template, "Rust").await;
     let dir = tempfile::tempdir().unwrap();
-    let wallet = Wallet::builder(
-        &dir.path().join("wallet"),
-        Unlock::Passphrase {
-            passphrase: zeroize::Zeroizing::new("invited".to_string()),
-            params: Argon2Params::insecure_for_tests(),
-        },
-    )
-    .network(NetPolicy::loopback())
-    .open()
-    .unwrap();
+    let wallet = loopback_wallet(dir.path());
     // The mediate-request names the invitation it answers, so the mediator grants it, and the
     // organisation's exchange still finds the invitation unused.
     let accepted = wallet
@@ -640,4 +619,19 @@ async fn a_wallet_answering_an_invitation_gets_mediation_where_only_invited_wall
         1,
         "the auto-issued offer arrived"
     );
+}
+
+/// The phone's real wallet in `dir`, allowed to reach the agent on loopback over plain http.
+fn loopback_wallet(dir: &std::path::Path) -> wallet_core::wallet::Wallet {
+    use wallet_core::store::{Argon2Params, Unlock};
+    wallet_core::wallet::Wallet::builder(
+        &dir.join("wallet"),
+        Unlock::Passphrase {
+            passphrase: zeroize::Zeroizing::new("phone passphrase".to_string()),
+            params: Argon2Params::insecure_for_tests(),
+        },
+    )
+    .network(NetPolicy::loopback())
+    .open()
+    .unwrap()
 }

@@ -72,12 +72,7 @@ async fn a_full_queue_refuses_clearly() {
     assert_eq!(phone.waiting(&agent).await, 2);
 
     // The metrics tell the same story.
-    let metrics = reqwest::get(format!("{}/metrics", agent.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     for line in [
         "lanyard_forwards_queued_total 2",
         "lanyard_queue_depth 2",

@@ -158,12 +158,7 @@ async fn a_stranger_mediated_here_gets_answers_at_the_organisations_rate_only() 
         assert_eq!(report.from.as_deref(), Some(acme.didcomm_did.as_str()));
     }
     // What was withheld is counted on /metrics.
-    let metrics = reqwest::get(format!("{}/metrics", agent.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = agent.metrics().await;
     for line in [
         "lanyard_stranger_answers_unreachable_total 3\n",
         "lanyard_stranger_answers_rate_limited_total 25\n",

@@ -26,6 +26,16 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// The agent's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn start(limits: Limits) -> Agent {
         Agent::start_with(limits, |_| {}).await
     }
