@@ -547,3 +547,36 @@ async fn the_wallet_fetches_no_invite_url_or_mediator_document_inside() {
         "a connection was stored"
     );
 }
+
+#[tokio::test]
+async fn websocket_connections_are_held_to_the_same_policy() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    // Strict: plain ws:// is refused, and a name resolving to loopback is refused by range.
+    match strict().connect(&format!("ws://127.0.0.1:{port}/ws")).await {
+        Err(NetError::PlainHttp { .. }) => {}
+        other => panic!("plain ws to loopback: {other:?}"),
+    }
+    match strict()
+        .connect(&format!("wss://localhost:{port}/ws"))
+        .await
+    {
+        Err(NetError::Refused { range, .. }) => assert_eq!(range, "loopback"),
+        other => panic!("wss to a loopback name: {other:?}"),
+    }
+    match strict().connect("wss://169.254.169.254/ws").await {
+        Err(NetError::Refused { range, .. }) => assert!(range.contains("metadata"), "{range}"),
+        other => panic!("wss to the metadata address: {other:?}"),
+    }
+    // With the development allowance the same socket opens.
+    let stream = loopback()
+        .connect(&format!("ws://localhost:{port}/ws"))
+        .await
+        .unwrap();
+    assert_eq!(stream.peer_addr().unwrap().port(), port);
+}

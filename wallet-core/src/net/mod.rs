@@ -157,44 +157,50 @@ impl reqwest::dns::Resolve for Guard {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = if policy::is_localhost_name(&host) {
-                // Never asked of DNS: `localhost` is this machine (RFC 6761).
-                vec![
-                    SocketAddr::from(([127, 0, 0, 1], 0)),
-                    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
-                ]
-            } else {
-                tokio::net::lookup_host((host.as_str(), 0))
-                    .await
-                    .map_err(|e| {
-                        Box::new(NetError::Dns {
-                            host: host.clone(),
-                            reason: e.to_string(),
-                        }) as Box<dyn std::error::Error + Send + Sync>
-                    })?
-                    .collect()
-            };
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|addr| match policy.check_ip(&host, addr.ip()) {
-                    Ok(()) => true,
-                    Err(error) => {
-                        refused.get_or_insert(error);
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let error = refused.unwrap_or_else(|| NetError::Dns {
-                    host: host.clone(),
-                    reason: "no address".into(),
-                });
-                return Err(Box::new(error) as Box<dyn std::error::Error + Send + Sync>);
-            }
+            let allowed = allowed_addrs(&policy, &host)
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// The addresses `host` resolves to that the policy lets the client connect to; the refusal
+/// of the first one when none is left.
+async fn allowed_addrs(policy: &NetPolicy, host: &str) -> Result<Vec<SocketAddr>, NetError> {
+    let addrs: Vec<SocketAddr> = if policy::is_localhost_name(host) {
+        // Never asked of DNS: `localhost` is this machine (RFC 6761).
+        vec![
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+        ]
+    } else {
+        tokio::net::lookup_host((host, 0))
+            .await
+            .map_err(|e| NetError::Dns {
+                host: host.to_string(),
+                reason: e.to_string(),
+            })?
+            .collect()
+    };
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|addr| match policy.check_ip(host, addr.ip()) {
+            Ok(()) => true,
+            Err(error) => {
+                refused.get_or_insert(error);
+                false
+            }
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(refused.unwrap_or_else(|| NetError::Dns {
+            host: host.to_string(),
+            reason: "no address".into(),
+        }));
+    }
+    Ok(allowed)
 }
 
 /// Hosts with requests in flight and the slots each has left.
@@ -306,6 +312,56 @@ impl HttpClient {
             self.policy.check_ip(&host_text, ip)?;
         }
         Ok(parsed)
+    }
+
+    /// Opens a TCP connection to `url`'s host under the policy (for a WebSocket, which
+    /// reqwest does not carry): the URL is checked as for a request ([`check_url`], with
+    /// `ws`/`wss` standing for `http`/`https`), the host resolved, only allowed addresses
+    /// tried, within the connect timeout.
+    ///
+    /// [`check_url`]: HttpClient::check_url
+    pub async fn connect(&self, url: &str) -> Result<tokio::net::TcpStream, NetError> {
+        let as_http = if let Some(rest) = url.strip_prefix("wss://") {
+            format!("https://{rest}")
+        } else if let Some(rest) = url.strip_prefix("ws://") {
+            format!("http://{rest}")
+        } else {
+            url.to_string()
+        };
+        let parsed = self.check_url(&as_http)?;
+        let host = parsed.host_str().unwrap_or_default();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let literal: Option<IpAddr> = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok();
+        let addrs = match literal {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
+            None => allowed_addrs(&self.policy, host)
+                .await?
+                .into_iter()
+                .map(|addr| SocketAddr::new(addr.ip(), port))
+                .collect(),
+        };
+        let timeout = self.policy.connect_timeout;
+        let mut last = String::from("no address");
+        for addr in addrs {
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err(error)) => last = error.to_string(),
+                Err(_) => {
+                    return Err(NetError::Timeout {
+                        url: url.to_string(),
+                        seconds: timeout.as_secs(),
+                    })
+                }
+            }
+        }
+        Err(NetError::Unreachable {
+            url: url.to_string(),
+            reason: last,
+        })
     }
 
     /// Sends `request` under the policy; the answer whatever its status, except a redirect.

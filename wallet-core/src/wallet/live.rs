@@ -62,13 +62,11 @@ impl Wallet {
                 .replacen("https://", "wss://", 1)
                 .replacen("http://", "ws://", 1)
         );
-        // The socket is not opened through the hardened client, but it goes where the
-        // mediator document was fetched from: that origin is held to the same policy (scheme,
-        // IP-literal host) before connecting.
-        self.http
-            .check_url(&format!("{}/ws", mediation.agent))
-            .map_err(super::net_error)?;
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        // The TCP connection is opened by the hardened client (scheme, resolved addresses and
+        // connect timeout under the same policy as every fetch); TLS and the WebSocket
+        // handshake go over it.
+        let stream = self.http.connect(&url).await.map_err(super::net_error)?;
+        let (mut socket, _) = tokio_tungstenite::client_async_tls(url.as_str(), stream)
             .await
             .map_err(|e| WalletError::Unreachable(format!("{url} ({e})")))?;
         let on = self
