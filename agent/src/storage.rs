@@ -905,6 +905,20 @@ mod tests {
         }
     }
 
+    /// Queues alice's message `m1` for `a1` as the forward `f1`.
+    async fn enqueue_f1(store: &SledStorage) -> Enqueued {
+        store
+            .enqueue(
+                "did:example:alice",
+                "did:example:a1",
+                "m1",
+                Some("f1"),
+                &quota(),
+            )
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_store_of_the_previous_version_opens_with_its_index_usage_and_ids() {
         let dir = tempfile::tempdir().unwrap();
@@ -1011,32 +1025,11 @@ mod tests {
         );
 
         // The same forward id for the same recipient is queued once.
-        let queued = store
-            .enqueue(
-                "did:example:alice",
-                "did:example:a1",
-                "m1",
-                Some("f1"),
-                &quota(),
-            )
-            .await
-            .unwrap();
+        let queued = enqueue_f1(&store).await;
         let Enqueued::Queued(first) = queued else {
             panic!("not queued")
         };
-        assert_eq!(
-            store
-                .enqueue(
-                    "did:example:alice",
-                    "did:example:a1",
-                    "m1",
-                    Some("f1"),
-                    &quota()
-                )
-                .await
-                .unwrap(),
-            Enqueued::Duplicate
-        );
+        assert_eq!(enqueue_f1(&store).await, Enqueued::Duplicate);
         assert!(matches!(
             store
                 .enqueue(
@@ -1096,30 +1089,12 @@ mod tests {
         let path = dir.path().join("m");
         {
             let store = SledStorage::open(&path, Duration::ZERO).unwrap();
-            let queued = store
-                .enqueue(
-                    "did:example:alice",
-                    "did:example:a1",
-                    "m1",
-                    Some("f1"),
-                    &quota(),
-                )
-                .await
-                .unwrap();
+            let queued = enqueue_f1(&store).await;
             assert!(matches!(queued, Enqueued::Queued(_)));
         }
         let store = SledStorage::open(&path, Duration::ZERO).unwrap();
         assert_eq!(
-            store
-                .enqueue(
-                    "did:example:alice",
-                    "did:example:a1",
-                    "m1",
-                    Some("f1"),
-                    &quota()
-                )
-                .await
-                .unwrap(),
+            enqueue_f1(&store).await,
             Enqueued::Duplicate,
             "the id was read back from the queued message"
         );

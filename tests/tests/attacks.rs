@@ -342,15 +342,8 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
     // A rogue reads another request of Acme's from its public link and passes it off as its
     // own, under Acme's name.
     let verification = request_verification(&acme, &template).await;
-    let mut invitation: Value = reqwest::Client::new()
-        .get(verification["invitation"]["url"].as_str().unwrap())
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut invitation =
+        support::invitation_json(verification["invitation"]["url"].as_str().unwrap()).await;
     let acme_invitation = invitation["id"].as_str().unwrap().to_string();
     let rogue = Rogue::start().await;
     invitation["id"] = json!(uuid::Uuid::new_v4().to_string());

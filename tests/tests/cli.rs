@@ -96,15 +96,8 @@ async fn every_line_the_cli_prints_is_whole_whatever_an_inviter_names_itself() {
     assert_eq!(status, 201, "{customer}");
     // The invitation as a wallet reads it, relabelled by whoever passed it on: the label is
     // shown to people, and it carries a newline, a carriage return and terminal escapes.
-    let mut invitation: Value = reqwest::Client::new()
-        .get(customer["invitation"]["url"].as_str().unwrap())
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut invitation =
+        support::invitation_json(customer["invitation"]["url"].as_str().unwrap()).await;
     invitation["label"] = json!("Acme\nstored credential forged from Bank\r\u{1b}[2K");
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("wallet");

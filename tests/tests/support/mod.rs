@@ -15,6 +15,19 @@ use wallet_core::wallet::{Wallet, WalletEvent, WalletListener};
 
 pub const ADMIN_TOKEN: &str = "journey-admin-token-0123456789";
 
+/// An invitation as a wallet reads it from its link (the agent answers JSON when asked).
+pub async fn invitation_json(url: &str) -> Value {
+    reqwest::Client::new()
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A binary of the workspace (`target/<profile>/<name>`), brought up to date by `cargo build`
 /// once per test process: an existing binary may be older than the code under test.
 pub fn binary(name: &str) -> PathBuf {
