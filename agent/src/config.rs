@@ -112,7 +112,7 @@ pub struct Config {
     /// `LANYARD_NET_CONNECT_TIMEOUT_MS` (default 5000) and `LANYARD_NET_TIMEOUT_MS` (default
     /// 10000) bound one request's connection and whole exchange; `LANYARD_NET_PER_HOST`
     /// (default 8) is how many requests one host may have in flight.
-    pub net: wallet_core::net::NetPolicy,
+    pub net: lanyard_protocol::net::NetPolicy,
     /// `LANYARD_STATUS_LIST_MAX_BYTES`: largest status list fetched (default 1 MiB).
     pub status_list_max_bytes: usize,
     /// `LANYARD_CALLBACK_TIMEOUT_MS`: how long one callback delivery may take (default 10000).
@@ -128,7 +128,7 @@ pub struct Config {
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
 // `shown`, or in `redacted` when it is or may hold a secret (tokens, URLs with credentials).
-wallet_core::redacted_debug!(Config {
+lanyard_protocol::redacted_debug!(Config {
     shown: [
         listen,
         public_url,
@@ -166,7 +166,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             data_dir: PathBuf::from("data"),
-            max_message_bytes: wallet_core::didcomm::DEFAULT_MAX_MESSAGE_BYTES,
+            max_message_bytes: lanyard_protocol::didcomm::DEFAULT_MAX_MESSAGE_BYTES,
             limits: Limits::default(),
             deep_link_scheme: "lanyard".to_string(),
             app_store_url: None,
@@ -191,7 +191,7 @@ impl Default for Config {
             live_idle_timeout: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(10),
             // Outbound HTTP (issue 11 §3).
-            net: wallet_core::net::NetPolicy::default(),
+            net: lanyard_protocol::net::NetPolicy::default(),
             status_list_max_bytes: 1 << 20,
             callback_timeout: Duration::from_secs(10),
             callback_concurrency: 32,
@@ -482,7 +482,7 @@ impl Config {
         config.net.allow = list(get("LANYARD_NET_ALLOW"))
             .iter()
             .map(|entry| entry.parse())
-            .collect::<Result<_, wallet_core::net::NetError>>()
+            .collect::<Result<_, lanyard_protocol::net::NetError>>()
             .map_err(|e| format!("LANYARD_NET_ALLOW: {e}"))?;
         let millis = |name: &str, max: u64| -> Result<Option<Duration>, String> {
             let Some(v) = get(name) else { return Ok(None) };

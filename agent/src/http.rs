@@ -16,9 +16,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lanyard_protocol::did::resolve_local;
+use lanyard_protocol::didcomm::{DidCommError, ENCRYPTED_TYP, PROBLEM_REPORT_TYPE, SIGNED_TYP};
 use serde_json::json;
-use wallet_core::did::resolve_local;
-use wallet_core::didcomm::{DidCommError, ENCRYPTED_TYP, PROBLEM_REPORT_TYPE, SIGNED_TYP};
 
 use crate::invitations::{self, AppLinks, InvitationError, NewInvitation};
 use crate::mediator::{Mediator, Outcome, Refusal, Session};

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use lanyard_protocol::did::{
+    did_peer_2, multikey_decode, multikey_encode, PeerDidSpec, PeerService,
+};
+use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
+use lanyard_protocol::store::{KeyProtector, ProtectorError, Store, Unlock};
 use rand_core::{OsRng, RngCore};
-use wallet_core::did::{did_peer_2, multikey_decode, multikey_encode, PeerDidSpec, PeerService};
-use wallet_core::keys::{KeyRing, KeyType, PublicKey};
-use wallet_core::store::{KeyProtector, ProtectorError, Store, Unlock};
 use zeroize::Zeroizing;
 
 use crate::admin::AdminToken;
@@ -227,7 +229,7 @@ pub fn admin_token(data_dir: &Path) -> Result<AdminToken, String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let mut bytes = Zeroizing::new([0u8; 24]);
     OsRng.fill_bytes(&mut bytes[..]);
-    let token = Zeroizing::new(wallet_core::encoding::b64u_encode(&bytes[..]));
+    let token = Zeroizing::new(lanyard_protocol::encoding::b64u_encode(&bytes[..]));
     write_private(&path, token.as_bytes())?;
     AdminToken::new(&token, &source).map_err(|e| e.to_string())
 }

@@ -3,13 +3,13 @@
 //! its QR code for people, the QR alone as PNG and SVG, and a custom-scheme deep link.
 //! Invitations may expire and may be single use; a spent or expired code says so.
 
+use lanyard_protocol::didcomm::{now, Attachment, Message};
+use lanyard_protocol::encoding::b64u_encode;
+use lanyard_protocol::protocols::present_proof::{self, PresentationRequest};
 use qrcode::{Color, EcLevel, QrCode};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use wallet_core::didcomm::{now, Attachment, Message};
-use wallet_core::encoding::b64u_encode;
-use wallet_core::protocols::present_proof::{self, PresentationRequest};
 
 /// The OOB 2.0 invitation message type.
 pub const OOB_INVITATION: &str = "https://didcomm.org/out-of-band/2.0/invitation";
@@ -63,7 +63,7 @@ pub enum InvitationError {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub use wallet_core::credentials::time::format_rfc3339 as rfc3339;
+pub use lanyard_protocol::credentials::time::format_rfc3339 as rfc3339;
 
 /// A short code: 12 characters of base64url from 72 random bits.
 pub fn new_code() -> String {

@@ -17,8 +17,8 @@ pub mod storage;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wallet_core::did::Resolver;
-use wallet_core::didcomm::{DidComm, UnpackOptions};
+use lanyard_protocol::did::Resolver;
+use lanyard_protocol::didcomm::{DidComm, UnpackOptions};
 
 use crate::config::Config;
 use crate::mediator::Mediator;
@@ -102,13 +102,14 @@ pub async fn start(config: Config) -> Result<Running, String> {
         tracing::info!("listening and published on loopback only: outbound loopback allowed");
         net.allow_loopback = true;
     }
-    let http = wallet_core::net::HttpClient::new(net.clone())
+    let http = lanyard_protocol::net::HttpClient::new(net.clone())
         .map_err(|e| format!("outbound HTTP: {e}"))?;
-    let callback_client = wallet_core::net::HttpClient::new(wallet_core::net::NetPolicy {
-        timeout: config.callback_timeout,
-        ..net
-    })
-    .map_err(|e| format!("outbound HTTP: {e}"))?;
+    let callback_client =
+        lanyard_protocol::net::HttpClient::new(lanyard_protocol::net::NetPolicy {
+            timeout: config.callback_timeout,
+            ..net
+        })
+        .map_err(|e| format!("outbound HTTP: {e}"))?;
     let sms = match &config.sms_url {
         Some(url) => Some(issuer::delivery::SmsGateway::new(
             url,

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 
-use serde_json::{json, Value};
-use tokio::sync::Notify;
-use wallet_core::did::{did_of, Resolver};
-use wallet_core::didcomm::{
+use lanyard_protocol::did::{did_of, Resolver};
+use lanyard_protocol::didcomm::{
     Attachment, DidComm, DidCommError, Forward, Layer, Message, Unpacked, FORWARD_TYPE,
 };
-use wallet_core::encoding::b64u_encode;
+use lanyard_protocol::encoding::b64u_encode;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
 
 use crate::invitations::InvitationRecord;
 use crate::metrics::Metrics;
@@ -259,7 +259,7 @@ impl<S: MediatorStorage> Hub for Mediator<S> {
     ) -> BoxFuture<'a, Result<bool, StorageError>> {
         Box::pin(
             self.storage
-                .use_invitation(invitation_id, wallet_core::didcomm::now()),
+                .use_invitation(invitation_id, lanyard_protocol::didcomm::now()),
         )
     }
 
@@ -389,7 +389,7 @@ impl<S: MediatorStorage> Mediator<S> {
 
     /// Queued messages received before this have expired.
     fn not_before(&self) -> u64 {
-        wallet_core::didcomm::now().saturating_sub(self.limits.message_max_age.as_secs())
+        lanyard_protocol::didcomm::now().saturating_sub(self.limits.message_max_age.as_secs())
     }
 
     /// Drops every queued message older than the age limit; returns how many.
@@ -449,7 +449,7 @@ impl<S: MediatorStorage> Mediator<S> {
     /// Refuses a control message seen before within the replay window, or created outside
     /// it; otherwise remembers it. Returns the digest it is remembered by.
     fn first_sight(&self, sender: &str, message: &Message) -> Result<[u8; 16], Refusal> {
-        let now = wallet_core::didcomm::now();
+        let now = lanyard_protocol::didcomm::now();
         let window = self.limits.replay_window.as_secs();
         if let Some(created) = message.created_time {
             if created.saturating_add(window) < now || created > now.saturating_add(window) {
@@ -488,7 +488,7 @@ impl<S: MediatorStorage> Mediator<S> {
         if record.message.from.as_deref() == Some(self.did.as_str()) {
             spent_now = self
                 .storage
-                .use_invitation(pthid, wallet_core::didcomm::now())
+                .use_invitation(pthid, lanyard_protocol::didcomm::now())
                 .await?;
             if spent_now {
                 tracing::info!(invitation = %pthid, client = %sender, "invitation used");
@@ -881,7 +881,7 @@ impl<S: MediatorStorage> Mediator<S> {
 fn delivery_attachment(queued: crate::storage::QueuedMessage) -> Attachment {
     let mut attachment = Attachment::json(Value::Null);
     attachment.id = Some(queued.id);
-    attachment.media_type = Some(wallet_core::didcomm::ENCRYPTED_TYP.to_string());
+    attachment.media_type = Some(lanyard_protocol::didcomm::ENCRYPTED_TYP.to_string());
     attachment.data.json = None;
     attachment.data.base64 = Some(b64u_encode(queued.message.as_bytes()));
     attachment

@@ -53,7 +53,7 @@ impl SeenSet {
     /// Records `digest` until `until`: true when it was new (or its time had passed), false
     /// when it is remembered still.
     pub(crate) fn insert(&self, digest: Digest, until: u64) -> bool {
-        self.insert_at(digest, until, wallet_core::didcomm::now())
+        self.insert_at(digest, until, lanyard_protocol::didcomm::now())
     }
 
     fn insert_at(&self, digest: Digest, until: u64, now: u64) -> bool {

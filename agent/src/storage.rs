@@ -425,7 +425,7 @@ fn parse_id(id: &str) -> Option<(u64, Option<[u8; 4]>)> {
 }
 
 fn now() -> u64 {
-    wallet_core::didcomm::now()
+    lanyard_protocol::didcomm::now()
 }
 
 fn utf8(bytes: &[u8], what: &str) -> Result<String, StorageError> {
@@ -440,7 +440,7 @@ impl SledStorage {
     /// latency for a lone write. Opening reads every queued message once, to rebuild the
     /// queues' usage and the forward ids seen.
     pub fn open(path: &Path, commit_window: Duration) -> Result<SledStorage, StorageError> {
-        let db = wallet_core::store::open_sled(
+        let db = lanyard_protocol::store::open_sled(
             sled::Config::new()
                 .path(path)
                 .mode(sled::Mode::HighThroughput)

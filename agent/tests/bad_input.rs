@@ -3,9 +3,9 @@
 
 mod support;
 
+use lanyard_protocol::didcomm::{Attachment, Message, ENCRYPTED_TYP, FORWARD_TYPE};
 use serde_json::{json, Value};
 use support::{Agent, Issuer, Phone};
-use wallet_core::didcomm::{Attachment, Message, ENCRYPTED_TYP, FORWARD_TYPE};
 
 /// A forward message anoncrypted to the mediator, with a body and attachments of our choosing.
 async fn forward_with(

@@ -4,11 +4,11 @@
 
 mod support;
 
+use lanyard_protocol::encoding::b64u_decode;
 use serde_json::{json, Value};
 use support::{
     create_invitation, decode_qr, fetch_invitation, Agent, OrgClient, Phone, ADMIN_TOKEN,
 };
-use wallet_core::encoding::b64u_decode;
 
 #[tokio::test]
 async fn an_invitation_is_served_as_json_page_qr_and_deep_link() {
@@ -97,7 +97,7 @@ async fn admin_api_wants_its_token_and_valid_requests() {
 /// spends a single-use one; the HTTP status of the answer.
 async fn answer_invitation(agent: &Agent, id: String) -> u16 {
     let phone = Phone::new(&agent.did);
-    let mut ping = wallet_core::didcomm::Message::new(
+    let mut ping = lanyard_protocol::didcomm::Message::new(
         "https://didcomm.org/trust-ping/2.0/ping",
         json!({"response_requested": false}),
     )
@@ -111,7 +111,7 @@ async fn answer_invitation(agent: &Agent, id: String) -> u16 {
         .await
         .unwrap();
     agent
-        .post(wallet_core::didcomm::ENCRYPTED_TYP, packed)
+        .post(lanyard_protocol::didcomm::ENCRYPTED_TYP, packed)
         .await
         .status()
         .as_u16()
@@ -146,7 +146,7 @@ async fn unknown_expired_and_used_codes_say_so() {
             .contains("no invitation has the code"));
     }
 
-    let soon = wallet_core::didcomm::now() + 1;
+    let soon = lanyard_protocol::didcomm::now() + 1;
     let expiring = create_invitation(&agent, json!({ "expires_time": soon })).await;
     let url = expiring["url"].as_str().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -308,7 +308,7 @@ async fn a_spent_expired_or_unknown_invitation_is_a_page_for_people_and_json_for
     assert_eq!(body["error"]["code"], "invitation_used");
 
     // Expired: the page names the time it expired.
-    let soon = wallet_core::didcomm::now() + 1;
+    let soon = lanyard_protocol::didcomm::now() + 1;
     let expiring = create_invitation(&agent, json!({ "expires_time": soon })).await;
     let url = expiring["url"].as_str().unwrap();
     let (status, _, html) = loop {

@@ -6,14 +6,14 @@
 
 mod support;
 
+use lanyard_protocol::credentials::status_list::is_set;
+use lanyard_protocol::credentials::vc;
+use lanyard_protocol::did::HttpResolver;
+use lanyard_protocol::didcomm::{now, Message};
+use lanyard_protocol::net::{HttpClient, NetPolicy};
+use lanyard_protocol::protocols::{deletion, issue_credential};
 use serde_json::{json, Value};
 use support::{Agent, OrgClient, Phone, TEMPLATES};
-use wallet_core::credentials::status_list::is_set;
-use wallet_core::credentials::vc;
-use wallet_core::did::HttpResolver;
-use wallet_core::didcomm::{now, Message};
-use wallet_core::net::{HttpClient, NetPolicy};
-use wallet_core::protocols::{deletion, issue_credential};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const CREDENTIALS: &str = "/core/api/v1/programmatic/credential";
@@ -400,7 +400,7 @@ async fn problem_reports_in_another_partys_exchange_change_nothing() {
     let (phone_bob, bob_offer) = connected_with_offer(&agent, &bob).await;
     let stranger = phone(&agent).await;
     let decline = |thid: &str| {
-        wallet_core::protocols::problem_report(thid, "e.p.req.declined", "not mine to decline")
+        lanyard_protocol::protocols::problem_report(thid, "e.p.req.declined", "not mine to decline")
     };
     // Bob (connected) and a stranger (not) both name Jane's exchange.
     assert_eq!(
@@ -535,7 +535,7 @@ async fn a_wallet_answering_two_invitations_of_one_organisation_gets_both_connec
 
 #[tokio::test]
 async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
-    use wallet_core::wallet::Accepted;
+    use wallet_core::Accepted;
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let template = skill_template(&acme, None).await;
@@ -593,7 +593,7 @@ async fn the_wallet_keeps_two_connections_with_one_organisation_apart() {
 
 #[tokio::test]
 async fn a_wallet_answering_an_invitation_gets_mediation_where_only_invited_wallets_do() {
-    use wallet_core::wallet::Accepted;
+    use wallet_core::Accepted;
     let agent = Agent::start_with(Default::default(), |config| {
         config.limits.admission = agent::mediator::Admission::Invited;
     })
@@ -622,9 +622,9 @@ async fn a_wallet_answering_an_invitation_gets_mediation_where_only_invited_wall
 }
 
 /// The phone's real wallet in `dir`, allowed to reach the agent on loopback over plain http.
-fn loopback_wallet(dir: &std::path::Path) -> wallet_core::wallet::Wallet {
-    use wallet_core::store::{Argon2Params, Unlock};
-    wallet_core::wallet::Wallet::builder(
+fn loopback_wallet(dir: &std::path::Path) -> wallet_core::Wallet {
+    use lanyard_protocol::store::{Argon2Params, Unlock};
+    wallet_core::Wallet::builder(
         &dir.join("wallet"),
         Unlock::Passphrase {
             passphrase: zeroize::Zeroizing::new("phone passphrase".to_string()),

@@ -224,7 +224,7 @@ async fn live_mode_pushes_messages_at_once_over_a_websocket() {
         phone: &Phone,
         socket: &mut (impl StreamExt<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>>
                   + Unpin),
-    ) -> wallet_core::didcomm::Message {
+    ) -> lanyard_protocol::didcomm::Message {
         let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await
             .expect("a frame arrives within 10 s")
@@ -252,7 +252,7 @@ async fn live_mode_pushes_messages_at_once_over_a_websocket() {
             mediator::DELIVERY => {
                 for attachment in &message.attachments {
                     ids.push(attachment.id.clone().unwrap());
-                    let bytes = wallet_core::encoding::b64u_decode(
+                    let bytes = lanyard_protocol::encoding::b64u_decode(
                         attachment.data.base64.as_deref().unwrap(),
                     )
                     .unwrap();

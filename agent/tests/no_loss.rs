@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use lanyard_protocol::didcomm::ENCRYPTED_TYP;
 use support::{Agent, Issuer, Phone};
-use wallet_core::didcomm::ENCRYPTED_TYP;
 
 /// Starts the agent binary on `data`; returns the process, its URL and its DID.
 fn spawn(data: &std::path::Path) -> (Child, String, String) {

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent::issuer::store::{IssuerStorage, SledIssuerStorage};
+use lanyard_protocol::didcomm::Message;
 use serde_json::json;
 use support::{mediator, Agent, OrgClient, Phone};
-use wallet_core::didcomm::Message;
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const CREDENTIALS: &str = "/core/api/v1/programmatic/credential";
@@ -225,7 +225,7 @@ async fn what_the_outbox_holds_at_a_restart_goes_out_in_the_background() {
     let mut others = 0;
     for _ in 0..200 {
         for message in phone.pick_up(&agent, 100).await {
-            if message.type_ == wallet_core::protocols::issue_credential::OFFER {
+            if message.type_ == lanyard_protocol::protocols::issue_credential::OFFER {
                 assert!(offers.insert(message.id), "an offer came twice");
             } else {
                 others += 1;

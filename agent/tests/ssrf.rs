@@ -18,7 +18,7 @@ const CALLBACK: &str = "/core/api/v1/programmatic/callback";
 /// reach, allows loopback fetches).
 async fn strict_agent(edit: impl FnOnce(&mut agent::config::Config)) -> Agent {
     Agent::start_with(Default::default(), |config| {
-        config.net = wallet_core::net::NetPolicy::default();
+        config.net = lanyard_protocol::net::NetPolicy::default();
         config.public_url = Some("https://agent.example".to_string());
         config.callback_retry = std::time::Duration::from_millis(20);
         edit(config);

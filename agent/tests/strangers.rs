@@ -8,10 +8,10 @@ mod support;
 use std::time::Duration;
 
 use agent::mediator::{self, Admission, Limits};
+use lanyard_protocol::didcomm::{Message, ENCRYPTED_TYP, FORWARD_TYPE};
+use lanyard_protocol::keys::ContentEnc;
 use serde_json::{json, Value};
 use support::{Agent, Issuer, OrgClient, Phone};
-use wallet_core::didcomm::{Message, ENCRYPTED_TYP, FORWARD_TYPE};
-use wallet_core::keys::ContentEnc;
 
 /// An HTTP client that gives up on a request that would otherwise hang forever.
 fn client() -> reqwest::Client {
@@ -285,7 +285,7 @@ async fn replayed_envelopes_are_acted_on_once() {
     let mut stale = Message::new(mediator::STATUS_REQUEST, json!({}))
         .from(phone.did.clone())
         .to([agent.did.clone()]);
-    stale.created_time = Some(wallet_core::didcomm::now() - 3600);
+    stale.created_time = Some(lanyard_protocol::didcomm::now() - 3600);
     stale.extra.insert("return_route".into(), json!("all"));
     let packed = phone
         .didcomm
@@ -360,7 +360,7 @@ async fn routing_checks_to_against_the_layer_it_routes_on() {
     phone.connect(&agent).await;
     let inner = Issuer::new().pack_for(&agent, &phone.did, 1).await;
     let mut plain = Message::new(FORWARD_TYPE, json!({ "next": phone.did }));
-    plain.attachments = vec![wallet_core::didcomm::Attachment::json(
+    plain.attachments = vec![lanyard_protocol::didcomm::Attachment::json(
         serde_json::from_str(&inner).unwrap(),
     )];
     assert_problem(

@@ -4,11 +4,11 @@
 
 mod support;
 
+use lanyard_protocol::did::DidDocument;
 use serde_json::{json, Value};
 use support::{
     seed_examples, seed_template_request, shape_differences, Agent, OrgClient, TEMPLATES,
 };
-use wallet_core::did::DidDocument;
 
 #[tokio::test]
 async fn the_seed_example_creates_a_template_shaped_like_the_seeds() {

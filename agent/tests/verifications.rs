@@ -6,11 +6,11 @@
 
 mod support;
 
+use lanyard_protocol::didcomm::Message;
+use lanyard_protocol::protocols::issue_credential;
+use lanyard_protocol::protocols::present_proof::{self, PresentationRequest};
 use serde_json::{json, Value};
 use support::{fetch_invitation, Agent, OrgClient, Phone, TEMPLATES};
-use wallet_core::didcomm::Message;
-use wallet_core::protocols::issue_credential;
-use wallet_core::protocols::present_proof::{self, PresentationRequest};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const VERIFICATIONS: &str = "/core/api/v1/programmatic/verification";
@@ -450,9 +450,9 @@ async fn a_presentation_naming_other_dids_makes_the_verifier_fetch_nothing() {
 
     // A holder that is a did:web of the presenter's choosing.
     let (id, request, invitation) = ask(&setup, body).await;
-    let ring = wallet_core::keys::KeyRing::new();
-    let key = ring.generate(wallet_core::keys::KeyType::Ed25519);
-    let vp = wallet_core::credentials::vc::present(
+    let ring = lanyard_protocol::keys::KeyRing::new();
+    let key = ring.generate(lanyard_protocol::keys::KeyType::Ed25519);
+    let vp = lanyard_protocol::credentials::vc::present(
         std::slice::from_ref(&setup.credential),
         &rogue,
         &ring,
@@ -460,7 +460,7 @@ async fn a_presentation_naming_other_dids_makes_the_verifier_fetch_nothing() {
         &format!("{rogue}#key-1"),
         &request.challenge,
         &request.domain,
-        wallet_core::didcomm::now(),
+        lanyard_protocol::didcomm::now(),
     )
     .unwrap();
     let message = present_proof::presentation_message(&request, vp).pthid(&invitation);

@@ -8,15 +8,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use wallet_core::credentials::status_list::{status_list_credential, StatusList};
-use wallet_core::credentials::vc::{issue, present};
-use wallet_core::didcomm::{encrypt_anoncrypt, encrypt_authcrypt, sign, Message};
-use wallet_core::encoding::b64u_encode;
-use wallet_core::keys::ContentEnc;
+use lanyard_protocol::credentials::status_list::{status_list_credential, StatusList};
+use lanyard_protocol::credentials::vc::{issue, present};
+use lanyard_protocol::didcomm::{encrypt_anoncrypt, encrypt_authcrypt, sign, Message};
+use lanyard_protocol::encoding::b64u_encode;
+use lanyard_protocol::keys::ContentEnc;
 
 use lanyard_fuzz::{fixtures, run, CHALLENGE, DOMAIN, NOW};
-use wallet_core::credentials::vc::{verify_credential, verify_presentation};
-use wallet_core::did::Resolver;
+use lanyard_protocol::credentials::vc::{verify_credential, verify_presentation};
+use lanyard_protocol::did::Resolver;
 
 struct Seeds {
     dir: PathBuf,

@@ -1,4 +1,4 @@
-//! Credential and presentation verification (`wallet_core::credentials`) with the local
+//! Credential and presentation verification (`lanyard_protocol::credentials`) with the local
 //! resolver (did:key, did:peer:2; no network). The first byte picks how the rest (JSON) is used:
 //!
 //! 0. verified as a credential, as it came;
@@ -14,13 +14,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use wallet_core::credentials::status_list::is_set;
-use wallet_core::credentials::vc::{
+use lanyard_protocol::credentials::status_list::is_set;
+use lanyard_protocol::credentials::vc::{
     issue, present, read_credential, verify_credential, verify_presentation, StatusEntry,
     VerifiedCredential,
 };
-use wallet_core::credentials::CredentialError;
-use wallet_core::did::Resolver;
+use lanyard_protocol::credentials::CredentialError;
+use lanyard_protocol::did::Resolver;
 
 use lanyard_fuzz::{fixtures, mode, run, CHALLENGE, DOMAIN, NOW};
 

@@ -13,9 +13,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wallet_core::did::did_of;
-use wallet_core::didcomm::{encrypt_anoncrypt, encrypt_authcrypt, sign, Layer, Message, Unpacked};
-use wallet_core::keys::ContentEnc;
+use lanyard_protocol::did::did_of;
+use lanyard_protocol::didcomm::{encrypt_anoncrypt, encrypt_authcrypt, sign, Layer, Message, Unpacked};
+use lanyard_protocol::keys::ContentEnc;
 
 use lanyard_fuzz::{fixtures, mode, run};
 

@@ -1,4 +1,4 @@
-//! The wallet's invitation reader (`wallet_core::wallet::read_invitation`, what
+//! The wallet's invitation reader (`wallet_core::read_invitation`, what
 //! `Wallet::accept_invitation` runs first): https links with `_oob`, custom-scheme deep links,
 //! `didcomm://` links, short URLs and raw OOB 2.0 JSON, from arbitrary text.
 //!
@@ -8,8 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wallet_core::encoding::b64u_encode;
-use wallet_core::wallet::{read_invitation, InvitationSource, OOB_INVITATION};
+use lanyard_protocol::encoding::b64u_encode;
+use wallet_core::{read_invitation, InvitationSource, OOB_INVITATION};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -8,14 +8,14 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
+use lanyard_protocol::credentials::vc;
+use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
+use lanyard_protocol::didcomm::{now, DidComm, Message, ENCRYPTED_TYP};
+use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
+use lanyard_protocol::protocols::{deletion, issue_credential};
 use serde_json::{json, Value};
 use support::{AgentProcess, Org};
-use wallet_core::credentials::vc;
-use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
-use wallet_core::didcomm::{now, DidComm, Message, ENCRYPTED_TYP};
-use wallet_core::keys::{KeyRing, KeyType, PublicKey};
-use wallet_core::protocols::{deletion, issue_credential};
-use wallet_core::wallet::{Accepted, Wallet, WalletError, WalletEvent, OOB_INVITATION};
+use wallet_core::{Accepted, Wallet, WalletError, WalletEvent, OOB_INVITATION};
 
 /// A DIDComm party with its own endpoint on loopback that records what it is sent.
 struct Rogue {
@@ -390,7 +390,7 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
         .lock()
         .unwrap()
         .iter()
-        .find(|m| m.type_ == wallet_core::protocols::present_proof::PRESENTATION)
+        .find(|m| m.type_ == lanyard_protocol::protocols::present_proof::PRESENTATION)
         .cloned()
         .expect("the wallet answered the rogue");
     let mut forwarded = received.clone();

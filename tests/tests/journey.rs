@@ -10,7 +10,7 @@ mod support;
 
 use serde_json::json;
 use support::{AgentProcess, Org, SmtpSink};
-use wallet_core::wallet::{Accepted, WalletEvent};
+use wallet_core::{Accepted, WalletEvent};
 
 /// Reads the QR code of a PNG file with rqrr.
 fn decode_qr(path: &str) -> String {

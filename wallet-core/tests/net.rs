@@ -8,16 +8,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use wallet_core::did::{
+use lanyard_protocol::did::{
     did_peer_2, multikey_encode, DidDocument, DidError, DidResolver, HttpResolver, PeerDidSpec,
     StaticResolver,
 };
-use wallet_core::didcomm::{DidComm, DidCommError, Message, UnpackOptions};
-use wallet_core::keys::{KeyRing, KeyType};
-use wallet_core::net::{HttpClient, NetError, NetPolicy, Request};
+use lanyard_protocol::didcomm::{DidComm, DidCommError, Message, UnpackOptions};
+use lanyard_protocol::keys::{KeyRing, KeyType};
+use lanyard_protocol::net::{HttpClient, NetError, NetPolicy, Request};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// What a test server does with each connection.
 #[derive(Clone)]
@@ -112,7 +112,7 @@ fn loopback() -> HttpClient {
     HttpClient::new(NetPolicy::loopback()).unwrap()
 }
 
-async fn get(client: &HttpClient, url: &str) -> Result<wallet_core::net::Response, NetError> {
+async fn get(client: &HttpClient, url: &str) -> Result<lanyard_protocol::net::Response, NetError> {
     client.send(Request::get(url)).await
 }
 
@@ -465,12 +465,12 @@ async fn the_sender_is_resolved_after_the_recipient_within_a_budget() {
     );
 }
 
-fn wallet(dir: &std::path::Path, network: NetPolicy) -> wallet_core::wallet::Wallet {
-    wallet_core::wallet::Wallet::builder(
+fn wallet(dir: &std::path::Path, network: NetPolicy) -> wallet_core::Wallet {
+    wallet_core::Wallet::builder(
         dir,
-        wallet_core::store::Unlock::Passphrase {
+        lanyard_protocol::store::Unlock::Passphrase {
             passphrase: zeroize::Zeroizing::new("net test passphrase".to_string()),
-            params: wallet_core::store::Argon2Params::insecure_for_tests(),
+            params: lanyard_protocol::store::Argon2Params::insecure_for_tests(),
         },
     )
     .network(network)
@@ -480,7 +480,7 @@ fn wallet(dir: &std::path::Path, network: NetPolicy) -> wallet_core::wallet::Wal
 
 #[tokio::test]
 async fn the_wallet_fetches_no_invite_url_or_mediator_document_inside() {
-    use wallet_core::wallet::WalletError;
+    use wallet_core::WalletError;
     let dir = tempfile::tempdir().unwrap();
     let server = serve(ok("{}")).await;
     let strict = wallet(&dir.path().join("strict"), NetPolicy::default());
@@ -526,14 +526,14 @@ async fn the_wallet_fetches_no_invite_url_or_mediator_document_inside() {
     let inviter = did_peer_2(&PeerDidSpec {
         authentication: vec![KeyRing::new().generate(KeyType::Ed25519)],
         key_agreement: vec![KeyRing::new().generate(KeyType::X25519)],
-        services: vec![wallet_core::did::PeerService {
+        services: vec![lanyard_protocol::did::PeerService {
             uri: "https://10.1.2.3/didcomm".into(),
             routing_keys: vec![],
             accept: vec!["didcomm/v2".into()],
         }],
     });
     let invitation = json!({
-        "type": wallet_core::wallet::OOB_INVITATION, "id": "inv-1", "from": inviter,
+        "type": wallet_core::OOB_INVITATION, "id": "inv-1", "from": inviter,
         "body": { "accept": ["didcomm/v2"] },
     });
     match dev.accept_invitation(&invitation.to_string()).await {

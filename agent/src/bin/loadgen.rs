@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
+use lanyard_protocol::didcomm::{DidComm, Message, ENCRYPTED_TYP};
+use lanyard_protocol::keys::{KeyRing, KeyType};
 use serde_json::json;
-use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
-use wallet_core::didcomm::{DidComm, Message, ENCRYPTED_TYP};
-use wallet_core::keys::{KeyRing, KeyType};
 
 struct Options {
     forwards: usize,

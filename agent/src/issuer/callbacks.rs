@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use lanyard_protocol::net::{HttpClient, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use wallet_core::net::{HttpClient, Request};
 
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::{iso_millis, now_ms};
@@ -62,7 +62,7 @@ pub struct Event {
     pub delivered: bool,
 }
 
-wallet_core::redacted_debug!(Event {
+lanyard_protocol::redacted_debug!(Event {
     shown: [
         id,
         org_id,
@@ -197,7 +197,7 @@ impl<S: IssuerStorage> Issuer<S> {
             use rand_core::{OsRng, RngCore};
             let mut bytes = [0u8; 32];
             OsRng.fill_bytes(&mut bytes);
-            let secret = format!("whsec_{}", wallet_core::encoding::b64u_encode(bytes));
+            let secret = format!("whsec_{}", lanyard_protocol::encoding::b64u_encode(bytes));
             self.identity
                 .put(SECRETS_TREE, &org.record.id, secret.as_bytes())
                 .map_err(|e| ApiError::internal(&format!("callback secret: {e}")))?;

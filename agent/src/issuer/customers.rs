@@ -64,7 +64,7 @@ pub struct AutoIssue {
     pub values: Map<String, Value>,
 }
 
-wallet_core::redacted_debug!(AutoIssue {
+lanyard_protocol::redacted_debug!(AutoIssue {
     shown: [template_id],
     redacted: [values],
 });
@@ -92,7 +92,7 @@ pub struct NewCustomer {
     pub auto_issue: Option<AutoIssue>,
 }
 
-wallet_core::redacted_debug!(NewCustomer {
+lanyard_protocol::redacted_debug!(NewCustomer {
     shown: [medium, organization_label, auto_issue],
     redacted: [name, email, phone_number, email_template],
 });

@@ -3,11 +3,11 @@
 //! the organisation's label and the text). Both are optional: without them a customer stays
 //! `Initiated` and the API hands the link and QR to the caller to deliver.
 
+use lanyard_protocol::net::{HttpClient, Request};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
-use wallet_core::net::{HttpClient, Request};
 
 use super::customers::EmailTemplate;
 

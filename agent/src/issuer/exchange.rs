@@ -15,12 +15,12 @@ use prometheus_client::metrics::counter::Counter;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
+use lanyard_protocol::did::{did_of, multikey_encode, resolve_local, Resolver};
+use lanyard_protocol::didcomm::{DidComm, Message, Unpacked};
+use lanyard_protocol::protocols::issue_credential::{self, Offer};
+use lanyard_protocol::protocols::{deletion, present_proof, ProtocolError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use wallet_core::did::{did_of, multikey_encode, resolve_local, Resolver};
-use wallet_core::didcomm::{DidComm, Message, Unpacked};
-use wallet_core::protocols::issue_credential::{self, Offer};
-use wallet_core::protocols::{deletion, present_proof, ProtocolError};
 
 use super::callbacks::Event;
 use super::customers::{Customer, Status};
@@ -93,7 +93,7 @@ pub struct IssuedCredential {
     pub updated_ms: u64,
 }
 
-wallet_core::redacted_debug!(IssuedCredential {
+lanyard_protocol::redacted_debug!(IssuedCredential {
     shown: [
         id,
         org_id,
@@ -194,7 +194,7 @@ fn written_ms(key: &str) -> Option<u64> {
         .and_then(|ms| u64::from_str_radix(ms, 16).ok())
 }
 
-wallet_core::redacted_debug!(Outgoing {
+lanyard_protocol::redacted_debug!(Outgoing {
     shown: [from, to, attempts, next_ms],
     redacted: [message],
 });
@@ -510,8 +510,11 @@ impl<S: IssuerStorage> Issuer<S> {
         match result {
             Ok(()) => Ok(Outcome::Accepted),
             Err(Answer::Problem(code, comment)) => {
-                let report =
-                    wallet_core::protocols::problem_report(message.thread_id(), &code, &comment);
+                let report = lanyard_protocol::protocols::problem_report(
+                    message.thread_id(),
+                    &code,
+                    &comment,
+                );
                 if !self
                     .connected(&org, &sender)
                     .await
@@ -1249,7 +1252,7 @@ impl<S: IssuerStorage> Issuer<S> {
         let unsigned = detail
             .get("credential")
             .ok_or_else(|| ApiError::internal("the offer holds no credential"))?;
-        wallet_core::credentials::vc::issue(
+        lanyard_protocol::credentials::vc::issue(
             unsigned,
             &self.keys,
             &org.signing_key,
@@ -1290,7 +1293,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     async fn sign_status_list(&self, org: &Org) -> Result<Value, ApiError> {
-        use wallet_core::credentials::status_list::{status_list_credential, StatusList};
+        use lanyard_protocol::credentials::status_list::{status_list_credential, StatusList};
         let mut list = StatusList::new(STATUS_LIST_SIZE as usize);
         for record in self.credential_exchanges(org).await? {
             if record.state == CredentialState::Revoked {
@@ -1304,7 +1307,7 @@ impl<S: IssuerStorage> Issuer<S> {
             &super::time::rfc3339_secs(now),
             &list,
         );
-        wallet_core::credentials::vc::issue(
+        lanyard_protocol::credentials::vc::issue(
             &unsigned,
             &self.keys,
             &org.signing_key,
@@ -1319,8 +1322,8 @@ impl<S: IssuerStorage> Issuer<S> {
 mod tests {
     use std::time::Duration;
 
-    use wallet_core::did::{did_peer_2, PeerDidSpec, PeerService};
-    use wallet_core::keys::{KeyRing, KeyType};
+    use lanyard_protocol::did::{did_peer_2, PeerDidSpec, PeerService};
+    use lanyard_protocol::keys::{KeyRing, KeyType};
 
     use super::*;
     use crate::issuer::store::SledIssuerStorage;

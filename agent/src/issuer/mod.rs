@@ -18,16 +18,16 @@ pub mod verification;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lanyard_protocol::did::{
+    did_peer_2, did_web_from_url, multikey_decode, multikey_encode, PeerDidSpec, PeerService,
+};
+use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
+use lanyard_protocol::net::HttpClient;
+use lanyard_protocol::store::Store;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use wallet_core::did::{
-    did_peer_2, did_web_from_url, multikey_decode, multikey_encode, PeerDidSpec, PeerService,
-};
-use wallet_core::keys::{KeyRing, KeyType, PublicKey};
-use wallet_core::net::HttpClient;
-use wallet_core::store::Store;
 
 use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use self::templates::{slug, Template, TemplateSpec};
@@ -240,7 +240,7 @@ pub struct Issuer<S> {
     /// Wakes the callback deliveries when an event is committed.
     callbacks: Arc<tokio::sync::Notify>,
     /// Resolves the template issuer's did:web for verifications (through `http`).
-    resolver: wallet_core::did::HttpResolver,
+    resolver: lanyard_protocol::did::HttpResolver,
     /// The hardened client: status lists, did:web documents.
     http: HttpClient,
     /// Largest status list fetched.
@@ -282,7 +282,7 @@ impl<S: IssuerStorage> Issuer<S> {
             mailer: None,
             sms: None,
             callbacks: Arc::new(tokio::sync::Notify::new()),
-            resolver: wallet_core::did::HttpResolver::new(http.clone()),
+            resolver: lanyard_protocol::did::HttpResolver::new(http.clone()),
             http,
             status_list_max_bytes: 1 << 20,
             stranger_answers: rate::RateLimiter::new(IssuerLimits::default().stranger_answers),
@@ -296,7 +296,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// Fetches with `client` (its policy: what may be reached, timeouts) and reads status
     /// lists of at most `status_list_max_bytes`.
     pub fn with_network(mut self, client: HttpClient, status_list_max_bytes: usize) -> Self {
-        self.resolver = wallet_core::did::HttpResolver::new(client.clone());
+        self.resolver = lanyard_protocol::did::HttpResolver::new(client.clone());
         self.http = client;
         self.status_list_max_bytes = status_list_max_bytes;
         self
@@ -403,7 +403,7 @@ impl<S: IssuerStorage> Issuer<S> {
         let id = new_object_id();
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
-        let secret = wallet_core::encoding::b64u_encode(secret);
+        let secret = lanyard_protocol::encoding::b64u_encode(secret);
         let api_key = format!("lk_{id}_{secret}");
         let signing = self.keys.generate(KeyType::Ed25519);
         let agreement = self.keys.generate(KeyType::X25519);

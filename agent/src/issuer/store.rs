@@ -5,7 +5,7 @@
 //! [`SledIssuerStorage`] is the embedded default; like the mediator's store, every write
 //! returns only once it is on disk (group commit). It seals every value at rest (customers'
 //! names, emails and phone numbers, credential values, everything) with the wallet store's
-//! record sealing ([`wallet_core::store::Sealer`], XChaCha20-Poly1305) under a data key kept
+//! record sealing ([`lanyard_protocol::store::Sealer`], XChaCha20-Poly1305) under a data key kept
 //! in the identity store; keys (collection and ids, no personal data) stay readable so that
 //! prefix scans and ordering work.
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use wallet_core::store::Sealer;
+use lanyard_protocol::store::Sealer;
 
 use crate::storage::{GroupCommit, StorageError};
 
@@ -283,7 +283,7 @@ impl SledIssuerStorage {
         let sealer = Sealer::new(data_key);
         finish_rewrite(path)?;
         let open = || {
-            wallet_core::store::open_sled(
+            lanyard_protocol::store::open_sled(
                 sled::Config::new()
                     .path(path)
                     .flush_every_ms(None)
@@ -379,8 +379,8 @@ fn seal_old_store(path: &Path, sealer: &Sealer) -> Result<(), StorageError> {
     }
     let mut records = 0usize;
     {
-        let from = wallet_core::store::open_sled(sled::Config::new().path(path))?;
-        let to = wallet_core::store::open_sled(sled::Config::new().path(&sealing))?;
+        let from = lanyard_protocol::store::open_sled(sled::Config::new().path(path))?;
+        let to = lanyard_protocol::store::open_sled(sled::Config::new().path(&sealing))?;
         for entry in from.iter() {
             let (key, value) = entry?;
             let collection = collection_of(&key)?;

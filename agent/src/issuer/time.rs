@@ -1,7 +1,7 @@
 //! Timestamps as the issuer API writes them (`2023-11-03T02:37:35.498Z`, UTC, milliseconds);
-//! reading and writing RFC 3339 is `wallet_core::credentials::time`'s.
+//! reading and writing RFC 3339 is `lanyard_protocol::credentials::time`'s.
 
-pub use wallet_core::credentials::time::{
+pub use lanyard_protocol::credentials::time::{
     format_rfc3339 as rfc3339_secs, parse_rfc3339 as parse_timestamp,
 };
 

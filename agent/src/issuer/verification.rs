@@ -6,17 +6,19 @@
 //! status list entry, its template and the required fields — and recorded `verified` or
 //! `failed` with the reasons and the disclosed values. A request is answered once.
 
+use lanyard_protocol::credentials::status_list::is_set;
+use lanyard_protocol::credentials::vc::{
+    read_credential, verify_credential, verify_presentation, VerifiedCredential,
+};
+use lanyard_protocol::did::{
+    did_web_document_url, DidDocument, DidError, DidResolver, HttpResolver,
+};
+use lanyard_protocol::didcomm::Message;
+use lanyard_protocol::net::Request;
+use lanyard_protocol::protocols::present_proof::{self, PresentationRequest};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use wallet_core::credentials::status_list::is_set;
-use wallet_core::credentials::vc::{
-    read_credential, verify_credential, verify_presentation, VerifiedCredential,
-};
-use wallet_core::did::{did_web_document_url, DidDocument, DidError, DidResolver, HttpResolver};
-use wallet_core::didcomm::Message;
-use wallet_core::net::Request;
-use wallet_core::protocols::present_proof::{self, PresentationRequest};
 
 use super::exchange::{Answer, Change};
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
@@ -77,7 +79,7 @@ impl VerificationState {
     }
 }
 
-wallet_core::redacted_debug!(Verification {
+lanyard_protocol::redacted_debug!(Verification {
     shown: [
         id,
         org_id,
@@ -239,7 +241,7 @@ impl<S: IssuerStorage> Issuer<S> {
             purpose: purpose.clone(),
             template_id: template.template_id.clone(),
             required_fields: required_fields.clone(),
-            challenge: wallet_core::encoding::b64u_encode(nonce),
+            challenge: lanyard_protocol::encoding::b64u_encode(nonce),
             domain: domain_of(&self.public_url),
         };
         let message = present_proof::request_message(&request).from(org.didcomm_did.clone());
@@ -471,7 +473,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// Fetches and verifies a status list and reads the entry.
     async fn revoked(
         &self,
-        entry: &wallet_core::credentials::vc::StatusEntry,
+        entry: &lanyard_protocol::credentials::vc::StatusEntry,
         issuer: &str,
         resolver: &IssuerOnly<'_>,
         now: u64,

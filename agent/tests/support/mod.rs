@@ -8,11 +8,11 @@ use std::sync::Arc;
 use agent::config::Config;
 pub use agent::mediator;
 use agent::mediator::Limits;
+use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
+use lanyard_protocol::didcomm::{DidComm, Message, Unpacked, ENCRYPTED_TYP};
+use lanyard_protocol::encoding::b64u_decode;
+use lanyard_protocol::keys::{KeyRing, KeyType};
 use serde_json::{json, Value};
-use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
-use wallet_core::didcomm::{DidComm, Message, Unpacked, ENCRYPTED_TYP};
-use wallet_core::encoding::b64u_decode;
-use wallet_core::keys::{KeyRing, KeyType};
 
 /// The admin token the in-process agents are started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -53,7 +53,7 @@ impl Agent {
             android_package: Some("app.lanyard.wallet".to_string()),
             android_cert_sha256: vec!["AB:CD:EF".to_string()],
             // Everything runs on loopback: the development allowance.
-            net: wallet_core::net::NetPolicy::loopback(),
+            net: lanyard_protocol::net::NetPolicy::loopback(),
             ..Config::default()
         };
         edit(&mut config);
@@ -114,7 +114,7 @@ pub struct Phone {
     pub didcomm: DidComm<Resolver>,
     pub ring: Arc<KeyRing>,
     /// The Ed25519 key of the DID's authentication relationship.
-    pub signing: wallet_core::keys::PublicKey,
+    pub signing: lanyard_protocol::keys::PublicKey,
 }
 
 impl Phone {
@@ -142,16 +142,16 @@ impl Phone {
     /// key for the request's challenge and domain (or `challenge` instead, to test refusals).
     pub fn present(
         &self,
-        request: &wallet_core::protocols::present_proof::PresentationRequest,
+        request: &lanyard_protocol::protocols::present_proof::PresentationRequest,
         credentials: &[Value],
         challenge: Option<&str>,
     ) -> Message {
-        let method = wallet_core::did::resolve_local(&self.did)
+        let method = lanyard_protocol::did::resolve_local(&self.did)
             .unwrap()
             .authentication_keys()[0]
             .0
             .clone();
-        let vp = wallet_core::credentials::vc::present(
+        let vp = lanyard_protocol::credentials::vc::present(
             credentials,
             &self.did,
             &self.ring,
@@ -159,10 +159,10 @@ impl Phone {
             &method,
             challenge.unwrap_or(&request.challenge),
             &request.domain,
-            wallet_core::didcomm::now(),
+            lanyard_protocol::didcomm::now(),
         )
         .unwrap();
-        wallet_core::protocols::present_proof::presentation_message(request, vp)
+        lanyard_protocol::protocols::present_proof::presentation_message(request, vp)
     }
 
     /// Sends a request to the mediator and unpacks its answer.

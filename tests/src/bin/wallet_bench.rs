@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use lanyard_protocol::store::{KeyProtector, ProtectorError, Unlock};
 use serde_json::{json, Value};
-use wallet_core::store::{KeyProtector, ProtectorError, Unlock};
-use wallet_core::wallet::{Accepted, Wallet};
+use wallet_core::{Accepted, Wallet};
 
 /// A stand-in for the platform keystore: a fixed key wraps the data key (no KDF, as on a
 /// phone, so opening measures the store and not Argon2).
@@ -41,7 +41,7 @@ impl KeyProtector for Keystore {
 
 fn open(dir: &std::path::Path) -> Wallet {
     Wallet::builder(dir, Unlock::Protector(Arc::new(Keystore([9; 32]))))
-        .network(wallet_core::net::NetPolicy::loopback())
+        .network(lanyard_protocol::net::NetPolicy::loopback())
         .open()
         .expect("the wallet opens")
 }

@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lanyard_protocol::store::{Argon2Params, Unlock};
 use serde_json::{json, Value};
-use wallet_core::store::{Argon2Params, Unlock};
-use wallet_core::wallet::{Wallet, WalletEvent, WalletListener};
+use wallet_core::{Wallet, WalletEvent, WalletListener};
 
 pub const ADMIN_TOKEN: &str = "journey-admin-token-0123456789";
 
@@ -306,7 +306,7 @@ pub fn wallet() -> (Arc<Wallet>, Arc<Events>, tempfile::TempDir) {
             params: Argon2Params::insecure_for_tests(),
         },
     )
-    .network(wallet_core::net::NetPolicy::loopback())
+    .network(lanyard_protocol::net::NetPolicy::loopback())
     .open()
     .unwrap();
     let events = Arc::new(Events::default());

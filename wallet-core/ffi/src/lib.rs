@@ -1,5 +1,5 @@
 //! The uniffi export of Lanyard's wallet for Swift, Kotlin and Python: a thin layer over
-//! `wallet_core::wallet::Wallet` that translates types and errors and holds no logic of its own
+//! `wallet_core::Wallet` that translates types and errors and holds no logic of its own
 //! (STYLE: "the FFI in its own thin crate"). Async methods become Swift `async` / Kotlin
 //! `suspend` functions run on tokio. The platform implements two foreign traits: the
 //! [`KeyProtector`] (Keychain / Android Keystore) and the [`WalletListener`].
@@ -11,8 +11,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use wallet_core::store::{ProtectorError, Unlock};
-use wallet_core::wallet::{self as core, Wallet};
+use lanyard_protocol::store::{ProtectorError, Unlock};
+use wallet_core::{self as core, Wallet};
 use zeroize::Zeroizing;
 
 uniffi::setup_scaffolding!();
@@ -162,7 +162,7 @@ pub trait KeyProtector: Send + Sync {
 /// Adapts the foreign protector to wallet-core's.
 struct Protector(Arc<dyn KeyProtector>);
 
-impl wallet_core::store::KeyProtector for Protector {
+impl lanyard_protocol::store::KeyProtector for Protector {
     fn wrap(&self, data_key: &[u8]) -> Result<Vec<u8>, ProtectorError> {
         self.0
             .wrap(SecretBytes(Zeroizing::new(data_key.to_vec())))
@@ -188,7 +188,7 @@ pub struct Field {
     pub description: Option<String>,
 }
 
-wallet_core::redacted_debug!(Field {
+lanyard_protocol::redacted_debug!(Field {
     shown: [name, description],
     redacted: [value],
 });
@@ -212,7 +212,7 @@ pub struct OfferInfo {
     pub received_at: u64,
 }
 
-wallet_core::redacted_debug!(OfferInfo {
+lanyard_protocol::redacted_debug!(OfferInfo {
     shown: [id, issuer_name, fields, received_at],
     redacted: [comment],
 });
@@ -233,7 +233,7 @@ pub struct CredentialInfo {
     pub json: String,
 }
 
-wallet_core::redacted_debug!(CredentialInfo {
+lanyard_protocol::redacted_debug!(CredentialInfo {
     shown: [
         id,
         name,
@@ -435,24 +435,24 @@ pub struct NetworkOptions {
     pub allow: Vec<String>,
 }
 
-fn net_policy(options: NetworkOptions) -> Result<wallet_core::net::NetPolicy, LanyardError> {
+fn net_policy(options: NetworkOptions) -> Result<lanyard_protocol::net::NetPolicy, LanyardError> {
     let allow = options
         .allow
         .iter()
         .map(|entry| entry.parse())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e: wallet_core::net::NetError| LanyardError::Refused(e.to_string()))?;
-    Ok(wallet_core::net::NetPolicy {
+        .map_err(|e: lanyard_protocol::net::NetError| LanyardError::Refused(e.to_string()))?;
+    Ok(lanyard_protocol::net::NetPolicy {
         allow_loopback: options.allow_loopback,
         allow,
-        ..wallet_core::net::NetPolicy::default()
+        ..lanyard_protocol::net::NetPolicy::default()
     })
 }
 
 fn protector_error(e: core::WalletError) -> LanyardError {
     match e {
-        core::WalletError::Storage(wallet_core::store::StoreError::ProtectorFailed(_))
-        | core::WalletError::Storage(wallet_core::store::StoreError::ProtectorWrongKey) => {
+        core::WalletError::Storage(lanyard_protocol::store::StoreError::ProtectorFailed(_))
+        | core::WalletError::Storage(lanyard_protocol::store::StoreError::ProtectorWrongKey) => {
             LanyardError::KeyProtector(e.to_string())
         }
         other => other.into(),

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use lanyard_protocol::store::Unlock;
 use serde_json::{json, Value};
-use wallet_core::store::Unlock;
-use wallet_core::wallet::{Accepted, Wallet, WalletEvent, WalletListener};
+use wallet_core::{Accepted, Wallet, WalletEvent, WalletListener};
 
 #[derive(Parser)]
 #[command(
@@ -212,12 +212,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         .allow
         .iter()
         .map(|entry| entry.parse())
-        .collect::<Result<Vec<_>, wallet_core::net::NetError>>()
+        .collect::<Result<Vec<_>, lanyard_protocol::net::NetError>>()
         .map_err(|e| format!("--allow: {e}"))?;
-    let network = wallet_core::net::NetPolicy {
+    let network = lanyard_protocol::net::NetPolicy {
         allow_loopback: cli.allow_loopback,
         allow,
-        ..wallet_core::net::NetPolicy::default()
+        ..lanyard_protocol::net::NetPolicy::default()
     };
     let wallet = Wallet::builder(&cli.dir, Unlock::passphrase(passphrase))
         .network(network)
@@ -226,7 +226,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     wallet.set_listener(Some(Arc::new(Printer { json: cli.json })));
     wallet.set_auto_accept(cli.auto_accept);
     let json = cli.json;
-    let e = |e: wallet_core::wallet::WalletError| e.to_string();
+    let e = |e: wallet_core::WalletError| e.to_string();
     match cli.command {
         Command::Init => print(
             json,

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use super::{Mediation, SyncReport, Wallet, WalletError, WalletEvent, DELIVERY, MESSAGES_RECEIVED};
-use crate::didcomm::Message;
+use lanyard_protocol::didcomm::Message;
 
 const LIVE_DELIVERY_CHANGE: &str = "https://didcomm.org/messagepickup/3.0/live-delivery-change";
 

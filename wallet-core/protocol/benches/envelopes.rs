@@ -10,11 +10,11 @@ use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ed25519_dalek::{Signer, Verifier};
 use hmac::Mac;
+use lanyard_protocol::did::{did_key, Resolver};
+use lanyard_protocol::didcomm::{DidComm, Message};
+use lanyard_protocol::keys::{KeyRing, KeyType};
 use rand_core::OsRng;
 use serde_json::json;
-use wallet_core::did::{did_key, Resolver};
-use wallet_core::didcomm::{DidComm, Message};
-use wallet_core::keys::{KeyRing, KeyType};
 
 #[path = "../tests/interop"]
 #[allow(dead_code)]

@@ -12,12 +12,14 @@ use std::time::Duration;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
+use lanyard_protocol::did::did_key;
+use lanyard_protocol::keys::{KeyRing, KeyType};
+use lanyard_protocol::store::{
+    Argon2Params, KeyProtector, ProtectorError, Store, StoreError, Unlock,
+};
 use proptest::prelude::*;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
-use wallet_core::did::did_key;
-use wallet_core::keys::{KeyRing, KeyType};
-use wallet_core::store::{Argon2Params, KeyProtector, ProtectorError, Store, StoreError, Unlock};
 use zeroize::Zeroizing;
 
 fn passphrase(text: &str) -> Unlock {
@@ -134,7 +136,7 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// The store's sled database opened directly, as an attacker with the files would.
 fn raw_db(dir: &Path) -> sled::Db {
-    wallet_core::store::open_sled(sled::Config::new().path(dir.join("db"))).unwrap()
+    lanyard_protocol::store::open_sled(sled::Config::new().path(dir.join("db"))).unwrap()
 }
 
 fn ids(records: &[(String, Zeroizing<Vec<u8>>)]) -> Vec<String> {
@@ -424,7 +426,7 @@ fn nothing_readable_reaches_the_disk() {
         "the same keys load"
     );
     let signature = loaded.sign(&ed, b"m").unwrap();
-    wallet_core::keys::verify_ed25519(&ed, b"m", &signature)
+    lanyard_protocol::keys::verify_ed25519(&ed, b"m", &signature)
         .expect("the loaded Ed25519 key signs as the saved one");
 }
 

@@ -4,21 +4,21 @@
 
 use std::sync::Arc;
 
+use lanyard_protocol::credentials::data_integrity::{self, ProofOptions, ASSERTION_METHOD};
+use lanyard_protocol::credentials::jcs::canonicalize;
+use lanyard_protocol::credentials::status_list::{is_set, status_list_credential, StatusList};
+use lanyard_protocol::credentials::vc::{self, StatusEntry};
+use lanyard_protocol::credentials::CredentialError;
+use lanyard_protocol::did::{did_key, multikey_encode, Resolver};
+use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use wallet_core::credentials::data_integrity::{self, ProofOptions, ASSERTION_METHOD};
-use wallet_core::credentials::jcs::canonicalize;
-use wallet_core::credentials::status_list::{is_set, status_list_credential, StatusList};
-use wallet_core::credentials::vc::{self, StatusEntry};
-use wallet_core::credentials::CredentialError;
-use wallet_core::did::{did_key, multikey_encode, Resolver};
-use wallet_core::keys::{KeyRing, KeyType, PublicKey};
 use zeroize::Zeroizing;
 
 fn vector(name: &str) -> String {
     let path = format!(
-        "{}/../../shared/vectors/vc-di-eddsa/{name}",
+        "{}/../../../shared/vectors/vc-di-eddsa/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -12,9 +12,9 @@ use didcomm::did::{DIDDoc, VerificationMaterial, VerificationMethod, Verificatio
 use didcomm::secrets::resolvers::ExampleSecretsResolver;
 use didcomm::secrets::{Secret, SecretMaterial, SecretType};
 use didcomm::{Message, PackEncryptedOptions, UnpackMetadata, UnpackOptions};
+use lanyard_protocol::did::{DidDocument, VerificationRelationship};
+use lanyard_protocol::encoding::b64u_encode;
 use serde_json::{json, Value};
-use wallet_core::did::{DidDocument, VerificationRelationship};
-use wallet_core::encoding::b64u_encode;
 
 use super::parties::Foreign;
 

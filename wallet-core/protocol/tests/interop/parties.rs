@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
+use lanyard_protocol::did::{
+    did_key, did_peer_2, resolve_local, DidDocument, PeerDidSpec, Resolver,
+};
+use lanyard_protocol::didcomm::DidComm;
+use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha512};
-use wallet_core::did::{did_key, did_peer_2, resolve_local, DidDocument, PeerDidSpec, Resolver};
-use wallet_core::didcomm::DidComm;
-use wallet_core::keys::{KeyRing, KeyType, PublicKey};
 
 /// Which DID method a party uses.
 #[derive(Clone, Copy, Debug)]

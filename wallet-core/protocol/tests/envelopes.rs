@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use proptest::prelude::*;
-use serde_json::json;
-use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
-use wallet_core::didcomm::{
+use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
+use lanyard_protocol::didcomm::{
     encrypt_authcrypt, DidComm, DidCommError, Forward, Layer, Message, Recipient, UnpackOptions,
     MAX_RECIPIENTS,
 };
-use wallet_core::keys::{ContentEnc, KeyRing, KeyType};
+use lanyard_protocol::keys::{ContentEnc, KeyRing, KeyType};
+use proptest::prelude::*;
+use serde_json::json;
 
 struct Party {
     didcomm: DidComm<Resolver>,

@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
+use lanyard_protocol::did::{DidDocument, StaticResolver};
+use lanyard_protocol::didcomm::{DidComm, DidCommError, Layer, Message, UnpackOptions};
+use lanyard_protocol::encoding::b64u_decode;
+use lanyard_protocol::keys::{ContentEnc, KeyRing};
 use serde_json::Value;
-use wallet_core::did::{DidDocument, StaticResolver};
-use wallet_core::didcomm::{DidComm, DidCommError, Layer, Message, UnpackOptions};
-use wallet_core::encoding::b64u_decode;
-use wallet_core::keys::{ContentEnc, KeyRing};
 use zeroize::Zeroizing;
 
 fn vector(name: &str) -> String {
     let path = format!(
-        "{}/../../shared/vectors/didcomm-spec/{name}",
+        "{}/../../../shared/vectors/didcomm-spec/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read vector {path}: {e}"))
@@ -69,7 +69,7 @@ fn expected_plaintext() -> Value {
     serde_json::from_str(&vector("C1-plaintext-actual-payload.json")).unwrap()
 }
 
-async fn unpack_ok(name: &str) -> wallet_core::didcomm::Unpacked {
+async fn unpack_ok(name: &str) -> lanyard_protocol::didcomm::Unpacked {
     let unpacked = bob()
         .unpack(&vector(name))
         .await
@@ -219,7 +219,7 @@ fn oob_invitation_encoding_matches_the_spec_example() {
     let compact = vector("oob-invitation-compact.json");
     let encoded = vector("oob-invitation-b64url.txt");
     let url = vector("oob-invitation-url.txt");
-    assert_eq!(wallet_core::encoding::b64u_encode(&compact), encoded);
+    assert_eq!(lanyard_protocol::encoding::b64u_encode(&compact), encoded);
     assert_eq!(url, format!("https://example.com/path?_oob={encoded}"));
     let decoded = b64u_decode(url.split("_oob=").nth(1).unwrap()).unwrap();
     assert_eq!(decoded, compact.as_bytes());

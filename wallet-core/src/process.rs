@@ -9,10 +9,10 @@ use super::{
     Connection, OfferRecord, OfferState, RequestRecord, RequestState, StoredCredential, SyncReport,
     Wallet, WalletError, WalletEvent, CREDENTIALS, OFFERS, REQUESTS,
 };
-use crate::credentials::vc;
-use crate::did::did_of;
-use crate::didcomm::{now, Message, PROBLEM_REPORT_TYPE};
-use crate::protocols::{deletion, issue_credential, present_proof, problem_report};
+use lanyard_protocol::credentials::vc;
+use lanyard_protocol::did::did_of;
+use lanyard_protocol::didcomm::{now, Message, PROBLEM_REPORT_TYPE};
+use lanyard_protocol::protocols::{deletion, issue_credential, present_proof, problem_report};
 
 /// Inbound message ids already processed.
 const SEEN: &str = "seen";
@@ -459,16 +459,16 @@ impl Wallet {
     }
 
     /// `domain` when the verifier `did` is reachable only through it: its first DIDComm
-    /// service (the one [`crate::didcomm::DidComm::pack_for_delivery`] sends to) is an HTTP
+    /// service (the one [`lanyard_protocol::didcomm::DidComm::pack_for_delivery`] sends to) is an HTTP
     /// endpoint on that host, or it is a `did:web` of that host (its document is served there).
     /// Anything else, a DID that cannot be resolved included, proves no domain: `None`.
     async fn verified_domain(&self, did: &str, domain: &str) -> Option<String> {
-        use crate::did::DidResolver;
+        use lanyard_protocol::did::DidResolver;
         if domain.is_empty() {
             return None;
         }
         let host = if did.starts_with("did:web:") {
-            crate::did::did_web_document_url(did).ok()
+            lanyard_protocol::did::did_web_document_url(did).ok()
         } else {
             let doc = self.resolver.resolve(did).await.ok()?;
             doc.didcomm_services().into_iter().next().map(|s| s.uri)

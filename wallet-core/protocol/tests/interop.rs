@@ -12,9 +12,9 @@ mod interop {
 use didcomm::algorithms::AnonCryptAlg;
 use interop::parties::{Foreign, Method, Ours};
 use interop::{affinidi, didcomm_rs};
+use lanyard_protocol::didcomm::{Layer, Message};
+use lanyard_protocol::keys::ContentEnc;
 use serde_json::{json, Value};
-use wallet_core::didcomm::{Layer, Message};
-use wallet_core::keys::ContentEnc;
 
 const METHODS: [(Method, Method); 4] = [
     (Method::Key, Method::Key),

@@ -3,18 +3,18 @@
 //! byte for byte, resolved documents equal as JSON, and property tests of the parsers.
 
 use ed25519_dalek::SigningKey;
-use proptest::prelude::*;
-use serde_json::{json, Value};
-use wallet_core::did::{
+use lanyard_protocol::did::{
     did_key, did_peer_2, did_peer_3_of, multikey_decode, multikey_encode, resolve_did_key,
     resolve_did_peer_2, resolve_local, DidCommService, DidDocument, PeerDidSpec, PeerService,
     VerificationRelationship,
 };
-use wallet_core::encoding::{b64u_decode, b64u_encode};
-use wallet_core::keys::{KeyType, PublicKey};
+use lanyard_protocol::encoding::{b64u_decode, b64u_encode};
+use lanyard_protocol::keys::{KeyType, PublicKey};
+use proptest::prelude::*;
+use serde_json::{json, Value};
 
 fn vector(path: &str) -> String {
-    let full = format!("{}/../../shared/vectors/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!("{}/../../../shared/vectors/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))
 }
 

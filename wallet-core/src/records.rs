@@ -48,7 +48,7 @@ pub struct OfferRecord {
     pub received_at: u64,
 }
 
-crate::redacted_debug!(OfferRecord {
+lanyard_protocol::redacted_debug!(OfferRecord {
     shown: [
         id,
         connection_id,
@@ -71,7 +71,7 @@ pub struct CredentialField {
     pub description: Option<String>,
 }
 
-crate::redacted_debug!(CredentialField {
+lanyard_protocol::redacted_debug!(CredentialField {
     shown: [name, description],
     redacted: [value],
 });
@@ -96,7 +96,7 @@ pub struct StoredCredential {
     pub stored_at: u64,
 }
 
-crate::redacted_debug!(StoredCredential {
+lanyard_protocol::redacted_debug!(StoredCredential {
     shown: [
         id,
         connection_id,

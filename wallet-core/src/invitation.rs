@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use super::WalletError;
-use crate::didcomm::Message;
-use crate::encoding::b64u_decode;
+use lanyard_protocol::didcomm::Message;
+use lanyard_protocol::encoding::b64u_decode;
 
 pub const OOB_INVITATION: &str = "https://didcomm.org/out-of-band/2.0/invitation";
 /// Largest invitation accepted (a QR code holds far less).
@@ -130,9 +130,9 @@ pub fn check(message: Message) -> Result<Message, WalletError> {
         }
     }
     if let Some(at) = message.expires_time {
-        if at <= crate::didcomm::now() {
+        if at <= lanyard_protocol::didcomm::now() {
             return Err(WalletError::InvitationExpired(
-                crate::credentials::time::format_rfc3339(at),
+                lanyard_protocol::credentials::time::format_rfc3339(at),
             ));
         }
     }
@@ -147,7 +147,7 @@ pub fn check(message: Message) -> Result<Message, WalletError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::b64u_encode;
+    use lanyard_protocol::encoding::b64u_encode;
     use serde_json::json;
 
     fn invitation() -> Value {
