@@ -11,9 +11,9 @@ use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use wallet_core::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
-use wallet_core::didcomm::{DidComm, Recipient};
-use wallet_core::keys::{KeyRing, PublicKey};
+use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
+use lanyard_protocol::didcomm::{DidComm, Recipient};
+use lanyard_protocol::keys::{KeyRing, PublicKey};
 use zeroize::Zeroizing;
 
 /// One DIDComm party: its DID, its keys (held in `ring`) and their kids.
