@@ -2,7 +2,7 @@
 //! envelopes: a phone asks for mediation, registers its DID, an issuer's messages reach it
 //! through forwards while it is offline, and it picks them up and acknowledges them.
 
-mod support;
+use lanyard_test_support as support;
 
 use agent::mediator::{self, Limits};
 use serde_json::{json, Value};

@@ -3,10 +3,10 @@
 //! the invite URL) or by SMS (an HTTP gateway on loopback), or handed back to the caller when
 //! no transport is configured; statuses `Initiated` → `Invited`, listed and filtered.
 
-mod support;
+use lanyard_test_support as support;
 
 use serde_json::{json, Value};
-use support::{decode_qr, fetch_invitation, Agent, OrgClient, SmsReceiver, SmtpSink, TEMPLATES};
+use support::{decode_qr, fetch_invitation, Agent, OrgClient, SmsReceiver, SmtpSink};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 
@@ -300,14 +300,7 @@ async fn customers_are_listed_by_status_page_by_page() {
 async fn auto_issue_values_are_checked_against_the_template() {
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
-    let mut template = support::seed_template_request();
-    template["customFields"] = json!(["skill"]);
-    template["descriptions"] = json!(["Skill"]);
-    let created = acme.call("POST", TEMPLATES, Some(template)).await;
-    let template_id = created.body["data"]["templateId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let template_id = support::onboarding::skill_template(&acme).await;
 
     let mut request = email_customer("Jane", "jane@example.com");
     request["autoIssue"] = json!({ "templateId": template_id, "values": { "holderFullName": "Jane Doe", "skill": "Rust" } });

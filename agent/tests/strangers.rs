@@ -3,7 +3,7 @@
 //! quotas on recipients and queued bytes, message expiry, the admission policy, and the HTTP
 //! server's connection limits and timeouts. Each refusal names its reason.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::time::Duration;
 
