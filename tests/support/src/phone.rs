@@ -107,14 +107,18 @@ impl Phone {
         let grant = self.ask(agent, mediator::MEDIATE_REQUEST, json!({})).await;
         assert_eq!(grant.message.type_, mediator::MEDIATE_GRANT);
         assert_eq!(grant.message.body["routing_did"], json!([agent.did]));
-        let update = self
-            .ask(
-                agent,
-                mediator::RECIPIENT_UPDATE,
-                json!({"updates": [{"recipient_did": self.did, "action": "add"}]}),
-            )
-            .await;
+        let update = self.update_recipient(agent, &self.did, "add").await;
         assert_eq!(update.message.body["updated"][0]["result"], "success");
+    }
+
+    /// One recipient update (`action` "add" or "remove" of `recipient`) and its answer.
+    pub async fn update_recipient(&self, agent: &Agent, recipient: &str, action: &str) -> Unpacked {
+        self.ask(
+            agent,
+            mediator::RECIPIENT_UPDATE,
+            json!({"updates": [{"recipient_did": recipient, "action": action}]}),
+        )
+        .await
     }
 
     /// Picks up to `limit` waiting messages, unpacks each, and acknowledges them.
@@ -199,6 +203,12 @@ pub struct Issuer {
     pub did: String,
     /// Packs with the issuer's keys.
     pub didcomm: DidComm<Resolver>,
+}
+
+impl Default for Issuer {
+    fn default() -> Issuer {
+        Issuer::new()
+    }
 }
 
 impl Issuer {

@@ -372,7 +372,10 @@ pub async fn remove_deletes_acknowledged_messages_of_the_named_recipients_only<
     assert_eq!(store.queued_total().await.unwrap(), 2);
     assert_eq!(
         store
-            .remove(&["did:example:b1".to_string()], &[b1.id.clone()])
+            .remove(
+                &["did:example:b1".to_string()],
+                std::slice::from_ref(&b1.id)
+            )
             .await
             .unwrap(),
         1
