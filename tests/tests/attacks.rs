@@ -124,13 +124,11 @@ async fn wallet_with_acme_credential(
     let acme = OrgClient::create(agent, "Acme").await;
     let template = acme.template("Membership").await;
     let (_, customer) = acme
-        .api(
-            "POST",
-            "/customer",
-            Some(
-                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": template, "values": { "skill": "climbing" } } }),
-            ),
+        .onboard_auto_issue(
+            "Jane",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "climbing" }),
         )
         .await;
     let (wallet, events, dir) =
@@ -466,12 +464,7 @@ async fn a_stolen_data_folder_shows_no_customer_data() {
         "xylophone-virtuoso",
     );
     let (status, emailed) = acme
-        .api(
-            "POST",
-            "/customer",
-            Some(json!({ "name": name, "medium": "email", "email": email,
-              "autoIssue": { "templateId": template, "values": { "skill": skill } } })),
-        )
+        .onboard_auto_issue(name, email, &template, json!({ "skill": skill }))
         .await;
     assert_eq!(status, 201, "{emailed}");
     let (status, texted) = acme

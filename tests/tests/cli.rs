@@ -32,13 +32,11 @@ async fn the_cli_reads_the_emailed_qr_code_and_receives_the_credential() {
     let agent = AgentProcess::start(&[("LANYARD_SMTP_URL", sink.url())]);
     let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Membership").await;
-    acme.api(
-        "POST",
-        "/customer",
-        Some(
-            json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": template, "values": { "level": "gold" } } }),
-        ),
+    acme.onboard_auto_issue(
+        "Jane",
+        "jane@example.com",
+        &template,
+        json!({ "level": "gold" }),
     )
     .await;
     let mail = sink.message(1).await;

@@ -42,13 +42,11 @@ async fn a_wallet_killed_during_sync_ends_with_every_credential_once() {
     let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Ticket").await;
     let (_, customer) = acme
-        .api(
-            "POST",
-            "/customer",
-            Some(
-                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": template, "values": { "skill": "ticket 0" } } }),
-            ),
+        .onboard_auto_issue(
+            "Jane",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "ticket 0" }),
         )
         .await;
     let data = tempfile::tempdir().unwrap();

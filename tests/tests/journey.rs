@@ -24,11 +24,11 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
     let acme = OrgClient::create(&agent, "Acme Gym").await;
     let template = acme.template("Membership").await;
     let (status, customer) = acme
-        .api(
-            "POST",
-            "/customer",
-            Some(json!({ "name": "Jane Doe", "medium": "email", "email": "jane@example.com",
-                         "autoIssue": { "templateId": template, "values": { "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" } } })),
+        .onboard_auto_issue(
+            "Jane Doe",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" }),
         )
         .await;
     assert_eq!(status, 201, "{customer}");
@@ -99,13 +99,11 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
     let globex = OrgClient::create(&agent, "Globex").await;
     let globex_template = globex.template("Badge").await;
     let (_, globex_customer) = globex
-        .api(
-            "POST",
-            "/customer",
-            Some(
-                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": globex_template, "values": { "skill": "welding" } } }),
-            ),
+        .onboard_auto_issue(
+            "Jane",
+            "jane@example.com",
+            &globex_template,
+            json!({ "skill": "welding" }),
         )
         .await;
     wallet

@@ -61,12 +61,3 @@ pub async fn fetch_invitation(url: &str) -> serde_json::Value {
         .await
         .unwrap()
 }
-
-/// What the conformance macros name, so a crate invoking them needs no dependency of its own
-/// beyond tokio.
-#[doc(hidden)]
-pub mod __private {
-    pub use agent;
-    pub use lanyard_protocol;
-    pub use serde_json;
-}

@@ -121,4 +121,17 @@ impl OrgClient {
         assert_eq!(status, 201, "{data}");
         data["templateId"].as_str().unwrap().to_string()
     }
+
+    /// Onboards `name` by email at `email` with auto-issue of `template` with `values`;
+    /// returns the status and the customer's `data`, as [`OrgClient::api`] does.
+    pub async fn onboard_auto_issue(
+        &self,
+        name: &str,
+        email: &str,
+        template: &str,
+        values: Value,
+    ) -> (u16, Value) {
+        let request = crate::onboarding::auto_issue_customer(name, email, template, values);
+        self.api("POST", "/customer", Some(request)).await
+    }
 }
