@@ -19,12 +19,7 @@ pub struct Agent {
 impl Agent {
     /// The agent's `/metrics` text.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        crate::metrics(self).await
     }
 
     /// Starts an agent with `limits` and the test configuration.

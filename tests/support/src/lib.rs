@@ -61,3 +61,13 @@ pub async fn fetch_invitation(url: &str) -> serde_json::Value {
         .await
         .unwrap()
 }
+
+/// The `/metrics` text (Prometheus exposition) of an agent.
+async fn metrics(agent: &impl Endpoint) -> String {
+    reqwest::get(format!("{}/metrics", agent.url()))
+        .await
+        .expect("the agent answers")
+        .text()
+        .await
+        .unwrap()
+}

@@ -103,6 +103,11 @@ impl AgentProcess {
         }
     }
 
+    /// The agent's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        crate::metrics(self).await
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
