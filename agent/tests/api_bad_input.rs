@@ -1,7 +1,7 @@
 //! Bad input to the issuer API, table-driven: each request is refused with the right status
 //! and a message that names the field or header that was wrong, and nothing is created.
 
-mod support;
+use lanyard_test_support as support;
 
 use serde_json::{json, Value};
 use support::{seed_template_request, Agent, OrgClient, TEMPLATES};

@@ -1,7 +1,7 @@
 //! A table of malformed and hostile inputs to the mediator's endpoint: each is answered with a
 //! clear 4xx and a problem report naming what was wrong, and nothing is stored.
 
-mod support;
+use lanyard_test_support as support;
 
 use lanyard_protocol::didcomm::{Attachment, Message, ENCRYPTED_TYP, FORWARD_TYPE};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! decoder (`zbarimg` from Debian's `zbar-tools`) reads the QR code in that screenshot, and in
 //! the PNG endpoint, back to the invitation's URL.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! HMAC-SHA256 and are retried until the receiver takes them, every attempt visible; a batch
 //! (JSON or CSV) onboards each good row and reports each bad one by what was wrong.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{seed_template_request, Agent, OrgClient, Phone, TEMPLATES};
+use support::onboarding::skill_template;
+use support::{Agent, OrgClient, Phone, TEMPLATES};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const CALLBACK: &str = "/core/api/v1/programmatic/callback";
@@ -141,17 +142,6 @@ async fn events_are_signed_and_retried_until_taken() {
         .await;
     assert_eq!(bad.status, 400);
     assert!(bad.message().starts_with("url "), "{}", bad.message());
-}
-
-async fn skill_template(org: &OrgClient) -> String {
-    let mut request = seed_template_request();
-    request["customFields"] = json!(["skill"]);
-    request["descriptions"] = json!(["Skill"]);
-    let created = org.call("POST", TEMPLATES, Some(request)).await;
-    created.body["data"]["templateId"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! QR images whose PNG an independent decoder (`rqrr`) reads back to the URL; deep links; the
 //! `.well-known` files; expiry and single use.
 
-mod support;
+use lanyard_test_support as support;
 
 use lanyard_protocol::encoding::b64u_decode;
 use serde_json::{json, Value};

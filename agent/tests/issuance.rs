@@ -4,7 +4,7 @@
 //! receives the signed credential and acks; deleting the template sends a deletion notice and
 //! revokes the credential.
 
-mod support;
+use lanyard_test_support as support;
 
 use lanyard_protocol::credentials::status_list::is_set;
 use lanyard_protocol::credentials::vc;
@@ -13,6 +13,7 @@ use lanyard_protocol::didcomm::{now, Message};
 use lanyard_protocol::net::{HttpClient, NetPolicy};
 use lanyard_protocol::protocols::{deletion, issue_credential};
 use serde_json::{json, Value};
+use support::onboarding::{self, mediated_phone as phone, picked, receive_credential};
 use support::{Agent, OrgClient, Phone, TEMPLATES};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
@@ -20,64 +21,21 @@ const CREDENTIALS: &str = "/core/api/v1/programmatic/credential";
 
 /// A template with one custom field, `skill`; returns its id.
 async fn skill_template(org: &OrgClient, limit: Option<u64>) -> String {
-    let mut request = support::seed_template_request();
-    request["templateName"] = json!("Skill Badge");
-    request["customFields"] = json!(["skill"]);
-    request["descriptions"] = json!(["Skill"]);
-    request["numberOfCredentials"] = json!(limit);
-    let created = org.call("POST", TEMPLATES, Some(request)).await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    created.body["data"]["templateId"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    onboarding::skill_template_with(org, |request| {
+        request["templateName"] = json!("Skill Badge");
+        request["numberOfCredentials"] = json!(limit);
+    })
+    .await
 }
 
 /// Onboards `name` by email (no transport: the link comes back) with auto-issue.
 async fn onboard(org: &OrgClient, name: &str, template: &str, skill: &str) -> Value {
-    let onboarded = org
-        .call(
-            "POST",
-            CUSTOMERS,
-            Some(json!({
-                "name": name,
-                "medium": "email",
-                "email": "customer@example.com",
-                "autoIssue": { "templateId": template, "values": { "holderFullName": name, "skill": skill } }
-            })),
-        )
-        .await;
-    assert_eq!(onboarded.status, 201, "{}", onboarded.body);
-    onboarded.body["data"].clone()
-}
-
-/// A phone with mediation at `agent`.
-async fn phone(agent: &Agent) -> Phone {
-    let phone = Phone::new(&agent.did);
-    phone.connect(agent).await;
-    phone
-}
-
-/// The messages waiting for the phone, of `type_` only.
-async fn picked(phone: &Phone, agent: &Agent, type_: &str) -> Vec<Message> {
-    phone
-        .pick_up(agent, 100)
-        .await
-        .into_iter()
-        .filter(|m| m.type_ == type_)
-        .collect()
-}
-
-/// Takes the offer waiting for the phone, requests it, and returns the credential issued.
-async fn receive_credential(phone: &Phone, agent: &Agent, org: &OrgClient) -> Value {
-    let offers = picked(phone, agent, issue_credential::OFFER).await;
-    let offer = issue_credential::parse_offer(&offers[0]).unwrap();
-    let status = phone
-        .tell(&org.didcomm_did, issue_credential::request_message(&offer))
-        .await;
-    assert_eq!(status, 202);
-    let issued = picked(phone, agent, issue_credential::ISSUE).await;
-    issue_credential::parse_issue(&issued[0]).unwrap().1
+    let values = json!({ "holderFullName": name, "skill": skill });
+    onboarding::onboard(
+        org,
+        onboarding::auto_issue_customer(name, "customer@example.com", template, values),
+    )
+    .await
 }
 
 #[tokio::test]

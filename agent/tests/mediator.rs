@@ -2,7 +2,7 @@
 //! envelopes: a phone asks for mediation, registers its DID, an issuer's messages reach it
 //! through forwards while it is offline, and it picks them up and acknowledges them.
 
-mod support;
+use lanyard_test_support as support;
 
 use agent::mediator::{self, Limits};
 use serde_json::{json, Value};
@@ -176,21 +176,9 @@ async fn recipients_can_be_queried_and_removed() {
     thief
         .ask(&agent, mediator::MEDIATE_REQUEST, json!({}))
         .await;
-    let update = thief
-        .ask(
-            &agent,
-            mediator::RECIPIENT_UPDATE,
-            json!({"updates": [{"recipient_did": phone.did, "action": "add"}]}),
-        )
-        .await;
+    let update = thief.update_recipient(&agent, &phone.did, "add").await;
     assert_eq!(update.message.body["updated"][0]["result"], "client_error");
-    let update = phone
-        .ask(
-            &agent,
-            mediator::RECIPIENT_UPDATE,
-            json!({"updates": [{"recipient_did": phone.did, "action": "remove"}]}),
-        )
-        .await;
+    let update = phone.update_recipient(&agent, &phone.did, "remove").await;
     assert_eq!(update.message.body["updated"][0]["result"], "success");
     assert_eq!(Issuer::new().send_to(&agent, &phone.did, 1).await, 404);
 }

@@ -3,11 +3,10 @@
 //! every message that was answered 202, and none twice. And SIGTERM stops the process
 //! within its grace period, whatever its connections are doing.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,32 +20,15 @@ fn spawn(data: &std::path::Path) -> (Child, String, String) {
 
 /// Starts the agent binary on `data` with extra environment `vars`.
 fn spawn_with(data: &std::path::Path, vars: &[(&str, &str)]) -> (Child, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agent"));
+    command
         .envs(vars.iter().copied())
         .env("LANYARD_LISTEN", "127.0.0.1:0")
         .env("LANYARD_DATA_DIR", data)
         // A fixed public URL keeps the mediator's DID the same across restarts.
         .env("LANYARD_PUBLIC_URL", "http://mediator.test")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the agent binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("listening on ")
-        .expect("the agent prints its address")
-        .to_string();
-    let did = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("mediator DID ")
-        .expect("the agent prints its DID")
-        .to_string();
-    (child, url, did)
+        .env("RUST_LOG", "warn");
+    support::spawn_agent(command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

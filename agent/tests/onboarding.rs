@@ -3,10 +3,11 @@
 //! the invite URL) or by SMS (an HTTP gateway on loopback), or handed back to the caller when
 //! no transport is configured; statuses `Initiated` → `Invited`, listed and filtered.
 
-mod support;
+use lanyard_test_support as support;
 
 use serde_json::{json, Value};
-use support::{decode_qr, fetch_invitation, Agent, OrgClient, SmsReceiver, SmtpSink, TEMPLATES};
+use support::onboarding::onboard;
+use support::{decode_qr, fetch_invitation, Agent, OrgClient, SmsReceiver, SmtpSink};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 
@@ -25,15 +26,7 @@ async fn an_email_invitation_arrives_over_smtp_with_a_qr_code_of_the_invite_url(
     .await;
     let acme = OrgClient::create(&agent, "Acme").await;
 
-    let onboarded = acme
-        .call(
-            "POST",
-            CUSTOMERS,
-            Some(email_customer("Jane Doe", "jane@example.com")),
-        )
-        .await;
-    assert_eq!(onboarded.status, 201, "{}", onboarded.body);
-    let customer = &onboarded.body["data"];
+    let customer = &onboard(&acme, email_customer("Jane Doe", "jane@example.com")).await;
     assert_eq!(customer["status"], "Invited", "{customer}");
     assert_eq!(customer["deliveries"][0]["ok"], true);
     let url = customer["invitation"]["url"].as_str().unwrap();
@@ -147,15 +140,7 @@ async fn an_sms_invitation_goes_to_the_gateway_with_the_label_and_link() {
 async fn without_a_transport_the_caller_gets_the_link_and_the_customer_stays_initiated() {
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
-    let onboarded = acme
-        .call(
-            "POST",
-            CUSTOMERS,
-            Some(email_customer("Jane", "jane@example.com")),
-        )
-        .await;
-    assert_eq!(onboarded.status, 201, "{}", onboarded.body);
-    let customer = onboarded.body["data"].clone();
+    let customer = onboard(&acme, email_customer("Jane", "jane@example.com")).await;
     assert_eq!(customer["status"], "Initiated");
     assert_eq!(customer["deliveries"], json!([]));
     let invitation = &customer["invitation"];
@@ -201,15 +186,7 @@ async fn a_failed_send_is_recorded_and_a_resend_invites() {
     })
     .await;
     let acme = OrgClient::create(&agent, "Acme").await;
-    let onboarded = acme
-        .call(
-            "POST",
-            CUSTOMERS,
-            Some(email_customer("Jane", "jane@example.com")),
-        )
-        .await;
-    assert_eq!(onboarded.status, 201, "{}", onboarded.body);
-    let customer = &onboarded.body["data"];
+    let customer = &onboard(&acme, email_customer("Jane", "jane@example.com")).await;
     assert_eq!(customer["status"], "Initiated");
     assert_eq!(customer["deliveries"][0]["ok"], false);
     assert!(
@@ -300,14 +277,7 @@ async fn customers_are_listed_by_status_page_by_page() {
 async fn auto_issue_values_are_checked_against_the_template() {
     let agent = Agent::start(Default::default()).await;
     let acme = OrgClient::create(&agent, "Acme").await;
-    let mut template = support::seed_template_request();
-    template["customFields"] = json!(["skill"]);
-    template["descriptions"] = json!(["Skill"]);
-    let created = acme.call("POST", TEMPLATES, Some(template)).await;
-    let template_id = created.body["data"]["templateId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let template_id = support::onboarding::skill_template(&acme).await;
 
     let mut request = email_customer("Jane", "jane@example.com");
     request["autoIssue"] = json!({ "templateId": template_id, "values": { "holderFullName": "Jane Doe", "skill": "Rust" } });

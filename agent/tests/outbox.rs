@@ -4,10 +4,9 @@
 //! here gets its problem reports at the organisation's rate only. After a restart on the same
 //! data folder the agent serves at once and the outbox is swept in the background.
 
-mod support;
+use lanyard_test_support as support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,22 +49,7 @@ fn spawn(home: &Home, env: &[(&str, &str)]) -> (Child, Agent) {
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the agent binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut line = |prefix: &str| {
-        lines
-            .next()
-            .unwrap()
-            .unwrap()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("the agent prints {prefix:?}"))
-            .to_string()
-    };
-    let url = line("listening on ");
-    let did = line("mediator DID ");
+    let (child, url, did) = support::spawn_agent(command);
     (child, Agent::at(url, did))
 }
 

@@ -3,7 +3,7 @@
 //! plain http) or when its name resolves (at delivery), with a reason that names no address;
 //! the strict policy is the default.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::sync::atomic::Ordering;
 

@@ -3,7 +3,7 @@
 //! quotas on recipients and queued bytes, message expiry, the admission policy, and the HTTP
 //! server's connection limits and timeouts. Each refusal names its reason.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::time::Duration;
 
@@ -414,13 +414,7 @@ async fn quotas_refuse_clearly_and_are_counted() {
     // Recipients: one more fits, the third is refused before anything changes.
     let other = Phone::new(&agent.did);
     let third = Phone::new(&agent.did);
-    let update = phone
-        .ask(
-            &agent,
-            mediator::RECIPIENT_UPDATE,
-            json!({"updates": [{"recipient_did": other.did, "action": "add"}]}),
-        )
-        .await;
+    let update = phone.update_recipient(&agent, &other.did, "add").await;
     assert_eq!(update.message.body["updated"][0]["result"], "success");
     let packed = phone
         .pack_request(

@@ -2,7 +2,7 @@
 //! real HTTP, responses compared member by member with the seed's example JSON, one
 //! organisation's templates invisible to another, and the public documents that go with them.
 
-mod support;
+use lanyard_test_support as support;
 
 use lanyard_protocol::did::DidDocument;
 use serde_json::{json, Value};

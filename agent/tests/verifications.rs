@@ -4,86 +4,22 @@
 //! records `verified` with the disclosed values, or `failed` with the reasons for a tampered
 //! credential, a wrong challenge, a revoked credential, a missing field, and a replay.
 
-mod support;
+use lanyard_test_support as support;
 
 use lanyard_protocol::didcomm::Message;
-use lanyard_protocol::protocols::issue_credential;
 use lanyard_protocol::protocols::present_proof::{self, PresentationRequest};
 use serde_json::{json, Value};
-use support::{fetch_invitation, Agent, OrgClient, Phone, TEMPLATES};
+use support::onboarding::{picked, Holder};
+use support::{fetch_invitation, OrgClient, TEMPLATES};
 
-const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const VERIFICATIONS: &str = "/core/api/v1/programmatic/verification";
-
-struct Setup {
-    agent: Agent,
-    acme: OrgClient,
-    template: String,
-    phone: Phone,
-    credential: Value,
-}
-
-async fn picked(phone: &Phone, agent: &Agent, type_: &str) -> Vec<Message> {
-    phone
-        .pick_up(agent, 100)
-        .await
-        .into_iter()
-        .filter(|m| m.type_ == type_)
-        .collect()
-}
 
 /// An organisation, a template with `skill`, and a phone holding a credential from it
 /// (holderFullName left out).
-async fn setup() -> Setup {
-    setup_with(|_| {}).await
-}
+type Setup = Holder;
 
-/// [`setup`] on an agent whose configuration `edit` adjusts.
-async fn setup_with(edit: impl FnOnce(&mut agent::config::Config)) -> Setup {
-    let agent = Agent::start_with(Default::default(), edit).await;
-    let acme = OrgClient::create(&agent, "Acme").await;
-    let mut request = support::seed_template_request();
-    request["customFields"] = json!(["skill"]);
-    request["descriptions"] = json!(["Skill"]);
-    let created = acme.call("POST", TEMPLATES, Some(request)).await;
-    let template = created.body["data"]["templateId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let onboarded = acme
-        .call(
-            "POST",
-            CUSTOMERS,
-            Some(
-                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-                         "autoIssue": { "templateId": template, "values": { "skill": "Rust" } } }),
-            ),
-        )
-        .await;
-    let phone = Phone::new(&agent.did);
-    phone.connect(&agent).await;
-    phone
-        .accept_invitation(
-            onboarded.body["data"]["invitation"]["url"]
-                .as_str()
-                .unwrap(),
-        )
-        .await;
-    let offer =
-        issue_credential::parse_offer(&picked(&phone, &agent, issue_credential::OFFER).await[0])
-            .unwrap();
-    phone
-        .tell(&acme.didcomm_did, issue_credential::request_message(&offer))
-        .await;
-    let issued = picked(&phone, &agent, issue_credential::ISSUE).await;
-    let credential = issue_credential::parse_issue(&issued[0]).unwrap().1;
-    Setup {
-        agent,
-        acme,
-        template,
-        phone,
-        credential,
-    }
+async fn setup() -> Setup {
+    Holder::start_with(|_| {}).await
 }
 
 /// Creates a verification request; returns its id and the request the phone reads from the
@@ -484,7 +420,7 @@ async fn a_presentation_naming_other_dids_makes_the_verifier_fetch_nothing() {
 #[tokio::test]
 async fn a_status_list_that_cannot_be_read_is_a_fixed_reason() {
     // Every status list is larger than this, so reading it fails.
-    let setup = setup_with(|config| config.status_list_max_bytes = 16).await;
+    let setup = Holder::start_with(|config| config.status_list_max_bytes = 16).await;
     let (id, request, invitation) = ask(
         &setup,
         json!({ "templateId": setup.template, "requiredFields": ["skill"] }),

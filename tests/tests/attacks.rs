@@ -4,7 +4,7 @@
 //! wallet's DID; a message is delivered twice; a verifier's request is replayed. Each is
 //! refused or harmless, and nothing stored is lost.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +14,7 @@ use lanyard_protocol::didcomm::{now, DidComm, Message, ENCRYPTED_TYP};
 use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
 use lanyard_protocol::protocols::{deletion, issue_credential};
 use serde_json::{json, Value};
-use support::{AgentProcess, Org};
+use support::{AgentProcess, OrgClient};
 use wallet_core::{Accepted, Wallet, WalletError, WalletEvent, OOB_INVITATION};
 
 /// A DIDComm party with its own endpoint on loopback that records what it is sent.
@@ -117,20 +117,18 @@ async fn wallet_with_acme_credential(
     Arc<Wallet>,
     Arc<support::Events>,
     tempfile::TempDir,
-    Org,
+    OrgClient,
     String,
     String,
 ) {
-    let acme = Org::create(agent, "Acme").await;
+    let acme = OrgClient::create(agent, "Acme").await;
     let template = acme.template("Membership").await;
     let (_, customer) = acme
-        .call(
-            "POST",
-            "/customer",
-            Some(
-                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": template, "values": { "skill": "climbing" } } }),
-            ),
+        .onboard_auto_issue(
+            "Jane",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "climbing" }),
         )
         .await;
     let (wallet, events, dir) =
@@ -223,14 +221,26 @@ async fn another_issuer_cannot_delete_or_forge_credentials() {
         1,
         "nothing forged is stored"
     );
-    let told = rogue
-        .inbox
-        .lock()
-        .unwrap()
+    // The sender hears why, in the forgery's thread: the proof is not the issuer's.
+    let inbox = rogue.inbox.lock().unwrap().clone();
+    let report = inbox
         .iter()
-        .any(|m| m.type_ == "https://didcomm.org/report-problem/2.0/problem-report");
-    assert!(told, "the sender hears why");
-    let _ = acme;
+        .find(|m| {
+            m.type_ == "https://didcomm.org/report-problem/2.0/problem-report"
+                && m.thid.as_deref() == Some(offer.thid.as_str())
+        })
+        .unwrap_or_else(|| panic!("no problem report in the forgery's thread: {inbox:?}"));
+    assert_eq!(report.body["code"], "e.p.msg.bad-credential", "{report:?}");
+    let comment = report.body["comment"].as_str().unwrap_or("");
+    assert_eq!(
+        comment,
+        format!(
+            "the proof was made by {}, not the issuer {}",
+            did_key(&rogue.signing),
+            acme.issuer_did
+        ),
+        "{report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,7 +314,7 @@ async fn strangers_duplicates_and_replays_change_nothing() {
     assert!(matches!(replay, WalletError::WrongState { .. }), "{replay}");
     wallet.sync().await.unwrap();
     let (_, record) = acme
-        .call(
+        .api(
             "GET",
             &format!("/verification/{}", verification["id"].as_str().unwrap()),
             None,
@@ -343,7 +353,7 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
     // own, under Acme's name.
     let verification = request_verification(&acme, &template).await;
     let mut invitation =
-        support::invitation_json(verification["invitation"]["url"].as_str().unwrap()).await;
+        support::fetch_invitation(verification["invitation"]["url"].as_str().unwrap()).await;
     let acme_invitation = invitation["id"].as_str().unwrap().to_string();
     let rogue = Rogue::start().await;
     invitation["id"] = json!(uuid::Uuid::new_v4().to_string());
@@ -400,7 +410,7 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
     forwarded.to = None;
     assert_eq!(rogue.send(&request.verifier_did, forwarded).await, 202);
     let (_, record) = acme
-        .call(
+        .api(
             "GET",
             &format!("/verification/{}", verification["id"].as_str().unwrap()),
             None,
@@ -416,9 +426,9 @@ async fn a_relayed_presentation_is_refused_and_the_relay_proves_no_domain() {
 }
 
 /// A verification request of `org` for its template `template`.
-async fn request_verification(org: &Org, template: &str) -> Value {
+async fn request_verification(org: &OrgClient, template: &str) -> Value {
     let (status, verification) = org
-        .call(
+        .api(
             "POST",
             "/verification",
             Some(json!({ "templateId": template })),
@@ -445,7 +455,7 @@ fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_data_folder_shows_no_customer_data() {
     let agent = AgentProcess::start(&[]);
-    let acme = Org::create(&agent, "Acme").await;
+    let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Membership").await;
     let (name, email, phone, skill) = (
         "Zebediah Quixote",
@@ -454,16 +464,11 @@ async fn a_stolen_data_folder_shows_no_customer_data() {
         "xylophone-virtuoso",
     );
     let (status, emailed) = acme
-        .call(
-            "POST",
-            "/customer",
-            Some(json!({ "name": name, "medium": "email", "email": email,
-              "autoIssue": { "templateId": template, "values": { "skill": skill } } })),
-        )
+        .onboard_auto_issue(name, email, &template, json!({ "skill": skill }))
         .await;
     assert_eq!(status, 201, "{emailed}");
     let (status, texted) = acme
-        .call(
+        .api(
             "POST",
             "/customer",
             Some(json!({ "name": "Philippa Wrenfeather", "medium": "sms", "phoneNumber": phone, "organizationLabel": "Acme" })),
@@ -492,14 +497,14 @@ async fn a_stolen_data_folder_shows_no_customer_data() {
 
     // Everything reads back after the restart.
     let customer = |id: &Value| format!("/customer/{}", id.as_str().unwrap());
-    let (_, read) = acme.call("GET", &customer(&emailed["id"]), None).await;
+    let (_, read) = acme.api("GET", &customer(&emailed["id"]), None).await;
     assert_eq!(read["name"], name, "{read}");
     assert_eq!(read["email"], email);
     assert_eq!(read["status"], "Onboarded");
-    let (_, read) = acme.call("GET", &customer(&texted["id"]), None).await;
+    let (_, read) = acme.api("GET", &customer(&texted["id"]), None).await;
     assert_eq!(read["phoneNumber"], phone, "{read}");
     let (_, issued) = acme
-        .call("GET", &format!("/credential?templateId={template}"), None)
+        .api("GET", &format!("/credential?templateId={template}"), None)
         .await;
     assert_eq!(issued["data"][0]["values"]["skill"], skill, "{issued}");
 }

@@ -2,12 +2,12 @@
 //! customer's journey against the real agent process, with the KeyProtector and the listener
 //! implemented in Python, and trigger each error kind.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::path::Path;
 use std::process::Command;
 
-use support::{binary, AgentProcess, Org};
+use support::{binary, AgentProcess, OrgClient};
 
 /// Generates the bindings for `language` from the built library into `out`.
 fn generate(language: &str, out: &Path) -> std::path::PathBuf {
@@ -34,7 +34,7 @@ fn generate(language: &str, out: &Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_drives_the_whole_journey_through_the_bindings() {
     let agent = AgentProcess::start(&[]);
-    let acme = Org::create(&agent, "Acme").await;
+    let acme = OrgClient::create(&agent, "Acme").await;
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("python");
     let library = generate("python", &out);
@@ -97,7 +97,7 @@ async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
     let stdlib = kotlin_lib.join("kotlin-stdlib.jar");
 
     let agent = AgentProcess::start(&[]);
-    let acme = Org::create(&agent, "Acme").await;
+    let acme = OrgClient::create(&agent, "Acme").await;
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("kotlin");
     let library = generate("kotlin", &out);

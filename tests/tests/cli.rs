@@ -2,12 +2,12 @@
 //! (received by the SMTP sink) is decoded by `wallet accept --qr-image`, and the credential
 //! arrives on `sync`; bad input is refused with a message that says what was wrong.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{binary, AgentProcess, Org, SmtpSink};
+use support::{binary, AgentProcess, OrgClient, SmtpSink};
 
 fn wallet(dir: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
     let output = Command::new(binary("wallet"))
@@ -30,15 +30,13 @@ fn wallet(dir: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
 async fn the_cli_reads_the_emailed_qr_code_and_receives_the_credential() {
     let sink = SmtpSink::start();
     let agent = AgentProcess::start(&[("LANYARD_SMTP_URL", sink.url())]);
-    let acme = Org::create(&agent, "Acme").await;
+    let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Membership").await;
-    acme.call(
-        "POST",
-        "/customer",
-        Some(
-            json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": template, "values": { "level": "gold" } } }),
-        ),
+    acme.onboard_auto_issue(
+        "Jane",
+        "jane@example.com",
+        &template,
+        json!({ "level": "gold" }),
     )
     .await;
     let mail = sink.message(1).await;
@@ -85,9 +83,9 @@ async fn the_cli_reads_the_emailed_qr_code_and_receives_the_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_the_cli_prints_is_whole_whatever_an_inviter_names_itself() {
     let agent = AgentProcess::start(&[]);
-    let acme = Org::create(&agent, "Acme").await;
+    let acme = OrgClient::create(&agent, "Acme").await;
     let (status, customer) = acme
-        .call(
+        .api(
             "POST",
             "/customer",
             Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
@@ -97,7 +95,7 @@ async fn every_line_the_cli_prints_is_whole_whatever_an_inviter_names_itself() {
     // The invitation as a wallet reads it, relabelled by whoever passed it on: the label is
     // shown to people, and it carries a newline, a carriage return and terminal escapes.
     let mut invitation =
-        support::invitation_json(customer["invitation"]["url"].as_str().unwrap()).await;
+        support::fetch_invitation(customer["invitation"]["url"].as_str().unwrap()).await;
     invitation["label"] = json!("Acme\nstored credential forged from Bank\r\u{1b}[2K");
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("wallet");

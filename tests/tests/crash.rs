@@ -3,13 +3,13 @@
 //! acknowledges twenty credentials; then it syncs to the end, and every credential is there
 //! exactly once, every exchange completed rather than hung between offer and issue.
 
-mod support;
+use lanyard_test_support as support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{binary, AgentProcess, Org};
+use support::{binary, AgentProcess, OrgClient};
 
 const CREDENTIALS: usize = 20;
 
@@ -39,16 +39,14 @@ fn run(dir: &std::path::Path, args: &[&str]) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_killed_during_sync_ends_with_every_credential_once() {
     let agent = AgentProcess::start(&[]);
-    let acme = Org::create(&agent, "Acme").await;
+    let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Ticket").await;
     let (_, customer) = acme
-        .call(
-            "POST",
-            "/customer",
-            Some(
-                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": template, "values": { "skill": "ticket 0" } } }),
-            ),
+        .onboard_auto_issue(
+            "Jane",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "ticket 0" }),
         )
         .await;
     let data = tempfile::tempdir().unwrap();
@@ -63,7 +61,7 @@ async fn a_wallet_killed_during_sync_ends_with_every_credential_once() {
     );
     for n in 1..CREDENTIALS {
         let (status, _) = acme
-            .call("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": format!("ticket {n}") } })))
+            .api("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": format!("ticket {n}") } })))
             .await;
         assert_eq!(status, 201);
     }
@@ -113,10 +111,10 @@ async fn a_wallet_killed_during_sync_ends_with_every_credential_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_between_offer_and_issue_completes_after_restart() {
     let agent = AgentProcess::start(&[]);
-    let acme = Org::create(&agent, "Acme").await;
+    let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Ticket").await;
     let (_, customer) = acme
-        .call(
+        .api(
             "POST",
             "/customer",
             Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
@@ -130,7 +128,7 @@ async fn an_agent_killed_between_offer_and_issue_completes_after_restart() {
         .unwrap();
     for n in 0..CREDENTIALS {
         let (status, _) = acme
-            .call("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": format!("ticket {n}") } })))
+            .api("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": format!("ticket {n}") } })))
             .await;
         assert_eq!(status, 201);
     }
@@ -181,8 +179,8 @@ fn assert_every_ticket_once(mut tickets: Vec<String>) {
 }
 
 /// Every exchange of the organisation ended Accepted (none hung between offer and issue).
-async fn assert_every_exchange_accepted(acme: &Org) {
-    let (_, exchanges) = acme.call("GET", "/credential?pageSize=100", None).await;
+async fn assert_every_exchange_accepted(acme: &OrgClient) {
+    let (_, exchanges) = acme.api("GET", "/credential?pageSize=100", None).await;
     let states: Vec<&str> = exchanges["data"]
         .as_array()
         .unwrap()

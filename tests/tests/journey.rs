@@ -6,36 +6,29 @@
 //! template is deleted and after the next sync the credentials are gone and the event says
 //! so; a second issuer's credential is untouched.
 
-mod support;
+use lanyard_test_support as support;
 
 use serde_json::json;
-use support::{AgentProcess, Org, SmtpSink};
+use support::{AgentProcess, OrgClient, SmtpSink};
 use wallet_core::{Accepted, WalletEvent};
 
 /// Reads the QR code of a PNG file with rqrr.
 fn decode_qr(path: &str) -> String {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    let (width, height) = (info.width as usize, info.height as usize);
-    let mut image =
-        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
-    image.detect_grids()[0].decode().unwrap().1
+    support::decode_qr(&std::fs::read(path).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_template() {
     let sink = SmtpSink::start();
     let agent = AgentProcess::start(&[("LANYARD_SMTP_URL", sink.url())]);
-    let acme = Org::create(&agent, "Acme Gym").await;
+    let acme = OrgClient::create(&agent, "Acme Gym").await;
     let template = acme.template("Membership").await;
     let (status, customer) = acme
-        .call(
-            "POST",
-            "/customer",
-            Some(json!({ "name": "Jane Doe", "medium": "email", "email": "jane@example.com",
-                         "autoIssue": { "templateId": template, "values": { "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" } } })),
+        .onboard_auto_issue(
+            "Jane Doe",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" }),
         )
         .await;
     assert_eq!(status, 201, "{customer}");
@@ -56,7 +49,7 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
     assert_eq!(again, Accepted::Connection(connection.clone()));
     assert_eq!(wallet.connections().unwrap().len(), 1);
     let (_, onboarded) = acme
-        .call(
+        .api(
             "GET",
             &format!("/customer/{}", customer["id"].as_str().unwrap()),
             None,
@@ -82,7 +75,7 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
         && f.value == "gold"
         && f.description.as_deref() == Some("Level")));
     let (_, exchange) = acme
-        .call("GET", &format!("/credential/{}", membership.id), None)
+        .api("GET", &format!("/credential/{}", membership.id), None)
         .await;
     assert_eq!(exchange["state"], "Accepted", "the wallet acked");
 
@@ -91,7 +84,7 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
     let live = wallet.start_live().await.unwrap();
     let second_template = acme.template("Locker").await;
     let (status, _) = acme
-        .call("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": second_template, "values": { "skill": "locker 12" } })))
+        .api("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": second_template, "values": { "skill": "locker 12" } })))
         .await;
     assert_eq!(status, 201);
     events
@@ -103,16 +96,14 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
     live.stop().await;
 
     // A second issuer, whose credential must survive Acme's template deletion.
-    let globex = Org::create(&agent, "Globex").await;
+    let globex = OrgClient::create(&agent, "Globex").await;
     let globex_template = globex.template("Badge").await;
     let (_, globex_customer) = globex
-        .call(
-            "POST",
-            "/customer",
-            Some(
-                json!({ "name": "Jane", "medium": "email", "email": "jane@example.com",
-              "autoIssue": { "templateId": globex_template, "values": { "skill": "welding" } } }),
-            ),
+        .onboard_auto_issue(
+            "Jane",
+            "jane@example.com",
+            &globex_template,
+            json!({ "skill": "welding" }),
         )
         .await;
     wallet
@@ -125,7 +116,7 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
 
     // A verifier (Acme's door) asks for the membership with its level.
     let (status, verification) = acme
-        .call(
+        .api(
             "POST",
             "/verification",
             Some(json!({ "templateId": template, "requiredFields": ["level"] })),
@@ -160,7 +151,7 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
         events.all()
     );
     let (_, verified) = acme
-        .call(
+        .api(
             "GET",
             &format!("/verification/{}", verification["id"].as_str().unwrap()),
             None,
@@ -171,7 +162,7 @@ async fn a_customer_connects_receives_presents_and_loses_credentials_with_their_
 
     // Acme deletes the membership template: after the next sync it is gone, and only it.
     let (status, deleted) = acme
-        .call("DELETE", &format!("/credential/template/{template}"), None)
+        .api("DELETE", &format!("/credential/template/{template}"), None)
         .await;
     assert_eq!((status, deleted), (200, json!({ "isSuccess": true })));
     wallet.sync().await.unwrap();

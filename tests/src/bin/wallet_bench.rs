@@ -3,75 +3,47 @@
 //! credentials), and opening a wallet that holds 10,000 credentials. Bounded: it makes one
 //! organisation, a few dozen customers and 10,000 credentials, then stops.
 //!
-//! `cargo build --release -p agent && cargo run --release -p lanyard-tests --bin wallet_bench`
+//! `cargo build --release -p agent -p lanyard-tests --bins && target/release/wallet_bench`
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use lanyard_protocol::store::{KeyProtector, ProtectorError, Unlock};
+use lanyard_protocol::store::Unlock;
+use lanyard_test_support::{spawn_agent, Endpoint, FileKeyProtector, OrgClient, ADMIN_TOKEN};
 use serde_json::{json, Value};
 use wallet_core::{Accepted, Wallet};
 
-/// A stand-in for the platform keystore: a fixed key wraps the data key (no KDF, as on a
-/// phone, so opening measures the store and not Argon2).
-struct Keystore([u8; 32]);
-
-impl KeyProtector for Keystore {
-    fn wrap(&self, data_key: &[u8]) -> Result<Vec<u8>, ProtectorError> {
-        let nonce = [7u8; 24];
-        let mut out = nonce.to_vec();
-        out.extend(
-            XChaCha20Poly1305::new((&self.0).into())
-                .encrypt(XNonce::from_slice(&nonce), data_key)
-                .map_err(|_| ProtectorError("wrap".into()))?,
-        );
-        Ok(out)
-    }
-
-    fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>, ProtectorError> {
-        XChaCha20Poly1305::new((&self.0).into())
-            .decrypt(XNonce::from_slice(&wrapped[..24]), &wrapped[24..])
-            .map_err(|_| ProtectorError("unwrap".into()))
-    }
-}
-
+/// A wallet in `dir` whose data key the test keystore wraps (no KDF, as on a phone, so
+/// opening measures the store and not Argon2).
 fn open(dir: &std::path::Path) -> Wallet {
-    Wallet::builder(dir, Unlock::Protector(Arc::new(Keystore([9; 32]))))
+    Wallet::builder(dir, Unlock::Protector(Arc::new(FileKeyProtector([9; 32]))))
         .network(lanyard_protocol::net::NetPolicy::loopback())
         .open()
         .expect("the wallet opens")
 }
 
-struct Api {
+/// The agent under measurement, at `url`.
+struct Bench {
     url: String,
-    key: String,
-    client: reqwest::Client,
+    did: String,
 }
 
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
-        let response = self
-            .client
-            .request(
-                method.parse().unwrap(),
-                format!("{}/core/api/v1/programmatic{path}", self.url),
-            )
-            .header("x-api-key", &self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json::<Value>().await.unwrap()["data"].clone()
+impl Endpoint for Bench {
+    fn url(&self) -> &str {
+        &self.url
     }
+
+    fn did(&self) -> &str {
+        &self.did
+    }
+}
+
+/// Calls the programmatic API, expecting success; returns the `data`.
+async fn call(api: &OrgClient, method: &str, path: &str, body: Value) -> Value {
+    let (status, data) = api.api(method, path, Some(body)).await;
+    assert!((200..300).contains(&status), "{path}: {status} {data}");
+    data
 }
 
 fn ms(d: Duration) -> f64 {
@@ -83,53 +55,30 @@ async fn main() {
     let exe = std::env::current_exe().unwrap();
     let agent_bin = exe.with_file_name("agent");
     let data = tempfile::tempdir().unwrap();
-    let mut agent = Command::new(&agent_bin)
+    let mut command = Command::new(&agent_bin);
+    command
         .env("LANYARD_LISTEN", "127.0.0.1:0")
         .env("LANYARD_DATA_DIR", data.path())
-        .env("LANYARD_ADMIN_TOKEN", "bench-admin-token-0123456789")
+        .env("LANYARD_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("LANYARD_QUEUE_CAP", "100000")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (cargo build --release -p agent)",
-                agent_bin.display()
-            )
-        });
-    let mut lines = BufReader::new(agent.stdout.take().unwrap()).lines();
-    let url = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .trim_start_matches("listening on ")
-        .to_string();
-    let client = reqwest::Client::new();
-    let org: Value = client
-        .post(format!("{url}/admin/orgs"))
-        .bearer_auth("bench-admin-token-0123456789")
-        .json(&json!({ "name": "Bench" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api = Api {
-        url: url.clone(),
-        key: org["data"]["apiKey"].as_str().unwrap().into(),
-        client,
-    };
-    let template = api
-        .call(
-            "POST",
-            "/credential/template",
-            json!({
+        .env("RUST_LOG", "error");
+    assert!(
+        agent_bin.exists(),
+        "{}: build it first (cargo build --release -p agent)",
+        agent_bin.display()
+    );
+    let (mut agent, url, did) = spawn_agent(command);
+    let api = OrgClient::create(&Bench { url, did }, "Bench").await;
+    let template = call(
+        &api,
+        "POST",
+        "/credential/template",
+        json!({
             "templateName": "Bench", "credentialIssuer": "Bench", "credentialType": "Bench",
             "logoURL": "https://example.com/l.png", "credentialExpiration": null,
             "customFields": ["n"], "descriptions": ["N"], "numberOfCredentials": null }),
-        )
-        .await["templateId"]
+    )
+    .await["templateId"]
         .as_str()
         .unwrap()
         .to_string();
@@ -139,14 +88,14 @@ async fn main() {
     //    mediation is asked for too).
     let mut scans = Vec::new();
     for n in 0..20 {
-        let customer = api
-            .call(
-                "POST",
-                "/customer",
-                json!({ "name": format!("C{n}"), "medium": "email", "email": "c@example.com",
+        let customer = call(
+            &api,
+            "POST",
+            "/customer",
+            json!({ "name": format!("C{n}"), "medium": "email", "email": "c@example.com",
                   "autoIssue": { "templateId": template, "values": { "n": n.to_string() } } }),
-            )
-            .await;
+        )
+        .await;
         let link = customer["invitation"]["url"].as_str().unwrap().to_string();
         let wallet = open(&dirs.path().join(format!("scan-{n}")));
         wallet.set_auto_accept(true);
@@ -169,13 +118,13 @@ async fn main() {
     //    verifies and stores 1,000 credentials.
     let dir = dirs.path().join("big");
     let wallet = open(&dir);
-    let customer = api
-        .call(
-            "POST",
-            "/customer",
-            json!({ "name": "Big", "medium": "email", "email": "b@example.com" }),
-        )
-        .await;
+    let customer = call(
+        &api,
+        "POST",
+        "/customer",
+        json!({ "name": "Big", "medium": "email", "email": "b@example.com" }),
+    )
+    .await;
     wallet
         .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
         .await
@@ -185,7 +134,7 @@ async fn main() {
         let (api, template, id) = (&api, template.clone(), customer["id"].clone());
         async move {
             for n in 0..count {
-                api.call("POST", "/credential", json!({ "customerId": id, "templateId": template, "values": { "n": n.to_string() } }))
+                call(api, "POST", "/credential", json!({ "customerId": id, "templateId": template, "values": { "n": n.to_string() } }))
                     .await;
             }
         }

@@ -7,7 +7,7 @@
 //! 2. p50/p99 latency at half that rate (open loop);
 //! 3. the agent's resident memory holding 1k and 10k live WebSocket connections.
 //!
-//! `cargo build --release -p agent && ulimit -n 65536 && target/release/loadgen`
+//! `cargo build --release -p agent -p lanyard-loadgen && ulimit -n 65536 && target/release/loadgen`
 //! (with RUST_BACKTRACE unset). Options: `--forwards N` (default 20000), `--phones N`
 //! (100), `--concurrency N` (64), `--connections N,N` (1000,10000).
 
@@ -92,7 +92,7 @@ fn start_agent() -> Result<Agent, String> {
         .spawn()
         .map_err(|e| {
             format!(
-                "{}: {e} (build it with cargo build --release -p agent)",
+                "{}: {e} (build it with cargo build --release -p agent -p lanyard-loadgen)",
                 binary.display()
             )
         })?;

@@ -1,0 +1,27 @@
+//! The storage conformance suites (lanyard-test-support's `mediator_storage_tests!`,
+//! `invitation_store_tests!` and `issuer_storage_tests!`) against the sled backends, each test
+//! on a fresh store in a temporary folder. A later backend invokes the same macros.
+
+use std::time::Duration;
+
+use agent::issuer::store::SledIssuerStorage;
+use agent::storage::SledStorage;
+
+/// A fresh sled mediator store, committing every write at once.
+fn sled_mediator() -> (tempfile::TempDir, SledStorage) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStorage::open(&dir.path().join("mediator"), Duration::ZERO).unwrap();
+    (dir, store)
+}
+
+/// A fresh sled issuer store under a fixed data key.
+fn sled_issuer() -> (tempfile::TempDir, SledIssuerStorage) {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        SledIssuerStorage::open(&dir.path().join("issuer"), Duration::ZERO, &[7; 32]).unwrap();
+    (dir, store)
+}
+
+lanyard_test_support::mediator_storage_tests!(sled_mediator());
+lanyard_test_support::invitation_store_tests!(sled_mediator());
+lanyard_test_support::issuer_storage_tests!(sled_issuer());
