@@ -17,29 +17,46 @@ use zeroize::Zeroizing;
 
 uniffi::setup_scaffolding!();
 
-/// What went wrong, in words an app can show. Each variant is one kind of failure.
+/// What went wrong, in words an app can show. Each variant is one kind of failure; the
+/// message is the wallet's, fit to show. Two kinds are transient, worth offering "try again":
+/// [`LanyardError::Unreachable`] and [`LanyardError::Busy`]
+/// ([`LanyardError::is_transient`]); every other kind gives the same answer until the input
+/// or the wallet's state changes.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]
 pub enum LanyardError {
+    /// The text is not an invitation the wallet can use.
     #[error("{0}")]
     InvalidInvitation(String),
+    /// The invitation has expired.
     #[error("{0}")]
     InvitationExpired(String),
+    /// The single-use invitation was already used.
     #[error("{0}")]
     InvitationUsed(String),
+    /// The agent or a peer could not be reached (no network, a timeout): transient.
     #[error("{0}")]
     Unreachable(String),
+    /// A peer refused, or an address the wallet's network policy does not allow.
     #[error("{0}")]
     Refused(String),
+    /// No offer, credential or request has this id.
     #[error("{0}")]
     NotFound(String),
+    /// The offer or request is not in a state that allows this step.
     #[error("{0}")]
     WrongState(String),
+    /// A received credential did not verify.
     #[error("{0}")]
     BadCredential(String),
     /// The store could not be opened or written (a wrong passphrase is one of these).
     #[error("{0}")]
     Storage(String),
+    /// The store is held by another open of the same wallet (another process, or a wallet
+    /// not yet released): transient.
+    #[error("{0}")]
+    Busy(String),
+    /// A DIDComm message could not be read or written.
     #[error("{0}")]
     Message(String),
     /// The platform's key protector failed.
@@ -47,10 +64,19 @@ pub enum LanyardError {
     KeyProtector(String),
 }
 
+impl LanyardError {
+    /// Whether the same call may succeed if tried again later, unchanged (the wallet's
+    /// [`core::WalletError::is_transient`], carried by the variant).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LanyardError::Unreachable(_) | LanyardError::Busy(_))
+    }
+}
+
 impl From<core::WalletError> for LanyardError {
     fn from(error: core::WalletError) -> Self {
         use core::WalletError as E;
         let message = error.to_string();
+        let transient = error.is_transient();
         match error {
             E::InvalidInvitation(_) => LanyardError::InvalidInvitation(message),
             E::InvitationExpired(_) => LanyardError::InvitationExpired(message),
@@ -61,7 +87,9 @@ impl From<core::WalletError> for LanyardError {
             E::NotFound { .. } => LanyardError::NotFound(message),
             E::WrongState { .. } => LanyardError::WrongState(message),
             E::BadCredential(_) => LanyardError::BadCredential(message),
+            E::Storage(_) if transient => LanyardError::Busy(message),
             E::Storage(_) => LanyardError::Storage(message),
+            E::KeyProtector(_) => LanyardError::KeyProtector(message),
             E::Message(_) => LanyardError::Message(message),
         }
     }
@@ -449,16 +477,6 @@ fn net_policy(options: NetworkOptions) -> Result<lanyard_protocol::net::NetPolic
     })
 }
 
-fn protector_error(e: core::WalletError) -> LanyardError {
-    match e {
-        core::WalletError::Storage(lanyard_protocol::store::StoreError::ProtectorFailed(_))
-        | core::WalletError::Storage(lanyard_protocol::store::StoreError::ProtectorWrongKey) => {
-            LanyardError::KeyProtector(e.to_string())
-        }
-        other => other.into(),
-    }
-}
-
 /// A customer's wallet.
 #[derive(uniffi::Object)]
 pub struct LanyardWallet {
@@ -498,8 +516,7 @@ impl LanyardWallet {
             Unlock::Protector(Arc::new(Protector(protector))),
         )
         .network(net_policy(network)?)
-        .open()
-        .map_err(protector_error)?;
+        .open()?;
         Ok(LanyardWallet::new(wallet))
     }
 
@@ -698,6 +715,101 @@ mod tests {
         assert!(lift(vec![0, 0]).contains("without its length"));
         assert!(lift(vec![0, 0, 0, 3, 1, 2]).contains("of 3 bytes holds 2"));
         assert!(lift(vec![0, 0, 0, 1, 1, 2]).contains("1 bytes left"));
+    }
+
+    /// The platform keystore as an app implements it: wraps by copying, or refuses.
+    struct Keystore {
+        refuse: bool,
+    }
+
+    impl KeyProtector for Keystore {
+        fn wrap(&self, data_key: SecretBytes) -> Result<Vec<u8>, KeyProtectorError> {
+            Ok(data_key.into_inner())
+        }
+        fn unwrap(&self, wrapped: Vec<u8>) -> Result<SecretBytes, KeyProtectorError> {
+            if self.refuse {
+                return Err(KeyProtectorError::Failed {
+                    reason: "the device is locked".into(),
+                });
+            }
+            Ok(SecretBytes::new(Zeroizing::new(wrapped)))
+        }
+    }
+
+    fn open(dir: &std::path::Path, refuse: bool) -> Result<Arc<LanyardWallet>, LanyardError> {
+        LanyardWallet::open_with_network(
+            dir.to_string_lossy().into_owned(),
+            Arc::new(Keystore { refuse }),
+            NetworkOptions {
+                allow_loopback: true,
+                allow: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_wallet_held_by_another_open_is_busy_and_transient() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = open(dir.path(), false).unwrap();
+        let error = open(dir.path(), false).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(error, LanyardError::Busy(ref m) if m.contains("could not acquire lock")),
+            "{error:?}"
+        );
+        assert!(error.is_transient());
+    }
+
+    #[test]
+    fn an_unreachable_agent_is_transient() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = open(dir.path(), false).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let error = runtime
+            .block_on(wallet.accept_invitation("http://127.0.0.1:9/i/abcdefabcdef".into()))
+            .unwrap_err();
+        assert!(
+            matches!(error, LanyardError::Unreachable(ref m)
+                if m.starts_with("Cannot reach http://127.0.0.1:9/i/abcdefabcdef")),
+            "{error:?}"
+        );
+        assert!(error.is_transient());
+    }
+
+    #[test]
+    fn a_refusing_key_protector_and_an_unknown_id_are_permanent() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = open(dir.path(), false).unwrap();
+        let error = wallet.credential("urn:uuid:no-such".into()).unwrap_err();
+        assert!(
+            matches!(error, LanyardError::NotFound(ref m)
+                if m == "No credential has the id urn:uuid:no-such."),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+        drop(wallet);
+
+        let error = open(dir.path(), true).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(error, LanyardError::KeyProtector(ref m)
+                if m.ends_with("the platform key protector failed: the device is locked")),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+        // A passphrase on a keystore-protected wallet: the store's error, permanent.
+        let error = LanyardWallet::open_with_passphrase(
+            dir.path().to_string_lossy().into_owned(),
+            "a passphrase".into(),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(
+            matches!(error, LanyardError::Storage(ref m) if m.contains("opened with a passphrase")),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
     }
 
     #[test]
