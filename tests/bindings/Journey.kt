@@ -6,6 +6,7 @@
 // Usage: Journey <agent url> <organisation API key> <work dir>
 
 import app.lanyard.wallet.*
+import app.lanyard.wallet.core.WalletEvent
 import java.net.URI
 import java.net.http.HttpClient
 import java.net.http.HttpRequest
@@ -155,5 +156,7 @@ fun main(args: Array<String>) = runBlocking {
     expectError("WrongState") { wallet.present(request.request.id, listOf(credential.id)) }
     expectError("KeyProtector") { LanyardWallet.open("$work/wallet", Keystore(fail = true)) }
     expectError("Storage") { LanyardWallet.openWithPassphrase("$work/wallet", "a passphrase") }
+    // The wallet is still open: a second open of its store is refused for now (transient).
+    expectError("Busy") { LanyardWallet.open("$work/wallet", Keystore()) }
     step("done")
 }

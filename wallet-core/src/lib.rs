@@ -14,6 +14,9 @@ mod live;
 mod process;
 mod records;
 
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -667,11 +670,7 @@ impl Wallet {
         Ok(all
             .into_iter()
             .map(|request| {
-                let matching = credentials
-                    .iter()
-                    .filter(|c| request.matches(c))
-                    .map(|c| c.id.clone())
-                    .collect();
+                let matching = request.matching(&credentials);
                 (request, matching)
             })
             .collect())
