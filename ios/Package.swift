@@ -1,6 +1,7 @@
 // swift-tools-version:5.9
 // The Swift package over Lanyard's wallet core: the generated uniffi bindings
-// (Sources/LanyardWallet/LanyardWallet.swift, made by build-xcframework.sh), the static Rust
+// (Sources/LanyardWallet/LanyardWallet.swift and wallet_core.swift, made by
+// build-xcframework.sh), the static Rust
 // library as an XCFramework, and a Keychain-backed KeyProtector.
 import PackageDescription
 

@@ -14,7 +14,7 @@ gen=target/bindings/swift
 headers=target/ios/headers
 rm -rf "$headers" target/ios/sim ios/LanyardWalletFFI.xcframework
 mkdir -p "$headers" target/ios/sim
-cp "$gen/LanyardWalletFFI.h" "$headers/"
+cp "$gen/LanyardWalletFFI.h" "$gen/wallet_coreFFI.h" "$headers/"
 cp "$gen/LanyardWalletFFI.modulemap" "$headers/module.modulemap"
 # One simulator library for both simulator architectures.
 lipo -create \
@@ -25,5 +25,6 @@ xcodebuild -create-xcframework \
   -library target/aarch64-apple-ios/mobile/liblanyard_ffi.a -headers "$headers" \
   -library target/ios/sim/liblanyard_ffi.a -headers "$headers" \
   -output ios/LanyardWalletFFI.xcframework
-cp "$gen/LanyardWallet.swift" ios/Sources/LanyardWallet/LanyardWallet.swift
-echo "ios/LanyardWalletFFI.xcframework and ios/Sources/LanyardWallet/LanyardWallet.swift are ready"
+# The wallet's API and the wallet-core records it uses (WalletEvent), one Swift module.
+cp "$gen/LanyardWallet.swift" "$gen/wallet_core.swift" ios/Sources/LanyardWallet/
+echo "ios/LanyardWalletFFI.xcframework and ios/Sources/LanyardWallet/{LanyardWallet,wallet_core}.swift are ready"

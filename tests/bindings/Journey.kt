@@ -6,6 +6,7 @@
 // Usage: Journey <agent url> <organisation API key> <work dir>
 
 import app.lanyard.wallet.*
+import app.lanyard.wallet.core.WalletEvent
 import java.net.URI
 import java.net.http.HttpClient
 import java.net.http.HttpRequest
@@ -100,7 +101,8 @@ fun main(args: Array<String>) = runBlocking {
     key = args[1]
     val work = args[2]
     // The agent runs on this machine: loopback is allowed, as in development.
-    val wallet = LanyardWallet.openWithNetwork("$work/wallet", Keystore(), NetworkOptions(allowLoopback = true, allow = listOf()))
+    val keystore = Keystore()
+    val wallet = LanyardWallet.openWithNetwork("$work/wallet", keystore, NetworkOptions(allowLoopback = true, allow = listOf()))
     val events = Events()
     wallet.setListener(events)
 
@@ -155,5 +157,7 @@ fun main(args: Array<String>) = runBlocking {
     expectError("WrongState") { wallet.present(request.request.id, listOf(credential.id)) }
     expectError("KeyProtector") { LanyardWallet.open("$work/wallet", Keystore(fail = true)) }
     expectError("Storage") { LanyardWallet.openWithPassphrase("$work/wallet", "a passphrase") }
+    // The wallet is still open: a second open of its store is refused for now (transient).
+    expectError("Busy") { LanyardWallet.open("$work/wallet", keystore) }
     step("done")
 }

@@ -181,6 +181,8 @@ async def main():
     await expect_error("Message", lambda: wallet.accept_invitation(json.dumps(mute)))
     await expect_error("KeyProtector", lambda: lf.LanyardWallet.open(os.path.join(WORK, "wallet"), Keystore(fail=True)))
     await expect_error("Storage", lambda: lf.LanyardWallet.open_with_passphrase(os.path.join(WORK, "wallet"), "a passphrase"))
+    # The wallet is still open: a second open of its store is refused for now (transient).
+    await expect_error("Busy", lambda: lf.LanyardWallet.open(os.path.join(WORK, "wallet"), keystore))
     step("done")
 
 

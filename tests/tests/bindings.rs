@@ -9,9 +9,11 @@ use std::process::Command;
 
 use support::{binary, AgentProcess, OrgClient};
 
-/// Generates the bindings for `language` from the built library into `out`.
+/// Generates the bindings for `language` from the built library into `out`, as
+/// `scripts/generate-bindings.sh` does (each crate's own uniffi.toml; Swift by uniffi's
+/// Swift generator, for the one module map over both components' headers).
 fn generate(language: &str, out: &Path) -> std::path::PathBuf {
-    // The library and the generator, built as the README's script builds them (a no-op when
+    // The library and the generators, built as the README's script builds them (a no-op when
     // they are up to date).
     let status = Command::new(env!("CARGO"))
         .args(["build", "-p", "lanyard-ffi", "--features", "bindgen"])
@@ -20,13 +22,25 @@ fn generate(language: &str, out: &Path) -> std::path::PathBuf {
     assert!(status.success(), "building lanyard-ffi");
     let library = binary("uniffi-bindgen").with_file_name("liblanyard_ffi.so");
     assert!(library.exists(), "{}", library.display());
-    let status = Command::new(binary("uniffi-bindgen"))
-        .args(["generate", "--library"])
-        .arg(&library)
-        .args(["--language", language, "--no-format", "--out-dir"])
-        .arg(out)
-        .status()
-        .unwrap();
+    let status = if language == "swift" {
+        // Built with uniffi-bindgen (the same feature) just above.
+        Command::new(binary("uniffi-bindgen").with_file_name("uniffi-bindgen-swift"))
+            .args(["--swift-sources", "--headers", "--modulemap"])
+            .args(["--module-name", "LanyardWalletFFI"])
+            .args(["--modulemap-filename", "LanyardWalletFFI.modulemap"])
+            .arg(&library)
+            .arg(out)
+            .status()
+            .unwrap()
+    } else {
+        Command::new(binary("uniffi-bindgen"))
+            .args(["generate", "--library"])
+            .arg(&library)
+            .args(["--language", language, "--no-format", "--out-dir"])
+            .arg(out)
+            .status()
+            .unwrap()
+    };
     assert!(status.success(), "generating the {language} bindings");
     library
 }
@@ -62,7 +76,7 @@ async fn python_drives_the_whole_journey_through_the_bindings() {
     }
     let kinds = stdout.matches("\"step\": \"error\"").count();
     assert_eq!(
-        kinds, 11,
+        kinds, 12,
         "every error kind but BadCredential (which needs a hostile issuer; tests/attacks.rs \
          provokes it through the Rust API), and the metadata address refused, from \
          Python:\n{stdout}"
@@ -101,10 +115,14 @@ async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("kotlin");
     let library = generate("kotlin", &out);
-    let bindings = out.join("app/lanyard/wallet/lanyard_ffi.kt");
+    // The wallet's API, and wallet-core's records in their own package (WalletEvent).
+    let bindings = [
+        out.join("app/lanyard/wallet/lanyard_ffi.kt"),
+        out.join("app/lanyard/wallet/core/wallet_core.kt"),
+    ];
     let jar = work.path().join("journey.jar");
     let compiled = Command::new(&kotlinc)
-        .arg(&bindings)
+        .args(&bindings)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bindings/Journey.kt"))
         .arg("-cp")
         .arg(format!("{}:{}", jna.display(), coroutines.display()))
@@ -152,30 +170,44 @@ async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
     }
     assert_eq!(
         stdout.matches("step error ").count(),
-        11,
+        12,
         "every error kind but BadCredential, and the metadata address refused:\n{stdout}"
     );
 }
 
-/// No Swift compiler runs here: the Swift bindings are generated, their C header is compiled
-/// (syntax) with the system C compiler, and the generated Swift is checked to declare what the
+/// No Swift compiler runs here: the Swift bindings are generated, their C headers are compiled
+/// (syntax) with the system C compiler under the one module map, and the generated Swift is checked to declare what the
 /// package's Keychain protector and the sample app call.
 #[test]
 fn swift_bindings_are_generated_and_their_header_compiles() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("swift");
     generate("swift", &out);
-    let swift = std::fs::read_to_string(out.join("LanyardWallet.swift")).unwrap();
-    // Compared without whitespace: the generator's spacing is not part of the API.
-    let swift_compact: String = swift.split_whitespace().collect();
+    // One Swift module: the wallet's API and the wallet-core records it uses (WalletEvent).
+    let swift = std::fs::read_to_string(out.join("LanyardWallet.swift")).unwrap()
+        + &std::fs::read_to_string(out.join("wallet_core.swift")).unwrap();
+    // Compared without whitespace and doc comments: the generator's spacing and the docs (which
+    // it writes between a case's parameters) are not part of the API.
+    let swift_compact: String = without_doc_comments(&swift).split_whitespace().collect();
     let header = out.join("LanyardWalletFFI.h");
     let modulemap = std::fs::read_to_string(out.join("LanyardWalletFFI.modulemap")).unwrap();
-    assert!(modulemap.contains("LanyardWalletFFI.h"), "{modulemap}");
-    // Clang's nullability qualifiers are defined away for the system's GCC.
+    assert!(
+        modulemap.contains("module LanyardWalletFFI")
+            && modulemap.contains("header \"LanyardWalletFFI.h\"")
+            && modulemap.contains("header \"wallet_coreFFI.h\""),
+        "one module map over both headers: {modulemap}"
+    );
+    assert!(
+        !out.join("wallet_coreFFI.modulemap").exists(),
+        "a second module map would declare LanyardWalletFFI twice"
+    );
+    // Both headers in one translation unit, as the module map includes them. Clang's
+    // nullability qualifiers are defined away for the system's GCC.
     let main = out.join("check.c");
     std::fs::write(
         &main,
-        "#include \"LanyardWalletFFI.h\"\nint main(void) { return 0; }\n",
+        "#include \"LanyardWalletFFI.h\"\n#include \"wallet_coreFFI.h\"\n\
+         int main(void) { return 0; }\n",
     )
     .unwrap();
     let compiled = Command::new("cc")
@@ -201,6 +233,7 @@ fn swift_bindings_are_generated_and_their_header_compiles() {
         "func acceptInvitation(text: String) async throws  -> AcceptedInvitation",
         "func present(requestId: String, credentialIds: [String]) async throws",
         "func sync() async throws  -> SyncSummary",
+        "public enum WalletEvent",
         "case credentialsRemoved(templateId: String?, count: UInt64",
         "case Failed(reason: String",
         "case KeyProtector(message: String",
@@ -211,4 +244,19 @@ fn swift_bindings_are_generated_and_their_header_compiles() {
             "the Swift bindings lack {declaration:?}"
         );
     }
+}
+
+/// `swift` without its `/** ... */` doc comments.
+fn without_doc_comments(swift: &str) -> String {
+    let mut out = String::with_capacity(swift.len());
+    let mut rest = swift;
+    while let Some(start) = rest.find("/**") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("*/")
+            .unwrap_or_else(|| panic!("an unclosed doc comment in the Swift bindings"));
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -8,16 +8,21 @@
 //! handler is idempotent, so a crash at any point is repaired by the next `sync`: a message is
 //! acknowledged to the mediator only after what it changed is stored.
 
+mod error;
 mod invitation;
 mod live;
 mod process;
 mod records;
+
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+pub use self::error::WalletError;
 pub use self::invitation::OOB_INVITATION;
 /// The invitation reader behind [`Wallet::accept_invitation`], for the fuzz targets in `fuzz/`;
 /// not part of the API.
@@ -29,7 +34,7 @@ pub use self::records::{
     StoredCredential, SyncReport, WalletEvent,
 };
 use lanyard_protocol::did::{did_peer_2, resolve_local, HttpResolver, PeerDidSpec, PeerService};
-use lanyard_protocol::didcomm::{DidComm, DidCommError, Message, ENCRYPTED_TYP};
+use lanyard_protocol::didcomm::{DidComm, Message, ENCRYPTED_TYP};
 use lanyard_protocol::encoding::b64u_decode;
 use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
 use lanyard_protocol::net::{HttpClient, NetError, NetPolicy, Request};
@@ -56,39 +61,6 @@ const REQUESTS: &str = "requests";
 const PICKUP_BATCH: u64 = 50;
 /// Largest answer to the short-URL and mediator-document fetches.
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
-
-/// What went wrong, in words an app can show a customer.
-#[derive(Debug, thiserror::Error)]
-pub enum WalletError {
-    #[error("This is not an invitation Lanyard can use: {0}")]
-    InvalidInvitation(String),
-    #[error("This invitation expired at {0}.")]
-    InvitationExpired(String),
-    #[error("This invitation was already used.")]
-    InvitationUsed,
-    #[error("Cannot reach {0}. Check the connection and try again.")]
-    Unreachable(String),
-    /// An address the wallet's network policy does not let it fetch (a private or loopback
-    /// host, plain http, a redirect, an oversized answer).
-    #[error("{0}")]
-    NotAllowed(NetError),
-    #[error("{0} refused: {1}")]
-    Refused(String, String),
-    #[error("No {what} has the id {id}.")]
-    NotFound { what: &'static str, id: String },
-    #[error("The {what} {id} cannot be used now: {why}")]
-    WrongState {
-        what: &'static str,
-        id: String,
-        why: String,
-    },
-    #[error("The credential was refused: {0}")]
-    BadCredential(String),
-    #[error("The wallet's storage failed: {0}")]
-    Storage(#[from] StoreError),
-    #[error("A message could not be read or written: {0}")]
-    Message(#[from] DidCommError),
-}
 
 /// Hears what happens in the wallet (implemented by the app, in Swift or Kotlin).
 pub trait WalletListener: Send + Sync {
@@ -698,11 +670,7 @@ impl Wallet {
         Ok(all
             .into_iter()
             .map(|request| {
-                let matching = credentials
-                    .iter()
-                    .filter(|c| request.matches(c))
-                    .map(|c| c.id.clone())
-                    .collect();
+                let matching = request.matching(&credentials);
                 (request, matching)
             })
             .collect())

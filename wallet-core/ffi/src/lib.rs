@@ -9,6 +9,8 @@
 //! keystore wrap is; the Rust side keeps it zeroizing). Private signing and agreement keys
 //! never cross: they stay in wallet-core's key ring.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::sync::{Arc, Mutex};
 
 use lanyard_protocol::store::{ProtectorError, Unlock};
@@ -17,29 +19,46 @@ use zeroize::Zeroizing;
 
 uniffi::setup_scaffolding!();
 
-/// What went wrong, in words an app can show. Each variant is one kind of failure.
+/// What went wrong, in words an app can show. Each variant is one kind of failure; the
+/// message is the wallet's, fit to show. Two kinds are transient, worth offering "try again":
+/// [`LanyardError::Unreachable`] and [`LanyardError::Busy`]
+/// ([`LanyardError::is_transient`]); every other kind gives the same answer until the input
+/// or the wallet's state changes.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]
 pub enum LanyardError {
+    /// The text is not an invitation the wallet can use.
     #[error("{0}")]
     InvalidInvitation(String),
+    /// The invitation has expired.
     #[error("{0}")]
     InvitationExpired(String),
+    /// The single-use invitation was already used.
     #[error("{0}")]
     InvitationUsed(String),
+    /// The agent or a peer could not be reached (no network, a timeout): transient.
     #[error("{0}")]
     Unreachable(String),
+    /// A peer refused, or an address the wallet's network policy does not allow.
     #[error("{0}")]
     Refused(String),
+    /// No offer, credential or request has this id.
     #[error("{0}")]
     NotFound(String),
+    /// The offer or request is not in a state that allows this step.
     #[error("{0}")]
     WrongState(String),
+    /// A received credential did not verify.
     #[error("{0}")]
     BadCredential(String),
     /// The store could not be opened or written (a wrong passphrase is one of these).
     #[error("{0}")]
     Storage(String),
+    /// The store is held by another open of the same wallet (another process, or a wallet
+    /// not yet released): transient.
+    #[error("{0}")]
+    Busy(String),
+    /// A DIDComm message could not be read or written.
     #[error("{0}")]
     Message(String),
     /// The platform's key protector failed.
@@ -47,10 +66,19 @@ pub enum LanyardError {
     KeyProtector(String),
 }
 
+impl LanyardError {
+    /// Whether the same call may succeed if tried again later, unchanged (the wallet's
+    /// [`core::WalletError::is_transient`], carried by the variant).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LanyardError::Unreachable(_) | LanyardError::Busy(_))
+    }
+}
+
 impl From<core::WalletError> for LanyardError {
     fn from(error: core::WalletError) -> Self {
         use core::WalletError as E;
         let message = error.to_string();
+        let transient = error.is_transient();
         match error {
             E::InvalidInvitation(_) => LanyardError::InvalidInvitation(message),
             E::InvitationExpired(_) => LanyardError::InvitationExpired(message),
@@ -61,7 +89,9 @@ impl From<core::WalletError> for LanyardError {
             E::NotFound { .. } => LanyardError::NotFound(message),
             E::WrongState { .. } => LanyardError::WrongState(message),
             E::BadCredential(_) => LanyardError::BadCredential(message),
+            E::Storage(_) if transient => LanyardError::Busy(message),
             E::Storage(_) => LanyardError::Storage(message),
+            E::KeyProtector(_) => LanyardError::KeyProtector(message),
             E::Message(_) => LanyardError::Message(message),
         }
     }
@@ -70,8 +100,12 @@ impl From<core::WalletError> for LanyardError {
 /// Why the platform keystore could not wrap or unwrap (raised by the app's implementation).
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum KeyProtectorError {
+    /// The keystore failed; `reason` says how (shown in the wallet's error).
     #[error("{reason}")]
-    Failed { reason: String },
+    Failed {
+        /// What the keystore reported.
+        reason: String,
+    },
 }
 
 /// The store's data key on its way to or from the platform keystore. It crosses the boundary
@@ -85,6 +119,7 @@ pub enum KeyProtectorError {
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
 
 impl SecretBytes {
+    /// The key, held zeroizing.
     pub fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBytes {
         SecretBytes(bytes)
     }
@@ -155,7 +190,10 @@ uniffi::derive_ffi_traits!(blanket SecretBytes);
 /// platform keeps (Keychain / Secure Enclave, Android Keystore).
 #[uniffi::export(with_foreign)]
 pub trait KeyProtector: Send + Sync {
+    /// Encrypts the store's data key with the platform's key; the result is kept in the
+    /// store's header.
     fn wrap(&self, data_key: SecretBytes) -> Result<Vec<u8>, KeyProtectorError>;
+    /// Returns the data key from what [`KeyProtector::wrap`] produced.
     fn unwrap(&self, wrapped: Vec<u8>) -> Result<SecretBytes, KeyProtectorError>;
 }
 
@@ -179,36 +217,36 @@ impl lanyard_protocol::store::KeyProtector for Protector {
     }
 }
 
-/// A field of a credential or an offer. `Debug` redacts the value.
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
-pub struct Field {
-    pub name: String,
-    pub value: String,
-    /// What the field means, from the issuer's template.
-    pub description: Option<String>,
-}
+/// A field of a credential or an offer: the wallet's own record (its uniffi derive, named
+/// `Field` in the apps). `Debug` redacts the value.
+pub use wallet_core::CredentialField as Field;
 
-lanyard_protocol::redacted_debug!(Field {
-    shown: [name, description],
-    redacted: [value],
-});
-
+/// A connection with an organisation, as the app shows it (the wallet's record without the
+/// pairwise DIDs).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct ConnectionInfo {
+    /// The connection's id.
     pub id: String,
     /// The organisation's name.
     pub label: String,
+    /// What the invitation said it is for.
     pub goal: Option<String>,
+    /// When it was made (Unix seconds).
     pub created_at: u64,
 }
 
 /// An offer. `Debug` redacts the comment and the fields' values.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OfferInfo {
+    /// The offer's id (to accept or decline it).
     pub id: String,
+    /// The organisation's name.
     pub issuer_name: String,
+    /// What the issuer wrote with the offer.
     pub comment: Option<String>,
+    /// The offered fields, with their template descriptions.
     pub fields: Vec<Field>,
+    /// When it arrived (Unix seconds).
     pub received_at: u64,
 }
 
@@ -220,14 +258,23 @@ lanyard_protocol::redacted_debug!(OfferInfo {
 /// A stored credential. `Debug` redacts the fields' values and the signed credential.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CredentialInfo {
+    /// The credential's id (`urn:uuid:...`).
     pub id: String,
+    /// The credential's name, as the issuer gave it.
     pub name: Option<String>,
+    /// The organisation's name.
     pub issuer_name: String,
+    /// The issuer's DID, which signed it.
     pub issuer_did: String,
+    /// The issuer's template it was made from, when it says.
     pub template_id: Option<String>,
+    /// The subject's fields, in the credential's order.
     pub fields: Vec<Field>,
+    /// Valid from (Unix seconds), when it says.
     pub valid_from: Option<u64>,
+    /// Valid until (Unix seconds), when it says.
     pub valid_until: Option<u64>,
+    /// When it was stored (Unix seconds).
     pub stored_at: u64,
     /// The signed credential as JSON, for display or export.
     pub json: String,
@@ -248,8 +295,11 @@ lanyard_protocol::redacted_debug!(CredentialInfo {
     redacted: [json],
 });
 
+/// A verifier's request waiting for the customer's answer, with the credentials that can
+/// answer it.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct PresentationRequestInfo {
+    /// The request's id (to present or decline).
     pub id: String,
     /// What the verifier calls itself (the invitation's label): a claim, not proven. Show it
     /// beside `verified_domain`.
@@ -261,120 +311,55 @@ pub struct PresentationRequestInfo {
     /// `domain` when the wallet checked that the verifier is reached through that host (its
     /// DIDComm endpoint, or its did:web); null when the request's domain is not the verifier's.
     pub verified_domain: Option<String>,
+    /// Why the verifier asks, in its words.
     pub purpose: String,
+    /// The template whose credentials can answer.
     pub template_id: String,
+    /// The fields the answer discloses.
     pub required_fields: Vec<String>,
     /// The stored credentials that can answer it.
     pub matching_credential_ids: Vec<String>,
+    /// Where the request stands: `Pending` (the lists hold only these), `Sent`, `Verified`,
+    /// `Failed` or `Declined`.
     pub state: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct SyncSummary {
-    pub processed: u64,
-    pub duplicates: u64,
-    pub refused: u64,
-}
+/// What a sync did: the wallet's own record (its uniffi derive, named `SyncSummary` in the
+/// apps).
+pub use wallet_core::SyncReport as SyncSummary;
 
 /// What accepting an invitation led to.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum AcceptedInvitation {
-    Connection { connection: ConnectionInfo },
-    PresentationRequest { request: PresentationRequestInfo },
+    /// A connection with the inviting organisation.
+    Connection {
+        /// The connection.
+        connection: ConnectionInfo,
+    },
+    /// A verifier's request, waiting for the customer's answer.
+    PresentationRequest {
+        /// The request.
+        request: PresentationRequestInfo,
+    },
 }
 
-/// What the app hears.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
-pub enum WalletEvent {
-    ConnectionEstablished {
-        connection_id: String,
-        label: String,
-    },
-    OfferReceived {
-        offer_id: String,
-        issuer_name: String,
-    },
-    CredentialStored {
-        credential_id: String,
-        issuer_name: String,
-    },
-    CredentialsRemoved {
-        template_id: Option<String>,
-        count: u64,
-    },
-    PresentationRequested {
-        request_id: String,
-        verifier_name: String,
-    },
-    PresentationSent {
-        request_id: String,
-    },
-    PresentationResult {
-        request_id: String,
-        verified: bool,
-        reasons: Vec<String>,
-    },
-    Problem {
-        message: String,
-    },
-}
+/// What the app hears: the wallet's own event type (its uniffi derive, wallet-core's
+/// `uniffi` feature).
+pub use wallet_core::WalletEvent;
 
 /// Hears the wallet's events (implemented by the app).
 #[uniffi::export(with_foreign)]
 pub trait WalletListener: Send + Sync {
+    /// Called for each event, on the thread the wallet's work runs on: return quickly.
     fn on_event(&self, event: WalletEvent);
 }
 
+/// Adapts the foreign listener to wallet-core's.
 struct Listener(Arc<dyn WalletListener>);
 
 impl core::WalletListener for Listener {
-    fn on_event(&self, event: core::WalletEvent) {
-        use core::WalletEvent as E;
-        self.0.on_event(match event {
-            E::ConnectionEstablished {
-                connection_id,
-                label,
-            } => WalletEvent::ConnectionEstablished {
-                connection_id,
-                label,
-            },
-            E::OfferReceived {
-                offer_id,
-                issuer_name,
-            } => WalletEvent::OfferReceived {
-                offer_id,
-                issuer_name,
-            },
-            E::CredentialStored {
-                credential_id,
-                issuer_name,
-            } => WalletEvent::CredentialStored {
-                credential_id,
-                issuer_name,
-            },
-            E::CredentialsRemoved { template_id, count } => WalletEvent::CredentialsRemoved {
-                template_id,
-                count: count as u64,
-            },
-            E::PresentationRequested {
-                request_id,
-                verifier_name,
-            } => WalletEvent::PresentationRequested {
-                request_id,
-                verifier_name,
-            },
-            E::PresentationSent { request_id } => WalletEvent::PresentationSent { request_id },
-            E::PresentationResult {
-                request_id,
-                verified,
-                reasons,
-            } => WalletEvent::PresentationResult {
-                request_id,
-                verified,
-                reasons,
-            },
-            E::Problem { message } => WalletEvent::Problem { message },
-        });
+    fn on_event(&self, event: WalletEvent) {
+        self.0.on_event(event);
     }
 }
 
@@ -398,7 +383,7 @@ fn request_info(r: core::RequestRecord, matching: Vec<String>) -> PresentationRe
         template_id: r.template_id,
         required_fields: r.required_fields,
         matching_credential_ids: matching,
-        state: format!("{:?}", r.state),
+        state: r.state.name().to_string(),
     }
 }
 
@@ -410,15 +395,7 @@ fn credential_info(c: core::StoredCredential) -> CredentialInfo {
         issuer_name: c.issuer_name,
         issuer_did: c.issuer_did,
         template_id: c.template_id,
-        fields: c
-            .fields
-            .into_iter()
-            .map(|f| Field {
-                name: f.name,
-                value: f.value,
-                description: f.description,
-            })
-            .collect(),
+        fields: c.fields,
         valid_from: c.valid_from,
         valid_until: c.valid_until,
         stored_at: c.stored_at,
@@ -447,16 +424,6 @@ fn net_policy(options: NetworkOptions) -> Result<lanyard_protocol::net::NetPolic
         allow,
         ..lanyard_protocol::net::NetPolicy::default()
     })
-}
-
-fn protector_error(e: core::WalletError) -> LanyardError {
-    match e {
-        core::WalletError::Storage(lanyard_protocol::store::StoreError::ProtectorFailed(_))
-        | core::WalletError::Storage(lanyard_protocol::store::StoreError::ProtectorWrongKey) => {
-            LanyardError::KeyProtector(e.to_string())
-        }
-        other => other.into(),
-    }
 }
 
 /// A customer's wallet.
@@ -498,8 +465,7 @@ impl LanyardWallet {
             Unlock::Protector(Arc::new(Protector(protector))),
         )
         .network(net_policy(network)?)
-        .open()
-        .map_err(protector_error)?;
+        .open()?;
         Ok(LanyardWallet::new(wallet))
     }
 
@@ -513,6 +479,7 @@ impl LanyardWallet {
         Ok(LanyardWallet::new(wallet))
     }
 
+    /// Sets who hears the wallet's events (none: nobody).
     pub fn set_listener(&self, listener: Option<Arc<dyn WalletListener>>) {
         self.inner.set_listener(
             listener
@@ -522,6 +489,7 @@ impl LanyardWallet {
         *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = listener;
     }
 
+    /// Whether offers are accepted as they arrive (otherwise they wait for the customer).
     pub fn set_auto_accept(&self, on: bool) {
         self.inner.set_auto_accept(on);
     }
@@ -536,13 +504,7 @@ impl LanyardWallet {
                 connection: connection_info(c),
             },
             core::Accepted::PresentationRequest(r) => {
-                let matching = self
-                    .inner
-                    .presentation_requests()?
-                    .into_iter()
-                    .find(|(req, _)| req.id == r.id)
-                    .map(|(_, m)| m)
-                    .unwrap_or_default();
+                let matching = r.matching(&self.inner.credentials()?);
                 AcceptedInvitation::PresentationRequest {
                     request: request_info(r, matching),
                 }
@@ -550,6 +512,7 @@ impl LanyardWallet {
         })
     }
 
+    /// The connections with organisations.
     pub fn connections(&self) -> Result<Vec<ConnectionInfo>, LanyardError> {
         Ok(self
             .inner
@@ -561,12 +524,7 @@ impl LanyardWallet {
 
     /// Picks up and processes everything waiting.
     pub async fn sync(&self) -> Result<SyncSummary, LanyardError> {
-        let report = self.inner.sync().await?;
-        Ok(SyncSummary {
-            processed: report.processed as u64,
-            duplicates: report.duplicates as u64,
-            refused: report.refused as u64,
-        })
+        Ok(self.inner.sync().await?)
     }
 
     /// Processes messages as they arrive until [`LanyardWallet::stop_live`].
@@ -578,12 +536,14 @@ impl LanyardWallet {
         Ok(())
     }
 
+    /// Stops live mode (nothing when it is not running).
     pub async fn stop_live(&self) {
         if let Some(live) = self.live.lock().await.take() {
             live.stop().await;
         }
     }
 
+    /// The offers waiting for the customer's decision.
     pub fn offers(&self) -> Result<Vec<OfferInfo>, LanyardError> {
         Ok(self
             .inner
@@ -611,14 +571,17 @@ impl LanyardWallet {
             .collect())
     }
 
+    /// Accepts an offer: the credential is requested and arrives with a later sync.
     pub async fn accept_offer(&self, id: String) -> Result<(), LanyardError> {
         Ok(self.inner.accept_offer(&id).await?)
     }
 
+    /// Declines an offer and tells the issuer.
     pub async fn decline_offer(&self, id: String) -> Result<(), LanyardError> {
         Ok(self.inner.decline_offer(&id).await?)
     }
 
+    /// The stored credentials.
     pub fn credentials(&self) -> Result<Vec<CredentialInfo>, LanyardError> {
         Ok(self
             .inner
@@ -628,14 +591,17 @@ impl LanyardWallet {
             .collect())
     }
 
+    /// One stored credential.
     pub fn credential(&self, id: String) -> Result<CredentialInfo, LanyardError> {
         Ok(credential_info(self.inner.credential(&id)?))
     }
 
+    /// Deletes a stored credential.
     pub fn delete_credential(&self, id: String) -> Result<(), LanyardError> {
         Ok(self.inner.delete_credential(&id)?)
     }
 
+    /// The verifiers' requests waiting for an answer, each with the credentials that match.
     pub fn presentation_requests(&self) -> Result<Vec<PresentationRequestInfo>, LanyardError> {
         Ok(self
             .inner
@@ -654,6 +620,7 @@ impl LanyardWallet {
         Ok(self.inner.present(&request_id, &credential_ids).await?)
     }
 
+    /// Declines a verifier's request (nothing is sent but the refusal).
     pub async fn decline_request(&self, request_id: String) -> Result<(), LanyardError> {
         Ok(self.inner.decline_request(&request_id).await?)
     }
@@ -698,6 +665,101 @@ mod tests {
         assert!(lift(vec![0, 0]).contains("without its length"));
         assert!(lift(vec![0, 0, 0, 3, 1, 2]).contains("of 3 bytes holds 2"));
         assert!(lift(vec![0, 0, 0, 1, 1, 2]).contains("1 bytes left"));
+    }
+
+    /// The platform keystore as an app implements it: wraps by copying, or refuses.
+    struct Keystore {
+        refuse: bool,
+    }
+
+    impl KeyProtector for Keystore {
+        fn wrap(&self, data_key: SecretBytes) -> Result<Vec<u8>, KeyProtectorError> {
+            Ok(data_key.into_inner())
+        }
+        fn unwrap(&self, wrapped: Vec<u8>) -> Result<SecretBytes, KeyProtectorError> {
+            if self.refuse {
+                return Err(KeyProtectorError::Failed {
+                    reason: "the device is locked".into(),
+                });
+            }
+            Ok(SecretBytes::new(Zeroizing::new(wrapped)))
+        }
+    }
+
+    fn open(dir: &std::path::Path, refuse: bool) -> Result<Arc<LanyardWallet>, LanyardError> {
+        LanyardWallet::open_with_network(
+            dir.to_string_lossy().into_owned(),
+            Arc::new(Keystore { refuse }),
+            NetworkOptions {
+                allow_loopback: true,
+                allow: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_wallet_held_by_another_open_is_busy_and_transient() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = open(dir.path(), false).unwrap();
+        let error = open(dir.path(), false).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(error, LanyardError::Busy(ref m) if m.contains("could not acquire lock")),
+            "{error:?}"
+        );
+        assert!(error.is_transient());
+    }
+
+    #[test]
+    fn an_unreachable_agent_is_transient() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = open(dir.path(), false).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let error = runtime
+            .block_on(wallet.accept_invitation("http://127.0.0.1:9/i/abcdefabcdef".into()))
+            .unwrap_err();
+        assert!(
+            matches!(error, LanyardError::Unreachable(ref m)
+                if m.starts_with("Cannot reach http://127.0.0.1:9/i/abcdefabcdef")),
+            "{error:?}"
+        );
+        assert!(error.is_transient());
+    }
+
+    #[test]
+    fn a_refusing_key_protector_and_an_unknown_id_are_permanent() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = open(dir.path(), false).unwrap();
+        let error = wallet.credential("urn:uuid:no-such".into()).unwrap_err();
+        assert!(
+            matches!(error, LanyardError::NotFound(ref m)
+                if m == "No credential has the id urn:uuid:no-such."),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+        drop(wallet);
+
+        let error = open(dir.path(), true).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(error, LanyardError::KeyProtector(ref m)
+                if m.ends_with("the platform key protector failed: the device is locked")),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+        // A passphrase on a keystore-protected wallet: the store's error, permanent.
+        let error = LanyardWallet::open_with_passphrase(
+            dir.path().to_string_lossy().into_owned(),
+            "a passphrase".into(),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(
+            matches!(error, LanyardError::Storage(ref m) if m.contains("opened with a passphrase")),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
     }
 
     #[test]

@@ -21,8 +21,8 @@ import app.lanyard.wallet.AndroidKeystoreKeyProtector
 import app.lanyard.wallet.CredentialInfo
 import app.lanyard.wallet.LanyardWallet
 import app.lanyard.wallet.PresentationRequestInfo
-import app.lanyard.wallet.WalletEvent
 import app.lanyard.wallet.WalletListener
+import app.lanyard.wallet.core.WalletEvent
 import com.google.mlkit.vision.barcode.BarcodeScanning
 import com.google.mlkit.vision.common.InputImage
 import kotlinx.coroutines.launch
