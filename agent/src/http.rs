@@ -17,16 +17,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lanyard_protocol::did::resolve_local;
-use lanyard_protocol::didcomm::{DidCommError, ENCRYPTED_TYP, PROBLEM_REPORT_TYPE, SIGNED_TYP};
+use lanyard_protocol::didcomm::{DidCommError, ENCRYPTED_TYP, SIGNED_TYP};
 use serde_json::json;
 
-use crate::invitations::{self, AppLinks, InvitationError, NewInvitation};
-use crate::mediator::{Mediator, Outcome, Refusal, Session};
-use crate::storage::{MediatorStorage, StorageError};
+use crate::invitations::{self, AppLinks, InvitationError, InvitationStore, NewInvitation};
+use crate::mediator::{
+    problem_json, LiveSession, Mediator, MediatorStorage, Outcome, Push, Refusal,
+};
+use crate::storage::StorageError;
 
 /// What the handlers share.
 pub struct AppState<S> {
     pub mediator: Arc<Mediator<S>>,
+    /// The invitations hosted at `/i/{code}`.
+    pub invitations: Arc<dyn InvitationStore>,
     /// The base URL invite links and the DIDComm endpoint are published under.
     pub public_url: String,
     pub links: AppLinks,
@@ -99,15 +103,6 @@ async fn mediator_info<S: MediatorStorage>(State(state): Shared<S>) -> Response 
     }
 }
 
-/// A Report Problem 2.0 message as plaintext JSON.
-fn problem_json(code: &str, comment: &str) -> serde_json::Value {
-    json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "type": PROBLEM_REPORT_TYPE,
-        "body": { "code": code, "comment": comment },
-    })
-}
-
 /// A Report Problem 2.0 message as a plaintext JSON body.
 fn problem(status: StatusCode, code: &str, comment: &str) -> Response {
     (status, Json(problem_json(code, comment))).into_response()
@@ -153,7 +148,9 @@ struct LiveSocket<S> {
 
 /// One live connection: every text frame is a DIDComm message handled as if posted with
 /// `return_route: all`; once the client switched live delivery on, queued messages are
-/// pushed as `delivery` frames, at once and whenever a forward for the client arrives.
+/// pushed as `delivery` frames, at once and whenever a forward for the client arrives. The
+/// [`LiveSession`] decides what to answer and push; this only pumps frames and keeps the
+/// socket's timers.
 async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket<S>) {
     let LiveSocket {
         mediator,
@@ -161,42 +158,21 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket
         mut closing,
         _slot,
     } = live_socket;
-    mediator.metrics().live_connections.inc();
-    let mut session = Session::default();
-    let mut notifier: Option<(String, Arc<tokio::sync::Notify>)> = None;
+    let metrics = mediator.metrics().clone();
+    let mut session = LiveSession::new(mediator);
     // When the client was last heard from, and whether it was pinged since.
     let mut heard = tokio::time::Instant::now();
     let mut pinged = false;
     loop {
-        if notifier.is_none() && session.live {
-            if let Some(client) = session.client.clone() {
-                notifier = Some((client.clone(), mediator.live_notifier(&client)));
-            }
-        }
-        let wake = notifier.as_ref().map(|(_, n)| n.clone());
-        let notified = async move {
-            match wake {
-                Some(n) => n.notified_owned().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(notified);
-        // Register interest before looking at the queue, so no forward slips in between.
-        let woke = futures_poll_once(notified.as_mut()).await.is_some();
-        match mediator.live_delivery(&mut session).await {
-            Ok(Some(delivery)) => {
+        let wake = match session.next_push().await {
+            Push::Deliver(delivery) => {
                 if socket.send(WsMessage::Text(delivery.into())).await.is_err() {
                     break;
                 }
                 continue;
             }
-            Ok(None) => {}
-            Err(refusal) => tracing::warn!(reason = %refusal, "live delivery failed"),
-        }
-        if woke {
-            // Already notified (and so finished): look at the queue again with a fresh waiter.
-            continue;
-        }
+            Push::Wait(wake) => wake,
+        };
         let check = if pinged {
             heard + idle
         } else {
@@ -212,7 +188,7 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket
             }
             _ = tokio::time::sleep_until(check) => {
                 if pinged {
-                    mediator.metrics().refused("live.idle");
+                    metrics.refused("live.idle");
                     let _ = socket.send(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
                         code: axum::extract::ws::close_code::POLICY,
                         reason: "idle for too long".into(),
@@ -227,33 +203,11 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket
             frame = socket.recv() => {
                 heard = tokio::time::Instant::now();
                 pinged = false;
-                let text = match frame {
-                    Some(Ok(WsMessage::Text(text))) => text.to_string(),
-                    Some(Ok(WsMessage::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
-                        Ok(text) => text,
-                        Err(_) => {
-                            let answer = problem_json("e.p.msg.unreadable", "the frame is not UTF-8");
-                            if socket.send(WsMessage::Text(answer.to_string().into())).await.is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                    },
+                let answer = match frame {
+                    Some(Ok(WsMessage::Text(text))) => session.receive(text.as_str()).await,
+                    Some(Ok(WsMessage::Binary(bytes))) => session.receive_binary(&bytes).await,
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
-                };
-                let answer = match mediator.handle_in(&text, Some(&mut session)).await {
-                    Ok(outcome) => {
-                        let _ = mediator.metrics().messages_in.inc();
-                        match outcome {
-                            Outcome::Reply(packed) => Some(packed),
-                            Outcome::Accepted => None,
-                        }
-                    }
-                    Err(refusal) => {
-                        mediator.metrics().refused(refusal.problem_code());
-                        Some(problem_json(refusal.problem_code(), &refusal.to_string()).to_string())
-                    }
                 };
                 if let Some(answer) = answer {
                     if socket.send(WsMessage::Text(answer.into())).await.is_err() {
@@ -261,23 +215,9 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket
                     }
                 }
             }
-            _ = &mut notified => {}
+            _ = wake => {}
         }
     }
-    if let Some((client, notifier)) = notifier {
-        mediator.release_notifier(&client, notifier);
-    }
-    mediator.metrics().live_connections.dec();
-}
-
-/// Polls a future once (to register a `Notified` waiter) without waiting for it.
-async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
-    let mut future = future;
-    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut future).poll(cx) {
-        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
-        std::task::Poll::Pending => std::task::Poll::Ready(None),
-    })
-    .await
 }
 
 /// Limits of the HTTP server itself.
@@ -556,7 +496,7 @@ async fn create_invitation<S: MediatorStorage>(
             )
         }
     };
-    if let Err(e) = state.mediator.storage().put_invitation(&record).await {
+    if let Err(e) = state.invitations.put(&record).await {
         return api_error(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string());
     }
     let short_url = record.short_url(&state.public_url);
@@ -617,7 +557,7 @@ async fn lookup<S: MediatorStorage>(
     if !invitations::valid_code(code) {
         return Err(unknown(code.chars().take(40).collect()));
     }
-    let record = match state.mediator.storage().invitation(code).await {
+    let record = match state.invitations.by_code(code).await {
         Ok(Some(record)) => record,
         Ok(None) => return Err(unknown(code.to_string())),
         Err(error) => {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+mod group_commit;
 pub mod http;
 pub mod identity;
 pub mod invitations;
@@ -21,8 +22,7 @@ use lanyard_protocol::did::Resolver;
 use lanyard_protocol::didcomm::{DidComm, UnpackOptions};
 
 use crate::config::Config;
-use crate::mediator::Mediator;
-use crate::storage::SledStorage;
+use crate::mediator::{Mediator, SledStorage};
 
 /// A running agent.
 pub struct Running {
@@ -83,10 +83,16 @@ pub async fn start(config: Config) -> Result<Running, String> {
         &*identity.issuer_store_key()?,
     )
     .map_err(|e| format!("issuer store: {e}"))?;
+    let invitations: Arc<dyn invitations::InvitationStore> = Arc::new(
+        storage
+            .invitations()
+            .map_err(|e| format!("invitation store: {e}"))?,
+    );
     let mediator = Arc::new(Mediator::new(
         identity.did,
         didcomm,
         storage,
+        invitations.clone(),
         config.limits.clone(),
     ));
     let mailer = match &config.smtp_url {
@@ -169,6 +175,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
     let metrics = mediator.metrics().clone();
     let state = Arc::new(http::AppState {
         mediator,
+        invitations,
         public_url: public_url.clone(),
         links: invitations::AppLinks {
             scheme: config.deep_link_scheme.clone(),

@@ -1328,16 +1328,18 @@ mod tests {
     use super::*;
     use crate::issuer::store::SledIssuerStorage;
     use crate::issuer::IssuerLimits;
-    use crate::mediator::{Limits, Mediator};
-    use crate::storage::SledStorage;
+    use crate::mediator::{Limits, Mediator, SledStorage};
 
     /// An issuer beside a real mediator, both on sled in `dir`.
     fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
         let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
+        let storage = SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap();
+        let invitations = Arc::new(storage.invitations().unwrap());
         let mediator = Arc::new(Mediator::new(
             identity.did.clone(),
             DidComm::new(identity.keys.clone(), Resolver::default()),
-            SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap(),
+            storage,
+            invitations,
             Limits::default(),
         ));
         Issuer::new(

@@ -3,6 +3,10 @@
 //! its QR code for people, the QR alone as PNG and SVG, and a custom-scheme deep link.
 //! Invitations may expire and may be single use; a spent or expired code says so.
 
+mod store;
+
+pub use store::{InvitationStore, SledInvitationStore};
+
 use lanyard_protocol::didcomm::{now, Attachment, Message};
 use lanyard_protocol::encoding::b64u_encode;
 use lanyard_protocol::protocols::present_proof::{self, PresentationRequest};
