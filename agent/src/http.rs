@@ -370,6 +370,16 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
+/// A refusal over HTTP: its status (below) and its problem report as the body. The one
+/// mapping of the mediator's refusals to HTTP.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        tracing::info!(%status, code = self.problem_code(), reason = %self, "refused");
+        (status, Json(self.problem_report())).into_response()
+    }
+}
+
 fn status_of(refusal: &Refusal) -> StatusCode {
     match refusal {
         Refusal::Envelope(DidCommError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -446,11 +456,7 @@ async fn inbound<S: MediatorStorage>(
             packed,
         )
             .into_response(),
-        Err(refusal) => {
-            let status = status_of(&refusal);
-            tracing::info!(%status, code = refusal.problem_code(), reason = %refusal, "refused");
-            problem(status, refusal.problem_code(), &refusal.to_string())
-        }
+        Err(refusal) => refusal.into_response(),
     }
 }
 

@@ -24,10 +24,44 @@ use lanyard_protocol::didcomm::{DidComm, UnpackOptions};
 use crate::config::Config;
 use crate::mediator::{Mediator, SledStorage};
 
+/// Why the agent did not start. Each message names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The identity (keys, key file, admin token) cannot be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// A store cannot be opened: `what` names it.
+    #[error("{what}: {source}")]
+    Store {
+        /// "mediator store", "invitation store" or "issuer store".
+        what: &'static str,
+        /// The store's error.
+        source: storage::StorageError,
+    },
+    /// The hardened outbound HTTP client cannot be built.
+    #[error("outbound HTTP: {0}")]
+    Net(#[from] lanyard_protocol::net::NetError),
+    /// A setting is refused (the SMTP or SMS gateway URL, the admin token), in its checker's
+    /// words.
+    #[error("{0}")]
+    Setting(String),
+}
+
 /// A running agent.
 pub struct Running {
+    /// The address it listens on.
     pub addr: SocketAddr,
+    /// The mediator's DID.
     pub did: String,
+    /// The server task; ends after [`Running::stop`].
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -58,19 +92,28 @@ fn only_this_machine_reaches(listen: SocketAddr, public_url: &str) -> bool {
     listen.ip().is_loopback() && published_on_loopback
 }
 
+/// A store that failed to open, named.
+fn store(what: &'static str) -> impl FnOnce(storage::StorageError) -> StartError {
+    move |source| StartError::Store { what, source }
+}
+
 /// Opens the store and identity in `config.data_dir`, binds, and serves until stopped.
-pub async fn start(config: Config) -> Result<Running, String> {
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let listen = |source| StartError::Listen {
+        addr: config.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let identity = identity::load_or_create(&config.data_dir, &format!("{public_url}/didcomm"))?;
     let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
-        .map_err(|e| format!("mediator store: {e}"))?;
+        .map_err(store("mediator store"))?;
     let didcomm =
         DidComm::new(identity.keys.clone(), Resolver::default()).with_options(UnpackOptions {
             max_message_bytes: config.max_message_bytes,
@@ -82,12 +125,9 @@ pub async fn start(config: Config) -> Result<Running, String> {
         config.commit_window,
         &*identity.issuer_store_key()?,
     )
-    .map_err(|e| format!("issuer store: {e}"))?;
-    let invitations: Arc<dyn invitations::InvitationStore> = Arc::new(
-        storage
-            .invitations()
-            .map_err(|e| format!("invitation store: {e}"))?,
-    );
+    .map_err(store("issuer store"))?;
+    let invitations: Arc<dyn invitations::InvitationStore> =
+        Arc::new(storage.invitations().map_err(store("invitation store"))?);
     let mediator = Arc::new(Mediator::new(
         identity.did,
         didcomm,
@@ -96,7 +136,9 @@ pub async fn start(config: Config) -> Result<Running, String> {
         config.limits.clone(),
     ));
     let mailer = match &config.smtp_url {
-        Some(url) => Some(issuer::delivery::Mailer::new(url, &config.smtp_from)?),
+        Some(url) => Some(
+            issuer::delivery::Mailer::new(url, &config.smtp_from).map_err(StartError::Setting)?,
+        ),
         None => None,
     };
     // One hardened client for what the agent fetches; callbacks get their own time limit.
@@ -108,20 +150,17 @@ pub async fn start(config: Config) -> Result<Running, String> {
         tracing::info!("listening and published on loopback only: outbound loopback allowed");
         net.allow_loopback = true;
     }
-    let http = lanyard_protocol::net::HttpClient::new(net.clone())
-        .map_err(|e| format!("outbound HTTP: {e}"))?;
+    let http = lanyard_protocol::net::HttpClient::new(net.clone())?;
     let callback_client =
         lanyard_protocol::net::HttpClient::new(lanyard_protocol::net::NetPolicy {
             timeout: config.callback_timeout,
             ..net
-        })
-        .map_err(|e| format!("outbound HTTP: {e}"))?;
+        })?;
     let sms = match &config.sms_url {
-        Some(url) => Some(issuer::delivery::SmsGateway::new(
-            url,
-            config.sms_token.clone(),
-            http.clone(),
-        )?),
+        Some(url) => Some(
+            issuer::delivery::SmsGateway::new(url, config.sms_token.clone(), http.clone())
+                .map_err(StartError::Setting)?,
+        ),
         None => None,
     };
     let issuer = Arc::new(
@@ -151,7 +190,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
             retention: config.callback_retention,
         },
     ));
-    let admin_token = admin::admin_token(&config)?;
+    let admin_token = admin::admin_token(&config).map_err(StartError::Setting)?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     // Queued messages past the age limit are dropped (also on read), at least once a minute.
     let sweeper = Arc::downgrade(&mediator);

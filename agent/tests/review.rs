@@ -35,7 +35,7 @@ async fn an_empty_or_short_admin_token_file_stops_the_agent_at_start() {
                 running.stop().await.unwrap();
                 panic!("the agent started with the token file {content:?} (admin API answered {open} without a token)");
             }
-            Err(error) => error,
+            Err(error) => error.to_string(),
         };
         assert!(
             refused.contains("admin.token")

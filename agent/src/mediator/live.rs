@@ -150,7 +150,7 @@ impl<S: MediatorStorage> LiveSession<S> {
             }
             Err(refusal) => {
                 mediator.metrics().refused(refusal.problem_code());
-                Some(problem_json(refusal.problem_code(), &refusal.to_string()).to_string())
+                Some(refusal.problem_report().to_string())
             }
         }
     }

@@ -110,14 +110,19 @@ pub enum Admission {
     Invited,
 }
 
+/// An admission policy that is neither `open` nor `invited` (the text given).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is neither \"open\" nor \"invited\"")]
+pub struct UnknownAdmission(pub String);
+
 impl std::str::FromStr for Admission {
-    type Err = String;
+    type Err = UnknownAdmission;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
             "open" => Ok(Admission::Open),
             "invited" => Ok(Admission::Invited),
-            other => Err(format!("{other:?} is neither \"open\" nor \"invited\"")),
+            other => Err(UnknownAdmission(other.to_string())),
         }
     }
 }
@@ -187,6 +192,11 @@ impl Refusal {
             Refusal::Replay(_) => "e.p.msg.replay",
             Refusal::NotAdmitted(_) => "e.p.req.admission",
         }
+    }
+
+    /// The refusal as a Report Problem 2.0 message in plaintext JSON: its code and its reason.
+    pub fn problem_report(&self) -> Value {
+        problem_json(self.problem_code(), &self.to_string())
     }
 }
 
