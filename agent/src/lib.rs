@@ -175,11 +175,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .with_limits(config.issuer_limits.clone())
         .with_network(http, config.status_list_max_bytes),
     );
-    mediator.set_inbox(issuer::exchange::inbox(&issuer));
+    mediator.set_inbox(issuer::inbox(&issuer));
     issuer.outbox_counters().register(mediator.metrics());
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.
-    tokio::spawn(issuer::exchange::run_outbox(Arc::downgrade(&issuer)));
+    tokio::spawn(issuer::run_outbox(Arc::downgrade(&issuer)));
     tokio::spawn(issuer::callbacks::run(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),

@@ -6,10 +6,13 @@
 pub mod callbacks;
 pub mod customers;
 pub mod delivery;
-pub mod exchange;
+mod inbound;
 pub mod issuance;
 mod onboarding;
+mod outbox;
 mod rate;
+mod records;
+mod status_list;
 pub mod store;
 pub mod templates;
 pub mod time;
@@ -30,13 +33,14 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
-use self::templates::{slug, Template, TemplateSpec};
 use self::time::now_ms;
 use crate::mediator::Hub;
 use crate::storage::StorageError;
 
-pub use self::exchange::OutboxCounters;
+pub use self::inbound::inbox;
+pub use self::outbox::{run_outbox, OutboxCounters};
 pub use self::rate::Rate;
+pub use self::records::{Connection, CredentialState, IssuedCredential};
 
 /// An error the API answers with: an HTTP status, a stable code and a message that names what
 /// was wrong.
@@ -252,7 +256,7 @@ pub struct Issuer<S> {
     invitations_sent: rate::RateLimiter,
     outbox_counters: OutboxCounters,
     /// Each organisation's signed status list with the revision it was signed at.
-    status_lists: exchange::StatusListCache,
+    status_lists: status_list::StatusListCache,
 }
 
 /// A page of a listing, in the seed's envelope.
@@ -511,98 +515,5 @@ impl<S: IssuerStorage> Issuer<S> {
             "authentication": [key_id],
             "assertionMethod": [key_id],
         })
-    }
-
-    /// Creates a template for `org` from a create request's body.
-    pub async fn create_template(&self, org: &Org, body: &Value) -> Result<Template, ApiError> {
-        let now = now_ms();
-        let spec = TemplateSpec::parse(body, now)?;
-        let template_id = format!(
-            "urn:template:lanyard:{}-{}-{now}",
-            slug(&spec.name),
-            org.record.id
-        );
-        let key = format!("{}/{now:016x}{}", org.record.id, &new_object_id()[..8]);
-        let template = Template {
-            object_id: new_object_id(),
-            template_id: template_id.clone(),
-            org_id: org.record.id.clone(),
-            key: key.clone(),
-            spec,
-            total_offered: 0,
-            total_issued: 0,
-            created_ms: now,
-            updated_ms: now,
-        };
-        self.storage
-            .apply(
-                vec![Expect::Absent {
-                    collection: TEMPLATE_IDS,
-                    key: template_id.clone(),
-                }],
-                vec![
-                    Write::put(TEMPLATES, &key, &template)?,
-                    Write::put(TEMPLATE_IDS, &template_id, &key)?,
-                ],
-            )
-            .await
-            .map_err(|error| match error {
-                BatchError::Conflict => {
-                    ApiError::conflict(&format!("a template with id {template_id} exists already"))
-                }
-                other => other.into(),
-            })?;
-        tracing::info!(org = %org.record.id, template = %template_id, "template created");
-        Ok(template)
-    }
-
-    /// A template of `org` by its `templateId`; another organisation's is not found.
-    pub async fn template(&self, org: &Org, template_id: &str) -> Result<Template, ApiError> {
-        self.template_any(template_id)
-            .await?
-            .filter(|t| t.org_id == org.record.id)
-            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
-    }
-
-    /// A template by id, whichever organisation has it.
-    pub async fn template_any(&self, template_id: &str) -> Result<Option<Template>, ApiError> {
-        let Some(key) = self
-            .storage
-            .get_json::<String>(TEMPLATE_IDS, template_id)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(self.storage.get_json(TEMPLATES, &key).await?)
-    }
-
-    /// One page of `org`'s templates, oldest first, and how many there are.
-    pub async fn templates(
-        &self,
-        org: &Org,
-        page: usize,
-        page_size: usize,
-    ) -> Result<(Vec<Template>, usize), ApiError> {
-        let prefix = format!("{}/", org.record.id);
-        let total = self.storage.count(TEMPLATES, &prefix).await?;
-        let skip = (page - 1).saturating_mul(page_size);
-        let items = self
-            .storage
-            .scan_json(TEMPLATES, &prefix, skip, page_size)
-            .await?;
-        Ok((items, total))
-    }
-
-    /// The public JSON Schema of a template's credentials.
-    pub async fn template_schema(&self, template_id: &str) -> Result<Value, ApiError> {
-        self.template_any(template_id)
-            .await?
-            .map(|t| t.json_schema(&self.public_url))
-            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
-    }
-
-    /// The API's view of a template.
-    pub fn template_json(&self, org: &Org, template: &Template) -> Value {
-        template.to_api(&self.public_url, &org.issuer_did, "lanyard")
     }
 }

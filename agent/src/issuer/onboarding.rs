@@ -1,7 +1,8 @@
 //! Onboarding a customer (the console document's "Onboard Customer"): validate, make an OOB
 //! invitation from the organisation's DIDComm DID hosted at a short URL, store the customer,
 //! send the invitation by email or SMS when a transport is configured, and report the link
-//! and QR code either way.
+//! and QR code either way. The wallet's first message answering that invitation connects it
+//! (`connect`), and starts the auto-issue offer when the customer has one.
 
 use serde_json::{json, Value};
 
@@ -10,7 +11,12 @@ use super::delivery::{default_email, Invite};
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
 use super::{new_object_id, ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_IDS, CUSTOMER_INVITATIONS};
+use lanyard_protocol::didcomm::Message;
+
+use super::inbound::Answer;
+use super::records::{connection_key, Connection, CONNECTIONS};
 use crate::invitations::{qr_png, InvitationRecord, NewInvitation};
+use crate::mediator::{Refusal, PING, PING_RESPONSE};
 
 /// The goal code of customer invitations: connect, then receive a credential.
 pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
@@ -322,5 +328,115 @@ impl<S: IssuerStorage> Issuer<S> {
                 ))
             })?;
         self.record_delivery(&customer, attempt).await
+    }
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// A wallet's first message: it must answer a customer's invitation (`pthid`).
+    pub(super) async fn connect(
+        &self,
+        org: &Org,
+        sender: &str,
+        message: &Message,
+    ) -> Result<(), Answer> {
+        let Some(pthid) = message.pthid.as_deref() else {
+            return Err(Answer::Problem(
+                "e.p.req.not-connected".into(),
+                "connect first: answer an invitation with its id as pthid".into(),
+            ));
+        };
+        let key: Option<String> = self.storage.get_json(CUSTOMER_INVITATIONS, pthid).await?;
+        let Some(key) = key else {
+            return Err(Answer::Problem(
+                "e.p.req.unknown-invitation".into(),
+                format!("{} sent no invitation {pthid}", org.record.name),
+            ));
+        };
+        let customer: Customer = self
+            .storage
+            .get_json(CUSTOMERS, &key)
+            .await?
+            .ok_or_else(|| Answer::Problem("e.p.req.unknown-invitation".into(), pthid.into()))?;
+        if customer.org_id != org.record.id {
+            return Err(Answer::Problem(
+                "e.p.req.unknown-invitation".into(),
+                format!("{} sent no invitation {pthid}", org.record.name),
+            ));
+        }
+        if !self
+            .hub()?
+            .use_invitation(pthid)
+            .await
+            .map_err(Refusal::Storage)?
+        {
+            return Err(Answer::Problem(
+                "e.p.req.invitation-used".into(),
+                "this invitation was used already".into(),
+            ));
+        }
+        let now = now_ms();
+        let mut change = self.seen(message)?;
+        let connection = Connection {
+            org_id: org.record.id.clone(),
+            their_did: sender.to_string(),
+            customer_id: Some(customer.id.clone()),
+            created_ms: now,
+        };
+        change.writes.push(Write::put(
+            CONNECTIONS,
+            connection_key(&org.record.id, sender),
+            &connection,
+        )?);
+        let before =
+            serde_json::to_vec(&customer).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let mut onboarded = customer.clone();
+        onboarded.status = Status::Onboarded;
+        onboarded.connection_did = Some(sender.to_string());
+        onboarded.updated_ms = now;
+        change.expect.push(Expect::Equals {
+            collection: CUSTOMERS,
+            key: key.clone(),
+            value: before,
+        });
+        change.writes.push(Write::put(CUSTOMERS, &key, &onboarded)?);
+        if message.type_ == PING
+            && message
+                .body
+                .get("response_requested")
+                .and_then(Value::as_bool)
+                != Some(false)
+        {
+            let reply = Message::new(PING_RESPONSE, json!({})).thid(message.id.clone());
+            change.send(&org.didcomm_did, sender, reply)?;
+        }
+        if let Some(auto_issue) = &customer.details.auto_issue {
+            match self.template_any(&auto_issue.template_id).await? {
+                Some(template) if template.has_room() => {
+                    self.offer_into(
+                        &mut change,
+                        org,
+                        &template,
+                        sender,
+                        Some(&customer.id),
+                        &auto_issue.values,
+                    )
+                    .await?;
+                }
+                Some(template) => {
+                    tracing::warn!(template = %template.template_id, "auto-issue skipped: numberOfCredentials reached")
+                }
+                None => {
+                    tracing::warn!(template = %auto_issue.template_id, "auto-issue skipped: the template is gone")
+                }
+            }
+        }
+        change.event(
+            org,
+            "customer.onboarded",
+            json!({ "customerId": customer.id, "connectionDid": sender }),
+        );
+        self.commit(change).await?;
+        tracing::info!(org = %org.record.id, customer = %customer.id, "customer onboarded: wallet connected");
+        Ok(())
     }
 }

@@ -20,7 +20,8 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::exchange::{Answer, Change};
+use super::inbound::Answer;
+use super::outbox::Change;
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::templates::json_type;
 use super::time::{iso_millis, now_ms};
