@@ -21,13 +21,18 @@ use lanyard_protocol::didcomm::{DidCommError, ENCRYPTED_TYP, SIGNED_TYP};
 use serde_json::json;
 
 use crate::invitations::{self, AppLinks, InvitationError, InvitationStore, NewInvitation};
+use crate::issuer::store::IssuerStorage;
 use crate::mediator::{
     problem_json, LiveSession, Mediator, MediatorStorage, Outcome, Push, Refusal,
 };
+use crate::router::DidCommRouter;
 use crate::storage::StorageError;
 
 /// What the handlers share.
-pub struct AppState<S> {
+pub struct AppState<S, I> {
+    /// Where inbound envelopes go (unpacked once, to the mediator or an organisation).
+    pub router: Arc<DidCommRouter<S, I>>,
+    /// The mediator (its DID, metrics and queue depth).
     pub mediator: Arc<Mediator<S>>,
     /// The invitations hosted at `/i/{code}`.
     pub invitations: Arc<dyn InvitationStore>,
@@ -47,36 +52,36 @@ pub struct AppState<S> {
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
-type Shared<S> = State<Arc<AppState<S>>>;
+type Shared<S, I> = State<Arc<AppState<S, I>>>;
 
 /// Builds the router.
-pub fn router<S: MediatorStorage>(state: Arc<AppState<S>>) -> Router {
+pub fn router<S: MediatorStorage, I: IssuerStorage>(state: Arc<AppState<S, I>>) -> Router {
     let max_message_bytes = state.max_message_bytes;
     Router::new()
-        .route("/ws", get(live_upgrade::<S>))
+        .route("/ws", get(live_upgrade::<S, I>))
         .route("/health", get(health))
-        .route("/metrics", get(metrics::<S>))
-        .route("/mediator", get(mediator_info::<S>))
+        .route("/metrics", get(metrics::<S, I>))
+        .route("/mediator", get(mediator_info::<S, I>))
         .route(
             "/didcomm",
-            post(inbound::<S>).layer(DefaultBodyLimit::max(max_message_bytes)),
+            post(inbound::<S, I>).layer(DefaultBodyLimit::max(max_message_bytes)),
         )
         .route(
             "/admin/invitations",
-            post(create_invitation::<S>).layer(DefaultBodyLimit::max(64 * 1024)),
+            post(create_invitation::<S, I>).layer(DefaultBodyLimit::max(64 * 1024)),
         )
-        .route("/i/{code}", get(invitation::<S>))
-        .route("/i/{code}/qr.png", get(invitation_png::<S>))
-        .route("/i/{code}/qr.svg", get(invitation_svg::<S>))
+        .route("/i/{code}", get(invitation::<S, I>))
+        .route("/i/{code}/qr.png", get(invitation_png::<S, I>))
+        .route("/i/{code}/qr.svg", get(invitation_svg::<S, I>))
         .route(
             "/.well-known/apple-app-site-association",
-            get(apple_app_site_association::<S>),
+            get(apple_app_site_association::<S, I>),
         )
-        .route("/.well-known/assetlinks.json", get(assetlinks::<S>))
+        .route("/.well-known/assetlinks.json", get(assetlinks::<S, I>))
         .with_state(state)
 }
 
-async fn metrics<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn metrics<S: MediatorStorage, I: IssuerStorage>(State(state): Shared<S, I>) -> Response {
     let metrics = state.mediator.metrics();
     if let Ok(total) = state.mediator.storage().queued_total().await {
         metrics.queue_depth.set(total as i64);
@@ -95,7 +100,9 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn mediator_info<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn mediator_info<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
+) -> Response {
     let did = state.mediator.did();
     match resolve_local(did) {
         Ok(doc) => Json(json!({ "did": did, "didDocument": doc })).into_response(),
@@ -108,8 +115,8 @@ fn problem(status: StatusCode, code: &str, comment: &str) -> Response {
     (status, Json(problem_json(code, comment))).into_response()
 }
 
-async fn live_upgrade<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn live_upgrade<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Ok(slot) = state.live_slots.clone().try_acquire_owned() else {
@@ -122,7 +129,7 @@ async fn live_upgrade<S: MediatorStorage>(
         );
     };
     let live_socket = LiveSocket {
-        mediator: state.mediator.clone(),
+        router: state.router.clone(),
         idle: state.live_idle,
         closing: state.closing.clone(),
         _slot: slot,
@@ -139,8 +146,8 @@ async fn live_upgrade<S: MediatorStorage>(
 
 /// What one live connection holds: the mediator, its idle timeout, the shutdown signal and
 /// its slot among the live connections.
-struct LiveSocket<S> {
-    mediator: Arc<Mediator<S>>,
+struct LiveSocket<S, I> {
+    router: Arc<DidCommRouter<S, I>>,
     idle: std::time::Duration,
     closing: tokio::sync::watch::Receiver<bool>,
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -151,15 +158,18 @@ struct LiveSocket<S> {
 /// pushed as `delivery` frames, at once and whenever a forward for the client arrives. The
 /// [`LiveSession`] decides what to answer and push; this only pumps frames and keeps the
 /// socket's timers.
-async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket<S>) {
+async fn live<S: MediatorStorage, I: IssuerStorage>(
+    mut socket: WebSocket,
+    live_socket: LiveSocket<S, I>,
+) {
     let LiveSocket {
-        mediator,
+        router,
         idle,
         mut closing,
         _slot,
     } = live_socket;
-    let metrics = mediator.metrics().clone();
-    let mut session = LiveSession::new(mediator);
+    let metrics = router.mediator().metrics().clone();
+    let mut session = LiveSession::new(router);
     // When the client was last heard from, and whether it was pinged since.
     let mut heard = tokio::time::Instant::now();
     let mut pinged = false;
@@ -400,8 +410,8 @@ fn status_of(refusal: &Refusal) -> StatusCode {
     }
 }
 
-async fn inbound<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn inbound<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -433,7 +443,7 @@ async fn inbound<S: MediatorStorage>(
     };
     // Handled on its own task: a sender that hangs up mid-request must not cut a state change
     // short between its writes (the outbox and the queue finish what they started).
-    let handler = mediator.clone();
+    let handler = state.router.clone();
     let envelope = text.to_string();
     let outcome = tokio::spawn(async move { handler.handle(&envelope).await })
         .await
@@ -461,7 +471,7 @@ async fn inbound<S: MediatorStorage>(
 }
 
 /// Whether the request carries the admin bearer token (compared in constant time).
-fn authorised<S>(state: &AppState<S>, headers: &HeaderMap) -> bool {
+fn authorised<S, I>(state: &AppState<S, I>, headers: &HeaderMap) -> bool {
     state.admin_token.authorises(headers)
 }
 
@@ -473,8 +483,8 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn create_invitation<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn create_invitation<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -550,8 +560,8 @@ impl Unavailable {
 }
 
 /// The invitation behind a code, or why not.
-async fn lookup<S: MediatorStorage>(
-    state: &AppState<S>,
+async fn lookup<S: MediatorStorage, I: IssuerStorage>(
+    state: &AppState<S, I>,
     code: &str,
 ) -> Result<invitations::InvitationRecord, Unavailable> {
     let unknown = |shown: String| Unavailable {
@@ -600,8 +610,8 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("application/json") || v.contains("didcomm"))
 }
 
-async fn invitation<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn invitation<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     axum::extract::Path(code): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -641,8 +651,8 @@ async fn invitation<S: MediatorStorage>(
 }
 
 /// The QR code of an invitation's short URL, rendered by `render` as `content_type`.
-async fn invitation_qr<S: MediatorStorage, B: IntoResponse>(
-    state: &AppState<S>,
+async fn invitation_qr<S: MediatorStorage, I: IssuerStorage, B: IntoResponse>(
+    state: &AppState<S, I>,
     code: &str,
     content_type: &'static str,
     render: impl FnOnce(&str) -> Result<B, InvitationError>,
@@ -665,8 +675,8 @@ async fn invitation_qr<S: MediatorStorage, B: IntoResponse>(
     }
 }
 
-async fn invitation_png<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn invitation_png<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Response {
     invitation_qr(&state, &code, "image/png", |url| {
@@ -675,14 +685,16 @@ async fn invitation_png<S: MediatorStorage>(
     .await
 }
 
-async fn invitation_svg<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn invitation_svg<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Response {
     invitation_qr(&state, &code, "image/svg+xml", invitations::qr_svg).await
 }
 
-async fn apple_app_site_association<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn apple_app_site_association<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
+) -> Response {
     if state.apple_app_ids.is_empty() {
         return api_error(
             StatusCode::NOT_FOUND,
@@ -701,7 +713,7 @@ async fn apple_app_site_association<S: MediatorStorage>(State(state): Shared<S>)
     .into_response()
 }
 
-async fn assetlinks<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn assetlinks<S: MediatorStorage, I: IssuerStorage>(State(state): Shared<S, I>) -> Response {
     let Some(package) = &state.android_package else {
         return api_error(
             StatusCode::NOT_FOUND,

@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod mediator;
 pub mod metrics;
 mod replay;
+pub mod router;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -114,11 +115,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let identity = identity::load_or_create(&config.data_dir, &format!("{public_url}/didcomm"))?;
     let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
         .map_err(store("mediator store"))?;
-    let didcomm =
-        DidComm::new(identity.keys.clone(), Resolver::default()).with_options(UnpackOptions {
-            max_message_bytes: config.max_message_bytes,
-            ..UnpackOptions::default()
-        });
     let did = identity.did.clone();
     let issuer_storage = issuer::store::SledIssuerStorage::open(
         &config.data_dir.join("issuer"),
@@ -128,9 +124,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .map_err(store("issuer store"))?;
     let invitations: Arc<dyn invitations::InvitationStore> =
         Arc::new(storage.invitations().map_err(store("invitation store"))?);
+    // The mediator packs its answers with one DidComm; the router unpacks with another, under
+    // the size limit.
     let mediator = Arc::new(Mediator::new(
         identity.did,
-        didcomm,
+        DidComm::new(identity.keys.clone(), Resolver::default()),
         storage,
         invitations.clone(),
         config.limits.clone(),
@@ -170,12 +168,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             identity.store.clone(),
             public_url.clone(),
         )
-        .with_hub(mediator.clone(), &config.deep_link_scheme)
+        .with_mediator(
+            mediator.clone(),
+            invitations.clone(),
+            &config.deep_link_scheme,
+        )
         .with_transports(mailer, sms)
         .with_limits(config.issuer_limits.clone())
         .with_network(http, config.status_list_max_bytes),
     );
-    mediator.set_inbox(issuer::inbox(&issuer));
     issuer.outbox_counters().register(mediator.metrics());
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.
@@ -212,7 +213,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
     });
     let metrics = mediator.metrics().clone();
+    let inbound =
+        DidComm::new(identity.keys.clone(), Resolver::default()).with_options(UnpackOptions {
+            max_message_bytes: config.max_message_bytes,
+            ..UnpackOptions::default()
+        });
     let state = Arc::new(http::AppState {
+        router: Arc::new(router::DidCommRouter::new(
+            inbound,
+            mediator.clone(),
+            issuer.clone(),
+        )),
         mediator,
         invitations,
         public_url: public_url.clone(),

@@ -3,9 +3,6 @@
 //! a customer's invitation, trust pings, Issue Credential 3.0 requests, acks, problem reports,
 //! presentations), and the answers to senders without a connection, which are never stored.
 
-use std::sync::Arc;
-
-use futures_util::future::BoxFuture;
 use lanyard_protocol::did::{did_of, multikey_encode, resolve_local};
 use lanyard_protocol::didcomm::{Message, Unpacked};
 use lanyard_protocol::protocols::{issue_credential, present_proof, ProtocolError};
@@ -17,7 +14,7 @@ use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, S
 use super::store::{BatchError, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
 use super::{ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
-use crate::mediator::{Inbox, Outcome, Refusal, PING, PING_RESPONSE, PROBLEM_REPORT};
+use crate::mediator::{Outcome, Refusal, PING, PING_RESPONSE, PROBLEM_REPORT};
 
 impl<S: IssuerStorage> Issuer<S> {
     /// The organisation a message was encrypted to, by its key agreement key.
@@ -42,8 +39,9 @@ impl<S: IssuerStorage> Issuer<S> {
         org.ok_or_else(|| Refusal::BadRequest(format!("no organisation receives at {kid}")))
     }
 
-    /// Handles a message for an organisation.
-    async fn receive_for_org(&self, unpacked: Unpacked) -> Result<Outcome, Refusal> {
+    /// Handles a message the router unpacked for an organisation's DID; returns once what it
+    /// changed is durable.
+    pub async fn receive(&self, unpacked: Unpacked) -> Result<Outcome, Refusal> {
         let org = self.recipient_org(&unpacked).await?;
         let Some(sender) = unpacked.metadata.authcrypt_sender_did() else {
             return Err(Refusal::Unauthenticated("a message to an organisation"));
@@ -266,16 +264,4 @@ fn api_refusal(error: ApiError) -> Refusal {
 
 pub(super) fn protocol_problem(error: ProtocolError) -> Answer {
     Answer::Problem("e.p.msg.malformed".into(), error.to_string())
-}
-
-impl<S: IssuerStorage> Inbox for Issuer<S> {
-    fn receive(&self, unpacked: Unpacked) -> BoxFuture<'_, Result<Outcome, Refusal>> {
-        Box::pin(self.receive_for_org(unpacked))
-    }
-}
-
-/// The issuer as the mediator's inbox.
-pub fn inbox<S: IssuerStorage>(issuer: &Arc<Issuer<S>>) -> std::sync::Weak<dyn Inbox> {
-    let inbox: Arc<dyn Inbox> = issuer.clone();
-    Arc::downgrade(&inbox)
 }

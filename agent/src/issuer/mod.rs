@@ -34,10 +34,10 @@ use sha2::{Digest, Sha256};
 
 use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use self::time::now_ms;
-use crate::mediator::Hub;
+use crate::invitations::InvitationStore;
+use crate::mediator::QueuePort;
 use crate::storage::StorageError;
 
-pub use self::inbound::inbox;
 pub use self::outbox::{run_outbox, OutboxCounters};
 pub use self::rate::Rate;
 pub use self::records::{Connection, CredentialState, IssuedCredential};
@@ -235,8 +235,10 @@ pub struct Issuer<S> {
     keys: Arc<KeyRing>,
     identity: Arc<Store>,
     public_url: String,
-    /// The mediator beside it: hosts invitations, queues messages for phones.
-    hub: Option<Arc<dyn Hub>>,
+    /// Where its messages to phones are queued: the mediator beside it.
+    queue: Option<Arc<dyn QueuePort>>,
+    /// Where its invitations are hosted.
+    invitations: Option<Arc<dyn InvitationStore>>,
     /// The app's custom URL scheme, for deep links.
     scheme: String,
     mailer: Option<delivery::Mailer>,
@@ -271,7 +273,7 @@ pub fn page_json(items: Vec<Value>, page: usize, page_size: usize, total: usize)
 }
 
 impl<S: IssuerStorage> Issuer<S> {
-    /// An issuer that can manage organisations and templates; [`Issuer::with_hub`] and
+    /// An issuer that can manage organisations and templates; [`Issuer::with_mediator`] and
     /// [`Issuer::with_transports`] add what onboarding and issuance need.
     pub fn new(storage: S, keys: Arc<KeyRing>, identity: Arc<Store>, public_url: String) -> Self {
         // The strict policy; [`Issuer::with_network`] sets the configured one.
@@ -281,7 +283,8 @@ impl<S: IssuerStorage> Issuer<S> {
             keys,
             identity,
             public_url,
-            hub: None,
+            queue: None,
+            invitations: None,
             scheme: "lanyard".into(),
             mailer: None,
             sms: None,
@@ -333,9 +336,16 @@ impl<S: IssuerStorage> Issuer<S> {
         self.callbacks.clone()
     }
 
-    /// Attaches the mediator and the app's deep-link scheme.
-    pub fn with_hub(mut self, hub: Arc<dyn Hub>, scheme: &str) -> Self {
-        self.hub = Some(hub);
+    /// Attaches the mediator's queue (where messages to phones go), the invitation store and
+    /// the app's deep-link scheme.
+    pub fn with_mediator(
+        mut self,
+        queue: Arc<dyn QueuePort>,
+        invitations: Arc<dyn InvitationStore>,
+        scheme: &str,
+    ) -> Self {
+        self.queue = Some(queue);
+        self.invitations = Some(invitations);
         self.scheme = scheme.to_string();
         self
     }
@@ -351,8 +361,16 @@ impl<S: IssuerStorage> Issuer<S> {
         self
     }
 
-    fn hub(&self) -> Result<&Arc<dyn Hub>, ApiError> {
-        self.hub
+    /// The invitation store (set by [`Issuer::with_mediator`]).
+    fn invitations(&self) -> Result<&Arc<dyn InvitationStore>, ApiError> {
+        self.invitations
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
+    }
+
+    /// The mediator's queue (set by [`Issuer::with_mediator`]).
+    fn queue(&self) -> Result<&Arc<dyn QueuePort>, ApiError> {
+        self.queue
             .as_ref()
             .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
     }

@@ -43,7 +43,7 @@ impl<S: IssuerStorage> Issuer<S> {
             None => None,
         };
         let new = NewCustomer::parse(body, template.as_ref())?;
-        let hub = self.hub()?;
+        let invitations = self.invitations()?;
         if self.has_transport(new.medium) {
             // Before anything is stored: over the limit, the customer is not created.
             self.take_invitation_token(org)?;
@@ -62,7 +62,7 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         .build()
         .map_err(|e| ApiError::internal(&e.to_string()))?;
-        hub.put_invitation(&record).await?;
+        invitations.put(&record).await?;
 
         let now = now_ms();
         let id = new_object_id();
@@ -308,8 +308,8 @@ impl<S: IssuerStorage> Issuer<S> {
             )));
         }
         let record = self
-            .hub()?
-            .invitation(&customer.invitation_code)
+            .invitations()?
+            .by_code(&customer.invitation_code)
             .await?
             .ok_or_else(|| ApiError::internal("the customer's invitation is gone"))?;
         if self.has_transport(customer.details.medium) {
@@ -364,8 +364,8 @@ impl<S: IssuerStorage> Issuer<S> {
             ));
         }
         if !self
-            .hub()?
-            .use_invitation(pthid)
+            .invitations()?
+            .use_once(pthid, lanyard_protocol::didcomm::now())
             .await
             .map_err(Refusal::Storage)?
         {

@@ -21,6 +21,8 @@ use super::records::SEEN;
 use super::store::{BatchError, Expect, IssuerStorage, Write};
 use super::time::now_ms;
 use super::{ApiError, Issuer, Org};
+use crate::mediator::Refusal;
+use crate::storage::StorageError;
 
 /// Collection of the messages waiting to be handed to the mediator.
 pub(crate) const OUTBOX: &str = "outbox";
@@ -195,24 +197,21 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok(())
     }
 
-    /// Packs `message` from `from` for `to` and hands it to the mediator, which queues it
-    /// durably before this returns.
+    /// Packs `message` from `from` for `to` (authcrypt) and queues it with the mediator for
+    /// `to`, durably before this returns; the message's id makes a repeated hand-over queue it
+    /// once.
     pub(super) async fn hand_over(
         &self,
         from: &str,
         to: &str,
         message: &Message,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
+        let queue = self
+            .queue()
+            .map_err(|e| Refusal::Storage(StorageError::Backend(e.message)))?;
         let didcomm = DidComm::new(self.keys.clone(), Resolver::default());
-        let packed = didcomm
-            .pack_for_delivery(message, Some(from), to, false)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.hub()
-            .map_err(|e| e.message)?
-            .deliver(&packed.message)
-            .await
-            .map_err(|e| e.to_string())
+        let packed = didcomm.pack_authcrypt(message, from, &[to], false).await?;
+        queue.enqueue(to, &packed, &message.id).await
     }
 
     /// Hands one outbox message to the mediator and removes it from the outbox once queued. A
@@ -227,7 +226,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 .apply(vec![], vec![Write::delete(OUTBOX, key)])
                 .await
                 .map_err(|e| e.to_string()),
-            Err(error) => Err(error),
+            Err(error) => Err(error.to_string()),
         };
         match result {
             Ok(()) => {
@@ -384,12 +383,13 @@ mod tests {
     fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
         let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
         let storage = SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap();
-        let invitations = Arc::new(storage.invitations().unwrap());
+        let invitations: Arc<dyn crate::invitations::InvitationStore> =
+            Arc::new(storage.invitations().unwrap());
         let mediator = Arc::new(Mediator::new(
             identity.did.clone(),
             DidComm::new(identity.keys.clone(), Resolver::default()),
             storage,
-            invitations,
+            invitations.clone(),
             Limits::default(),
         ));
         Issuer::new(
@@ -398,7 +398,7 @@ mod tests {
             identity.store.clone(),
             "http://agent.test".into(),
         )
-        .with_hub(mediator.clone(), "lanyard")
+        .with_mediator(mediator.clone(), invitations, "lanyard")
         .with_limits(limits)
     }
 

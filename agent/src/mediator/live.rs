@@ -17,9 +17,11 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
 use super::{
-    delivery_attachment, problem_json, Mediator, MediatorStorage, Outcome, Refusal, DELIVERY,
+    delivery_attachment, problem_json, MediatorStorage, Outcome, Refusal, DELIVERY,
     MAX_UNACKNOWLEDGED_PUSHED,
 };
+use crate::issuer::store::IssuerStorage;
+use crate::router::DidCommRouter;
 
 /// What a live session is (Pickup 3.0 live mode), as control messages change it.
 #[derive(Debug, Default)]
@@ -116,21 +118,23 @@ pub enum Push {
     Wait(Wake),
 }
 
-/// One live connection's session with the mediator. Counted in the `live_connections`
-/// metric while it exists; its wake-up registration is released when it is dropped.
-pub struct LiveSession<S: MediatorStorage> {
-    mediator: Arc<Mediator<S>>,
+/// One live connection's session with the mediator. Its frames go through the agent's
+/// [`DidCommRouter`] like any envelope (a frame may be for an organisation). Counted in the
+/// `live_connections` metric while it exists; its wake-up registration is released when it
+/// is dropped.
+pub struct LiveSession<S: MediatorStorage, I: IssuerStorage> {
+    router: Arc<DidCommRouter<S, I>>,
     state: LiveState,
     /// The client's notifier, once live delivery is on.
     notifier: Option<(String, Arc<Notify>)>,
 }
 
-impl<S: MediatorStorage> LiveSession<S> {
+impl<S: MediatorStorage, I: IssuerStorage> LiveSession<S, I> {
     /// Opens a session on a new live connection.
-    pub fn new(mediator: Arc<Mediator<S>>) -> Self {
-        mediator.metrics().live_connections.inc();
+    pub fn new(router: Arc<DidCommRouter<S, I>>) -> Self {
+        router.mediator().metrics().live_connections.inc();
         LiveSession {
-            mediator,
+            router,
             state: LiveState::default(),
             notifier: None,
         }
@@ -139,8 +143,9 @@ impl<S: MediatorStorage> LiveSession<S> {
     /// Handles one text frame, a DIDComm message as if posted with `return_route: all`; the
     /// frame to answer with, if any (the packed reply, or a problem report as plaintext JSON).
     pub async fn receive(&mut self, text: &str) -> Option<String> {
-        let mediator = self.mediator.clone();
-        match mediator.handle_in(text, Some(&mut self.state)).await {
+        let router = self.router.clone();
+        let mediator = router.mediator();
+        match router.handle_in(text, Some(&mut self.state)).await {
             Ok(outcome) => {
                 mediator.metrics().messages_in.inc();
                 match outcome {
@@ -173,7 +178,7 @@ impl<S: MediatorStorage> LiveSession<S> {
         loop {
             if self.notifier.is_none() && self.state.live {
                 if let Some(client) = self.state.client.clone() {
-                    let notifier = self.mediator.wakers.register(&client);
+                    let notifier = self.router.mediator().wakers.register(&client);
                     self.notifier = Some((client, notifier));
                 }
             }
@@ -203,7 +208,7 @@ impl<S: MediatorStorage> LiveSession<S> {
     /// The next `delivery` of queued messages not yet pushed on this session, packed for its
     /// client; `None` when there is nothing new or live delivery is off.
     async fn delivery(&mut self) -> Result<Option<String>, Refusal> {
-        let mediator = &*self.mediator;
+        let mediator = &**self.router.mediator();
         let session = &mut self.state;
         let (Some(client), true) = (session.client.clone(), session.live) else {
             return Ok(None);
@@ -253,12 +258,13 @@ impl<S: MediatorStorage> LiveSession<S> {
     }
 }
 
-impl<S: MediatorStorage> Drop for LiveSession<S> {
+impl<S: MediatorStorage, I: IssuerStorage> Drop for LiveSession<S, I> {
     fn drop(&mut self) {
+        let mediator = self.router.mediator();
         if let Some((client, notifier)) = self.notifier.take() {
-            self.mediator.wakers.release(&client, notifier);
+            mediator.wakers.release(&client, notifier);
         }
-        self.mediator.metrics().live_connections.dec();
+        mediator.metrics().live_connections.dec();
     }
 }
 
@@ -270,27 +276,44 @@ mod tests {
     use lanyard_protocol::didcomm::DidComm;
 
     use super::*;
-    use crate::mediator::{Limits, SledStorage};
+    use crate::issuer::store::SledIssuerStorage;
+    use crate::issuer::Issuer;
+    use crate::mediator::{Limits, Mediator, SledStorage};
 
-    fn mediator(dir: &std::path::Path) -> Arc<Mediator<SledStorage>> {
+    /// A router over a real mediator and issuer, both on sled in `dir`.
+    fn router(dir: &std::path::Path) -> Arc<DidCommRouter<SledStorage, SledIssuerStorage>> {
         let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
         let storage = SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap();
-        let invitations = Arc::new(storage.invitations().unwrap());
-        Arc::new(Mediator::new(
+        let invitations: Arc<dyn crate::invitations::InvitationStore> =
+            Arc::new(storage.invitations().unwrap());
+        let mediator = Arc::new(Mediator::new(
             identity.did.clone(),
             DidComm::new(identity.keys.clone(), Resolver::default()),
             storage,
-            invitations,
+            invitations.clone(),
             Limits::default(),
+        ));
+        let issuer = Issuer::new(
+            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO, &[7u8; 32]).unwrap(),
+            identity.keys.clone(),
+            identity.store.clone(),
+            "http://agent.test".into(),
+        )
+        .with_mediator(mediator.clone(), invitations, "lanyard");
+        Arc::new(DidCommRouter::new(
+            DidComm::new(identity.keys.clone(), Resolver::default()),
+            mediator,
+            Arc::new(issuer),
         ))
     }
 
     #[tokio::test]
     async fn a_client_stays_registered_for_wakes_until_its_last_live_session_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let mediator = mediator(dir.path());
-        let mut first = LiveSession::new(mediator.clone());
-        let mut second = LiveSession::new(mediator.clone());
+        let router = router(dir.path());
+        let mediator = router.mediator().clone();
+        let mut first = LiveSession::new(router.clone());
+        let mut second = LiveSession::new(router);
         assert_eq!(mediator.metrics().live_connections.get(), 2);
         // Not live yet: nothing registered, nothing to wait for.
         assert!(matches!(first.next_push().await, Push::Wait(Wake(None))));
@@ -329,8 +352,9 @@ mod tests {
     #[tokio::test]
     async fn a_wake_for_the_client_ends_the_wait() {
         let dir = tempfile::tempdir().unwrap();
-        let mediator = mediator(dir.path());
-        let mut session = LiveSession::new(mediator.clone());
+        let router = router(dir.path());
+        let mediator = router.mediator().clone();
+        let mut session = LiveSession::new(router);
         session.state.switch("did:example:alice", true).unwrap();
         let Push::Wait(wake) = session.next_push().await else {
             panic!("nothing is queued for alice");

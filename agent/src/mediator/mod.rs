@@ -10,6 +10,7 @@ mod live;
 mod storage;
 
 pub use features::{MAX_FEATURE_QUERIES, MAX_MATCH_BYTES, MAX_MATCH_STARS};
+pub(crate) use live::LiveState;
 pub use live::{LiveSession, Push, Wake};
 pub use storage::{
     Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, SledStorage,
@@ -22,7 +23,7 @@ use futures_util::future::BoxFuture;
 
 use lanyard_protocol::did::{did_of, Resolver};
 use lanyard_protocol::didcomm::{
-    Attachment, DidComm, DidCommError, Forward, Layer, Message, Unpacked, FORWARD_TYPE,
+    Attachment, DidComm, DidCommError, Forward, Message, Unpacked, FORWARD_TYPE,
 };
 use lanyard_protocol::encoding::b64u_encode;
 use serde_json::{json, Value};
@@ -32,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::replay::SeenSet;
 use crate::storage::StorageError;
 use features::disclose;
-use live::{LiveState, Wakers};
+use live::Wakers;
 
 pub const MEDIATE_REQUEST: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-request";
 pub const MEDIATE_GRANT: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-grant";
@@ -200,35 +201,32 @@ impl Refusal {
     }
 }
 
-/// Messages for the other DIDs this agent hosts (organisations' DIDComm identities): the
-/// mediator unpacks every envelope that reaches its endpoint and hands these over.
-pub trait Inbox: Send + Sync {
-    /// Handles a message unpacked for one of the inbox's DIDs; returns once what it changed is
-    /// durable.
-    fn receive(&self, unpacked: Unpacked) -> BoxFuture<'_, Result<Outcome, Refusal>>;
+/// Where the agent's own parts (the issuer's outbox) queue messages for the phones this
+/// mediator serves, without packing a forward for it: held to the same quotas, replay
+/// de-duplication and live wake as a forward that arrived over HTTP.
+pub trait QueuePort: Send + Sync {
+    /// Queues `envelope` (packed for `recipient`, a DID a client of this mediator registered)
+    /// durably before it returns. `id` makes the call idempotent: the same id for the same
+    /// recipient within the age limit queues nothing new. Refused with
+    /// [`Refusal::UnknownRecipient`] when no client registered `recipient`, and with
+    /// [`Refusal::Storage`] over a quota.
+    fn enqueue<'a>(
+        &'a self,
+        recipient: &'a str,
+        envelope: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), Refusal>>;
 }
 
-/// What the agent's other parts (the issuer) ask of the mediator beside them.
-pub trait Hub: Send + Sync {
-    /// Stores an invitation hosted at `/i/<code>`.
-    fn put_invitation<'a>(
+impl<S: MediatorStorage> QueuePort for Mediator<S> {
+    fn enqueue<'a>(
         &'a self,
-        record: &'a crate::invitations::InvitationRecord,
-    ) -> BoxFuture<'a, Result<(), StorageError>>;
-    /// An invitation by its code.
-    fn invitation<'a>(
-        &'a self,
-        code: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::invitations::InvitationRecord>, StorageError>>;
-    /// Spends the single-use invitation whose message id is `invitation_id`: true when this
-    /// call spent it, false when it was spent before, is multi-use, or unknown.
-    fn use_invitation<'a>(
-        &'a self,
-        invitation_id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StorageError>>;
-    /// Takes a packed message (a forward to a phone this mediator serves) as if it had arrived
-    /// over HTTP: durably queued when this returns.
-    fn deliver<'a>(&'a self, envelope: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
+        recipient: &'a str,
+        envelope: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), Refusal>> {
+        Box::pin(self.queue(did_of(recipient), envelope, id))
+    }
 }
 
 /// The mediator: its identity, envelopes and storage.
@@ -242,45 +240,8 @@ pub struct Mediator<S> {
     /// Wakes the live connections of a client when a forward for it is queued.
     wakers: Wakers,
     metrics: Arc<Metrics>,
-    /// Where messages for the agent's other DIDs go.
-    inbox: std::sync::OnceLock<std::sync::Weak<dyn Inbox>>,
     /// Control messages handled recently, by sender and id.
     seen: SeenSet,
-}
-
-impl<S: MediatorStorage> Hub for Mediator<S> {
-    fn put_invitation<'a>(
-        &'a self,
-        record: &'a crate::invitations::InvitationRecord,
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        self.invitations.put(record)
-    }
-
-    fn invitation<'a>(
-        &'a self,
-        code: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::invitations::InvitationRecord>, StorageError>> {
-        self.invitations.by_code(code)
-    }
-
-    fn use_invitation<'a>(
-        &'a self,
-        invitation_id: &'a str,
-    ) -> BoxFuture<'a, Result<bool, StorageError>> {
-        self.invitations
-            .use_once(invitation_id, lanyard_protocol::didcomm::now())
-    }
-
-    fn deliver<'a>(&'a self, envelope: &'a str) -> BoxFuture<'a, Result<(), Refusal>> {
-        Box::pin(async move {
-            match self.handle(envelope).await? {
-                Outcome::Accepted => Ok(()),
-                Outcome::Reply(_) => Err(Refusal::BadRequest(
-                    "a delivery expected no answer but got one".into(),
-                )),
-            }
-        })
-    }
 }
 
 fn reply_to(request: &Message, type_: &str, body: Value) -> Message {
@@ -313,14 +274,8 @@ impl<S: MediatorStorage> Mediator<S> {
             limits,
             wakers: Wakers::default(),
             metrics: Arc::new(Metrics::default()),
-            inbox: std::sync::OnceLock::new(),
             seen: SeenSet::new(CONTROL_SEEN_CAP),
         }
-    }
-
-    /// Sets where messages for the agent's other DIDs go (once).
-    pub fn set_inbox(&self, inbox: std::sync::Weak<dyn Inbox>) {
-        let _ = self.inbox.set(inbox);
     }
 
     /// Its counters, rendered at `/metrics`.
@@ -355,37 +310,15 @@ impl<S: MediatorStorage> Mediator<S> {
         Ok(dropped)
     }
 
-    /// Handles one inbound envelope. `Reply` carries the packed answer when the protocol has
-    /// one (the sender is expected to have asked for `return_route`).
-    pub async fn handle(&self, envelope: &str) -> Result<Outcome, Refusal> {
-        self.handle_in(envelope, None).await
-    }
-
-    /// Handles one envelope that arrived on a live connection (`session`) or over plain HTTP
-    /// (`None`), where live delivery cannot be switched on.
-    pub(crate) async fn handle_in(
+    /// Handles one envelope the router unpacked for the mediator (or found unencrypted), on a
+    /// live connection (`session`) or over plain HTTP (`None`), where live delivery cannot be
+    /// switched on. `Reply` carries the packed answer when the protocol has one (the sender is
+    /// expected to have asked for `return_route`).
+    pub(crate) async fn receive(
         &self,
-        envelope: &str,
+        unpacked: Unpacked,
         session: Option<&mut LiveState>,
     ) -> Result<Outcome, Refusal> {
-        let unpacked = self.didcomm.unpack(envelope).await?;
-        let recipient = routed_to(&unpacked)?;
-        if recipient.is_none() && unpacked.message.type_ == FORWARD_TYPE {
-            return Err(Refusal::BadRequest(format!(
-                "a forward must be encrypted to the mediator {}",
-                self.did
-            )));
-        }
-        if let Some(recipient) = recipient.filter(|did| *did != self.did) {
-            // Encrypted to another DID whose keys this agent holds: an organisation's.
-            let inbox = self.inbox.get().and_then(std::sync::Weak::upgrade);
-            return match inbox {
-                Some(inbox) => inbox.receive(unpacked).await,
-                None => Err(Refusal::BadRequest(format!(
-                    "nothing here receives messages for {recipient}"
-                ))),
-            };
-        }
         let Unpacked { message, metadata } = unpacked;
         if message.type_ == FORWARD_TYPE {
             return self.forward(&message).await;
@@ -606,9 +539,22 @@ impl<S: MediatorStorage> Mediator<S> {
 
     async fn forward(&self, message: &Message) -> Result<Outcome, Refusal> {
         let forward = Forward::parse(message)?;
-        let recipient = did_of(&forward.next).to_string();
-        let Some(client) = self.storage.client_of(&recipient).await? else {
-            return Err(Refusal::UnknownRecipient(recipient));
+        // The forward's id makes it idempotent: a replayed (or re-sent) forward is accepted
+        // again without a second queue entry.
+        self.queue(
+            did_of(&forward.next),
+            &forward.payload.to_string(),
+            &message.id,
+        )
+        .await?;
+        Ok(Outcome::Accepted)
+    }
+
+    /// Queues `envelope` for `recipient` within the quotas, once per `id`, and wakes the
+    /// client's live connections.
+    async fn queue(&self, recipient: &str, envelope: &str, id: &str) -> Result<(), Refusal> {
+        let Some(client) = self.storage.client_of(recipient).await? else {
+            return Err(Refusal::UnknownRecipient(recipient.to_string()));
         };
         let quota = QueueQuota {
             per_recipient: self.limits.queue_cap,
@@ -616,28 +562,20 @@ impl<S: MediatorStorage> Mediator<S> {
             total_bytes: self.limits.store_queue_bytes,
             dedup_secs: self.limits.message_max_age.as_secs(),
         };
-        // The forward's id makes it idempotent: a replayed (or re-sent) forward is accepted
-        // again without a second queue entry.
         let queued = self
             .storage
-            .enqueue(
-                &client,
-                &recipient,
-                &forward.payload.to_string(),
-                Some(&message.id),
-                &quota,
-            )
+            .enqueue(&client, recipient, envelope, Some(id), &quota)
             .await?;
         let Enqueued::Queued(queued) = queued else {
-            tracing::debug!(recipient = %recipient, forward = %message.id, "forward already queued");
+            tracing::debug!(recipient = %recipient, forward = %id, "forward already queued");
             self.metrics.forwards_deduplicated.inc();
-            return Ok(Outcome::Accepted);
+            return Ok(());
         };
         tracing::debug!(recipient = %recipient, id = %queued.id, "forward queued");
         self.metrics.forwards_queued.inc();
         // Wake the client's live connections, if it has any open.
         self.wakers.wake(&client);
-        Ok(Outcome::Accepted)
+        Ok(())
     }
 
     async fn recipient_update(&self, client: &str, message: &Message) -> Result<Message, Refusal> {
@@ -835,37 +773,4 @@ fn delivery_attachment(queued: QueuedMessage) -> Attachment {
     attachment.data.json = None;
     attachment.data.base64 = Some(b64u_encode(queued.message.as_bytes()));
     attachment
-}
-
-/// Which DID an unpacked envelope was encrypted to, checked against its plaintext: every
-/// encryption layer must be addressed to the same DID (the one the envelope is routed on), and
-/// the message's `to`, when present, must name it. `None` when nothing was encrypted.
-fn routed_to(unpacked: &Unpacked) -> Result<Option<&str>, Refusal> {
-    let mut layers = unpacked
-        .metadata
-        .layers
-        .iter()
-        .filter_map(|layer| match layer {
-            Layer::Anoncrypt { recipient_kid, .. } | Layer::Authcrypt { recipient_kid, .. } => {
-                Some(did_of(recipient_kid))
-            }
-            Layer::Signed { .. } => None,
-        });
-    let Some(outer) = layers.next() else {
-        return Ok(None);
-    };
-    if let Some(inner) = layers.find(|did| *did != outer) {
-        return Err(Refusal::NotForMe(format!(
-            "the envelope's layers are encrypted to different DIDs ({outer} outside, {inner} \
-             inside)"
-        )));
-    }
-    if let Some(to) = &unpacked.message.to {
-        if !to.iter().any(|did| did == outer) {
-            return Err(Refusal::NotForMe(format!(
-                "the message is addressed to {to:?} but was encrypted to {outer}"
-            )));
-        }
-    }
-    Ok(Some(outer))
 }
