@@ -774,3 +774,84 @@ fn delivery_attachment(queued: QueuedMessage) -> Attachment {
     attachment.data.base64 = Some(b64u_encode(queued.message.as_bytes()));
     attachment
 }
+
+#[cfg(test)]
+mod port_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_port_queues_once_per_id_for_registered_recipients_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity =
+            crate::identity::load_or_create(dir.path(), "http://agent.test/didcomm").unwrap();
+        let storage = SledStorage::open(&dir.path().join("mediator"), Duration::ZERO).unwrap();
+        let invitations = Arc::new(storage.invitations().unwrap());
+        let mediator = Mediator::new(
+            identity.did.clone(),
+            DidComm::new(identity.keys.clone(), Resolver::default()),
+            storage,
+            invitations,
+            Limits::default(),
+        );
+        let port: &dyn QueuePort = &mediator;
+        let refused = port
+            .enqueue("did:example:phone", "{}", "m1")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.problem_code(), "e.p.msg.forward.unknown-recipient");
+        assert_eq!(
+            refused.to_string(),
+            "no mediated client has registered did:example:phone as a recipient"
+        );
+
+        mediator.storage().grant("did:example:alice").await.unwrap();
+        mediator
+            .storage()
+            .add_recipient("did:example:alice", "did:example:phone", 10)
+            .await
+            .unwrap();
+        port.enqueue("did:example:phone", "{\"ciphertext\":\"x\"}", "m1")
+            .await
+            .unwrap();
+        // A repeated hand-over of the same message (an outbox retry) is not queued twice.
+        port.enqueue("did:example:phone", "{\"ciphertext\":\"x\"}", "m1")
+            .await
+            .unwrap();
+        assert_eq!(
+            mediator.storage().count("did:example:phone").await.unwrap(),
+            1
+        );
+        assert_eq!(mediator.metrics().forwards_queued.get(), 1);
+        assert_eq!(mediator.metrics().forwards_deduplicated.get(), 1);
+        // Held to the same quotas as a forward.
+        let tight = Mediator::new(
+            identity.did.clone(),
+            DidComm::new(identity.keys.clone(), Resolver::default()),
+            SledStorage::open(&dir.path().join("tight"), Duration::ZERO).unwrap(),
+            Arc::new(
+                SledStorage::open(&dir.path().join("tight-inv"), Duration::ZERO)
+                    .unwrap()
+                    .invitations()
+                    .unwrap(),
+            ),
+            Limits {
+                queue_cap: 1,
+                ..Limits::default()
+            },
+        );
+        tight
+            .storage()
+            .add_recipient("did:example:alice", "did:example:phone", 10)
+            .await
+            .unwrap();
+        let tight: &dyn QueuePort = &tight;
+        tight.enqueue("did:example:phone", "{}", "a").await.unwrap();
+        let full = tight
+            .enqueue("did:example:phone", "{}", "b")
+            .await
+            .unwrap_err();
+        assert_eq!(full.problem_code(), "w.p.msg.queue-full");
+    }
+}
