@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use lanyard_protocol::did::{did_of, Resolver};
-use lanyard_protocol::didcomm::{DidComm, Layer, Unpacked, FORWARD_TYPE};
+use lanyard_protocol::didcomm::{DidComm, Layer, Unpacked};
+use lanyard_protocol::protocols::routing;
 
 use crate::issuer::store::IssuerStorage;
 use crate::issuer::Issuer;
@@ -56,10 +57,12 @@ impl<S: MediatorStorage, I: IssuerStorage> DidCommRouter<S, I> {
     ) -> Result<Outcome, Refusal> {
         let unpacked = self.didcomm.unpack(envelope).await?;
         match routed_to(&unpacked)? {
-            None if unpacked.message.type_ == FORWARD_TYPE => Err(Refusal::BadRequest(format!(
-                "a forward must be encrypted to the mediator {}",
-                self.mediator.did()
-            ))),
+            None if unpacked.message.type_ == routing::FORWARD => {
+                Err(Refusal::BadRequest(format!(
+                    "a forward must be encrypted to the mediator {}",
+                    self.mediator.did()
+                )))
+            }
             // Encrypted to another DID whose keys this agent holds: an organisation's.
             Some(recipient) if recipient != self.mediator.did() => {
                 self.issuer.receive(unpacked).await

@@ -6,7 +6,7 @@
 use lanyard_protocol::did::{did_of, multikey_encode, resolve_local};
 use lanyard_protocol::didcomm::{Message, Unpacked};
 use lanyard_protocol::protocols::{issue_credential, present_proof, ProtocolError};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::customers::Customer;
 use super::outbox::Change;
@@ -14,7 +14,10 @@ use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, S
 use super::store::{BatchError, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
 use super::{ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
-use crate::mediator::{Outcome, Refusal, PING, PING_RESPONSE, PROBLEM_REPORT};
+use lanyard_protocol::protocols::report_problem::PROBLEM_REPORT;
+use lanyard_protocol::protocols::trust_ping::{self, PING};
+
+use crate::mediator::{Outcome, Refusal};
 
 impl<S: IssuerStorage> Issuer<S> {
     /// The organisation a message was encrypted to, by its key agreement key.
@@ -151,13 +154,7 @@ impl<S: IssuerStorage> Issuer<S> {
         match message.type_.as_str() {
             PING => {
                 let mut change = self.seen(message)?;
-                if message
-                    .body
-                    .get("response_requested")
-                    .and_then(Value::as_bool)
-                    != Some(false)
-                {
-                    let reply = Message::new(PING_RESPONSE, json!({})).thid(message.id.clone());
+                if let Some(reply) = trust_ping::reply_to(message).map_err(protocol_problem)? {
                     change.send(&org.didcomm_did, sender, reply)?;
                 }
                 self.commit(change).await?;

@@ -16,7 +16,9 @@ use lanyard_protocol::didcomm::Message;
 use super::inbound::Answer;
 use super::records::{connection_key, Connection, CONNECTIONS};
 use crate::invitations::{qr_png, InvitationRecord, NewInvitation};
-use crate::mediator::{Refusal, PING, PING_RESPONSE};
+use lanyard_protocol::protocols::trust_ping::{self, PING};
+
+use crate::mediator::Refusal;
 
 /// The goal code of customer invitations: connect, then receive a credential.
 pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
@@ -399,15 +401,12 @@ impl<S: IssuerStorage> Issuer<S> {
             value: before,
         });
         change.writes.push(Write::put(CUSTOMERS, &key, &onboarded)?);
-        if message.type_ == PING
-            && message
-                .body
-                .get("response_requested")
-                .and_then(Value::as_bool)
-                != Some(false)
-        {
-            let reply = Message::new(PING_RESPONSE, json!({})).thid(message.id.clone());
-            change.send(&org.didcomm_did, sender, reply)?;
+        if message.type_ == PING {
+            if let Some(reply) =
+                trust_ping::reply_to(message).map_err(super::inbound::protocol_problem)?
+            {
+                change.send(&org.didcomm_did, sender, reply)?;
+            }
         }
         if let Some(auto_issue) = &customer.details.auto_issue {
             match self.template_any(&auto_issue.template_id).await? {

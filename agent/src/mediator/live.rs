@@ -11,14 +11,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use lanyard_protocol::didcomm::Message;
-use serde_json::json;
+use lanyard_protocol::protocols::pickup::{self, Delivery};
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
 use super::{
-    delivery_attachment, problem_json, MediatorStorage, Outcome, Refusal, DELIVERY,
-    MAX_UNACKNOWLEDGED_PUSHED,
+    delivered, problem_json, MediatorStorage, Outcome, Refusal, MAX_UNACKNOWLEDGED_PUSHED,
 };
 use crate::issuer::store::IssuerStorage;
 use crate::router::DidCommRouter;
@@ -219,9 +217,9 @@ impl<S: MediatorStorage, I: IssuerStorage> LiveSession<S, I> {
         }
         let not_before = mediator.not_before();
         let max = mediator.limits.max_delivery;
-        let mut attachments = Vec::new();
+        let mut messages = Vec::new();
         for recipient in mediator.storage.recipients(&client).await? {
-            let room = max - attachments.len();
+            let room = max - messages.len();
             if room == 0 {
                 break;
             }
@@ -230,25 +228,24 @@ impl<S: MediatorStorage, I: IssuerStorage> LiveSession<S, I> {
                 .peek(&recipient, room + session.sent.len(), not_before)
                 .await?;
             for queued in waiting {
-                if attachments.len() == max {
+                if messages.len() == max {
                     break;
                 }
                 if session.sent.insert(queued.id.clone()) {
-                    attachments.push(delivery_attachment(queued));
+                    messages.push(delivered(queued));
                 }
             }
         }
-        if attachments.is_empty() {
+        if messages.is_empty() {
             return Ok(None);
         }
-        mediator
-            .metrics
-            .messages_out
-            .inc_by(attachments.len() as u64);
-        let mut delivery = Message::new(DELIVERY, json!({}))
-            .from(mediator.did.clone())
-            .to([client.clone()]);
-        delivery.attachments = attachments;
+        mediator.metrics.messages_out.inc_by(messages.len() as u64);
+        let delivery = pickup::delivery_message(&Delivery {
+            recipient_did: None,
+            messages,
+        })
+        .from(mediator.did.clone())
+        .to([client.clone()]);
         Ok(Some(
             mediator
                 .didcomm

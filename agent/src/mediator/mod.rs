@@ -5,11 +5,9 @@
 //! behind [`MediatorStorage`] (`storage`); the invitations it admits by are an
 //! [`InvitationStore`].
 
-mod features;
 mod live;
 mod storage;
 
-pub use features::{MAX_FEATURE_QUERIES, MAX_MATCH_BYTES, MAX_MATCH_STARS};
 pub(crate) use live::LiveState;
 pub use live::{LiveSession, Push, Wake};
 pub use storage::{
@@ -22,47 +20,21 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use lanyard_protocol::did::{did_of, Resolver};
-use lanyard_protocol::didcomm::{
-    Attachment, DidComm, DidCommError, Forward, Message, Unpacked, FORWARD_TYPE,
+use lanyard_protocol::didcomm::{DidComm, DidCommError, Message, Unpacked};
+use lanyard_protocol::protocols::coordinate_mediation::{
+    self, v3 as mediation, Action, MediateGrant, RecipientUpdateResponse, Recipients, UpdateResult,
+    Updated,
 };
-use lanyard_protocol::encoding::b64u_encode;
-use serde_json::{json, Value};
+use lanyard_protocol::protocols::pickup::{self, Delivered, Delivery, Status};
+use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
+use lanyard_protocol::protocols::{discover_features, routing, trust_ping, ProtocolError};
+use serde_json::Value;
 
 use crate::invitations::{InvitationRecord, InvitationStore};
 use crate::metrics::Metrics;
 use crate::replay::SeenSet;
 use crate::storage::StorageError;
-use features::disclose;
 use live::Wakers;
-
-pub const MEDIATE_REQUEST: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-request";
-pub const MEDIATE_GRANT: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-grant";
-pub const RECIPIENT_UPDATE: &str = "https://didcomm.org/coordinate-mediation/3.0/recipient-update";
-pub const RECIPIENT_UPDATE_RESPONSE: &str =
-    "https://didcomm.org/coordinate-mediation/3.0/recipient-update-response";
-pub const RECIPIENT_QUERY: &str = "https://didcomm.org/coordinate-mediation/3.0/recipient-query";
-pub const RECIPIENT: &str = "https://didcomm.org/coordinate-mediation/3.0/recipient";
-pub const STATUS_REQUEST: &str = "https://didcomm.org/messagepickup/3.0/status-request";
-pub const STATUS: &str = "https://didcomm.org/messagepickup/3.0/status";
-pub const DELIVERY_REQUEST: &str = "https://didcomm.org/messagepickup/3.0/delivery-request";
-pub const DELIVERY: &str = "https://didcomm.org/messagepickup/3.0/delivery";
-pub const MESSAGES_RECEIVED: &str = "https://didcomm.org/messagepickup/3.0/messages-received";
-pub const LIVE_DELIVERY_CHANGE: &str = "https://didcomm.org/messagepickup/3.0/live-delivery-change";
-pub const PING: &str = "https://didcomm.org/trust-ping/2.0/ping";
-pub const PING_RESPONSE: &str = "https://didcomm.org/trust-ping/2.0/ping-response";
-pub const QUERIES: &str = "https://didcomm.org/discover-features/2.0/queries";
-pub const DISCLOSE: &str = "https://didcomm.org/discover-features/2.0/disclose";
-pub const PROBLEM_REPORT: &str = "https://didcomm.org/report-problem/2.0/problem-report";
-
-/// The protocols this mediator discloses.
-pub const PROTOCOLS: [&str; 6] = [
-    "https://didcomm.org/routing/2.0",
-    "https://didcomm.org/coordinate-mediation/3.0",
-    "https://didcomm.org/messagepickup/3.0",
-    "https://didcomm.org/trust-ping/2.0",
-    "https://didcomm.org/discover-features/2.0",
-    "https://didcomm.org/report-problem/2.0",
-];
 
 /// Limits the mediator enforces.
 #[derive(Clone, Debug)]
@@ -128,10 +100,6 @@ impl std::str::FromStr for Admission {
     }
 }
 
-/// Updates one recipient-update may carry.
-pub const MAX_RECIPIENT_UPDATES: usize = 100;
-/// Ids one messages-received may acknowledge.
-pub const MAX_ACKNOWLEDGED_IDS: usize = 1000;
 /// Messages a live connection may have been pushed and not acknowledged before it is pushed
 /// more.
 pub const MAX_UNACKNOWLEDGED_PUSHED: usize = 1000;
@@ -169,6 +137,14 @@ pub enum Refusal {
     Replay(String),
     #[error("{0}")]
     NotAdmitted(String),
+}
+
+/// A message that does not have the shape its type promises is a bad request, in the
+/// parser's words.
+impl From<ProtocolError> for Refusal {
+    fn from(error: ProtocolError) -> Self {
+        Refusal::BadRequest(error.to_string())
+    }
 }
 
 impl Refusal {
@@ -244,18 +220,6 @@ pub struct Mediator<S> {
     seen: SeenSet,
 }
 
-fn reply_to(request: &Message, type_: &str, body: Value) -> Message {
-    let mut message = Message::new(type_, body).thid(request.thread_id().to_string());
-    if let Some(pthid) = &request.pthid {
-        message = message.pthid(pthid.clone());
-    }
-    message
-}
-
-fn string_field<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
-    body.get(name).and_then(Value::as_str)
-}
-
 impl<S: MediatorStorage> Mediator<S> {
     /// A mediator for `did` (whose keys `didcomm` holds), its state in `storage`, admitting
     /// by the invitations in `invitations`, within `limits`.
@@ -320,7 +284,7 @@ impl<S: MediatorStorage> Mediator<S> {
         session: Option<&mut LiveState>,
     ) -> Result<Outcome, Refusal> {
         let Unpacked { message, metadata } = unpacked;
-        if message.type_ == FORWARD_TYPE {
+        if message.type_ == routing::FORWARD {
             return self.forward(&message).await;
         }
         let Some(sender) = metadata.authcrypt_sender_did() else {
@@ -435,93 +399,79 @@ impl<S: MediatorStorage> Mediator<S> {
         let sender = sender.to_string();
         let invitation = self.answered_invitation(&sender, message).await?;
         let reply = match message.type_.as_str() {
-            MEDIATE_REQUEST => {
+            mediation::MEDIATE_REQUEST => {
+                coordinate_mediation::parse_mediate_request(message)?;
                 self.admit(&sender, message, invitation).await?;
                 self.storage.grant(&sender).await?;
                 tracing::info!(client = %sender, "mediation granted");
-                reply_to(message, MEDIATE_GRANT, json!({ "routing_did": [self.did] }))
+                coordinate_mediation::mediate_grant_message(&MediateGrant {
+                    routing_did: vec![self.did.clone()],
+                })
             }
-            RECIPIENT_UPDATE => self.recipient_update(&sender, message).await?,
-            RECIPIENT_QUERY => {
+            mediation::RECIPIENT_UPDATE => self.recipient_update(&sender, message).await?,
+            mediation::RECIPIENT_QUERY => {
                 self.require_grant(&sender).await?;
-                let dids: Vec<Value> = self
-                    .storage
-                    .recipients(&sender)
+                coordinate_mediation::parse_recipient_query(message)?;
+                coordinate_mediation::recipient_message(&Recipients {
+                    dids: self.storage.recipients(&sender).await?,
+                })
+            }
+            pickup::v3::STATUS_REQUEST => {
+                self.require_grant(&sender).await?;
+                let request = pickup::parse_status_request(message)?;
+                self.status(&sender, request.recipient_did.as_deref(), false)
                     .await?
-                    .into_iter()
-                    .map(|did| json!({ "recipient_did": did }))
-                    .collect();
-                reply_to(message, RECIPIENT, json!({ "dids": dids }))
             }
-            STATUS_REQUEST => {
+            pickup::v3::DELIVERY_REQUEST => self.delivery(&sender, message).await?,
+            pickup::v3::MESSAGES_RECEIVED => {
                 self.require_grant(&sender).await?;
-                let filter = string_field(&message.body, "recipient_did");
-                self.status(&sender, message, filter).await?
-            }
-            DELIVERY_REQUEST => self.delivery(&sender, message).await?,
-            MESSAGES_RECEIVED => {
-                let status = self.messages_received(&sender, message).await?;
+                let received = pickup::parse_messages_received(message)?;
+                let recipients = self.queues(&sender, None).await?;
+                self.storage
+                    .remove(&recipients, &received.message_id_list)
+                    .await?;
                 // Acknowledged messages are gone: the socket need not remember pushing them.
                 if let Some(session) = session.as_deref_mut() {
-                    let acknowledged = message
-                        .body
-                        .get("message_id_list")
-                        .and_then(Value::as_array);
-                    session
-                        .acknowledged(acknowledged.into_iter().flatten().filter_map(Value::as_str));
+                    session.acknowledged(received.message_id_list.iter().map(String::as_str));
                 }
-                status
+                self.status(&sender, None, false).await?
             }
-            LIVE_DELIVERY_CHANGE => match session {
+            pickup::v3::LIVE_DELIVERY_CHANGE => match session {
                 Some(session) => {
                     self.require_grant(&sender).await?;
-                    let live = message
-                        .body
-                        .get("live_delivery")
-                        .and_then(Value::as_bool)
-                        .ok_or_else(|| {
-                            Refusal::BadRequest("live-delivery-change needs live_delivery".into())
-                        })?;
-                    session.switch(&sender, live)?;
-                    let mut status = self.status(&sender, message, None).await?;
-                    status.body["live_delivery"] = json!(live);
-                    status
+                    let change = pickup::parse_live_delivery_change(message)?;
+                    session.switch(&sender, change.live_delivery)?;
+                    self.status(&sender, None, change.live_delivery).await?
                 }
-                None => reply_to(
-                    message,
-                    PROBLEM_REPORT,
-                    json!({
-                        "code": "e.m.live-mode-not-supported",
-                        "comment": "live delivery is offered over the WebSocket endpoint /ws only",
-                    }),
-                ),
+                None => report_problem::problem_report_message(&ProblemReport::new(
+                    "e.m.live-mode-not-supported",
+                    "live delivery is offered over the WebSocket endpoint /ws only",
+                )),
             },
-            PING => {
-                let wanted = message
-                    .body
-                    .get("response_requested")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true);
-                if !wanted {
-                    return Ok(Outcome::Accepted);
-                }
-                reply_to(message, PING_RESPONSE, json!({}))
+            trust_ping::PING => match trust_ping::reply_to(message)? {
+                Some(response) => response,
+                None => return Ok(Outcome::Accepted),
+            },
+            discover_features::QUERIES => {
+                let queries = discover_features::parse_queries(message)?;
+                discover_features::disclose_message(&discover_features::disclose_protocols(
+                    &queries,
+                    &protocols(),
+                ))
             }
-            QUERIES => reply_to(message, DISCLOSE, disclose(&message.body)?),
-            PROBLEM_REPORT => {
+            report_problem::PROBLEM_REPORT => {
                 tracing::warn!(from = %sender, code = ?message.body.get("code"), "problem reported");
                 return Ok(Outcome::Accepted);
             }
-            other => reply_to(
-                message,
-                PROBLEM_REPORT,
-                json!({
-                    "code": "e.p.msg.unsupported",
-                    "comment": format!("this mediator does not handle {other}"),
-                }),
-            ),
+            other => report_problem::problem_report_message(&ProblemReport::new(
+                "e.p.msg.unsupported",
+                format!("this mediator does not handle {other}"),
+            )),
         };
-        let reply = reply.from(self.did.clone()).to([sender.clone()]);
+        let reply = reply
+            .in_reply_to(message)
+            .from(self.did.clone())
+            .to([sender.clone()]);
         let packed = self
             .didcomm
             .pack_authcrypt(&reply, &self.did, &[&sender], false)
@@ -538,7 +488,8 @@ impl<S: MediatorStorage> Mediator<S> {
     }
 
     async fn forward(&self, message: &Message) -> Result<Outcome, Refusal> {
-        let forward = Forward::parse(message)?;
+        // Malformed, a forward is unreadable (as an envelope that does not open).
+        let forward = routing::parse_forward(message).map_err(DidCommError::from)?;
         // The forward's id makes it idempotent: a replayed (or re-sent) forward is accepted
         // again without a second queue entry.
         self.queue(
@@ -580,42 +531,15 @@ impl<S: MediatorStorage> Mediator<S> {
 
     async fn recipient_update(&self, client: &str, message: &Message) -> Result<Message, Refusal> {
         self.require_grant(client).await?;
-        let updates = message
-            .body
-            .get("updates")
-            .and_then(Value::as_array)
-            .ok_or_else(|| Refusal::BadRequest("recipient-update has no updates list".into()))?;
-        if updates.len() > MAX_RECIPIENT_UPDATES {
-            return Err(Refusal::BadRequest(format!(
-                "recipient-update carries {} updates, over this mediator's limit of \
-                 {MAX_RECIPIENT_UPDATES} per message",
-                updates.len()
-            )));
-        }
+        let request = coordinate_mediation::parse_recipient_update(message)?;
         // Every update is checked, and the recipient cap, before anything is changed.
-        let mut checked = Vec::with_capacity(updates.len());
         let mut held: HashSet<String> =
             self.storage.recipients(client).await?.into_iter().collect();
-        for update in updates {
-            let (Some(recipient), Some(action)) = (
-                string_field(update, "recipient_did"),
-                string_field(update, "action"),
-            ) else {
-                return Err(Refusal::BadRequest(
-                    "each update needs recipient_did and action".into(),
-                ));
-            };
-            if !recipient.starts_with("did:") {
-                return Err(Refusal::BadRequest(format!("{recipient:?} is not a DID")));
-            }
-            match action {
-                "add" => held.insert(did_of(recipient).to_string()),
-                "remove" => held.remove(did_of(recipient)),
-                other => {
-                    return Err(Refusal::BadRequest(format!(
-                        "unknown recipient-update action {other:?}"
-                    )))
-                }
+        for update in &request.updates {
+            let did = did_of(&update.recipient_did);
+            match update.action {
+                Action::Add => held.insert(did.to_string()),
+                Action::Remove => held.remove(did),
             };
             if held.len() > self.limits.max_recipients {
                 return Err(Refusal::Storage(StorageError::TooManyRecipients {
@@ -623,30 +547,30 @@ impl<S: MediatorStorage> Mediator<S> {
                     cap: self.limits.max_recipients,
                 }));
             }
-            checked.push((recipient, action));
         }
-        let mut updated = Vec::with_capacity(checked.len());
-        for (recipient, action) in checked {
-            let result = if action == "add" {
-                self.storage
-                    .add_recipient(client, did_of(recipient), self.limits.max_recipients)
-                    .await?
-            } else {
-                self.storage
-                    .remove_recipient(client, did_of(recipient))
-                    .await?
+        let mut updated = Vec::with_capacity(request.updates.len());
+        for update in request.updates {
+            let did = did_of(&update.recipient_did);
+            let result = match update.action {
+                Action::Add => {
+                    self.storage
+                        .add_recipient(client, did, self.limits.max_recipients)
+                        .await?
+                }
+                Action::Remove => self.storage.remove_recipient(client, did).await?,
             };
-            let result = match result {
-                RecipientUpdate::Success => "success",
-                RecipientUpdate::NoChange => "no_change",
-                RecipientUpdate::ClientError => "client_error",
-            };
-            updated.push(json!({ "recipient_did": recipient, "action": action, "result": result }));
+            updated.push(Updated {
+                result: match result {
+                    RecipientUpdate::Success => UpdateResult::Success,
+                    RecipientUpdate::NoChange => UpdateResult::NoChange,
+                    RecipientUpdate::ClientError => UpdateResult::ClientError,
+                },
+                recipient_did: update.recipient_did,
+                action: update.action,
+            });
         }
-        Ok(reply_to(
-            message,
-            RECIPIENT_UPDATE_RESPONSE,
-            json!({ "updated": updated }),
+        Ok(coordinate_mediation::recipient_update_response_message(
+            &RecipientUpdateResponse { updated },
         ))
     }
 
@@ -662,117 +586,82 @@ impl<S: MediatorStorage> Mediator<S> {
         }
     }
 
+    /// The `status` of `client`'s queues (or the one `filter` names).
     async fn status(
         &self,
         client: &str,
-        request: &Message,
         filter: Option<&str>,
+        live_delivery: bool,
     ) -> Result<Message, Refusal> {
         let mut count = 0;
         for recipient in self.queues(client, filter).await? {
             count += self.storage.count(&recipient).await?;
         }
-        let mut body = json!({ "message_count": count, "live_delivery": false });
-        if let Some(did) = filter {
-            body["recipient_did"] = json!(did);
-        }
-        Ok(reply_to(request, STATUS, body))
+        Ok(pickup::status_message(&Status {
+            recipient_did: filter.map(str::to_string),
+            message_count: count as u64,
+            live_delivery,
+        }))
     }
 
     async fn delivery(&self, client: &str, request: &Message) -> Result<Message, Refusal> {
         self.require_grant(client).await?;
-        let limit = match request.body.get("limit") {
-            Some(Value::Number(n)) => n.as_u64().filter(|&n| n >= 1).ok_or_else(|| {
-                Refusal::BadRequest(format!(
-                    "delivery-request limit {n} is not a positive integer"
-                ))
-            })?,
-            Some(other) => {
-                return Err(Refusal::BadRequest(format!(
-                    "delivery-request limit {other} is not a positive integer"
-                )))
-            }
-            None => return Err(Refusal::BadRequest("delivery-request has no limit".into())),
-        };
-        if limit as usize > self.limits.max_delivery {
+        let request = pickup::parse_delivery_request(request)?;
+        if request.limit > self.limits.max_delivery as u64 {
             return Err(Refusal::BadRequest(format!(
-                "delivery-request limit {limit} is over this mediator's maximum of {}",
-                self.limits.max_delivery
+                "delivery-request limit {} is over this mediator's maximum of {}",
+                request.limit, self.limits.max_delivery
             )));
         }
-        let filter = string_field(&request.body, "recipient_did");
+        let limit = request.limit as usize;
+        let filter = request.recipient_did.as_deref();
         let not_before = self.not_before();
-        let mut attachments = Vec::new();
+        let mut messages = Vec::new();
         for recipient in self.queues(client, filter).await? {
-            let room = limit as usize - attachments.len();
+            let room = limit - messages.len();
             if room == 0 {
                 break;
             }
             for queued in self.storage.peek(&recipient, room, not_before).await? {
-                attachments.push(delivery_attachment(queued));
+                messages.push(delivered(queued));
             }
         }
-        if attachments.is_empty() {
-            return self.status(client, request, filter).await;
+        if messages.is_empty() {
+            return self.status(client, filter, false).await;
         }
-        let mut body = json!({});
-        if let Some(did) = filter {
-            body["recipient_did"] = json!(did);
-        }
-        self.metrics.messages_out.inc_by(attachments.len() as u64);
-        let mut reply = reply_to(request, DELIVERY, body);
-        reply.attachments = attachments;
-        Ok(reply)
+        self.metrics.messages_out.inc_by(messages.len() as u64);
+        Ok(pickup::delivery_message(&Delivery {
+            recipient_did: filter.map(str::to_string),
+            messages,
+        }))
     }
+}
 
-    async fn messages_received(&self, client: &str, request: &Message) -> Result<Message, Refusal> {
-        self.require_grant(client).await?;
-        let ids = request
-            .body
-            .get("message_id_list")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                Refusal::BadRequest("messages-received has no message_id_list".into())
-            })?;
-        if ids.len() > MAX_ACKNOWLEDGED_IDS {
-            return Err(Refusal::BadRequest(format!(
-                "messages-received lists {} ids, over this mediator's limit of \
-                 {MAX_ACKNOWLEDGED_IDS} per message",
-                ids.len()
-            )));
-        }
-        let ids: Vec<String> = ids
-            .iter()
-            .map(|id| {
-                id.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| Refusal::BadRequest("message ids are strings".into()))
-            })
-            .collect::<Result<_, _>>()?;
-        let recipients = self.queues(client, None).await?;
-        self.storage.remove(&recipients, &ids).await?;
-        self.status(client, request, None).await
+/// A queued message as pickup delivers it: its queue id and the envelope.
+fn delivered(queued: QueuedMessage) -> Delivered {
+    Delivered {
+        id: queued.id,
+        envelope: Some(queued.message),
     }
+}
+
+/// The protocols this mediator discloses.
+fn protocols() -> [&'static str; 6] {
+    [
+        routing::PIURI,
+        coordinate_mediation::v3::PIURI,
+        pickup::v3::PIURI,
+        trust_ping::PIURI,
+        discover_features::PIURI,
+        report_problem::PIURI,
+    ]
 }
 
 /// A Report Problem 2.0 message as plaintext JSON: what a refusal is answered with over HTTP
 /// and on a live connection.
 pub fn problem_json(code: &str, comment: &str) -> Value {
-    json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "type": lanyard_protocol::didcomm::PROBLEM_REPORT_TYPE,
-        "body": { "code": code, "comment": comment },
-    })
-}
-
-/// A queued message as a delivery attachment: its queue id, base64url of the envelope.
-fn delivery_attachment(queued: QueuedMessage) -> Attachment {
-    let mut attachment = Attachment::json(Value::Null);
-    attachment.id = Some(queued.id);
-    attachment.media_type = Some(lanyard_protocol::didcomm::ENCRYPTED_TYP.to_string());
-    attachment.data.json = None;
-    attachment.data.base64 = Some(b64u_encode(queued.message.as_bytes()));
-    attachment
+    let report = report_problem::problem_report_message(&ProblemReport::new(code, comment));
+    serde_json::to_value(report).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

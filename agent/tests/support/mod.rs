@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use agent::config::Config;
-pub use agent::mediator;
 use agent::mediator::Limits;
 use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
 use lanyard_protocol::didcomm::{DidComm, Message, Unpacked, ENCRYPTED_TYP};
@@ -652,4 +651,19 @@ pub async fn counting_server(
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (port, hits)
+}
+
+/// The message types the mediator speaks, as the protocol crate writes them (each test binary
+/// uses some of them).
+#[allow(unused_imports)]
+pub mod mediator {
+    pub use lanyard_protocol::protocols::coordinate_mediation::v3::{
+        MEDIATE_GRANT, MEDIATE_REQUEST, RECIPIENT_QUERY, RECIPIENT_UPDATE,
+    };
+    pub use lanyard_protocol::protocols::discover_features::{DISCLOSE, QUERIES};
+    pub use lanyard_protocol::protocols::pickup::v3::{
+        DELIVERY, DELIVERY_REQUEST, LIVE_DELIVERY_CHANGE, MESSAGES_RECEIVED, STATUS, STATUS_REQUEST,
+    };
+    pub use lanyard_protocol::protocols::report_problem::PROBLEM_REPORT;
+    pub use lanyard_protocol::protocols::trust_ping::{PING, PING_RESPONSE};
 }
