@@ -15,6 +15,8 @@ pub mod metrics;
 mod replay;
 pub mod router;
 pub mod storage;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

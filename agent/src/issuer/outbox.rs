@@ -369,37 +369,16 @@ mod tests {
     use lanyard_protocol::did::{did_peer_2, PeerDidSpec, PeerService};
     use lanyard_protocol::keys::{KeyRing, KeyType};
 
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
     use crate::issuer::store::SledIssuerStorage;
     use crate::issuer::IssuerLimits;
-    use crate::mediator::{Limits, Mediator, SledStorage};
     use lanyard_protocol::protocols::trust_ping::PING;
 
     /// An issuer beside a real mediator, both on sled in `dir`.
     fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
-        let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
-        let storage = SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap();
-        let invitations: Arc<dyn crate::invitations::InvitationStore> =
-            Arc::new(storage.invitations().unwrap());
-        let mediator = Arc::new(Mediator::new(
-            identity.did.clone(),
-            DidComm::new(identity.keys.clone(), Resolver::default()),
-            storage,
-            invitations.clone(),
-            Limits::default(),
-        ));
-        Issuer::new(
-            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO, &[7u8; 32]).unwrap(),
-            identity.keys.clone(),
-            identity.store.clone(),
-            "http://agent.test".into(),
-        )
-        .with_mediator(mediator.clone(), invitations, "lanyard")
-        .with_limits(limits)
+        crate::testing::Parts::new(dir).issuer.with_limits(limits)
     }
 
     /// A phone's DID routed through the mediator, which it never asked for mediation: every

@@ -267,41 +267,13 @@ impl<S: MediatorStorage, I: IssuerStorage> Drop for LiveSession<S, I> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use lanyard_protocol::did::Resolver;
-    use lanyard_protocol::didcomm::DidComm;
-
     use super::*;
     use crate::issuer::store::SledIssuerStorage;
-    use crate::issuer::Issuer;
-    use crate::mediator::{Limits, Mediator, SledStorage};
+    use crate::mediator::SledStorage;
 
     /// A router over a real mediator and issuer, both on sled in `dir`.
     fn router(dir: &std::path::Path) -> Arc<DidCommRouter<SledStorage, SledIssuerStorage>> {
-        let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
-        let storage = SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap();
-        let invitations: Arc<dyn crate::invitations::InvitationStore> =
-            Arc::new(storage.invitations().unwrap());
-        let mediator = Arc::new(Mediator::new(
-            identity.did.clone(),
-            DidComm::new(identity.keys.clone(), Resolver::default()),
-            storage,
-            invitations.clone(),
-            Limits::default(),
-        ));
-        let issuer = Issuer::new(
-            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO, &[7u8; 32]).unwrap(),
-            identity.keys.clone(),
-            identity.store.clone(),
-            "http://agent.test".into(),
-        )
-        .with_mediator(mediator.clone(), invitations, "lanyard");
-        Arc::new(DidCommRouter::new(
-            DidComm::new(identity.keys.clone(), Resolver::default()),
-            mediator,
-            Arc::new(issuer),
-        ))
+        crate::testing::Parts::new(dir).router()
     }
 
     #[tokio::test]
