@@ -29,33 +29,33 @@ use crate::router::DidCommRouter;
 use crate::storage::StorageError;
 
 /// What the handlers share.
-pub struct AppState<S, I> {
+pub(crate) struct AppState<S, I> {
     /// Where inbound envelopes go (unpacked once, to the mediator or an organisation).
-    pub router: Arc<DidCommRouter<S, I>>,
+    pub(crate) router: Arc<DidCommRouter<S, I>>,
     /// The mediator (its DID, metrics and queue depth).
-    pub mediator: Arc<Mediator<S>>,
+    pub(crate) mediator: Arc<Mediator<S>>,
     /// The invitations hosted at `/i/{code}`.
-    pub invitations: Arc<dyn InvitationStore>,
+    pub(crate) invitations: Arc<dyn InvitationStore>,
     /// The base URL invite links and the DIDComm endpoint are published under.
-    pub public_url: String,
-    pub links: AppLinks,
-    pub admin_token: crate::admin::AdminToken,
-    pub apple_app_ids: Vec<String>,
-    pub android_package: Option<String>,
-    pub android_cert_sha256: Vec<String>,
-    pub max_message_bytes: usize,
+    pub(crate) public_url: String,
+    pub(crate) links: AppLinks,
+    pub(crate) admin_token: crate::admin::AdminToken,
+    pub(crate) apple_app_ids: Vec<String>,
+    pub(crate) android_package: Option<String>,
+    pub(crate) android_cert_sha256: Vec<String>,
+    pub(crate) max_message_bytes: usize,
     /// Live sockets still free to open.
-    pub live_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
     /// How long a live socket may go without a frame from its client (it is pinged halfway).
-    pub live_idle: std::time::Duration,
+    pub(crate) live_idle: std::time::Duration,
     /// Turns true when the agent shuts down: live sockets close.
-    pub closing: tokio::sync::watch::Receiver<bool>,
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
 }
 
 type Shared<S, I> = State<Arc<AppState<S, I>>>;
 
 /// Builds the router.
-pub fn router<S: MediatorStorage, I: IssuerStorage>(state: Arc<AppState<S, I>>) -> Router {
+pub(crate) fn router<S: MediatorStorage, I: IssuerStorage>(state: Arc<AppState<S, I>>) -> Router {
     let max_message_bytes = state.max_message_bytes;
     Router::new()
         .route("/ws", get(live_upgrade::<S, I>))
@@ -232,24 +232,24 @@ async fn live<S: MediatorStorage, I: IssuerStorage>(
 
 /// Limits of the HTTP server itself.
 #[derive(Clone, Debug)]
-pub struct ServerLimits {
+pub(crate) struct ServerLimits {
     /// Connections served at once (live sockets are counted apart, once upgraded); more are
     /// answered 503 and closed.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// How long a client may take to send a request's headers (and how long a kept-alive
     /// connection may sit idle before its next request).
-    pub header_read_timeout: std::time::Duration,
+    pub(crate) header_read_timeout: std::time::Duration,
     /// How long one request may take, body and answer included.
-    pub request_timeout: std::time::Duration,
+    pub(crate) request_timeout: std::time::Duration,
     /// How long a shutdown waits for open connections to finish before closing them.
-    pub shutdown_grace: std::time::Duration,
+    pub(crate) shutdown_grace: std::time::Duration,
 }
 
 /// Serves `app` on `listener` within `limits` until `stop` turns true; then stops accepting,
 /// lets open connections finish their requests for up to the grace period, and closes what
 /// is left. Refusals are counted in `metrics` (`connection.limit`, `header.timeout`,
 /// `request.timeout`).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: ServerLimits,
@@ -475,12 +475,16 @@ fn authorised<S, I>(state: &AppState<S, I>, headers: &HeaderMap) -> bool {
     state.admin_token.authorises(headers)
 }
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
+/// An error in the API's envelope (`{"error": {"code", "message"}}`), through the API layer's
+/// one `ApiError: IntoResponse`. The admin routes check the bearer token with
+/// [`authorised`] until the API layer's admin-auth extractor is merged (issue 12).
+fn api_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    crate::issuer::ApiError {
+        status: status.as_u16(),
+        code,
+        message: message.to_string(),
+    }
+    .into_response()
 }
 
 async fn create_invitation<S: MediatorStorage, I: IssuerStorage>(

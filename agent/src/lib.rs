@@ -1,22 +1,35 @@
-//! Lanyard's cloud agent: the DIDComm v2 mediator phones talk through (and, later, the
-//! issuer/verifier API). It builds on `wallet-core` for DIDs and envelopes and keeps its state
-//! behind [`storage::MediatorStorage`], with sled as the embedded default.
+//! Lanyard's cloud agent: the DIDComm v2 mediator phones talk through, and the issuer/verifier
+//! API organisations drive. Every envelope goes through one [`DidCommRouter`]: unpacked once,
+//! then handed to the [`Mediator`] (Routing, Coordinate Mediation, Pickup, Trust Ping,
+//! Discover Features) or to the [`issuer::Issuer`] (an organisation's DID). The issuer queues
+//! its messages to phones through the mediator's [`QueuePort`]; the invitations both host are
+//! in an [`InvitationStore`]. Protocol code (DIDs, envelopes, credentials, message types) is
+//! `lanyard-protocol`'s; the agent's state is behind [`MediatorStorage`], the
+//! [`InvitationStore`] and [`issuer::store::IssuerStorage`], each with a sled backend.
 
 pub mod admin;
 pub mod api;
 pub mod config;
 mod group_commit;
-pub mod http;
+mod http;
 pub mod identity;
 pub mod invitations;
 pub mod issuer;
 pub mod mediator;
-pub mod metrics;
+mod metrics;
 mod replay;
-pub mod router;
+mod router;
 pub mod storage;
 #[cfg(test)]
 mod testing;
+
+pub use invitations::{InvitationStore, SledInvitationStore};
+pub use mediator::{
+    Admission, Limits, LiveSession, Mediator, MediatorStorage, QueuePort, SledStorage,
+};
+pub use metrics::Metrics;
+pub use router::DidCommRouter;
+pub use storage::StorageError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +38,6 @@ use lanyard_protocol::did::Resolver;
 use lanyard_protocol::didcomm::{DidComm, UnpackOptions};
 
 use crate::config::Config;
-use crate::mediator::{Mediator, SledStorage};
 
 /// Why the agent did not start. Each message names what failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,11 @@
 //! The mediator's protocol logic, independent of transport: Routing 2.0 `forward`,
 //! Coordinate Mediation 3.0, Pickup 3.0, Trust Ping 2.0, Discover Features 2.0 and Report
-//! Problem 2.0. Envelopes are `lanyard-protocol`'s; the agent has no envelope code of its
-//! own. Live mode's per-socket state is a [`LiveSession`] (`live`); the durable state is
-//! behind [`MediatorStorage`] (`storage`); the invitations it admits by are an
-//! [`InvitationStore`].
+//! Problem 2.0, every message built and parsed by `lanyard_protocol::protocols`. It receives
+//! what the agent's [`DidCommRouter`](crate::DidCommRouter) unpacked for it; the issuer queues
+//! through its [`QueuePort`]. Live mode's per-socket state is a [`LiveSession`] (`live`); the
+//! durable state is behind [`MediatorStorage`] (`storage`); the invitations it admits by are
+//! an [`InvitationStore`]. Its refusals are [`Refusal`]s, each with a problem code
+//! ([`Refusal::problem_report`]); the HTTP layer maps them to statuses once.
 
 mod live;
 mod storage;
@@ -119,22 +121,31 @@ pub enum Outcome {
 /// Why an inbound message was refused. Each maps to an HTTP status and a problem code.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
+    /// The envelope does not open (or is too large, or not for this agent).
     #[error(transparent)]
     Envelope(#[from] DidCommError),
+    /// A forward (or a hand-over) for a DID no client registered.
     #[error("no mediated client has registered {0} as a recipient")]
     UnknownRecipient(String),
+    /// The store refused (a quota) or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A message that needs a known sender came anoncrypted or in plaintext.
     #[error("{0} must be sent authcrypted so the mediator knows who asks")]
     Unauthenticated(&'static str),
+    /// The sender asks for something only a mediated client may.
     #[error("{0} has not been granted mediation")]
     NotMediated(String),
+    /// The message is malformed or asks for too much, in words naming what.
     #[error("{0}")]
     BadRequest(String),
+    /// The envelope's layers or `to` do not agree on whom it is for.
     #[error("{0}")]
     NotForMe(String),
+    /// A control message seen before, or created outside the replay window.
     #[error("{0}")]
     Replay(String),
+    /// The admission policy refuses mediation to this sender.
     #[error("{0}")]
     NotAdmitted(String),
 }

@@ -30,6 +30,7 @@ use crate::storage::StorageError;
 pub struct QueuedMessage {
     /// Unique within the recipient's queue; what `messages-received` acknowledges.
     pub id: String,
+    /// The recipient DID whose queue holds it.
     pub recipient_did: String,
     /// Seconds since the epoch when the mediator accepted it.
     pub received_at: u64,
@@ -53,6 +54,7 @@ pub struct QueueQuota {
 /// What `enqueue` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Enqueued {
+    /// Stored, as this.
     Queued(QueuedMessage),
     /// A forward with the same id for the same recipient was queued within the dedup window:
     /// nothing new was stored.
@@ -63,6 +65,7 @@ pub enum Enqueued {
 pub trait MediatorStorage: Send + Sync + 'static {
     /// Records that `client` was granted mediation.
     fn grant(&self, client: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+    /// Whether `client` was granted mediation.
     fn is_granted(&self, client: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
     /// Registers `recipient` (a DID) for `client`, unless `client` holds `cap` recipients
     /// already. `ClientError` when another client holds it.
@@ -72,6 +75,7 @@ pub trait MediatorStorage: Send + Sync + 'static {
         recipient: &str,
         cap: usize,
     ) -> impl Future<Output = Result<RecipientUpdate, StorageError>> + Send;
+    /// Unregisters `recipient` from `client`. `ClientError` when another client holds it.
     fn remove_recipient(
         &self,
         client: &str,
@@ -106,6 +110,7 @@ pub trait MediatorStorage: Send + Sync + 'static {
         limit: usize,
         not_before: u64,
     ) -> impl Future<Output = Result<Vec<QueuedMessage>, StorageError>> + Send;
+    /// Messages waiting for `recipient`.
     fn count(&self, recipient: &str) -> impl Future<Output = Result<usize, StorageError>> + Send;
     /// Messages waiting in all queues.
     fn queued_total(&self) -> impl Future<Output = Result<u64, StorageError>> + Send;
@@ -123,7 +128,9 @@ pub trait MediatorStorage: Send + Sync + 'static {
 /// The outcome of a recipient update, in Coordinate Mediation 3.0's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecipientUpdate {
+    /// Done.
     Success,
+    /// Already so (added before, or not there to remove).
     NoChange,
     /// Another client holds this recipient DID.
     ClientError,
