@@ -85,7 +85,7 @@ impl AdminToken {
 pub fn admin_token(config: &Config) -> Result<AdminToken, String> {
     match &config.admin_token {
         Some(token) => AdminToken::new(token, "LANYARD_ADMIN_TOKEN").map_err(|e| e.to_string()),
-        None => crate::identity::admin_token(&config.data_dir),
+        None => crate::identity::admin_token(&config.data_dir).map_err(|e| e.to_string()),
     }
 }
 
@@ -269,11 +269,12 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, String> {
         .public_url
         .clone()
         .unwrap_or_else(|| local_url(config.listen));
-    let identity = crate::identity::load_or_create(&config.data_dir, &format!("{url}/didcomm"))?;
+    let identity = crate::identity::load_or_create(&config.data_dir, &format!("{url}/didcomm"))
+        .map_err(|e| e.to_string())?;
     let storage = SledIssuerStorage::open(
         &config.data_dir.join("issuer"),
         config.commit_window,
-        &*identity.issuer_store_key()?,
+        &*identity.issuer_store_key().map_err(|e| e.to_string())?,
     )
     .map_err(|e| format!("issuer store: {e}"))?;
     let issuer = Issuer::new(

@@ -17,62 +17,71 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lanyard_protocol::did::resolve_local;
-use lanyard_protocol::didcomm::{DidCommError, ENCRYPTED_TYP, PROBLEM_REPORT_TYPE, SIGNED_TYP};
+use lanyard_protocol::didcomm::{DidCommError, ENCRYPTED_TYP, SIGNED_TYP};
 use serde_json::json;
 
-use crate::invitations::{self, AppLinks, InvitationError, NewInvitation};
-use crate::mediator::{Mediator, Outcome, Refusal, Session};
-use crate::storage::{MediatorStorage, StorageError};
+use crate::invitations::{self, AppLinks, InvitationError, InvitationStore, NewInvitation};
+use crate::issuer::store::IssuerStorage;
+use crate::mediator::{
+    problem_json, LiveSession, Mediator, MediatorStorage, Outcome, Push, Refusal,
+};
+use crate::router::DidCommRouter;
+use crate::storage::StorageError;
 
 /// What the handlers share.
-pub struct AppState<S> {
-    pub mediator: Arc<Mediator<S>>,
+pub(crate) struct AppState<S, I> {
+    /// Where inbound envelopes go (unpacked once, to the mediator or an organisation).
+    pub(crate) router: Arc<DidCommRouter<S, I>>,
+    /// The mediator (its DID, metrics and queue depth).
+    pub(crate) mediator: Arc<Mediator<S>>,
+    /// The invitations hosted at `/i/{code}`.
+    pub(crate) invitations: Arc<dyn InvitationStore>,
     /// The base URL invite links and the DIDComm endpoint are published under.
-    pub public_url: String,
-    pub links: AppLinks,
-    pub admin_token: crate::admin::AdminToken,
-    pub apple_app_ids: Vec<String>,
-    pub android_package: Option<String>,
-    pub android_cert_sha256: Vec<String>,
-    pub max_message_bytes: usize,
+    pub(crate) public_url: String,
+    pub(crate) links: AppLinks,
+    pub(crate) admin_token: crate::admin::AdminToken,
+    pub(crate) apple_app_ids: Vec<String>,
+    pub(crate) android_package: Option<String>,
+    pub(crate) android_cert_sha256: Vec<String>,
+    pub(crate) max_message_bytes: usize,
     /// Live sockets still free to open.
-    pub live_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
     /// How long a live socket may go without a frame from its client (it is pinged halfway).
-    pub live_idle: std::time::Duration,
+    pub(crate) live_idle: std::time::Duration,
     /// Turns true when the agent shuts down: live sockets close.
-    pub closing: tokio::sync::watch::Receiver<bool>,
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
 }
 
-type Shared<S> = State<Arc<AppState<S>>>;
+type Shared<S, I> = State<Arc<AppState<S, I>>>;
 
 /// Builds the router.
-pub fn router<S: MediatorStorage>(state: Arc<AppState<S>>) -> Router {
+pub(crate) fn router<S: MediatorStorage, I: IssuerStorage>(state: Arc<AppState<S, I>>) -> Router {
     let max_message_bytes = state.max_message_bytes;
     Router::new()
-        .route("/ws", get(live_upgrade::<S>))
+        .route("/ws", get(live_upgrade::<S, I>))
         .route("/health", get(health))
-        .route("/metrics", get(metrics::<S>))
-        .route("/mediator", get(mediator_info::<S>))
+        .route("/metrics", get(metrics::<S, I>))
+        .route("/mediator", get(mediator_info::<S, I>))
         .route(
             "/didcomm",
-            post(inbound::<S>).layer(DefaultBodyLimit::max(max_message_bytes)),
+            post(inbound::<S, I>).layer(DefaultBodyLimit::max(max_message_bytes)),
         )
         .route(
             "/admin/invitations",
-            post(create_invitation::<S>).layer(DefaultBodyLimit::max(64 * 1024)),
+            post(create_invitation::<S, I>).layer(DefaultBodyLimit::max(64 * 1024)),
         )
-        .route("/i/{code}", get(invitation::<S>))
-        .route("/i/{code}/qr.png", get(invitation_png::<S>))
-        .route("/i/{code}/qr.svg", get(invitation_svg::<S>))
+        .route("/i/{code}", get(invitation::<S, I>))
+        .route("/i/{code}/qr.png", get(invitation_png::<S, I>))
+        .route("/i/{code}/qr.svg", get(invitation_svg::<S, I>))
         .route(
             "/.well-known/apple-app-site-association",
-            get(apple_app_site_association::<S>),
+            get(apple_app_site_association::<S, I>),
         )
-        .route("/.well-known/assetlinks.json", get(assetlinks::<S>))
+        .route("/.well-known/assetlinks.json", get(assetlinks::<S, I>))
         .with_state(state)
 }
 
-async fn metrics<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn metrics<S: MediatorStorage, I: IssuerStorage>(State(state): Shared<S, I>) -> Response {
     let metrics = state.mediator.metrics();
     if let Ok(total) = state.mediator.storage().queued_total().await {
         metrics.queue_depth.set(total as i64);
@@ -91,7 +100,9 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn mediator_info<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn mediator_info<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
+) -> Response {
     let did = state.mediator.did();
     match resolve_local(did) {
         Ok(doc) => Json(json!({ "did": did, "didDocument": doc })).into_response(),
@@ -99,22 +110,13 @@ async fn mediator_info<S: MediatorStorage>(State(state): Shared<S>) -> Response 
     }
 }
 
-/// A Report Problem 2.0 message as plaintext JSON.
-fn problem_json(code: &str, comment: &str) -> serde_json::Value {
-    json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "type": PROBLEM_REPORT_TYPE,
-        "body": { "code": code, "comment": comment },
-    })
-}
-
 /// A Report Problem 2.0 message as a plaintext JSON body.
 fn problem(status: StatusCode, code: &str, comment: &str) -> Response {
     (status, Json(problem_json(code, comment))).into_response()
 }
 
-async fn live_upgrade<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn live_upgrade<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Ok(slot) = state.live_slots.clone().try_acquire_owned() else {
@@ -127,7 +129,7 @@ async fn live_upgrade<S: MediatorStorage>(
         );
     };
     let live_socket = LiveSocket {
-        mediator: state.mediator.clone(),
+        router: state.router.clone(),
         idle: state.live_idle,
         closing: state.closing.clone(),
         _slot: slot,
@@ -144,8 +146,8 @@ async fn live_upgrade<S: MediatorStorage>(
 
 /// What one live connection holds: the mediator, its idle timeout, the shutdown signal and
 /// its slot among the live connections.
-struct LiveSocket<S> {
-    mediator: Arc<Mediator<S>>,
+struct LiveSocket<S, I> {
+    router: Arc<DidCommRouter<S, I>>,
     idle: std::time::Duration,
     closing: tokio::sync::watch::Receiver<bool>,
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -153,50 +155,34 @@ struct LiveSocket<S> {
 
 /// One live connection: every text frame is a DIDComm message handled as if posted with
 /// `return_route: all`; once the client switched live delivery on, queued messages are
-/// pushed as `delivery` frames, at once and whenever a forward for the client arrives.
-async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket<S>) {
+/// pushed as `delivery` frames, at once and whenever a forward for the client arrives. The
+/// [`LiveSession`] decides what to answer and push; this only pumps frames and keeps the
+/// socket's timers.
+async fn live<S: MediatorStorage, I: IssuerStorage>(
+    mut socket: WebSocket,
+    live_socket: LiveSocket<S, I>,
+) {
     let LiveSocket {
-        mediator,
+        router,
         idle,
         mut closing,
         _slot,
     } = live_socket;
-    mediator.metrics().live_connections.inc();
-    let mut session = Session::default();
-    let mut notifier: Option<(String, Arc<tokio::sync::Notify>)> = None;
+    let metrics = router.mediator().metrics().clone();
+    let mut session = LiveSession::new(router);
     // When the client was last heard from, and whether it was pinged since.
     let mut heard = tokio::time::Instant::now();
     let mut pinged = false;
     loop {
-        if notifier.is_none() && session.live {
-            if let Some(client) = session.client.clone() {
-                notifier = Some((client.clone(), mediator.live_notifier(&client)));
-            }
-        }
-        let wake = notifier.as_ref().map(|(_, n)| n.clone());
-        let notified = async move {
-            match wake {
-                Some(n) => n.notified_owned().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(notified);
-        // Register interest before looking at the queue, so no forward slips in between.
-        let woke = futures_poll_once(notified.as_mut()).await.is_some();
-        match mediator.live_delivery(&mut session).await {
-            Ok(Some(delivery)) => {
+        let wake = match session.next_push().await {
+            Push::Deliver(delivery) => {
                 if socket.send(WsMessage::Text(delivery.into())).await.is_err() {
                     break;
                 }
                 continue;
             }
-            Ok(None) => {}
-            Err(refusal) => tracing::warn!(reason = %refusal, "live delivery failed"),
-        }
-        if woke {
-            // Already notified (and so finished): look at the queue again with a fresh waiter.
-            continue;
-        }
+            Push::Wait(wake) => wake,
+        };
         let check = if pinged {
             heard + idle
         } else {
@@ -212,7 +198,7 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket
             }
             _ = tokio::time::sleep_until(check) => {
                 if pinged {
-                    mediator.metrics().refused("live.idle");
+                    metrics.refused("live.idle");
                     let _ = socket.send(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
                         code: axum::extract::ws::close_code::POLICY,
                         reason: "idle for too long".into(),
@@ -227,33 +213,11 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket
             frame = socket.recv() => {
                 heard = tokio::time::Instant::now();
                 pinged = false;
-                let text = match frame {
-                    Some(Ok(WsMessage::Text(text))) => text.to_string(),
-                    Some(Ok(WsMessage::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
-                        Ok(text) => text,
-                        Err(_) => {
-                            let answer = problem_json("e.p.msg.unreadable", "the frame is not UTF-8");
-                            if socket.send(WsMessage::Text(answer.to_string().into())).await.is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                    },
+                let answer = match frame {
+                    Some(Ok(WsMessage::Text(text))) => session.receive(text.as_str()).await,
+                    Some(Ok(WsMessage::Binary(bytes))) => session.receive_binary(&bytes).await,
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
-                };
-                let answer = match mediator.handle_in(&text, Some(&mut session)).await {
-                    Ok(outcome) => {
-                        let _ = mediator.metrics().messages_in.inc();
-                        match outcome {
-                            Outcome::Reply(packed) => Some(packed),
-                            Outcome::Accepted => None,
-                        }
-                    }
-                    Err(refusal) => {
-                        mediator.metrics().refused(refusal.problem_code());
-                        Some(problem_json(refusal.problem_code(), &refusal.to_string()).to_string())
-                    }
                 };
                 if let Some(answer) = answer {
                     if socket.send(WsMessage::Text(answer.into())).await.is_err() {
@@ -261,45 +225,31 @@ async fn live<S: MediatorStorage>(mut socket: WebSocket, live_socket: LiveSocket
                     }
                 }
             }
-            _ = &mut notified => {}
+            _ = wake => {}
         }
     }
-    if let Some((client, notifier)) = notifier {
-        mediator.release_notifier(&client, notifier);
-    }
-    mediator.metrics().live_connections.dec();
-}
-
-/// Polls a future once (to register a `Notified` waiter) without waiting for it.
-async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
-    let mut future = future;
-    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut future).poll(cx) {
-        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
-        std::task::Poll::Pending => std::task::Poll::Ready(None),
-    })
-    .await
 }
 
 /// Limits of the HTTP server itself.
 #[derive(Clone, Debug)]
-pub struct ServerLimits {
+pub(crate) struct ServerLimits {
     /// Connections served at once (live sockets are counted apart, once upgraded); more are
     /// answered 503 and closed.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// How long a client may take to send a request's headers (and how long a kept-alive
     /// connection may sit idle before its next request).
-    pub header_read_timeout: std::time::Duration,
+    pub(crate) header_read_timeout: std::time::Duration,
     /// How long one request may take, body and answer included.
-    pub request_timeout: std::time::Duration,
+    pub(crate) request_timeout: std::time::Duration,
     /// How long a shutdown waits for open connections to finish before closing them.
-    pub shutdown_grace: std::time::Duration,
+    pub(crate) shutdown_grace: std::time::Duration,
 }
 
 /// Serves `app` on `listener` within `limits` until `stop` turns true; then stops accepting,
 /// lets open connections finish their requests for up to the grace period, and closes what
 /// is left. Refusals are counted in `metrics` (`connection.limit`, `header.timeout`,
 /// `request.timeout`).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: ServerLimits,
@@ -430,6 +380,16 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
+/// A refusal over HTTP: its status (below) and its problem report as the body. The one
+/// mapping of the mediator's refusals to HTTP.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        tracing::info!(%status, code = self.problem_code(), reason = %self, "refused");
+        (status, Json(self.problem_report())).into_response()
+    }
+}
+
 fn status_of(refusal: &Refusal) -> StatusCode {
     match refusal {
         Refusal::Envelope(DidCommError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -450,8 +410,8 @@ fn status_of(refusal: &Refusal) -> StatusCode {
     }
 }
 
-async fn inbound<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn inbound<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -483,7 +443,7 @@ async fn inbound<S: MediatorStorage>(
     };
     // Handled on its own task: a sender that hangs up mid-request must not cut a state change
     // short between its writes (the outbox and the queue finish what they started).
-    let handler = mediator.clone();
+    let handler = state.router.clone();
     let envelope = text.to_string();
     let outcome = tokio::spawn(async move { handler.handle(&envelope).await })
         .await
@@ -506,29 +466,29 @@ async fn inbound<S: MediatorStorage>(
             packed,
         )
             .into_response(),
-        Err(refusal) => {
-            let status = status_of(&refusal);
-            tracing::info!(%status, code = refusal.problem_code(), reason = %refusal, "refused");
-            problem(status, refusal.problem_code(), &refusal.to_string())
-        }
+        Err(refusal) => refusal.into_response(),
     }
 }
 
 /// Whether the request carries the admin bearer token (compared in constant time).
-fn authorised<S>(state: &AppState<S>, headers: &HeaderMap) -> bool {
+fn authorised<S, I>(state: &AppState<S, I>, headers: &HeaderMap) -> bool {
     state.admin_token.authorises(headers)
 }
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
+/// An error in the API's envelope (`{"error": {"code", "message"}}`), through the API layer's
+/// one `ApiError: IntoResponse`. The admin routes check the bearer token with
+/// [`authorised`] until the API layer's admin-auth extractor is merged (issue 12).
+fn api_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    crate::issuer::ApiError {
+        status: status.as_u16(),
+        code,
+        message: message.to_string(),
+    }
+    .into_response()
 }
 
-async fn create_invitation<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn create_invitation<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -556,7 +516,7 @@ async fn create_invitation<S: MediatorStorage>(
             )
         }
     };
-    if let Err(e) = state.mediator.storage().put_invitation(&record).await {
+    if let Err(e) = state.invitations.put(&record).await {
         return api_error(StatusCode::SERVICE_UNAVAILABLE, "storage", &e.to_string());
     }
     let short_url = record.short_url(&state.public_url);
@@ -604,8 +564,8 @@ impl Unavailable {
 }
 
 /// The invitation behind a code, or why not.
-async fn lookup<S: MediatorStorage>(
-    state: &AppState<S>,
+async fn lookup<S: MediatorStorage, I: IssuerStorage>(
+    state: &AppState<S, I>,
     code: &str,
 ) -> Result<invitations::InvitationRecord, Unavailable> {
     let unknown = |shown: String| Unavailable {
@@ -617,7 +577,7 @@ async fn lookup<S: MediatorStorage>(
     if !invitations::valid_code(code) {
         return Err(unknown(code.chars().take(40).collect()));
     }
-    let record = match state.mediator.storage().invitation(code).await {
+    let record = match state.invitations.by_code(code).await {
         Ok(Some(record)) => record,
         Ok(None) => return Err(unknown(code.to_string())),
         Err(error) => {
@@ -654,8 +614,8 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("application/json") || v.contains("didcomm"))
 }
 
-async fn invitation<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn invitation<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     axum::extract::Path(code): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -695,8 +655,8 @@ async fn invitation<S: MediatorStorage>(
 }
 
 /// The QR code of an invitation's short URL, rendered by `render` as `content_type`.
-async fn invitation_qr<S: MediatorStorage, B: IntoResponse>(
-    state: &AppState<S>,
+async fn invitation_qr<S: MediatorStorage, I: IssuerStorage, B: IntoResponse>(
+    state: &AppState<S, I>,
     code: &str,
     content_type: &'static str,
     render: impl FnOnce(&str) -> Result<B, InvitationError>,
@@ -719,8 +679,8 @@ async fn invitation_qr<S: MediatorStorage, B: IntoResponse>(
     }
 }
 
-async fn invitation_png<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn invitation_png<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Response {
     invitation_qr(&state, &code, "image/png", |url| {
@@ -729,14 +689,16 @@ async fn invitation_png<S: MediatorStorage>(
     .await
 }
 
-async fn invitation_svg<S: MediatorStorage>(
-    State(state): Shared<S>,
+async fn invitation_svg<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Response {
     invitation_qr(&state, &code, "image/svg+xml", invitations::qr_svg).await
 }
 
-async fn apple_app_site_association<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn apple_app_site_association<S: MediatorStorage, I: IssuerStorage>(
+    State(state): Shared<S, I>,
+) -> Response {
     if state.apple_app_ids.is_empty() {
         return api_error(
             StatusCode::NOT_FOUND,
@@ -755,7 +717,7 @@ async fn apple_app_site_association<S: MediatorStorage>(State(state): Shared<S>)
     .into_response()
 }
 
-async fn assetlinks<S: MediatorStorage>(State(state): Shared<S>) -> Response {
+async fn assetlinks<S: MediatorStorage, I: IssuerStorage>(State(state): Shared<S, I>) -> Response {
     let Some(package) = &state.android_package else {
         return api_error(
             StatusCode::NOT_FOUND,

@@ -4,7 +4,7 @@
 //! `LANYARD_DATA_DIR` at an encrypted volume or replace the protector with a KMS in
 //! production.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
@@ -13,11 +13,64 @@ use lanyard_protocol::did::{
     did_peer_2, multikey_decode, multikey_encode, PeerDidSpec, PeerService,
 };
 use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
-use lanyard_protocol::store::{KeyProtector, ProtectorError, Store, Unlock};
+use lanyard_protocol::store::{KeyProtector, ProtectorError, Store, StoreError, Unlock};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::admin::AdminToken;
+use crate::admin::{AdminToken, AdminTokenError};
+
+/// Why the agent's identity (or the admin token kept beside it) cannot be loaded or created.
+/// Each message names the file or record at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// A file of the data folder cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file (or folder).
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The key file does not hold a 32-byte key.
+    #[error("{} is not a 32-byte key", .0.display())]
+    KeyFile(PathBuf),
+    /// The encrypted identity store failed at `what`.
+    #[error("{what}: {source}")]
+    Store {
+        /// What was being done ("identity store", "identity keys", ...).
+        what: &'static str,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// The store records a mediator key it does not hold.
+    #[error("the mediator's key {0} is not in the store")]
+    MissingKey(String),
+    /// The store holds several keys of a kind and no record of which is the mediator's.
+    #[error("the identity store has several {0:?} keys and no record of the mediator's")]
+    AmbiguousKeys(KeyType),
+    /// The issuer store's data key, as kept, is not 32 bytes.
+    #[error("the issuer store's key in the identity store is not 32 bytes")]
+    IssuerStoreKey,
+    /// The admin token file holds no usable token.
+    #[error("{0} (delete the file for a new random one, or set LANYARD_ADMIN_TOKEN)")]
+    AdminTokenFile(AdminTokenError),
+    /// A new admin token was refused (it never is: it is random and long).
+    #[error(transparent)]
+    AdminToken(AdminTokenError),
+}
+
+/// An I/O failure on `path`.
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
+    move |source| IdentityError::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A failure of the identity store at `what`.
+fn store_error(what: &'static str) -> impl FnOnce(StoreError) -> IdentityError {
+    move |source| IdentityError::Store { what, source }
+}
 
 /// Wraps the identity store's data key with a 256-bit key kept in a file.
 struct FileKeyProtector {
@@ -25,14 +78,12 @@ struct FileKeyProtector {
 }
 
 impl FileKeyProtector {
-    fn open(path: &Path) -> Result<FileKeyProtector, String> {
+    fn open(path: &Path) -> Result<FileKeyProtector, IdentityError> {
         let mut key = Zeroizing::new([0u8; 32]);
         if path.exists() {
-            let bytes = Zeroizing::new(
-                std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
-            );
+            let bytes = Zeroizing::new(std::fs::read(path).map_err(file_error(path))?);
             if bytes.len() != 32 {
-                return Err(format!("{} is not a 32-byte key", path.display()));
+                return Err(IdentityError::KeyFile(path.to_path_buf()));
             }
             key.copy_from_slice(&bytes);
         } else {
@@ -48,7 +99,7 @@ impl FileKeyProtector {
 }
 
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -56,15 +107,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(file_error(path))?;
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(file_error(path))
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    std::fs::write(path, bytes).map_err(file_error(path))
 }
 
 impl KeyProtector for FileKeyProtector {
@@ -93,8 +144,11 @@ impl KeyProtector for FileKeyProtector {
 /// The mediator's DID, the key ring holding every secret key of the agent (the mediator's and
 /// the organisations'), and the encrypted store they are kept in.
 pub struct Identity {
+    /// The mediator's did:peer:2.
     pub did: String,
+    /// Every secret key of the agent.
     pub keys: Arc<KeyRing>,
+    /// The encrypted store the keys are kept in.
     pub store: Arc<Store>,
 }
 
@@ -104,23 +158,21 @@ const ISSUER_STORE_KEY: (&str, &str) = ("identity", "issuer-store-key");
 impl Identity {
     /// The data key that seals the issuer store's values, kept (sealed) in this identity
     /// store; made on first use.
-    pub fn issuer_store_key(&self) -> Result<Zeroizing<[u8; 32]>, String> {
+    pub fn issuer_store_key(&self) -> Result<Zeroizing<[u8; 32]>, IdentityError> {
         let (tree, id) = ISSUER_STORE_KEY;
         let mut key = Zeroizing::new([0u8; 32]);
         match self
             .store
             .get(tree, id)
-            .map_err(|e| format!("the issuer store's key: {e}"))?
+            .map_err(store_error("the issuer store's key"))?
         {
             Some(stored) if stored.len() == 32 => key.copy_from_slice(&stored),
-            Some(_) => {
-                return Err("the issuer store's key in the identity store is not 32 bytes".into())
-            }
+            Some(_) => return Err(IdentityError::IssuerStoreKey),
             None => {
                 OsRng.fill_bytes(&mut key[..]);
                 self.store
                     .put(tree, id, &key[..])
-                    .map_err(|e| format!("saving the issuer store's key: {e}"))?;
+                    .map_err(store_error("saving the issuer store's key"))?;
             }
         }
         Ok(key)
@@ -136,51 +188,49 @@ struct MediatorKeys {
 
 /// Loads the mediator's keys from `data_dir` (creating them on first start) and derives its
 /// did:peer:2 with a DIDComm service at `endpoint`.
-pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, IdentityError> {
+    std::fs::create_dir_all(data_dir).map_err(file_error(data_dir))?;
     let protector = FileKeyProtector::open(&data_dir.join("agent.key"))?;
     let store = Store::open(
         &data_dir.join("identity"),
         Unlock::Protector(Arc::new(protector)),
     )
-    .map_err(|e| format!("identity store: {e}"))?;
+    .map_err(store_error("identity store"))?;
     let keys = Arc::new(KeyRing::new());
     store
         .load_keys(&keys)
-        .map_err(|e| format!("identity keys: {e}"))?;
+        .map_err(store_error("identity keys"))?;
     let recorded: Option<MediatorKeys> = store
         .get_json("identity", "mediator")
-        .map_err(|e| format!("identity record: {e}"))?;
+        .map_err(store_error("identity record"))?;
     let (signing, agreement) = match recorded {
         Some(record) => {
             let read = |multikey: &str| {
                 multikey_decode(multikey)
                     .ok()
                     .filter(|key| keys.contains(key))
-                    .ok_or_else(|| format!("the mediator's key {multikey} is not in the store"))
+                    .ok_or_else(|| IdentityError::MissingKey(multikey.to_string()))
             };
             (read(&record.signing)?, read(&record.agreement)?)
         }
         None => {
             // First start, or a store from before organisations had keys: then the store
             // holds exactly the mediator's two keys.
-            let only = |kind: KeyType| -> Result<Option<PublicKey>, String> {
+            let only = |kind: KeyType| -> Result<Option<PublicKey>, IdentityError> {
                 let mut found = keys.public_keys().into_iter().filter(|k| k.kind == kind);
                 match (found.next(), found.next()) {
                     (first, None) => Ok(first),
-                    _ => Err(format!(
-                        "the identity store has several {kind:?} keys and no record of the mediator's"
-                    )),
+                    _ => Err(IdentityError::AmbiguousKeys(kind)),
                 }
             };
-            let ensure = |kind: KeyType| -> Result<PublicKey, String> {
+            let ensure = |kind: KeyType| -> Result<PublicKey, IdentityError> {
                 if let Some(key) = only(kind)? {
                     return Ok(key);
                 }
                 let key = keys.generate(kind);
                 store
                     .save_key(&keys, &key)
-                    .map_err(|e| format!("saving the mediator's key: {e}"))?;
+                    .map_err(store_error("saving the mediator's key"))?;
                 Ok(key)
             };
             let (signing, agreement) = (ensure(KeyType::Ed25519)?, ensure(KeyType::X25519)?);
@@ -193,7 +243,7 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Strin
                         agreement: multikey_encode(&agreement),
                     },
                 )
-                .map_err(|e| format!("identity record: {e}"))?;
+                .map_err(store_error("identity record"))?;
             (signing, agreement)
         }
     };
@@ -215,21 +265,17 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Strin
 
 /// The admin bearer token kept in `<data_dir>/admin.token`, created (random, mode 0600) on
 /// first use. A file holding an empty or short token is refused, naming the file.
-pub fn admin_token(data_dir: &Path) -> Result<AdminToken, String> {
+pub fn admin_token(data_dir: &Path) -> Result<AdminToken, IdentityError> {
     let path = data_dir.join("admin.token");
     let source = format!("the admin token file {}", path.display());
     if path.exists() {
-        let token = Zeroizing::new(
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
-        );
-        return AdminToken::new(&token, &source).map_err(|e| {
-            format!("{e} (delete the file for a new random one, or set LANYARD_ADMIN_TOKEN)")
-        });
+        let token = Zeroizing::new(std::fs::read_to_string(&path).map_err(file_error(&path))?);
+        return AdminToken::new(&token, &source).map_err(IdentityError::AdminTokenFile);
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(file_error(data_dir))?;
     let mut bytes = Zeroizing::new([0u8; 24]);
     OsRng.fill_bytes(&mut bytes[..]);
     let token = Zeroizing::new(lanyard_protocol::encoding::b64u_encode(&bytes[..]));
     write_private(&path, token.as_bytes())?;
-    AdminToken::new(&token, &source).map_err(|e| e.to_string())
+    AdminToken::new(&token, &source).map_err(IdentityError::AdminToken)
 }

@@ -1,18 +1,35 @@
-//! Lanyard's cloud agent: the DIDComm v2 mediator phones talk through (and, later, the
-//! issuer/verifier API). It builds on `wallet-core` for DIDs and envelopes and keeps its state
-//! behind [`storage::MediatorStorage`], with sled as the embedded default.
+//! Lanyard's cloud agent: the DIDComm v2 mediator phones talk through, and the issuer/verifier
+//! API organisations drive. Every envelope goes through one [`DidCommRouter`]: unpacked once,
+//! then handed to the [`Mediator`] (Routing, Coordinate Mediation, Pickup, Trust Ping,
+//! Discover Features) or to the [`issuer::Issuer`] (an organisation's DID). The issuer queues
+//! its messages to phones through the mediator's [`QueuePort`]; the invitations both host are
+//! in an [`InvitationStore`]. Protocol code (DIDs, envelopes, credentials, message types) is
+//! `lanyard-protocol`'s; the agent's state is behind [`MediatorStorage`], the
+//! [`InvitationStore`] and [`issuer::store::IssuerStorage`], each with a sled backend.
 
 pub mod admin;
 pub mod api;
 pub mod config;
-pub mod http;
+mod group_commit;
+mod http;
 pub mod identity;
 pub mod invitations;
 pub mod issuer;
 pub mod mediator;
-pub mod metrics;
+mod metrics;
 mod replay;
+mod router;
 pub mod storage;
+#[cfg(test)]
+mod testing;
+
+pub use invitations::{InvitationStore, SledInvitationStore};
+pub use mediator::{
+    Admission, Limits, LiveSession, Mediator, MediatorStorage, QueuePort, SledStorage,
+};
+pub use metrics::Metrics;
+pub use router::DidCommRouter;
+pub use storage::StorageError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,13 +38,45 @@ use lanyard_protocol::did::Resolver;
 use lanyard_protocol::didcomm::{DidComm, UnpackOptions};
 
 use crate::config::Config;
-use crate::mediator::Mediator;
-use crate::storage::SledStorage;
+
+/// Why the agent did not start. Each message names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The identity (keys, key file, admin token) cannot be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// A store cannot be opened: `what` names it.
+    #[error("{what}: {source}")]
+    Store {
+        /// "mediator store", "invitation store" or "issuer store".
+        what: &'static str,
+        /// The store's error.
+        source: storage::StorageError,
+    },
+    /// The hardened outbound HTTP client cannot be built.
+    #[error("outbound HTTP: {0}")]
+    Net(#[from] lanyard_protocol::net::NetError),
+    /// A setting is refused (the SMTP or SMS gateway URL, the admin token), in its checker's
+    /// words.
+    #[error("{0}")]
+    Setting(String),
+}
 
 /// A running agent.
 pub struct Running {
+    /// The address it listens on.
     pub addr: SocketAddr,
+    /// The mediator's DID.
     pub did: String,
+    /// The server task; ends after [`Running::stop`].
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -58,39 +107,50 @@ fn only_this_machine_reaches(listen: SocketAddr, public_url: &str) -> bool {
     listen.ip().is_loopback() && published_on_loopback
 }
 
+/// A store that failed to open, named.
+fn store(what: &'static str) -> impl FnOnce(storage::StorageError) -> StartError {
+    move |source| StartError::Store { what, source }
+}
+
 /// Opens the store and identity in `config.data_dir`, binds, and serves until stopped.
-pub async fn start(config: Config) -> Result<Running, String> {
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let listen = |source| StartError::Listen {
+        addr: config.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let identity = identity::load_or_create(&config.data_dir, &format!("{public_url}/didcomm"))?;
     let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
-        .map_err(|e| format!("mediator store: {e}"))?;
-    let didcomm =
-        DidComm::new(identity.keys.clone(), Resolver::default()).with_options(UnpackOptions {
-            max_message_bytes: config.max_message_bytes,
-            ..UnpackOptions::default()
-        });
+        .map_err(store("mediator store"))?;
     let did = identity.did.clone();
     let issuer_storage = issuer::store::SledIssuerStorage::open(
         &config.data_dir.join("issuer"),
         config.commit_window,
         &*identity.issuer_store_key()?,
     )
-    .map_err(|e| format!("issuer store: {e}"))?;
+    .map_err(store("issuer store"))?;
+    let invitations: Arc<dyn invitations::InvitationStore> =
+        Arc::new(storage.invitations().map_err(store("invitation store"))?);
+    // The mediator packs its answers with one DidComm; the router unpacks with another, under
+    // the size limit.
     let mediator = Arc::new(Mediator::new(
         identity.did,
-        didcomm,
+        DidComm::new(identity.keys.clone(), Resolver::default()),
         storage,
+        invitations.clone(),
         config.limits.clone(),
     ));
     let mailer = match &config.smtp_url {
-        Some(url) => Some(issuer::delivery::Mailer::new(url, &config.smtp_from)?),
+        Some(url) => Some(
+            issuer::delivery::Mailer::new(url, &config.smtp_from).map_err(StartError::Setting)?,
+        ),
         None => None,
     };
     // One hardened client for what the agent fetches; callbacks get their own time limit.
@@ -102,20 +162,17 @@ pub async fn start(config: Config) -> Result<Running, String> {
         tracing::info!("listening and published on loopback only: outbound loopback allowed");
         net.allow_loopback = true;
     }
-    let http = lanyard_protocol::net::HttpClient::new(net.clone())
-        .map_err(|e| format!("outbound HTTP: {e}"))?;
+    let http = lanyard_protocol::net::HttpClient::new(net.clone())?;
     let callback_client =
         lanyard_protocol::net::HttpClient::new(lanyard_protocol::net::NetPolicy {
             timeout: config.callback_timeout,
             ..net
-        })
-        .map_err(|e| format!("outbound HTTP: {e}"))?;
+        })?;
     let sms = match &config.sms_url {
-        Some(url) => Some(issuer::delivery::SmsGateway::new(
-            url,
-            config.sms_token.clone(),
-            http.clone(),
-        )?),
+        Some(url) => Some(
+            issuer::delivery::SmsGateway::new(url, config.sms_token.clone(), http.clone())
+                .map_err(StartError::Setting)?,
+        ),
         None => None,
     };
     let issuer = Arc::new(
@@ -125,16 +182,19 @@ pub async fn start(config: Config) -> Result<Running, String> {
             identity.store.clone(),
             public_url.clone(),
         )
-        .with_hub(mediator.clone(), &config.deep_link_scheme)
+        .with_mediator(
+            mediator.clone(),
+            invitations.clone(),
+            &config.deep_link_scheme,
+        )
         .with_transports(mailer, sms)
         .with_limits(config.issuer_limits.clone())
         .with_network(http, config.status_list_max_bytes),
     );
-    mediator.set_inbox(issuer::exchange::inbox(&issuer));
     issuer.outbox_counters().register(mediator.metrics());
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.
-    tokio::spawn(issuer::exchange::run_outbox(Arc::downgrade(&issuer)));
+    tokio::spawn(issuer::run_outbox(Arc::downgrade(&issuer)));
     tokio::spawn(issuer::callbacks::run(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),
@@ -145,7 +205,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
             retention: config.callback_retention,
         },
     ));
-    let admin_token = admin::admin_token(&config)?;
+    let admin_token = admin::admin_token(&config).map_err(StartError::Setting)?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     // Queued messages past the age limit are dropped (also on read), at least once a minute.
     let sweeper = Arc::downgrade(&mediator);
@@ -167,8 +227,19 @@ pub async fn start(config: Config) -> Result<Running, String> {
         }
     });
     let metrics = mediator.metrics().clone();
+    let inbound =
+        DidComm::new(identity.keys.clone(), Resolver::default()).with_options(UnpackOptions {
+            max_message_bytes: config.max_message_bytes,
+            ..UnpackOptions::default()
+        });
     let state = Arc::new(http::AppState {
+        router: Arc::new(router::DidCommRouter::new(
+            inbound,
+            mediator.clone(),
+            issuer.clone(),
+        )),
         mediator,
+        invitations,
         public_url: public_url.clone(),
         links: invitations::AppLinks {
             scheme: config.deep_link_scheme.clone(),

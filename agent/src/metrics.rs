@@ -19,13 +19,21 @@ pub struct Reason {
 /// The agent's counters and gauges.
 pub struct Metrics {
     registry: std::sync::Mutex<Registry>,
+    /// Inbound messages handled (HTTP and live sockets).
     pub messages_in: Counter,
+    /// Messages queued for phones (forwards and the issuer's hand-overs).
     pub forwards_queued: Counter,
+    /// Queued messages handed out by pickup (delivery and live pushes).
     pub messages_out: Counter,
+    /// Live sockets open.
     pub live_connections: Gauge,
+    /// Messages waiting in all queues (set when rendered).
     pub queue_depth: Gauge,
+    /// Refusals by problem code or limit.
     pub refusals: Family<Reason, Counter>,
+    /// Forwards (and hand-overs) queued before, not queued again.
     pub forwards_deduplicated: Counter,
+    /// Queued messages dropped past the age limit.
     pub messages_expired: Counter,
 }
 
@@ -103,6 +111,7 @@ impl Metrics {
             .register(name, help, counter);
     }
 
+    /// Counts a refusal under `code`.
     pub fn refused(&self, code: &str) {
         self.refusals
             .get_or_create(&Reason {

@@ -4,9 +4,9 @@
 
 use lanyard_test_support as support;
 
-use agent::mediator::{self, Limits};
+use agent::mediator::Limits;
 use serde_json::{json, Value};
-use support::{Agent, Issuer, Phone};
+use support::{mediator, Agent, Issuer, Phone};
 
 #[tokio::test]
 async fn an_offline_phone_receives_forwarded_messages_on_pickup() {

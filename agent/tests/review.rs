@@ -35,7 +35,7 @@ async fn an_empty_or_short_admin_token_file_stops_the_agent_at_start() {
                 running.stop().await.unwrap();
                 panic!("the agent started with the token file {content:?} (admin API answered {open} without a token)");
             }
-            Err(error) => error,
+            Err(error) => error.to_string(),
         };
         assert!(
             refused.contains("admin.token")
@@ -151,7 +151,7 @@ fn the_configuration_shows_no_secret() {
 #[test]
 fn records_holding_customer_data_show_none_of_it() {
     use agent::issuer::customers::{AutoIssue, Medium, NewCustomer};
-    use agent::issuer::exchange::{CredentialState, IssuedCredential};
+    use agent::issuer::{CredentialState, IssuedCredential};
     use serde_json::json;
     let values: serde_json::Map<String, serde_json::Value> =
         serde_json::from_value(json!({ "skill": "secret-skill-value" })).unwrap();

@@ -133,7 +133,7 @@ async fn sms_gateways_inside_are_refused() {
         };
         let error = match agent::start(config).await {
             Ok(_) => panic!("the agent started with LANYARD_SMS_URL={url}"),
-            Err(error) => error,
+            Err(error) => error.to_string(),
         };
         assert!(
             error.contains("LANYARD_SMS_URL") && error.contains(reason),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use agent::issuer::store::SledIssuerStorage;
-use agent::storage::SledStorage;
+use agent::{SledInvitationStore, SledStorage};
 
 /// A fresh sled mediator store, committing every write at once.
 fn sled_mediator() -> (tempfile::TempDir, SledStorage) {
@@ -22,6 +22,13 @@ fn sled_issuer() -> (tempfile::TempDir, SledIssuerStorage) {
     (dir, store)
 }
 
+/// A fresh sled invitation store (in a mediator database, where the agent keeps it).
+fn sled_invitations() -> (tempfile::TempDir, SledInvitationStore) {
+    let (dir, mediator) = sled_mediator();
+    let store = mediator.invitations().unwrap();
+    (dir, store)
+}
+
 lanyard_test_support::mediator_storage_tests!(sled_mediator());
-lanyard_test_support::invitation_store_tests!(sled_mediator());
+lanyard_test_support::invitation_store_tests!(sled_invitations());
 lanyard_test_support::issuer_storage_tests!(sled_issuer());

@@ -7,11 +7,11 @@ use lanyard_test_support as support;
 
 use std::time::Duration;
 
-use agent::mediator::{self, Admission, Limits};
+use agent::mediator::{Admission, Limits};
 use lanyard_protocol::didcomm::{Message, ENCRYPTED_TYP, FORWARD_TYPE};
 use lanyard_protocol::keys::ContentEnc;
 use serde_json::{json, Value};
-use support::{Agent, Issuer, OrgClient, Phone};
+use support::{mediator, Agent, Issuer, OrgClient, Phone};
 
 /// An HTTP client that gives up on a request that would otherwise hang forever.
 fn client() -> reqwest::Client {

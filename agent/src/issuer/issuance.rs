@@ -1,14 +1,28 @@
-//! Issuing through the API: an offer to an onboarded customer on request, batch issuance (a
-//! JSON array of onboarding requests, or CSV rows of customers and their credential values,
-//! each onboarded with auto-issue) with a per-row report, and the exchanges' state.
+//! Issuing: the Issue Credential 3.0 flow with a wallet (the offer, the wallet's request
+//! answered with the signed credential, the ack or problem report that settles it), and
+//! through the API an offer to an onboarded customer on request, batch issuance (a JSON array
+//! of onboarding requests, or CSV rows of customers and their credential values, each onboarded
+//! with auto-issue) with a per-row report, and the exchanges' state.
 
 use serde_json::{json, Map, Value};
 
 use super::customers::{check_values, Status};
-use super::exchange::{Change, IssuedCredential, CREDENTIALS};
+use lanyard_protocol::didcomm::Message;
+use lanyard_protocol::protocols::issue_credential::{self, Offer};
+
+use super::inbound::{protocol_problem, Answer};
+use super::outbox::Change;
+use super::records::{
+    credential_key, CredentialState, IssuedCredential, CREDENTIALS, CREDENTIALS_BY_TEMPLATE,
+};
+use super::status_list::{StatusCounter, STATUS_COUNTERS, STATUS_LIST_SIZE};
+use super::store::{Expect, Write};
 use super::store::{IssuerStorage, IssuerStorageExt};
+use super::templates::Template;
 use super::templates::{json_type, MAX_CUSTOM_FIELDS, STANDARD_FIELDS};
 use super::time::iso_millis;
+use super::time::now_ms;
+use super::TEMPLATES;
 use super::{ApiError, Issuer, Org};
 
 /// Most rows one batch may hold.
@@ -284,6 +298,341 @@ pub fn rows_from_csv(
     }
     check_size(rows.len())?;
     Ok(rows)
+}
+
+/// The Issue Credential 3.0 flow with a wallet: the offer (on request or on onboarding), the
+/// wallet's request answered with the signed credential, and the ack or problem report that
+/// settles the exchange.
+impl<S: IssuerStorage> Issuer<S> {
+    /// Adds an offer of a credential from `template` with `values` to `holder` to `change`.
+    pub(crate) async fn offer_into(
+        &self,
+        change: &mut Change,
+        org: &Org,
+        template: &Template,
+        holder: &str,
+        customer_id: Option<&str>,
+        values: &Map<String, Value>,
+    ) -> Result<IssuedCredential, ApiError> {
+        let now = now_ms();
+        let counter: StatusCounter = self
+            .storage
+            .get_json(STATUS_COUNTERS, &org.record.id)
+            .await?
+            .unwrap_or_default();
+        if counter.next >= STATUS_LIST_SIZE {
+            return Err(ApiError::conflict(&format!(
+                "the organisation's status list is full ({STATUS_LIST_SIZE} credentials)"
+            )));
+        }
+        let counter_bytes =
+            serde_json::to_vec(&counter).map_err(|e| ApiError::internal(&e.to_string()))?;
+        change.expect.push(if counter.next == 0 {
+            Expect::Absent {
+                collection: STATUS_COUNTERS,
+                key: org.record.id.clone(),
+            }
+        } else {
+            Expect::Equals {
+                collection: STATUS_COUNTERS,
+                key: org.record.id.clone(),
+                value: counter_bytes,
+            }
+        });
+        change.writes.push(Write::put(
+            STATUS_COUNTERS,
+            &org.record.id,
+            &StatusCounter {
+                next: counter.next + 1,
+            },
+        )?);
+        let claims = self.claims(template, values);
+        let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+        let detail = json!({
+            "credential": self.unsigned_credential(org, template, &id, holder, &claims, counter.next),
+            "options": issue_credential::proof_options(),
+        });
+        let offer = Offer {
+            thid: uuid::Uuid::new_v4().to_string(),
+            comment: Some(format!(
+                "{} offers you {}",
+                org.record.name, template.spec.name
+            )),
+            attributes: claims
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+            descriptions: template
+                .fields()
+                .into_iter()
+                .filter(|(name, _, _)| claims.contains_key(name))
+                .map(|(name, description, _)| (name, description))
+                .collect(),
+            detail: detail.clone(),
+        };
+        let record = IssuedCredential {
+            id,
+            org_id: org.record.id.clone(),
+            template_id: template.template_id.clone(),
+            customer_id: customer_id.map(str::to_string),
+            holder_did: holder.to_string(),
+            thid: offer.thid.clone(),
+            state: CredentialState::Offered,
+            values: values.clone(),
+            detail,
+            status_index: counter.next,
+            credential: None,
+            problem: None,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let key = credential_key(&org.record.id, &offer.thid);
+        change.writes.push(Write::put(CREDENTIALS, &key, &record)?);
+        change.writes.push(Write::put(
+            CREDENTIALS_BY_TEMPLATE,
+            format!("{}/{}", template.template_id, offer.thid),
+            &key,
+        )?);
+        self.count_into(change, template, 1, 0)?;
+        change.send(
+            &org.didcomm_did,
+            holder,
+            issue_credential::offer_message(&offer),
+        )?;
+        Ok(record)
+    }
+
+    /// Adds `offered` and `issued` to a template's counters, guarded against concurrent
+    /// changes to it.
+    fn count_into(
+        &self,
+        change: &mut Change,
+        template: &Template,
+        offered: u64,
+        issued: u64,
+    ) -> Result<(), ApiError> {
+        let before =
+            serde_json::to_vec(template).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let mut counted = template.clone();
+        counted.total_offered += offered;
+        counted.total_issued += issued;
+        counted.updated_ms = now_ms();
+        change.expect.push(Expect::Equals {
+            collection: TEMPLATES,
+            key: template.key.clone(),
+            value: before,
+        });
+        change
+            .writes
+            .push(Write::put(TEMPLATES, &template.key, &counted)?);
+        Ok(())
+    }
+
+    /// The credential subject's claims: the template's fixed fields, then the values given.
+    fn claims(&self, template: &Template, values: &Map<String, Value>) -> Map<String, Value> {
+        let mut claims = Map::new();
+        claims.insert(
+            "credentialIssuer".into(),
+            json!(template.spec.credential_issuer),
+        );
+        claims.insert(
+            "credentialType".into(),
+            json!(template.spec.credential_type),
+        );
+        for (name, _, _) in template.fields() {
+            if let Some(value) = values.get(&name) {
+                claims.insert(name, value.clone());
+            }
+        }
+        claims
+    }
+
+    /// A wallet's `request-credential`: sign and send the offered credential.
+    pub(super) async fn issue(
+        &self,
+        org: &Org,
+        sender: &str,
+        message: &Message,
+    ) -> Result<(), Answer> {
+        let (thid, detail) = issue_credential::parse_request(message).map_err(protocol_problem)?;
+        let key = credential_key(&org.record.id, &thid);
+        let record: Option<IssuedCredential> = self.storage.get_json(CREDENTIALS, &key).await?;
+        let record = match record {
+            Some(r) if r.holder_did == sender => r,
+            _ => {
+                return Err(Answer::Problem(
+                    "e.p.req.unknown-offer".into(),
+                    format!("no offer {thid} was made to you"),
+                ))
+            }
+        };
+        if record.state != CredentialState::Offered {
+            return Err(Answer::Problem(
+                "e.p.req.not-offered".into(),
+                format!("the offer {thid} is {:?} already", record.state),
+            ));
+        }
+        if detail != record.detail {
+            return Err(Answer::Problem(
+                "e.p.req.detail-changed".into(),
+                "the request asks for another credential than the one offered".into(),
+            ));
+        }
+        let template = self
+            .template_any(&record.template_id)
+            .await?
+            .ok_or_else(|| {
+                Answer::Problem(
+                    "e.p.req.template-deleted".into(),
+                    format!("the template {} was deleted", record.template_id),
+                )
+            })?;
+        if !template.has_room() {
+            return Err(Answer::Problem(
+                "e.p.req.limit-reached".into(),
+                format!(
+                    "{} has issued all the credentials it may",
+                    template.spec.name
+                ),
+            ));
+        }
+        let credential = self.sign_credential(org, &record.detail)?;
+        let mut change = self.seen(message)?;
+        let before = serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let mut issued = record.clone();
+        issued.state = CredentialState::Issued;
+        issued.credential = Some(credential.clone());
+        issued.updated_ms = now_ms();
+        change.expect.push(Expect::Equals {
+            collection: CREDENTIALS,
+            key: key.clone(),
+            value: before,
+        });
+        change.writes.push(Write::put(CREDENTIALS, &key, &issued)?);
+        self.count_into(&mut change, &template, 0, 1)?;
+        change.send(
+            &org.didcomm_did,
+            sender,
+            issue_credential::issue_message(&thid, credential),
+        )?;
+        change.event(
+            org,
+            "credential.issued",
+            json!({ "credentialId": issued.id, "templateId": issued.template_id, "customerId": issued.customer_id }),
+        );
+        self.commit(change).await?;
+        tracing::info!(org = %org.record.id, credential = %issued.id, "credential issued");
+        Ok(())
+    }
+
+    /// An ack or a problem report in an exchange's thread.
+    pub(super) async fn settle(
+        &self,
+        org: &Org,
+        sender: &str,
+        message: &Message,
+        state: CredentialState,
+        problem: Option<String>,
+    ) -> Result<(), Answer> {
+        let Some(thid) = message.thid.as_deref() else {
+            // A problem report outside any exchange: noted, nothing to change.
+            self.commit(self.seen(message)?).await?;
+            return Ok(());
+        };
+        let key = credential_key(&org.record.id, thid);
+        let record: Option<IssuedCredential> = self.storage.get_json(CREDENTIALS, &key).await?;
+        let Some(record) = record.filter(|r| r.holder_did == sender) else {
+            self.commit(self.seen(message)?).await?;
+            return Ok(());
+        };
+        let allowed = match state {
+            CredentialState::Accepted => record.state == CredentialState::Issued,
+            _ => matches!(
+                record.state,
+                CredentialState::Offered | CredentialState::Issued
+            ),
+        };
+        let mut change = self.seen(message)?;
+        if allowed {
+            let before =
+                serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
+            let mut settled = record.clone();
+            settled.state = state;
+            settled.problem = problem;
+            settled.updated_ms = now_ms();
+            change.expect.push(Expect::Equals {
+                collection: CREDENTIALS,
+                key: key.clone(),
+                value: before,
+            });
+            change.writes.push(Write::put(CREDENTIALS, &key, &settled)?);
+            change.event(
+                org,
+                match state {
+                    CredentialState::Accepted => "credential.accepted",
+                    _ => "credential.declined",
+                },
+                json!({ "credentialId": record.id, "templateId": record.template_id, "customerId": record.customer_id, "problem": settled.problem }),
+            );
+            tracing::info!(org = %org.record.id, credential = %record.id, ?state, "exchange settled");
+        }
+        self.commit(change).await?;
+        Ok(())
+    }
+
+    /// The unsigned W3C VC 2.0 a template's credential is: issued by the organisation's
+    /// did:web, about the holder's connection DID, naming the template in `credentialSchema`,
+    /// with a revocation entry in the organisation's status list.
+    fn unsigned_credential(
+        &self,
+        org: &Org,
+        template: &Template,
+        id: &str,
+        holder: &str,
+        claims: &Map<String, Value>,
+        status_index: u64,
+    ) -> Value {
+        let mut subject = Map::new();
+        subject.insert("id".into(), json!(holder));
+        subject.extend(claims.clone());
+        let list = self.status_list_url(org);
+        let mut credential = json!({
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "id": id,
+            "type": ["VerifiableCredential", "LanyardCredential"],
+            "issuer": { "id": org.issuer_did, "name": org.record.name },
+            "name": template.spec.name,
+            "validFrom": super::time::rfc3339_secs(now_ms() / 1000),
+            "credentialSubject": subject,
+            "credentialSchema": { "id": template.template_id, "type": "LanyardCredentialTemplate" },
+            "credentialStatus": {
+                "id": format!("{list}#{status_index}"),
+                "type": "BitstringStatusListEntry",
+                "statusPurpose": "revocation",
+                "statusListIndex": status_index.to_string(),
+                "statusListCredential": list,
+            },
+        });
+        if let Some(until) = &template.spec.credential_expiration {
+            credential["validUntil"] = json!(until);
+        }
+        credential
+    }
+
+    /// Signs the credential of an offer's detail as the organisation (its did:web key).
+    fn sign_credential(&self, org: &Org, detail: &Value) -> Result<Value, ApiError> {
+        let unsigned = detail
+            .get("credential")
+            .ok_or_else(|| ApiError::internal("the offer holds no credential"))?;
+        lanyard_protocol::credentials::vc::issue(
+            unsigned,
+            &self.keys,
+            &org.signing_key,
+            &format!("{}#key-1", org.issuer_did),
+            now_ms() / 1000,
+        )
+        .map_err(|e| ApiError::internal(&format!("signing the credential: {e}")))
+    }
 }
 
 #[cfg(test)]

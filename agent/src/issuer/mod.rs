@@ -6,10 +6,13 @@
 pub mod callbacks;
 pub mod customers;
 pub mod delivery;
-pub mod exchange;
+mod inbound;
 pub mod issuance;
 mod onboarding;
+mod outbox;
 mod rate;
+mod records;
+mod status_list;
 pub mod store;
 pub mod templates;
 pub mod time;
@@ -30,13 +33,14 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
-use self::templates::{slug, Template, TemplateSpec};
 use self::time::now_ms;
-use crate::mediator::Hub;
+use crate::invitations::InvitationStore;
+use crate::mediator::QueuePort;
 use crate::storage::StorageError;
 
-pub use self::exchange::OutboxCounters;
+pub use self::outbox::{run_outbox, OutboxCounters};
 pub use self::rate::Rate;
+pub use self::records::{Connection, CredentialState, IssuedCredential};
 
 /// An error the API answers with: an HTTP status, a stable code and a message that names what
 /// was wrong.
@@ -231,8 +235,10 @@ pub struct Issuer<S> {
     keys: Arc<KeyRing>,
     identity: Arc<Store>,
     public_url: String,
-    /// The mediator beside it: hosts invitations, queues messages for phones.
-    hub: Option<Arc<dyn Hub>>,
+    /// Where its messages to phones are queued: the mediator beside it.
+    queue: Option<Arc<dyn QueuePort>>,
+    /// Where its invitations are hosted.
+    invitations: Option<Arc<dyn InvitationStore>>,
     /// The app's custom URL scheme, for deep links.
     scheme: String,
     mailer: Option<delivery::Mailer>,
@@ -252,7 +258,7 @@ pub struct Issuer<S> {
     invitations_sent: rate::RateLimiter,
     outbox_counters: OutboxCounters,
     /// Each organisation's signed status list with the revision it was signed at.
-    status_lists: exchange::StatusListCache,
+    status_lists: status_list::StatusListCache,
 }
 
 /// A page of a listing, in the seed's envelope.
@@ -267,7 +273,7 @@ pub fn page_json(items: Vec<Value>, page: usize, page_size: usize, total: usize)
 }
 
 impl<S: IssuerStorage> Issuer<S> {
-    /// An issuer that can manage organisations and templates; [`Issuer::with_hub`] and
+    /// An issuer that can manage organisations and templates; [`Issuer::with_mediator`] and
     /// [`Issuer::with_transports`] add what onboarding and issuance need.
     pub fn new(storage: S, keys: Arc<KeyRing>, identity: Arc<Store>, public_url: String) -> Self {
         // The strict policy; [`Issuer::with_network`] sets the configured one.
@@ -277,7 +283,8 @@ impl<S: IssuerStorage> Issuer<S> {
             keys,
             identity,
             public_url,
-            hub: None,
+            queue: None,
+            invitations: None,
             scheme: "lanyard".into(),
             mailer: None,
             sms: None,
@@ -329,9 +336,16 @@ impl<S: IssuerStorage> Issuer<S> {
         self.callbacks.clone()
     }
 
-    /// Attaches the mediator and the app's deep-link scheme.
-    pub fn with_hub(mut self, hub: Arc<dyn Hub>, scheme: &str) -> Self {
-        self.hub = Some(hub);
+    /// Attaches the mediator's queue (where messages to phones go), the invitation store and
+    /// the app's deep-link scheme.
+    pub fn with_mediator(
+        mut self,
+        queue: Arc<dyn QueuePort>,
+        invitations: Arc<dyn InvitationStore>,
+        scheme: &str,
+    ) -> Self {
+        self.queue = Some(queue);
+        self.invitations = Some(invitations);
         self.scheme = scheme.to_string();
         self
     }
@@ -347,8 +361,16 @@ impl<S: IssuerStorage> Issuer<S> {
         self
     }
 
-    fn hub(&self) -> Result<&Arc<dyn Hub>, ApiError> {
-        self.hub
+    /// The invitation store (set by [`Issuer::with_mediator`]).
+    fn invitations(&self) -> Result<&Arc<dyn InvitationStore>, ApiError> {
+        self.invitations
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
+    }
+
+    /// The mediator's queue (set by [`Issuer::with_mediator`]).
+    fn queue(&self) -> Result<&Arc<dyn QueuePort>, ApiError> {
+        self.queue
             .as_ref()
             .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
     }
@@ -511,98 +533,5 @@ impl<S: IssuerStorage> Issuer<S> {
             "authentication": [key_id],
             "assertionMethod": [key_id],
         })
-    }
-
-    /// Creates a template for `org` from a create request's body.
-    pub async fn create_template(&self, org: &Org, body: &Value) -> Result<Template, ApiError> {
-        let now = now_ms();
-        let spec = TemplateSpec::parse(body, now)?;
-        let template_id = format!(
-            "urn:template:lanyard:{}-{}-{now}",
-            slug(&spec.name),
-            org.record.id
-        );
-        let key = format!("{}/{now:016x}{}", org.record.id, &new_object_id()[..8]);
-        let template = Template {
-            object_id: new_object_id(),
-            template_id: template_id.clone(),
-            org_id: org.record.id.clone(),
-            key: key.clone(),
-            spec,
-            total_offered: 0,
-            total_issued: 0,
-            created_ms: now,
-            updated_ms: now,
-        };
-        self.storage
-            .apply(
-                vec![Expect::Absent {
-                    collection: TEMPLATE_IDS,
-                    key: template_id.clone(),
-                }],
-                vec![
-                    Write::put(TEMPLATES, &key, &template)?,
-                    Write::put(TEMPLATE_IDS, &template_id, &key)?,
-                ],
-            )
-            .await
-            .map_err(|error| match error {
-                BatchError::Conflict => {
-                    ApiError::conflict(&format!("a template with id {template_id} exists already"))
-                }
-                other => other.into(),
-            })?;
-        tracing::info!(org = %org.record.id, template = %template_id, "template created");
-        Ok(template)
-    }
-
-    /// A template of `org` by its `templateId`; another organisation's is not found.
-    pub async fn template(&self, org: &Org, template_id: &str) -> Result<Template, ApiError> {
-        self.template_any(template_id)
-            .await?
-            .filter(|t| t.org_id == org.record.id)
-            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
-    }
-
-    /// A template by id, whichever organisation has it.
-    pub async fn template_any(&self, template_id: &str) -> Result<Option<Template>, ApiError> {
-        let Some(key) = self
-            .storage
-            .get_json::<String>(TEMPLATE_IDS, template_id)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(self.storage.get_json(TEMPLATES, &key).await?)
-    }
-
-    /// One page of `org`'s templates, oldest first, and how many there are.
-    pub async fn templates(
-        &self,
-        org: &Org,
-        page: usize,
-        page_size: usize,
-    ) -> Result<(Vec<Template>, usize), ApiError> {
-        let prefix = format!("{}/", org.record.id);
-        let total = self.storage.count(TEMPLATES, &prefix).await?;
-        let skip = (page - 1).saturating_mul(page_size);
-        let items = self
-            .storage
-            .scan_json(TEMPLATES, &prefix, skip, page_size)
-            .await?;
-        Ok((items, total))
-    }
-
-    /// The public JSON Schema of a template's credentials.
-    pub async fn template_schema(&self, template_id: &str) -> Result<Value, ApiError> {
-        self.template_any(template_id)
-            .await?
-            .map(|t| t.json_schema(&self.public_url))
-            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
-    }
-
-    /// The API's view of a template.
-    pub fn template_json(&self, org: &Org, template: &Template) -> Value {
-        template.to_api(&self.public_url, &org.issuer_did, "lanyard")
     }
 }

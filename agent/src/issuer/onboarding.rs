@@ -1,7 +1,8 @@
 //! Onboarding a customer (the console document's "Onboard Customer"): validate, make an OOB
 //! invitation from the organisation's DIDComm DID hosted at a short URL, store the customer,
 //! send the invitation by email or SMS when a transport is configured, and report the link
-//! and QR code either way.
+//! and QR code either way. The wallet's first message answering that invitation connects it
+//! (`connect`), and starts the auto-issue offer when the customer has one.
 
 use serde_json::{json, Value};
 
@@ -10,7 +11,14 @@ use super::delivery::{default_email, Invite};
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
 use super::{new_object_id, ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_IDS, CUSTOMER_INVITATIONS};
+use lanyard_protocol::didcomm::Message;
+
+use super::inbound::Answer;
+use super::records::{connection_key, Connection, CONNECTIONS};
 use crate::invitations::{qr_png, InvitationRecord, NewInvitation};
+use lanyard_protocol::protocols::trust_ping::{self, PING};
+
+use crate::mediator::Refusal;
 
 /// The goal code of customer invitations: connect, then receive a credential.
 pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
@@ -37,7 +45,7 @@ impl<S: IssuerStorage> Issuer<S> {
             None => None,
         };
         let new = NewCustomer::parse(body, template.as_ref())?;
-        let hub = self.hub()?;
+        let invitations = self.invitations()?;
         if self.has_transport(new.medium) {
             // Before anything is stored: over the limit, the customer is not created.
             self.take_invitation_token(org)?;
@@ -56,7 +64,7 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         .build()
         .map_err(|e| ApiError::internal(&e.to_string()))?;
-        hub.put_invitation(&record).await?;
+        invitations.put(&record).await?;
 
         let now = now_ms();
         let id = new_object_id();
@@ -302,8 +310,8 @@ impl<S: IssuerStorage> Issuer<S> {
             )));
         }
         let record = self
-            .hub()?
-            .invitation(&customer.invitation_code)
+            .invitations()?
+            .by_code(&customer.invitation_code)
             .await?
             .ok_or_else(|| ApiError::internal("the customer's invitation is gone"))?;
         if self.has_transport(customer.details.medium) {
@@ -322,5 +330,112 @@ impl<S: IssuerStorage> Issuer<S> {
                 ))
             })?;
         self.record_delivery(&customer, attempt).await
+    }
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// A wallet's first message: it must answer a customer's invitation (`pthid`).
+    pub(super) async fn connect(
+        &self,
+        org: &Org,
+        sender: &str,
+        message: &Message,
+    ) -> Result<(), Answer> {
+        let Some(pthid) = message.pthid.as_deref() else {
+            return Err(Answer::Problem(
+                "e.p.req.not-connected".into(),
+                "connect first: answer an invitation with its id as pthid".into(),
+            ));
+        };
+        let key: Option<String> = self.storage.get_json(CUSTOMER_INVITATIONS, pthid).await?;
+        let Some(key) = key else {
+            return Err(Answer::Problem(
+                "e.p.req.unknown-invitation".into(),
+                format!("{} sent no invitation {pthid}", org.record.name),
+            ));
+        };
+        let customer: Customer = self
+            .storage
+            .get_json(CUSTOMERS, &key)
+            .await?
+            .ok_or_else(|| Answer::Problem("e.p.req.unknown-invitation".into(), pthid.into()))?;
+        if customer.org_id != org.record.id {
+            return Err(Answer::Problem(
+                "e.p.req.unknown-invitation".into(),
+                format!("{} sent no invitation {pthid}", org.record.name),
+            ));
+        }
+        if !self
+            .invitations()?
+            .use_once(pthid, lanyard_protocol::didcomm::now())
+            .await
+            .map_err(Refusal::Storage)?
+        {
+            return Err(Answer::Problem(
+                "e.p.req.invitation-used".into(),
+                "this invitation was used already".into(),
+            ));
+        }
+        let now = now_ms();
+        let mut change = self.seen(message)?;
+        let connection = Connection {
+            org_id: org.record.id.clone(),
+            their_did: sender.to_string(),
+            customer_id: Some(customer.id.clone()),
+            created_ms: now,
+        };
+        change.writes.push(Write::put(
+            CONNECTIONS,
+            connection_key(&org.record.id, sender),
+            &connection,
+        )?);
+        let before =
+            serde_json::to_vec(&customer).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let mut onboarded = customer.clone();
+        onboarded.status = Status::Onboarded;
+        onboarded.connection_did = Some(sender.to_string());
+        onboarded.updated_ms = now;
+        change.expect.push(Expect::Equals {
+            collection: CUSTOMERS,
+            key: key.clone(),
+            value: before,
+        });
+        change.writes.push(Write::put(CUSTOMERS, &key, &onboarded)?);
+        if message.type_ == PING {
+            if let Some(reply) =
+                trust_ping::reply_to(message).map_err(super::inbound::protocol_problem)?
+            {
+                change.send(&org.didcomm_did, sender, reply)?;
+            }
+        }
+        if let Some(auto_issue) = &customer.details.auto_issue {
+            match self.template_any(&auto_issue.template_id).await? {
+                Some(template) if template.has_room() => {
+                    self.offer_into(
+                        &mut change,
+                        org,
+                        &template,
+                        sender,
+                        Some(&customer.id),
+                        &auto_issue.values,
+                    )
+                    .await?;
+                }
+                Some(template) => {
+                    tracing::warn!(template = %template.template_id, "auto-issue skipped: numberOfCredentials reached")
+                }
+                None => {
+                    tracing::warn!(template = %auto_issue.template_id, "auto-issue skipped: the template is gone")
+                }
+            }
+        }
+        change.event(
+            org,
+            "customer.onboarded",
+            json!({ "customerId": customer.id, "connectionDid": sender }),
+        );
+        self.commit(change).await?;
+        tracing::info!(org = %org.record.id, customer = %customer.id, "customer onboarded: wallet connected");
+        Ok(())
     }
 }

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use lanyard_protocol::store::Sealer;
 
-use crate::storage::{GroupCommit, StorageError};
+use crate::group_commit::GroupCommit;
+use crate::storage::StorageError;
 
 /// One write of an atomic batch: a record to put, or a key to delete. `Debug` shows a put's
 /// value only by its length (records hold personal data).

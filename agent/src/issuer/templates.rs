@@ -2,14 +2,23 @@
 //! Template"): the request fields (`templateName`, `credentialIssuer`, `credentialType`,
 //! `logoURL`, `credentialExpiration`, `customFields`, `descriptions`, `numberOfCredentials`),
 //! their validation, and the response shape (`templateId` URN, `detail.fields`,
-//! `fieldOrdering`, `customAttributes`, counters, dates). Every credential is issued from one.
+//! `fieldOrdering`, `customAttributes`, counters, dates), and their CRUD. Every credential is
+//! issued from one; deleting a template revokes its credentials and tells their holders.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::outbox::Change;
+use super::records::{
+    credential_key, CredentialState, IssuedCredential, CREDENTIALS, CREDENTIALS_BY_TEMPLATE,
+};
+use super::status_list::STATUS_REVISIONS;
+use super::store::{BatchError, Expect, Write};
 use super::store::{IssuerStorage, IssuerStorageExt};
+use super::time::now_ms;
 use super::time::{iso_millis, parse_timestamp};
-use super::{ApiError, Issuer, Org, TEMPLATES};
+use super::{new_object_id, ApiError, Issuer, Org, TEMPLATES, TEMPLATE_IDS};
+use lanyard_protocol::protocols::deletion;
 
 /// The fields every template has before its custom ones, with their descriptions and whether
 /// a credential may leave them out.
@@ -486,6 +495,200 @@ fn logo_id(url: &str) -> String {
     let digest = Sha256::digest(url.as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("logos/{hex}")
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// Creates a template for `org` from a create request's body.
+    pub async fn create_template(&self, org: &Org, body: &Value) -> Result<Template, ApiError> {
+        let now = now_ms();
+        let spec = TemplateSpec::parse(body, now)?;
+        let template_id = format!(
+            "urn:template:lanyard:{}-{}-{now}",
+            slug(&spec.name),
+            org.record.id
+        );
+        let key = format!("{}/{now:016x}{}", org.record.id, &new_object_id()[..8]);
+        let template = Template {
+            object_id: new_object_id(),
+            template_id: template_id.clone(),
+            org_id: org.record.id.clone(),
+            key: key.clone(),
+            spec,
+            total_offered: 0,
+            total_issued: 0,
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.storage
+            .apply(
+                vec![Expect::Absent {
+                    collection: TEMPLATE_IDS,
+                    key: template_id.clone(),
+                }],
+                vec![
+                    Write::put(TEMPLATES, &key, &template)?,
+                    Write::put(TEMPLATE_IDS, &template_id, &key)?,
+                ],
+            )
+            .await
+            .map_err(|error| match error {
+                BatchError::Conflict => {
+                    ApiError::conflict(&format!("a template with id {template_id} exists already"))
+                }
+                other => other.into(),
+            })?;
+        tracing::info!(org = %org.record.id, template = %template_id, "template created");
+        Ok(template)
+    }
+
+    /// A template of `org` by its `templateId`; another organisation's is not found.
+    pub async fn template(&self, org: &Org, template_id: &str) -> Result<Template, ApiError> {
+        self.template_any(template_id)
+            .await?
+            .filter(|t| t.org_id == org.record.id)
+            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
+    }
+
+    /// A template by id, whichever organisation has it.
+    pub async fn template_any(&self, template_id: &str) -> Result<Option<Template>, ApiError> {
+        let Some(key) = self
+            .storage
+            .get_json::<String>(TEMPLATE_IDS, template_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self.storage.get_json(TEMPLATES, &key).await?)
+    }
+
+    /// One page of `org`'s templates, oldest first, and how many there are.
+    pub async fn templates(
+        &self,
+        org: &Org,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(Vec<Template>, usize), ApiError> {
+        let prefix = format!("{}/", org.record.id);
+        let total = self.storage.count(TEMPLATES, &prefix).await?;
+        let skip = (page - 1).saturating_mul(page_size);
+        let items = self
+            .storage
+            .scan_json(TEMPLATES, &prefix, skip, page_size)
+            .await?;
+        Ok((items, total))
+    }
+
+    /// The public JSON Schema of a template's credentials.
+    pub async fn template_schema(&self, template_id: &str) -> Result<Value, ApiError> {
+        self.template_any(template_id)
+            .await?
+            .map(|t| t.json_schema(&self.public_url))
+            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
+    }
+
+    /// The API's view of a template.
+    pub fn template_json(&self, org: &Org, template: &Template) -> Value {
+        template.to_api(&self.public_url, &org.issuer_did, "lanyard")
+    }
+
+    /// Every credential exchange of a template.
+    pub(crate) async fn credentials_of_template(
+        &self,
+        template_id: &str,
+    ) -> Result<Vec<IssuedCredential>, ApiError> {
+        let keys: Vec<String> = self
+            .storage
+            .scan_json(
+                CREDENTIALS_BY_TEMPLATE,
+                &format!("{template_id}/"),
+                0,
+                usize::MAX,
+            )
+            .await?;
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(record) = self.storage.get_json(CREDENTIALS, &key).await? {
+                found.push(record);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes a template of `org`: tells every holder of its credentials which ones go, marks
+    /// them revoked (status list), and removes the template, in one atomic change.
+    pub async fn delete_template(
+        &self,
+        org: &Org,
+        template_id: &str,
+    ) -> Result<Template, ApiError> {
+        let template = self.template(org, template_id).await?;
+        let credentials = self.credentials_of_template(&template.template_id).await?;
+        let mut change = Change::default();
+        let before =
+            serde_json::to_vec(&template).map_err(|e| ApiError::internal(&e.to_string()))?;
+        change.expect.push(Expect::Equals {
+            collection: TEMPLATES,
+            key: template.key.clone(),
+            value: before,
+        });
+        change.writes.push(Write::delete(TEMPLATES, &template.key));
+        change
+            .writes
+            .push(Write::delete(TEMPLATE_IDS, &template.template_id));
+        let mut by_holder: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for record in &credentials {
+            let key = credential_key(&org.record.id, &record.thid);
+            if matches!(
+                record.state,
+                CredentialState::Issued | CredentialState::Accepted
+            ) {
+                by_holder
+                    .entry(record.holder_did.clone())
+                    .or_default()
+                    .push(record.id.clone());
+            }
+            if record.state != CredentialState::Revoked {
+                let mut revoked = record.clone();
+                revoked.state = CredentialState::Revoked;
+                revoked.updated_ms = now_ms();
+                change.writes.push(Write::put(CREDENTIALS, &key, &revoked)?);
+            }
+        }
+        if credentials
+            .iter()
+            .any(|c| c.state != CredentialState::Revoked)
+        {
+            // The status list changes: its next GET signs it again.
+            change.writes.push(Write::put(
+                STATUS_REVISIONS,
+                &org.record.id,
+                &super::new_object_id(),
+            )?);
+        }
+        let holders = by_holder.len();
+        change.event(
+            org,
+            "template.deleted",
+            json!({ "templateId": template.template_id, "credentialsRevoked": credentials.iter().filter(|c| c.state != CredentialState::Revoked).count(), "holdersNotified": holders }),
+        );
+        for (holder, credential_ids) in by_holder {
+            let notice = deletion::Notice {
+                template_id: template.template_id.clone(),
+                credential_ids,
+                reason: format!(
+                    "{} deleted the template {}",
+                    org.record.name, template.spec.name
+                ),
+            };
+            change.send(&org.didcomm_did, &holder, deletion::notice_message(&notice))?;
+        }
+        self.commit(change).await.map_err(|e| match e.status {
+            409 => ApiError::conflict("the template changed while it was being deleted; try again"),
+            _ => e,
+        })?;
+        tracing::info!(org = %org.record.id, template = %template_id, holders, "template deleted");
+        Ok(template)
+    }
 }
 
 #[cfg(test)]

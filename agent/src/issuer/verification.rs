@@ -20,7 +20,8 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::exchange::{Answer, Change};
+use super::inbound::Answer;
+use super::outbox::Change;
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::templates::json_type;
 use super::time::{iso_millis, now_ms};
@@ -258,7 +259,7 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         .build()
         .map_err(|e| ApiError::internal(&e.to_string()))?;
-        self.hub()?.put_invitation(&invitation).await?;
+        self.invitations()?.put(&invitation).await?;
         let now = now_ms();
         let id = new_object_id();
         let key = format!("{}/{now:016x}{}", org.record.id, &id[..8]);
@@ -398,7 +399,10 @@ impl<S: IssuerStorage> Issuer<S> {
             "verification.completed",
             json!({ "verificationId": done.id, "state": done.state, "reasons": done.reasons, "disclosed": done.disclosed }),
         );
-        let _ = self.hub()?.use_invitation(&record.invitation_id).await;
+        let _ = self
+            .invitations()?
+            .use_once(&record.invitation_id, lanyard_protocol::didcomm::now())
+            .await;
         self.commit(change).await?;
         tracing::info!(org = %org.record.id, verification = %done.id, state = ?done.state, "verification completed");
         Ok(())

@@ -25,7 +25,18 @@ mod seed;
 mod servers;
 mod wallet;
 
-pub use agent::mediator;
+/// The message types the mediator speaks, as the protocol crate writes them.
+pub mod mediator {
+    pub use lanyard_protocol::protocols::coordinate_mediation::v3::{
+        MEDIATE_GRANT, MEDIATE_REQUEST, RECIPIENT_QUERY, RECIPIENT_UPDATE,
+    };
+    pub use lanyard_protocol::protocols::discover_features::{DISCLOSE, QUERIES};
+    pub use lanyard_protocol::protocols::pickup::v3::{
+        DELIVERY, DELIVERY_REQUEST, LIVE_DELIVERY_CHANGE, MESSAGES_RECEIVED, STATUS, STATUS_REQUEST,
+    };
+    pub use lanyard_protocol::protocols::report_problem::PROBLEM_REPORT;
+    pub use lanyard_protocol::protocols::trust_ping::{PING, PING_RESPONSE};
+}
 
 pub use self::in_process::{create_invitation, Agent};
 pub use self::keystore::FileKeyProtector;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use agent::mediator;
+use crate::mediator;
 use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
 use lanyard_protocol::didcomm::{DidComm, Message, Unpacked, ENCRYPTED_TYP};
 use lanyard_protocol::encoding::b64u_decode;

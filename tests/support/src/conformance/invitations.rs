@@ -1,11 +1,11 @@
 //! What every invitation store does: an invitation stored under its short code is found by
 //! that code and by its message id; a single-use invitation is used once, and a multi-use
-//! one never. Written against the invitation methods of `agent::storage::MediatorStorage`
-//! (where the sled backend keeps them today). Each function takes a fresh, empty store.
+//! one never. Written against `agent::InvitationStore`. Each function takes a fresh, empty store.
 
 use agent::invitations::InvitationRecord;
-use agent::storage::MediatorStorage;
+use agent::InvitationStore;
 use lanyard_protocol::didcomm::Message;
+use lanyard_protocol::protocols::out_of_band::INVITATION;
 use serde_json::json;
 
 use super::now;
@@ -15,7 +15,7 @@ fn record(code: &str, single_use: bool) -> InvitationRecord {
     InvitationRecord {
         code: code.to_string(),
         message: Message::new(
-            "https://didcomm.org/out-of-band/2.0/invitation",
+            INVITATION,
             json!({ "goal_code": "mediate", "accept": ["didcomm/v2"] }),
         )
         .from("did:example:mediator"),
@@ -26,83 +26,74 @@ fn record(code: &str, single_use: bool) -> InvitationRecord {
     }
 }
 
-/// `put_invitation` then `invitation` (by code) and `invitation_by_id` read the same record.
-pub async fn an_invitation_is_found_by_code_and_by_id<S: MediatorStorage>(store: &S) {
+/// `put` then `by_code` and `by_id` read the same record.
+pub async fn an_invitation_is_found_by_code_and_by_id<S: InvitationStore>(store: &S) {
     let first = record("code-one", false);
     let second = record("code-two", true);
-    store.put_invitation(&first).await.unwrap();
-    store.put_invitation(&second).await.unwrap();
+    store.put(&first).await.unwrap();
+    store.put(&second).await.unwrap();
     assert_eq!(
-        store.invitation("code-one").await.unwrap(),
+        store.by_code("code-one").await.unwrap(),
         Some(first.clone())
     );
     assert_eq!(
-        store.invitation("code-two").await.unwrap(),
+        store.by_code("code-two").await.unwrap(),
         Some(second.clone())
     );
     assert_eq!(
-        store.invitation_by_id(&first.message.id).await.unwrap(),
+        store.by_id(&first.message.id).await.unwrap(),
         Some(first.clone())
     );
-    assert_eq!(
-        store.invitation_by_id(&second.message.id).await.unwrap(),
-        Some(second)
-    );
+    assert_eq!(store.by_id(&second.message.id).await.unwrap(), Some(second));
     // A code is not an id, nor an id a code.
-    assert_eq!(store.invitation_by_id("code-one").await.unwrap(), None);
-    assert_eq!(store.invitation(&first.message.id).await.unwrap(), None);
+    assert_eq!(store.by_id("code-one").await.unwrap(), None);
+    assert_eq!(store.by_code(&first.message.id).await.unwrap(), None);
 }
 
 /// Nothing is found for what was never stored, and nothing unknown can be used.
-pub async fn unknown_invitations_are_none<S: MediatorStorage>(store: &S) {
-    assert_eq!(store.invitation("no-such-code").await.unwrap(), None);
-    assert_eq!(store.invitation_by_id("no-such-id").await.unwrap(), None);
-    assert!(!store.use_invitation("no-such-id", now()).await.unwrap());
+pub async fn unknown_invitations_are_none<S: InvitationStore>(store: &S) {
+    assert_eq!(store.by_code("no-such-code").await.unwrap(), None);
+    assert_eq!(store.by_id("no-such-id").await.unwrap(), None);
+    assert!(!store.use_once("no-such-id", now()).await.unwrap());
     assert_eq!(
-        store.invitation_by_id("no-such-id").await.unwrap(),
+        store.by_id("no-such-id").await.unwrap(),
         None,
         "nothing created"
     );
 }
 
-/// The first `use_invitation` of a single-use invitation uses it (recording when); every
+/// The first `use_once` of a single-use invitation uses it (recording when); every
 /// later one is refused and keeps the first time.
-pub async fn a_single_use_invitation_is_used_once<S: MediatorStorage>(store: &S) {
+pub async fn a_single_use_invitation_is_used_once<S: InvitationStore>(store: &S) {
     let once = record("once", true);
-    store.put_invitation(&once).await.unwrap();
+    store.put(&once).await.unwrap();
     let at = now();
-    assert!(store.use_invitation(&once.message.id, at).await.unwrap());
-    assert!(!store
-        .use_invitation(&once.message.id, at + 5)
-        .await
-        .unwrap());
-    let read = store.invitation("once").await.unwrap().unwrap();
+    assert!(store.use_once(&once.message.id, at).await.unwrap());
+    assert!(!store.use_once(&once.message.id, at + 5).await.unwrap());
+    let read = store.by_code("once").await.unwrap().unwrap();
     assert_eq!(read.used_at, Some(at), "the first use is the one recorded");
-    assert_eq!(
-        store.invitation_by_id(&once.message.id).await.unwrap(),
-        Some(read)
-    );
+    assert_eq!(store.by_id(&once.message.id).await.unwrap(), Some(read));
 }
 
 /// A multi-use invitation is never marked used.
-pub async fn a_multi_use_invitation_is_never_used_up<S: MediatorStorage>(store: &S) {
+pub async fn a_multi_use_invitation_is_never_used_up<S: InvitationStore>(store: &S) {
     let many = record("many", false);
-    store.put_invitation(&many).await.unwrap();
+    store.put(&many).await.unwrap();
     for _ in 0..3 {
-        assert!(!store.use_invitation(&many.message.id, now()).await.unwrap());
+        assert!(!store.use_once(&many.message.id, now()).await.unwrap());
     }
-    assert_eq!(store.invitation("many").await.unwrap(), Some(many));
+    assert_eq!(store.by_code("many").await.unwrap(), Some(many));
 }
 
 /// Putting a record again under its code replaces it.
-pub async fn putting_again_replaces_the_record<S: MediatorStorage>(store: &S) {
+pub async fn putting_again_replaces_the_record<S: InvitationStore>(store: &S) {
     let mut invitation = record("again", true);
-    store.put_invitation(&invitation).await.unwrap();
+    store.put(&invitation).await.unwrap();
     invitation.label = Some("renamed".into());
-    store.put_invitation(&invitation).await.unwrap();
+    store.put(&invitation).await.unwrap();
     assert_eq!(
         store
-            .invitation("again")
+            .by_code("again")
             .await
             .unwrap()
             .unwrap()
@@ -111,10 +102,7 @@ pub async fn putting_again_replaces_the_record<S: MediatorStorage>(store: &S) {
         Some("renamed")
     );
     assert_eq!(
-        store
-            .invitation_by_id(&invitation.message.id)
-            .await
-            .unwrap(),
+        store.by_id(&invitation.message.id).await.unwrap(),
         Some(invitation)
     );
 }

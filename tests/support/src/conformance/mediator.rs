@@ -3,8 +3,8 @@
 //! with forwards de-duplicated, pickup's peek/count/remove, expiry and the total queued.
 //! Each function takes a fresh, empty store.
 
+use agent::mediator::{Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate};
 use agent::storage::StorageError;
-use agent::storage::{Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate};
 
 use super::now;
 

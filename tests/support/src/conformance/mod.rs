@@ -52,7 +52,7 @@ macro_rules! mediator_storage_tests {
 
 /// Expands to the invitation store conformance suite ([`invitations`]) against the store
 /// `$open` makes (see the [module docs](crate::conformance)):
-/// `lanyard_test_support::invitation_store_tests!(sled_mediator());`
+/// `lanyard_test_support::invitation_store_tests!(sled_invitations());`
 #[macro_export]
 macro_rules! invitation_store_tests {
     ($open:expr) => {

@@ -3,6 +3,10 @@
 //! its QR code for people, the QR alone as PNG and SVG, and a custom-scheme deep link.
 //! Invitations may expire and may be single use; a spent or expired code says so.
 
+mod store;
+
+pub use store::{InvitationStore, SledInvitationStore};
+
 use lanyard_protocol::didcomm::{now, Attachment, Message};
 use lanyard_protocol::encoding::b64u_encode;
 use lanyard_protocol::protocols::present_proof::{self, PresentationRequest};
@@ -21,8 +25,10 @@ pub struct NewInvitation {
     /// The inviter's DID (`from`); the mediator's own when empty.
     #[serde(default)]
     pub from: String,
+    /// The invitation's goal code (e.g. `streamlined-vc`).
     #[serde(default)]
     pub goal_code: Option<String>,
+    /// The goal, for people.
     #[serde(default)]
     pub goal: Option<String>,
     /// The inviter's name, shown on the invite page and in the wallet.
@@ -34,6 +40,7 @@ pub struct NewInvitation {
     /// Seconds since the epoch after which the invitation is refused.
     #[serde(default)]
     pub expires_time: Option<u64>,
+    /// Whether the first answer spends it.
     #[serde(default)]
     pub single_use: bool,
 }
@@ -41,23 +48,33 @@ pub struct NewInvitation {
 /// A stored invitation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InvitationRecord {
+    /// Its short code (`/i/<code>`).
     pub code: String,
+    /// The OOB 2.0 invitation message.
     pub message: Message,
+    /// The inviter's name.
     pub label: Option<String>,
+    /// Whether the first answer spends it.
     pub single_use: bool,
+    /// When it was spent (seconds since the epoch).
     pub used_at: Option<u64>,
+    /// When it was made (seconds since the epoch).
     pub created_at: u64,
 }
 
 /// Why an invitation cannot be given out.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InvitationError {
+    /// No invitation has this code.
     #[error("no invitation has the code {0:?}")]
     Unknown(String),
+    /// It expired at this time.
     #[error("the invitation expired at {}", rfc3339(*.0))]
     Expired(u64),
+    /// It was spent at this time.
     #[error("the invitation was already used at {}", rfc3339(*.0))]
     Used(u64),
+    /// What was asked for is not a valid invitation (the reason).
     #[error("invalid invitation: {0}")]
     Invalid(String),
 }
@@ -226,8 +243,11 @@ fn escape(text: &str) -> String {
 /// Where to get the app, shown on the invite page.
 #[derive(Clone, Debug, Default)]
 pub struct AppLinks {
+    /// The app's custom URL scheme, for deep links.
     pub scheme: String,
+    /// The app's App Store page.
     pub app_store_url: Option<String>,
+    /// The app's Google Play page.
     pub play_store_url: Option<String>,
 }
 

@@ -1,0 +1,264 @@
+//! What reaches an organisation's DID through the mediator's endpoint: finding the
+//! organisation a message was encrypted to, dispatching it (a wallet connecting with `pthid` =
+//! a customer's invitation, trust pings, Issue Credential 3.0 requests, acks, problem reports,
+//! presentations), and the answers to senders without a connection, which are never stored.
+
+use lanyard_protocol::did::{did_of, multikey_encode, resolve_local};
+use lanyard_protocol::didcomm::{Message, Unpacked};
+use lanyard_protocol::protocols::{issue_credential, present_proof, ProtocolError};
+use serde_json::Value;
+
+use super::customers::Customer;
+use super::outbox::Change;
+use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, SEEN};
+use super::store::{BatchError, IssuerStorage, IssuerStorageExt, Write};
+use super::time::now_ms;
+use super::{ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
+use lanyard_protocol::protocols::report_problem::PROBLEM_REPORT;
+use lanyard_protocol::protocols::trust_ping::{self, PING};
+
+use crate::mediator::{Outcome, Refusal};
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// The organisation a message was encrypted to, by its key agreement key.
+    async fn recipient_org(&self, unpacked: &Unpacked) -> Result<Org, Refusal> {
+        let kid = unpacked
+            .metadata
+            .recipient_kid()
+            .ok_or_else(|| Refusal::BadRequest("the message was not encrypted".into()))?;
+        let key = resolve_local(did_of(kid))
+            .ok()
+            .and_then(|doc| doc.find_key(kid))
+            .ok_or_else(|| Refusal::BadRequest(format!("no key {kid}")))?;
+        let org_id: Option<String> = self
+            .storage
+            .get_json(ORG_AGREEMENT_KEYS, &multikey_encode(&key))
+            .await
+            .map_err(Refusal::Storage)?;
+        let org = match org_id {
+            Some(id) => self.org(&id).await.ok().flatten(),
+            None => None,
+        };
+        org.ok_or_else(|| Refusal::BadRequest(format!("no organisation receives at {kid}")))
+    }
+
+    /// Handles a message the router unpacked for an organisation's DID; returns once what it
+    /// changed is durable.
+    pub async fn receive(&self, unpacked: Unpacked) -> Result<Outcome, Refusal> {
+        let org = self.recipient_org(&unpacked).await?;
+        let Some(sender) = unpacked.metadata.authcrypt_sender_did() else {
+            return Err(Refusal::Unauthenticated("a message to an organisation"));
+        };
+        let message = unpacked.message;
+        if self
+            .storage
+            .get(SEEN, &message.id)
+            .await
+            .map_err(Refusal::Storage)?
+            .is_some()
+        {
+            tracing::debug!(message = %message.id, "already handled");
+            return Ok(Outcome::Accepted);
+        }
+        let result = self.dispatch(&org, &sender, &message).await;
+        match result {
+            Ok(()) => Ok(Outcome::Accepted),
+            Err(Answer::Problem(code, comment)) => {
+                let report = lanyard_protocol::protocols::problem_report(
+                    message.thread_id(),
+                    &code,
+                    &comment,
+                );
+                if !self
+                    .connected(&org, &sender)
+                    .await
+                    .map_err(Refusal::Storage)?
+                {
+                    // Nothing of a stranger's is stored: no outbox entry, no seen mark. A
+                    // problem report is never answered with another (no ping-pong).
+                    if message.type_ != PROBLEM_REPORT {
+                        self.answer_stranger(&org, &sender, &code, report).await;
+                    }
+                    return Ok(Outcome::Accepted);
+                }
+                tracing::info!(org = %org.record.id, from = %sender, %code, %comment, "problem reported to a wallet");
+                let mut change = Change::default();
+                change
+                    .writes
+                    .push(Write::put(SEEN, &message.id, &now_ms()).map_err(Refusal::Storage)?);
+                change
+                    .send(&org.didcomm_did, &sender, report)
+                    .map_err(api_refusal)?;
+                self.commit(change).await.map_err(api_refusal)?;
+                Ok(Outcome::Accepted)
+            }
+            Err(Answer::Refuse(refusal)) => Err(refusal),
+        }
+    }
+
+    /// Whether `sender` has a connection with `org`.
+    async fn connected(
+        &self,
+        org: &Org,
+        sender: &str,
+    ) -> Result<bool, crate::storage::StorageError> {
+        Ok(self
+            .storage
+            .get(CONNECTIONS, &connection_key(&org.record.id, sender))
+            .await?
+            .is_some())
+    }
+
+    /// A problem report to a sender without a connection: handed to the mediator at once if
+    /// the organisation's rate for strangers allows, never stored in the outbox, so a stranger
+    /// (who may be mediated elsewhere, or nowhere) cannot make it grow.
+    async fn answer_stranger(&self, org: &Org, sender: &str, code: &str, report: Message) {
+        if self.stranger_answers.take(&org.record.id).is_err() {
+            self.outbox_counters.strangers_rate_limited.inc();
+            tracing::debug!(org = %org.record.id, from = %sender, %code, "stranger not answered: rate limit");
+            return;
+        }
+        let report = report
+            .from(org.didcomm_did.clone())
+            .to([sender.to_string()]);
+        match self.hand_over(&org.didcomm_did, sender, &report).await {
+            Ok(()) => {
+                tracing::info!(org = %org.record.id, from = %sender, %code, "problem reported to a stranger")
+            }
+            Err(error) => {
+                self.outbox_counters.strangers_unreachable.inc();
+                tracing::debug!(org = %org.record.id, from = %sender, %code, %error, "stranger not answered: not reachable through this mediator");
+            }
+        }
+    }
+
+    async fn dispatch(&self, org: &Org, sender: &str, message: &Message) -> Result<(), Answer> {
+        if message.type_ == present_proof::PRESENTATION {
+            // Verifiers need no connection: the wallet answers a request it was handed.
+            return self.presentation(org, sender, message).await;
+        }
+        let connection: Option<Connection> = self
+            .storage
+            .get_json(CONNECTIONS, &connection_key(&org.record.id, sender))
+            .await?;
+        if connection.is_none()
+            || self
+                .answers_another_invitation(org, sender, message)
+                .await?
+        {
+            // The first message of a wallet answers an invitation; so does a connected DID's
+            // answer to another invitation of the organisation (a second customer record, or
+            // the same phone onboarded again).
+            return self.connect(org, sender, message).await;
+        }
+        match message.type_.as_str() {
+            PING => {
+                let mut change = self.seen(message)?;
+                if let Some(reply) = trust_ping::reply_to(message).map_err(protocol_problem)? {
+                    change.send(&org.didcomm_did, sender, reply)?;
+                }
+                self.commit(change).await?;
+                Ok(())
+            }
+            issue_credential::REQUEST => self.issue(org, sender, message).await,
+            issue_credential::ACK => {
+                self.settle(org, sender, message, CredentialState::Accepted, None)
+                    .await
+            }
+            PROBLEM_REPORT => {
+                let comment = message
+                    .body
+                    .get("comment")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no comment)")
+                    .to_string();
+                self.settle(
+                    org,
+                    sender,
+                    message,
+                    CredentialState::Declined,
+                    Some(comment),
+                )
+                .await
+            }
+            other => Err(Answer::Problem(
+                "e.p.msg.unsupported".into(),
+                format!("{} does not handle {other}", org.record.name),
+            )),
+        }
+    }
+
+    /// Whether `message` answers (by `pthid`) a customer invitation of `org` that `sender` has
+    /// not connected through yet.
+    async fn answers_another_invitation(
+        &self,
+        org: &Org,
+        sender: &str,
+        message: &Message,
+    ) -> Result<bool, Answer> {
+        let Some(pthid) = message.pthid.as_deref() else {
+            return Ok(false);
+        };
+        let Some(key) = self
+            .storage
+            .get_json::<String>(CUSTOMER_INVITATIONS, pthid)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let customer: Option<Customer> = self.storage.get_json(CUSTOMERS, &key).await?;
+        Ok(customer.is_some_and(|c| {
+            c.org_id == org.record.id && c.connection_did.as_deref() != Some(sender)
+        }))
+    }
+
+    /// The change that marks `message` handled.
+    pub(super) fn seen(&self, message: &Message) -> Result<Change, ApiError> {
+        let mut change = Change::default();
+        change.mark_seen(message)?;
+        Ok(change)
+    }
+}
+
+/// How a message to an organisation is answered when it cannot be acted on.
+pub(crate) enum Answer {
+    /// Sent back to the wallet as a problem report (the message itself was fine to receive).
+    Problem(String, String),
+    /// Refused at the door (the HTTP answer says why).
+    Refuse(Refusal),
+}
+
+impl From<ApiError> for Answer {
+    fn from(error: ApiError) -> Self {
+        Answer::Refuse(api_refusal(error))
+    }
+}
+
+impl From<crate::storage::StorageError> for Answer {
+    fn from(error: crate::storage::StorageError) -> Self {
+        Answer::Refuse(Refusal::Storage(error))
+    }
+}
+
+impl From<Refusal> for Answer {
+    fn from(refusal: Refusal) -> Self {
+        Answer::Refuse(refusal)
+    }
+}
+
+impl From<BatchError> for Answer {
+    fn from(error: BatchError) -> Self {
+        Answer::from(ApiError::from(error))
+    }
+}
+
+fn api_refusal(error: ApiError) -> Refusal {
+    match error.status {
+        500.. => Refusal::Storage(crate::storage::StorageError::Backend(error.message)),
+        _ => Refusal::BadRequest(error.message),
+    }
+}
+
+pub(super) fn protocol_problem(error: ProtocolError) -> Answer {
+    Answer::Problem("e.p.msg.malformed".into(), error.to_string())
+}

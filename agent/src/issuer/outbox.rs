@@ -1,0 +1,496 @@
+//! What goes out to wallets (offers, credentials, deletion notices, answers) goes through a
+//! durable outbox: every outgoing message is stored in the same atomic write as the state
+//! change that caused it ([`Change`]), then handed to the mediator, and handed again after a
+//! crash until the mediator has queued it. Wallets de-duplicate by message id.
+//!
+//! The outbox is bounded: only parties with a connection to the organisation (or a
+//! verification it asked for) are ever written to it (answers to strangers are handed over at
+//! once or not at all, see `inbound.rs`). An entry is dropped (logged and counted) once it is
+//! older than the TTL or has had its attempts; [`run_outbox`] sweeps it page by page in the
+//! background.
+
+use prometheus_client::metrics::counter::Counter;
+
+use lanyard_protocol::did::Resolver;
+use lanyard_protocol::didcomm::{DidComm, Message};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::callbacks::Event;
+use super::records::SEEN;
+use super::store::{BatchError, Expect, IssuerStorage, Write};
+use super::time::now_ms;
+use super::{ApiError, Issuer, Org};
+use crate::mediator::Refusal;
+use crate::storage::StorageError;
+
+/// Collection of the messages waiting to be handed to the mediator.
+pub(crate) const OUTBOX: &str = "outbox";
+
+/// A message waiting to be handed to the mediator. `Debug` redacts the message (it can carry
+/// a credential).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+struct Outgoing {
+    from: String,
+    to: String,
+    message: Message,
+    /// Hand-overs tried and failed.
+    #[serde(default)]
+    attempts: u32,
+    /// Not to be tried again before this time (ms since the epoch).
+    #[serde(default)]
+    next_ms: u64,
+}
+
+/// How many outbox entries one sweep reads at a time.
+const OUTBOX_PAGE: usize = 100;
+
+/// The longest wait between two hand-over attempts of one outbox entry.
+const MAX_RETRY_WAIT_MS: u64 = 3600 * 1000;
+
+/// What the outbox dropped, and the strangers it did not answer, since start (on `/metrics`
+/// once registered with [`OutboxCounters::register`]).
+#[derive(Debug, Default)]
+pub struct OutboxCounters {
+    /// Entries dropped because they outlived the TTL.
+    pub expired: Counter,
+    /// Entries dropped after their last attempt.
+    pub exhausted: Counter,
+    /// Entries that could not be read, dropped.
+    pub unreadable: Counter,
+    /// Problem reports not sent to strangers because of the rate limit.
+    pub strangers_rate_limited: Counter,
+    /// Problem reports to strangers the mediator would not take (not mediated here).
+    pub strangers_unreachable: Counter,
+}
+
+impl OutboxCounters {
+    /// Adds the counters to the agent's `/metrics`.
+    pub fn register(&self, metrics: &crate::metrics::Metrics) {
+        for (name, help, counter) in [
+            (
+                "outbox_expired",
+                "Outbox messages dropped for outliving the outbox TTL",
+                &self.expired,
+            ),
+            (
+                "outbox_exhausted",
+                "Outbox messages dropped after their last hand-over attempt",
+                &self.exhausted,
+            ),
+            (
+                "outbox_unreadable",
+                "Outbox entries that could not be read, dropped",
+                &self.unreadable,
+            ),
+            (
+                "stranger_answers_rate_limited",
+                "Problem reports to senders without a connection withheld by the rate limit",
+                &self.strangers_rate_limited,
+            ),
+            (
+                "stranger_answers_unreachable",
+                "Problem reports to senders without a connection the mediator would not take",
+                &self.strangers_unreachable,
+            ),
+        ] {
+            metrics.register(name, help, counter.clone());
+        }
+    }
+}
+
+/// When an outbox key's entry was written (its first 16 hex digits), if it says.
+fn written_ms(key: &str) -> Option<u64> {
+    key.get(..16)
+        .and_then(|ms| u64::from_str_radix(ms, 16).ok())
+}
+
+lanyard_protocol::redacted_debug!(Outgoing {
+    shown: [from, to, attempts, next_ms],
+    redacted: [message],
+});
+/// The storage writes of one state change, with the messages it sends.
+#[derive(Default)]
+pub(crate) struct Change {
+    pub expect: Vec<Expect>,
+    pub writes: Vec<Write>,
+    outgoing: Vec<(String, Outgoing)>,
+    events: Vec<Event>,
+}
+
+impl Change {
+    /// Marks an inbound message handled, once: the change fails if it was handled meanwhile.
+    pub fn mark_seen(&mut self, message: &Message) -> Result<(), ApiError> {
+        self.expect.push(Expect::Absent {
+            collection: SEEN,
+            key: message.id.clone(),
+        });
+        self.writes.push(Write::put(SEEN, &message.id, &now_ms())?);
+        Ok(())
+    }
+
+    /// Records a callback event as part of this change.
+    pub fn event(&mut self, org: &Org, type_: &str, data: Value) {
+        self.events.push(Event::new(org, type_, data));
+    }
+
+    /// Queues `message` from `from` to `to` in the outbox as part of this change.
+    pub fn send(&mut self, from: &str, to: &str, message: Message) -> Result<(), ApiError> {
+        let key = format!("{:016x}-{}", now_ms(), message.id);
+        let outgoing = Outgoing {
+            from: from.to_string(),
+            to: to.to_string(),
+            message: message.from(from.to_string()).to([to.to_string()]),
+            attempts: 0,
+            next_ms: 0,
+        };
+        self.writes.push(Write::put(OUTBOX, &key, &outgoing)?);
+        self.outgoing.push((key, outgoing));
+        Ok(())
+    }
+}
+
+/// Sweeps the outbox in the background: once at start for what a restart left behind, then
+/// every `outbox_retry`. The agent serves meanwhile, however large the outbox.
+pub async fn run_outbox<S: IssuerStorage>(issuer: std::sync::Weak<Issuer<S>>) {
+    let started = now_ms();
+    let mut first = true;
+    loop {
+        let Some(issuer) = issuer.upgrade() else {
+            break;
+        };
+        // Entries not tried yet that are younger than this are being handed over by the
+        // change that wrote them.
+        let cutoff = if first {
+            started
+        } else {
+            now_ms().saturating_sub(5_000)
+        };
+        match issuer.sweep_outbox(cutoff, first).await {
+            Ok(n) if first && n > 0 => {
+                tracing::info!(entries = n, "outbox swept after a restart")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "outbox sweep"),
+        }
+        first = false;
+        let wait = issuer.limits.outbox_retry;
+        drop(issuer);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// Applies a change and hands its messages to the mediator.
+    pub(crate) async fn commit(&self, mut change: Change) -> Result<(), ApiError> {
+        let events = std::mem::take(&mut change.events);
+        for event in &events {
+            change.writes.extend(self.event_writes(event).await?);
+        }
+        self.storage.apply(change.expect, change.writes).await?;
+        if !events.is_empty() {
+            self.callbacks.notify_one();
+        }
+        for (key, outgoing) in change.outgoing {
+            self.deliver(&key, &outgoing).await;
+        }
+        Ok(())
+    }
+
+    /// Packs `message` from `from` for `to` (authcrypt) and queues it with the mediator for
+    /// `to`, durably before this returns; the message's id makes a repeated hand-over queue it
+    /// once.
+    pub(super) async fn hand_over(
+        &self,
+        from: &str,
+        to: &str,
+        message: &Message,
+    ) -> Result<(), Refusal> {
+        let queue = self
+            .queue()
+            .map_err(|e| Refusal::Storage(StorageError::Backend(e.message)))?;
+        let didcomm = DidComm::new(self.keys.clone(), Resolver::default());
+        let packed = didcomm.pack_authcrypt(message, from, &[to], false).await?;
+        queue.enqueue(to, &packed, &message.id).await
+    }
+
+    /// Hands one outbox message to the mediator and removes it from the outbox once queued. A
+    /// failure counts an attempt and sets when to try again, for [`run_outbox`].
+    async fn deliver(&self, key: &str, outgoing: &Outgoing) {
+        let result = match self
+            .hand_over(&outgoing.from, &outgoing.to, &outgoing.message)
+            .await
+        {
+            Ok(()) => self
+                .storage
+                .apply(vec![], vec![Write::delete(OUTBOX, key)])
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(message = %outgoing.message.id, to = %outgoing.to, "message handed to the mediator")
+            }
+            Err(error) => {
+                tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts + 1, %error, "message stays in the outbox");
+                self.count_attempt(key, outgoing).await;
+            }
+        }
+    }
+
+    /// Records a failed attempt of an outbox entry (unless it changed or went meanwhile).
+    async fn count_attempt(&self, key: &str, outgoing: &Outgoing) {
+        let Ok(before) = serde_json::to_vec(outgoing) else {
+            return;
+        };
+        let mut retried = outgoing.clone();
+        retried.attempts = outgoing.attempts.saturating_add(1);
+        let base = self.limits.outbox_retry.as_millis() as u64;
+        let wait = base
+            .saturating_mul(1u64 << outgoing.attempts.min(32))
+            .min(MAX_RETRY_WAIT_MS);
+        retried.next_ms = now_ms().saturating_add(wait);
+        let write = match Write::put(OUTBOX, key, &retried) {
+            Ok(write) => write,
+            Err(_) => return,
+        };
+        let guard = Expect::Equals {
+            collection: OUTBOX,
+            key: key.to_string(),
+            value: before,
+        };
+        if let Err(BatchError::Storage(error)) = self.storage.apply(vec![guard], vec![write]).await
+        {
+            tracing::warn!(%key, %error, "outbox attempt not recorded");
+        }
+    }
+
+    /// Hands every message still in the outbox to the mediator, page by page; returns how many
+    /// entries it looked at.
+    pub async fn flush_outbox(&self) -> Result<usize, ApiError> {
+        self.sweep_outbox(u64::MAX, true).await
+    }
+
+    /// One pass over the outbox, [`OUTBOX_PAGE`] entries at a time: entries written after
+    /// `cutoff_ms` and not tried yet are left to the change that wrote them; entries past the
+    /// TTL or their last attempt are dropped; entries due (all of them when `all_due`, as
+    /// after a restart) are handed over. Returns the entries looked at.
+    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, ApiError> {
+        let mut after: Option<String> = None;
+        let mut looked = 0;
+        loop {
+            let page = self
+                .storage
+                .scan_after(OUTBOX, "", after.as_deref(), OUTBOX_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            looked += page.len();
+            let full = page.len() == OUTBOX_PAGE;
+            for (key, bytes) in page {
+                self.sweep_entry(&key, &bytes, cutoff_ms, all_due).await?;
+            }
+            if !full {
+                break;
+            }
+            // A long sweep shares the runtime with the requests being served.
+            tokio::task::yield_now().await;
+        }
+        Ok(looked)
+    }
+
+    async fn sweep_entry(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        cutoff_ms: u64,
+        all_due: bool,
+    ) -> Result<(), ApiError> {
+        let now = now_ms();
+        let written = written_ms(key);
+        let outgoing = match serde_json::from_slice::<Outgoing>(bytes) {
+            Ok(outgoing) => outgoing,
+            Err(error) => {
+                tracing::error!(%key, %error, "unreadable outbox entry dropped");
+                self.outbox_counters.unreadable.inc();
+                return self.drop_entry(key, bytes).await;
+            }
+        };
+        if outgoing.attempts == 0 && written.is_some_and(|ms| ms > cutoff_ms) {
+            // Not tried yet: the change that wrote it is handing it over now.
+            return Ok(());
+        }
+        let ttl = self.limits.outbox_ttl.as_millis() as u64;
+        if written.is_none_or(|ms| now.saturating_sub(ms) > ttl) {
+            tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: older than the outbox TTL");
+            self.outbox_counters.expired.inc();
+            return self.drop_entry(key, bytes).await;
+        }
+        if outgoing.attempts >= self.limits.outbox_max_attempts {
+            tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: every attempt failed");
+            self.outbox_counters.exhausted.inc();
+            return self.drop_entry(key, bytes).await;
+        }
+        if all_due || outgoing.next_ms <= now {
+            self.deliver(key, &outgoing).await;
+        }
+        Ok(())
+    }
+
+    /// Removes an outbox entry unless it changed meanwhile.
+    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<(), ApiError> {
+        let guard = Expect::Equals {
+            collection: OUTBOX,
+            key: key.to_string(),
+            value: bytes.to_vec(),
+        };
+        match self
+            .storage
+            .apply(vec![guard], vec![Write::delete(OUTBOX, key)])
+            .await
+        {
+            Ok(()) | Err(BatchError::Conflict) => Ok(()),
+            Err(BatchError::Storage(error)) => Err(error.into()),
+        }
+    }
+
+    /// How many messages wait in the outbox (a full count: for tests and tools, not hot
+    /// paths).
+    pub async fn outbox_len(&self) -> Result<usize, ApiError> {
+        Ok(self.storage.count(OUTBOX, "").await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use lanyard_protocol::did::{did_peer_2, PeerDidSpec, PeerService};
+    use lanyard_protocol::keys::{KeyRing, KeyType};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::issuer::store::SledIssuerStorage;
+    use crate::issuer::IssuerLimits;
+    use lanyard_protocol::protocols::trust_ping::PING;
+
+    /// An issuer beside a real mediator, both on sled in `dir`.
+    fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
+        crate::testing::Parts::new(dir).issuer.with_limits(limits)
+    }
+
+    /// A phone's DID routed through the mediator, which it never asked for mediation: every
+    /// hand-over to it is refused.
+    fn unmediated_phone() -> String {
+        let ring = KeyRing::new();
+        did_peer_2(&PeerDidSpec {
+            authentication: vec![ring.generate(KeyType::Ed25519)],
+            key_agreement: vec![ring.generate(KeyType::X25519)],
+            services: vec![PeerService {
+                uri: "http://agent.test/didcomm".into(),
+                routing_keys: vec![],
+                accept: vec!["didcomm/v2".into()],
+            }],
+        })
+    }
+
+    async fn queue(issuer: &Issuer<SledIssuerStorage>, org: &Org, to: &str, n: usize) {
+        let mut change = Change::default();
+        for i in 0..n {
+            change
+                .send(
+                    &org.didcomm_did,
+                    to,
+                    Message::new(PING, json!({ "response_requested": false, "n": i })),
+                )
+                .unwrap();
+        }
+        issuer.commit(change).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_entry_goes_after_its_last_attempt_with_a_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(
+            dir.path(),
+            IssuerLimits {
+                outbox_max_attempts: 3,
+                outbox_retry: Duration::from_millis(1),
+                ..IssuerLimits::default()
+            },
+        );
+        let (org, _) = issuer.create_org("Acme").await.unwrap();
+        let phone = unmediated_phone();
+        queue(&issuer, &org, &phone, 1).await;
+        // The commit's own hand-over was the first attempt.
+        assert_eq!(issuer.outbox_len().await.unwrap(), 1);
+        for attempts in [2, 3] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            issuer.flush_outbox().await.unwrap();
+            let entries = issuer.storage.scan(OUTBOX, "", 0, 10).await.unwrap();
+            let outgoing: Outgoing = serde_json::from_slice(&entries[0].1).unwrap();
+            assert_eq!(outgoing.attempts, attempts);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        issuer.flush_outbox().await.unwrap();
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+        let counters = issuer.outbox_counters();
+        assert_eq!(counters.exhausted.get(), 1);
+        assert_eq!(counters.expired.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_pages_through_and_drops_what_outlived_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(
+            dir.path(),
+            IssuerLimits {
+                outbox_ttl: Duration::from_millis(1),
+                ..IssuerLimits::default()
+            },
+        );
+        let (org, _) = issuer.create_org("Acme").await.unwrap();
+        let phone = unmediated_phone();
+        // More than one page of the sweep.
+        let total = OUTBOX_PAGE * 2 + 50;
+        queue(&issuer, &org, &phone, total).await;
+        assert_eq!(issuer.outbox_len().await.unwrap(), total);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(issuer.flush_outbox().await.unwrap(), total);
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+        let counters = issuer.outbox_counters();
+        assert_eq!(counters.expired.get(), total as u64);
+        let metrics = crate::metrics::Metrics::default();
+        counters.register(&metrics);
+        assert!(
+            metrics
+                .render()
+                .contains(&format!("lanyard_outbox_expired_total {total}\n")),
+            "{}",
+            metrics.render()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_entry_is_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path(), IssuerLimits::default());
+        issuer
+            .storage
+            .apply(
+                vec![],
+                vec![Write::Put {
+                    collection: OUTBOX,
+                    key: format!("{:016x}-junk", now_ms()),
+                    value: b"not json".to_vec(),
+                }],
+            )
+            .await
+            .unwrap();
+        issuer.flush_outbox().await.unwrap();
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+        assert_eq!(issuer.outbox_counters().unreadable.get(), 1);
+    }
+}
