@@ -282,7 +282,7 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, String> {
         Arc::clone(&identity.store),
         url,
     );
-    let (org, api_key) = issuer.create_org(name).await.map_err(|e| e.message)?;
+    let (org, api_key) = issuer.create_org(name).await.map_err(|e| e.to_string())?;
     Ok(crate::api::org_json(&org, Some(&api_key)))
 }
 

@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::{iso_millis, now_ms};
-use super::{ApiError, Issuer, Org};
+use super::{Issuer, IssuerError, Org};
 
 /// Collections of this module.
 const CALLBACKS: &str = "callbacks";
@@ -155,26 +155,26 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         org: &Org,
         body: &Value,
-    ) -> Result<(CallbackConfig, Option<String>), ApiError> {
+    ) -> Result<(CallbackConfig, Option<String>), IssuerError> {
         let Value::Object(fields) = body else {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
+            return Err(IssuerError::bad_request("the body must be a JSON object"));
         };
         if let Some(unknown) = fields.keys().find(|k| *k != "url" && *k != "rotateSecret") {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 "is not a callback field (url, rotateSecret)",
             ));
         }
         let url = match fields.get("url") {
             Some(Value::String(url)) => url.trim().to_string(),
-            None | Some(Value::Null) => return Err(ApiError::field("url", "is required")),
-            Some(_) => return Err(ApiError::field("url", "must be a string")),
+            None | Some(Value::Null) => return Err(IssuerError::field("url", "is required")),
+            Some(_) => return Err(IssuerError::field("url", "must be a string")),
         };
         if !(url.starts_with("https://") || url.starts_with("http://"))
             || url.len() > 2048
             || url.contains(char::is_whitespace)
         {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 "url",
                 &format!("{url:?} is not an http(s) URL"),
             ));
@@ -182,17 +182,17 @@ impl<S: IssuerStorage> Issuer<S> {
         // What can be told before any fetch: https, and an IP-literal host that is public.
         // A host name is checked each time it is resolved, at delivery.
         if let Err(error) = self.http.check_url(&url) {
-            return Err(ApiError::field("url", &error.to_string()));
+            return Err(IssuerError::field("url", &error.to_string()));
         }
         let rotate = match fields.get("rotateSecret") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(rotate)) => *rotate,
-            Some(_) => return Err(ApiError::field("rotateSecret", "must be true or false")),
+            Some(_) => return Err(IssuerError::field("rotateSecret", "must be true or false")),
         };
         let has_secret = self
             .identity
             .contains(SECRETS_TREE, &org.record.id)
-            .map_err(|e| ApiError::internal(&format!("callback secret: {e}")))?;
+            .map_err(|e| IssuerError::internal(&format!("callback secret: {e}")))?;
         let secret = if rotate || !has_secret {
             use rand_core::{OsRng, RngCore};
             let mut bytes = [0u8; 32];
@@ -200,7 +200,7 @@ impl<S: IssuerStorage> Issuer<S> {
             let secret = format!("whsec_{}", lanyard_protocol::encoding::b64u_encode(bytes));
             self.identity
                 .put(SECRETS_TREE, &org.record.id, secret.as_bytes())
-                .map_err(|e| ApiError::internal(&format!("callback secret: {e}")))?;
+                .map_err(|e| IssuerError::internal(&format!("callback secret: {e}")))?;
             Some(secret)
         } else {
             None
@@ -218,12 +218,12 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((config, secret))
     }
 
-    pub async fn callback(&self, org: &Org) -> Result<Option<CallbackConfig>, ApiError> {
+    pub async fn callback(&self, org: &Org) -> Result<Option<CallbackConfig>, IssuerError> {
         Ok(self.storage.get_json(CALLBACKS, &org.record.id).await?)
     }
 
     /// The writes that record `event` for delivery, when the organisation has a callback.
-    pub(crate) async fn event_writes(&self, event: &Event) -> Result<Vec<Write>, ApiError> {
+    pub(crate) async fn event_writes(&self, event: &Event) -> Result<Vec<Write>, IssuerError> {
         if self.storage.get(CALLBACKS, &event.org_id).await?.is_none() {
             return Ok(Vec::new());
         }
@@ -236,7 +236,7 @@ impl<S: IssuerStorage> Issuer<S> {
         org: &Org,
         page: usize,
         page_size: usize,
-    ) -> Result<(Vec<Event>, usize), ApiError> {
+    ) -> Result<(Vec<Event>, usize), IssuerError> {
         let mut all: Vec<Event> = self
             .storage
             .scan_json(EVENTS, &format!("{}/", org.record.id), 0, usize::MAX)
@@ -252,7 +252,7 @@ impl<S: IssuerStorage> Issuer<S> {
     async fn due_events(
         &self,
         retention: Duration,
-    ) -> Result<(BTreeMap<String, Vec<(String, Vec<u8>)>>, Option<u64>), ApiError> {
+    ) -> Result<(BTreeMap<String, Vec<(String, Vec<u8>)>>, Option<u64>), IssuerError> {
         let all: Vec<(String, Vec<u8>)> = self.storage.scan(EVENTS, "", 0, usize::MAX).await?;
         let now = now_ms();
         let retention_ms = retention.as_millis() as u64;
@@ -459,7 +459,7 @@ pub async fn run<S: IssuerStorage + 'static>(
                     next
                 }
                 Err(error) => {
-                    tracing::error!(message = %error.message, "callback deliveries");
+                    tracing::error!(message = %error, "callback deliveries");
                     Some(now_ms() + 5_000)
                 }
             }

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::templates::{json_type, Template};
 use super::time::iso_millis;
-use super::ApiError;
+use super::IssuerError;
 
 /// How the invitation reaches the customer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,21 +174,21 @@ fn text_field(
     field: &str,
     required: bool,
     max: usize,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, IssuerError> {
     match body.get(field) {
-        None | Some(Value::Null) if required => Err(ApiError::field(field, "is required")),
+        None | Some(Value::Null) if required => Err(IssuerError::field(field, "is required")),
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => {
             let text = text.trim();
             if text.is_empty() && required {
-                Err(ApiError::field(field, "must not be empty"))
+                Err(IssuerError::field(field, "must not be empty"))
             } else if text.chars().count() > max {
-                Err(ApiError::field(
+                Err(IssuerError::field(
                     field,
                     &format!("is longer than {max} characters"),
                 ))
             } else if text.chars().any(|c| c.is_control() && c != '\n') {
-                Err(ApiError::field(
+                Err(IssuerError::field(
                     field,
                     "must not contain control characters",
                 ))
@@ -196,7 +196,7 @@ fn text_field(
                 Ok(Some(text.to_string()))
             }
         }
-        Some(other) => Err(ApiError::field(
+        Some(other) => Err(IssuerError::field(
             field,
             &format!("must be a string, not {}", json_type(other)),
         )),
@@ -210,9 +210,9 @@ pub fn check_values(
     template: &Template,
     values: &Value,
     at: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, IssuerError> {
     let Value::Object(values) = values else {
-        return Err(ApiError::field(
+        return Err(IssuerError::field(
             at,
             &format!(
                 "must be an object of field values, not {}",
@@ -224,7 +224,7 @@ pub fn check_values(
     for (name, value) in values {
         if !fields.iter().any(|(field, _, _)| field == name) {
             let known: Vec<&str> = fields.iter().map(|(f, _, _)| f.as_str()).collect();
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 &format!("{at}.{name}"),
                 &format!(
                     "is not a field of template {} (its fields: {})",
@@ -236,13 +236,13 @@ pub fn check_values(
         match value {
             Value::String(text) if text.chars().count() <= 1000 => {}
             Value::String(_) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     &format!("{at}.{name}"),
                     "is longer than 1000 characters",
                 ))
             }
             other => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     &format!("{at}.{name}"),
                     &format!("must be a string, not {}", json_type(other)),
                 ))
@@ -255,15 +255,15 @@ pub fn check_values(
 impl NewCustomer {
     /// Validates an onboarding request. `auto_issue` is checked against the template the
     /// caller looked up (its `templateId` is read first with [`NewCustomer::template_id`]).
-    pub fn parse(body: &Value, template: Option<&Template>) -> Result<NewCustomer, ApiError> {
+    pub fn parse(body: &Value, template: Option<&Template>) -> Result<NewCustomer, IssuerError> {
         let Value::Object(body) = body else {
-            return Err(ApiError::bad_request(&format!(
+            return Err(IssuerError::bad_request(&format!(
                 "the body must be a JSON object, not {}",
                 json_type(body)
             )));
         };
         if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 &format!("is not a customer field (expected {})", FIELDS.join(", ")),
             ));
@@ -273,10 +273,10 @@ impl NewCustomer {
             Some(Value::String(m)) if m.eq_ignore_ascii_case("email") => Medium::Email,
             Some(Value::String(m)) if m.eq_ignore_ascii_case("sms") => Medium::Sms,
             None | Some(Value::Null) => {
-                return Err(ApiError::field("medium", "is required (email or sms)"))
+                return Err(IssuerError::field("medium", "is required (email or sms)"))
             }
             Some(other) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "medium",
                     &format!("must be \"email\" or \"sms\", not {other}"),
                 ))
@@ -295,7 +295,7 @@ impl NewCustomer {
             Medium::Email => {
                 let email = text_field(body, "email", true, 254)?.unwrap_or_default();
                 if !valid_email(&email) {
-                    return Err(ApiError::field(
+                    return Err(IssuerError::field(
                         "email",
                         &format!("{email:?} is not a valid email address"),
                     ));
@@ -303,33 +303,33 @@ impl NewCustomer {
                 customer.email = Some(email);
                 if let Some(template) = body.get("emailTemplate").filter(|v| !v.is_null()) {
                     let Value::Object(template) = template else {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             "emailTemplate",
                             "must be an object with subject and body",
                         ));
                     };
                     if let Some(unknown) = template.keys().find(|k| *k != "subject" && *k != "body")
                     {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             &format!("emailTemplate.{unknown}"),
                             "is not a template part (subject, body)",
                         ));
                     }
                     let part = |name: &str, max| {
                         text_field(template, name, true, max)
-                            .map_err(|e| ApiError {
-                                message: format!("emailTemplate.{}", e.message),
-                                ..e
-                            })
+                            .map_err(|e| e.within("emailTemplate."))
                             .map(Option::unwrap_or_default)
                     };
                     let subject = part("subject", 200)?;
                     if subject.contains('\n') {
-                        return Err(ApiError::field("emailTemplate.subject", "must be one line"));
+                        return Err(IssuerError::field(
+                            "emailTemplate.subject",
+                            "must be one line",
+                        ));
                     }
                     let body = part("body", 20_000)?;
                     if !body.contains("{{inviteUrl}}") {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             "emailTemplate.body",
                             "must contain the {{inviteUrl}} placeholder",
                         ));
@@ -338,14 +338,14 @@ impl NewCustomer {
                 }
                 for field in ["phoneNumber", "organizationLabel"] {
                     if body.get(field).is_some_and(|v| !v.is_null()) {
-                        return Err(ApiError::field(field, "is for the sms medium only"));
+                        return Err(IssuerError::field(field, "is for the sms medium only"));
                     }
                 }
             }
             Medium::Sms => {
                 let phone = text_field(body, "phoneNumber", true, 32)?.unwrap_or_default();
                 customer.phone_number = Some(normalise_phone(&phone).ok_or_else(|| {
-                    ApiError::field(
+                    IssuerError::field(
                         "phoneNumber",
                         &format!(
                             "{phone:?} is not a phone number with its country code (e.g. +14155550123)"
@@ -355,17 +355,17 @@ impl NewCustomer {
                 customer.organization_label = text_field(body, "organizationLabel", true, 30)?;
                 for field in ["email", "emailTemplate"] {
                     if body.get(field).is_some_and(|v| !v.is_null()) {
-                        return Err(ApiError::field(field, "is for the email medium only"));
+                        return Err(IssuerError::field(field, "is for the email medium only"));
                     }
                 }
             }
         }
         if let Some(auto_issue) = body.get("autoIssue").filter(|v| !v.is_null()) {
-            let template =
-                template.ok_or_else(|| ApiError::field("autoIssue.templateId", "is required"))?;
+            let template = template
+                .ok_or_else(|| IssuerError::field("autoIssue.templateId", "is required"))?;
             let values = auto_issue.get("values").unwrap_or(&Value::Null);
             if values.is_null() {
-                return Err(ApiError::field("autoIssue.values", "is required"));
+                return Err(IssuerError::field("autoIssue.values", "is required"));
             }
             customer.auto_issue = Some(AutoIssue {
                 template_id: template.template_id.clone(),
@@ -376,7 +376,7 @@ impl NewCustomer {
     }
 
     /// The `autoIssue.templateId` of a request, to look the template up before parsing.
-    pub fn template_id(body: &Value) -> Result<Option<String>, ApiError> {
+    pub fn template_id(body: &Value) -> Result<Option<String>, IssuerError> {
         match body.get("autoIssue") {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(auto_issue)) => {
@@ -384,7 +384,7 @@ impl NewCustomer {
                     .keys()
                     .find(|k| *k != "templateId" && *k != "values")
                 {
-                    return Err(ApiError::field(
+                    return Err(IssuerError::field(
                         &format!("autoIssue.{unknown}"),
                         "is not an auto-issue field (templateId, values)",
                     ));
@@ -393,10 +393,10 @@ impl NewCustomer {
                     Some(Value::String(id)) if !id.trim().is_empty() => {
                         Ok(Some(id.trim().to_string()))
                     }
-                    _ => Err(ApiError::field("autoIssue.templateId", "is required")),
+                    _ => Err(IssuerError::field("autoIssue.templateId", "is required")),
                 }
             }
-            Some(other) => Err(ApiError::field(
+            Some(other) => Err(IssuerError::field(
                 "autoIssue",
                 &format!("must be an object, not {}", json_type(other)),
             )),

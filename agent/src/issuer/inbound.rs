@@ -16,7 +16,7 @@ use super::outbox::Change;
 use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, SEEN};
 use super::store::{BatchError, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
-use super::{ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
+use super::{Issuer, IssuerError, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
 use crate::mediator::{Inbox, Outcome, Refusal, PING, PING_RESPONSE, PROBLEM_REPORT};
 
 impl<S: IssuerStorage> Issuer<S> {
@@ -218,7 +218,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// The change that marks `message` handled.
-    pub(super) fn seen(&self, message: &Message) -> Result<Change, ApiError> {
+    pub(super) fn seen(&self, message: &Message) -> Result<Change, IssuerError> {
         let mut change = Change::default();
         change.mark_seen(message)?;
         Ok(change)
@@ -233,8 +233,8 @@ pub(crate) enum Answer {
     Refuse(Refusal),
 }
 
-impl From<ApiError> for Answer {
-    fn from(error: ApiError) -> Self {
+impl From<IssuerError> for Answer {
+    fn from(error: IssuerError) -> Self {
         Answer::Refuse(api_refusal(error))
     }
 }
@@ -253,14 +253,16 @@ impl From<Refusal> for Answer {
 
 impl From<BatchError> for Answer {
     fn from(error: BatchError) -> Self {
-        Answer::from(ApiError::from(error))
+        Answer::from(IssuerError::from(error))
     }
 }
 
-fn api_refusal(error: ApiError) -> Refusal {
-    match error.status {
-        500.. => Refusal::Storage(crate::storage::StorageError::Backend(error.message)),
-        _ => Refusal::BadRequest(error.message),
+fn api_refusal(error: IssuerError) -> Refusal {
+    match error {
+        IssuerError::Internal(message) => {
+            Refusal::Storage(crate::storage::StorageError::Backend(message))
+        }
+        other => Refusal::BadRequest(other.to_string()),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod callbacks;
 pub mod customers;
 pub mod delivery;
+mod error;
 mod inbound;
 pub mod issuance;
 mod onboarding;
@@ -35,108 +36,12 @@ use sha2::{Digest, Sha256};
 use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use self::time::now_ms;
 use crate::mediator::Hub;
-use crate::storage::StorageError;
 
+pub use self::error::IssuerError;
 pub use self::inbound::inbox;
 pub use self::outbox::{run_outbox, OutboxCounters};
 pub use self::rate::Rate;
 pub use self::records::{Connection, CredentialState, IssuedCredential};
-
-/// An error the API answers with: an HTTP status, a stable code and a message that names what
-/// was wrong.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn bad_request(message: &str) -> ApiError {
-        ApiError {
-            status: 400,
-            code: "bad_request",
-            message: message.to_string(),
-        }
-    }
-
-    /// A field of the request is wrong: the message starts with the field's name.
-    pub fn field(field: &str, problem: &str) -> ApiError {
-        ApiError {
-            status: 400,
-            code: "invalid_field",
-            message: format!("{field} {problem}"),
-        }
-    }
-
-    pub fn unauthorised(message: &str) -> ApiError {
-        ApiError {
-            status: 401,
-            code: "unauthorised",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn not_found(message: &str) -> ApiError {
-        ApiError {
-            status: 404,
-            code: "not_found",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn conflict(message: &str) -> ApiError {
-        ApiError {
-            status: 409,
-            code: "conflict",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn unprocessable(message: &str) -> ApiError {
-        ApiError {
-            status: 422,
-            code: "unprocessable",
-            message: message.to_string(),
-        }
-    }
-
-    /// Over a rate limit: the message names the limit and when to try again.
-    pub fn too_many_requests(message: &str) -> ApiError {
-        ApiError {
-            status: 429,
-            code: "rate_limited",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn internal(message: &str) -> ApiError {
-        ApiError {
-            status: 500,
-            code: "internal",
-            message: message.to_string(),
-        }
-    }
-}
-
-impl From<StorageError> for ApiError {
-    fn from(error: StorageError) -> Self {
-        tracing::error!(%error, "issuer storage");
-        ApiError::internal("storage failed; nothing was changed")
-    }
-}
-
-impl From<BatchError> for ApiError {
-    fn from(error: BatchError) -> Self {
-        match error {
-            BatchError::Conflict => {
-                ApiError::conflict("the record changed while this request ran; try again")
-            }
-            BatchError::Storage(error) => error.into(),
-        }
-    }
-}
 
 /// Collections of the issuer store.
 const ORGS: &str = "orgs";
@@ -351,10 +256,10 @@ impl<S: IssuerStorage> Issuer<S> {
         self
     }
 
-    fn hub(&self) -> Result<&Arc<dyn Hub>, ApiError> {
+    fn hub(&self) -> Result<&Arc<dyn Hub>, IssuerError> {
         self.hub
             .as_ref()
-            .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
+            .ok_or_else(|| IssuerError::internal("this issuer runs without a mediator"))
     }
 
     pub fn public_url(&self) -> &str {
@@ -370,13 +275,13 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// An organisation's record with its DIDs.
-    fn org_of(&self, record: Organisation) -> Result<Org, ApiError> {
+    fn org_of(&self, record: Organisation) -> Result<Org, IssuerError> {
         let signing_key = multikey_decode(&record.signing_key)
-            .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
+            .map_err(|e| IssuerError::internal(&format!("organisation {}: {e}", record.id)))?;
         let agreement_key = multikey_decode(&record.agreement_key)
-            .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
+            .map_err(|e| IssuerError::internal(&format!("organisation {}: {e}", record.id)))?;
         let issuer_did = did_web_from_url(&format!("{}/orgs/{}", self.public_url, record.id))
-            .map_err(|e| ApiError::internal(&e.to_string()))?;
+            .map_err(|e| IssuerError::internal(&e.to_string()))?;
         let didcomm_did = did_peer_2(&PeerDidSpec {
             authentication: vec![signing_key],
             key_agreement: vec![agreement_key],
@@ -396,10 +301,10 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Creates an organisation; returns it and its API key, which is shown this once.
-    pub async fn create_org(&self, name: &str) -> Result<(Org, String), ApiError> {
+    pub async fn create_org(&self, name: &str) -> Result<(Org, String), IssuerError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 "name",
                 "must be 1 to 200 characters without control characters",
             ));
@@ -418,7 +323,7 @@ impl<S: IssuerStorage> Issuer<S> {
         if let Err(error) = saved {
             self.keys.remove(&signing);
             self.keys.remove(&agreement);
-            return Err(ApiError::internal(&format!(
+            return Err(IssuerError::internal(&format!(
                 "saving the organisation's keys: {error}"
             )));
         }
@@ -453,7 +358,7 @@ impl<S: IssuerStorage> Issuer<S> {
             }
             return Err(match error {
                 BatchError::Conflict => {
-                    ApiError::conflict(&format!("an organisation named {name:?} exists already"))
+                    IssuerError::conflict(&format!("an organisation named {name:?} exists already"))
                 }
                 other => other.into(),
             });
@@ -463,13 +368,13 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// The organisation an `x-api-key` belongs to.
-    pub async fn authenticate(&self, api_key: Option<&str>) -> Result<Org, ApiError> {
+    pub async fn authenticate(&self, api_key: Option<&str>) -> Result<Org, IssuerError> {
         use subtle::ConstantTimeEq;
         let api_key = api_key
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::unauthorised("the x-api-key header is missing"))?;
-        let invalid = || ApiError::unauthorised("the x-api-key is not valid");
+            .ok_or_else(|| IssuerError::unauthorised("the x-api-key header is missing"))?;
+        let invalid = || IssuerError::unauthorised("the x-api-key is not valid");
         let (id, secret) = api_key
             .strip_prefix("lk_")
             .and_then(|rest| rest.split_once('_'))
@@ -490,7 +395,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// An organisation by id (for its public DID document).
-    pub async fn org(&self, id: &str) -> Result<Option<Org>, ApiError> {
+    pub async fn org(&self, id: &str) -> Result<Option<Org>, IssuerError> {
         match self.storage.get_json::<Organisation>(ORGS, id).await? {
             Some(record) => Ok(Some(self.org_of(record)?)),
             None => Ok(None),

@@ -10,7 +10,9 @@ use super::customers::{Customer, DeliveryAttempt, Medium, NewCustomer, Status};
 use super::delivery::{default_email, Invite};
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
-use super::{new_object_id, ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_IDS, CUSTOMER_INVITATIONS};
+use super::{
+    new_object_id, Issuer, IssuerError, Org, CUSTOMERS, CUSTOMER_IDS, CUSTOMER_INVITATIONS,
+};
 use lanyard_protocol::didcomm::Message;
 
 use super::inbound::Answer;
@@ -24,16 +26,16 @@ pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
 impl<S: IssuerStorage> Issuer<S> {
     /// Onboards one customer from a request body; returns the stored customer and its
     /// invitation's links.
-    pub async fn onboard(&self, org: &Org, body: &Value) -> Result<(Customer, Value), ApiError> {
+    pub async fn onboard(&self, org: &Org, body: &Value) -> Result<(Customer, Value), IssuerError> {
         let template = match NewCustomer::template_id(body)? {
             Some(id) => {
                 let template = self.template(org, &id).await.map_err(|_| {
-                    ApiError::not_found(&format!(
+                    IssuerError::not_found(&format!(
                         "autoIssue.templateId: no template has the id {id:?}"
                     ))
                 })?;
                 if !template.has_room() {
-                    return Err(ApiError::conflict(&format!(
+                    return Err(IssuerError::conflict(&format!(
                         "autoIssue.templateId: template {id} has issued its numberOfCredentials ({})",
                         template.spec.number_of_credentials.unwrap_or_default()
                     )));
@@ -61,7 +63,7 @@ impl<S: IssuerStorage> Issuer<S> {
             single_use: true,
         }
         .build()
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
+        .map_err(|e| IssuerError::internal(&e.to_string()))?;
         hub.put_invitation(&record).await?;
 
         let now = now_ms();
@@ -108,10 +110,10 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// Counts one invitation email or SMS against `org`'s rate; over it, a 429 that names the
     /// limit and when to try again.
-    fn take_invitation_token(&self, org: &Org) -> Result<(), ApiError> {
+    fn take_invitation_token(&self, org: &Org) -> Result<(), IssuerError> {
         self.invitations_sent.take(&org.record.id).map_err(|wait| {
             tracing::warn!(org = %org.record.id, "invitation rate limit reached");
-            ApiError::too_many_requests(&format!(
+            IssuerError::too_many_requests(&format!(
                 "{} has sent as many invitation emails and SMS as it may ({}, \
                  LANYARD_INVITATIONS_PER_HOUR / LANYARD_INVITATION_BURST); nothing was stored; \
                  try again in {} s",
@@ -195,9 +197,9 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         customer: &Customer,
         attempt: DeliveryAttempt,
-    ) -> Result<Customer, ApiError> {
+    ) -> Result<Customer, IssuerError> {
         let before =
-            serde_json::to_vec(customer).map_err(|e| ApiError::internal(&e.to_string()))?;
+            serde_json::to_vec(customer).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut updated = customer.clone();
         if attempt.ok && updated.status == Status::Initiated {
             updated.status = Status::Invited;
@@ -249,8 +251,8 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// A customer of `org` by id.
-    pub async fn customer(&self, org: &Org, id: &str) -> Result<Customer, ApiError> {
-        let not_found = || ApiError::not_found(&format!("no customer has the id {id:?}"));
+    pub async fn customer(&self, org: &Org, id: &str) -> Result<Customer, IssuerError> {
+        let not_found = || IssuerError::not_found(&format!("no customer has the id {id:?}"));
         let key: String = self
             .storage
             .get_json(CUSTOMER_IDS, id)
@@ -275,7 +277,7 @@ impl<S: IssuerStorage> Issuer<S> {
         status: Option<Status>,
         page: usize,
         page_size: usize,
-    ) -> Result<(Vec<Customer>, usize), ApiError> {
+    ) -> Result<(Vec<Customer>, usize), IssuerError> {
         let prefix = format!("{}/", org.record.id);
         let skip = (page - 1).saturating_mul(page_size);
         let Some(status) = status else {
@@ -300,10 +302,10 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Sends a customer's invitation again (when the first try failed or went astray).
-    pub async fn resend(&self, org: &Org, id: &str) -> Result<Customer, ApiError> {
+    pub async fn resend(&self, org: &Org, id: &str) -> Result<Customer, IssuerError> {
         let customer = self.customer(org, id).await?;
         if customer.status == Status::Onboarded {
-            return Err(ApiError::conflict(&format!(
+            return Err(IssuerError::conflict(&format!(
                 "customer {id} is onboarded already"
             )));
         }
@@ -311,7 +313,7 @@ impl<S: IssuerStorage> Issuer<S> {
             .hub()?
             .invitation(&customer.invitation_code)
             .await?
-            .ok_or_else(|| ApiError::internal("the customer's invitation is gone"))?;
+            .ok_or_else(|| IssuerError::internal("the customer's invitation is gone"))?;
         if self.has_transport(customer.details.medium) {
             self.take_invitation_token(org)?;
         }
@@ -319,7 +321,7 @@ impl<S: IssuerStorage> Issuer<S> {
             .send_invitation(org, &customer, &record)
             .await
             .ok_or_else(|| {
-                ApiError::conflict(&format!(
+                IssuerError::conflict(&format!(
                     "no {} transport is configured",
                     match customer.details.medium {
                         Medium::Email => "email (LANYARD_SMTP_URL)",
@@ -388,7 +390,7 @@ impl<S: IssuerStorage> Issuer<S> {
             &connection,
         )?);
         let before =
-            serde_json::to_vec(&customer).map_err(|e| ApiError::internal(&e.to_string()))?;
+            serde_json::to_vec(&customer).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut onboarded = customer.clone();
         onboarded.status = Status::Onboarded;
         onboarded.connection_did = Some(sender.to_string());

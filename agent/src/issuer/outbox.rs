@@ -20,7 +20,7 @@ use super::callbacks::Event;
 use super::records::SEEN;
 use super::store::{BatchError, Expect, IssuerStorage, Write};
 use super::time::now_ms;
-use super::{ApiError, Issuer, Org};
+use super::{Issuer, IssuerError, Org};
 
 /// Collection of the messages waiting to be handed to the mediator.
 pub(crate) const OUTBOX: &str = "outbox";
@@ -118,7 +118,7 @@ pub(crate) struct Change {
 
 impl Change {
     /// Marks an inbound message handled, once: the change fails if it was handled meanwhile.
-    pub fn mark_seen(&mut self, message: &Message) -> Result<(), ApiError> {
+    pub fn mark_seen(&mut self, message: &Message) -> Result<(), IssuerError> {
         self.expect.push(Expect::Absent {
             collection: SEEN,
             key: message.id.clone(),
@@ -133,7 +133,7 @@ impl Change {
     }
 
     /// Queues `message` from `from` to `to` in the outbox as part of this change.
-    pub fn send(&mut self, from: &str, to: &str, message: Message) -> Result<(), ApiError> {
+    pub fn send(&mut self, from: &str, to: &str, message: Message) -> Result<(), IssuerError> {
         let key = format!("{:016x}-{}", now_ms(), message.id);
         let outgoing = Outgoing {
             from: from.to_string(),
@@ -180,7 +180,7 @@ pub async fn run_outbox<S: IssuerStorage>(issuer: std::sync::Weak<Issuer<S>>) {
 
 impl<S: IssuerStorage> Issuer<S> {
     /// Applies a change and hands its messages to the mediator.
-    pub(crate) async fn commit(&self, mut change: Change) -> Result<(), ApiError> {
+    pub(crate) async fn commit(&self, mut change: Change) -> Result<(), IssuerError> {
         let events = std::mem::take(&mut change.events);
         for event in &events {
             change.writes.extend(self.event_writes(event).await?);
@@ -209,7 +209,7 @@ impl<S: IssuerStorage> Issuer<S> {
             .await
             .map_err(|e| e.to_string())?;
         self.hub()
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
             .deliver(&packed.message)
             .await
             .map_err(|e| e.to_string())
@@ -269,7 +269,7 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// Hands every message still in the outbox to the mediator, page by page; returns how many
     /// entries it looked at.
-    pub async fn flush_outbox(&self) -> Result<usize, ApiError> {
+    pub async fn flush_outbox(&self) -> Result<usize, IssuerError> {
         self.sweep_outbox(u64::MAX, true).await
     }
 
@@ -277,7 +277,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// `cutoff_ms` and not tried yet are left to the change that wrote them; entries past the
     /// TTL or their last attempt are dropped; entries due (all of them when `all_due`, as
     /// after a restart) are handed over. Returns the entries looked at.
-    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, ApiError> {
+    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, IssuerError> {
         let mut after: Option<String> = None;
         let mut looked = 0;
         loop {
@@ -307,7 +307,7 @@ impl<S: IssuerStorage> Issuer<S> {
         bytes: &[u8],
         cutoff_ms: u64,
         all_due: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IssuerError> {
         let now = now_ms();
         let written = written_ms(key);
         let outgoing = match serde_json::from_slice::<Outgoing>(bytes) {
@@ -340,7 +340,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Removes an outbox entry unless it changed meanwhile.
-    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<(), ApiError> {
+    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<(), IssuerError> {
         let guard = Expect::Equals {
             collection: OUTBOX,
             key: key.to_string(),
@@ -358,7 +358,7 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// How many messages wait in the outbox (a full count: for tests and tools, not hot
     /// paths).
-    pub async fn outbox_len(&self) -> Result<usize, ApiError> {
+    pub async fn outbox_len(&self) -> Result<usize, IssuerError> {
         Ok(self.storage.count(OUTBOX, "").await?)
     }
 }

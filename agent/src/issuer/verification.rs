@@ -25,7 +25,7 @@ use super::outbox::Change;
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::templates::json_type;
 use super::time::{iso_millis, now_ms};
-use super::{new_object_id, ApiError, Issuer, Org};
+use super::{new_object_id, Issuer, IssuerError, Org};
 use crate::invitations::NewInvitation;
 
 const VERIFICATIONS: &str = "verifications";
@@ -160,31 +160,33 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         org: &Org,
         body: &Value,
-    ) -> Result<(Verification, Value), ApiError> {
+    ) -> Result<(Verification, Value), IssuerError> {
         let Value::Object(body) = body else {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
+            return Err(IssuerError::bad_request("the body must be a JSON object"));
         };
         if let Some(unknown) = body
             .keys()
             .find(|k| !["templateId", "requiredFields", "purpose"].contains(&k.as_str()))
         {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 "is not a verification field (templateId, requiredFields, purpose)",
             ));
         }
         let template_id = match body.get("templateId") {
             Some(Value::String(id)) if !id.trim().is_empty() => id.trim(),
-            None | Some(Value::Null) => return Err(ApiError::field("templateId", "is required")),
+            None | Some(Value::Null) => {
+                return Err(IssuerError::field("templateId", "is required"))
+            }
             Some(_) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "templateId",
                     "must be a template id string",
                 ))
             }
         };
         let template = self.template(org, template_id).await.map_err(|_| {
-            ApiError::not_found(&format!(
+            IssuerError::not_found(&format!(
                 "templateId: no template has the id {template_id:?}"
             ))
         })?;
@@ -200,10 +202,13 @@ impl<S: IssuerStorage> Issuer<S> {
                 for (index, item) in items.iter().enumerate() {
                     let at = format!("requiredFields[{index}]");
                     let name = item.as_str().ok_or_else(|| {
-                        ApiError::field(&at, &format!("must be a string, not {}", json_type(item)))
+                        IssuerError::field(
+                            &at,
+                            &format!("must be a string, not {}", json_type(item)),
+                        )
                     })?;
                     if !fields.iter().any(|(field, _, _)| field == name) {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             &at,
                             &format!("{name:?} is not a field of template {template_id}"),
                         ));
@@ -215,7 +220,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 names
             }
             Some(other) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "requiredFields",
                     &format!("must be an array of field names, not {}", json_type(other)),
                 ))
@@ -228,7 +233,7 @@ impl<S: IssuerStorage> Issuer<S> {
             ),
             Some(Value::String(text)) if text.chars().count() <= 200 => text.clone(),
             Some(_) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "purpose",
                     "must be a string of at most 200 characters",
                 ))
@@ -251,14 +256,13 @@ impl<S: IssuerStorage> Issuer<S> {
             goal_code: Some("request-proof".into()),
             goal: Some(purpose.clone()),
             label: Some(org.record.name.clone()),
-            attachments: vec![
-                serde_json::to_value(&message).map_err(|e| ApiError::internal(&e.to_string()))?
-            ],
+            attachments: vec![serde_json::to_value(&message)
+                .map_err(|e| IssuerError::internal(&e.to_string()))?],
             expires_time: None,
             single_use: true,
         }
         .build()
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
+        .map_err(|e| IssuerError::internal(&e.to_string()))?;
         self.hub()?.put_invitation(&invitation).await?;
         let now = now_ms();
         let id = new_object_id();
@@ -297,14 +301,14 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// A verification of `org` by id.
-    pub async fn verification(&self, org: &Org, id: &str) -> Result<Verification, ApiError> {
+    pub async fn verification(&self, org: &Org, id: &str) -> Result<Verification, IssuerError> {
         let all: Vec<Verification> = self
             .storage
             .scan_json(VERIFICATIONS, &format!("{}/", org.record.id), 0, usize::MAX)
             .await?;
         all.into_iter()
             .find(|v| v.id == id)
-            .ok_or_else(|| ApiError::not_found(&format!("no verification has the id {id:?}")))
+            .ok_or_else(|| IssuerError::not_found(&format!("no verification has the id {id:?}")))
     }
 
     /// One page of `org`'s verifications, oldest first, in `state` if given, and how many
@@ -315,7 +319,7 @@ impl<S: IssuerStorage> Issuer<S> {
         state: Option<VerificationState>,
         page: usize,
         page_size: usize,
-    ) -> Result<(Vec<Verification>, usize), ApiError> {
+    ) -> Result<(Vec<Verification>, usize), IssuerError> {
         let prefix = format!("{}/", org.record.id);
         let skip = (page - 1).saturating_mul(page_size);
         Ok(self
@@ -361,7 +365,8 @@ impl<S: IssuerStorage> Issuer<S> {
             Some(reason) => Err(vec![reason]),
             None => self.check_presentation(org, &record, &vp, now / 1000).await,
         };
-        let before = serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let before =
+            serde_json::to_vec(&record).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut done = record.clone();
         done.completed_ms = Some(now);
         match outcome {
