@@ -90,7 +90,9 @@ pub async fn start(config: Config) -> Result<Running, String> {
         config.limits.clone(),
     ));
     let mailer = match &config.smtp_url {
-        Some(url) => Some(issuer::delivery::Mailer::new(url, &config.smtp_from)?),
+        Some(url) => {
+            Some(issuer::delivery::Mailer::new(url, &config.smtp_from).map_err(|e| e.to_string())?)
+        }
         None => None,
     };
     // One hardened client for what the agent fetches; callbacks get their own time limit.
@@ -111,11 +113,10 @@ pub async fn start(config: Config) -> Result<Running, String> {
         })
         .map_err(|e| format!("outbound HTTP: {e}"))?;
     let sms = match &config.sms_url {
-        Some(url) => Some(issuer::delivery::SmsGateway::new(
-            url,
-            config.sms_token.clone(),
-            http.clone(),
-        )?),
+        Some(url) => Some(
+            issuer::delivery::SmsGateway::new(url, config.sms_token.clone(), http.clone())
+                .map_err(|e| e.to_string())?,
+        ),
         None => None,
     };
     let issuer = Arc::new(
@@ -145,7 +146,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
             retention: config.callback_retention,
         },
     ));
-    let admin_token = admin::admin_token(&config)?;
+    let admin_token = admin::admin_token(&config).map_err(|e| e.to_string())?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     // Queued messages past the age limit are dropped (also on read), at least once a minute.
     let sweeper = Arc::downgrade(&mediator);

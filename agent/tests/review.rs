@@ -84,7 +84,8 @@ fn an_empty_or_short_admin_token_variable_is_refused_by_name() {
         "has a space in it!",
     ] {
         let error = Config::from_vars(|name| (name == "LANYARD_ADMIN_TOKEN").then(|| value.into()))
-            .expect_err(value);
+            .expect_err(value)
+            .to_string();
         assert!(error.contains("LANYARD_ADMIN_TOKEN"), "{value:?}: {error}");
         if value.trim().len() < MIN_ADMIN_TOKEN_LEN {
             assert!(

@@ -389,7 +389,9 @@ async fn the_openapi_description_covers_every_route() {
             "{method} {path} is not described"
         );
     }
-    let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+    let methods = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             if methods.contains(&method.as_str()) {

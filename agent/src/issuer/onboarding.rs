@@ -188,7 +188,7 @@ impl<S: IssuerStorage> Issuer<S> {
             at_ms: now_ms(),
             medium: customer.details.medium,
             ok: outcome.is_ok(),
-            detail: outcome.unwrap_or_else(|e| e),
+            detail: outcome.unwrap_or_else(|e| e.to_string()),
         })
     }
 
