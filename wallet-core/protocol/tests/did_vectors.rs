@@ -14,7 +14,10 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 fn vector(path: &str) -> String {
-    let full = format!("{}/../../../shared/vectors/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!(
+        "{}/../../../shared/vectors/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))
 }
 

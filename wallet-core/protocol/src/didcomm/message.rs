@@ -86,6 +86,16 @@ impl Message {
         self
     }
 
+    /// Threads this message as the reply to `request`: its `thid` is the request's thread
+    /// ([`Message::thread_id`]) and its `pthid` the request's parent thread, if it has one.
+    pub fn in_reply_to(mut self, request: &Message) -> Message {
+        self.thid = Some(request.thread_id().to_string());
+        if let Some(pthid) = &request.pthid {
+            self.pthid = Some(pthid.clone());
+        }
+        self
+    }
+
     /// The thread this message belongs to: `thid`, or its own id when it starts a thread.
     pub fn thread_id(&self) -> &str {
         self.thid.as_deref().unwrap_or(&self.id)
