@@ -386,7 +386,7 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError
     let storage = SledIssuerStorage::open(
         &config.data_dir.join("issuer"),
         config.commit_window,
-        &*store_key,
+        &store_key,
     )
     .map_err(AdminError::Store)?;
     let issuer = Issuer::new(

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use lanyard_protocol::did::{did_of, multikey_encode, resolve_local};
 use lanyard_protocol::didcomm::{Message, Unpacked};
-use lanyard_protocol::protocols::{issue_credential, present_proof, ProtocolError};
-use serde_json::{json, Value};
+use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
+use lanyard_protocol::protocols::{issue_credential, present_proof, trust_ping, ProtocolError};
 
 use super::customers::Customer;
 use super::outbox::Change;
@@ -17,7 +17,7 @@ use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, S
 use super::store::{BatchError, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
 use super::{Issuer, IssuerError, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
-use crate::mediator::{Inbox, Outcome, Refusal, PING, PING_RESPONSE, PROBLEM_REPORT};
+use crate::mediator::{Inbox, Outcome, Refusal};
 
 impl<S: IssuerStorage> Issuer<S> {
     /// The organisation a message was encrypted to, by its key agreement key.
@@ -63,11 +63,11 @@ impl<S: IssuerStorage> Issuer<S> {
         match result {
             Ok(()) => Ok(Outcome::Accepted),
             Err(Answer::Problem(code, comment)) => {
-                let report = lanyard_protocol::protocols::problem_report(
-                    message.thread_id(),
-                    &code,
-                    &comment,
-                );
+                let report = report_problem::problem_report_message(&ProblemReport::new(
+                    code.as_str(),
+                    comment.as_str(),
+                ))
+                .thid(message.thread_id());
                 if !self
                     .connected(&org, &sender)
                     .await
@@ -75,7 +75,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 {
                     // Nothing of a stranger's is stored: no outbox entry, no seen mark. A
                     // problem report is never answered with another (no ping-pong).
-                    if message.type_ != PROBLEM_REPORT {
+                    if message.type_ != report_problem::PROBLEM_REPORT {
                         self.answer_stranger(&org, &sender, &code, report).await;
                     }
                     return Ok(Outcome::Accepted);
@@ -151,15 +151,9 @@ impl<S: IssuerStorage> Issuer<S> {
             return self.connect(org, sender, message).await;
         }
         match message.type_.as_str() {
-            PING => {
+            trust_ping::PING => {
                 let mut change = self.seen(message)?;
-                if message
-                    .body
-                    .get("response_requested")
-                    .and_then(Value::as_bool)
-                    != Some(false)
-                {
-                    let reply = Message::new(PING_RESPONSE, json!({})).thid(message.id.clone());
+                if let Some(reply) = ping_reply(message)? {
                     change.send(&org.didcomm_did, sender, reply)?;
                 }
                 self.commit(change).await?;
@@ -170,11 +164,8 @@ impl<S: IssuerStorage> Issuer<S> {
                 self.settle(org, sender, message, CredentialState::Accepted, None)
                     .await
             }
-            PROBLEM_REPORT => {
-                let comment = message
-                    .body
-                    .get("comment")
-                    .and_then(Value::as_str)
+            report_problem::PROBLEM_REPORT => {
+                let comment = report_problem::comment_of(message)
                     .unwrap_or("(no comment)")
                     .to_string();
                 self.settle(
@@ -264,6 +255,15 @@ fn api_refusal(error: IssuerError) -> Refusal {
         }
         other => Refusal::BadRequest(other.to_string()),
     }
+}
+
+/// The answer to `message` if it is a trust ping that asks for one (in its thread); a
+/// malformed ping is answered with a problem report.
+pub(super) fn ping_reply(message: &Message) -> Result<Option<Message>, Answer> {
+    if message.type_ != trust_ping::PING {
+        return Ok(None);
+    }
+    trust_ping::reply_to(message).map_err(protocol_problem)
 }
 
 pub(super) fn protocol_problem(error: ProtocolError) -> Answer {

@@ -15,10 +15,10 @@ use super::{
 };
 use lanyard_protocol::didcomm::Message;
 
-use super::inbound::Answer;
+use super::inbound::{ping_reply, Answer};
 use super::records::{connection_key, Connection, CONNECTIONS};
 use crate::invitations::{qr_png, InvitationRecord, NewInvitation};
-use crate::mediator::{Refusal, PING, PING_RESPONSE};
+use crate::mediator::Refusal;
 
 /// The goal code of customer invitations: connect, then receive a credential.
 pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
@@ -365,6 +365,8 @@ impl<S: IssuerStorage> Issuer<S> {
                 format!("{} sent no invitation {pthid}", org.record.name),
             ));
         }
+        // Read before the invitation is spent: a malformed ping spends nothing.
+        let reply = ping_reply(message)?;
         if !self
             .hub()?
             .use_invitation(pthid)
@@ -401,14 +403,7 @@ impl<S: IssuerStorage> Issuer<S> {
             value: before,
         });
         change.writes.push(Write::put(CUSTOMERS, &key, &onboarded)?);
-        if message.type_ == PING
-            && message
-                .body
-                .get("response_requested")
-                .and_then(Value::as_bool)
-                != Some(false)
-        {
-            let reply = Message::new(PING_RESPONSE, json!({})).thid(message.id.clone());
+        if let Some(reply) = reply {
             change.send(&org.didcomm_did, sender, reply)?;
         }
         if let Some(auto_issue) = &customer.details.auto_issue {

@@ -377,9 +377,9 @@ mod tests {
     use super::*;
     use crate::issuer::store::SledIssuerStorage;
     use crate::issuer::IssuerLimits;
-    use crate::mediator::PING;
     use crate::mediator::{Limits, Mediator};
     use crate::storage::SledStorage;
+    use lanyard_protocol::protocols::trust_ping::PING;
 
     /// An issuer beside a real mediator, both on sled in `dir`.
     fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
