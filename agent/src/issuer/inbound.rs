@@ -281,3 +281,106 @@ pub fn inbox<S: IssuerStorage>(issuer: &Arc<Issuer<S>>) -> std::sync::Weak<dyn I
     let inbox: Arc<dyn Inbox> = issuer.clone();
     Arc::downgrade(&inbox)
 }
+
+#[cfg(test)]
+mod tests {
+    use lanyard_protocol::did::{did_peer_2, PeerDidSpec, PeerService, Resolver};
+    use lanyard_protocol::didcomm::DidComm;
+    use lanyard_protocol::keys::{KeyRing, KeyType};
+    use serde_json::json;
+
+    use super::*;
+    use crate::issuer::customers::Status;
+    use crate::issuer::outbox::tests::issuer;
+    use crate::issuer::IssuerLimits;
+
+    #[tokio::test]
+    async fn a_malformed_ping_answering_an_invitation_spends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path(), IssuerLimits::default());
+        let (org, _) = issuer.create_org("Acme").await.unwrap();
+        let (customer, _) = issuer
+            .onboard(
+                &org,
+                &json!({ "name": "Ada", "medium": "email", "email": "ada@example.com" }),
+            )
+            .await
+            .unwrap();
+        // A phone the mediator does not serve: an answer to it cannot be handed over.
+        let ring = Arc::new(KeyRing::new());
+        let phone = did_peer_2(&PeerDidSpec {
+            authentication: vec![ring.generate(KeyType::Ed25519)],
+            key_agreement: vec![ring.generate(KeyType::X25519)],
+            services: vec![PeerService {
+                uri: "http://elsewhere.test/didcomm".into(),
+                routing_keys: vec![],
+                accept: vec!["didcomm/v2".into()],
+            }],
+        });
+        let receive = |body: serde_json::Value| {
+            let (issuer, ring, phone, org, pthid) = (
+                &issuer,
+                ring.clone(),
+                phone.clone(),
+                org.didcomm_did.clone(),
+                customer.invitation_id.clone(),
+            );
+            async move {
+                let ping = Message::new(trust_ping::PING, body)
+                    .pthid(pthid)
+                    .from(phone.clone())
+                    .to([org.clone()]);
+                let packed = DidComm::new(ring, Resolver::default())
+                    .pack_authcrypt(&ping, &phone, &[&org], false)
+                    .await
+                    .unwrap();
+                let unpacked = DidComm::new(issuer.keys().clone(), Resolver::default())
+                    .unpack(&packed)
+                    .await
+                    .unwrap();
+                issuer.receive_for_org(unpacked).await
+            }
+        };
+        let outcome = receive(json!({ "response_requested": "yes" })).await;
+        assert!(matches!(outcome, Ok(Outcome::Accepted)));
+        let unchanged = issuer.customer(&org, &customer.id).await.unwrap();
+        assert_eq!(
+            unchanged.status, customer.status,
+            "the customer was not onboarded"
+        );
+        assert_eq!(unchanged.connection_did, None);
+        assert!(!issuer.connected(&org, &phone).await.unwrap());
+        // Answered as a stranger (malformed), not stored: the answer could not be handed over.
+        assert_eq!(issuer.outbox_counters().strangers_unreachable.get(), 1);
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+
+        // The invitation is still unspent: a well-formed ping connects through it.
+        receive(json!({ "response_requested": false }))
+            .await
+            .unwrap();
+        let onboarded = issuer.customer(&org, &customer.id).await.unwrap();
+        assert_eq!(onboarded.status, Status::Onboarded);
+        assert_eq!(onboarded.connection_did.as_deref(), Some(phone.as_str()));
+    }
+
+    #[test]
+    fn a_malformed_ping_is_a_malformed_message_problem() {
+        let odd = Message::new(trust_ping::PING, json!({ "response_requested": "yes" }));
+        match ping_reply(&odd) {
+            Err(Answer::Problem(code, comment)) => {
+                assert_eq!(code, "e.p.msg.malformed");
+                assert!(comment.contains("response_requested"), "{comment}");
+            }
+            _ => panic!("a malformed ping was answered"),
+        }
+        let quiet = Message::new(trust_ping::PING, json!({ "response_requested": false }));
+        assert!(matches!(ping_reply(&quiet), Ok(None)));
+        let asked = Message::new(trust_ping::PING, json!({}));
+        let reply = match ping_reply(&asked) {
+            Ok(Some(reply)) => reply,
+            _ => panic!("a ping asking for an answer got none"),
+        };
+        assert_eq!(reply.type_, trust_ping::PING_RESPONSE);
+        assert_eq!(reply.thid.as_deref(), Some(asked.id.as_str()));
+    }
+}

@@ -364,7 +364,7 @@ impl<S: IssuerStorage> Issuer<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use lanyard_protocol::did::{did_peer_2, PeerDidSpec, PeerService};
@@ -382,7 +382,7 @@ mod tests {
     use lanyard_protocol::protocols::trust_ping::PING;
 
     /// An issuer beside a real mediator, both on sled in `dir`.
-    fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
+    pub(crate) fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
         let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
         let mediator = Arc::new(Mediator::new(
             identity.did.clone(),
