@@ -33,12 +33,22 @@ impl std::fmt::Debug for AdminToken {
 /// Why an admin token was refused at start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
+    /// Shorter than [`MIN_ADMIN_TOKEN_LEN`].
     #[error(
         "{origin} holds an admin token of {len} characters; at least {MIN_ADMIN_TOKEN_LEN} are required"
     )]
-    TooShort { origin: String, len: usize },
+    TooShort {
+        /// Where the token was read (a variable's or a file's name).
+        origin: String,
+        /// Its length in characters.
+        len: usize,
+    },
+    /// Holds spaces, control or non-ASCII characters.
     #[error("{origin}: the admin token must be visible ASCII characters without spaces")]
-    NotPrintable { origin: String },
+    NotPrintable {
+        /// Where the token was read.
+        origin: String,
+    },
 }
 
 impl AdminToken {

@@ -32,6 +32,7 @@ pub struct Config {
     pub deep_link_scheme: String,
     /// `LANYARD_APP_STORE_URL`, `LANYARD_PLAY_STORE_URL`: store links on the invite page.
     pub app_store_url: Option<String>,
+    /// The Play Store listing the invitation page links to (`LANYARD_PLAY_STORE_URL`).
     pub play_store_url: Option<String>,
     /// `LANYARD_APPLE_APP_IDS`: comma-separated `TEAMID.bundle.id`s for
     /// `/.well-known/apple-app-site-association` (universal links to `/i/*`).
@@ -39,6 +40,7 @@ pub struct Config {
     /// `LANYARD_ANDROID_PACKAGE` and `LANYARD_ANDROID_CERT_SHA256` (comma-separated
     /// fingerprints) for `/.well-known/assetlinks.json` (Android App Links).
     pub android_package: Option<String>,
+    /// SHA-256 fingerprints of the Android app's signing certificates (`LANYARD_ANDROID_CERT_SHA256`).
     pub android_cert_sha256: Vec<String>,
     /// `LANYARD_ADMIN_TOKEN`: bearer token for `/admin/*`, at least 16 visible characters (an
     /// empty or shorter one is refused at start); when unset, a random one is kept in
@@ -56,6 +58,7 @@ pub struct Config {
     /// `LANYARD_SMS_URL`: an HTTP SMS gateway that takes `POST {"to", "from", "body"}`;
     /// `LANYARD_SMS_TOKEN`: its bearer token, if it wants one.
     pub sms_url: Option<String>,
+    /// The SMS gateway's bearer token (`LANYARD_SMS_TOKEN`).
     pub sms_token: Option<String>,
     /// `LANYARD_CALLBACK_RETRY_MS`: the first wait before a failed callback is tried again, in
     /// milliseconds (default 1000); each further wait doubles, up to 10 minutes.

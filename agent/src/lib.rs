@@ -90,9 +90,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
         config.limits.clone(),
     ));
     let mailer = match &config.smtp_url {
-        Some(url) => {
-            Some(issuer::delivery::Mailer::new(url, &config.smtp_from).map_err(|e| e.to_string())?)
-        }
+        Some(url) => Some(issuer::Mailer::new(url, &config.smtp_from).map_err(|e| e.to_string())?),
         None => None,
     };
     // One hardened client for what the agent fetches; callbacks get their own time limit.
@@ -114,7 +112,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
         .map_err(|e| format!("outbound HTTP: {e}"))?;
     let sms = match &config.sms_url {
         Some(url) => Some(
-            issuer::delivery::SmsGateway::new(url, config.sms_token.clone(), http.clone())
+            issuer::SmsGateway::new(url, config.sms_token.clone(), http.clone())
                 .map_err(|e| e.to_string())?,
         ),
         None => None,
@@ -136,10 +134,10 @@ pub async fn start(config: Config) -> Result<Running, String> {
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.
     tokio::spawn(issuer::run_outbox(Arc::downgrade(&issuer)));
-    tokio::spawn(issuer::callbacks::run(
+    tokio::spawn(issuer::run_callbacks(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),
-        issuer::callbacks::Deliveries {
+        issuer::Deliveries {
             client: callback_client,
             retry_unit: config.callback_retry,
             concurrency: config.callback_concurrency,

@@ -151,7 +151,7 @@ fn the_configuration_shows_no_secret() {
 
 #[test]
 fn records_holding_customer_data_show_none_of_it() {
-    use agent::issuer::customers::{AutoIssue, Medium, NewCustomer};
+    use agent::issuer::{AutoIssue, Medium, NewCustomer};
     use agent::issuer::{CredentialState, IssuedCredential};
     use serde_json::json;
     let values: serde_json::Map<String, serde_json::Value> =

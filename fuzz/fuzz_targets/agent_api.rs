@@ -11,9 +11,10 @@
 
 use std::sync::OnceLock;
 
-use agent::issuer::customers::{valid_email, Medium, NewCustomer};
-use agent::issuer::issuance::{rows_from_csv, rows_from_json, MAX_BATCH_ROWS};
-use agent::issuer::templates::{valid_field_name, Template, TemplateSpec, MAX_CUSTOM_FIELDS};
+use agent::issuer::{
+    rows_from_csv, rows_from_json, valid_email, valid_field_name, Medium, NewCustomer, Template,
+    TemplateSpec, MAX_BATCH_ROWS, MAX_CUSTOM_FIELDS,
+};
 use agent::api::ApiError;
 use agent::issuer::IssuerError;
 use libfuzzer_sys::fuzz_target;

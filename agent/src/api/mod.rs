@@ -15,10 +15,8 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::issuer::customers::Status;
 use crate::issuer::store::SledIssuerStorage;
-use crate::issuer::verification::VerificationState;
-use crate::issuer::{page_json, Issuer, Org};
+use crate::issuer::{page_json, Customer, Issuer, IssuerError, Org, Status, VerificationState};
 
 mod auth;
 mod error;
@@ -28,7 +26,9 @@ pub use self::error::ApiError;
 
 /// What the API's handlers share.
 pub struct ApiState {
+    /// The issuer side the handlers act on.
     pub issuer: Arc<Issuer<SledIssuerStorage>>,
+    /// The bearer token `/admin/*` requires.
     pub admin_token: crate::admin::AdminToken,
 }
 
@@ -37,10 +37,15 @@ type Shared = State<Arc<ApiState>>;
 /// Largest request body of the API.
 const MAX_BODY: usize = 1 << 20;
 
+/// The template routes (DESIGN §4).
 pub const TEMPLATES_PATH: &str = "/core/api/v1/programmatic/credential/template";
+/// The customer (onboarding) routes.
 pub const CUSTOMERS_PATH: &str = "/core/api/v1/programmatic/customer";
+/// The credential (issuance) routes.
 pub const CREDENTIALS_PATH: &str = "/core/api/v1/programmatic/credential";
+/// The verification routes.
 pub const VERIFICATIONS_PATH: &str = "/core/api/v1/programmatic/verification";
+/// The callback (webhook) routes.
 pub const CALLBACK_PATH: &str = "/core/api/v1/programmatic/callback";
 
 fn data(status: StatusCode, value: Value) -> Response {
@@ -273,10 +278,7 @@ async fn create_org(
         Some(other) => {
             return Err(ApiError::field(
                 "name",
-                &format!(
-                    "must be a string, not {}",
-                    crate::issuer::templates::json_type(other)
-                ),
+                &format!("must be a string, not {}", crate::issuer::json_type(other)),
             ))
         }
         None => return Err(ApiError::field("name", "is required")),
@@ -456,7 +458,7 @@ async fn batch(
     Query(query): Query<std::collections::HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    use crate::issuer::issuance::{rows_from_csv, rows_from_json};
+    use crate::issuer::{rows_from_csv, rows_from_json};
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -494,9 +496,7 @@ async fn batch(
 
 /// The per-row report of a batch: what became of each row, with the HTTP status and message
 /// of a row that failed.
-fn batch_report(
-    outcomes: Vec<Result<(crate::issuer::customers::Customer, Value), crate::issuer::IssuerError>>,
-) -> Value {
+fn batch_report(outcomes: Vec<Result<(Customer, Value), IssuerError>>) -> Value {
     let mut report = Vec::with_capacity(outcomes.len());
     let mut succeeded = 0;
     for (index, outcome) in outcomes.into_iter().enumerate() {

@@ -27,14 +27,16 @@ pub(crate) const EVENTS: &str = "events";
 const SECRETS_TREE: &str = "callback_secrets";
 
 /// Deliveries tried per event before giving up.
-pub const MAX_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
 /// The largest answer a receiver may give (its status is what counts).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// An organisation's callback endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackConfig {
+    /// Where events are POSTed.
     pub url: String,
+    /// When the configuration last changed (ms since the epoch).
     pub updated_ms: u64,
 }
 
@@ -50,15 +52,22 @@ pub struct Attempt {
 /// An event waiting for, or done with, delivery. `Debug` redacts its data (disclosed values).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The event's id (the `x-lanyard-delivery` header).
     pub id: String,
+    /// The organisation it belongs to.
     pub org_id: String,
+    /// What happened, e.g. `credential.issued`.
     #[serde(rename = "type")]
     pub type_: String,
+    /// The event's details.
     pub data: Value,
+    /// When it happened (ms since the epoch).
     pub created_ms: u64,
+    /// The delivery attempts so far.
     pub attempts: Vec<Attempt>,
     /// When to try next; None once delivered or given up.
     pub next_attempt_ms: Option<u64>,
+    /// Whether a delivery succeeded.
     pub delivered: bool,
 }
 
@@ -76,6 +85,7 @@ lanyard_protocol::redacted_debug!(Event {
 });
 
 impl Event {
+    /// An event of `type_` for `org` with `data`, not delivered yet.
     pub fn new(org: &Org, type_: &str, data: Value) -> Event {
         Event {
             id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
@@ -105,6 +115,7 @@ impl Event {
         })
     }
 
+    /// The event as the API shows it.
     pub fn to_api(&self) -> Value {
         json!({
             "id": self.id,
@@ -124,7 +135,7 @@ impl Event {
 
 /// The delay before attempt `n` (1-based) after a failure: 1 s, 2 s, 4 s, ... capped at 10 min,
 /// scaled by `unit` (tests use a small unit).
-pub fn backoff(attempts: u32, unit: Duration) -> Duration {
+pub(crate) fn backoff(attempts: u32, unit: Duration) -> Duration {
     let factor = 1u32 << attempts.saturating_sub(1).min(10);
     (unit * factor).min(Duration::from_secs(600))
 }
@@ -143,7 +154,7 @@ fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
 }
 
 /// The `X-Lanyard-Signature` header value of `body` sent at `timestamp`.
-pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     let hex = hmac_hex(secret, &[timestamp.to_string().as_bytes(), b".", body]);
     format!("t={timestamp},v1={hex}")
 }
@@ -218,6 +229,7 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((config, secret))
     }
 
+    /// The organisation's callback configuration, if it set one.
     pub async fn callback(&self, org: &Org) -> Result<Option<CallbackConfig>, IssuerError> {
         Ok(self.storage.get_json(CALLBACKS, &org.record.id).await?)
     }

@@ -14,7 +14,9 @@ use super::IssuerError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Medium {
+    /// By email, with the QR code inline.
     Email,
+    /// By SMS, through the configured gateway.
     Sms,
 }
 
@@ -30,6 +32,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status an API filter names (`Initiated`, `Invited`, `Onboarded`).
     pub fn parse(text: &str) -> Option<Status> {
         match text.to_ascii_lowercase().as_str() {
             "initiated" => Some(Status::Initiated),
@@ -39,6 +42,7 @@ impl Status {
         }
     }
 
+    /// The status as the API writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Initiated => "Initiated",
@@ -52,13 +56,16 @@ impl Status {
 /// `{{inviteUrl}}` placeholders.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailTemplate {
+    /// The subject line (one line; placeholders allowed).
     pub subject: String,
+    /// The text (placeholders allowed).
     pub body: String,
 }
 
 /// The credential to issue as soon as the customer connects. `Debug` redacts the values.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoIssue {
+    /// The template offered once the wallet connects.
     pub template_id: String,
     /// Field → value, every one a field of the template.
     pub values: Map<String, Value>,
@@ -72,8 +79,11 @@ lanyard_protocol::redacted_debug!(AutoIssue {
 /// One try at sending the invitation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryAttempt {
+    /// When it was tried (ms since the epoch).
     pub at_ms: u64,
+    /// How it was sent.
     pub medium: Medium,
+    /// Whether the transport took it.
     pub ok: bool,
     /// What the transport said (the SMTP reply or HTTP status), or why it failed.
     pub detail: String,
@@ -83,12 +93,19 @@ pub struct DeliveryAttempt {
 /// the customer's name, email, phone number and email text (a [`Customer`]'s too).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewCustomer {
+    /// The customer's name.
     pub name: String,
+    /// How the invitation goes.
     pub medium: Medium,
+    /// The email address (email medium).
     pub email: Option<String>,
+    /// The phone number in E.164 (SMS medium).
     pub phone_number: Option<String>,
+    /// Who the SMS says it is from (the organisation's name otherwise).
     pub organization_label: Option<String>,
+    /// The invitation email, when not the default one.
     pub email_template: Option<EmailTemplate>,
+    /// The credential offered as soon as the wallet connects.
     pub auto_issue: Option<AutoIssue>,
 }
 
@@ -102,19 +119,26 @@ lanyard_protocol::redacted_debug!(NewCustomer {
 pub struct Customer {
     /// 24 hex digits.
     pub id: String,
+    /// The organisation the customer belongs to.
     pub org_id: String,
     /// Storage key within the organisation (creation order).
     pub key: String,
+    /// What the onboarding request said.
     #[serde(flatten)]
     pub details: NewCustomer,
+    /// How far onboarding got.
     pub status: Status,
     /// The OOB invitation's code (`/i/<code>`) and message id (the `pthid` it is answered with).
     pub invitation_code: String,
+    /// The id of the customer's OOB invitation (the wallet's `pthid`).
     pub invitation_id: String,
     /// The customer's connection DID, once onboarded.
     pub connection_did: Option<String>,
+    /// Each attempt to send the invitation.
     pub deliveries: Vec<DeliveryAttempt>,
+    /// When the customer was created (ms since the epoch).
     pub created_ms: u64,
+    /// When the record last changed (ms since the epoch).
     pub updated_ms: u64,
 }
 
@@ -159,7 +183,7 @@ pub fn valid_email(address: &str) -> bool {
 
 /// A phone number in E.164 form (`+` and 8 to 15 digits, the first not 0), from what a person
 /// types: spaces, dashes, dots and parentheses are dropped. None when it is not one.
-pub fn normalise_phone(text: &str) -> Option<String> {
+pub(crate) fn normalise_phone(text: &str) -> Option<String> {
     let rest = text.trim().strip_prefix('+')?;
     let digits: String = rest.chars().filter(|c| !" -.()".contains(*c)).collect();
     (digits.len() >= 8
@@ -206,7 +230,7 @@ fn text_field(
 /// Checks auto-issue values against `template`: every key a field of it, every value a string
 /// of at most 1000 characters. The standard fields the template fixes (issuer, type) may be
 /// left out; they are filled from the template.
-pub fn check_values(
+pub(crate) fn check_values(
     template: &Template,
     values: &Value,
     at: &str,

@@ -36,7 +36,7 @@ fn html_escape(text: &str) -> String {
 }
 
 /// The default email, when the request brings no template.
-pub fn default_email() -> EmailTemplate {
+pub(crate) fn default_email() -> EmailTemplate {
     EmailTemplate {
         subject: "{{organizationName}} invites you to connect".into(),
         body: "Hello {{customerName}},\n\n\

@@ -3,21 +3,21 @@
 //! agent), and the credential templates of the seed's template API. Its state sits behind
 //! [`store::IssuerStorage`]; secret keys stay in the agent's key ring and identity store.
 
-pub mod callbacks;
-pub mod customers;
-pub mod delivery;
+mod callbacks;
+mod customers;
+mod delivery;
 mod error;
 mod inbound;
-pub mod issuance;
+mod issuance;
 mod onboarding;
 mod outbox;
 mod rate;
 mod records;
 mod status_list;
 pub mod store;
-pub mod templates;
-pub mod time;
-pub mod verification;
+mod templates;
+mod time;
+mod verification;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,11 +37,22 @@ use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use self::time::now_ms;
 use crate::mediator::Hub;
 
+pub use self::callbacks::{run as run_callbacks, CallbackConfig, Deliveries, Event};
+pub use self::customers::{
+    valid_email, AutoIssue, Customer, DeliveryAttempt, EmailTemplate, Medium, NewCustomer, Status,
+};
+pub use self::delivery::{DeliveryError, Mailer, SmsGateway};
 pub use self::error::IssuerError;
 pub use self::inbound::inbox;
+pub use self::issuance::{rows_from_csv, rows_from_json, MAX_BATCH_ROWS};
+pub use self::onboarding::ONBOARDING_GOAL_CODE;
 pub use self::outbox::{run_outbox, OutboxCounters};
 pub use self::rate::Rate;
 pub use self::records::{Connection, CredentialState, IssuedCredential};
+pub use self::templates::{
+    json_type, valid_field_name, Template, TemplateSpec, MAX_CUSTOM_FIELDS, STANDARD_FIELDS,
+};
+pub use self::verification::{Verification, VerificationState};
 
 /// Collections of the issuer store.
 const ORGS: &str = "orgs";
@@ -61,7 +72,9 @@ const CUSTOMER_INVITATIONS: &str = "customer_invitations";
 pub struct Organisation {
     /// 24 hex digits.
     pub id: String,
+    /// Its name, unique case-insensitively.
     pub name: String,
+    /// When it was created (ms since the epoch).
     pub created_ms: u64,
     /// SHA-256 of the API key's secret part, hex.
     api_key_sha256: String,
@@ -74,12 +87,15 @@ pub struct Organisation {
 /// An organisation with its DIDs, as the agent's current base URL gives them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Org {
+    /// The stored record.
     pub record: Organisation,
     /// `did:web:<host>:orgs:<id>`: signs credentials and status lists.
     pub issuer_did: String,
     /// The DIDComm identity connections are made with.
     pub didcomm_did: String,
+    /// The signing key (Ed25519).
     pub signing_key: PublicKey,
+    /// The key agreement key (X25519).
     pub agreement_key: PublicKey,
 }
 
@@ -224,6 +240,7 @@ impl<S: IssuerStorage> Issuer<S> {
         self
     }
 
+    /// The outbox's bounds and the rate limits in force.
     pub fn limits(&self) -> &IssuerLimits {
         &self.limits
     }
@@ -262,14 +279,17 @@ impl<S: IssuerStorage> Issuer<S> {
             .ok_or_else(|| IssuerError::internal("this issuer runs without a mediator"))
     }
 
+    /// The agent's public base URL the DIDs and links are made from.
     pub fn public_url(&self) -> &str {
         &self.public_url
     }
 
+    /// The storage the issuer side keeps its state in.
     pub fn storage(&self) -> &S {
         &self.storage
     }
 
+    /// The key ring holding the organisations' secret keys.
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }

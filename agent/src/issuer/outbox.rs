@@ -118,7 +118,7 @@ pub(crate) struct Change {
 
 impl Change {
     /// Marks an inbound message handled, once: the change fails if it was handled meanwhile.
-    pub fn mark_seen(&mut self, message: &Message) -> Result<(), IssuerError> {
+    pub(crate) fn mark_seen(&mut self, message: &Message) -> Result<(), IssuerError> {
         self.expect.push(Expect::Absent {
             collection: SEEN,
             key: message.id.clone(),
@@ -128,12 +128,17 @@ impl Change {
     }
 
     /// Records a callback event as part of this change.
-    pub fn event(&mut self, org: &Org, type_: &str, data: Value) {
+    pub(crate) fn event(&mut self, org: &Org, type_: &str, data: Value) {
         self.events.push(Event::new(org, type_, data));
     }
 
     /// Queues `message` from `from` to `to` in the outbox as part of this change.
-    pub fn send(&mut self, from: &str, to: &str, message: Message) -> Result<(), IssuerError> {
+    pub(crate) fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: Message,
+    ) -> Result<(), IssuerError> {
         let key = format!("{:016x}-{}", now_ms(), message.id);
         let outgoing = Outgoing {
             from: from.to_string(),

@@ -38,14 +38,21 @@ const MAX_CREDENTIALS: u64 = 1_000_000_000;
 /// What a template says about its credentials: the create request, validated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TemplateSpec {
+    /// `templateName`.
     pub name: String,
+    /// `credentialIssuer`: who the credential says issued it.
     pub credential_issuer: String,
+    /// `credentialType`.
     pub credential_type: String,
+    /// `logoURL` (empty when none).
     pub logo_url: String,
     /// RFC 3339; credentials issued from the template expire then.
     pub credential_expiration: Option<String>,
+    /// `customFields`: the names of the fields beyond the standard ones.
     pub custom_fields: Vec<String>,
+    /// `descriptions` of the custom fields, in their order.
     pub descriptions: Vec<String>,
+    /// `numberOfCredentials`: the most that may be issued, if limited.
     pub number_of_credentials: Option<u64>,
 }
 
@@ -56,15 +63,20 @@ pub struct Template {
     pub object_id: String,
     /// `urn:template:<ecosystem>:<slug>-<org id>-<millis>`.
     pub template_id: String,
+    /// The organisation it belongs to.
     pub org_id: String,
     /// Storage key within the organisation (creation order).
     pub key: String,
+    /// What the create request said.
     #[serde(flatten)]
     pub spec: TemplateSpec,
+    /// Credentials offered from it.
     pub total_offered: u64,
+    /// Credentials issued from it.
     pub total_issued: u64,
     /// Milliseconds since the epoch.
     pub created_ms: u64,
+    /// When it last changed (ms since the epoch).
     pub updated_ms: u64,
 }
 
@@ -298,7 +310,7 @@ impl TemplateSpec {
 }
 
 /// Lower-case words joined by `-`: `Template Demo` → `template-demo`.
-pub fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     let mut slug = String::new();
     for word in text
         .split(|c: char| !c.is_ascii_alphanumeric())

@@ -36,8 +36,11 @@ const VERIFICATION_REQUESTS: &str = "verification_requests";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerificationState {
+    /// Waiting for the wallet's presentation.
     Pending,
+    /// A credential of the template was presented and verified.
     Verified,
+    /// The presentation did not verify; `reasons` say why.
     Failed,
 }
 
@@ -45,26 +48,43 @@ pub enum VerificationState {
 /// values.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
+    /// 24 hex digits.
     pub id: String,
+    /// The organisation that asked.
     pub org_id: String,
+    /// Its storage key.
     pub key: String,
+    /// The template whose credential is asked for.
     pub template_id: String,
+    /// Fields the credential must disclose.
     pub required_fields: Vec<String>,
+    /// What the holder is told the verification is for.
     pub purpose: String,
+    /// The nonce the presentation must sign.
     pub challenge: String,
+    /// The domain the presentation must name.
     pub domain: String,
     /// The request message's id (the presentation's `thid`).
     pub request_id: String,
+    /// The short code of its invitation.
     pub invitation_code: String,
+    /// The invitation's message id (the wallet's `pthid`).
     pub invitation_id: String,
+    /// Where it stands.
     pub state: VerificationState,
+    /// Why it failed, when it did.
     pub reasons: Vec<String>,
     /// The credential subject's values the presentation disclosed.
     pub disclosed: Map<String, Value>,
+    /// The DID that presented.
     pub holder: Option<String>,
+    /// The id of the credential presented.
     pub credential_id: Option<String>,
+    /// Its issuer.
     pub issuer: Option<String>,
+    /// When it was asked for (ms since the epoch).
     pub created_ms: u64,
+    /// When it was answered (ms since the epoch).
     pub completed_ms: Option<u64>,
 }
 
@@ -105,6 +125,7 @@ lanyard_protocol::redacted_debug!(Verification {
 });
 
 impl Verification {
+    /// The verification as the API shows it, with its invitation links when given.
     pub fn to_api(&self, links: Option<Value>) -> Value {
         let mut value = json!({
             "id": self.id,
