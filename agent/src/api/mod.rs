@@ -16,12 +16,14 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::issuer::store::SledIssuerStorage;
-use crate::issuer::{page_json, Customer, Issuer, IssuerError, Org, Status, VerificationState};
+use crate::issuer::{Customer, Issuer, IssuerError, Org, Status, VerificationState};
 
 mod auth;
+mod dto;
 mod error;
 
 pub use self::auth::{Admin, Authenticated};
+pub use self::dto::page_json;
 pub use self::error::ApiError;
 
 /// What the API's handlers share.

@@ -114,23 +114,6 @@ impl Event {
             "data": self.data,
         })
     }
-
-    /// The event as the API shows it.
-    pub fn to_api(&self) -> Value {
-        json!({
-            "id": self.id,
-            "type": self.type_,
-            "data": self.data,
-            "dateCreated": iso_millis(self.created_ms),
-            "delivered": self.delivered,
-            "nextAttempt": self.next_attempt_ms.map(iso_millis),
-            "attempts": self.attempts.iter().map(|a| json!({
-                "at": iso_millis(a.at_ms),
-                "status": a.status,
-                "error": a.error,
-            })).collect::<Vec<_>>(),
-        })
-    }
 }
 
 /// The delay before attempt `n` (1-based) after a failure: 1 s, 2 s, 4 s, ... capped at 10 min,

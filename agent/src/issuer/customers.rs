@@ -4,10 +4,9 @@
 //! the onboarding status `Initiated` → `Invited` → `Onboarded`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::templates::{json_type, Template};
-use super::time::iso_millis;
 use super::IssuerError;
 
 /// How the invitation reaches the customer.
@@ -425,35 +424,6 @@ impl NewCustomer {
                 &format!("must be an object, not {}", json_type(other)),
             )),
         }
-    }
-}
-
-impl Customer {
-    /// The customer as the API shows it.
-    pub fn to_api(&self, invite: &Value) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.details.name,
-            "medium": self.details.medium,
-            "email": self.details.email,
-            "phoneNumber": self.details.phone_number,
-            "organizationLabel": self.details.organization_label,
-            "status": self.status.as_str(),
-            "invitation": invite,
-            "autoIssue": self.details.auto_issue.as_ref().map(|a| json!({
-                "templateId": a.template_id,
-                "values": a.values,
-            })),
-            "connectionDid": self.connection_did,
-            "deliveries": self.deliveries.iter().map(|d| json!({
-                "at": iso_millis(d.at_ms),
-                "medium": d.medium,
-                "ok": d.ok,
-                "detail": d.detail,
-            })).collect::<Vec<_>>(),
-            "dateCreated": iso_millis(self.created_ms),
-            "dateUpdated": iso_millis(self.updated_ms),
-        })
     }
 }
 

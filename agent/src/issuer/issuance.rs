@@ -20,7 +20,6 @@ use super::store::{Expect, Write};
 use super::store::{IssuerStorage, IssuerStorageExt};
 use super::templates::Template;
 use super::templates::{json_type, MAX_CUSTOM_FIELDS, STANDARD_FIELDS};
-use super::time::iso_millis;
 use super::time::now_ms;
 use super::TEMPLATES;
 use super::{Issuer, IssuerError, Org};
@@ -40,25 +39,6 @@ const CUSTOMER_COLUMNS: [&str; 5] = [
 /// The most columns a batch CSV can usefully have: the customer columns and every field a
 /// template can have. A wider header is refused before its names are compared.
 const MAX_CSV_COLUMNS: usize = CUSTOMER_COLUMNS.len() + STANDARD_FIELDS.len() + MAX_CUSTOM_FIELDS;
-
-impl IssuedCredential {
-    /// The exchange as the API shows it.
-    pub fn to_api(&self) -> Value {
-        json!({
-            "id": self.id,
-            "templateId": self.template_id,
-            "customerId": self.customer_id,
-            "holderDid": self.holder_did,
-            "state": self.state,
-            "values": self.values,
-            "statusListIndex": self.status_index,
-            "credential": self.credential,
-            "problem": self.problem,
-            "dateCreated": iso_millis(self.created_ms),
-            "dateUpdated": iso_millis(self.updated_ms),
-        })
-    }
-}
 
 fn required_string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, IssuerError> {
     match body.get(field) {

@@ -49,9 +49,11 @@ pub use self::onboarding::ONBOARDING_GOAL_CODE;
 pub use self::outbox::{run_outbox, OutboxCounters};
 pub use self::rate::Rate;
 pub use self::records::{Connection, CredentialState, IssuedCredential};
+pub(crate) use self::templates::camel;
 pub use self::templates::{
     json_type, valid_field_name, Template, TemplateSpec, MAX_CUSTOM_FIELDS, STANDARD_FIELDS,
 };
+pub(crate) use self::time::iso_millis;
 pub use self::verification::{Verification, VerificationState};
 
 /// Collections of the issuer store.
@@ -178,17 +180,6 @@ pub struct Issuer<S> {
     outbox_counters: OutboxCounters,
     /// Each organisation's signed status list with the revision it was signed at.
     status_lists: status_list::StatusListCache,
-}
-
-/// A page of a listing, in the seed's envelope.
-pub fn page_json(items: Vec<Value>, page: usize, page_size: usize, total: usize) -> Value {
-    json!({
-        "data": items,
-        "page": page,
-        "pageSize": page_size,
-        "totalItem": total,
-        "totalPage": total.div_ceil(page_size),
-    })
 }
 
 impl<S: IssuerStorage> Issuer<S> {

@@ -16,7 +16,7 @@ use super::status_list::STATUS_REVISIONS;
 use super::store::{BatchError, Expect, Write};
 use super::store::{IssuerStorage, IssuerStorageExt};
 use super::time::now_ms;
-use super::time::{iso_millis, parse_timestamp};
+use super::time::parse_timestamp;
 use super::{new_object_id, Issuer, IssuerError, Org, TEMPLATES, TEMPLATE_IDS};
 use lanyard_protocol::protocols::deletion;
 
@@ -331,7 +331,7 @@ pub(crate) fn slug(text: &str) -> String {
 }
 
 /// Capitalised words run together: `Template Demo` → `TemplateDemo`.
-fn camel(text: &str) -> String {
+pub(crate) fn camel(text: &str) -> String {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(|word| {
@@ -367,87 +367,6 @@ impl Template {
         self.spec
             .number_of_credentials
             .is_none_or(|limit| self.total_issued < limit)
-    }
-
-    /// The template as the API answers it (the seed's shape). `schema_base` is the agent's
-    /// public URL; `created_by` the organisation's issuer DID.
-    pub fn to_api(&self, schema_base: &str, created_by: &str, ecosystem: &str) -> Value {
-        let created = iso_millis(self.created_ms);
-        let updated = iso_millis(self.updated_ms);
-        let suffix = format!("{}-{}", self.org_id, self.created_ms);
-        let mut fields = Map::new();
-        let mut ordering = Map::new();
-        for (order, (name, description, optional)) in self.fields().into_iter().enumerate() {
-            fields.insert(
-                name.clone(),
-                json!({
-                    "title": name,
-                    "description": description,
-                    "optional": optional,
-                    "type": 0,
-                }),
-            );
-            ordering.insert(name, json!({ "order": order, "section": "Data" }));
-        }
-        let custom_attributes: Vec<Value> = self
-            .spec
-            .custom_fields
-            .iter()
-            .zip(&self.spec.descriptions)
-            .map(|(key, description)| json!({ "key": key, "description": description }))
-            .collect();
-        json!({
-            "plaidConfig": { "template": "", "enablePII": false },
-            "verificationSettings": { "method": null, "price": 0, "age": 0 },
-            "numberOfCredentials": self.spec.number_of_credentials,
-            "isDefault": false,
-            "isPasses": false,
-            "dateIssued": created,
-            "status": "active",
-            "customFields": self.spec.custom_fields,
-            "verifierSources": [],
-            "requireVerifierSource": false,
-            "passkit": { "isEnabled": false, "productionId": "", "ticketTypeId": "" },
-            "orcaScan": { "isEnabled": false, "callbackUrl": "" },
-            "isPlatform": false,
-            "totalOffered": self.total_offered,
-            "totalIssued": self.total_issued,
-            "totalListing": 0,
-            "includeGovernance": false,
-            "collaborator": [],
-            "_id": self.object_id,
-            "templateId": self.template_id,
-            "name": self.spec.name,
-            "credentialIssuer": self.spec.credential_issuer,
-            "credentialType": self.spec.credential_type,
-            "logoId": logo_id(&self.spec.logo_url),
-            "logoURL": self.spec.logo_url,
-            "credentialExpiration": self.spec.credential_expiration,
-            "detail": {
-                "id": self.template_id,
-                "name": format!("{}{}", camel(&self.spec.name), suffix.replace('-', "")),
-                "version": 1,
-                "fields": fields,
-                "allowAdditionalFields": false,
-                "schemaUri": format!("{schema_base}/schemas/{}", self.template_id),
-                "contextUri": "",
-                "ecosystemId": format!("urn:lanyard:ecosystems:{ecosystem}"),
-                "type": "VerifiableCredential",
-                "createdBy": created_by,
-                "dateCreated": created,
-                "title": format!("{} {} {}", self.spec.name, self.org_id, self.created_ms),
-                "description": "",
-                "fieldOrdering": ordering,
-            },
-            "partner": self.org_id,
-            "customAttributes": custom_attributes,
-            "dateCreated": created,
-            "dateUpdated": updated,
-            "welcomeText": "",
-            "enableIdentityData": true,
-            "isAvailable": true,
-            "__v": 0,
-        })
     }
 
     /// A JSON Schema (2020-12) of the `credentialSubject` of credentials from this template,
@@ -506,14 +425,6 @@ impl<S: IssuerStorage> Issuer<S> {
             .pop()
             .ok_or_else(|| IssuerError::not_found(&format!("no template has the id {id:?}")))
     }
-}
-
-/// A stable id for a logo URL, in the seed's `logos/<hex>` style.
-fn logo_id(url: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(url.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("logos/{hex}")
 }
 
 impl<S: IssuerStorage> Issuer<S> {
@@ -607,11 +518,6 @@ impl<S: IssuerStorage> Issuer<S> {
             .ok_or_else(|| {
                 IssuerError::not_found(&format!("no template has the id {template_id:?}"))
             })
-    }
-
-    /// The API's view of a template.
-    pub fn template_json(&self, org: &Org, template: &Template) -> Value {
-        template.to_api(&self.public_url, &org.issuer_did, "lanyard")
     }
 
     /// Every credential exchange of a template.

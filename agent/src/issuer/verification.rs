@@ -24,7 +24,7 @@ use super::inbound::Answer;
 use super::outbox::Change;
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::templates::json_type;
-use super::time::{iso_millis, now_ms};
+use super::time::now_ms;
 use super::{new_object_id, Issuer, IssuerError, Org};
 use crate::invitations::NewInvitation;
 
@@ -123,32 +123,6 @@ lanyard_protocol::redacted_debug!(Verification {
     ],
     redacted: [disclosed],
 });
-
-impl Verification {
-    /// The verification as the API shows it, with its invitation links when given.
-    pub fn to_api(&self, links: Option<Value>) -> Value {
-        let mut value = json!({
-            "id": self.id,
-            "state": self.state,
-            "templateId": self.template_id,
-            "requiredFields": self.required_fields,
-            "purpose": self.purpose,
-            "challenge": self.challenge,
-            "domain": self.domain,
-            "reasons": self.reasons,
-            "disclosed": self.disclosed,
-            "holderDid": self.holder,
-            "credentialId": self.credential_id,
-            "issuerDid": self.issuer,
-            "dateCreated": iso_millis(self.created_ms),
-            "dateCompleted": self.completed_ms.map(iso_millis),
-        });
-        if let Some(links) = links {
-            value["invitation"] = links;
-        }
-        value
-    }
-}
 
 /// The host (and port) of a base URL: the `domain` proofs are bound to.
 fn domain_of(public_url: &str) -> String {
