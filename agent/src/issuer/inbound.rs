@@ -284,14 +284,14 @@ pub fn inbox<S: IssuerStorage>(issuer: &Arc<Issuer<S>>) -> std::sync::Weak<dyn I
 
 #[cfg(test)]
 mod tests {
-    use lanyard_protocol::did::{did_peer_2, PeerDidSpec, PeerService, Resolver};
+    use lanyard_protocol::did::Resolver;
     use lanyard_protocol::didcomm::DidComm;
-    use lanyard_protocol::keys::{KeyRing, KeyType};
+    use lanyard_protocol::keys::KeyRing;
     use serde_json::json;
 
     use super::*;
     use crate::issuer::customers::Status;
-    use crate::issuer::outbox::tests::issuer;
+    use crate::issuer::outbox::tests::{issuer, phone_did};
     use crate::issuer::IssuerLimits;
 
     #[tokio::test]
@@ -308,15 +308,7 @@ mod tests {
             .unwrap();
         // A phone the mediator does not serve: an answer to it cannot be handed over.
         let ring = Arc::new(KeyRing::new());
-        let phone = did_peer_2(&PeerDidSpec {
-            authentication: vec![ring.generate(KeyType::Ed25519)],
-            key_agreement: vec![ring.generate(KeyType::X25519)],
-            services: vec![PeerService {
-                uri: "http://elsewhere.test/didcomm".into(),
-                routing_keys: vec![],
-                accept: vec!["didcomm/v2".into()],
-            }],
-        });
+        let phone = phone_did(&ring, "http://elsewhere.test/didcomm");
         let receive = |body: serde_json::Value| {
             let (issuer, ring, phone, org, pthid) = (
                 &issuer,

@@ -405,19 +405,23 @@ pub(super) mod tests {
         .with_limits(limits)
     }
 
-    /// A phone's DID routed through the mediator, which it never asked for mediation: every
-    /// hand-over to it is refused.
-    fn unmediated_phone() -> String {
-        let ring = KeyRing::new();
+    /// A phone's DID with keys in `ring`, served at `uri`.
+    pub(crate) fn phone_did(ring: &KeyRing, uri: &str) -> String {
         did_peer_2(&PeerDidSpec {
             authentication: vec![ring.generate(KeyType::Ed25519)],
             key_agreement: vec![ring.generate(KeyType::X25519)],
             services: vec![PeerService {
-                uri: "http://agent.test/didcomm".into(),
+                uri: uri.into(),
                 routing_keys: vec![],
                 accept: vec!["didcomm/v2".into()],
             }],
         })
+    }
+
+    /// A phone's DID routed through the mediator, which it never asked for mediation: every
+    /// hand-over to it is refused.
+    fn unmediated_phone() -> String {
+        phone_did(&KeyRing::new(), "http://agent.test/didcomm")
     }
 
     async fn queue(issuer: &Issuer<SledIssuerStorage>, org: &Org, to: &str, n: usize) {
