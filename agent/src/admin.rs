@@ -33,12 +33,22 @@ impl std::fmt::Debug for AdminToken {
 /// Why an admin token was refused at start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
+    /// Shorter than [`MIN_ADMIN_TOKEN_LEN`].
     #[error(
         "{origin} holds an admin token of {len} characters; at least {MIN_ADMIN_TOKEN_LEN} are required"
     )]
-    TooShort { origin: String, len: usize },
+    TooShort {
+        /// Where the token was read (a variable's or a file's name).
+        origin: String,
+        /// Its length in characters.
+        len: usize,
+    },
+    /// Holds spaces, control or non-ASCII characters.
     #[error("{origin}: the admin token must be visible ASCII characters without spaces")]
-    NotPrintable { origin: String },
+    NotPrintable {
+        /// Where the token was read.
+        origin: String,
+    },
 }
 
 impl AdminToken {
@@ -81,11 +91,110 @@ impl AdminToken {
     }
 }
 
+/// Why an administration step did not happen; each names what was wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The admin token is not usable.
+    #[error(transparent)]
+    Token(#[from] AdminTokenError),
+    /// The data folder (its identity, keys or token file) cannot be read or written.
+    #[error(transparent)]
+    DataFolder(#[from] crate::identity::IdentityError),
+    /// The agent's address could not be recorded in the data folder.
+    #[error("{}: {source}", path.display())]
+    Record {
+        /// The address file.
+        path: std::path::PathBuf,
+        /// Why it was not written.
+        source: std::io::Error,
+    },
+    /// An agent URL that is not one.
+    #[error("{url:?} is not a URL: {reason}")]
+    NotAUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The admin token would go over plain http to a host that is not this machine.
+    #[error(
+        "not sending the admin token over plain http to {host}: use an https URL \
+         (LANYARD_PUBLIC_URL=https://...), or run this on the agent's machine where it \
+         answers on a loopback address"
+    )]
+    PlainHttp {
+        /// The host it would go to.
+        host: String,
+    },
+    /// An agent URL of another scheme than http(s).
+    #[error("{url}: {scheme} is neither http nor https")]
+    Scheme {
+        /// The URL.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("the HTTP client: {0}")]
+    Client(reqwest::Error),
+    /// The agent at `url` could not be asked, or its answer not read.
+    #[error("the agent at {url}: {reason}")]
+    Unreachable {
+        /// The agent's URL.
+        url: String,
+        /// What failed.
+        reason: reqwest::Error,
+    },
+    /// The agent answered without JSON.
+    #[error("the agent at {url} answered {status} without JSON: {reason}")]
+    NotJson {
+        /// The agent's URL.
+        url: String,
+        /// Its answer's status.
+        status: reqwest::StatusCode,
+        /// Why the body does not read.
+        reason: reqwest::Error,
+    },
+    /// The agent refused the request; its message says why.
+    #[error("the agent at {url} refused: {message}")]
+    Refused {
+        /// The agent's URL.
+        url: String,
+        /// The agent's error message.
+        message: String,
+    },
+    /// An agent holds the data folder but answered at none of the addresses tried.
+    #[error(
+        "an agent is running on the data folder {} (its store is locked), but nothing \
+         answered at {tried}{refusals}. Run this with the agent's configuration \
+         (LANYARD_CONFIG, or LANYARD_LISTEN / LANYARD_PUBLIC_URL as the agent has them), \
+         or stop the agent and run it again",
+        data_dir.display()
+    )]
+    NoAnswer {
+        /// The data folder.
+        data_dir: std::path::PathBuf,
+        /// The addresses tried (or "any address").
+        tried: String,
+        /// Why other addresses were not tried, each after "; ".
+        refusals: String,
+    },
+    /// Every address was refused for the admin token.
+    #[error("{}; nothing was created", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Withheld(Vec<AdminError>),
+    /// The issuer store could not be opened.
+    #[error("issuer store: {0}")]
+    Store(crate::storage::StorageError),
+    /// The issuer refused or failed to create the organisation.
+    #[error(transparent)]
+    Issuer(#[from] crate::issuer::IssuerError),
+}
+
 /// The admin token of `config`: `LANYARD_ADMIN_TOKEN`, else the one kept in the data folder.
-pub fn admin_token(config: &Config) -> Result<AdminToken, String> {
+pub fn admin_token(config: &Config) -> Result<AdminToken, AdminError> {
     match &config.admin_token {
-        Some(token) => AdminToken::new(token, "LANYARD_ADMIN_TOKEN").map_err(|e| e.to_string()),
-        None => crate::identity::admin_token(&config.data_dir).map_err(|e| e.to_string()),
+        Some(token) => Ok(AdminToken::new(token, "LANYARD_ADMIN_TOKEN")?),
+        None => crate::identity::admin_token(&config.data_dir).map_err(AdminError::DataFolder),
     }
 }
 
@@ -106,12 +215,12 @@ fn local_url(mut addr: SocketAddr) -> String {
 
 /// Records in `data_dir` the URL an agent bound to `addr` answers at on this machine, for
 /// `agent org create` (written whole or not at all).
-pub fn record_address(data_dir: &Path, addr: SocketAddr) -> Result<(), String> {
+pub fn record_address(data_dir: &Path, addr: SocketAddr) -> Result<(), AdminError> {
     let path = data_dir.join(ADDRESS_FILE);
     let partial = data_dir.join(format!("{ADDRESS_FILE}.partial"));
     std::fs::write(&partial, format!("{}\n", local_url(addr)))
         .and_then(|()| std::fs::rename(&partial, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| AdminError::Record { path, source })
 }
 
 /// The URL the agent holding `data_dir` recorded, if it is one (a loopback http URL).
@@ -123,8 +232,11 @@ fn recorded_url(data_dir: &Path) -> Option<String> {
 
 /// Whether the admin token may be sent to `url`: over https, or plain http to a loopback
 /// address only. The refusal says why.
-fn token_may_go_to(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+fn token_may_go_to(url: &str) -> Result<(), AdminError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| AdminError::NotAUrl {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
     let host = parsed.host_str().unwrap_or_default();
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
@@ -135,13 +247,13 @@ fn token_may_go_to(url: &str) -> Result<(), String> {
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
-        "http" => Err(format!(
-            "not sending the admin token over plain http to {}: use an https URL \
-             (LANYARD_PUBLIC_URL=https://...), or run this on the agent's machine where it \
-             answers on a loopback address",
-            host
-        )),
-        other => Err(format!("{url}: {other} is neither http nor https")),
+        "http" => Err(AdminError::PlainHttp {
+            host: host.to_string(),
+        }),
+        other => Err(AdminError::Scheme {
+            url: url.to_string(),
+            scheme: other.to_string(),
+        }),
     }
 }
 
@@ -158,7 +270,7 @@ fn held_by_an_agent(data_dir: &Path) -> bool {
 /// How a POST to one agent went.
 enum Reached {
     /// The agent answered: the organisation, or its refusal.
-    Answered(Result<Value, String>),
+    Answered(Result<Value, AdminError>),
     /// Nothing answers there.
     Nobody,
 }
@@ -173,29 +285,39 @@ async fn post_org(client: &reqwest::Client, url: &str, token: &str, name: &str) 
     {
         Ok(response) => response,
         Err(error) if error.is_connect() => return Reached::Nobody,
-        Err(error) => return Reached::Answered(Err(format!("the agent at {url}: {error}"))),
+        Err(reason) => {
+            return Reached::Answered(Err(AdminError::Unreachable {
+                url: url.to_string(),
+                reason,
+            }))
+        }
     };
     let status = response.status();
     let body: Value = match response.json().await {
         Ok(body) => body,
-        Err(e) => {
-            return Reached::Answered(Err(format!(
-                "the agent at {url} answered {status} without JSON: {e}"
-            )))
+        Err(reason) => {
+            return Reached::Answered(Err(AdminError::NotJson {
+                url: url.to_string(),
+                status,
+                reason,
+            }))
         }
     };
     Reached::Answered(if status.is_success() {
         Ok(body["data"].clone())
     } else {
-        Err(format!(
-            "the agent at {url} refused: {}",
-            body["error"]["message"].as_str().unwrap_or("(no message)")
-        ))
+        Err(AdminError::Refused {
+            url: url.to_string(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("(no message)")
+                .to_string(),
+        })
     })
 }
 
 /// Creates an organisation; returns it as the API shows it, with its API key.
-pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
+pub async fn create_org(config: &Config, name: &str) -> Result<Value, AdminError> {
     let data_dir = &config.data_dir;
     let has_data = data_dir.join("identity").exists();
     if has_data {
@@ -224,7 +346,7 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
             .timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(AdminError::Client)?;
         for url in &urls {
             if tried.contains(url) {
                 continue;
@@ -244,46 +366,46 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, String> {
         .map(|why| format!("; {why}"))
         .collect::<String>();
     if has_data {
-        return Err(format!(
-            "an agent is running on the data folder {} (its store is locked), but nothing \
-             answered at {}{refusals}. Run this with the agent's configuration \
-             (LANYARD_CONFIG, or LANYARD_LISTEN / LANYARD_PUBLIC_URL as the agent has them), \
-             or stop the agent and run it again",
-            data_dir.display(),
-            if tried.is_empty() {
+        return Err(AdminError::NoAnswer {
+            data_dir: data_dir.clone(),
+            tried: if tried.is_empty() {
                 "any address".to_string()
             } else {
                 tried.join(", ")
             },
-        ));
+            refusals,
+        });
     }
     if !refused.is_empty() {
-        return Err(format!("{}; nothing was created", refused.join("; ")));
+        return Err(AdminError::Withheld(refused));
     }
     create_offline(config, name).await
 }
 
 /// Creates the organisation in the data folder, with no agent running on it.
-async fn create_offline(config: &Config, name: &str) -> Result<Value, String> {
+async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError> {
     let url = config
         .public_url
         .clone()
         .unwrap_or_else(|| local_url(config.listen));
     let identity = crate::identity::load_or_create(&config.data_dir, &format!("{url}/didcomm"))
-        .map_err(|e| e.to_string())?;
+        .map_err(AdminError::DataFolder)?;
+    let store_key = identity
+        .issuer_store_key()
+        .map_err(AdminError::DataFolder)?;
     let storage = SledIssuerStorage::open(
         &config.data_dir.join("issuer"),
         config.commit_window,
-        &*identity.issuer_store_key().map_err(|e| e.to_string())?,
+        &store_key,
     )
-    .map_err(|e| format!("issuer store: {e}"))?;
+    .map_err(AdminError::Store)?;
     let issuer = Issuer::new(
         storage,
         identity.keys.clone(),
         Arc::clone(&identity.store),
         url,
     );
-    let (org, api_key) = issuer.create_org(name).await.map_err(|e| e.message)?;
+    let (org, api_key) = issuer.create_org(name).await?;
     Ok(crate::api::org_json(&org, Some(&api_key)))
 }
 
@@ -300,7 +422,11 @@ mod tests {
             "http://[::1]:8080",
             "http://localhost:8080",
         ] {
-            assert_eq!(token_may_go_to(url), Ok(()), "{url}");
+            assert!(
+                token_may_go_to(url).is_ok(),
+                "{url}: {:?}",
+                token_may_go_to(url)
+            );
         }
         for (url, host) in [
             ("http://agent.example.com", "agent.example.com"),
@@ -308,13 +434,16 @@ mod tests {
             ("http://[fd00::2]:8080", "[fd00::2]"),
             ("http://localhost.example.com", "localhost.example.com"),
         ] {
-            let error = token_may_go_to(url).unwrap_err();
+            let error = token_may_go_to(url).unwrap_err().to_string();
             assert!(
                 error.contains(&format!("over plain http to {host}:")),
                 "{url}: {error}"
             );
         }
-        assert!(token_may_go_to("ftp://x").unwrap_err().contains("ftp"));
+        assert!(token_may_go_to("ftp://x")
+            .unwrap_err()
+            .to_string()
+            .contains("ftp"));
     }
 
     #[test]

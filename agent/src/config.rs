@@ -32,6 +32,7 @@ pub struct Config {
     pub deep_link_scheme: String,
     /// `LANYARD_APP_STORE_URL`, `LANYARD_PLAY_STORE_URL`: store links on the invite page.
     pub app_store_url: Option<String>,
+    /// The Play Store listing the invitation page links to (`LANYARD_PLAY_STORE_URL`).
     pub play_store_url: Option<String>,
     /// `LANYARD_APPLE_APP_IDS`: comma-separated `TEAMID.bundle.id`s for
     /// `/.well-known/apple-app-site-association` (universal links to `/i/*`).
@@ -39,6 +40,7 @@ pub struct Config {
     /// `LANYARD_ANDROID_PACKAGE` and `LANYARD_ANDROID_CERT_SHA256` (comma-separated
     /// fingerprints) for `/.well-known/assetlinks.json` (Android App Links).
     pub android_package: Option<String>,
+    /// SHA-256 fingerprints of the Android app's signing certificates (`LANYARD_ANDROID_CERT_SHA256`).
     pub android_cert_sha256: Vec<String>,
     /// `LANYARD_ADMIN_TOKEN`: bearer token for `/admin/*`, at least 16 visible characters (an
     /// empty or shorter one is refused at start); when unset, a random one is kept in
@@ -56,6 +58,7 @@ pub struct Config {
     /// `LANYARD_SMS_URL`: an HTTP SMS gateway that takes `POST {"to", "from", "body"}`;
     /// `LANYARD_SMS_TOKEN`: its bearer token, if it wants one.
     pub sms_url: Option<String>,
+    /// The SMS gateway's bearer token (`LANYARD_SMS_TOKEN`).
     pub sms_token: Option<String>,
     /// `LANYARD_CALLBACK_RETRY_MS`: the first wait before a failed callback is tried again, in
     /// milliseconds (default 1000); each further wait doubles, up to 10 minutes.
@@ -254,14 +257,98 @@ const VARIABLES: [&str; 47] = [
     "LANYARD_CALLBACK_RETENTION_S",
 ];
 
+/// Why the configuration was refused: names the variable (or file key) and what is wrong
+/// with its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+    /// The config file holds something wrong.
+    #[error("config file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it.
+        source: Box<ConfigError>,
+    },
+    /// The file is not TOML.
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// The file has a key that stands for no variable.
+    #[error("unknown key {0:?}")]
+    UnknownKey(String),
+    /// A file key's value is of a type no variable takes.
+    #[error("{key}: {problem}")]
+    FileValue {
+        /// The key.
+        key: String,
+        /// What is wrong with its value.
+        problem: String,
+    },
+    /// A variable's value cannot be read as what it stands for.
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Unreadable {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// Why it does not read.
+        reason: String,
+    },
+    /// A variable's value reads but is not allowed; `value` is as the message shows it.
+    #[error("{name}={value} {problem}")]
+    Refused {
+        /// The variable.
+        name: String,
+        /// Its value, as shown (quoted when text).
+        value: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A number that must be positive is 0.
+    #[error("{0} must be positive")]
+    NotPositive(String),
+    /// A rule over one or more variables is broken; the message names them.
+    #[error("{0}")]
+    Rule(&'static str),
+    /// `LANYARD_ADMIN_TOKEN` is not a usable token.
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin::AdminTokenError),
+    /// An entry of `LANYARD_NET_ALLOW` is not an address, network or host name.
+    #[error("LANYARD_NET_ALLOW: {0}")]
+    NetAllow(lanyard_protocol::net::NetError),
+}
+
+impl ConfigError {
+    /// `name`'s value `value` (shown as given) is refused because of `problem`.
+    fn refused(name: &str, value: impl std::fmt::Display, problem: impl Into<String>) -> Self {
+        ConfigError::Refused {
+            name: name.to_string(),
+            value: value.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// `name`'s value `value` is outside `min..=max`.
+    fn out_of_range(name: &str, value: u64, min: u64, max: u64) -> Self {
+        ConfigError::refused(name, value, format!("is not between {min} and {max}"))
+    }
+}
+
 /// A config file's entries as the variables they stand for; unknown keys are refused by name.
-pub fn file_vars(text: &str) -> Result<HashMap<String, String>, String> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+pub fn file_vars(text: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let table: toml::Table = text.parse()?;
     let mut vars = HashMap::new();
     for (key, value) in table {
         let name = format!("LANYARD_{}", key.to_ascii_uppercase());
         if !VARIABLES.contains(&name.as_str()) {
-            return Err(format!("unknown key {key:?}"));
+            return Err(ConfigError::UnknownKey(key));
         }
         let text = match value {
             toml::Value::String(s) => s,
@@ -271,15 +358,21 @@ pub fn file_vars(text: &str) -> Result<HashMap<String, String>, String> {
                 .into_iter()
                 .map(|item| match item {
                     toml::Value::String(s) => Ok(s),
-                    other => Err(format!("{key}: {} is not a string", other.type_str())),
+                    other => Err(ConfigError::FileValue {
+                        key: key.clone(),
+                        problem: format!("{} is not a string", other.type_str()),
+                    }),
                 })
                 .collect::<Result<Vec<_>, _>>()?
                 .join(","),
             other => {
-                return Err(format!(
-                    "{key}: a {} is neither a string, a number, a boolean nor a list",
-                    other.type_str()
-                ))
+                return Err(ConfigError::FileValue {
+                    problem: format!(
+                        "a {} is neither a string, a number, a boolean nor a list",
+                        other.type_str()
+                    ),
+                    key,
+                })
             }
         };
         vars.insert(name, text);
@@ -287,27 +380,34 @@ pub fn file_vars(text: &str) -> Result<HashMap<String, String>, String> {
     Ok(vars)
 }
 
-fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String>
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    value
-        .parse()
-        .map_err(|e| format!("{name}={value:?} is not valid: {e}"))
+    value.parse().map_err(|e: T::Err| ConfigError::Unreadable {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 impl Config {
     /// The defaults, the config file, then every `LANYARD_*` variable.
-    pub fn from_env() -> Result<Config, String> {
+    pub fn from_env() -> Result<Config, ConfigError> {
         let path = match std::env::var("LANYARD_CONFIG") {
             Ok(path) => Some(std::path::PathBuf::from(path)),
             Err(_) => Some(std::path::PathBuf::from("lanyard.toml")).filter(|p| p.exists()),
         };
         let file = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("config file {}: {e}", path.display()))?;
-                file_vars(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(source) => return Err(ConfigError::Read { path, source }),
+                };
+                file_vars(&text).map_err(|e| ConfigError::File {
+                    path,
+                    source: Box::new(e),
+                })?
             }
             None => HashMap::new(),
         };
@@ -315,14 +415,18 @@ impl Config {
     }
 
     /// The defaults with variables from `get` applied.
-    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         if let Some(v) = get("LANYARD_LISTEN") {
             config.listen = parse("LANYARD_LISTEN", &v)?;
         }
         if let Some(v) = get("LANYARD_PUBLIC_URL") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
-                return Err(format!("LANYARD_PUBLIC_URL={v:?} is not an http(s) URL"));
+                return Err(ConfigError::refused(
+                    "LANYARD_PUBLIC_URL",
+                    format!("{v:?}"),
+                    "is not an http(s) URL",
+                ));
             }
             config.public_url = Some(v.trim_end_matches('/').to_string());
         }
@@ -343,8 +447,10 @@ impl Config {
                 && v.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
             if !valid {
-                return Err(format!(
-                    "LANYARD_DEEP_LINK_SCHEME={v:?} is not a URL scheme"
+                return Err(ConfigError::refused(
+                    "LANYARD_DEEP_LINK_SCHEME",
+                    format!("{v:?}"),
+                    "is not a URL scheme",
                 ));
             }
             config.deep_link_scheme = v.to_ascii_lowercase();
@@ -365,15 +471,16 @@ impl Config {
         config.android_package = get("LANYARD_ANDROID_PACKAGE");
         config.android_cert_sha256 = list(get("LANYARD_ANDROID_CERT_SHA256"));
         if let Some(token) = get("LANYARD_ADMIN_TOKEN") {
-            let token = crate::admin::AdminToken::new(&token, "LANYARD_ADMIN_TOKEN")
-                .map_err(|e| e.to_string())?;
+            let token = crate::admin::AdminToken::new(&token, "LANYARD_ADMIN_TOKEN")?;
             config.admin_token = Some(token.expose().to_string());
         }
         if let Some(v) = get("LANYARD_COMMIT_WINDOW_US") {
             let micros: u64 = parse("LANYARD_COMMIT_WINDOW_US", &v)?;
             if micros > 100_000 {
-                return Err(format!(
-                    "LANYARD_COMMIT_WINDOW_US={micros} is more than 100000 (0.1 s)"
+                return Err(ConfigError::refused(
+                    "LANYARD_COMMIT_WINDOW_US",
+                    micros,
+                    "is more than 100000 (0.1 s)",
                 ));
             }
             config.commit_window = Duration::from_micros(micros);
@@ -387,26 +494,31 @@ impl Config {
         if let Some(v) = get("LANYARD_CALLBACK_RETRY_MS") {
             let ms: u64 = parse("LANYARD_CALLBACK_RETRY_MS", &v)?;
             if !(1..=600_000).contains(&ms) {
-                return Err(format!(
-                    "LANYARD_CALLBACK_RETRY_MS={ms} is not between 1 and 600000"
+                return Err(ConfigError::out_of_range(
+                    "LANYARD_CALLBACK_RETRY_MS",
+                    ms,
+                    1,
+                    600_000,
                 ));
             }
             config.callback_retry = Duration::from_millis(ms);
         }
         // Issuer side: outbox bounds and per-organisation rate limits.
-        let bounded =
-            |name: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, String> {
-                let Some(v) = get(name) else { return Ok(None) };
-                let n: u64 = parse(name, &v)?;
-                if !range.contains(&n) {
-                    return Err(format!(
-                        "{name}={n} is not between {} and {}",
-                        range.start(),
-                        range.end()
-                    ));
-                }
-                Ok(Some(n))
-            };
+        let bounded = |name: &str,
+                       range: std::ops::RangeInclusive<u64>|
+         -> Result<Option<u64>, ConfigError> {
+            let Some(v) = get(name) else { return Ok(None) };
+            let n: u64 = parse(name, &v)?;
+            if !range.contains(&n) {
+                return Err(ConfigError::out_of_range(
+                    name,
+                    n,
+                    *range.start(),
+                    *range.end(),
+                ));
+            }
+            Ok(Some(n))
+        };
         let limits = &mut config.issuer_limits;
         if let Some(secs) = bounded("LANYARD_OUTBOX_TTL_SECS", 1..=365 * 24 * 3600)? {
             limits.outbox_ttl = Duration::from_secs(secs);
@@ -433,11 +545,11 @@ impl Config {
         if let Some(v) = get("LANYARD_MEDIATION_ADMISSION") {
             config.limits.admission = parse("LANYARD_MEDIATION_ADMISSION", &v)?;
         }
-        let positive = |name: &str| -> Result<Option<u64>, String> {
+        let positive = |name: &str| -> Result<Option<u64>, ConfigError> {
             match get(name) {
                 None => Ok(None),
                 Some(v) => match parse::<u64>(name, &v)? {
-                    0 => Err(format!("{name} must be positive")),
+                    0 => Err(ConfigError::NotPositive(name.to_string())),
                     n => Ok(Some(n)),
                 },
             }
@@ -483,12 +595,12 @@ impl Config {
             .iter()
             .map(|entry| entry.parse())
             .collect::<Result<_, lanyard_protocol::net::NetError>>()
-            .map_err(|e| format!("LANYARD_NET_ALLOW: {e}"))?;
-        let millis = |name: &str, max: u64| -> Result<Option<Duration>, String> {
+            .map_err(ConfigError::NetAllow)?;
+        let millis = |name: &str, max: u64| -> Result<Option<Duration>, ConfigError> {
             let Some(v) = get(name) else { return Ok(None) };
             let ms: u64 = parse(name, &v)?;
             if !(1..=max).contains(&ms) {
-                return Err(format!("{name}={ms} is not between 1 and {max}"));
+                return Err(ConfigError::out_of_range(name, ms, 1, max));
             }
             Ok(Some(Duration::from_millis(ms)))
         };
@@ -501,10 +613,10 @@ impl Config {
         if let Some(d) = millis("LANYARD_CALLBACK_TIMEOUT_MS", 600_000)? {
             config.callback_timeout = d;
         }
-        let positive = |name: &str| -> Result<Option<usize>, String> {
+        let positive = |name: &str| -> Result<Option<usize>, ConfigError> {
             let Some(v) = get(name) else { return Ok(None) };
             match parse(name, &v)? {
-                0 => Err(format!("{name} must be positive")),
+                0 => Err(ConfigError::NotPositive(name.to_string())),
                 n => Ok(Some(n)),
             }
         };
@@ -522,10 +634,14 @@ impl Config {
                 Duration::from_secs(parse("LANYARD_CALLBACK_RETENTION_S", &v)?);
         }
         if config.max_message_bytes < 1024 {
-            return Err("LANYARD_MAX_MESSAGE_BYTES must be at least 1024".into());
+            return Err(ConfigError::Rule(
+                "LANYARD_MAX_MESSAGE_BYTES must be at least 1024",
+            ));
         }
         if config.limits.queue_cap == 0 || config.limits.max_delivery == 0 {
-            return Err("LANYARD_QUEUE_CAP and LANYARD_MAX_DELIVERY must be positive".into());
+            return Err(ConfigError::Rule(
+                "LANYARD_QUEUE_CAP and LANYARD_MAX_DELIVERY must be positive",
+            ));
         }
         Ok(config)
     }
@@ -551,27 +667,35 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.limits.queue_cap, 9, "the environment wins");
         assert_eq!(config.apple_app_ids, vec!["A.b", "C.d"]);
-        let error = file_vars("lisen = \"x\"").unwrap_err();
+        // Without the variable, the file's queue_cap is the one read.
+        let config = Config::from_vars(|name| file.get(name).cloned()).unwrap();
+        assert_eq!(config.limits.queue_cap, 7, "the file's value is read");
+        assert_ne!(Config::default().limits.queue_cap, 7);
+        let error = file_vars("lisen = \"x\"").unwrap_err().to_string();
         assert!(error.contains("unknown key \"lisen\""), "{error}");
         assert!(file_vars("listen = [1]")
             .unwrap_err()
+            .to_string()
             .contains("not a string"));
         assert!(file_vars("listen = ").is_err());
     }
 
     #[test]
     fn bad_values_are_named() {
-        let error =
-            Config::from_vars(|n| (n == "LANYARD_LISTEN").then(|| "nowhere".into())).unwrap_err();
+        let error = Config::from_vars(|n| (n == "LANYARD_LISTEN").then(|| "nowhere".into()))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("LANYARD_LISTEN=\"nowhere\""), "{error}");
         let error = Config::from_vars(|n| (n == "LANYARD_PUBLIC_URL").then(|| "ftp://x".into()))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("LANYARD_PUBLIC_URL"), "{error}");
         let config = Config::from_vars(|n| (n == "LANYARD_QUEUE_CAP").then(|| "5".into())).unwrap();
         assert_eq!(config.limits.queue_cap, 5);
         let error =
             Config::from_vars(|n| (n == "LANYARD_COMMIT_WINDOW_US").then(|| "200000".into()))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("LANYARD_COMMIT_WINDOW_US=200000"), "{error}");
         let config =
             Config::from_vars(|n| (n == "LANYARD_COMMIT_WINDOW_US").then(|| "0".into())).unwrap();
@@ -600,13 +724,15 @@ mod tests {
         assert_eq!(limits.invitations_sent.per_period, 10);
         assert_eq!(limits.invitations_sent.burst, 4);
         let error = Config::from_vars(|n| (n == "LANYARD_OUTBOX_MAX_ATTEMPTS").then(|| "0".into()))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("LANYARD_OUTBOX_MAX_ATTEMPTS=0 is not between 1 and 10000"),
             "{error}"
         );
         let error = Config::from_vars(|n| (n == "LANYARD_INVITATION_BURST").then(|| "x".into()))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("LANYARD_INVITATION_BURST=\"x\""), "{error}");
         assert!(file_vars("outbox_ttl_secs = 5").is_ok());
     }
@@ -653,7 +779,8 @@ mod tests {
 
         let error =
             Config::from_vars(|n| (n == "LANYARD_MEDIATION_ADMISSION").then(|| "anyone".into()))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(
             error.contains("LANYARD_MEDIATION_ADMISSION=\"anyone\""),
             "{error}"
@@ -663,7 +790,8 @@ mod tests {
             "{error}"
         );
         let error = Config::from_vars(|n| (n == "LANYARD_MAX_CONNECTIONS").then(|| "0".into()))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("LANYARD_MAX_CONNECTIONS must be positive"),
             "{error}"
@@ -693,7 +821,8 @@ mod tests {
         assert!(config.callback_retention.is_zero());
         let error =
             Config::from_vars(|n| (n == "LANYARD_NET_ALLOW").then(|| "10.0.0.0/8,a b".into()))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(
             error.contains("LANYARD_NET_ALLOW") && error.contains("\"a b\""),
             "{error}"
@@ -703,8 +832,9 @@ mod tests {
         let config = Config::from_vars(|n| file.get(n).cloned()).unwrap();
         assert!(config.net.allow_loopback);
         assert_eq!(config.net.allow.len(), 1);
-        let error =
-            Config::from_vars(|n| (n == "LANYARD_NET_PER_HOST").then(|| "0".into())).unwrap_err();
+        let error = Config::from_vars(|n| (n == "LANYARD_NET_PER_HOST").then(|| "0".into()))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("LANYARD_NET_PER_HOST must be positive"),
             "{error}"

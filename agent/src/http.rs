@@ -470,17 +470,17 @@ async fn inbound<S: MediatorStorage, I: IssuerStorage>(
     }
 }
 
-/// Whether the request carries the admin bearer token (compared in constant time).
-fn authorised<S, I>(state: &AppState<S, I>, headers: &HeaderMap) -> bool {
-    state.admin_token.authorises(headers)
+impl<S, I> axum::extract::FromRef<Arc<AppState<S, I>>> for crate::admin::AdminToken {
+    fn from_ref(state: &Arc<AppState<S, I>>) -> crate::admin::AdminToken {
+        state.admin_token.clone()
+    }
 }
 
 /// An error in the API's envelope (`{"error": {"code", "message"}}`), through the API layer's
-/// one `ApiError: IntoResponse`. The admin routes check the bearer token with
-/// [`authorised`] until the API layer's admin-auth extractor is merged (issue 12).
+/// one `ApiError: IntoResponse`.
 fn api_error(status: StatusCode, code: &'static str, message: &str) -> Response {
-    crate::issuer::ApiError {
-        status: status.as_u16(),
+    crate::api::ApiError {
+        status,
         code,
         message: message.to_string(),
     }
@@ -488,17 +488,10 @@ fn api_error(status: StatusCode, code: &'static str, message: &str) -> Response 
 }
 
 async fn create_invitation<S: MediatorStorage, I: IssuerStorage>(
+    _: crate::api::Admin,
     State(state): Shared<S, I>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorised(&state, &headers) {
-        return api_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong admin bearer token",
-        );
-    }
     let mut request: NewInvitation = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()),

@@ -64,10 +64,12 @@ pub enum StartError {
     /// The hardened outbound HTTP client cannot be built.
     #[error("outbound HTTP: {0}")]
     Net(#[from] lanyard_protocol::net::NetError),
-    /// A setting is refused (the SMTP or SMS gateway URL, the admin token), in its checker's
-    /// words.
-    #[error("{0}")]
-    Setting(String),
+    /// The SMTP or SMS gateway setting is refused, in its checker's words.
+    #[error(transparent)]
+    Delivery(#[from] issuer::DeliveryError),
+    /// The admin token is refused or cannot be read.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// A running agent.
@@ -148,9 +150,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.limits.clone(),
     ));
     let mailer = match &config.smtp_url {
-        Some(url) => Some(
-            issuer::delivery::Mailer::new(url, &config.smtp_from).map_err(StartError::Setting)?,
-        ),
+        Some(url) => Some(issuer::Mailer::new(url, &config.smtp_from)?),
         None => None,
     };
     // One hardened client for what the agent fetches; callbacks get their own time limit.
@@ -169,10 +169,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             ..net
         })?;
     let sms = match &config.sms_url {
-        Some(url) => Some(
-            issuer::delivery::SmsGateway::new(url, config.sms_token.clone(), http.clone())
-                .map_err(StartError::Setting)?,
-        ),
+        Some(url) => Some(issuer::SmsGateway::new(
+            url,
+            config.sms_token.clone(),
+            http.clone(),
+        )?),
         None => None,
     };
     let issuer = Arc::new(
@@ -195,17 +196,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.
     tokio::spawn(issuer::run_outbox(Arc::downgrade(&issuer)));
-    tokio::spawn(issuer::callbacks::run(
+    tokio::spawn(issuer::run_callbacks(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),
-        issuer::callbacks::Deliveries {
+        issuer::Deliveries {
             client: callback_client,
             retry_unit: config.callback_retry,
             concurrency: config.callback_concurrency,
             retention: config.callback_retention,
         },
     ));
-    let admin_token = admin::admin_token(&config).map_err(StartError::Setting)?;
+    let admin_token = admin::admin_token(&config)?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     // Queued messages past the age limit are dropped (also on read), at least once a minute.
     let sweeper = Arc::downgrade(&mediator);

@@ -84,7 +84,8 @@ fn an_empty_or_short_admin_token_variable_is_refused_by_name() {
         "has a space in it!",
     ] {
         let error = Config::from_vars(|name| (name == "LANYARD_ADMIN_TOKEN").then(|| value.into()))
-            .expect_err(value);
+            .expect_err(value)
+            .to_string();
         assert!(error.contains("LANYARD_ADMIN_TOKEN"), "{value:?}: {error}");
         if value.trim().len() < MIN_ADMIN_TOKEN_LEN {
             assert!(
@@ -150,7 +151,7 @@ fn the_configuration_shows_no_secret() {
 
 #[test]
 fn records_holding_customer_data_show_none_of_it() {
-    use agent::issuer::customers::{AutoIssue, Medium, NewCustomer};
+    use agent::issuer::{AutoIssue, Medium, NewCustomer};
     use agent::issuer::{CredentialState, IssuedCredential};
     use serde_json::json;
     let values: serde_json::Map<String, serde_json::Value> =

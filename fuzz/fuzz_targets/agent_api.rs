@@ -11,10 +11,12 @@
 
 use std::sync::OnceLock;
 
-use agent::issuer::customers::{valid_email, Medium, NewCustomer};
-use agent::issuer::issuance::{rows_from_csv, rows_from_json, MAX_BATCH_ROWS};
-use agent::issuer::templates::{valid_field_name, Template, TemplateSpec, MAX_CUSTOM_FIELDS};
-use agent::issuer::ApiError;
+use agent::issuer::{
+    rows_from_csv, rows_from_json, valid_email, valid_field_name, Medium, NewCustomer, Template,
+    TemplateSpec, MAX_BATCH_ROWS, MAX_CUSTOM_FIELDS,
+};
+use agent::api::ApiError;
+use agent::issuer::IssuerError;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
@@ -91,12 +93,13 @@ fn onboard(body: &Value) {
     }
 }
 
-fn check_error(error: &ApiError) {
-    assert!((400..500).contains(&error.status), "{error:?}");
-    assert!(!error.message.is_empty());
+fn check_error(error: &IssuerError) {
+    let answer = ApiError::from(error.clone());
+    assert!(answer.status.is_client_error(), "{error:?}");
+    assert!(!answer.message.is_empty());
 }
 
-fn rows(parsed: Result<Vec<Result<Value, ApiError>>, ApiError>) {
+fn rows(parsed: Result<Vec<Result<Value, IssuerError>>, IssuerError>) {
     match parsed {
         Ok(rows) => {
             assert!(

@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::{iso_millis, now_ms};
-use super::{ApiError, Issuer, Org};
+use super::{Issuer, IssuerError, Org};
 
 /// Collections of this module.
 const CALLBACKS: &str = "callbacks";
@@ -27,14 +27,16 @@ pub(crate) const EVENTS: &str = "events";
 const SECRETS_TREE: &str = "callback_secrets";
 
 /// Deliveries tried per event before giving up.
-pub const MAX_ATTEMPTS: u32 = 8;
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
 /// The largest answer a receiver may give (its status is what counts).
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// An organisation's callback endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackConfig {
+    /// Where events are POSTed.
     pub url: String,
+    /// When the configuration last changed (ms since the epoch).
     pub updated_ms: u64,
 }
 
@@ -50,15 +52,22 @@ pub struct Attempt {
 /// An event waiting for, or done with, delivery. `Debug` redacts its data (disclosed values).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The event's id (the `x-lanyard-delivery` header).
     pub id: String,
+    /// The organisation it belongs to.
     pub org_id: String,
+    /// What happened, e.g. `credential.issued`.
     #[serde(rename = "type")]
     pub type_: String,
+    /// The event's details.
     pub data: Value,
+    /// When it happened (ms since the epoch).
     pub created_ms: u64,
+    /// The delivery attempts so far.
     pub attempts: Vec<Attempt>,
     /// When to try next; None once delivered or given up.
     pub next_attempt_ms: Option<u64>,
+    /// Whether a delivery succeeded.
     pub delivered: bool,
 }
 
@@ -76,6 +85,7 @@ lanyard_protocol::redacted_debug!(Event {
 });
 
 impl Event {
+    /// An event of `type_` for `org` with `data`, not delivered yet.
     pub fn new(org: &Org, type_: &str, data: Value) -> Event {
         Event {
             id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
@@ -104,27 +114,11 @@ impl Event {
             "data": self.data,
         })
     }
-
-    pub fn to_api(&self) -> Value {
-        json!({
-            "id": self.id,
-            "type": self.type_,
-            "data": self.data,
-            "dateCreated": iso_millis(self.created_ms),
-            "delivered": self.delivered,
-            "nextAttempt": self.next_attempt_ms.map(iso_millis),
-            "attempts": self.attempts.iter().map(|a| json!({
-                "at": iso_millis(a.at_ms),
-                "status": a.status,
-                "error": a.error,
-            })).collect::<Vec<_>>(),
-        })
-    }
 }
 
 /// The delay before attempt `n` (1-based) after a failure: 1 s, 2 s, 4 s, ... capped at 10 min,
 /// scaled by `unit` (tests use a small unit).
-pub fn backoff(attempts: u32, unit: Duration) -> Duration {
+pub(crate) fn backoff(attempts: u32, unit: Duration) -> Duration {
     let factor = 1u32 << attempts.saturating_sub(1).min(10);
     (unit * factor).min(Duration::from_secs(600))
 }
@@ -143,7 +137,7 @@ fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
 }
 
 /// The `X-Lanyard-Signature` header value of `body` sent at `timestamp`.
-pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     let hex = hmac_hex(secret, &[timestamp.to_string().as_bytes(), b".", body]);
     format!("t={timestamp},v1={hex}")
 }
@@ -155,26 +149,26 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         org: &Org,
         body: &Value,
-    ) -> Result<(CallbackConfig, Option<String>), ApiError> {
+    ) -> Result<(CallbackConfig, Option<String>), IssuerError> {
         let Value::Object(fields) = body else {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
+            return Err(IssuerError::bad_request("the body must be a JSON object"));
         };
         if let Some(unknown) = fields.keys().find(|k| *k != "url" && *k != "rotateSecret") {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 "is not a callback field (url, rotateSecret)",
             ));
         }
         let url = match fields.get("url") {
             Some(Value::String(url)) => url.trim().to_string(),
-            None | Some(Value::Null) => return Err(ApiError::field("url", "is required")),
-            Some(_) => return Err(ApiError::field("url", "must be a string")),
+            None | Some(Value::Null) => return Err(IssuerError::field("url", "is required")),
+            Some(_) => return Err(IssuerError::field("url", "must be a string")),
         };
         if !(url.starts_with("https://") || url.starts_with("http://"))
             || url.len() > 2048
             || url.contains(char::is_whitespace)
         {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 "url",
                 &format!("{url:?} is not an http(s) URL"),
             ));
@@ -182,17 +176,17 @@ impl<S: IssuerStorage> Issuer<S> {
         // What can be told before any fetch: https, and an IP-literal host that is public.
         // A host name is checked each time it is resolved, at delivery.
         if let Err(error) = self.http.check_url(&url) {
-            return Err(ApiError::field("url", &error.to_string()));
+            return Err(IssuerError::field("url", &error.to_string()));
         }
         let rotate = match fields.get("rotateSecret") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(rotate)) => *rotate,
-            Some(_) => return Err(ApiError::field("rotateSecret", "must be true or false")),
+            Some(_) => return Err(IssuerError::field("rotateSecret", "must be true or false")),
         };
         let has_secret = self
             .identity
             .contains(SECRETS_TREE, &org.record.id)
-            .map_err(|e| ApiError::internal(&format!("callback secret: {e}")))?;
+            .map_err(|e| IssuerError::internal(&format!("callback secret: {e}")))?;
         let secret = if rotate || !has_secret {
             use rand_core::{OsRng, RngCore};
             let mut bytes = [0u8; 32];
@@ -200,7 +194,7 @@ impl<S: IssuerStorage> Issuer<S> {
             let secret = format!("whsec_{}", lanyard_protocol::encoding::b64u_encode(bytes));
             self.identity
                 .put(SECRETS_TREE, &org.record.id, secret.as_bytes())
-                .map_err(|e| ApiError::internal(&format!("callback secret: {e}")))?;
+                .map_err(|e| IssuerError::internal(&format!("callback secret: {e}")))?;
             Some(secret)
         } else {
             None
@@ -218,12 +212,13 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((config, secret))
     }
 
-    pub async fn callback(&self, org: &Org) -> Result<Option<CallbackConfig>, ApiError> {
+    /// The organisation's callback configuration, if it set one.
+    pub async fn callback(&self, org: &Org) -> Result<Option<CallbackConfig>, IssuerError> {
         Ok(self.storage.get_json(CALLBACKS, &org.record.id).await?)
     }
 
     /// The writes that record `event` for delivery, when the organisation has a callback.
-    pub(crate) async fn event_writes(&self, event: &Event) -> Result<Vec<Write>, ApiError> {
+    pub(crate) async fn event_writes(&self, event: &Event) -> Result<Vec<Write>, IssuerError> {
         if self.storage.get(CALLBACKS, &event.org_id).await?.is_none() {
             return Ok(Vec::new());
         }
@@ -236,7 +231,7 @@ impl<S: IssuerStorage> Issuer<S> {
         org: &Org,
         page: usize,
         page_size: usize,
-    ) -> Result<(Vec<Event>, usize), ApiError> {
+    ) -> Result<(Vec<Event>, usize), IssuerError> {
         let mut all: Vec<Event> = self
             .storage
             .scan_json(EVENTS, &format!("{}/", org.record.id), 0, usize::MAX)
@@ -252,7 +247,7 @@ impl<S: IssuerStorage> Issuer<S> {
     async fn due_events(
         &self,
         retention: Duration,
-    ) -> Result<(BTreeMap<String, Vec<(String, Vec<u8>)>>, Option<u64>), ApiError> {
+    ) -> Result<(BTreeMap<String, Vec<(String, Vec<u8>)>>, Option<u64>), IssuerError> {
         let all: Vec<(String, Vec<u8>)> = self.storage.scan(EVENTS, "", 0, usize::MAX).await?;
         let now = now_ms();
         let retention_ms = retention.as_millis() as u64;
@@ -459,7 +454,7 @@ pub async fn run<S: IssuerStorage + 'static>(
                     next
                 }
                 Err(error) => {
-                    tracing::error!(message = %error.message, "callback deliveries");
+                    tracing::error!(message = %error, "callback deliveries");
                     Some(now_ms() + 5_000)
                 }
             }

@@ -4,17 +4,18 @@
 //! the onboarding status `Initiated` → `Invited` → `Onboarded`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::templates::{json_type, Template};
-use super::time::iso_millis;
-use super::ApiError;
+use super::IssuerError;
 
 /// How the invitation reaches the customer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Medium {
+    /// By email, with the QR code inline.
     Email,
+    /// By SMS, through the configured gateway.
     Sms,
 }
 
@@ -30,6 +31,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status an API filter names (`Initiated`, `Invited`, `Onboarded`).
     pub fn parse(text: &str) -> Option<Status> {
         match text.to_ascii_lowercase().as_str() {
             "initiated" => Some(Status::Initiated),
@@ -39,6 +41,7 @@ impl Status {
         }
     }
 
+    /// The status as the API writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Initiated => "Initiated",
@@ -52,13 +55,16 @@ impl Status {
 /// `{{inviteUrl}}` placeholders.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailTemplate {
+    /// The subject line (one line; placeholders allowed).
     pub subject: String,
+    /// The text (placeholders allowed).
     pub body: String,
 }
 
 /// The credential to issue as soon as the customer connects. `Debug` redacts the values.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoIssue {
+    /// The template offered once the wallet connects.
     pub template_id: String,
     /// Field → value, every one a field of the template.
     pub values: Map<String, Value>,
@@ -72,8 +78,11 @@ lanyard_protocol::redacted_debug!(AutoIssue {
 /// One try at sending the invitation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryAttempt {
+    /// When it was tried (ms since the epoch).
     pub at_ms: u64,
+    /// How it was sent.
     pub medium: Medium,
+    /// Whether the transport took it.
     pub ok: bool,
     /// What the transport said (the SMTP reply or HTTP status), or why it failed.
     pub detail: String,
@@ -83,12 +92,19 @@ pub struct DeliveryAttempt {
 /// the customer's name, email, phone number and email text (a [`Customer`]'s too).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewCustomer {
+    /// The customer's name.
     pub name: String,
+    /// How the invitation goes.
     pub medium: Medium,
+    /// The email address (email medium).
     pub email: Option<String>,
+    /// The phone number in E.164 (SMS medium).
     pub phone_number: Option<String>,
+    /// Who the SMS says it is from (the organisation's name otherwise).
     pub organization_label: Option<String>,
+    /// The invitation email, when not the default one.
     pub email_template: Option<EmailTemplate>,
+    /// The credential offered as soon as the wallet connects.
     pub auto_issue: Option<AutoIssue>,
 }
 
@@ -102,19 +118,26 @@ lanyard_protocol::redacted_debug!(NewCustomer {
 pub struct Customer {
     /// 24 hex digits.
     pub id: String,
+    /// The organisation the customer belongs to.
     pub org_id: String,
     /// Storage key within the organisation (creation order).
     pub key: String,
+    /// What the onboarding request said.
     #[serde(flatten)]
     pub details: NewCustomer,
+    /// How far onboarding got.
     pub status: Status,
     /// The OOB invitation's code (`/i/<code>`) and message id (the `pthid` it is answered with).
     pub invitation_code: String,
+    /// The id of the customer's OOB invitation (the wallet's `pthid`).
     pub invitation_id: String,
     /// The customer's connection DID, once onboarded.
     pub connection_did: Option<String>,
+    /// Each attempt to send the invitation.
     pub deliveries: Vec<DeliveryAttempt>,
+    /// When the customer was created (ms since the epoch).
     pub created_ms: u64,
+    /// When the record last changed (ms since the epoch).
     pub updated_ms: u64,
 }
 
@@ -159,7 +182,7 @@ pub fn valid_email(address: &str) -> bool {
 
 /// A phone number in E.164 form (`+` and 8 to 15 digits, the first not 0), from what a person
 /// types: spaces, dashes, dots and parentheses are dropped. None when it is not one.
-pub fn normalise_phone(text: &str) -> Option<String> {
+pub(crate) fn normalise_phone(text: &str) -> Option<String> {
     let rest = text.trim().strip_prefix('+')?;
     let digits: String = rest.chars().filter(|c| !" -.()".contains(*c)).collect();
     (digits.len() >= 8
@@ -174,21 +197,21 @@ fn text_field(
     field: &str,
     required: bool,
     max: usize,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, IssuerError> {
     match body.get(field) {
-        None | Some(Value::Null) if required => Err(ApiError::field(field, "is required")),
+        None | Some(Value::Null) if required => Err(IssuerError::field(field, "is required")),
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => {
             let text = text.trim();
             if text.is_empty() && required {
-                Err(ApiError::field(field, "must not be empty"))
+                Err(IssuerError::field(field, "must not be empty"))
             } else if text.chars().count() > max {
-                Err(ApiError::field(
+                Err(IssuerError::field(
                     field,
                     &format!("is longer than {max} characters"),
                 ))
             } else if text.chars().any(|c| c.is_control() && c != '\n') {
-                Err(ApiError::field(
+                Err(IssuerError::field(
                     field,
                     "must not contain control characters",
                 ))
@@ -196,7 +219,7 @@ fn text_field(
                 Ok(Some(text.to_string()))
             }
         }
-        Some(other) => Err(ApiError::field(
+        Some(other) => Err(IssuerError::field(
             field,
             &format!("must be a string, not {}", json_type(other)),
         )),
@@ -206,13 +229,13 @@ fn text_field(
 /// Checks auto-issue values against `template`: every key a field of it, every value a string
 /// of at most 1000 characters. The standard fields the template fixes (issuer, type) may be
 /// left out; they are filled from the template.
-pub fn check_values(
+pub(crate) fn check_values(
     template: &Template,
     values: &Value,
     at: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, IssuerError> {
     let Value::Object(values) = values else {
-        return Err(ApiError::field(
+        return Err(IssuerError::field(
             at,
             &format!(
                 "must be an object of field values, not {}",
@@ -224,7 +247,7 @@ pub fn check_values(
     for (name, value) in values {
         if !fields.iter().any(|(field, _, _)| field == name) {
             let known: Vec<&str> = fields.iter().map(|(f, _, _)| f.as_str()).collect();
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 &format!("{at}.{name}"),
                 &format!(
                     "is not a field of template {} (its fields: {})",
@@ -236,13 +259,13 @@ pub fn check_values(
         match value {
             Value::String(text) if text.chars().count() <= 1000 => {}
             Value::String(_) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     &format!("{at}.{name}"),
                     "is longer than 1000 characters",
                 ))
             }
             other => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     &format!("{at}.{name}"),
                     &format!("must be a string, not {}", json_type(other)),
                 ))
@@ -255,15 +278,15 @@ pub fn check_values(
 impl NewCustomer {
     /// Validates an onboarding request. `auto_issue` is checked against the template the
     /// caller looked up (its `templateId` is read first with [`NewCustomer::template_id`]).
-    pub fn parse(body: &Value, template: Option<&Template>) -> Result<NewCustomer, ApiError> {
+    pub fn parse(body: &Value, template: Option<&Template>) -> Result<NewCustomer, IssuerError> {
         let Value::Object(body) = body else {
-            return Err(ApiError::bad_request(&format!(
+            return Err(IssuerError::bad_request(&format!(
                 "the body must be a JSON object, not {}",
                 json_type(body)
             )));
         };
         if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 &format!("is not a customer field (expected {})", FIELDS.join(", ")),
             ));
@@ -273,10 +296,10 @@ impl NewCustomer {
             Some(Value::String(m)) if m.eq_ignore_ascii_case("email") => Medium::Email,
             Some(Value::String(m)) if m.eq_ignore_ascii_case("sms") => Medium::Sms,
             None | Some(Value::Null) => {
-                return Err(ApiError::field("medium", "is required (email or sms)"))
+                return Err(IssuerError::field("medium", "is required (email or sms)"))
             }
             Some(other) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "medium",
                     &format!("must be \"email\" or \"sms\", not {other}"),
                 ))
@@ -295,7 +318,7 @@ impl NewCustomer {
             Medium::Email => {
                 let email = text_field(body, "email", true, 254)?.unwrap_or_default();
                 if !valid_email(&email) {
-                    return Err(ApiError::field(
+                    return Err(IssuerError::field(
                         "email",
                         &format!("{email:?} is not a valid email address"),
                     ));
@@ -303,33 +326,33 @@ impl NewCustomer {
                 customer.email = Some(email);
                 if let Some(template) = body.get("emailTemplate").filter(|v| !v.is_null()) {
                     let Value::Object(template) = template else {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             "emailTemplate",
                             "must be an object with subject and body",
                         ));
                     };
                     if let Some(unknown) = template.keys().find(|k| *k != "subject" && *k != "body")
                     {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             &format!("emailTemplate.{unknown}"),
                             "is not a template part (subject, body)",
                         ));
                     }
                     let part = |name: &str, max| {
                         text_field(template, name, true, max)
-                            .map_err(|e| ApiError {
-                                message: format!("emailTemplate.{}", e.message),
-                                ..e
-                            })
+                            .map_err(|e| e.within("emailTemplate."))
                             .map(Option::unwrap_or_default)
                     };
                     let subject = part("subject", 200)?;
                     if subject.contains('\n') {
-                        return Err(ApiError::field("emailTemplate.subject", "must be one line"));
+                        return Err(IssuerError::field(
+                            "emailTemplate.subject",
+                            "must be one line",
+                        ));
                     }
                     let body = part("body", 20_000)?;
                     if !body.contains("{{inviteUrl}}") {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             "emailTemplate.body",
                             "must contain the {{inviteUrl}} placeholder",
                         ));
@@ -338,14 +361,14 @@ impl NewCustomer {
                 }
                 for field in ["phoneNumber", "organizationLabel"] {
                     if body.get(field).is_some_and(|v| !v.is_null()) {
-                        return Err(ApiError::field(field, "is for the sms medium only"));
+                        return Err(IssuerError::field(field, "is for the sms medium only"));
                     }
                 }
             }
             Medium::Sms => {
                 let phone = text_field(body, "phoneNumber", true, 32)?.unwrap_or_default();
                 customer.phone_number = Some(normalise_phone(&phone).ok_or_else(|| {
-                    ApiError::field(
+                    IssuerError::field(
                         "phoneNumber",
                         &format!(
                             "{phone:?} is not a phone number with its country code (e.g. +14155550123)"
@@ -355,17 +378,17 @@ impl NewCustomer {
                 customer.organization_label = text_field(body, "organizationLabel", true, 30)?;
                 for field in ["email", "emailTemplate"] {
                     if body.get(field).is_some_and(|v| !v.is_null()) {
-                        return Err(ApiError::field(field, "is for the email medium only"));
+                        return Err(IssuerError::field(field, "is for the email medium only"));
                     }
                 }
             }
         }
         if let Some(auto_issue) = body.get("autoIssue").filter(|v| !v.is_null()) {
-            let template =
-                template.ok_or_else(|| ApiError::field("autoIssue.templateId", "is required"))?;
+            let template = template
+                .ok_or_else(|| IssuerError::field("autoIssue.templateId", "is required"))?;
             let values = auto_issue.get("values").unwrap_or(&Value::Null);
             if values.is_null() {
-                return Err(ApiError::field("autoIssue.values", "is required"));
+                return Err(IssuerError::field("autoIssue.values", "is required"));
             }
             customer.auto_issue = Some(AutoIssue {
                 template_id: template.template_id.clone(),
@@ -376,7 +399,7 @@ impl NewCustomer {
     }
 
     /// The `autoIssue.templateId` of a request, to look the template up before parsing.
-    pub fn template_id(body: &Value) -> Result<Option<String>, ApiError> {
+    pub fn template_id(body: &Value) -> Result<Option<String>, IssuerError> {
         match body.get("autoIssue") {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(auto_issue)) => {
@@ -384,7 +407,7 @@ impl NewCustomer {
                     .keys()
                     .find(|k| *k != "templateId" && *k != "values")
                 {
-                    return Err(ApiError::field(
+                    return Err(IssuerError::field(
                         &format!("autoIssue.{unknown}"),
                         "is not an auto-issue field (templateId, values)",
                     ));
@@ -393,43 +416,14 @@ impl NewCustomer {
                     Some(Value::String(id)) if !id.trim().is_empty() => {
                         Ok(Some(id.trim().to_string()))
                     }
-                    _ => Err(ApiError::field("autoIssue.templateId", "is required")),
+                    _ => Err(IssuerError::field("autoIssue.templateId", "is required")),
                 }
             }
-            Some(other) => Err(ApiError::field(
+            Some(other) => Err(IssuerError::field(
                 "autoIssue",
                 &format!("must be an object, not {}", json_type(other)),
             )),
         }
-    }
-}
-
-impl Customer {
-    /// The customer as the API shows it.
-    pub fn to_api(&self, invite: &Value) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.details.name,
-            "medium": self.details.medium,
-            "email": self.details.email,
-            "phoneNumber": self.details.phone_number,
-            "organizationLabel": self.details.organization_label,
-            "status": self.status.as_str(),
-            "invitation": invite,
-            "autoIssue": self.details.auto_issue.as_ref().map(|a| json!({
-                "templateId": a.template_id,
-                "values": a.values,
-            })),
-            "connectionDid": self.connection_did,
-            "deliveries": self.deliveries.iter().map(|d| json!({
-                "at": iso_millis(d.at_ms),
-                "medium": d.medium,
-                "ok": d.ok,
-                "detail": d.detail,
-            })).collect::<Vec<_>>(),
-            "dateCreated": iso_millis(self.created_ms),
-            "dateUpdated": iso_millis(self.updated_ms),
-        })
     }
 }
 

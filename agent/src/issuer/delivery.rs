@@ -36,7 +36,7 @@ fn html_escape(text: &str) -> String {
 }
 
 /// The default email, when the request brings no template.
-pub fn default_email() -> EmailTemplate {
+pub(crate) fn default_email() -> EmailTemplate {
     EmailTemplate {
         subject: "{{organizationName}} invites you to connect".into(),
         body: "Hello {{customerName}},\n\n\
@@ -45,6 +45,53 @@ pub fn default_email() -> EmailTemplate {
                on the phone:\n\n{{inviteUrl}}\n\nThe link works once and only for you."
             .into(),
     }
+}
+
+/// Why a transport could not be set up, or an invitation not sent. The messages sent to the
+/// organisation (through a delivery attempt's detail) name no address or connection detail of
+/// the SMS gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// `LANYARD_SMTP_URL` is not a URL lettre can use.
+    #[error("LANYARD_SMTP_URL is not a usable SMTP URL: {0}")]
+    SmtpUrl(lettre::transport::smtp::Error),
+    /// `LANYARD_SMTP_FROM` is not a mailbox.
+    #[error("LANYARD_SMTP_FROM={from:?} is not a mailbox: {reason}")]
+    From {
+        /// The value given.
+        from: String,
+        /// Why it does not parse.
+        reason: lettre::address::AddressError,
+    },
+    /// The customer's email address is not a mailbox.
+    #[error("{to:?} is not a mailbox: {reason}")]
+    Mailbox {
+        /// The address.
+        to: String,
+        /// Why it does not parse.
+        reason: lettre::address::AddressError,
+    },
+    /// The QR code's media type was refused.
+    #[error("{0}")]
+    ContentType(lettre::message::header::ContentTypeErr),
+    /// The email could not be built.
+    #[error("building the email: {0}")]
+    Build(lettre::error::Error),
+    /// The SMTP relay refused or could not be reached.
+    #[error("SMTP: {0}")]
+    Smtp(lettre::transport::smtp::Error),
+    /// `LANYARD_SMS_URL` is not an http(s) URL.
+    #[error("LANYARD_SMS_URL={0:?} is not an http(s) URL")]
+    SmsUrl(String),
+    /// `LANYARD_SMS_URL` is outside what the outbound policy lets the agent reach.
+    #[error("LANYARD_SMS_URL: {0}")]
+    SmsPolicy(lanyard_protocol::net::NetError),
+    /// The gateway could not be reached (the public part of why; the log has the rest).
+    #[error("SMS gateway: {0}")]
+    SmsUnreachable(&'static str),
+    /// The gateway answered with an error status.
+    #[error("SMS gateway answered {0}")]
+    SmsStatus(u16),
 }
 
 /// An SMTP relay.
@@ -56,14 +103,15 @@ pub struct Mailer {
 impl Mailer {
     /// `url` as lettre reads it: `smtp://[user:pass@]host[:port][?tls=required|opportunistic]`
     /// or `smtps://...` (implicit TLS). The URL may hold a password: it is never logged.
-    pub fn new(url: &str, from: &str) -> Result<Mailer, String> {
+    pub fn new(url: &str, from: &str) -> Result<Mailer, DeliveryError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("LANYARD_SMTP_URL is not a usable SMTP URL: {e}"))?
+            .map_err(DeliveryError::SmtpUrl)?
             .timeout(Some(std::time::Duration::from_secs(15)))
             .build();
-        let from = from
-            .parse()
-            .map_err(|e| format!("LANYARD_SMTP_FROM={from:?} is not a mailbox: {e}"))?;
+        let from = from.parse().map_err(|reason| DeliveryError::From {
+            from: from.to_string(),
+            reason,
+        })?;
         Ok(Mailer { transport, from })
     }
 
@@ -73,10 +121,11 @@ impl Mailer {
         to: &str,
         template: &EmailTemplate,
         invite: &Invite<'_>,
-    ) -> Result<String, String> {
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| format!("{to:?} is not a mailbox: {e}"))?;
+    ) -> Result<String, DeliveryError> {
+        let to: Mailbox = to.parse().map_err(|reason| DeliveryError::Mailbox {
+            to: to.to_string(),
+            reason,
+        })?;
         let text = fill(&template.body, invite);
         let paragraphs: String = html_escape(&text)
             .split("\n\n")
@@ -98,18 +147,21 @@ impl Mailer {
                     .multipart(
                         MultiPart::related()
                             .singlepart(SinglePart::html(html))
-                            .singlepart(Attachment::new_inline("invite-qr".to_string()).body(
-                                invite.qr_png.clone(),
-                                ContentType::parse("image/png").map_err(|e| e.to_string())?,
-                            )),
+                            .singlepart(
+                                Attachment::new_inline("invite-qr".to_string()).body(
+                                    invite.qr_png.clone(),
+                                    ContentType::parse("image/png")
+                                        .map_err(DeliveryError::ContentType)?,
+                                ),
+                            ),
                     ),
             )
-            .map_err(|e| format!("building the email: {e}"))?;
+            .map_err(DeliveryError::Build)?;
         let response = self
             .transport
             .send(message)
             .await
-            .map_err(|e| format!("SMTP: {e}"))?;
+            .map_err(DeliveryError::Smtp)?;
         Ok(format!(
             "SMTP {}",
             response.message().collect::<Vec<_>>().join(" ")
@@ -127,13 +179,17 @@ pub struct SmsGateway {
 }
 
 impl SmsGateway {
-    pub fn new(url: &str, token: Option<String>, client: HttpClient) -> Result<SmsGateway, String> {
+    /// A gateway at `url` (http or https, reachable under `client`'s policy), authenticated
+    /// with `token` as a bearer token when there is one.
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        client: HttpClient,
+    ) -> Result<SmsGateway, DeliveryError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("LANYARD_SMS_URL={url:?} is not an http(s) URL"));
+            return Err(DeliveryError::SmsUrl(url.to_string()));
         }
-        client
-            .check_url(url)
-            .map_err(|e| format!("LANYARD_SMS_URL: {e}"))?;
+        client.check_url(url).map_err(DeliveryError::SmsPolicy)?;
         Ok(SmsGateway {
             url: url.to_string(),
             token: token.map(zeroize::Zeroizing::new),
@@ -152,7 +208,12 @@ impl SmsGateway {
     /// Sends the invitation to `to` (E.164); returns the gateway's status.
     /// The organisation reads the outcome: a failure names no address or connection detail
     /// (the operator's log has them).
-    pub async fn send(&self, to: &str, label: &str, invite: &Invite<'_>) -> Result<String, String> {
+    pub async fn send(
+        &self,
+        to: &str,
+        label: &str,
+        invite: &Invite<'_>,
+    ) -> Result<String, DeliveryError> {
         let body = json!({
             "to": to,
             "from": label,
@@ -165,13 +226,13 @@ impl SmsGateway {
         }
         let response = self.client.send(request).await.map_err(|error| {
             tracing::warn!(%error, "SMS gateway");
-            format!("SMS gateway: {}", error.public())
+            DeliveryError::SmsUnreachable(error.public())
         })?;
         let status = response.status;
         if response.is_success() {
             Ok(format!("SMS gateway answered {status}"))
         } else {
-            Err(format!("SMS gateway answered {status}"))
+            Err(DeliveryError::SmsStatus(status))
         }
     }
 }

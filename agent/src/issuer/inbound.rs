@@ -5,18 +5,15 @@
 
 use lanyard_protocol::did::{did_of, multikey_encode, resolve_local};
 use lanyard_protocol::didcomm::{Message, Unpacked};
-use lanyard_protocol::protocols::{issue_credential, present_proof, ProtocolError};
-use serde_json::Value;
+use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
+use lanyard_protocol::protocols::{issue_credential, present_proof, trust_ping, ProtocolError};
 
 use super::customers::Customer;
 use super::outbox::Change;
 use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, SEEN};
 use super::store::{BatchError, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
-use super::{ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
-use lanyard_protocol::protocols::report_problem::PROBLEM_REPORT;
-use lanyard_protocol::protocols::trust_ping::{self, PING};
-
+use super::{Issuer, IssuerError, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
 use crate::mediator::{Outcome, Refusal};
 
 impl<S: IssuerStorage> Issuer<S> {
@@ -64,11 +61,11 @@ impl<S: IssuerStorage> Issuer<S> {
         match result {
             Ok(()) => Ok(Outcome::Accepted),
             Err(Answer::Problem(code, comment)) => {
-                let report = lanyard_protocol::protocols::problem_report(
-                    message.thread_id(),
-                    &code,
-                    &comment,
-                );
+                let report = report_problem::problem_report_message(&ProblemReport::new(
+                    code.as_str(),
+                    comment.as_str(),
+                ))
+                .thid(message.thread_id());
                 if !self
                     .connected(&org, &sender)
                     .await
@@ -76,7 +73,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 {
                     // Nothing of a stranger's is stored: no outbox entry, no seen mark. A
                     // problem report is never answered with another (no ping-pong).
-                    if message.type_ != PROBLEM_REPORT {
+                    if message.type_ != report_problem::PROBLEM_REPORT {
                         self.answer_stranger(&org, &sender, &code, report).await;
                     }
                     return Ok(Outcome::Accepted);
@@ -152,9 +149,9 @@ impl<S: IssuerStorage> Issuer<S> {
             return self.connect(org, sender, message).await;
         }
         match message.type_.as_str() {
-            PING => {
+            trust_ping::PING => {
                 let mut change = self.seen(message)?;
-                if let Some(reply) = trust_ping::reply_to(message).map_err(protocol_problem)? {
+                if let Some(reply) = ping_reply(message)? {
                     change.send(&org.didcomm_did, sender, reply)?;
                 }
                 self.commit(change).await?;
@@ -165,11 +162,8 @@ impl<S: IssuerStorage> Issuer<S> {
                 self.settle(org, sender, message, CredentialState::Accepted, None)
                     .await
             }
-            PROBLEM_REPORT => {
-                let comment = message
-                    .body
-                    .get("comment")
-                    .and_then(Value::as_str)
+            report_problem::PROBLEM_REPORT => {
+                let comment = report_problem::comment_of(message)
                     .unwrap_or("(no comment)")
                     .to_string();
                 self.settle(
@@ -213,7 +207,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// The change that marks `message` handled.
-    pub(super) fn seen(&self, message: &Message) -> Result<Change, ApiError> {
+    pub(super) fn seen(&self, message: &Message) -> Result<Change, IssuerError> {
         let mut change = Change::default();
         change.mark_seen(message)?;
         Ok(change)
@@ -228,8 +222,8 @@ pub(crate) enum Answer {
     Refuse(Refusal),
 }
 
-impl From<ApiError> for Answer {
-    fn from(error: ApiError) -> Self {
+impl From<IssuerError> for Answer {
+    fn from(error: IssuerError) -> Self {
         Answer::Refuse(api_refusal(error))
     }
 }
@@ -248,17 +242,125 @@ impl From<Refusal> for Answer {
 
 impl From<BatchError> for Answer {
     fn from(error: BatchError) -> Self {
-        Answer::from(ApiError::from(error))
+        Answer::from(IssuerError::from(error))
     }
 }
 
-fn api_refusal(error: ApiError) -> Refusal {
-    match error.status {
-        500.. => Refusal::Storage(crate::storage::StorageError::Backend(error.message)),
-        _ => Refusal::BadRequest(error.message),
+fn api_refusal(error: IssuerError) -> Refusal {
+    match error {
+        IssuerError::Internal(message) => {
+            Refusal::Storage(crate::storage::StorageError::Backend(message))
+        }
+        other => Refusal::BadRequest(other.to_string()),
     }
+}
+
+/// The answer to `message` if it is a trust ping that asks for one (in its thread); a
+/// malformed ping is answered with a problem report.
+pub(super) fn ping_reply(message: &Message) -> Result<Option<Message>, Answer> {
+    if message.type_ != trust_ping::PING {
+        return Ok(None);
+    }
+    trust_ping::reply_to(message).map_err(protocol_problem)
 }
 
 pub(super) fn protocol_problem(error: ProtocolError) -> Answer {
     Answer::Problem("e.p.msg.malformed".into(), error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lanyard_protocol::did::Resolver;
+    use lanyard_protocol::didcomm::DidComm;
+    use lanyard_protocol::keys::KeyRing;
+    use serde_json::json;
+
+    use super::*;
+    use crate::issuer::customers::Status;
+    use crate::issuer::outbox::tests::{issuer, phone_did};
+    use crate::issuer::IssuerLimits;
+
+    #[tokio::test]
+    async fn a_malformed_ping_answering_an_invitation_spends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path(), IssuerLimits::default());
+        let (org, _) = issuer.create_org("Acme").await.unwrap();
+        let (customer, _) = issuer
+            .onboard(
+                &org,
+                &json!({ "name": "Ada", "medium": "email", "email": "ada@example.com" }),
+            )
+            .await
+            .unwrap();
+        // A phone the mediator does not serve: an answer to it cannot be handed over.
+        let ring = Arc::new(KeyRing::new());
+        let phone = phone_did(&ring, "http://elsewhere.test/didcomm");
+        let receive = |body: serde_json::Value| {
+            let (issuer, ring, phone, org, pthid) = (
+                &issuer,
+                ring.clone(),
+                phone.clone(),
+                org.didcomm_did.clone(),
+                customer.invitation_id.clone(),
+            );
+            async move {
+                let ping = Message::new(trust_ping::PING, body)
+                    .pthid(pthid)
+                    .from(phone.clone())
+                    .to([org.clone()]);
+                let packed = DidComm::new(ring, Resolver::default())
+                    .pack_authcrypt(&ping, &phone, &[&org], false)
+                    .await
+                    .unwrap();
+                let unpacked = DidComm::new(issuer.keys().clone(), Resolver::default())
+                    .unpack(&packed)
+                    .await
+                    .unwrap();
+                issuer.receive(unpacked).await
+            }
+        };
+        let outcome = receive(json!({ "response_requested": "yes" })).await;
+        assert!(matches!(outcome, Ok(Outcome::Accepted)));
+        let unchanged = issuer.customer(&org, &customer.id).await.unwrap();
+        assert_eq!(
+            unchanged.status, customer.status,
+            "the customer was not onboarded"
+        );
+        assert_eq!(unchanged.connection_did, None);
+        assert!(!issuer.connected(&org, &phone).await.unwrap());
+        // Answered as a stranger (malformed), not stored: the answer could not be handed over.
+        assert_eq!(issuer.outbox_counters().strangers_unreachable.get(), 1);
+        assert_eq!(issuer.outbox_len().await.unwrap(), 0);
+
+        // The invitation is still unspent: a well-formed ping connects through it.
+        receive(json!({ "response_requested": false }))
+            .await
+            .unwrap();
+        let onboarded = issuer.customer(&org, &customer.id).await.unwrap();
+        assert_eq!(onboarded.status, Status::Onboarded);
+        assert_eq!(onboarded.connection_did.as_deref(), Some(phone.as_str()));
+    }
+
+    #[test]
+    fn a_malformed_ping_is_a_malformed_message_problem() {
+        let odd = Message::new(trust_ping::PING, json!({ "response_requested": "yes" }));
+        match ping_reply(&odd) {
+            Err(Answer::Problem(code, comment)) => {
+                assert_eq!(code, "e.p.msg.malformed");
+                assert!(comment.contains("response_requested"), "{comment}");
+            }
+            _ => panic!("a malformed ping was answered"),
+        }
+        let quiet = Message::new(trust_ping::PING, json!({ "response_requested": false }));
+        assert!(matches!(ping_reply(&quiet), Ok(None)));
+        let asked = Message::new(trust_ping::PING, json!({}));
+        let reply = match ping_reply(&asked) {
+            Ok(Some(reply)) => reply,
+            _ => panic!("a ping asking for an answer got none"),
+        };
+        assert_eq!(reply.type_, trust_ping::PING_RESPONSE);
+        assert_eq!(reply.thid.as_deref(), Some(asked.id.as_str()));
+    }
 }

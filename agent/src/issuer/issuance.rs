@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::customers::{check_values, Status};
+use super::customers::{check_values, Customer, Status};
 use lanyard_protocol::didcomm::Message;
 use lanyard_protocol::protocols::issue_credential::{self, Offer};
 
@@ -20,10 +20,9 @@ use super::store::{Expect, Write};
 use super::store::{IssuerStorage, IssuerStorageExt};
 use super::templates::Template;
 use super::templates::{json_type, MAX_CUSTOM_FIELDS, STANDARD_FIELDS};
-use super::time::iso_millis;
 use super::time::now_ms;
 use super::TEMPLATES;
-use super::{ApiError, Issuer, Org};
+use super::{Issuer, IssuerError, Org};
 
 /// Most rows one batch may hold.
 pub const MAX_BATCH_ROWS: usize = 1000;
@@ -41,31 +40,12 @@ const CUSTOMER_COLUMNS: [&str; 5] = [
 /// template can have. A wider header is refused before its names are compared.
 const MAX_CSV_COLUMNS: usize = CUSTOMER_COLUMNS.len() + STANDARD_FIELDS.len() + MAX_CUSTOM_FIELDS;
 
-impl IssuedCredential {
-    /// The exchange as the API shows it.
-    pub fn to_api(&self) -> Value {
-        json!({
-            "id": self.id,
-            "templateId": self.template_id,
-            "customerId": self.customer_id,
-            "holderDid": self.holder_did,
-            "state": self.state,
-            "values": self.values,
-            "statusListIndex": self.status_index,
-            "credential": self.credential,
-            "problem": self.problem,
-            "dateCreated": iso_millis(self.created_ms),
-            "dateUpdated": iso_millis(self.updated_ms),
-        })
-    }
-}
-
-fn required_string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApiError> {
+fn required_string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a str, IssuerError> {
     match body.get(field) {
         Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.trim()),
-        Some(Value::String(_)) => Err(ApiError::field(field, "must not be empty")),
-        None | Some(Value::Null) => Err(ApiError::field(field, "is required")),
-        Some(other) => Err(ApiError::field(
+        Some(Value::String(_)) => Err(IssuerError::field(field, "must not be empty")),
+        None | Some(Value::Null) => Err(IssuerError::field(field, "is required")),
+        Some(other) => Err(IssuerError::field(
             field,
             &format!("must be a string, not {}", json_type(other)),
         )),
@@ -78,15 +58,15 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         org: &Org,
         body: &Value,
-    ) -> Result<IssuedCredential, ApiError> {
+    ) -> Result<IssuedCredential, IssuerError> {
         let Value::Object(body) = body else {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
+            return Err(IssuerError::bad_request("the body must be a JSON object"));
         };
         if let Some(unknown) = body
             .keys()
             .find(|k| !["customerId", "templateId", "values"].contains(&k.as_str()))
         {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 "is not an issuance field (customerId, templateId, values)",
             ));
@@ -94,12 +74,12 @@ impl<S: IssuerStorage> Issuer<S> {
         let customer_id = required_string(body, "customerId")?;
         let template_id = required_string(body, "templateId")?;
         let customer = self.customer(org, customer_id).await.map_err(|_| {
-            ApiError::not_found(&format!(
+            IssuerError::not_found(&format!(
                 "customerId: no customer has the id {customer_id:?}"
             ))
         })?;
         let template = self.template(org, template_id).await.map_err(|_| {
-            ApiError::not_found(&format!(
+            IssuerError::not_found(&format!(
                 "templateId: no template has the id {template_id:?}"
             ))
         })?;
@@ -111,14 +91,14 @@ impl<S: IssuerStorage> Issuer<S> {
         let holder = match (&customer.status, &customer.connection_did) {
             (Status::Onboarded, Some(did)) => did.clone(),
             _ => {
-                return Err(ApiError::conflict(&format!(
+                return Err(IssuerError::conflict(&format!(
                     "customerId: customer {customer_id} is {} and has no wallet connected yet",
                     customer.status.as_str()
                 )))
             }
         };
         if !template.has_room() {
-            return Err(ApiError::conflict(&format!(
+            return Err(IssuerError::conflict(&format!(
                 "templateId: template {template_id} has issued its numberOfCredentials ({})",
                 template.spec.number_of_credentials.unwrap_or_default()
             )));
@@ -143,16 +123,19 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         org: &Org,
         id: &str,
-    ) -> Result<IssuedCredential, ApiError> {
+    ) -> Result<IssuedCredential, IssuerError> {
         self.credential_exchanges(org)
             .await?
             .into_iter()
             .find(|c| c.id == id)
-            .ok_or_else(|| ApiError::not_found(&format!("no credential has the id {id:?}")))
+            .ok_or_else(|| IssuerError::not_found(&format!("no credential has the id {id:?}")))
     }
 
     /// Every credential exchange of `org`, oldest first.
-    pub async fn credential_exchanges(&self, org: &Org) -> Result<Vec<IssuedCredential>, ApiError> {
+    pub async fn credential_exchanges(
+        &self,
+        org: &Org,
+    ) -> Result<Vec<IssuedCredential>, IssuerError> {
         let mut all: Vec<IssuedCredential> = self
             .storage
             .scan_json(CREDENTIALS, &format!("{}/", org.record.id), 0, usize::MAX)
@@ -163,47 +146,27 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// Batch issuance: each row onboards a customer with auto-issue. `rows` are onboarding
     /// request bodies (from a JSON array, or built from CSV); each is handled on its own, and
-    /// the report says for each what became of it.
-    pub async fn batch(&self, org: &Org, rows: Vec<Result<Value, ApiError>>) -> Value {
-        let mut report = Vec::with_capacity(rows.len());
-        let mut succeeded = 0;
-        for (index, row) in rows.into_iter().enumerate() {
-            let outcome = match row {
+    /// the outcome of each (in order) says what became of it.
+    pub async fn batch(
+        &self,
+        org: &Org,
+        rows: Vec<Result<Value, IssuerError>>,
+    ) -> Vec<Result<(Customer, Value), IssuerError>> {
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for row in rows {
+            outcomes.push(match row {
                 Ok(body) => self.onboard(org, &body).await,
                 Err(error) => Err(error),
-            };
-            match outcome {
-                Ok((customer, links)) => {
-                    succeeded += 1;
-                    report.push(json!({
-                        "row": index + 1,
-                        "ok": true,
-                        "customerId": customer.id,
-                        "status": customer.status.as_str(),
-                        "invitation": links["url"],
-                    }));
-                }
-                Err(error) => report.push(json!({
-                    "row": index + 1,
-                    "ok": false,
-                    "status": error.status,
-                    "error": error.message,
-                })),
-            }
+            });
         }
-        json!({
-            "total": report.len(),
-            "succeeded": succeeded,
-            "failed": report.len() - succeeded,
-            "rows": report,
-        })
+        outcomes
     }
 }
 
 /// The rows of a batch sent as a JSON array of onboarding requests.
-pub fn rows_from_json(body: &Value) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+pub fn rows_from_json(body: &Value) -> Result<Vec<Result<Value, IssuerError>>, IssuerError> {
     let Value::Array(items) = body else {
-        return Err(ApiError::bad_request(&format!(
+        return Err(IssuerError::bad_request(&format!(
             "a JSON batch is an array of onboarding requests, not {}",
             json_type(body)
         )));
@@ -212,10 +175,10 @@ pub fn rows_from_json(body: &Value) -> Result<Vec<Result<Value, ApiError>>, ApiE
     Ok(items.iter().cloned().map(Ok).collect())
 }
 
-fn check_size(rows: usize) -> Result<(), ApiError> {
+fn check_size(rows: usize) -> Result<(), IssuerError> {
     match rows {
-        0 => Err(ApiError::bad_request("the batch has no rows")),
-        n if n > MAX_BATCH_ROWS => Err(ApiError::bad_request(&format!(
+        0 => Err(IssuerError::bad_request("the batch has no rows")),
+        n if n > MAX_BATCH_ROWS => Err(IssuerError::bad_request(&format!(
             "the batch has {n} rows; at most {MAX_BATCH_ROWS} are taken at once"
         ))),
         _ => Ok(()),
@@ -228,26 +191,26 @@ fn check_size(rows: usize) -> Result<(), ApiError> {
 pub fn rows_from_csv(
     text: &str,
     template_id: &str,
-) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+) -> Result<Vec<Result<Value, IssuerError>>, IssuerError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| ApiError::bad_request(&format!("the CSV header row cannot be read: {e}")))?
+        .map_err(|e| IssuerError::bad_request(&format!("the CSV header row cannot be read: {e}")))?
         .iter()
         .map(str::to_string)
         .collect();
     if headers.len() > MAX_CSV_COLUMNS {
-        return Err(ApiError::bad_request(&format!(
+        return Err(IssuerError::bad_request(&format!(
             "the CSV header row has {} columns; at most {MAX_CSV_COLUMNS} (the customer columns and a template's fields) are taken",
             headers.len()
         )));
     }
     for required in ["name", "medium"] {
         if !headers.iter().any(|h| h == required) {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 required,
                 "is a required column of the CSV header row",
             ));
@@ -259,14 +222,17 @@ pub fn rows_from_csv(
         .find(|(i, h)| headers[..*i].contains(h))
         .map(|(_, h)| h)
     {
-        return Err(ApiError::field(duplicate, "is a column of the CSV twice"));
+        return Err(IssuerError::field(
+            duplicate,
+            "is a column of the CSV twice",
+        ));
     }
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let line = index + 2;
         let row = match record {
-            Err(error) => Err(ApiError::bad_request(&format!("line {line}: {error}"))),
-            Ok(record) if record.len() != headers.len() => Err(ApiError::bad_request(&format!(
+            Err(error) => Err(IssuerError::bad_request(&format!("line {line}: {error}"))),
+            Ok(record) if record.len() != headers.len() => Err(IssuerError::bad_request(&format!(
                 "line {line} has {} cells but the header has {}",
                 record.len(),
                 headers.len()
@@ -313,7 +279,7 @@ impl<S: IssuerStorage> Issuer<S> {
         holder: &str,
         customer_id: Option<&str>,
         values: &Map<String, Value>,
-    ) -> Result<IssuedCredential, ApiError> {
+    ) -> Result<IssuedCredential, IssuerError> {
         let now = now_ms();
         let counter: StatusCounter = self
             .storage
@@ -321,12 +287,12 @@ impl<S: IssuerStorage> Issuer<S> {
             .await?
             .unwrap_or_default();
         if counter.next >= STATUS_LIST_SIZE {
-            return Err(ApiError::conflict(&format!(
+            return Err(IssuerError::conflict(&format!(
                 "the organisation's status list is full ({STATUS_LIST_SIZE} credentials)"
             )));
         }
         let counter_bytes =
-            serde_json::to_vec(&counter).map_err(|e| ApiError::internal(&e.to_string()))?;
+            serde_json::to_vec(&counter).map_err(|e| IssuerError::internal(&e.to_string()))?;
         change.expect.push(if counter.next == 0 {
             Expect::Absent {
                 collection: STATUS_COUNTERS,
@@ -410,9 +376,9 @@ impl<S: IssuerStorage> Issuer<S> {
         template: &Template,
         offered: u64,
         issued: u64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IssuerError> {
         let before =
-            serde_json::to_vec(template).map_err(|e| ApiError::internal(&e.to_string()))?;
+            serde_json::to_vec(template).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut counted = template.clone();
         counted.total_offered += offered;
         counted.total_issued += issued;
@@ -498,7 +464,8 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         let credential = self.sign_credential(org, &record.detail)?;
         let mut change = self.seen(message)?;
-        let before = serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let before =
+            serde_json::to_vec(&record).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut issued = record.clone();
         issued.state = CredentialState::Issued;
         issued.credential = Some(credential.clone());
@@ -555,7 +522,7 @@ impl<S: IssuerStorage> Issuer<S> {
         let mut change = self.seen(message)?;
         if allowed {
             let before =
-                serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
+                serde_json::to_vec(&record).map_err(|e| IssuerError::internal(&e.to_string()))?;
             let mut settled = record.clone();
             settled.state = state;
             settled.problem = problem;
@@ -620,10 +587,10 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Signs the credential of an offer's detail as the organisation (its did:web key).
-    fn sign_credential(&self, org: &Org, detail: &Value) -> Result<Value, ApiError> {
+    fn sign_credential(&self, org: &Org, detail: &Value) -> Result<Value, IssuerError> {
         let unsigned = detail
             .get("credential")
-            .ok_or_else(|| ApiError::internal("the offer holds no credential"))?;
+            .ok_or_else(|| IssuerError::internal("the offer holds no credential"))?;
         lanyard_protocol::credentials::vc::issue(
             unsigned,
             &self.keys,
@@ -631,7 +598,7 @@ impl<S: IssuerStorage> Issuer<S> {
             &format!("{}#key-1", org.issuer_did),
             now_ms() / 1000,
         )
-        .map_err(|e| ApiError::internal(&format!("signing the credential: {e}")))
+        .map_err(|e| IssuerError::internal(&format!("signing the credential: {e}")))
     }
 }
 
@@ -648,13 +615,12 @@ mod tests {
         };
         let error = rows_from_csv(&header(MAX_CSV_COLUMNS + 1), "urn:template:x")
             .expect_err("a header of 59 columns was taken");
-        assert_eq!(error.status, 400);
+        assert!(matches!(error, IssuerError::BadRequest(_)), "{error:?}");
         assert!(
             error
-                .message
+                .to_string()
                 .contains("the CSV header row has 59 columns; at most 58"),
-            "{}",
-            error.message
+            "{error}"
         );
         let rows = rows_from_csv(&header(MAX_CSV_COLUMNS), "urn:template:x")
             .expect("a header of 58 columns is read");

@@ -3,20 +3,21 @@
 //! agent), and the credential templates of the seed's template API. Its state sits behind
 //! [`store::IssuerStorage`]; secret keys stay in the agent's key ring and identity store.
 
-pub mod callbacks;
-pub mod customers;
-pub mod delivery;
+mod callbacks;
+mod customers;
+mod delivery;
+mod error;
 mod inbound;
-pub mod issuance;
+mod issuance;
 mod onboarding;
 mod outbox;
 mod rate;
 mod records;
 mod status_list;
 pub mod store;
-pub mod templates;
-pub mod time;
-pub mod verification;
+mod templates;
+mod time;
+mod verification;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,107 +37,24 @@ use self::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use self::time::now_ms;
 use crate::invitations::InvitationStore;
 use crate::mediator::QueuePort;
-use crate::storage::StorageError;
 
+pub use self::callbacks::{run as run_callbacks, CallbackConfig, Deliveries, Event};
+pub use self::customers::{
+    valid_email, AutoIssue, Customer, DeliveryAttempt, EmailTemplate, Medium, NewCustomer, Status,
+};
+pub use self::delivery::{DeliveryError, Mailer, SmsGateway};
+pub use self::error::IssuerError;
+pub use self::issuance::{rows_from_csv, rows_from_json, MAX_BATCH_ROWS};
+pub use self::onboarding::ONBOARDING_GOAL_CODE;
 pub use self::outbox::{run_outbox, OutboxCounters};
 pub use self::rate::Rate;
 pub use self::records::{Connection, CredentialState, IssuedCredential};
-
-/// An error the API answers with: an HTTP status, a stable code and a message that names what
-/// was wrong.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn bad_request(message: &str) -> ApiError {
-        ApiError {
-            status: 400,
-            code: "bad_request",
-            message: message.to_string(),
-        }
-    }
-
-    /// A field of the request is wrong: the message starts with the field's name.
-    pub fn field(field: &str, problem: &str) -> ApiError {
-        ApiError {
-            status: 400,
-            code: "invalid_field",
-            message: format!("{field} {problem}"),
-        }
-    }
-
-    pub fn unauthorised(message: &str) -> ApiError {
-        ApiError {
-            status: 401,
-            code: "unauthorised",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn not_found(message: &str) -> ApiError {
-        ApiError {
-            status: 404,
-            code: "not_found",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn conflict(message: &str) -> ApiError {
-        ApiError {
-            status: 409,
-            code: "conflict",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn unprocessable(message: &str) -> ApiError {
-        ApiError {
-            status: 422,
-            code: "unprocessable",
-            message: message.to_string(),
-        }
-    }
-
-    /// Over a rate limit: the message names the limit and when to try again.
-    pub fn too_many_requests(message: &str) -> ApiError {
-        ApiError {
-            status: 429,
-            code: "rate_limited",
-            message: message.to_string(),
-        }
-    }
-
-    pub fn internal(message: &str) -> ApiError {
-        ApiError {
-            status: 500,
-            code: "internal",
-            message: message.to_string(),
-        }
-    }
-}
-
-impl From<StorageError> for ApiError {
-    fn from(error: StorageError) -> Self {
-        tracing::error!(%error, "issuer storage");
-        ApiError::internal("storage failed; nothing was changed")
-    }
-}
-
-impl From<BatchError> for ApiError {
-    fn from(error: BatchError) -> Self {
-        match error {
-            BatchError::Conflict => {
-                ApiError::conflict("the record changed while this request ran; try again")
-            }
-            BatchError::Storage(error) => error.into(),
-        }
-    }
-}
+pub(crate) use self::templates::camel;
+pub use self::templates::{
+    json_type, valid_field_name, Template, TemplateSpec, MAX_CUSTOM_FIELDS, STANDARD_FIELDS,
+};
+pub(crate) use self::time::iso_millis;
+pub use self::verification::{Verification, VerificationState};
 
 /// Collections of the issuer store.
 const ORGS: &str = "orgs";
@@ -156,7 +74,9 @@ const CUSTOMER_INVITATIONS: &str = "customer_invitations";
 pub struct Organisation {
     /// 24 hex digits.
     pub id: String,
+    /// Its name, unique case-insensitively.
     pub name: String,
+    /// When it was created (ms since the epoch).
     pub created_ms: u64,
     /// SHA-256 of the API key's secret part, hex.
     api_key_sha256: String,
@@ -169,12 +89,15 @@ pub struct Organisation {
 /// An organisation with its DIDs, as the agent's current base URL gives them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Org {
+    /// The stored record.
     pub record: Organisation,
     /// `did:web:<host>:orgs:<id>`: signs credentials and status lists.
     pub issuer_did: String,
     /// The DIDComm identity connections are made with.
     pub didcomm_did: String,
+    /// The signing key (Ed25519).
     pub signing_key: PublicKey,
+    /// The key agreement key (X25519).
     pub agreement_key: PublicKey,
 }
 
@@ -261,17 +184,6 @@ pub struct Issuer<S> {
     status_lists: status_list::StatusListCache,
 }
 
-/// A page of a listing, in the seed's envelope.
-pub fn page_json(items: Vec<Value>, page: usize, page_size: usize, total: usize) -> Value {
-    json!({
-        "data": items,
-        "page": page,
-        "pageSize": page_size,
-        "totalItem": total,
-        "totalPage": total.div_ceil(page_size),
-    })
-}
-
 impl<S: IssuerStorage> Issuer<S> {
     /// An issuer that can manage organisations and templates; [`Issuer::with_mediator`] and
     /// [`Issuer::with_transports`] add what onboarding and issuance need.
@@ -322,6 +234,7 @@ impl<S: IssuerStorage> Issuer<S> {
         self
     }
 
+    /// The outbox's bounds and the rate limits in force.
     pub fn limits(&self) -> &IssuerLimits {
         &self.limits
     }
@@ -362,39 +275,42 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// The invitation store (set by [`Issuer::with_mediator`]).
-    fn invitations(&self) -> Result<&Arc<dyn InvitationStore>, ApiError> {
+    fn invitations(&self) -> Result<&Arc<dyn InvitationStore>, IssuerError> {
         self.invitations
             .as_ref()
-            .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
+            .ok_or_else(|| IssuerError::internal("this issuer runs without a mediator"))
     }
 
     /// The mediator's queue (set by [`Issuer::with_mediator`]).
-    fn queue(&self) -> Result<&Arc<dyn QueuePort>, ApiError> {
+    fn queue(&self) -> Result<&Arc<dyn QueuePort>, IssuerError> {
         self.queue
             .as_ref()
-            .ok_or_else(|| ApiError::internal("this issuer runs without a mediator"))
+            .ok_or_else(|| IssuerError::internal("this issuer runs without a mediator"))
     }
 
+    /// The agent's public base URL the DIDs and links are made from.
     pub fn public_url(&self) -> &str {
         &self.public_url
     }
 
+    /// The storage the issuer side keeps its state in.
     pub fn storage(&self) -> &S {
         &self.storage
     }
 
+    /// The key ring holding the organisations' secret keys.
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }
 
     /// An organisation's record with its DIDs.
-    fn org_of(&self, record: Organisation) -> Result<Org, ApiError> {
+    fn org_of(&self, record: Organisation) -> Result<Org, IssuerError> {
         let signing_key = multikey_decode(&record.signing_key)
-            .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
+            .map_err(|e| IssuerError::internal(&format!("organisation {}: {e}", record.id)))?;
         let agreement_key = multikey_decode(&record.agreement_key)
-            .map_err(|e| ApiError::internal(&format!("organisation {}: {e}", record.id)))?;
+            .map_err(|e| IssuerError::internal(&format!("organisation {}: {e}", record.id)))?;
         let issuer_did = did_web_from_url(&format!("{}/orgs/{}", self.public_url, record.id))
-            .map_err(|e| ApiError::internal(&e.to_string()))?;
+            .map_err(|e| IssuerError::internal(&e.to_string()))?;
         let didcomm_did = did_peer_2(&PeerDidSpec {
             authentication: vec![signing_key],
             key_agreement: vec![agreement_key],
@@ -414,10 +330,10 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Creates an organisation; returns it and its API key, which is shown this once.
-    pub async fn create_org(&self, name: &str) -> Result<(Org, String), ApiError> {
+    pub async fn create_org(&self, name: &str) -> Result<(Org, String), IssuerError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 "name",
                 "must be 1 to 200 characters without control characters",
             ));
@@ -436,7 +352,7 @@ impl<S: IssuerStorage> Issuer<S> {
         if let Err(error) = saved {
             self.keys.remove(&signing);
             self.keys.remove(&agreement);
-            return Err(ApiError::internal(&format!(
+            return Err(IssuerError::internal(&format!(
                 "saving the organisation's keys: {error}"
             )));
         }
@@ -471,7 +387,7 @@ impl<S: IssuerStorage> Issuer<S> {
             }
             return Err(match error {
                 BatchError::Conflict => {
-                    ApiError::conflict(&format!("an organisation named {name:?} exists already"))
+                    IssuerError::conflict(&format!("an organisation named {name:?} exists already"))
                 }
                 other => other.into(),
             });
@@ -481,13 +397,13 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// The organisation an `x-api-key` belongs to.
-    pub async fn authenticate(&self, api_key: Option<&str>) -> Result<Org, ApiError> {
+    pub async fn authenticate(&self, api_key: Option<&str>) -> Result<Org, IssuerError> {
         use subtle::ConstantTimeEq;
         let api_key = api_key
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::unauthorised("the x-api-key header is missing"))?;
-        let invalid = || ApiError::unauthorised("the x-api-key is not valid");
+            .ok_or_else(|| IssuerError::unauthorised("the x-api-key header is missing"))?;
+        let invalid = || IssuerError::unauthorised("the x-api-key is not valid");
         let (id, secret) = api_key
             .strip_prefix("lk_")
             .and_then(|rest| rest.split_once('_'))
@@ -508,7 +424,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// An organisation by id (for its public DID document).
-    pub async fn org(&self, id: &str) -> Result<Option<Org>, ApiError> {
+    pub async fn org(&self, id: &str) -> Result<Option<Org>, IssuerError> {
         match self.storage.get_json::<Organisation>(ORGS, id).await? {
             Some(record) => Ok(Some(self.org_of(record)?)),
             None => Ok(None),

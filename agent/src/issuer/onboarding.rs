@@ -10,14 +10,14 @@ use super::customers::{Customer, DeliveryAttempt, Medium, NewCustomer, Status};
 use super::delivery::{default_email, Invite};
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
-use super::{new_object_id, ApiError, Issuer, Org, CUSTOMERS, CUSTOMER_IDS, CUSTOMER_INVITATIONS};
+use super::{
+    new_object_id, Issuer, IssuerError, Org, CUSTOMERS, CUSTOMER_IDS, CUSTOMER_INVITATIONS,
+};
 use lanyard_protocol::didcomm::Message;
 
-use super::inbound::Answer;
+use super::inbound::{ping_reply, Answer};
 use super::records::{connection_key, Connection, CONNECTIONS};
 use crate::invitations::{qr_png, InvitationRecord, NewInvitation};
-use lanyard_protocol::protocols::trust_ping::{self, PING};
-
 use crate::mediator::Refusal;
 
 /// The goal code of customer invitations: connect, then receive a credential.
@@ -26,16 +26,16 @@ pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
 impl<S: IssuerStorage> Issuer<S> {
     /// Onboards one customer from a request body; returns the stored customer and its
     /// invitation's links.
-    pub async fn onboard(&self, org: &Org, body: &Value) -> Result<(Customer, Value), ApiError> {
+    pub async fn onboard(&self, org: &Org, body: &Value) -> Result<(Customer, Value), IssuerError> {
         let template = match NewCustomer::template_id(body)? {
             Some(id) => {
                 let template = self.template(org, &id).await.map_err(|_| {
-                    ApiError::not_found(&format!(
+                    IssuerError::not_found(&format!(
                         "autoIssue.templateId: no template has the id {id:?}"
                     ))
                 })?;
                 if !template.has_room() {
-                    return Err(ApiError::conflict(&format!(
+                    return Err(IssuerError::conflict(&format!(
                         "autoIssue.templateId: template {id} has issued its numberOfCredentials ({})",
                         template.spec.number_of_credentials.unwrap_or_default()
                     )));
@@ -63,7 +63,7 @@ impl<S: IssuerStorage> Issuer<S> {
             single_use: true,
         }
         .build()
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
+        .map_err(|e| IssuerError::internal(&e.to_string()))?;
         invitations.put(&record).await?;
 
         let now = now_ms();
@@ -110,10 +110,10 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// Counts one invitation email or SMS against `org`'s rate; over it, a 429 that names the
     /// limit and when to try again.
-    fn take_invitation_token(&self, org: &Org) -> Result<(), ApiError> {
+    fn take_invitation_token(&self, org: &Org) -> Result<(), IssuerError> {
         self.invitations_sent.take(&org.record.id).map_err(|wait| {
             tracing::warn!(org = %org.record.id, "invitation rate limit reached");
-            ApiError::too_many_requests(&format!(
+            IssuerError::too_many_requests(&format!(
                 "{} has sent as many invitation emails and SMS as it may ({}, \
                  LANYARD_INVITATIONS_PER_HOUR / LANYARD_INVITATION_BURST); nothing was stored; \
                  try again in {} s",
@@ -188,7 +188,7 @@ impl<S: IssuerStorage> Issuer<S> {
             at_ms: now_ms(),
             medium: customer.details.medium,
             ok: outcome.is_ok(),
-            detail: outcome.unwrap_or_else(|e| e),
+            detail: outcome.unwrap_or_else(|e| e.to_string()),
         })
     }
 
@@ -197,9 +197,9 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         customer: &Customer,
         attempt: DeliveryAttempt,
-    ) -> Result<Customer, ApiError> {
+    ) -> Result<Customer, IssuerError> {
         let before =
-            serde_json::to_vec(customer).map_err(|e| ApiError::internal(&e.to_string()))?;
+            serde_json::to_vec(customer).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut updated = customer.clone();
         if attempt.ok && updated.status == Status::Initiated {
             updated.status = Status::Invited;
@@ -251,8 +251,8 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// A customer of `org` by id.
-    pub async fn customer(&self, org: &Org, id: &str) -> Result<Customer, ApiError> {
-        let not_found = || ApiError::not_found(&format!("no customer has the id {id:?}"));
+    pub async fn customer(&self, org: &Org, id: &str) -> Result<Customer, IssuerError> {
+        let not_found = || IssuerError::not_found(&format!("no customer has the id {id:?}"));
         let key: String = self
             .storage
             .get_json(CUSTOMER_IDS, id)
@@ -277,7 +277,7 @@ impl<S: IssuerStorage> Issuer<S> {
         status: Option<Status>,
         page: usize,
         page_size: usize,
-    ) -> Result<(Vec<Customer>, usize), ApiError> {
+    ) -> Result<(Vec<Customer>, usize), IssuerError> {
         let prefix = format!("{}/", org.record.id);
         let skip = (page - 1).saturating_mul(page_size);
         let Some(status) = status else {
@@ -302,10 +302,10 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Sends a customer's invitation again (when the first try failed or went astray).
-    pub async fn resend(&self, org: &Org, id: &str) -> Result<Customer, ApiError> {
+    pub async fn resend(&self, org: &Org, id: &str) -> Result<Customer, IssuerError> {
         let customer = self.customer(org, id).await?;
         if customer.status == Status::Onboarded {
-            return Err(ApiError::conflict(&format!(
+            return Err(IssuerError::conflict(&format!(
                 "customer {id} is onboarded already"
             )));
         }
@@ -313,7 +313,7 @@ impl<S: IssuerStorage> Issuer<S> {
             .invitations()?
             .by_code(&customer.invitation_code)
             .await?
-            .ok_or_else(|| ApiError::internal("the customer's invitation is gone"))?;
+            .ok_or_else(|| IssuerError::internal("the customer's invitation is gone"))?;
         if self.has_transport(customer.details.medium) {
             self.take_invitation_token(org)?;
         }
@@ -321,7 +321,7 @@ impl<S: IssuerStorage> Issuer<S> {
             .send_invitation(org, &customer, &record)
             .await
             .ok_or_else(|| {
-                ApiError::conflict(&format!(
+                IssuerError::conflict(&format!(
                     "no {} transport is configured",
                     match customer.details.medium {
                         Medium::Email => "email (LANYARD_SMTP_URL)",
@@ -365,6 +365,8 @@ impl<S: IssuerStorage> Issuer<S> {
                 format!("{} sent no invitation {pthid}", org.record.name),
             ));
         }
+        // Read before the invitation is spent: a malformed ping spends nothing.
+        let reply = ping_reply(message)?;
         if !self
             .invitations()?
             .use_once(pthid, lanyard_protocol::didcomm::now())
@@ -390,7 +392,7 @@ impl<S: IssuerStorage> Issuer<S> {
             &connection,
         )?);
         let before =
-            serde_json::to_vec(&customer).map_err(|e| ApiError::internal(&e.to_string()))?;
+            serde_json::to_vec(&customer).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut onboarded = customer.clone();
         onboarded.status = Status::Onboarded;
         onboarded.connection_did = Some(sender.to_string());
@@ -401,12 +403,8 @@ impl<S: IssuerStorage> Issuer<S> {
             value: before,
         });
         change.writes.push(Write::put(CUSTOMERS, &key, &onboarded)?);
-        if message.type_ == PING {
-            if let Some(reply) =
-                trust_ping::reply_to(message).map_err(super::inbound::protocol_problem)?
-            {
-                change.send(&org.didcomm_did, sender, reply)?;
-            }
+        if let Some(reply) = reply {
+            change.send(&org.didcomm_did, sender, reply)?;
         }
         if let Some(auto_issue) = &customer.details.auto_issue {
             match self.template_any(&auto_issue.template_id).await? {

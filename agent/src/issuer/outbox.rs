@@ -20,7 +20,7 @@ use super::callbacks::Event;
 use super::records::SEEN;
 use super::store::{BatchError, Expect, IssuerStorage, Write};
 use super::time::now_ms;
-use super::{ApiError, Issuer, Org};
+use super::{Issuer, IssuerError, Org};
 use crate::mediator::Refusal;
 use crate::storage::StorageError;
 
@@ -120,7 +120,7 @@ pub(crate) struct Change {
 
 impl Change {
     /// Marks an inbound message handled, once: the change fails if it was handled meanwhile.
-    pub fn mark_seen(&mut self, message: &Message) -> Result<(), ApiError> {
+    pub(crate) fn mark_seen(&mut self, message: &Message) -> Result<(), IssuerError> {
         self.expect.push(Expect::Absent {
             collection: SEEN,
             key: message.id.clone(),
@@ -130,12 +130,17 @@ impl Change {
     }
 
     /// Records a callback event as part of this change.
-    pub fn event(&mut self, org: &Org, type_: &str, data: Value) {
+    pub(crate) fn event(&mut self, org: &Org, type_: &str, data: Value) {
         self.events.push(Event::new(org, type_, data));
     }
 
     /// Queues `message` from `from` to `to` in the outbox as part of this change.
-    pub fn send(&mut self, from: &str, to: &str, message: Message) -> Result<(), ApiError> {
+    pub(crate) fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: Message,
+    ) -> Result<(), IssuerError> {
         let key = format!("{:016x}-{}", now_ms(), message.id);
         let outgoing = Outgoing {
             from: from.to_string(),
@@ -182,7 +187,7 @@ pub async fn run_outbox<S: IssuerStorage>(issuer: std::sync::Weak<Issuer<S>>) {
 
 impl<S: IssuerStorage> Issuer<S> {
     /// Applies a change and hands its messages to the mediator.
-    pub(crate) async fn commit(&self, mut change: Change) -> Result<(), ApiError> {
+    pub(crate) async fn commit(&self, mut change: Change) -> Result<(), IssuerError> {
         let events = std::mem::take(&mut change.events);
         for event in &events {
             change.writes.extend(self.event_writes(event).await?);
@@ -208,7 +213,7 @@ impl<S: IssuerStorage> Issuer<S> {
     ) -> Result<(), Refusal> {
         let queue = self
             .queue()
-            .map_err(|e| Refusal::Storage(StorageError::Backend(e.message)))?;
+            .map_err(|e| Refusal::Storage(StorageError::Backend(e.to_string())))?;
         let didcomm = DidComm::new(self.keys.clone(), Resolver::default());
         let packed = didcomm.pack_authcrypt(message, from, &[to], false).await?;
         queue.enqueue(to, &packed, &message.id).await
@@ -268,7 +273,7 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// Hands every message still in the outbox to the mediator, page by page; returns how many
     /// entries it looked at.
-    pub async fn flush_outbox(&self) -> Result<usize, ApiError> {
+    pub async fn flush_outbox(&self) -> Result<usize, IssuerError> {
         self.sweep_outbox(u64::MAX, true).await
     }
 
@@ -276,7 +281,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// `cutoff_ms` and not tried yet are left to the change that wrote them; entries past the
     /// TTL or their last attempt are dropped; entries due (all of them when `all_due`, as
     /// after a restart) are handed over. Returns the entries looked at.
-    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, ApiError> {
+    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, IssuerError> {
         let mut after: Option<String> = None;
         let mut looked = 0;
         loop {
@@ -306,7 +311,7 @@ impl<S: IssuerStorage> Issuer<S> {
         bytes: &[u8],
         cutoff_ms: u64,
         all_due: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), IssuerError> {
         let now = now_ms();
         let written = written_ms(key);
         let outgoing = match serde_json::from_slice::<Outgoing>(bytes) {
@@ -339,7 +344,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Removes an outbox entry unless it changed meanwhile.
-    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<(), ApiError> {
+    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<(), IssuerError> {
         let guard = Expect::Equals {
             collection: OUTBOX,
             key: key.to_string(),
@@ -357,13 +362,13 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// How many messages wait in the outbox (a full count: for tests and tools, not hot
     /// paths).
-    pub async fn outbox_len(&self) -> Result<usize, ApiError> {
+    pub async fn outbox_len(&self) -> Result<usize, IssuerError> {
         Ok(self.storage.count(OUTBOX, "").await?)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use lanyard_protocol::did::{did_peer_2, PeerDidSpec, PeerService};
@@ -377,23 +382,27 @@ mod tests {
     use lanyard_protocol::protocols::trust_ping::PING;
 
     /// An issuer beside a real mediator, both on sled in `dir`.
-    fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
+    pub(crate) fn issuer(dir: &std::path::Path, limits: IssuerLimits) -> Issuer<SledIssuerStorage> {
         crate::testing::Parts::new(dir).issuer.with_limits(limits)
+    }
+
+    /// A phone's DID with keys in `ring`, served at `uri`.
+    pub(crate) fn phone_did(ring: &KeyRing, uri: &str) -> String {
+        did_peer_2(&PeerDidSpec {
+            authentication: vec![ring.generate(KeyType::Ed25519)],
+            key_agreement: vec![ring.generate(KeyType::X25519)],
+            services: vec![PeerService {
+                uri: uri.into(),
+                routing_keys: vec![],
+                accept: vec!["didcomm/v2".into()],
+            }],
+        })
     }
 
     /// A phone's DID routed through the mediator, which it never asked for mediation: every
     /// hand-over to it is refused.
     fn unmediated_phone() -> String {
-        let ring = KeyRing::new();
-        did_peer_2(&PeerDidSpec {
-            authentication: vec![ring.generate(KeyType::Ed25519)],
-            key_agreement: vec![ring.generate(KeyType::X25519)],
-            services: vec![PeerService {
-                uri: "http://agent.test/didcomm".into(),
-                routing_keys: vec![],
-                accept: vec!["didcomm/v2".into()],
-            }],
-        })
+        phone_did(&KeyRing::new(), "http://agent.test/didcomm")
     }
 
     async fn queue(issuer: &Issuer<SledIssuerStorage>, org: &Org, to: &str, n: usize) {

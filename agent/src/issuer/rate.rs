@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 /// A rate: `per_period` actions per `period`, at most `burst` at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
+    /// Tokens added per period.
     pub per_period: u32,
+    /// The period.
     pub period: Duration,
+    /// Most tokens saved up (a burst).
     pub burst: u32,
 }
 
@@ -39,13 +42,13 @@ struct Bucket {
 
 /// Token buckets by key.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: Rate,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl RateLimiter {
-    pub fn new(rate: Rate) -> RateLimiter {
+    pub(crate) fn new(rate: Rate) -> RateLimiter {
         RateLimiter {
             rate,
             buckets: Mutex::new(HashMap::new()),
@@ -53,7 +56,7 @@ impl RateLimiter {
     }
 
     /// Takes a token of `key`'s bucket; when there is none, how long until there is.
-    pub fn take(&self, key: &str) -> Result<(), Duration> {
+    pub(crate) fn take(&self, key: &str) -> Result<(), Duration> {
         self.take_at(key, Instant::now())
     }
 

@@ -15,10 +15,13 @@ pub(crate) const SEEN: &str = "seen";
 /// A wallet connected to an organisation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
+    /// The organisation.
     pub org_id: String,
     /// The wallet's pairwise DID for this organisation.
     pub their_did: String,
+    /// The customer the connection was made for, if any.
     pub customer_id: Option<String>,
+    /// When it was made (ms since the epoch).
     pub created_ms: u64,
 }
 
@@ -43,21 +46,31 @@ pub enum CredentialState {
 pub struct IssuedCredential {
     /// `urn:uuid:...`, the credential's id.
     pub id: String,
+    /// The issuing organisation.
     pub org_id: String,
+    /// The template it is issued from.
     pub template_id: String,
+    /// The customer it was offered to, if any.
     pub customer_id: Option<String>,
+    /// The wallet DID it is offered to and about.
     pub holder_did: String,
     /// The offer's message id, which threads the exchange.
     pub thid: String,
+    /// Where the exchange stands.
     pub state: CredentialState,
+    /// The credential's values as given.
     pub values: Map<String, Value>,
     /// The detail offered (the unsigned credential); the request must echo it.
     pub detail: Value,
+    /// Its index in the organisation's status list.
     pub status_index: u64,
+    /// The signed credential, once issued.
     pub credential: Option<Value>,
     /// Why the wallet declined, when it did.
     pub problem: Option<String>,
+    /// When the offer was made (ms since the epoch).
     pub created_ms: u64,
+    /// When the record last changed (ms since the epoch).
     pub updated_ms: u64,
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::records::CredentialState;
 use super::store::{IssuerStorage, IssuerStorageExt};
 use super::time::now_ms;
-use super::{ApiError, Issuer, Org};
+use super::{Issuer, IssuerError, Org};
 
 /// Per organisation: the next free status list index.
 pub(crate) const STATUS_COUNTERS: &str = "status_counters";
@@ -40,7 +40,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// credential of a deleted template has its bit set. Signed once per change of the list
     /// (its revision, written with every revocation) and served from memory in between, so a
     /// GET costs one read however often anyone asks.
-    pub async fn status_list(&self, org: &Org) -> Result<Value, ApiError> {
+    pub async fn status_list(&self, org: &Org) -> Result<Value, IssuerError> {
         let revision: String = self
             .storage
             .get_json(STATUS_REVISIONS, &org.record.id)
@@ -66,7 +66,7 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok(list)
     }
 
-    async fn sign_status_list(&self, org: &Org) -> Result<Value, ApiError> {
+    async fn sign_status_list(&self, org: &Org) -> Result<Value, IssuerError> {
         use lanyard_protocol::credentials::status_list::{status_list_credential, StatusList};
         let mut list = StatusList::new(STATUS_LIST_SIZE as usize);
         for record in self.credential_exchanges(org).await? {
@@ -88,6 +88,6 @@ impl<S: IssuerStorage> Issuer<S> {
             &format!("{}#key-1", org.issuer_did),
             now,
         )
-        .map_err(|e| ApiError::internal(&format!("signing the status list: {e}")))
+        .map_err(|e| IssuerError::internal(&format!("signing the status list: {e}")))
     }
 }

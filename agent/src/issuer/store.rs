@@ -25,13 +25,20 @@ use crate::storage::StorageError;
 /// value only by its length (records hold personal data).
 #[derive(Clone)]
 pub enum Write {
+    /// Stores `value` at `key`.
     Put {
+        /// The collection.
         collection: &'static str,
+        /// The key.
         key: String,
+        /// The bytes stored.
         value: Vec<u8>,
     },
+    /// Removes `key` (nothing when absent).
     Delete {
+        /// The collection.
         collection: &'static str,
+        /// The key.
         key: String,
     },
 }
@@ -50,6 +57,7 @@ impl Write {
         })
     }
 
+    /// Removes `key` from `collection`.
     pub fn delete(collection: &'static str, key: impl Into<String>) -> Write {
         Write::Delete {
             collection,
@@ -86,13 +94,18 @@ impl std::fmt::Debug for Write {
 pub enum Expect {
     /// The key must not exist yet.
     Absent {
+        /// The collection.
         collection: &'static str,
+        /// The key.
         key: String,
     },
     /// The key must hold exactly these bytes (optimistic concurrency on a record read before).
     Equals {
+        /// The collection.
         collection: &'static str,
+        /// The key.
         key: String,
+        /// The bytes it must hold.
         value: Vec<u8>,
     },
 }
@@ -125,6 +138,7 @@ pub enum BatchError {
     /// An [`Expect`] did not hold; nothing was written.
     #[error("the record changed meanwhile")]
     Conflict,
+    /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -132,6 +146,7 @@ pub enum BatchError {
 /// Collections of records with atomic, durable, conditional batches. Keys sort bytewise
 /// within a collection.
 pub trait IssuerStorage: Send + Sync + 'static {
+    /// The record at `key`, if any.
     fn get(
         &self,
         collection: &'static str,
@@ -145,6 +160,7 @@ pub trait IssuerStorage: Send + Sync + 'static {
         skip: usize,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send;
+    /// How many records have keys starting with `prefix`.
     fn count(
         &self,
         collection: &'static str,
@@ -170,6 +186,7 @@ pub trait IssuerStorage: Send + Sync + 'static {
 
 /// Typed helpers over any [`IssuerStorage`].
 pub trait IssuerStorageExt: IssuerStorage {
+    /// The record at `key` read as JSON, if any.
     fn get_json<T: DeserializeOwned>(
         &self,
         collection: &'static str,
@@ -183,6 +200,7 @@ pub trait IssuerStorageExt: IssuerStorage {
         }
     }
 
+    /// [`IssuerStorage::scan`] with each record read as JSON.
     fn scan_json<T: DeserializeOwned>(
         &self,
         collection: &'static str,

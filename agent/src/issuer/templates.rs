@@ -16,8 +16,8 @@ use super::status_list::STATUS_REVISIONS;
 use super::store::{BatchError, Expect, Write};
 use super::store::{IssuerStorage, IssuerStorageExt};
 use super::time::now_ms;
-use super::time::{iso_millis, parse_timestamp};
-use super::{new_object_id, ApiError, Issuer, Org, TEMPLATES, TEMPLATE_IDS};
+use super::time::parse_timestamp;
+use super::{new_object_id, Issuer, IssuerError, Org, TEMPLATES, TEMPLATE_IDS};
 use lanyard_protocol::protocols::deletion;
 
 /// The fields every template has before its custom ones, with their descriptions and whether
@@ -38,14 +38,21 @@ const MAX_CREDENTIALS: u64 = 1_000_000_000;
 /// What a template says about its credentials: the create request, validated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TemplateSpec {
+    /// `templateName`.
     pub name: String,
+    /// `credentialIssuer`: who the credential says issued it.
     pub credential_issuer: String,
+    /// `credentialType`.
     pub credential_type: String,
+    /// `logoURL` (empty when none).
     pub logo_url: String,
     /// RFC 3339; credentials issued from the template expire then.
     pub credential_expiration: Option<String>,
+    /// `customFields`: the names of the fields beyond the standard ones.
     pub custom_fields: Vec<String>,
+    /// `descriptions` of the custom fields, in their order.
     pub descriptions: Vec<String>,
+    /// `numberOfCredentials`: the most that may be issued, if limited.
     pub number_of_credentials: Option<u64>,
 }
 
@@ -56,15 +63,20 @@ pub struct Template {
     pub object_id: String,
     /// `urn:template:<ecosystem>:<slug>-<org id>-<millis>`.
     pub template_id: String,
+    /// The organisation it belongs to.
     pub org_id: String,
     /// Storage key within the organisation (creation order).
     pub key: String,
+    /// What the create request said.
     #[serde(flatten)]
     pub spec: TemplateSpec,
+    /// Credentials offered from it.
     pub total_offered: u64,
+    /// Credentials issued from it.
     pub total_issued: u64,
     /// Milliseconds since the epoch.
     pub created_ms: u64,
+    /// When it last changed (ms since the epoch).
     pub updated_ms: u64,
 }
 
@@ -79,20 +91,20 @@ const REQUEST_FIELDS: [&str; 8] = [
     "numberOfCredentials",
 ];
 
-fn required_text(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+fn required_text(body: &Map<String, Value>, field: &str) -> Result<String, IssuerError> {
     match body.get(field) {
-        None | Some(Value::Null) => Err(ApiError::field(field, "is required")),
+        None | Some(Value::Null) => Err(IssuerError::field(field, "is required")),
         Some(Value::String(text)) => {
             let text = text.trim();
             if text.is_empty() {
-                Err(ApiError::field(field, "must not be empty"))
+                Err(IssuerError::field(field, "must not be empty"))
             } else if text.chars().count() > MAX_TEXT {
-                Err(ApiError::field(
+                Err(IssuerError::field(
                     field,
                     &format!("is longer than {MAX_TEXT} characters"),
                 ))
             } else if text.chars().any(char::is_control) {
-                Err(ApiError::field(
+                Err(IssuerError::field(
                     field,
                     "must not contain control characters",
                 ))
@@ -100,25 +112,25 @@ fn required_text(body: &Map<String, Value>, field: &str) -> Result<String, ApiEr
                 Ok(text.to_string())
             }
         }
-        Some(other) => Err(ApiError::field(
+        Some(other) => Err(IssuerError::field(
             field,
             &format!("must be a string, not {}", json_type(other)),
         )),
     }
 }
 
-fn string_list(body: &Map<String, Value>, field: &str) -> Result<Vec<String>, ApiError> {
+fn string_list(body: &Map<String, Value>, field: &str) -> Result<Vec<String>, IssuerError> {
     let Some(value) = body.get(field) else {
-        return Err(ApiError::field(field, "is required"));
+        return Err(IssuerError::field(field, "is required"));
     };
     let Value::Array(items) = value else {
-        return Err(ApiError::field(
+        return Err(IssuerError::field(
             field,
             &format!("must be an array of strings, not {}", json_type(value)),
         ));
     };
     if items.len() > MAX_CUSTOM_FIELDS {
-        return Err(ApiError::field(
+        return Err(IssuerError::field(
             field,
             &format!("has more than {MAX_CUSTOM_FIELDS} entries"),
         ));
@@ -128,11 +140,11 @@ fn string_list(body: &Map<String, Value>, field: &str) -> Result<Vec<String>, Ap
         .enumerate()
         .map(|(index, item)| match item {
             Value::String(text) if text.chars().count() <= MAX_TEXT => Ok(text.trim().to_string()),
-            Value::String(_) => Err(ApiError::field(
+            Value::String(_) => Err(IssuerError::field(
                 &format!("{field}[{index}]"),
                 &format!("is longer than {MAX_TEXT} characters"),
             )),
-            other => Err(ApiError::field(
+            other => Err(IssuerError::field(
                 &format!("{field}[{index}]"),
                 &format!("must be a string, not {}", json_type(other)),
             )),
@@ -162,15 +174,15 @@ pub fn valid_field_name(name: &str) -> bool {
 
 impl TemplateSpec {
     /// Validates a create request's body; the error names the first field that is wrong.
-    pub fn parse(body: &Value, now_ms: u64) -> Result<TemplateSpec, ApiError> {
+    pub fn parse(body: &Value, now_ms: u64) -> Result<TemplateSpec, IssuerError> {
         let Value::Object(body) = body else {
-            return Err(ApiError::bad_request(&format!(
+            return Err(IssuerError::bad_request(&format!(
                 "the body must be a JSON object, not {}",
                 json_type(body)
             )));
         };
         if let Some(unknown) = body.keys().find(|k| !REQUEST_FIELDS.contains(&k.as_str())) {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 &format!(
                     "is not a template field (expected {})",
@@ -186,32 +198,32 @@ impl TemplateSpec {
             || logo_url.len() > 2048
             || logo_url.contains(char::is_whitespace)
         {
-            return Err(ApiError::field("logoURL", "must be an http(s) URL"));
+            return Err(IssuerError::field("logoURL", "must be an http(s) URL"));
         }
         // Required like every field the seed marks so; `null` is "never expires".
         let credential_expiration = match body.get("credentialExpiration") {
             None => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "credentialExpiration",
                     "is required (a date, or null for credentials that never expire)",
                 ))
             }
             Some(Value::Null) => None,
             Some(Value::String(text)) if text.trim().is_empty() => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "credentialExpiration",
                     "must be a date (YYYY-MM-DD) or an RFC 3339 date-time, or null for credentials that never expire; it is empty",
                 ))
             }
             Some(Value::String(text)) => {
                 let at = parse_timestamp(text.trim()).ok_or_else(|| {
-                    ApiError::field(
+                    IssuerError::field(
                         "credentialExpiration",
                         &format!("{text:?} is not a date (YYYY-MM-DD) or an RFC 3339 date-time"),
                     )
                 })?;
                 if at.saturating_mul(1000) <= now_ms {
-                    return Err(ApiError::field(
+                    return Err(IssuerError::field(
                         "credentialExpiration",
                         &format!("{text:?} is in the past"),
                     ));
@@ -219,7 +231,7 @@ impl TemplateSpec {
                 Some(super::time::rfc3339_secs(at))
             }
             Some(other) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "credentialExpiration",
                     &format!("must be a date string or null, not {}", json_type(other)),
                 ))
@@ -228,7 +240,7 @@ impl TemplateSpec {
         let custom_fields = string_list(body, "customFields")?;
         let descriptions = string_list(body, "descriptions")?;
         if descriptions.len() != custom_fields.len() {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 "descriptions",
                 &format!(
                     "has {} entries but customFields has {}; give one description per custom field",
@@ -240,24 +252,27 @@ impl TemplateSpec {
         for (index, field) in custom_fields.iter().enumerate() {
             let at = format!("customFields[{index}]");
             if !valid_field_name(field) {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     &at,
                     &format!("{field:?} is not a field name (a letter, then letters, digits or _)"),
                 ));
             }
             if STANDARD_FIELDS.iter().any(|(name, _, _)| name == field) || field == "id" {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     &at,
                     &format!("{field:?} is a standard field of every template"),
                 ));
             }
             if custom_fields[..index].contains(field) {
-                return Err(ApiError::field(&at, &format!("{field:?} is listed twice")));
+                return Err(IssuerError::field(
+                    &at,
+                    &format!("{field:?} is listed twice"),
+                ));
             }
         }
         for (index, description) in descriptions.iter().enumerate() {
             if description.chars().any(char::is_control) {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     &format!("descriptions[{index}]"),
                     "must not contain control characters",
                 ));
@@ -268,14 +283,14 @@ impl TemplateSpec {
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(n) if (1..=MAX_CREDENTIALS).contains(&n) => Some(n),
                 _ => {
-                    return Err(ApiError::field(
+                    return Err(IssuerError::field(
                         "numberOfCredentials",
                         &format!("must be a whole number from 1 to {MAX_CREDENTIALS}, or null"),
                     ))
                 }
             },
             Some(other) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "numberOfCredentials",
                     &format!("must be a number or null, not {}", json_type(other)),
                 ))
@@ -295,7 +310,7 @@ impl TemplateSpec {
 }
 
 /// Lower-case words joined by `-`: `Template Demo` → `template-demo`.
-pub fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     let mut slug = String::new();
     for word in text
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -316,7 +331,7 @@ pub fn slug(text: &str) -> String {
 }
 
 /// Capitalised words run together: `Template Demo` → `TemplateDemo`.
-fn camel(text: &str) -> String {
+pub(crate) fn camel(text: &str) -> String {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(|word| {
@@ -352,87 +367,6 @@ impl Template {
         self.spec
             .number_of_credentials
             .is_none_or(|limit| self.total_issued < limit)
-    }
-
-    /// The template as the API answers it (the seed's shape). `schema_base` is the agent's
-    /// public URL; `created_by` the organisation's issuer DID.
-    pub fn to_api(&self, schema_base: &str, created_by: &str, ecosystem: &str) -> Value {
-        let created = iso_millis(self.created_ms);
-        let updated = iso_millis(self.updated_ms);
-        let suffix = format!("{}-{}", self.org_id, self.created_ms);
-        let mut fields = Map::new();
-        let mut ordering = Map::new();
-        for (order, (name, description, optional)) in self.fields().into_iter().enumerate() {
-            fields.insert(
-                name.clone(),
-                json!({
-                    "title": name,
-                    "description": description,
-                    "optional": optional,
-                    "type": 0,
-                }),
-            );
-            ordering.insert(name, json!({ "order": order, "section": "Data" }));
-        }
-        let custom_attributes: Vec<Value> = self
-            .spec
-            .custom_fields
-            .iter()
-            .zip(&self.spec.descriptions)
-            .map(|(key, description)| json!({ "key": key, "description": description }))
-            .collect();
-        json!({
-            "plaidConfig": { "template": "", "enablePII": false },
-            "verificationSettings": { "method": null, "price": 0, "age": 0 },
-            "numberOfCredentials": self.spec.number_of_credentials,
-            "isDefault": false,
-            "isPasses": false,
-            "dateIssued": created,
-            "status": "active",
-            "customFields": self.spec.custom_fields,
-            "verifierSources": [],
-            "requireVerifierSource": false,
-            "passkit": { "isEnabled": false, "productionId": "", "ticketTypeId": "" },
-            "orcaScan": { "isEnabled": false, "callbackUrl": "" },
-            "isPlatform": false,
-            "totalOffered": self.total_offered,
-            "totalIssued": self.total_issued,
-            "totalListing": 0,
-            "includeGovernance": false,
-            "collaborator": [],
-            "_id": self.object_id,
-            "templateId": self.template_id,
-            "name": self.spec.name,
-            "credentialIssuer": self.spec.credential_issuer,
-            "credentialType": self.spec.credential_type,
-            "logoId": logo_id(&self.spec.logo_url),
-            "logoURL": self.spec.logo_url,
-            "credentialExpiration": self.spec.credential_expiration,
-            "detail": {
-                "id": self.template_id,
-                "name": format!("{}{}", camel(&self.spec.name), suffix.replace('-', "")),
-                "version": 1,
-                "fields": fields,
-                "allowAdditionalFields": false,
-                "schemaUri": format!("{schema_base}/schemas/{}", self.template_id),
-                "contextUri": "",
-                "ecosystemId": format!("urn:lanyard:ecosystems:{ecosystem}"),
-                "type": "VerifiableCredential",
-                "createdBy": created_by,
-                "dateCreated": created,
-                "title": format!("{} {} {}", self.spec.name, self.org_id, self.created_ms),
-                "description": "",
-                "fieldOrdering": ordering,
-            },
-            "partner": self.org_id,
-            "customAttributes": custom_attributes,
-            "dateCreated": created,
-            "dateUpdated": updated,
-            "welcomeText": "",
-            "enableIdentityData": true,
-            "isAvailable": true,
-            "__v": 0,
-        })
     }
 
     /// A JSON Schema (2020-12) of the `credentialSubject` of credentials from this template,
@@ -473,7 +407,11 @@ fn is_object_id(id: &str) -> bool {
 impl<S: IssuerStorage> Issuer<S> {
     /// A template of `org` by the id an API path names: its `templateId` URN or its `_id`
     /// (the seed's "Template ID" is either). Another organisation's is not found.
-    pub async fn template_by_either_id(&self, org: &Org, id: &str) -> Result<Template, ApiError> {
+    pub async fn template_by_either_id(
+        &self,
+        org: &Org,
+        id: &str,
+    ) -> Result<Template, IssuerError> {
         if !is_object_id(id) {
             return self.template(org, id).await;
         }
@@ -485,21 +423,13 @@ impl<S: IssuerStorage> Issuer<S> {
             .await?;
         found
             .pop()
-            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {id:?}")))
+            .ok_or_else(|| IssuerError::not_found(&format!("no template has the id {id:?}")))
     }
-}
-
-/// A stable id for a logo URL, in the seed's `logos/<hex>` style.
-fn logo_id(url: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(url.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("logos/{hex}")
 }
 
 impl<S: IssuerStorage> Issuer<S> {
     /// Creates a template for `org` from a create request's body.
-    pub async fn create_template(&self, org: &Org, body: &Value) -> Result<Template, ApiError> {
+    pub async fn create_template(&self, org: &Org, body: &Value) -> Result<Template, IssuerError> {
         let now = now_ms();
         let spec = TemplateSpec::parse(body, now)?;
         let template_id = format!(
@@ -532,9 +462,9 @@ impl<S: IssuerStorage> Issuer<S> {
             )
             .await
             .map_err(|error| match error {
-                BatchError::Conflict => {
-                    ApiError::conflict(&format!("a template with id {template_id} exists already"))
-                }
+                BatchError::Conflict => IssuerError::conflict(&format!(
+                    "a template with id {template_id} exists already"
+                )),
                 other => other.into(),
             })?;
         tracing::info!(org = %org.record.id, template = %template_id, "template created");
@@ -542,15 +472,17 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// A template of `org` by its `templateId`; another organisation's is not found.
-    pub async fn template(&self, org: &Org, template_id: &str) -> Result<Template, ApiError> {
+    pub async fn template(&self, org: &Org, template_id: &str) -> Result<Template, IssuerError> {
         self.template_any(template_id)
             .await?
             .filter(|t| t.org_id == org.record.id)
-            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
+            .ok_or_else(|| {
+                IssuerError::not_found(&format!("no template has the id {template_id:?}"))
+            })
     }
 
     /// A template by id, whichever organisation has it.
-    pub async fn template_any(&self, template_id: &str) -> Result<Option<Template>, ApiError> {
+    pub async fn template_any(&self, template_id: &str) -> Result<Option<Template>, IssuerError> {
         let Some(key) = self
             .storage
             .get_json::<String>(TEMPLATE_IDS, template_id)
@@ -567,7 +499,7 @@ impl<S: IssuerStorage> Issuer<S> {
         org: &Org,
         page: usize,
         page_size: usize,
-    ) -> Result<(Vec<Template>, usize), ApiError> {
+    ) -> Result<(Vec<Template>, usize), IssuerError> {
         let prefix = format!("{}/", org.record.id);
         let total = self.storage.count(TEMPLATES, &prefix).await?;
         let skip = (page - 1).saturating_mul(page_size);
@@ -579,23 +511,20 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// The public JSON Schema of a template's credentials.
-    pub async fn template_schema(&self, template_id: &str) -> Result<Value, ApiError> {
+    pub async fn template_schema(&self, template_id: &str) -> Result<Value, IssuerError> {
         self.template_any(template_id)
             .await?
             .map(|t| t.json_schema(&self.public_url))
-            .ok_or_else(|| ApiError::not_found(&format!("no template has the id {template_id:?}")))
-    }
-
-    /// The API's view of a template.
-    pub fn template_json(&self, org: &Org, template: &Template) -> Value {
-        template.to_api(&self.public_url, &org.issuer_did, "lanyard")
+            .ok_or_else(|| {
+                IssuerError::not_found(&format!("no template has the id {template_id:?}"))
+            })
     }
 
     /// Every credential exchange of a template.
     pub(crate) async fn credentials_of_template(
         &self,
         template_id: &str,
-    ) -> Result<Vec<IssuedCredential>, ApiError> {
+    ) -> Result<Vec<IssuedCredential>, IssuerError> {
         let keys: Vec<String> = self
             .storage
             .scan_json(
@@ -620,12 +549,12 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         org: &Org,
         template_id: &str,
-    ) -> Result<Template, ApiError> {
+    ) -> Result<Template, IssuerError> {
         let template = self.template(org, template_id).await?;
         let credentials = self.credentials_of_template(&template.template_id).await?;
         let mut change = Change::default();
         let before =
-            serde_json::to_vec(&template).map_err(|e| ApiError::internal(&e.to_string()))?;
+            serde_json::to_vec(&template).map_err(|e| IssuerError::internal(&e.to_string()))?;
         change.expect.push(Expect::Equals {
             collection: TEMPLATES,
             key: template.key.clone(),
@@ -682,9 +611,11 @@ impl<S: IssuerStorage> Issuer<S> {
             };
             change.send(&org.didcomm_did, &holder, deletion::notice_message(&notice))?;
         }
-        self.commit(change).await.map_err(|e| match e.status {
-            409 => ApiError::conflict("the template changed while it was being deleted; try again"),
-            _ => e,
+        self.commit(change).await.map_err(|e| match e {
+            IssuerError::Conflict(_) => {
+                IssuerError::conflict("the template changed while it was being deleted; try again")
+            }
+            other => other,
         })?;
         tracing::info!(org = %org.record.id, template = %template_id, holders, "template deleted");
         Ok(template)

@@ -24,8 +24,8 @@ use super::inbound::Answer;
 use super::outbox::Change;
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::templates::json_type;
-use super::time::{iso_millis, now_ms};
-use super::{new_object_id, ApiError, Issuer, Org};
+use super::time::now_ms;
+use super::{new_object_id, Issuer, IssuerError, Org};
 use crate::invitations::NewInvitation;
 
 const VERIFICATIONS: &str = "verifications";
@@ -36,8 +36,11 @@ const VERIFICATION_REQUESTS: &str = "verification_requests";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerificationState {
+    /// Waiting for the wallet's presentation.
     Pending,
+    /// A credential of the template was presented and verified.
     Verified,
+    /// The presentation did not verify; `reasons` say why.
     Failed,
 }
 
@@ -45,26 +48,43 @@ pub enum VerificationState {
 /// values.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
+    /// 24 hex digits.
     pub id: String,
+    /// The organisation that asked.
     pub org_id: String,
+    /// Its storage key.
     pub key: String,
+    /// The template whose credential is asked for.
     pub template_id: String,
+    /// Fields the credential must disclose.
     pub required_fields: Vec<String>,
+    /// What the holder is told the verification is for.
     pub purpose: String,
+    /// The nonce the presentation must sign.
     pub challenge: String,
+    /// The domain the presentation must name.
     pub domain: String,
     /// The request message's id (the presentation's `thid`).
     pub request_id: String,
+    /// The short code of its invitation.
     pub invitation_code: String,
+    /// The invitation's message id (the wallet's `pthid`).
     pub invitation_id: String,
+    /// Where it stands.
     pub state: VerificationState,
+    /// Why it failed, when it did.
     pub reasons: Vec<String>,
     /// The credential subject's values the presentation disclosed.
     pub disclosed: Map<String, Value>,
+    /// The DID that presented.
     pub holder: Option<String>,
+    /// The id of the credential presented.
     pub credential_id: Option<String>,
+    /// Its issuer.
     pub issuer: Option<String>,
+    /// When it was asked for (ms since the epoch).
     pub created_ms: u64,
+    /// When it was answered (ms since the epoch).
     pub completed_ms: Option<u64>,
 }
 
@@ -104,31 +124,6 @@ lanyard_protocol::redacted_debug!(Verification {
     redacted: [disclosed],
 });
 
-impl Verification {
-    pub fn to_api(&self, links: Option<Value>) -> Value {
-        let mut value = json!({
-            "id": self.id,
-            "state": self.state,
-            "templateId": self.template_id,
-            "requiredFields": self.required_fields,
-            "purpose": self.purpose,
-            "challenge": self.challenge,
-            "domain": self.domain,
-            "reasons": self.reasons,
-            "disclosed": self.disclosed,
-            "holderDid": self.holder,
-            "credentialId": self.credential_id,
-            "issuerDid": self.issuer,
-            "dateCreated": iso_millis(self.created_ms),
-            "dateCompleted": self.completed_ms.map(iso_millis),
-        });
-        if let Some(links) = links {
-            value["invitation"] = links;
-        }
-        value
-    }
-}
-
 /// The host (and port) of a base URL: the `domain` proofs are bound to.
 fn domain_of(public_url: &str) -> String {
     public_url
@@ -160,31 +155,33 @@ impl<S: IssuerStorage> Issuer<S> {
         &self,
         org: &Org,
         body: &Value,
-    ) -> Result<(Verification, Value), ApiError> {
+    ) -> Result<(Verification, Value), IssuerError> {
         let Value::Object(body) = body else {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
+            return Err(IssuerError::bad_request("the body must be a JSON object"));
         };
         if let Some(unknown) = body
             .keys()
             .find(|k| !["templateId", "requiredFields", "purpose"].contains(&k.as_str()))
         {
-            return Err(ApiError::field(
+            return Err(IssuerError::field(
                 unknown,
                 "is not a verification field (templateId, requiredFields, purpose)",
             ));
         }
         let template_id = match body.get("templateId") {
             Some(Value::String(id)) if !id.trim().is_empty() => id.trim(),
-            None | Some(Value::Null) => return Err(ApiError::field("templateId", "is required")),
+            None | Some(Value::Null) => {
+                return Err(IssuerError::field("templateId", "is required"))
+            }
             Some(_) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "templateId",
                     "must be a template id string",
                 ))
             }
         };
         let template = self.template(org, template_id).await.map_err(|_| {
-            ApiError::not_found(&format!(
+            IssuerError::not_found(&format!(
                 "templateId: no template has the id {template_id:?}"
             ))
         })?;
@@ -200,10 +197,13 @@ impl<S: IssuerStorage> Issuer<S> {
                 for (index, item) in items.iter().enumerate() {
                     let at = format!("requiredFields[{index}]");
                     let name = item.as_str().ok_or_else(|| {
-                        ApiError::field(&at, &format!("must be a string, not {}", json_type(item)))
+                        IssuerError::field(
+                            &at,
+                            &format!("must be a string, not {}", json_type(item)),
+                        )
                     })?;
                     if !fields.iter().any(|(field, _, _)| field == name) {
-                        return Err(ApiError::field(
+                        return Err(IssuerError::field(
                             &at,
                             &format!("{name:?} is not a field of template {template_id}"),
                         ));
@@ -215,7 +215,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 names
             }
             Some(other) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "requiredFields",
                     &format!("must be an array of field names, not {}", json_type(other)),
                 ))
@@ -228,7 +228,7 @@ impl<S: IssuerStorage> Issuer<S> {
             ),
             Some(Value::String(text)) if text.chars().count() <= 200 => text.clone(),
             Some(_) => {
-                return Err(ApiError::field(
+                return Err(IssuerError::field(
                     "purpose",
                     "must be a string of at most 200 characters",
                 ))
@@ -251,14 +251,13 @@ impl<S: IssuerStorage> Issuer<S> {
             goal_code: Some("request-proof".into()),
             goal: Some(purpose.clone()),
             label: Some(org.record.name.clone()),
-            attachments: vec![
-                serde_json::to_value(&message).map_err(|e| ApiError::internal(&e.to_string()))?
-            ],
+            attachments: vec![serde_json::to_value(&message)
+                .map_err(|e| IssuerError::internal(&e.to_string()))?],
             expires_time: None,
             single_use: true,
         }
         .build()
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
+        .map_err(|e| IssuerError::internal(&e.to_string()))?;
         self.invitations()?.put(&invitation).await?;
         let now = now_ms();
         let id = new_object_id();
@@ -297,14 +296,14 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// A verification of `org` by id.
-    pub async fn verification(&self, org: &Org, id: &str) -> Result<Verification, ApiError> {
+    pub async fn verification(&self, org: &Org, id: &str) -> Result<Verification, IssuerError> {
         let all: Vec<Verification> = self
             .storage
             .scan_json(VERIFICATIONS, &format!("{}/", org.record.id), 0, usize::MAX)
             .await?;
         all.into_iter()
             .find(|v| v.id == id)
-            .ok_or_else(|| ApiError::not_found(&format!("no verification has the id {id:?}")))
+            .ok_or_else(|| IssuerError::not_found(&format!("no verification has the id {id:?}")))
     }
 
     /// One page of `org`'s verifications, oldest first, in `state` if given, and how many
@@ -315,7 +314,7 @@ impl<S: IssuerStorage> Issuer<S> {
         state: Option<VerificationState>,
         page: usize,
         page_size: usize,
-    ) -> Result<(Vec<Verification>, usize), ApiError> {
+    ) -> Result<(Vec<Verification>, usize), IssuerError> {
         let prefix = format!("{}/", org.record.id);
         let skip = (page - 1).saturating_mul(page_size);
         Ok(self
@@ -361,7 +360,8 @@ impl<S: IssuerStorage> Issuer<S> {
             Some(reason) => Err(vec![reason]),
             None => self.check_presentation(org, &record, &vp, now / 1000).await,
         };
-        let before = serde_json::to_vec(&record).map_err(|e| ApiError::internal(&e.to_string()))?;
+        let before =
+            serde_json::to_vec(&record).map_err(|e| IssuerError::internal(&e.to_string()))?;
         let mut done = record.clone();
         done.completed_ms = Some(now);
         match outcome {

@@ -8,20 +8,29 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::handler::Handler;
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::issuer::customers::Status;
 use crate::issuer::store::SledIssuerStorage;
-use crate::issuer::verification::VerificationState;
-use crate::issuer::{page_json, ApiError, Issuer, Org};
+use crate::issuer::{Customer, Issuer, IssuerError, Org, Status, VerificationState};
+
+mod auth;
+mod dto;
+mod error;
+
+pub use self::auth::{Admin, Authenticated};
+pub use self::dto::page_json;
+pub use self::error::ApiError;
 
 /// What the API's handlers share.
 pub struct ApiState {
+    /// The issuer side the handlers act on.
     pub issuer: Arc<Issuer<SledIssuerStorage>>,
+    /// The bearer token `/admin/*` requires.
     pub admin_token: crate::admin::AdminToken,
 }
 
@@ -30,90 +39,117 @@ type Shared = State<Arc<ApiState>>;
 /// Largest request body of the API.
 const MAX_BODY: usize = 1 << 20;
 
+/// The template routes (DESIGN §4).
 pub const TEMPLATES_PATH: &str = "/core/api/v1/programmatic/credential/template";
+/// The customer (onboarding) routes.
 pub const CUSTOMERS_PATH: &str = "/core/api/v1/programmatic/customer";
+/// The credential (issuance) routes.
 pub const CREDENTIALS_PATH: &str = "/core/api/v1/programmatic/credential";
+/// The verification routes.
 pub const VERIFICATIONS_PATH: &str = "/core/api/v1/programmatic/verification";
+/// The callback (webhook) routes.
 pub const CALLBACK_PATH: &str = "/core/api/v1/programmatic/callback";
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::error!(code = self.code, message = %self.message, "API error");
-        } else {
-            // The message may quote what the caller sent (an email address, a phone number):
-            // at info level only the code goes to the log.
-            tracing::info!(%status, code = self.code, "API request refused");
-            tracing::debug!(message = %self.message, "API request refused");
-        }
-        (
-            status,
-            Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response()
-    }
-}
 
 fn data(status: StatusCode, value: Value) -> Response {
     (status, Json(json!({ "data": value }))).into_response()
 }
 
-/// The routes of the API.
-pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route(TEMPLATES_PATH, post(create_template).get(list_templates))
-        .route(
-            &format!("{TEMPLATES_PATH}/{{id}}"),
-            get(get_template).delete(delete_template),
-        )
-        .route(CUSTOMERS_PATH, post(onboard).get(list_customers))
-        .route(&format!("{CUSTOMERS_PATH}/{{id}}"), get(get_customer))
-        .route(
-            &format!("{CUSTOMERS_PATH}/{{id}}/invitation"),
-            post(resend_invitation),
-        )
-        .route(CREDENTIALS_PATH, post(offer).get(list_credentials))
-        .route(&format!("{CREDENTIALS_PATH}/batch"), post(batch))
-        .route(&format!("{CREDENTIALS_PATH}/{{id}}"), get(get_credential))
-        .route(
-            CALLBACK_PATH,
-            axum::routing::put(set_callback).get(get_callback),
-        )
-        .route(&format!("{CALLBACK_PATH}/events"), get(callback_events))
-        .route(
-            VERIFICATIONS_PATH,
-            post(create_verification).get(list_verifications),
-        )
-        .route(
-            &format!("{VERIFICATIONS_PATH}/{{id}}"),
-            get(get_verification),
-        )
-        .route("/openapi.json", get(openapi))
-        .route("/admin/orgs", post(create_org))
-        .route("/orgs/{id}/did.json", get(org_did_document))
-        .route("/orgs/{id}/status/1", get(org_status_list))
-        .route("/schemas/{id}", get(template_schema))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+/// One route of the API: a method, a path (axum's syntax, as the OpenAPI document writes it)
+/// and its handler.
+struct Route {
+    method: Method,
+    path: String,
+    handler: MethodRouter<Arc<ApiState>>,
 }
 
-/// The organisation whose `x-api-key` came with the request (401 otherwise).
-pub struct Authenticated(pub Org);
-
-impl axum::extract::FromRequestParts<Arc<ApiState>> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &Arc<ApiState>,
-    ) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get("x-api-key")
-            .map(|v| v.to_str().unwrap_or("\u{0}"));
-        state.issuer.authenticate(key).await.map(Authenticated)
+fn route<H, T>(method: Method, path: impl Into<String>, handler: H) -> Route
+where
+    H: Handler<T, Arc<ApiState>>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("the API's methods are standard");
+    Route {
+        method,
+        path: path.into(),
+        handler: on(filter, handler),
     }
+}
+
+/// The API's routes: the router is built from this table, and [`route_table`] lists it.
+fn routes() -> Vec<Route> {
+    vec![
+        route(Method::POST, TEMPLATES_PATH, create_template),
+        route(Method::GET, TEMPLATES_PATH, list_templates),
+        route(
+            Method::GET,
+            format!("{TEMPLATES_PATH}/{{id}}"),
+            get_template,
+        ),
+        route(
+            Method::DELETE,
+            format!("{TEMPLATES_PATH}/{{id}}"),
+            delete_template,
+        ),
+        route(Method::POST, CUSTOMERS_PATH, onboard),
+        route(Method::GET, CUSTOMERS_PATH, list_customers),
+        route(
+            Method::GET,
+            format!("{CUSTOMERS_PATH}/{{id}}"),
+            get_customer,
+        ),
+        route(
+            Method::POST,
+            format!("{CUSTOMERS_PATH}/{{id}}/invitation"),
+            resend_invitation,
+        ),
+        route(Method::POST, CREDENTIALS_PATH, offer),
+        route(Method::GET, CREDENTIALS_PATH, list_credentials),
+        route(Method::POST, format!("{CREDENTIALS_PATH}/batch"), batch),
+        route(
+            Method::GET,
+            format!("{CREDENTIALS_PATH}/{{id}}"),
+            get_credential,
+        ),
+        route(Method::PUT, CALLBACK_PATH, set_callback),
+        route(Method::GET, CALLBACK_PATH, get_callback),
+        route(
+            Method::GET,
+            format!("{CALLBACK_PATH}/events"),
+            callback_events,
+        ),
+        route(Method::POST, VERIFICATIONS_PATH, create_verification),
+        route(Method::GET, VERIFICATIONS_PATH, list_verifications),
+        route(
+            Method::GET,
+            format!("{VERIFICATIONS_PATH}/{{id}}"),
+            get_verification,
+        ),
+        route(Method::GET, "/openapi.json", openapi),
+        route(Method::POST, "/admin/orgs", create_org),
+        route(Method::GET, "/orgs/{id}/did.json", org_did_document),
+        route(Method::GET, "/orgs/{id}/status/1", org_status_list),
+        route(Method::GET, "/schemas/{id}", template_schema),
+    ]
+}
+
+/// Every route of the API as (method, path), in the syntax of the OpenAPI document's paths:
+/// what [`router`] serves, for checking the document against.
+pub fn route_table() -> Vec<(Method, String)> {
+    routes()
+        .into_iter()
+        .map(|route| (route.method, route.path))
+        .collect()
+}
+
+/// The routes of the API.
+pub fn router(state: Arc<ApiState>) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(&route.path, route.handler)
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
 }
 
 /// Parses a JSON body, naming what is wrong with it.
@@ -124,14 +160,10 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     if media_type.as_deref() != Some("application/json") {
-        return Err(ApiError {
-            status: 415,
-            code: "unsupported_media_type",
-            message: format!(
-                "Content-Type must be application/json, not {}",
-                media_type.as_deref().unwrap_or("(none)")
-            ),
-        });
+        return Err(ApiError::unsupported_media_type(format!(
+            "Content-Type must be application/json, not {}",
+            media_type.as_deref().unwrap_or("(none)")
+        )));
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(&format!("the body is not valid JSON: {e}")))
@@ -238,24 +270,17 @@ async fn delete_template(
 
 async fn create_org(
     State(state): Shared,
+    _: Admin,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if !state.admin_token.authorises(&headers) {
-        return Err(ApiError::unauthorised(
-            "the admin bearer token is missing or wrong",
-        ));
-    }
     let body = json_body(&headers, &body)?;
     let name = match body.get("name") {
         Some(Value::String(name)) => name.as_str(),
         Some(other) => {
             return Err(ApiError::field(
                 "name",
-                &format!(
-                    "must be a string, not {}",
-                    crate::issuer::templates::json_type(other)
-                ),
+                &format!("must be a string, not {}", crate::issuer::json_type(other)),
             ))
         }
         None => return Err(ApiError::field("name", "is required")),
@@ -435,7 +460,7 @@ async fn batch(
     Query(query): Query<std::collections::HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    use crate::issuer::issuance::{rows_from_csv, rows_from_json};
+    use crate::issuer::{rows_from_csv, rows_from_json};
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -467,7 +492,44 @@ async fn batch(
     } else {
         rows_from_json(&json_body(&headers, &body)?)?
     };
-    Ok(data(StatusCode::OK, state.issuer.batch(&org, rows).await))
+    let outcomes = state.issuer.batch(&org, rows).await;
+    Ok(data(StatusCode::OK, batch_report(outcomes)))
+}
+
+/// The per-row report of a batch: what became of each row, with the HTTP status and message
+/// of a row that failed.
+fn batch_report(outcomes: Vec<Result<(Customer, Value), IssuerError>>) -> Value {
+    let mut report = Vec::with_capacity(outcomes.len());
+    let mut succeeded = 0;
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok((customer, links)) => {
+                succeeded += 1;
+                report.push(json!({
+                    "row": index + 1,
+                    "ok": true,
+                    "customerId": customer.id,
+                    "status": customer.status.as_str(),
+                    "invitation": links["url"],
+                }));
+            }
+            Err(error) => {
+                let error = ApiError::from(error);
+                report.push(json!({
+                    "row": index + 1,
+                    "ok": false,
+                    "status": error.status.as_u16(),
+                    "error": error.message,
+                }))
+            }
+        }
+    }
+    json!({
+        "total": report.len(),
+        "succeeded": succeeded,
+        "failed": report.len() - succeeded,
+        "rows": report,
+    })
 }
 
 async fn set_callback(
@@ -512,7 +574,7 @@ async fn callback_events(
 }
 
 /// The OpenAPI description of this API, kept in the repository at `agent/api/openapi.json`.
-pub const OPENAPI: &str = include_str!("../api/openapi.json");
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
