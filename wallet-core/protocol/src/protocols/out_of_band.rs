@@ -90,7 +90,7 @@ pub fn parse_invitation(message: &Message) -> Result<Invitation, ProtocolError> 
     let body = Body::of(message, INVITATION, "invitation")?;
     let from = match &message.from {
         Some(from) if from.starts_with("did:") => from.clone(),
-        _ => return Err(body.invalid("the invitation does not say who it is from (a DID)")),
+        _ => return Err(body.invalid("it does not say who it is from (a DID)")),
     };
     let accept = match body.opt_list("accept")? {
         None => Vec::new(),
