@@ -1,3 +1,4 @@
+#![warn(missing_docs, unreachable_pub)]
 //! Lanyard's protocol core, shared by the phone's wallet and the cloud agent: keys and the key
 //! ring, the encrypted store, DIDs, DIDComm v2 envelopes, verifiable credentials, the typed
 //! protocol messages, and the one hardened outbound HTTP client.

@@ -72,7 +72,9 @@ pub enum Unlock {
     /// A key-encryption key from the passphrase through Argon2id. `params` are used when the
     /// store is created; an existing store uses the parameters in its header.
     Passphrase {
+        /// The passphrase (zeroized on drop).
         passphrase: Zeroizing<String>,
+        /// The Argon2id cost for a new store.
         params: Argon2Params,
     },
     /// The platform keystore wraps the data key.
@@ -122,6 +124,7 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
+    /// A sealer under `data_key` (XChaCha20-Poly1305).
     pub fn new(data_key: &[u8; KEY_LEN]) -> Sealer {
         Sealer {
             cipher: XChaCha20Poly1305::new(data_key.into()),
