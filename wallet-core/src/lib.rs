@@ -596,11 +596,12 @@ impl Wallet {
                 break;
             }
             let received = self.receive_delivery(delivery, &mut report).await?;
+            let count = received.len() as u64;
             let ack = pickup::messages_received_message(&pickup::MessagesReceived {
-                message_id_list: received.clone(),
+                message_id_list: received,
             });
             self.ask_mediator(&mediation, ack).await?;
-            if (received.len() as u64) < PICKUP_BATCH {
+            if count < PICKUP_BATCH {
                 break;
             }
         }

@@ -46,7 +46,7 @@ fn peer_party(service: Option<PeerService>) -> Party {
 
 fn hello(from: &Party, to: &Party) -> Message {
     Message::new(
-        "https://didcomm.org/basicmessage/2.0/message",
+        lanyard_protocol::protocols::basic_message::MESSAGE,
         json!({"content": "hello"}),
     )
     .from(from.did.clone())

@@ -193,10 +193,11 @@ mod tests {
             m.extra.insert("label".into(), json!(1));
         })
         .contains("label is not a string"));
-        let v1 = refusal(&|m| m.type_ = "https://didcomm.org/out-of-band/1.1/invitation".into());
+        let v1_type = INVITATION.replace("/2.0/", "/1.1/");
+        let v1 = refusal(&|m| m.type_ = v1_type.clone());
         assert_eq!(
             v1,
-            "invitation expected, got a message of type https://didcomm.org/out-of-band/1.1/invitation"
+            format!("invitation expected, got a message of type {v1_type}")
         );
     }
 
