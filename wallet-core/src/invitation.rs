@@ -7,8 +7,9 @@ use serde_json::Value;
 use super::WalletError;
 use lanyard_protocol::didcomm::Message;
 use lanyard_protocol::encoding::b64u_decode;
+use lanyard_protocol::protocols::out_of_band::{self, Invitation};
+use lanyard_protocol::protocols::ProtocolError;
 
-pub const OOB_INVITATION: &str = "https://didcomm.org/out-of-band/2.0/invitation";
 /// Largest invitation accepted (a QR code holds far less).
 const MAX_INVITATION_BYTES: usize = 64 * 1024;
 
@@ -114,34 +115,32 @@ fn parse_message(json: &[u8]) -> Result<Message, WalletError> {
     )
 }
 
-/// Checks an invitation: OOB 2.0, DIDComm v2, not expired, from a DID.
+/// Checks an invitation: its shape ([`out_of_band::parse_invitation`]: OOB 2.0, from a DID,
+/// speaking DIDComm v2) and that it has not expired.
 pub fn check(message: Message) -> Result<Message, WalletError> {
-    if message.type_ != OOB_INVITATION {
-        return Err(WalletError::InvalidInvitation(format!(
-            "{} is not an Out-of-Band 2.0 invitation (a DIDComm v1 invitation cannot be used)",
-            message.type_
-        )));
-    }
-    if let Some(accept) = message.body.get("accept").and_then(Value::as_array) {
-        if !accept.iter().any(|a| a.as_str() == Some("didcomm/v2")) {
-            return Err(WalletError::InvalidInvitation(
-                "the inviter does not speak DIDComm v2".into(),
-            ));
+    parse(&message)?;
+    Ok(message)
+}
+
+/// The invitation `message` holds, checked as [`check`] does.
+pub fn parse(message: &Message) -> Result<Invitation, WalletError> {
+    let invitation = out_of_band::parse_invitation(message).map_err(|error| match error {
+        ProtocolError::WrongType { type_, .. } => WalletError::InvalidInvitation(format!(
+            "{type_} is not an Out-of-Band 2.0 invitation (a DIDComm v1 invitation cannot be used)"
+        )),
+        ProtocolError::Invalid { problem, .. } => WalletError::InvalidInvitation(problem),
+        missing @ ProtocolError::Missing { .. } => {
+            WalletError::InvalidInvitation(missing.to_string())
         }
-    }
-    if let Some(at) = message.expires_time {
+    })?;
+    if let Some(at) = invitation.expires_time {
         if at <= lanyard_protocol::didcomm::now() {
             return Err(WalletError::InvitationExpired(
                 lanyard_protocol::credentials::time::format_rfc3339(at),
             ));
         }
     }
-    match &message.from {
-        Some(from) if from.starts_with("did:") => Ok(message),
-        _ => Err(WalletError::InvalidInvitation(
-            "the invitation does not say who it is from".into(),
-        )),
-    }
+    Ok(invitation)
 }
 
 #[cfg(test)]
@@ -151,7 +150,7 @@ mod tests {
     use serde_json::json;
 
     fn invitation() -> Value {
-        json!({ "type": OOB_INVITATION, "id": "inv-1", "from": "did:example:acme", "body": { "accept": ["didcomm/v2"] } })
+        json!({ "type": out_of_band::INVITATION, "id": "inv-1", "from": "did:example:acme", "body": { "accept": ["didcomm/v2"] } })
     }
 
     #[test]

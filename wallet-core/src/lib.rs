@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 pub use self::error::WalletError;
-pub use self::invitation::OOB_INVITATION;
 /// The invitation reader behind [`Wallet::accept_invitation`], for the fuzz targets in `fuzz/`;
 /// not part of the API.
 #[doc(hidden)]
@@ -35,19 +34,14 @@ pub use self::records::{
 };
 use lanyard_protocol::did::{did_peer_2, resolve_local, HttpResolver, PeerDidSpec, PeerService};
 use lanyard_protocol::didcomm::{DidComm, Message, ENCRYPTED_TYP};
-use lanyard_protocol::encoding::b64u_decode;
 use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
 use lanyard_protocol::net::{HttpClient, NetError, NetPolicy, Request};
+use lanyard_protocol::protocols::coordinate_mediation::{self as mediation, Action, UpdateResult};
+/// The Out-of-Band 2.0 invitation message type ([`lanyard_protocol::protocols::out_of_band`]).
+pub use lanyard_protocol::protocols::out_of_band::INVITATION as OOB_INVITATION;
+use lanyard_protocol::protocols::pickup;
+use lanyard_protocol::protocols::{present_proof, report_problem, trust_ping, ProtocolError};
 use lanyard_protocol::store::{Store, StoreError, Unlock};
-
-/// Coordinate Mediation 3.0 and Pickup 3.0 message types the wallet sends and reads.
-const MEDIATE_REQUEST: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-request";
-const MEDIATE_GRANT: &str = "https://didcomm.org/coordinate-mediation/3.0/mediate-grant";
-const RECIPIENT_UPDATE: &str = "https://didcomm.org/coordinate-mediation/3.0/recipient-update";
-const DELIVERY_REQUEST: &str = "https://didcomm.org/messagepickup/3.0/delivery-request";
-const DELIVERY: &str = "https://didcomm.org/messagepickup/3.0/delivery";
-const MESSAGES_RECEIVED: &str = "https://didcomm.org/messagepickup/3.0/messages-received";
-const PING: &str = "https://didcomm.org/trust-ping/2.0/ping";
 
 /// Trees of the wallet's store.
 const META: &str = "wallet";
@@ -278,19 +272,9 @@ impl Wallet {
         Ok(())
     }
 
-    /// Asks the mediator and reads its answer on the same connection.
+    /// Sends `message` to the mediator (authcrypted) and reads its answer on the same
+    /// connection; a problem report is the mediator's refusal.
     async fn ask_mediator(
-        &self,
-        mediation: &Mediation,
-        type_: &str,
-        body: Value,
-    ) -> Result<Message, WalletError> {
-        self.ask_mediator_message(mediation, Message::new(type_, body))
-            .await
-    }
-
-    /// Sends `message` to the mediator (authcrypted, answer on the same connection).
-    async fn ask_mediator_message(
         &self,
         mediation: &Mediation,
         message: Message,
@@ -313,11 +297,10 @@ impl Wallet {
             .await?
             .ok_or_else(|| WalletError::Refused(mediation.agent.clone(), "no answer".into()))?;
         let unpacked = self.didcomm.unpack(&answer).await?;
-        if unpacked.message.type_ == lanyard_protocol::didcomm::PROBLEM_REPORT_TYPE {
+        if unpacked.message.type_ == report_problem::PROBLEM_REPORT {
             return Err(WalletError::Refused(
                 mediation.agent.clone(),
-                unpacked.message.body["comment"]
-                    .as_str()
+                report_problem::comment_of(&unpacked.message)
                     .unwrap_or("a problem")
                     .to_string(),
             ));
@@ -368,14 +351,18 @@ impl Wallet {
             mediator_did,
             my_did: self.new_did(None)?,
         };
-        let request = Message::new(MEDIATE_REQUEST, json!({})).pthid(invitation_id);
-        let grant = self.ask_mediator_message(&mediation, request).await?;
-        if grant.type_ != MEDIATE_GRANT {
-            return Err(WalletError::Refused(
-                agent.to_string(),
-                format!("mediation was answered with {}", grant.type_),
-            ));
-        }
+        let request =
+            mediation::mediate_request_message(&mediation::MediateRequest).pthid(invitation_id);
+        let grant = self.ask_mediator(&mediation, request).await?;
+        mediation::parse_mediate_grant(&grant).map_err(|error| {
+            let why = match error {
+                ProtocolError::WrongType { type_, .. } => {
+                    format!("mediation was answered with {type_}")
+                }
+                other => other.to_string(),
+            };
+            WalletError::Refused(agent.to_string(), why)
+        })?;
         self.store.put_json(META, "mediation", &mediation)?;
         Ok(mediation)
     }
@@ -423,20 +410,18 @@ impl Wallet {
 
     async fn accept_message(
         &self,
-        invitation: Message,
+        message: Message,
         short_url: Option<&str>,
     ) -> Result<Accepted, WalletError> {
+        let invitation = invitation::parse(&message)?;
         let _busy = self.busy.lock().await;
-        let inviter = invitation.from.clone().unwrap_or_default();
+        let inviter = invitation.from.clone();
         // A verifier's request: no connection, just the request to answer.
-        for attachment in &invitation.attachments {
-            let Some(json) = &attachment.data.json else {
+        for attached in &invitation.attachments {
+            let Ok(message) = serde_json::from_value::<Message>(attached.clone()) else {
                 continue;
             };
-            let Ok(message) = serde_json::from_value::<Message>(json.clone()) else {
-                continue;
-            };
-            if message.type_ == lanyard_protocol::protocols::present_proof::REQUEST {
+            if message.type_ == present_proof::REQUEST {
                 let record = self
                     .record_request(&inviter, &message, Some(&invitation))
                     .await?;
@@ -451,36 +436,29 @@ impl Wallet {
         let agent = self.agent_of(&inviter).await?;
         let mediation = self.mediation_with(&agent, &invitation.id).await?;
         let my_did = self.new_did(Some(&mediation.mediator_did))?;
-        let update = self
-            .ask_mediator(
-                &mediation,
-                RECIPIENT_UPDATE,
-                json!({ "updates": [{ "recipient_did": my_did, "action": "add" }] }),
-            )
-            .await?;
-        if update.body["updated"][0]["result"] != "success" {
+        let update = mediation::recipient_update_message(&mediation::RecipientUpdate {
+            updates: vec![mediation::Update {
+                recipient_did: my_did.clone(),
+                action: Action::Add,
+            }],
+        });
+        let answer = self.ask_mediator(&mediation, update).await?;
+        let taken = mediation::parse_recipient_update_response(&answer)
+            .is_ok_and(|r| r.updated.first().map(|u| u.result) == Some(UpdateResult::Success));
+        if !taken {
             return Err(WalletError::Refused(
                 agent,
                 "the mediator did not take the new connection's DID".into(),
             ));
         }
-        let label = invitation
-            .extra
-            .get("label")
-            .and_then(Value::as_str)
-            .unwrap_or(&inviter)
-            .to_string();
+        let label = invitation.label.clone().unwrap_or_else(|| inviter.clone());
         let connection = Connection {
             id: uuid::Uuid::new_v4().to_string(),
             my_did: my_did.clone(),
             their_did: inviter.clone(),
             label,
             invitation_id: invitation.id.clone(),
-            goal: invitation
-                .body
-                .get("goal")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            goal: invitation.goal.clone(),
             created_at: lanyard_protocol::didcomm::now(),
         };
         // Stored before the first message, so a crash leaves a connection to retry, not a
@@ -492,8 +470,10 @@ impl Wallet {
         if let Some(url) = short_url {
             self.store.put_json(INVITATIONS, url, &connection.id)?;
         }
-        let hello =
-            Message::new(PING, json!({ "response_requested": true })).pthid(invitation.id.clone());
+        let hello = trust_ping::ping_message(&trust_ping::Ping {
+            response_requested: true,
+        })
+        .pthid(invitation.id.clone());
         if let Err(error) = self.send(&my_did, &inviter, hello).await {
             self.store.delete(CONNECTIONS, &connection.id)?;
             self.store.delete(INVITATIONS, &invitation.id)?;
@@ -574,52 +554,55 @@ impl Wallet {
         };
         let mut report = SyncReport::default();
         loop {
-            let delivery = self
-                .ask_mediator(
-                    &mediation,
-                    DELIVERY_REQUEST,
-                    json!({ "limit": PICKUP_BATCH }),
-                )
-                .await?;
-            if delivery.type_ != DELIVERY || delivery.attachments.is_empty() {
+            let request = pickup::delivery_request_message(&pickup::DeliveryRequest {
+                limit: PICKUP_BATCH,
+                recipient_did: None,
+            });
+            let answer = self.ask_mediator(&mediation, request).await?;
+            // Nothing waits: the mediator answers with a status.
+            if answer.type_ != pickup::v3::DELIVERY {
                 break;
             }
-            let received = self.receive_delivery(&delivery, &mut report).await?;
-            self.ask_mediator(
-                &mediation,
-                MESSAGES_RECEIVED,
-                json!({ "message_id_list": received }),
-            )
-            .await?;
-            if (received.len() as u64) < PICKUP_BATCH {
+            let delivery = self.delivery_of(&mediation, &answer)?;
+            if delivery.messages.is_empty() {
+                break;
+            }
+            let received = self.receive_delivery(delivery, &mut report).await?;
+            let count = received.len() as u64;
+            let ack = pickup::messages_received_message(&pickup::MessagesReceived {
+                message_id_list: received,
+            });
+            self.ask_mediator(&mediation, ack).await?;
+            if count < PICKUP_BATCH {
                 break;
             }
         }
         Ok(report)
     }
 
+    /// The Pickup 3.0 delivery in `message`, or the mediator's error for a malformed one.
+    fn delivery_of(
+        &self,
+        mediation: &Mediation,
+        message: &Message,
+    ) -> Result<pickup::Delivery, WalletError> {
+        pickup::parse_delivery(message)
+            .map_err(|error| WalletError::Refused(mediation.agent.clone(), error.to_string()))
+    }
+
     /// Processes every message of a Pickup 3.0 delivery; returns the ids to acknowledge.
     async fn receive_delivery(
         &self,
-        delivery: &Message,
+        delivery: pickup::Delivery,
         report: &mut SyncReport,
     ) -> Result<Vec<String>, WalletError> {
-        let mut received = Vec::new();
-        for attachment in &delivery.attachments {
-            let Some(id) = attachment.id.clone() else {
-                continue;
-            };
-            let envelope = attachment
-                .data
-                .base64
-                .as_deref()
-                .and_then(|b| b64u_decode(b).ok())
-                .and_then(|b| String::from_utf8(b).ok());
-            match envelope {
+        let mut received = Vec::with_capacity(delivery.messages.len());
+        for delivered in delivery.messages {
+            match delivered.envelope {
                 Some(envelope) => self.receive(&envelope, report).await?,
                 None => report.refused += 1,
             }
-            received.push(id);
+            received.push(delivered.id);
         }
         Ok(received)
     }

@@ -5,13 +5,11 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use super::{Mediation, SyncReport, Wallet, WalletError, WalletEvent, DELIVERY, MESSAGES_RECEIVED};
+use super::{Mediation, SyncReport, Wallet, WalletError, WalletEvent};
 use lanyard_protocol::didcomm::Message;
-
-const LIVE_DELIVERY_CHANGE: &str = "https://didcomm.org/messagepickup/3.0/live-delivery-change";
+use lanyard_protocol::protocols::pickup;
 
 /// A running live session; [`Live::stop`] ends it.
 pub struct Live {
@@ -72,7 +70,9 @@ impl Wallet {
         let on = self
             .packed_for_mediator(
                 &mediation,
-                Message::new(LIVE_DELIVERY_CHANGE, json!({ "live_delivery": true })),
+                pickup::live_delivery_change_message(&pickup::LiveDeliveryChange {
+                    live_delivery: true,
+                }),
             )
             .await?;
         socket
@@ -121,18 +121,20 @@ impl Wallet {
         text: &str,
     ) -> Result<Option<String>, WalletError> {
         let unpacked = self.didcomm.unpack(text).await?;
-        if unpacked.message.type_ != DELIVERY {
+        // The status answering live-delivery-change, or anything else, asks nothing of us.
+        if unpacked.message.type_ != pickup::v3::DELIVERY {
             return Ok(None);
         }
+        let delivery = self.delivery_of(mediation, &unpacked.message)?;
         let _busy = self.busy.lock().await;
         let mut report = SyncReport::default();
-        let received = self
-            .receive_delivery(&unpacked.message, &mut report)
-            .await?;
+        let received = self.receive_delivery(delivery, &mut report).await?;
         if received.is_empty() {
             return Ok(None);
         }
-        let ack = Message::new(MESSAGES_RECEIVED, json!({ "message_id_list": received }));
+        let ack = pickup::messages_received_message(&pickup::MessagesReceived {
+            message_id_list: received,
+        });
         Ok(Some(self.packed_for_mediator(mediation, ack).await?))
     }
 }

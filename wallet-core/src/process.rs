@@ -11,12 +11,18 @@ use super::{
 };
 use lanyard_protocol::credentials::vc;
 use lanyard_protocol::did::did_of;
-use lanyard_protocol::didcomm::{now, Message, PROBLEM_REPORT_TYPE};
-use lanyard_protocol::protocols::{deletion, issue_credential, present_proof, problem_report};
+use lanyard_protocol::didcomm::{now, Message};
+use lanyard_protocol::protocols::out_of_band::Invitation;
+use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
+use lanyard_protocol::protocols::{deletion, issue_credential, present_proof, trust_ping};
 
 /// Inbound message ids already processed.
 const SEEN: &str = "seen";
-const PING_RESPONSE: &str = "https://didcomm.org/trust-ping/2.0/ping-response";
+
+/// A problem report in thread `thid`.
+fn problem_report(thid: &str, code: &str, comment: &str) -> Message {
+    report_problem::problem_report_message(&ProblemReport::new(code, comment)).thid(thid)
+}
 
 impl Wallet {
     /// Unpacks and handles one picked-up envelope.
@@ -81,7 +87,7 @@ impl Wallet {
         let connection = self.connection_between(recipient, sender)?;
         match (message.type_.as_str(), connection) {
             (present_proof::ACK, _) => self.presentation_result(sender, message),
-            (PING_RESPONSE, Some(_)) => Ok(()),
+            (trust_ping::PING_RESPONSE, Some(_)) => Ok(()),
             (issue_credential::OFFER, Some(connection)) => self.offer(&connection, message).await,
             (issue_credential::ISSUE, Some(connection)) => {
                 self.credential_issued(&connection, message).await
@@ -91,7 +97,7 @@ impl Wallet {
                 self.record_request(sender, message, None).await?;
                 Ok(())
             }
-            (PROBLEM_REPORT_TYPE, _) => self.problem_reported(message),
+            (report_problem::PROBLEM_REPORT, _) => self.problem_reported(message),
             (_, None) => Err(WalletError::Refused(
                 sender.to_string(),
                 "a message from a DID this wallet has no connection with was ignored".into(),
@@ -384,8 +390,8 @@ impl Wallet {
     }
 
     fn problem_reported(&self, message: &Message) -> Result<(), WalletError> {
-        let comment = message.body["comment"]
-            .as_str()
+        // Shown even when the report is malformed: it is the peer's word for what went wrong.
+        let comment = report_problem::comment_of(message)
             .unwrap_or("a problem")
             .to_string();
         if let Some(thid) = &message.thid {
@@ -408,7 +414,7 @@ impl Wallet {
         &self,
         verifier: &str,
         message: &Message,
-        invitation: Option<&Message>,
+        invitation: Option<&Invitation>,
     ) -> Result<RequestRecord, WalletError> {
         let request = present_proof::parse_request(message)
             .map_err(|e| WalletError::InvalidInvitation(e.to_string()))?;
@@ -431,10 +437,7 @@ impl Wallet {
             return Ok(existing);
         }
         let verified_domain = self.verified_domain(verifier, &request.domain).await;
-        let label = invitation
-            .and_then(|i| i.extra.get("label"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let label = invitation.and_then(|i| i.label.clone());
         let record = RequestRecord {
             id: request.thid.clone(),
             verifier_did: verifier.to_string(),

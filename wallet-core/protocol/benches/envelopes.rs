@@ -26,7 +26,7 @@ mod interop {
 /// A message with a 200-byte body.
 fn message(from: &str, to: &str) -> Message {
     let mut message = Message::new(
-        "https://didcomm.org/basicmessage/2.0/message",
+        lanyard_protocol::protocols::basic_message::MESSAGE,
         json!({ "content": "x".repeat(186) }),
     )
     .from(from)

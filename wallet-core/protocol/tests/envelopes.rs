@@ -46,7 +46,7 @@ fn peer_party(service: Option<PeerService>) -> Party {
 
 fn hello(from: &Party, to: &Party) -> Message {
     Message::new(
-        "https://didcomm.org/basicmessage/2.0/message",
+        lanyard_protocol::protocols::basic_message::MESSAGE,
         json!({"content": "hello"}),
     )
     .from(from.did.clone())
@@ -458,10 +458,13 @@ proptest! {
         let mut bytes = packed.into_bytes();
         let at = position.index(bytes.len());
         bytes[at] ^= 1 << bit;
-        if let Ok(text) = String::from_utf8(bytes) {
-            let result = rt.block_on(bob.didcomm.unpack(&text));
-            prop_assert!(result.is_err(), "mode {} accepted a flip of bit {} at byte {}: {:?}", mode, bit, at, result);
-        }
+        // A flip that leaves no UTF-8 text cannot reach unpack (it takes text; the HTTP layer
+        // refuses such bodies): such a case is discarded and another drawn, not passed.
+        let text = String::from_utf8(bytes);
+        prop_assume!(text.is_ok(), "the flip made the envelope non-UTF-8");
+        let text = text.unwrap();
+        let result = rt.block_on(bob.didcomm.unpack(&text));
+        prop_assert!(result.is_err(), "mode {} accepted a flip of bit {} at byte {}: {:?}", mode, bit, at, result);
     }
 
     /// Cutting a packed message short anywhere makes it unreadable.

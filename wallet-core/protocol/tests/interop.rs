@@ -25,7 +25,7 @@ const METHODS: [(Method, Method); 4] = [
 
 fn message(from: &str, to: &[&str]) -> Message {
     Message::new(
-        "https://didcomm.org/basicmessage/2.0/message",
+        lanyard_protocol::protocols::basic_message::MESSAGE,
         json!({"content": "hello from Lanyard", "n": 42}),
     )
     .from(from)

@@ -12,9 +12,13 @@ use super::CredentialError;
 use crate::did::{did_of, DidResolver};
 use crate::keys::{verify_ed25519, KeyRing, KeyType, PublicKey};
 
+/// The proof `type`.
 pub const PROOF_TYPE: &str = "DataIntegrityProof";
+/// The one cryptosuite: Ed25519 over the RFC 8785 canonical form.
 pub const CRYPTOSUITE: &str = "eddsa-jcs-2022";
+/// The proof purpose of a credential's proof.
 pub const ASSERTION_METHOD: &str = "assertionMethod";
+/// The proof purpose of a presentation's proof.
 pub const AUTHENTICATION: &str = "authentication";
 
 /// What a new proof says besides its signature.
@@ -26,18 +30,24 @@ pub struct ProofOptions {
     pub proof_purpose: String,
     /// RFC 3339.
     pub created: String,
+    /// The verifier's nonce (presentations).
     pub challenge: Option<String>,
+    /// The domain the proof is bound to (presentations).
     pub domain: Option<String>,
 }
 
 /// What a verified proof established.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedProof {
+    /// The DID URL of the key that made the proof.
     pub verification_method: String,
     /// The DID whose key made the proof.
     pub controller: String,
+    /// When the proof was made, RFC 3339.
     pub created: String,
+    /// The nonce it carries, if any.
     pub challenge: Option<String>,
+    /// The domain it is bound to, if any.
     pub domain: Option<String>,
 }
 

@@ -29,14 +29,17 @@ impl StatusList {
         }
     }
 
+    /// How many entries it has.
     pub fn len(&self) -> usize {
         self.bits.len() * 8
     }
 
+    /// Whether it has no entries (never, for a list built here).
     pub fn is_empty(&self) -> bool {
         self.bits.is_empty()
     }
 
+    /// Sets or clears entry `index` (an index past the end changes nothing).
     pub fn set(&mut self, index: usize, value: bool) {
         if let Some(byte) = self.bits.get_mut(index / 8) {
             let mask = 0x80 >> (index % 8);

@@ -12,6 +12,7 @@ use super::CredentialError;
 use crate::did::DidResolver;
 use crate::keys::{KeyRing, PublicKey};
 
+/// The VC Data Model 2.0 context, first in every credential's `@context`.
 pub const VC_CONTEXT: &str = "https://www.w3.org/ns/credentials/v2";
 /// The `credentialSchema.type` that names a Lanyard template.
 pub const TEMPLATE_SCHEMA_TYPE: &str = "LanyardCredentialTemplate";
@@ -23,17 +24,22 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 pub struct StatusEntry {
     /// The status list credential's URL.
     pub list: String,
+    /// The entry's index in the list.
     pub index: u64,
+    /// What a set bit means (`revocation`).
     pub purpose: String,
 }
 
 /// What a verified credential says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedCredential {
+    /// The credential's `id` (`urn:uuid:...`).
     pub id: Option<String>,
     /// The issuer's DID.
     pub issuer: String,
+    /// The issuer's `name`, as it calls itself.
     pub issuer_name: Option<String>,
+    /// The credential's `name`.
     pub name: Option<String>,
     /// The holder's DID (`credentialSubject.id`).
     pub subject_id: String,
@@ -41,15 +47,20 @@ pub struct VerifiedCredential {
     pub template_id: Option<String>,
     /// The subject's other members.
     pub claims: Map<String, Value>,
+    /// `validFrom`, seconds since the epoch.
     pub valid_from: Option<u64>,
+    /// `validUntil`, seconds since the epoch.
     pub valid_until: Option<u64>,
+    /// Its `credentialStatus` entry, when it has one.
     pub status: Option<StatusEntry>,
 }
 
 /// What a verified presentation says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedPresentation {
+    /// The holder's DID, who signed the presentation.
     pub holder: String,
+    /// The credentials it carries, each verified.
     pub credentials: Vec<VerifiedCredential>,
 }
 

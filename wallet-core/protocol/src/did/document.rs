@@ -35,21 +35,30 @@ pub struct DidDocument {
         deserialize_with = "context_urls"
     )]
     pub context: Vec<String>,
+    /// The DID the document describes.
     pub id: String,
+    /// Other identifiers of the same subject.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_known_as: Vec<String>,
+    /// The keys, each with its id (a DID URL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verification_method: Vec<VerificationMethod>,
+    /// Keys that authenticate the subject (sign presentations and JWS).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authentication: Vec<VerificationRelationship>,
+    /// Keys that sign credentials the subject issues.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assertion_method: Vec<VerificationRelationship>,
+    /// Keys to encrypt to (X25519).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_agreement: Vec<VerificationRelationship>,
+    /// Keys that invoke capabilities (not used by Lanyard).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capability_invocation: Vec<VerificationRelationship>,
+    /// Keys that delegate capabilities (not used by Lanyard).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capability_delegation: Vec<VerificationRelationship>,
+    /// Services, DIDComm endpoints among them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub service: Vec<Service>,
     /// Keys decoded once per document (envelopes look them up on every message).
@@ -109,14 +118,20 @@ struct KeyIndex {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationMethod {
+    /// The method id, a DID URL (`did:...#key-1`).
     pub id: String,
+    /// The method type (`Multikey`, `JsonWebKey2020`, `Ed25519VerificationKey2018`...).
     #[serde(rename = "type")]
     pub type_: String,
+    /// The DID that controls the key.
     pub controller: String,
+    /// The key as a multibase multikey.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_multibase: Option<String>,
+    /// The key as a JWK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_jwk: Option<Value>,
+    /// The key as base58 (the 2018 suites).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_base58: Option<String>,
 }
@@ -233,7 +248,9 @@ fn key_from(kind: KeyType, bytes: &[u8], id: &str) -> Result<PublicKey, DidError
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum VerificationRelationship {
+    /// The id (a DID URL) of a method listed in `verificationMethod`.
     Reference(String),
+    /// The method itself.
     Embedded(VerificationMethod),
 }
 
@@ -253,12 +270,15 @@ impl VerificationRelationship {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
+    /// The service id (may be relative, `#didcomm-0`).
     #[serde(default)]
     pub id: String,
     /// A string, or a set of strings (DID Core allows both).
     #[serde(rename = "type")]
     pub type_: Value,
+    /// Where the service is reached.
     pub service_endpoint: ServiceEndpoint,
+    /// Its other members (`routingKeys`, `accept`...), as written.
     #[serde(flatten)]
     pub properties: Map<String, Value>,
 }
@@ -268,8 +288,11 @@ pub struct Service {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ServiceEndpoint {
+    /// A URI (DIDComm v2.0: a URL, or a mediator's DID).
     Uri(String),
+    /// The DIDComm v2.1 endpoint object.
     DidComm(DidCommEndpoint),
+    /// Anything else, kept as written.
     Other(Value),
 }
 
@@ -277,9 +300,12 @@ pub enum ServiceEndpoint {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DidCommEndpoint {
+    /// The transport URI, or the DID of a mediator.
     pub uri: String,
+    /// The DIDComm profiles accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept: Option<Vec<String>>,
+    /// Mediator keys to wrap forwards for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_keys: Option<Vec<String>>,
     /// Any other member, kept for round trips.
@@ -294,7 +320,9 @@ pub struct DidCommService {
     pub id: String,
     /// Transport URI, or the DID of a mediator.
     pub uri: String,
+    /// Mediator keys (DID URLs) to wrap forwards for, outermost last.
     pub routing_keys: Vec<String>,
+    /// The DIDComm profiles accepted.
     pub accept: Vec<String>,
 }
 

@@ -36,18 +36,27 @@ pub enum DidError {
     /// Longer than [`MAX_DID_LEN`].
     #[error("DID is {0} bytes, over the limit of {MAX_DID_LEN}")]
     TooLong(usize),
+    /// A did:key whose multikey is not an Ed25519 or X25519 key.
     #[error("invalid did:key: {0}")]
     BadDidKey(String),
+    /// A did:peer:2 that does not decode (what is wrong is said).
     #[error("did:peer:2 {0}")]
     BadPeerDid(String),
+    /// A multibase multikey that does not decode to a key of a known codec.
     #[error("invalid multikey {value:?}: {reason}")]
-    BadMultikey { value: String, reason: String },
+    BadMultikey {
+        /// The multikey, shortened.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A verification method whose key material is missing or malformed.
     #[error("invalid key: {0}")]
     BadKey(String),
     /// A verification method of a type or curve this crate does not use.
     #[error("unsupported key: {0}")]
     UnsupportedKey(String),
+    /// The DID (first) could not be resolved, for the reason second.
     #[error("DID {0} could not be resolved: {1}")]
     NotFound(String, String),
 }

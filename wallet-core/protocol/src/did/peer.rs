@@ -16,7 +16,9 @@ const PREFIX: &str = "did:peer:2";
 pub struct PeerService {
     /// Transport URI, or the DID of a mediator.
     pub uri: String,
+    /// Mediator keys (DID URLs) to wrap forwards for, outermost last.
     pub routing_keys: Vec<String>,
+    /// The DIDComm profiles accepted (`didcomm/v2`).
     pub accept: Vec<String>,
 }
 
@@ -27,6 +29,7 @@ pub struct PeerDidSpec {
     pub authentication: Vec<PublicKey>,
     /// Purpose `E`: key-agreement keys (X25519).
     pub key_agreement: Vec<PublicKey>,
+    /// Purpose `S`: the DIDComm services.
     pub services: Vec<PeerService>,
 }
 

@@ -10,6 +10,7 @@ use super::{method_of, resolve_did_key, resolve_did_peer_2, shorten, DidDocument
 
 /// Resolves a DID (not a DID URL: strip the fragment with [`super::did_of`]) to its document.
 pub trait DidResolver: Send + Sync {
+    /// The document of `did`, or why it could not be had.
     fn resolve(&self, did: &str)
         -> impl Future<Output = Result<Arc<DidDocument>, DidError>> + Send;
 
@@ -139,6 +140,7 @@ impl Resolver {
             .len()
     }
 
+    /// Whether no document is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -218,6 +220,7 @@ pub struct StaticResolver {
 }
 
 impl StaticResolver {
+    /// A resolver of `docs` (by their ids), and of did:key and did:peer:2 by derivation.
     pub fn new(docs: Vec<DidDocument>) -> StaticResolver {
         StaticResolver {
             docs: docs

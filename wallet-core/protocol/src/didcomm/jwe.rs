@@ -62,12 +62,14 @@ struct EpkJson {
 /// A recipient of a message being packed: its absolute key id and X25519 key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
+    /// The key's DID URL (`did:...#key-2`).
     pub kid: String,
+    /// The X25519 key.
     pub key: PublicKey,
 }
 
 /// The `apv` the DIDComm profile prescribes for a set of recipient kids.
-pub fn apv_for(kids: &[&str]) -> [u8; 32] {
+pub(crate) fn apv_for(kids: &[&str]) -> [u8; 32] {
     let mut sorted: Vec<&str> = kids.to_vec();
     sorted.sort_unstable();
     Sha256::digest(sorted.join(".").as_bytes()).into()
@@ -206,12 +208,12 @@ pub fn encrypt_authcrypt(
 }
 
 /// A JWE parsed and checked for shape, not yet decrypted.
-pub struct ParsedJwe {
+pub(crate) struct ParsedJwe {
     protected: String,
-    pub alg: KeyAgreementAlg,
-    pub enc: ContentEnc,
+    pub(crate) alg: KeyAgreementAlg,
+    pub(crate) enc: ContentEnc,
     /// Sender key id (authcrypt only).
-    pub skid: Option<String>,
+    pub(crate) skid: Option<String>,
     epk: PublicKey,
     apu: Vec<u8>,
     apv: Vec<u8>,
@@ -229,7 +231,7 @@ fn field(name: &'static str, text: &str) -> Result<Vec<u8>, DidCommError> {
 impl ParsedJwe {
     /// Parses and validates a JWE: header algorithms, the ephemeral key, `apv` against the
     /// recipient list, and for authcrypt `apu` against `skid`.
-    pub fn parse(bytes: &[u8]) -> Result<ParsedJwe, DidCommError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedJwe, DidCommError> {
         let jwe: JweJson = serde_json::from_slice(bytes)
             .map_err(|e| DidCommError::Malformed(format!("encrypted message: {e}")))?;
         let header_bytes = field("protected header", &jwe.protected)?;
@@ -316,13 +318,13 @@ impl ParsedJwe {
     }
 
     /// The recipient kids, in message order.
-    pub fn recipient_kids(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn recipient_kids(&self) -> impl Iterator<Item = &str> {
         self.recipients.iter().map(|(kid, _)| kid.as_str())
     }
 
     /// Decrypts for our recipient `kid` (whose secret `ours` is in `ring`). For authcrypt,
     /// `sender` is the static key `skid` resolved to.
-    pub fn decrypt(
+    pub(crate) fn decrypt(
         &self,
         ring: &KeyRing,
         kid: &str,

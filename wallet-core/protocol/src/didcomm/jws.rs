@@ -73,14 +73,15 @@ pub fn sign(
 }
 
 /// A JWS parsed for shape; signatures not yet checked.
-pub struct ParsedJws {
+pub(crate) struct ParsedJws {
     payload_b64: String,
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
     signatures: Vec<(String, String, Vec<u8>)>,
 }
 
 impl ParsedJws {
-    pub fn parse(bytes: &[u8]) -> Result<ParsedJws, DidCommError> {
+    /// Parses a JWS for shape: base64url payload, at least one signature with its header.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedJws, DidCommError> {
         let jws: JwsJson = serde_json::from_slice(bytes)
             .map_err(|e| DidCommError::Malformed(format!("signed message: {e}")))?;
         let payload = b64u_decode(&jws.payload)
@@ -122,12 +123,12 @@ impl ParsedJws {
     }
 
     /// The signers' kids, in message order.
-    pub fn signer_kids(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn signer_kids(&self) -> impl Iterator<Item = &str> {
         self.signatures.iter().map(|(kid, _, _)| kid.as_str())
     }
 
     /// Checks the signature made by `kid` against `key`.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         verifier: &Ed25519Verifier,
         kid: &str,

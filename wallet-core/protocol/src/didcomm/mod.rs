@@ -15,11 +15,16 @@ use std::sync::Arc;
 /// the agent reads it from there (issue 12), then go.
 #[doc(hidden)]
 pub use crate::protocols::routing::{Forward, FORWARD as FORWARD_TYPE};
-pub use jwe::{
-    apv_for, encrypt_anoncrypt, encrypt_authcrypt, ParsedJwe, Recipient, ENCRYPTED_TYP,
-    MAX_RECIPIENTS,
-};
-pub use jws::{sign, ParsedJws, SIGNED_TYP};
+use jwe::ParsedJwe;
+/// The JWE and JWS primitives under [`DidComm`], for the envelope tests and fuzz targets that
+/// forge envelopes [`DidComm`] would never pack; not the API.
+#[doc(hidden)]
+pub use jwe::{encrypt_anoncrypt, encrypt_authcrypt};
+pub use jwe::{Recipient, ENCRYPTED_TYP, MAX_RECIPIENTS};
+#[doc(hidden)]
+pub use jws::sign;
+use jws::ParsedJws;
+pub use jws::SIGNED_TYP;
 pub use message::{now, Attachment, AttachmentData, Message, PLAINTEXT_TYP};
 
 use crate::did::{did_of, DidError, DidResolver};
@@ -41,58 +46,115 @@ const MAX_LAYERS: usize = 3;
 /// Why a message could not be packed or unpacked. Carries no backtrace: unpack is a hot path.
 #[derive(Debug, thiserror::Error)]
 pub enum DidCommError {
+    /// The envelope is over the size [`UnpackOptions::max_message_bytes`] allows.
     #[error("message is {size} bytes, over the limit of {limit}")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not JSON, or JSON of the wrong shape for its layer (what is wrong is said).
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A key-agreement or signing algorithm this implementation does not speak.
     #[error("unsupported algorithm {0:?}")]
     UnsupportedAlg(String),
+    /// A content-encryption algorithm this implementation does not speak.
     #[error("unsupported content encryption {0:?}")]
     UnsupportedEnc(String),
+    /// An ephemeral or recipient key of a type or curve other than X25519/Ed25519.
     #[error("unsupported key type or curve {0}")]
     UnsupportedCurve(String),
+    /// A DID's key of a kind that cannot do what is asked (e.g. signing with X25519).
     #[error("key {kid} is a {found} key, which cannot be used here")]
-    UnsupportedKey { kid: String, found: String },
+    UnsupportedKey {
+        /// The key's id.
+        kid: String,
+        /// What kind of key it is.
+        found: String,
+    },
+    /// A JWE without recipients, or a pack call given none.
     #[error("the message has no recipients")]
     NoRecipients,
+    /// None of the envelope's recipient kids is a key of ours.
     #[error("the message is not addressed to any key held here (recipients: {0:?})")]
     NotForUs(Vec<String>),
+    /// The JWE's `apv` is not the digest of its recipient list.
     #[error("apv does not match the recipient list: the recipients were altered")]
     ApvMismatch,
+    /// The JWE's `apu` is not its `skid`.
     #[error("apu does not match skid")]
     ApuMismatch,
+    /// A kid its DID's document does not list for the relationship it was used in.
     #[error("{did} has no key {kid} for {relationship}")]
     KeyNotAuthorized {
+        /// The DID.
         did: String,
+        /// The key id used.
         kid: String,
+        /// The verification relationship required (`keyAgreement`, `authentication`).
         relationship: &'static str,
     },
+    /// The DID cannot be encrypted to.
     #[error("{0} has no key-agreement (X25519) key to encrypt to")]
     NoKeyAgreementKey(String),
+    /// The DID cannot sign here: none of its authentication keys is held.
     #[error("{0} has no authentication (Ed25519) key held here to sign with")]
     NoSigningKey(String),
+    /// Authcrypt was asked from a sender key whose secret is not in the key ring.
     #[error("no secret is held for sender key {0}")]
     NotOurKey(String),
+    /// A JWS signature that does not verify.
     #[error("signature by {kid} does not verify")]
-    BadSignature { kid: String },
+    BadSignature {
+        /// The signer's key id.
+        kid: String,
+    },
+    /// The plaintext's `from` is not the DID that authcrypted or signed it.
     #[error("the message's from ({from:?}) is not the DID that {layer} it ({signer})")]
     SenderMismatch {
+        /// The plaintext's `from`.
         from: Option<String>,
+        /// The DID of the authcrypt sender or signer.
         signer: String,
+        /// Which layer (`authcrypted`, `signed`).
         layer: &'static str,
     },
+    /// The plaintext's `to` does not name the DID it was encrypted to.
     #[error("the message is addressed to {to:?}, not to {ours}")]
-    WrongRecipient { to: Vec<String>, ours: String },
+    WrongRecipient {
+        /// The plaintext's `to`.
+        to: Vec<String>,
+        /// The DID it was encrypted to.
+        ours: String,
+    },
+    /// The plaintext's `expires_time` has passed.
     #[error("the message expired at {expires_time} (now {now})")]
-    Expired { expires_time: u64, now: u64 },
+    Expired {
+        /// When it expired (seconds since the epoch).
+        expires_time: u64,
+        /// The time now.
+        now: u64,
+    },
+    /// More layers than anoncrypt(authcrypt(signed(plaintext))).
     #[error("envelopes nested more than {MAX_LAYERS} deep")]
     TooDeep,
+    /// The DID's document names no DIDComm service to deliver to.
     #[error("{0} has no DIDComm service to deliver to")]
     NoService(String),
+    /// The sender's DID was not resolved within [`UnpackOptions::sender_budget`].
     #[error("the sender {did} could not be resolved within {seconds} s")]
-    SenderTimeout { did: String, seconds: u64 },
+    SenderTimeout {
+        /// The sender's DID.
+        did: String,
+        /// The budget.
+        seconds: u64,
+    },
+    /// A key operation failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A DID could not be resolved or read.
     #[error(transparent)]
     Did(#[from] DidError),
 }
@@ -128,25 +190,34 @@ struct Probe {
 pub enum Layer {
     /// Anonymous-sender encryption to our key `recipient_kid`.
     Anoncrypt {
+        /// Our key the layer was encrypted to.
         recipient_kid: String,
+        /// The content encryption it used.
         enc: ContentEnc,
     },
     /// Authenticated encryption from `sender_kid` to our key `recipient_kid`.
     Authcrypt {
+        /// The sender's key (its DID is proven to have sent the layer).
         sender_kid: String,
+        /// Our key the layer was encrypted to.
         recipient_kid: String,
     },
     /// A signature by `signer_kid` (non-repudiable).
-    Signed { signer_kid: String },
+    Signed {
+        /// The signer's key.
+        signer_kid: String,
+    },
 }
 
 /// What unpacking learned about how a message travelled.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnpackMetadata {
+    /// The layers peeled, outermost first.
     pub layers: Vec<Layer>,
 }
 
 impl UnpackMetadata {
+    /// Some layer encrypted the message.
     pub fn encrypted(&self) -> bool {
         self.layers
             .iter()
@@ -158,10 +229,12 @@ impl UnpackMetadata {
         self.authcrypt_sender().is_some() || self.signer().is_some()
     }
 
+    /// It was encrypted, but no layer authenticates the sender by encryption.
     pub fn anonymous_sender(&self) -> bool {
         self.encrypted() && self.authcrypt_sender().is_none()
     }
 
+    /// A signature binds the sender to the message (a third party can check it).
     pub fn non_repudiation(&self) -> bool {
         self.signer().is_some()
     }
@@ -206,13 +279,16 @@ impl UnpackMetadata {
 /// An unpacked message and how it travelled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unpacked {
+    /// The plaintext message.
     pub message: Message,
+    /// Its layers.
     pub metadata: UnpackMetadata,
 }
 
 /// A packed message ready to send: the envelope and where to send it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packed {
+    /// The envelope, as JSON text.
     pub message: String,
     /// The transport URI of the first hop (the recipient's or its mediator's endpoint).
     pub endpoint: Option<String>,
@@ -221,6 +297,7 @@ pub struct Packed {
 /// Limits and checks applied on unpack.
 #[derive(Clone, Debug)]
 pub struct UnpackOptions {
+    /// Largest envelope read, in bytes (default [`DEFAULT_MAX_MESSAGE_BYTES`]).
     pub max_message_bytes: usize,
     /// Refuse messages whose `expires_time` has passed.
     pub check_expiry: bool,
@@ -248,6 +325,7 @@ pub struct DidComm<R> {
 }
 
 impl<R: DidResolver> DidComm<R> {
+    /// Packs and unpacks with the secrets in `keys`, resolving DIDs through `resolver`, under the default [`UnpackOptions`].
     pub fn new(keys: Arc<KeyRing>, resolver: R) -> Self {
         DidComm {
             keys,
@@ -257,15 +335,18 @@ impl<R: DidResolver> DidComm<R> {
         }
     }
 
+    /// The same, unpacking under `options`.
     pub fn with_options(mut self, options: UnpackOptions) -> Self {
         self.options = options;
         self
     }
 
+    /// The resolver DIDs are resolved through.
     pub fn resolver(&self) -> &R {
         &self.resolver
     }
 
+    /// The key ring holding our secrets.
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }

@@ -21,6 +21,7 @@ pub enum KeyAgreementAlg {
 }
 
 impl KeyAgreementAlg {
+    /// The JOSE `alg` name.
     pub fn name(self) -> &'static str {
         match self {
             KeyAgreementAlg::EcdhEsA256kw => "ECDH-ES+A256KW",
@@ -28,6 +29,7 @@ impl KeyAgreementAlg {
         }
     }
 
+    /// The algorithm of a JOSE `alg` name, if it is one of these.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "ECDH-ES+A256KW" => Some(KeyAgreementAlg::EcdhEsA256kw),

@@ -74,8 +74,11 @@ impl ContentEnc {
 /// The output of content encryption.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sealed {
+    /// The nonce or IV.
     pub iv: Vec<u8>,
+    /// The encrypted content.
     pub ciphertext: Vec<u8>,
+    /// The authentication tag.
     pub tag: Vec<u8>,
 }
 
@@ -115,6 +118,7 @@ impl Cek {
         &self.key
     }
 
+    /// The content cipher this key is for.
     pub fn enc(&self) -> ContentEnc {
         self.enc
     }

@@ -38,11 +38,14 @@ impl KeyType {
 /// A public key: its type and its 32 raw bytes. This is also how a secret is referred to.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicKey {
+    /// Ed25519 or X25519.
     pub kind: KeyType,
+    /// The raw public key.
     pub bytes: [u8; 32],
 }
 
 impl PublicKey {
+    /// An Ed25519 public key from its 32 bytes.
     pub fn ed25519(bytes: [u8; 32]) -> Self {
         PublicKey {
             kind: KeyType::Ed25519,
@@ -50,6 +53,7 @@ impl PublicKey {
         }
     }
 
+    /// An X25519 public key from its 32 bytes.
     pub fn x25519(bytes: [u8; 32]) -> Self {
         PublicKey {
             kind: KeyType::X25519,
@@ -93,26 +97,38 @@ impl fmt::Debug for PublicKey {
 /// hot path of every unpack.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum KeyError {
+    /// The ring holds no secret for this public key.
     #[error("no secret key is held for {0:?}")]
     UnknownKey(PublicKey),
+    /// The key is of the other type (signing with X25519, agreeing with Ed25519).
     #[error("key {0:?} is a {1:?} key, which cannot be used for this operation")]
     WrongKeyType(PublicKey, KeyType),
+    /// The peer key is a low-order point: agreement with it yields zero, which is refused.
     #[error("key agreement with {0:?} produced an all-zero secret (a low-order point)")]
     NonContributory(PublicKey),
+    /// AES key unwrap failed its integrity check.
     #[error("the key wrap failed to authenticate: the wrapped key was not made for this key")]
     UnwrapFailed,
+    /// A wrapped content key of a length no content cipher uses.
     #[error("wrapped content key has the wrong length ({0} bytes)")]
     BadWrappedKeyLength(usize),
+    /// Content decryption failed to authenticate.
     #[error("content decryption failed: ciphertext, tag, iv or header were altered")]
     DecryptFailed,
+    /// A field of the wrong length for its algorithm.
     #[error("{field} has the wrong length for {alg}: {len} bytes")]
     BadLength {
+        /// Which field (`iv`, `tag`, the key).
         field: &'static str,
+        /// The algorithm it is for.
         alg: &'static str,
+        /// Its length in bytes.
         len: usize,
     },
+    /// An Ed25519 signature that does not verify.
     #[error("signature does not verify")]
     BadSignature,
+    /// A stored key that does not decode (what is wrong is said).
     #[error("stored key record is malformed: {0}")]
     BadRecord(String),
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -56,6 +57,8 @@ const TAG_X25519: u8 = 2;
 pub struct KeyRing {
     keys: RwLock<HashMap<PublicKey, Secret>>,
     static_cache: Mutex<StaticCache>,
+    /// Static-static agreements served from `static_cache` (what its tests observe).
+    static_cache_hits: AtomicU64,
 }
 
 impl fmt::Debug for KeyRing {
@@ -68,6 +71,7 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
+    /// An empty ring.
     pub fn new() -> KeyRing {
         KeyRing::default()
     }
@@ -182,6 +186,7 @@ impl KeyRing {
         peer: &PublicKey,
     ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         if let Some(z) = self.cache().get(&(*ours, *peer)) {
+            self.static_cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(z.clone());
         }
         let z = self.agree(ours, peer)?;
@@ -239,6 +244,16 @@ impl KeyRing {
         self.keys
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many static-static agreements were served from the cache, and how many pairs it
+    /// holds.
+    #[cfg(test)]
+    fn static_cache_stats(&self) -> (u64, usize) {
+        (
+            self.static_cache_hits.load(Ordering::Relaxed),
+            self.cache().len(),
+        )
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, StaticCache> {
@@ -380,10 +395,21 @@ mod tests {
         let a = alice.generate(KeyType::X25519);
         let b = bob.generate(KeyType::X25519);
         let z1 = alice.static_agreement(&a, &b).unwrap();
+        assert_eq!(alice.static_cache_stats(), (0, 1), "computed, then cached");
         let z2 = bob.static_agreement(&b, &a).unwrap();
         assert_eq!(*z1, *z2);
         assert_eq!(*alice.static_agreement(&a, &b).unwrap(), *z1);
+        assert_eq!(
+            alice.static_cache_stats(),
+            (1, 1),
+            "the second agreement is served from the cache"
+        );
         assert!(alice.remove(&a));
+        assert_eq!(
+            alice.static_cache_stats().1,
+            0,
+            "removing the key evicts its pairs"
+        );
         assert!(alice.static_agreement(&a, &b).is_err());
     }
 

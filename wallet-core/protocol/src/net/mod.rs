@@ -23,28 +23,79 @@ pub use policy::{Allowed, NetPolicy};
 /// app (it names hosts and addresses); [`NetError::public`] is what may be told a stranger.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NetError {
+    /// Not an absolute http(s) URL with a host.
     #[error("{url:?} is not a URL that can be fetched: {reason}")]
-    BadUrl { url: String, reason: String },
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `http://` to a host that is not loopback, or loopback when the policy refuses it.
     #[error("{url} uses plain http://, which is allowed only to loopback hosts in development; use https://")]
-    PlainHttp { url: String },
+    PlainHttp {
+        /// The URL.
+        url: String,
+    },
+    /// The host is, or resolves to, an address the policy does not allow.
     #[error("{host} resolves to {ip}, a {range} address, which is not allowed")]
     Refused {
+        /// The host name or IP literal.
         host: String,
+        /// The address refused.
         ip: IpAddr,
+        /// Which special-purpose range it is in.
         range: &'static str,
     },
+    /// The host name did not resolve.
     #[error("{host} could not be resolved: {reason}")]
-    Dns { host: String, reason: String },
+    Dns {
+        /// The host name.
+        host: String,
+        /// The resolver's reason.
+        reason: String,
+    },
+    /// A 3xx answer: redirects are never followed.
     #[error("{url} answered {status} (a redirect), and redirects are not followed")]
-    Redirect { url: String, status: u16 },
+    Redirect {
+        /// The URL.
+        url: String,
+        /// The 3xx status.
+        status: u16,
+    },
+    /// The answer was longer than the request's byte cap.
     #[error("{url} answered more than {limit} bytes")]
-    TooLarge { url: String, limit: usize },
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// No whole answer within the total timeout.
     #[error("{url} did not answer within {seconds} s")]
-    Timeout { url: String, seconds: u64 },
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The connection failed (refused, reset, TLS).
     #[error("{url} could not be reached: {reason}")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// An allow-list entry that is not an address or network.
     #[error("allow-list entry {entry:?} is {reason}")]
-    BadAllowEntry { entry: String, reason: String },
+    BadAllowEntry {
+        /// The entry as configured.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The underlying client could not be built (TLS roots, resolver).
     #[error("the HTTP client cannot be built: {0}")]
     NoClient(String),
 }
@@ -102,6 +153,7 @@ impl std::fmt::Debug for Request {
 pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
 
 impl Request {
+    /// A GET of `url`, reading at most [`DEFAULT_MAX_BYTES`].
     pub fn get(url: &str) -> Request {
         Request {
             method: reqwest::Method::GET,
@@ -112,6 +164,7 @@ impl Request {
         }
     }
 
+    /// A POST of `body` (of `content_type`) to `url`, reading at most [`DEFAULT_MAX_BYTES`].
     pub fn post(url: &str, content_type: &str, body: Vec<u8>) -> Request {
         Request {
             method: reqwest::Method::POST,
@@ -122,6 +175,7 @@ impl Request {
         }
     }
 
+    /// Adds a header.
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {
         self.headers.push((name, value.into()));
         self
@@ -137,11 +191,14 @@ impl Request {
 /// An answer: its status and its body (at most the request's byte cap).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
+    /// The HTTP status.
     pub status: u16,
+    /// The body, at most the request's byte cap.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// A 2xx status.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -266,6 +323,7 @@ impl HttpClient {
         HttpClient::new(NetPolicy::default())
     }
 
+    /// The policy this client enforces.
     pub fn policy(&self) -> &NetPolicy {
         &self.policy
     }

@@ -15,7 +15,9 @@ use super::NetError;
 /// (`sms.internal`, matched exactly, case-insensitively).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Allowed {
+    /// A network or (as a /32 or /128) one address, whose addresses are let through.
     Net(IpNet),
+    /// A host name, let through whatever it resolves to (lower case).
     Host(String),
 }
 

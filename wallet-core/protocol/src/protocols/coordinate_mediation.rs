@@ -157,14 +157,12 @@ pub fn recipient_update_message(update: &RecipientUpdate) -> Message {
 /// `recipient_did` that is a DID and an `action` of `add` or `remove`.
 pub fn parse_recipient_update(message: &Message) -> Result<RecipientUpdate, ProtocolError> {
     let body = Body::of(message, v3::RECIPIENT_UPDATE, "recipient-update")?;
-    let items = body.list("updates")?;
-    if items.len() > MAX_RECIPIENT_UPDATES {
-        return Err(body.invalid(format!(
-            "it carries {} updates, over this mediator's limit of {MAX_RECIPIENT_UPDATES} per \
-             message",
-            items.len()
-        )));
-    }
+    let items = body.within(body.list("updates")?, MAX_RECIPIENT_UPDATES, |n| {
+        format!(
+            "it carries {n} updates, over this mediator's limit of {MAX_RECIPIENT_UPDATES} per \
+             message"
+        )
+    })?;
     let mut updates = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let (Some(recipient_did), Some(action)) =
@@ -270,13 +268,9 @@ pub fn parse_recipient_update_response(
         v3::RECIPIENT_UPDATE_RESPONSE,
         "recipient-update-response",
     )?;
-    let items = body.list("updated")?;
-    if items.len() > MAX_RECIPIENT_UPDATES {
-        return Err(body.invalid(format!(
-            "it answers {} updates, over the limit of {MAX_RECIPIENT_UPDATES}",
-            items.len()
-        )));
-    }
+    let items = body.within(body.list("updated")?, MAX_RECIPIENT_UPDATES, |n| {
+        format!("it answers {n} updates, over the limit of {MAX_RECIPIENT_UPDATES}")
+    })?;
     let mut updated = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let recipient_did = item_str(item, "recipient_did");
@@ -335,13 +329,9 @@ pub fn recipient_message(recipients: &Recipients) -> Message {
 /// `recipient_did`.
 pub fn parse_recipient(message: &Message) -> Result<Recipients, ProtocolError> {
     let body = Body::of(message, v3::RECIPIENT, "recipient")?;
-    let items = body.list("dids")?;
-    if items.len() > MAX_LISTED_RECIPIENTS {
-        return Err(body.invalid(format!(
-            "it lists {} DIDs, over the limit of {MAX_LISTED_RECIPIENTS}",
-            items.len()
-        )));
-    }
+    let items = body.within(body.list("dids")?, MAX_LISTED_RECIPIENTS, |n| {
+        format!("it lists {n} DIDs, over the limit of {MAX_LISTED_RECIPIENTS}")
+    })?;
     let dids = items
         .iter()
         .enumerate()

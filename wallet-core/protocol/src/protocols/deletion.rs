@@ -7,18 +7,23 @@ use serde_json::{json, Value};
 use super::{expect_type, ProtocolError};
 use crate::didcomm::Message;
 
+/// Lanyard's credential deletion protocol.
 pub const PIURI: &str = "https://lanyard.dev/protocols/credential-deletion/1.0";
+/// The message type of a deletion notice.
 pub const NOTICE: &str = "https://lanyard.dev/protocols/credential-deletion/1.0/notice";
 
 /// Which credentials go, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
+    /// The deleted template.
     pub template_id: String,
     /// The ids (`urn:uuid:...`) of the credentials of that template issued to this holder.
     pub credential_ids: Vec<String>,
+    /// Why, for the holder (empty when the issuer gave none).
     pub reason: String,
 }
 
+/// The `notice` message of `notice`.
 pub fn notice_message(notice: &Notice) -> Message {
     Message::new(
         NOTICE,
@@ -30,6 +35,7 @@ pub fn notice_message(notice: &Notice) -> Message {
     )
 }
 
+/// Reads a `notice`: a non-empty `template_id`, at most 10,000 string `credential_ids`, an optional `reason`.
 pub fn parse_notice(message: &Message) -> Result<Notice, ProtocolError> {
     expect_type(message, NOTICE, "credential deletion notice")?;
     let invalid = |problem: &str| ProtocolError::Invalid {

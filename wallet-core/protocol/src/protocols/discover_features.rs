@@ -2,7 +2,7 @@
 //! supports, by `match` patterns with `*` wildcards; `disclose` answers. A stranger writes
 //! the queries, so what they may ask is capped: at most [`MAX_FEATURE_QUERIES`] queries, each
 //! pattern at most [`MAX_MATCH_BYTES`] long with at most [`MAX_MATCH_STARS`] wildcards, and
-//! [`matches`] takes time linear in pattern × text, without recursion.
+//! [`matches()`] takes time linear in pattern × text, without recursion.
 
 use serde_json::{json, Value};
 
@@ -61,12 +61,9 @@ pub fn queries_message(queries: &Queries) -> Message {
 pub fn parse_queries(message: &Message) -> Result<Queries, ProtocolError> {
     let body = Body::of(message, QUERIES, "discover-features queries")?;
     let items = body.opt_list("queries")?.unwrap_or_default();
-    if items.len() > MAX_FEATURE_QUERIES {
-        return Err(body.invalid(format!(
-            "it carries {} queries, over this mediator's limit of {MAX_FEATURE_QUERIES}",
-            items.len()
-        )));
-    }
+    let items = body.within(items, MAX_FEATURE_QUERIES, |n| {
+        format!("it carries {n} queries, over this mediator's limit of {MAX_FEATURE_QUERIES}")
+    })?;
     let mut queries = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let Some(feature_type) = item_str(item, "feature-type") else {
@@ -137,13 +134,9 @@ pub fn disclose_message(disclose: &Disclose) -> Message {
 /// `feature-type` and `id` (and `roles`, when present, a list of strings).
 pub fn parse_disclose(message: &Message) -> Result<Disclose, ProtocolError> {
     let body = Body::of(message, DISCLOSE, "disclose")?;
-    let items = body.list("disclosures")?;
-    if items.len() > MAX_DISCLOSURES {
-        return Err(body.invalid(format!(
-            "it carries {} disclosures, over the limit of {MAX_DISCLOSURES}",
-            items.len()
-        )));
-    }
+    let items = body.within(body.list("disclosures")?, MAX_DISCLOSURES, |n| {
+        format!("it carries {n} disclosures, over the limit of {MAX_DISCLOSURES}")
+    })?;
     let mut disclosures = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let (Some(feature_type), Some(id)) = (item_str(item, "feature-type"), item_str(item, "id"))
@@ -171,7 +164,7 @@ pub fn parse_disclose(message: &Message) -> Result<Disclose, ProtocolError> {
 }
 
 /// The answer to `queries` from a party supporting `protocols` (PIURIs): for each
-/// [`PROTOCOL`] query in order, every protocol its pattern [`matches`]. Other feature types
+/// [`PROTOCOL`] query in order, every protocol its pattern [`matches()`]. Other feature types
 /// are not disclosed.
 pub fn disclose_protocols(queries: &Queries, protocols: &[&str]) -> Disclose {
     let disclosures = queries
@@ -230,8 +223,8 @@ pub fn matches(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
-    const ROUTING: &str = "https://didcomm.org/routing/2.0";
-    const PING: &str = "https://didcomm.org/trust-ping/2.0";
+    use crate::protocols::routing::PIURI as ROUTING;
+    use crate::protocols::trust_ping::PIURI as PING;
 
     fn query(pattern: &str) -> Query {
         Query {
@@ -354,10 +347,7 @@ mod tests {
     fn wildcards_take_linear_time_on_hostile_patterns() {
         // The recursive matcher never returned on this; this one answers at once.
         let hostile = format!("{}!", "*".repeat(40));
-        assert!(!matches(
-            &hostile,
-            "https://didcomm.org/discover-features/2.0"
-        ));
+        assert!(!matches(&hostile, PIURI));
         // Nor does a pattern far longer than any the parser takes overflow the stack.
         let huge = "*".repeat(100_000);
         assert!(matches(&huge, ROUTING));

@@ -8,11 +8,17 @@ use serde_json::{json, Value};
 use super::{attachment_json, expect_type, thid_of, ProtocolError};
 use crate::didcomm::{Attachment, Message};
 
+/// The Issue Credential 3.0 protocol.
 pub const PIURI: &str = "https://didcomm.org/issue-credential/3.0";
+/// The issuer offers a credential.
 pub const OFFER: &str = "https://didcomm.org/issue-credential/3.0/offer-credential";
+/// The holder asks for the credential offered.
 pub const REQUEST: &str = "https://didcomm.org/issue-credential/3.0/request-credential";
+/// The issuer sends the signed credential.
 pub const ISSUE: &str = "https://didcomm.org/issue-credential/3.0/issue-credential";
+/// The holder acknowledges the credential (verified and stored).
 pub const ACK: &str = "https://didcomm.org/issue-credential/3.0/ack";
+/// The type of the offer's `credential_preview`.
 pub const PREVIEW: &str = "https://didcomm.org/issue-credential/3.0/credential-credential";
 /// An unsigned credential and the proof the issuer will add.
 pub const DETAIL_FORMAT: &str = "aries/ld-proof-vc-detail@v1.0";
@@ -24,6 +30,7 @@ pub const VC_FORMAT: &str = "aries/ld-proof-vc@v1.0";
 pub struct Offer {
     /// The offer message's id, which threads the exchange.
     pub thid: String,
+    /// The issuer's words about the offer.
     pub comment: Option<String>,
     /// The fields and values, in the template's order, as the customer sees them.
     pub attributes: Vec<(String, String)>,

@@ -204,6 +204,20 @@ impl<'a> Body<'a> {
         self.opt_list(field)?.ok_or_else(|| self.missing(field))
     }
 
+    /// `items` when there are at most `cap`; a longer list is refused in the words `over`
+    /// gives its length.
+    pub(crate) fn within<'i>(
+        &self,
+        items: &'i [Value],
+        cap: usize,
+        over: impl FnOnce(usize) -> String,
+    ) -> Result<&'i [Value], ProtocolError> {
+        if items.len() > cap {
+            return Err(self.invalid(over(items.len())));
+        }
+        Ok(items)
+    }
+
     /// A required list of strings, at most `cap` long; `over` words the refusal of a longer
     /// one from its length.
     pub(crate) fn strings(
@@ -212,11 +226,7 @@ impl<'a> Body<'a> {
         cap: usize,
         over: impl FnOnce(usize) -> String,
     ) -> Result<Vec<String>, ProtocolError> {
-        let items = self.list(field)?;
-        if items.len() > cap {
-            return Err(self.invalid(over(items.len())));
-        }
-        items
+        self.within(self.list(field)?, cap, over)?
             .iter()
             .map(|item| {
                 item.as_str()

@@ -90,7 +90,7 @@ pub fn parse_invitation(message: &Message) -> Result<Invitation, ProtocolError> 
     let body = Body::of(message, INVITATION, "invitation")?;
     let from = match &message.from {
         Some(from) if from.starts_with("did:") => from.clone(),
-        _ => return Err(body.invalid("the invitation does not say who it is from (a DID)")),
+        _ => return Err(body.invalid("it does not say who it is from (a DID)")),
     };
     let accept = match body.opt_list("accept")? {
         None => Vec::new(),
@@ -193,10 +193,11 @@ mod tests {
             m.extra.insert("label".into(), json!(1));
         })
         .contains("label is not a string"));
-        let v1 = refusal(&|m| m.type_ = "https://didcomm.org/out-of-band/1.1/invitation".into());
+        let v1_type = INVITATION.replace("/2.0/", "/1.1/");
+        let v1 = refusal(&|m| m.type_ = v1_type.clone());
         assert_eq!(
             v1,
-            "invitation expected, got a message of type https://didcomm.org/out-of-band/1.1/invitation"
+            format!("invitation expected, got a message of type {v1_type}")
         );
     }
 

@@ -9,11 +9,17 @@ use serde_json::{json, Value};
 use super::{attachment_json, expect_type, thid_of, ProtocolError};
 use crate::didcomm::{Attachment, Message};
 
+/// The Present Proof 3.0 protocol.
 pub const PIURI: &str = "https://didcomm.org/present-proof/3.0";
+/// The verifier asks for a presentation.
 pub const REQUEST: &str = "https://didcomm.org/present-proof/3.0/request-presentation";
+/// The holder presents.
 pub const PRESENTATION: &str = "https://didcomm.org/present-proof/3.0/presentation";
+/// The verifier says whether the presentation verified.
 pub const ACK: &str = "https://didcomm.org/present-proof/3.0/ack";
+/// The attachment format of the request's presentation definition.
 pub const DEFINITION_FORMAT: &str = "dif/presentation-exchange/definitions@v1.0";
+/// The attachment format of the presentation's signed VP.
 pub const SUBMISSION_FORMAT: &str = "dif/presentation-exchange/submission@v1.0";
 
 /// What a verifier asks for.
@@ -23,12 +29,15 @@ pub struct PresentationRequest {
     pub thid: String,
     /// Who asks, as people should see it.
     pub verifier_name: String,
+    /// Why it asks, for the holder.
     pub purpose: String,
     /// The template the credential must come from.
     pub template_id: String,
     /// `credentialSubject` members that must be present and disclosed.
     pub required_fields: Vec<String>,
+    /// The nonce the presentation's proof must carry.
     pub challenge: String,
+    /// The domain the presentation's proof must be bound to (the verifier's host).
     pub domain: String,
 }
 

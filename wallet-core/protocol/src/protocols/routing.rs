@@ -114,7 +114,7 @@ mod tests {
         })
         .contains("not base64url"));
         assert!(matches!(
-            refusal(&|m| m.type_ = "https://didcomm.org/routing/1.0/forward".into()),
+            refusal(&|m| m.type_ = FORWARD.replace("/2.0/", "/1.0/")),
             text if text.contains("forward expected, got a message of type")
         ));
     }

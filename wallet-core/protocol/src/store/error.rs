@@ -22,20 +22,35 @@ pub enum StoreError {
     /// The store is protected one way and was opened the other way.
     #[error("this store is protected by {store}, but it was opened with {given}")]
     UnlockMismatch {
+        /// How the store is protected (`a passphrase`, `the platform key protector`).
         store: &'static str,
+        /// How it was opened.
         given: &'static str,
     },
     /// The header file is missing, unreadable or damaged.
     #[error("store header {path}: {reason}")]
-    BadHeader { path: String, reason: String },
+    BadHeader {
+        /// The header file.
+        path: String,
+        /// What is wrong (the field, or the I/O error).
+        reason: String,
+    },
     /// A record does not authenticate, or it sits under another record's place.
     #[error("a record in tree {tree:?} was swapped or corrupted: {reason}")]
-    Corrupted { tree: String, reason: &'static str },
+    Corrupted {
+        /// The tree.
+        tree: String,
+        /// Which check failed.
+        reason: &'static str,
+    },
     /// A tree name or record id the store does not accept.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidName {
+        /// `tree name` or `record id`.
         what: &'static str,
+        /// The name, shortened.
         value: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
     /// Argon2id parameters below the floor or above the ceiling the store accepts.
@@ -43,13 +58,28 @@ pub enum StoreError {
     InvalidArgon2Params(String),
     /// A value too large to seal in one record.
     #[error("a value of {len} bytes for tree {tree:?} is too large to seal")]
-    TooLarge { tree: String, len: usize },
+    TooLarge {
+        /// The tree.
+        tree: String,
+        /// The value's length in bytes.
+        len: usize,
+    },
     /// A value could not be written as JSON.
     #[error("a value for tree {tree:?} cannot be written as JSON: {reason}")]
-    Encode { tree: String, reason: String },
+    Encode {
+        /// The tree.
+        tree: String,
+        /// The serializer's reason.
+        reason: String,
+    },
     /// A record's value is not what the caller expected (JSON of another shape, a bad key).
     #[error("a record in tree {tree:?} does not hold the expected data: {reason}")]
-    Decode { tree: String, reason: String },
+    Decode {
+        /// The tree.
+        tree: String,
+        /// What did not read (the record and the deserializer's reason).
+        reason: String,
+    },
     /// The file system or the database failed.
     #[error("the store's storage failed: {0}")]
     Io(String),

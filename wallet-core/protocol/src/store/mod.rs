@@ -2,8 +2,8 @@
 //! XChaCha20-Poly1305 under a random 256-bit data key that a platform [`KeyProtector`] or a
 //! passphrase (Argon2id, RFC 9106) wraps. No record id, value or key is in plaintext on disk.
 //!
-//! A store folder holds `header.json` (the wrapped data key; see [`header`]) and `db/`
-//! (sled). The header is a file of its own, not a sled tree, so that opening an existing
+//! A store folder holds `header.json` (how the data key is wrapped, its Argon2id
+//! [`Argon2Params`] when a passphrase wraps it, and a key check value) and `db/` (sled). The header is a file of its own, not a sled tree, so that opening an existing
 //! store reads it, and checks the key, before sled is opened: a wrong passphrase or protector
 //! changes nothing on disk.
 //!
@@ -20,6 +20,11 @@
 //! Durability: [`Store::put`], [`Store::delete`] and [`Store::batch`] call sled's `flush`
 //! (write the log, `fsync`) before returning, so a write acknowledged with `Ok` survives a
 //! crash or a `kill -9`. [`Store::put_unflushed`] leaves that to a later [`Store::flush`].
+//!
+//! The key ring's secrets persist here ([`Store::save_key`], [`Store::load_keys`]), sealed
+//! like any record. [`Sealer`] is the record sealing alone, for a store of another shape to
+//! reuse (the agent's issuer store), and [`open_sled`] opens a sled database the way this
+//! store does.
 
 mod error;
 mod header;
@@ -72,7 +77,9 @@ pub enum Unlock {
     /// A key-encryption key from the passphrase through Argon2id. `params` are used when the
     /// store is created; an existing store uses the parameters in its header.
     Passphrase {
+        /// The passphrase (zeroized on drop).
         passphrase: Zeroizing<String>,
+        /// The Argon2id cost for a new store.
         params: Argon2Params,
     },
     /// The platform keystore wraps the data key.
@@ -122,6 +129,7 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
+    /// A sealer under `data_key` (XChaCha20-Poly1305).
     pub fn new(data_key: &[u8; KEY_LEN]) -> Sealer {
         Sealer {
             cipher: XChaCha20Poly1305::new(data_key.into()),
