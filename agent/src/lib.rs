@@ -7,6 +7,8 @@
 //! `lanyard-protocol`'s; the agent's state is behind [`MediatorStorage`], the
 //! [`InvitationStore`] and [`issuer::store::IssuerStorage`], each with a sled backend.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod admin;
 pub mod api;
 pub mod config;

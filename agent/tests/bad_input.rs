@@ -3,7 +3,8 @@
 
 use lanyard_test_support as support;
 
-use lanyard_protocol::didcomm::{Attachment, Message, ENCRYPTED_TYP, FORWARD_TYPE};
+use lanyard_protocol::didcomm::{Attachment, Message, ENCRYPTED_TYP};
+use lanyard_protocol::protocols::routing::FORWARD as FORWARD_TYPE;
 use serde_json::{json, Value};
 use support::{Agent, Issuer, Phone};
 
@@ -76,7 +77,7 @@ async fn malformed_inputs_get_clear_4xx_and_change_nothing() {
     .unwrap();
     let inner = serde_json::from_str::<Value>(&real).unwrap();
     let expired = {
-        let message = Message::new("https://didcomm.org/trust-ping/2.0/ping", json!({}))
+        let message = Message::new(lanyard_protocol::protocols::trust_ping::PING, json!({}))
             .from(phone.did.clone())
             .to([agent.did.clone()])
             .expires_time(1);
@@ -298,7 +299,7 @@ async fn malformed_inputs_get_clear_4xx_and_change_nothing() {
                 .unwrap_or_else(|_| panic!("{what}: not a problem report: {text}"));
             assert_eq!(
                 problem["type"],
-                "https://didcomm.org/report-problem/2.0/problem-report"
+                lanyard_protocol::protocols::report_problem::PROBLEM_REPORT
             );
         }
     }

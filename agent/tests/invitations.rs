@@ -26,7 +26,7 @@ async fn an_invitation_is_served_as_json_page_qr_and_deep_link() {
     let invitation = fetch_invitation(url).await;
     assert_eq!(
         invitation["type"],
-        "https://didcomm.org/out-of-band/2.0/invitation"
+        lanyard_protocol::protocols::out_of_band::INVITATION
     );
     assert_eq!(invitation["from"], agent.did);
     assert_eq!(invitation["body"]["goal_code"], "connect");
@@ -98,7 +98,7 @@ async fn admin_api_wants_its_token_and_valid_requests() {
 async fn answer_invitation(agent: &Agent, id: String) -> u16 {
     let phone = Phone::new(&agent.did);
     let mut ping = lanyard_protocol::didcomm::Message::new(
-        "https://didcomm.org/trust-ping/2.0/ping",
+        lanyard_protocol::protocols::trust_ping::PING,
         json!({"response_requested": false}),
     )
     .from(phone.did.clone())

@@ -358,7 +358,13 @@ async fn problem_reports_in_another_partys_exchange_change_nothing() {
     let (phone_bob, bob_offer) = connected_with_offer(&agent, &bob).await;
     let stranger = phone(&agent).await;
     let decline = |thid: &str| {
-        lanyard_protocol::protocols::problem_report(thid, "e.p.req.declined", "not mine to decline")
+        lanyard_protocol::protocols::report_problem::problem_report_message(
+            &lanyard_protocol::protocols::report_problem::ProblemReport::new(
+                "e.p.req.declined",
+                "not mine to decline",
+            ),
+        )
+        .thid(thid)
     };
     // Bob (connected) and a stranger (not) both name Jane's exchange.
     assert_eq!(

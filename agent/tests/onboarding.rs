@@ -55,7 +55,7 @@ async fn an_email_invitation_arrives_over_smtp_with_a_qr_code_of_the_invite_url(
     let invitation = fetch_invitation(url).await;
     assert_eq!(
         invitation["type"],
-        "https://didcomm.org/out-of-band/2.0/invitation"
+        lanyard_protocol::protocols::out_of_band::INVITATION
     );
     assert_eq!(invitation["from"], acme.didcomm_did.as_str());
     assert_eq!(invitation["label"], "Acme");

@@ -17,7 +17,7 @@ use support::{mediator, Agent, OrgClient, Phone};
 
 const CUSTOMERS: &str = "/core/api/v1/programmatic/customer";
 const CREDENTIALS: &str = "/core/api/v1/programmatic/credential";
-const BASIC: &str = "https://didcomm.org/basicmessage/2.0/message";
+const BASIC: &str = lanyard_protocol::protocols::basic_message::MESSAGE;
 
 /// A data folder and the loopback port the agent serves it on, kept across restarts (the
 /// organisations' DIDs name the endpoint).

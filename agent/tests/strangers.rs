@@ -8,8 +8,9 @@ use lanyard_test_support as support;
 use std::time::Duration;
 
 use agent::mediator::{Admission, Limits};
-use lanyard_protocol::didcomm::{Message, ENCRYPTED_TYP, FORWARD_TYPE};
+use lanyard_protocol::didcomm::{Message, ENCRYPTED_TYP};
 use lanyard_protocol::keys::ContentEnc;
+use lanyard_protocol::protocols::routing::FORWARD as FORWARD_TYPE;
 use serde_json::{json, Value};
 use support::{mediator, Agent, Issuer, OrgClient, Phone};
 
@@ -379,7 +380,7 @@ async fn routing_checks_to_against_the_layer_it_routes_on() {
 /// The length of what the mediator queues for `phone` from `issuer` (the inner envelope).
 async fn queued_size(issuer: &Issuer, phone: &str) -> u64 {
     let message = Message::new(
-        "https://didcomm.org/basicmessage/2.0/message",
+        lanyard_protocol::protocols::basic_message::MESSAGE,
         json!({ "content": "offer 0" }),
     )
     .from(issuer.did.clone())

@@ -51,7 +51,7 @@ fn main() {
     // Invitations, in every form the wallet reads.
     let mut seeds = Seeds::new(&root, "invitation");
     let invitation = json!({
-        "type": "https://didcomm.org/out-of-band/2.0/invitation",
+        "type": lanyard_protocol::protocols::out_of_band::INVITATION,
         "id": "6b3bd7fa-3c46-4a2f-9f4b-5b4c5e1d2a10",
         "from": f.alice.did,
         "body": { "goal_code": "issue-vc", "goal": "Connect with Acme", "label": "Acme", "accept": ["didcomm/v2"] },
@@ -76,7 +76,7 @@ fn main() {
     // Envelopes for Bob.
     let mut seeds = Seeds::new(&root, "envelope");
     let message = Message::new(
-        "https://didcomm.org/trust-ping/2.0/ping",
+        lanyard_protocol::protocols::trust_ping::PING,
         json!({ "response_requested": true }),
     )
     .from(f.alice.did.clone())

@@ -226,7 +226,7 @@ async fn another_issuer_cannot_delete_or_forge_credentials() {
     let report = inbox
         .iter()
         .find(|m| {
-            m.type_ == "https://didcomm.org/report-problem/2.0/problem-report"
+            m.type_ == lanyard_protocol::protocols::report_problem::PROBLEM_REPORT
                 && m.thid.as_deref() == Some(offer.thid.as_str())
         })
         .unwrap_or_else(|| panic!("no problem report in the forgery's thread: {inbox:?}"));
@@ -258,7 +258,7 @@ async fn strangers_duplicates_and_replays_change_nothing() {
             .send(
                 &victim,
                 Message::new(
-                    "https://didcomm.org/basicmessage/2.0/message",
+                    lanyard_protocol::protocols::basic_message::MESSAGE,
                     json!({ "content": "hi" })
                 )
             )

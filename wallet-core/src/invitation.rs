@@ -117,13 +117,13 @@ fn parse_message(json: &[u8]) -> Result<Message, WalletError> {
 
 /// Checks an invitation: its shape ([`out_of_band::parse_invitation`]: OOB 2.0, from a DID,
 /// speaking DIDComm v2) and that it has not expired.
-pub fn check(message: Message) -> Result<Message, WalletError> {
+pub(crate) fn check(message: Message) -> Result<Message, WalletError> {
     parse(&message)?;
     Ok(message)
 }
 
 /// The invitation `message` holds, checked as [`check`] does.
-pub fn parse(message: &Message) -> Result<Invitation, WalletError> {
+pub(crate) fn parse(message: &Message) -> Result<Invitation, WalletError> {
     let invitation = out_of_band::parse_invitation(message).map_err(|error| match error {
         ProtocolError::WrongType { type_, .. } => WalletError::InvalidInvitation(format!(
             "{type_} is not an Out-of-Band 2.0 invitation (a DIDComm v1 invitation cannot be used)"

@@ -8,6 +8,8 @@
 //! handler is idempotent, so a crash at any point is repaired by the next `sync`: a message is
 //! acknowledged to the mediator only after what it changed is stored.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod error;
 mod invitation;
 mod live;
@@ -58,6 +60,7 @@ const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 /// Hears what happens in the wallet (implemented by the app, in Swift or Kotlin).
 pub trait WalletListener: Send + Sync {
+    /// Called once for each event, as it happens.
     fn on_event(&self, event: WalletEvent);
 }
 
@@ -525,6 +528,7 @@ impl Wallet {
         invitation::check(message)
     }
 
+    /// The connections this wallet holds (one per issuer or verifier it accepted).
     pub fn connections(&self) -> Result<Vec<Connection>, WalletError> {
         let mut all: Vec<Connection> = self.list(CONNECTIONS)?;
         all.sort_by_key(|c| c.created_at);
@@ -607,6 +611,7 @@ impl Wallet {
         Ok(received)
     }
 
+    /// The credential offers received, in every state.
     pub fn offers(&self) -> Result<Vec<OfferRecord>, WalletError> {
         let mut all: Vec<OfferRecord> = self.list(OFFERS)?;
         all.retain(|o| o.state == OfferState::Pending);
@@ -614,12 +619,14 @@ impl Wallet {
         Ok(all)
     }
 
+    /// The verified credentials the wallet holds.
     pub fn credentials(&self) -> Result<Vec<StoredCredential>, WalletError> {
         let mut all: Vec<StoredCredential> = self.list(CREDENTIALS)?;
         all.sort_by_key(|c| c.stored_at);
         Ok(all)
     }
 
+    /// One stored credential by its id.
     pub fn credential(&self, id: &str) -> Result<StoredCredential, WalletError> {
         self.store
             .get_json(CREDENTIALS, id)?

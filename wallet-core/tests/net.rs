@@ -402,7 +402,10 @@ async fn unpacking_fetches_nothing_for_kids_it_does_not_hold() {
         .collect();
     let to: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
     let stranger = DidComm::new(ring, StaticResolver::new(docs));
-    let message = Message::new("https://didcomm.org/basicmessage/2.0/message", json!({}));
+    let message = Message::new(
+        lanyard_protocol::protocols::basic_message::MESSAGE,
+        json!({}),
+    );
     let envelope = stranger
         .pack_anoncrypt(&message, &to.iter().map(String::as_str).collect::<Vec<_>>())
         .await
@@ -440,9 +443,12 @@ async fn the_sender_is_resolved_after_the_recipient_within_a_budget() {
         services: vec![],
     });
     let packer = DidComm::new(sender_ring, StaticResolver::new(vec![sender.clone()]));
-    let message = Message::new("https://didcomm.org/basicmessage/2.0/message", json!({}))
-        .from(sender.id.clone())
-        .to([me.clone()]);
+    let message = Message::new(
+        lanyard_protocol::protocols::basic_message::MESSAGE,
+        json!({}),
+    )
+    .from(sender.id.clone())
+    .to([me.clone()]);
     let envelope = packer
         .pack_authcrypt(&message, &sender.id, &[&me], false)
         .await

@@ -316,11 +316,11 @@ async fn main() -> Result<(), String> {
         let phone = Phone::new(&agent.did);
         for (type_, body) in [
             (
-                "https://didcomm.org/coordinate-mediation/3.0/mediate-request",
+                lanyard_protocol::protocols::coordinate_mediation::v3::MEDIATE_REQUEST,
                 json!({}),
             ),
             (
-                "https://didcomm.org/coordinate-mediation/3.0/recipient-update",
+                lanyard_protocol::protocols::coordinate_mediation::v3::RECIPIENT_UPDATE,
                 json!({"updates": [{"recipient_did": phone.did, "action": "add"}]}),
             ),
         ] {
@@ -360,7 +360,7 @@ async fn main() -> Result<(), String> {
                 .map(|n| {
                     let to = &targets[n % targets.len()];
                     let message = Message::new(
-                        "https://didcomm.org/basicmessage/2.0/message",
+                        lanyard_protocol::protocols::basic_message::MESSAGE,
                         json!({ "content": format!("load {n:08}").repeat(16) }),
                     )
                     .from(issuer.0.clone())
@@ -440,7 +440,7 @@ async fn main() -> Result<(), String> {
     let ping = phones[0]
         .request(
             &agent.did,
-            "https://didcomm.org/trust-ping/2.0/ping",
+            lanyard_protocol::protocols::trust_ping::PING,
             json!({"response_requested": true}),
         )
         .await;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The OOB 2.0 invitation message type.
-pub const OOB_INVITATION: &str = "https://didcomm.org/out-of-band/2.0/invitation";
+pub use lanyard_protocol::protocols::out_of_band::INVITATION as OOB_INVITATION;
 
 /// What to invite with.
 #[derive(Clone, Debug, Default, Deserialize)]

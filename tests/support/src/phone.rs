@@ -226,7 +226,7 @@ impl Issuer {
     /// A message to `phone`, packed for delivery through the mediator.
     pub async fn pack_for(&self, agent: &Agent, phone: &str, n: u32) -> String {
         let message = Message::new(
-            "https://didcomm.org/basicmessage/2.0/message",
+            lanyard_protocol::protocols::basic_message::MESSAGE,
             json!({ "content": format!("offer {n}") }),
         )
         .from(self.did.clone())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
 use lanyard_protocol::didcomm::{
-    encrypt_authcrypt, DidComm, DidCommError, Forward, Layer, Message, Recipient, UnpackOptions,
+    encrypt_authcrypt, DidComm, DidCommError, Layer, Message, Recipient, UnpackOptions,
     MAX_RECIPIENTS,
 };
 use lanyard_protocol::keys::{ContentEnc, KeyRing, KeyType};
@@ -208,7 +208,7 @@ async fn forwards_route_through_the_mediators_routing_keys() {
 
     // The first mediator opens the outer forward; it names the relay's key as next.
     let outer = mediator.didcomm.unpack(&packed.message).await.unwrap();
-    let hop = Forward::parse(&outer.message).unwrap();
+    let hop = lanyard_protocol::protocols::routing::parse_forward(&outer.message).unwrap();
     assert_eq!(hop.next, relay_kid);
     // Bob cannot read it before the mediators have unwrapped it.
     assert!(bob.didcomm.unpack(&packed.message).await.is_err());
@@ -217,7 +217,7 @@ async fn forwards_route_through_the_mediators_routing_keys() {
         .unpack(&hop.payload.to_string())
         .await
         .unwrap();
-    let last = Forward::parse(&inner.message).unwrap();
+    let last = lanyard_protocol::protocols::routing::parse_forward(&inner.message).unwrap();
     assert_eq!(last.next, bob.did);
     let delivered = bob.didcomm.unpack(&last.payload.to_string()).await.unwrap();
     assert_eq!(delivered.message, message);
@@ -248,7 +248,7 @@ async fn a_service_naming_the_mediators_did_routes_through_the_mediator() {
         Some("http://127.0.0.1:9/mediator")
     );
     let forward = mediator.didcomm.unpack(&packed.message).await.unwrap();
-    let forward = Forward::parse(&forward.message).unwrap();
+    let forward = lanyard_protocol::protocols::routing::parse_forward(&forward.message).unwrap();
     assert_eq!(forward.next, bob.did);
     let delivered = bob
         .didcomm

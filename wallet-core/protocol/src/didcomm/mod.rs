@@ -11,10 +11,6 @@ mod message;
 
 use std::sync::Arc;
 
-/// Routing 2.0 `forward`, which lives in [`crate::protocols::routing`]: these names stay until
-/// the agent reads it from there (issue 12), then go.
-#[doc(hidden)]
-pub use crate::protocols::routing::{Forward, FORWARD as FORWARD_TYPE};
 use jwe::ParsedJwe;
 /// The JWE and JWS primitives under [`DidComm`], for the envelope tests and fuzz targets that
 /// forge envelopes [`DidComm`] would never pack; not the API.
@@ -31,11 +27,6 @@ use crate::did::{did_of, DidError, DidResolver};
 use crate::keys::{
     ContentEnc, Ed25519Verifier, KeyAgreementAlg, KeyError, KeyRing, KeyType, PublicKey,
 };
-
-/// The Report Problem 2.0 message type, which lives in [`crate::protocols::report_problem`]:
-/// this name stays until the agent reads it from there (issue 12), then goes.
-#[doc(hidden)]
-pub use crate::protocols::report_problem::PROBLEM_REPORT as PROBLEM_REPORT_TYPE;
 
 /// Default bound on an incoming envelope.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -164,15 +155,6 @@ impl From<crate::protocols::ProtocolError> for DidCommError {
     /// which a mediator refuses as unreadable).
     fn from(error: crate::protocols::ProtocolError) -> Self {
         DidCommError::Malformed(error.to_string())
-    }
-}
-
-#[doc(hidden)]
-impl Forward {
-    /// [`crate::protocols::routing::parse_forward`] under its old name, until the agent calls
-    /// that (issue 12).
-    pub fn parse(message: &Message) -> Result<Forward, DidCommError> {
-        Ok(crate::protocols::routing::parse_forward(message)?)
     }
 }
 

@@ -36,14 +36,6 @@ use serde_json::{Map, Value};
 
 use crate::didcomm::Message;
 
-/// A Report Problem 2.0 message in thread `thid`: [`report_problem::problem_report_message`]
-/// under its old name, until the agent calls that (issue 12).
-#[doc(hidden)]
-pub fn problem_report(thid: &str, code: &str, comment: &str) -> Message {
-    report_problem::problem_report_message(&report_problem::ProblemReport::new(code, comment))
-        .thid(thid)
-}
-
 /// A protocol message that does not have the shape its type promises.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
