@@ -325,25 +325,25 @@ impl<S: IssuerStorage> Issuer<S> {
     /// error is in words that name no address or connection detail (the organisation reads
     /// it); the operator's log has the detail.
     async fn attempt(&self, client: &HttpClient, mut event: Event, unit: Duration) -> Event {
-        let outcome: Result<u16, String> = async {
+        let outcome: Result<u16, AttemptError> = async {
             let config: CallbackConfig = self
                 .storage
                 .get_json(CALLBACKS, &event.org_id)
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "callback configuration");
-                    "the callback configuration could not be read".to_string()
+                    AttemptError::ConfigUnreadable
                 })?
-                .ok_or("the callback was removed")?;
+                .ok_or(AttemptError::Removed)?;
             let secret = self
                 .identity
                 .get(SECRETS_TREE, &event.org_id)
                 .map_err(|e| {
                     tracing::error!(error = %e, "callback secret");
-                    "the callback secret could not be read".to_string()
+                    AttemptError::SecretUnreadable
                 })?
-                .ok_or("the callback secret is missing")?;
-            let body = serde_json::to_vec(&event.payload()).map_err(|e| e.to_string())?;
+                .ok_or(AttemptError::SecretMissing)?;
+            let body = serde_json::to_vec(&event.payload()).map_err(AttemptError::Payload)?;
             let timestamp = now_ms() / 1000;
             let response = client
                 .send(
@@ -358,7 +358,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 Ok(response) => Ok(response.status),
                 Err(error) => {
                     tracing::info!(event = %event.id, %error, "callback delivery failed");
-                    Err(error.public().to_string())
+                    Err(AttemptError::Send(error.public()))
                 }
             }
         }
@@ -370,7 +370,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 Some(status),
                 Some(format!("the receiver answered {status}")),
             ),
-            Err(error) => (None, Some(error)),
+            Err(error) => (None, Some(error.to_string())),
         };
         event.delivered = error.is_none();
         event.attempts.push(Attempt {
@@ -391,6 +391,24 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         event
     }
+}
+
+/// Why one delivery attempt failed, in the words recorded on the event for the organisation:
+/// no address or connection detail (the operator's log has it).
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("the callback configuration could not be read")]
+    ConfigUnreadable,
+    #[error("the callback was removed")]
+    Removed,
+    #[error("the callback secret could not be read")]
+    SecretUnreadable,
+    #[error("the callback secret is missing")]
+    SecretMissing,
+    #[error("{0}")]
+    Payload(serde_json::Error),
+    #[error("{0}")]
+    Send(&'static str),
 }
 
 /// How callbacks are delivered.

@@ -429,7 +429,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 record.template_id
             )]);
         }
-        precheck(vp, &record.template_id, issuer).map_err(|reason| vec![reason])?;
+        precheck(vp, &record.template_id, issuer).map_err(|reason| vec![reason.to_string()])?;
         let resolver = IssuerOnly {
             issuer,
             inner: &self.resolver,
@@ -443,7 +443,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 continue;
             }
             if credential.issuer != issuer {
-                reasons.push(not_the_issuer(&credential.issuer, issuer));
+                reasons.push(not_the_issuer(&credential.issuer, issuer).to_string());
                 continue;
             }
             let missing: Vec<String> = record
@@ -460,16 +460,13 @@ impl<S: IssuerStorage> Issuer<S> {
                 Some(entry) => match self.revoked(entry, issuer, &resolver, now).await {
                     Ok(false) => return Ok(credential),
                     Ok(true) => reasons.push("the credential has been revoked".into()),
-                    Err(why) => reasons.push(why),
+                    Err(why) => reasons.push(why.to_string()),
                 },
                 None => reasons.push("the credential has no status entry".into()),
             }
         }
         if reasons.is_empty() {
-            reasons.push(format!(
-                "no credential of template {} was presented",
-                record.template_id
-            ));
+            reasons.push(Unverified::NotOfTemplate(record.template_id.clone()).to_string());
         }
         Err(reasons)
     }
@@ -481,10 +478,9 @@ impl<S: IssuerStorage> Issuer<S> {
         issuer: &str,
         resolver: &IssuerOnly<'_>,
         now: u64,
-    ) -> Result<bool, String> {
-        const UNAVAILABLE: &str = "the status list is unavailable";
+    ) -> Result<bool, Unverified> {
         if !on_issuer_origin(&entry.list, issuer) {
-            return Err("the credential's status list is not at its issuer's own address".into());
+            return Err(Unverified::StatusElsewhere);
         }
         let response = self
             .http
@@ -496,43 +492,86 @@ impl<S: IssuerStorage> Issuer<S> {
             .await
             .map_err(|error| {
                 tracing::warn!(list = %entry.list, %error, "status list not fetched");
-                UNAVAILABLE.to_string()
+                Unverified::StatusUnavailable
             })?;
         if !response.is_success() {
             tracing::warn!(list = %entry.list, status = response.status, "status list not fetched");
-            return Err(UNAVAILABLE.into());
+            return Err(Unverified::StatusUnavailable);
         }
         let list: Value = serde_json::from_slice(&response.body).map_err(|error| {
             tracing::warn!(list = %entry.list, %error, "status list is not JSON");
-            UNAVAILABLE.to_string()
+            Unverified::StatusUnavailable
         })?;
         let read = verify_credential(&list, resolver, now)
             .await
             .map_err(|error| {
                 tracing::warn!(list = %entry.list, %error, "status list does not verify");
-                "the status list does not verify".to_string()
+                Unverified::StatusBadProof
             })?;
         if read.issuer != issuer {
-            return Err(format!(
-                "the status list was issued by {}, not {issuer}",
-                read.issuer
-            ));
+            return Err(Unverified::StatusIssuer {
+                found: read.issuer,
+                issuer: issuer.to_string(),
+            });
         }
-        is_set(entry, &list).map_err(|e| format!("the credential's status entry: {e}"))
+        is_set(entry, &list).map_err(Unverified::StatusEntry)
     }
 }
 
-fn not_the_issuer(found: &str, issuer: &str) -> String {
-    format!("the credential was issued by {found}, not the template's issuer {issuer}")
+/// Why a presentation's credential does not verify, beyond what the credential checks in
+/// `lanyard_protocol::credentials` say: stored in the verification's reasons, in these words.
+#[derive(Debug, thiserror::Error)]
+enum Unverified {
+    /// The presentation lists no credential.
+    #[error("the presentation holds no credential")]
+    NoCredential,
+    /// None of the credentials is of the template.
+    #[error("no credential of template {0} was presented")]
+    NotOfTemplate(String),
+    /// A credential of the template, issued by someone else.
+    #[error("the credential was issued by {found}, not the template's issuer {issuer}")]
+    NotTheIssuer {
+        /// Who issued it.
+        found: String,
+        /// The template's issuer.
+        issuer: String,
+    },
+    /// The status list is on another origin than the issuer's did:web document.
+    #[error("the credential's status list is not at its issuer's own address")]
+    StatusElsewhere,
+    /// The status list could not be fetched or read (the details are logged, not shown).
+    #[error("the status list is unavailable")]
+    StatusUnavailable,
+    /// The status list's proof does not verify.
+    #[error("the status list does not verify")]
+    StatusBadProof,
+    /// The status list was issued by someone else.
+    #[error("the status list was issued by {found}, not {issuer}")]
+    StatusIssuer {
+        /// Who issued the list.
+        found: String,
+        /// The credential's issuer.
+        issuer: String,
+    },
+    /// The credential's status entry does not fit the list.
+    #[error("the credential's status entry: {0}")]
+    StatusEntry(lanyard_protocol::credentials::CredentialError),
+}
+
+fn not_the_issuer(found: &str, issuer: &str) -> Unverified {
+    Unverified::NotTheIssuer {
+        found: found.to_string(),
+        issuer: issuer.to_string(),
+    }
 }
 
 /// What a presentation's credentials say, read without their proofs: one of them must be of
 /// the template and by its issuer before anything is fetched.
-fn precheck(vp: &Value, template_id: &str, issuer: &str) -> Result<(), String> {
+fn precheck(vp: &Value, template_id: &str, issuer: &str) -> Result<(), Unverified> {
     let listed: Vec<&Value> = match vp.get("verifiableCredential") {
         Some(Value::Array(items)) => items.iter().take(16).collect(),
         Some(item @ Value::Object(_)) => vec![item],
-        _ => return Err("the presentation holds no credential".into()),
+        _ => return Err(Unverified::NoCredential),
     };
     let of_template: Vec<_> = listed
         .into_iter()
@@ -543,7 +582,7 @@ fn precheck(vp: &Value, template_id: &str, issuer: &str) -> Result<(), String> {
         Some(_) => Ok(()),
         None => Err(match of_template.first() {
             Some(vc) => not_the_issuer(&vc.issuer, issuer),
-            None => format!("no credential of template {template_id} was presented"),
+            None => Unverified::NotOfTemplate(template_id.to_string()),
         }),
     }
 }

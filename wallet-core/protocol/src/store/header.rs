@@ -58,11 +58,25 @@ impl Default for Argon2Params {
     }
 }
 
+/// Argon2id parameters outside the store's floor and ceiling, and which bound they cross.
+#[derive(Debug, thiserror::Error)]
+#[error("m={} KiB, t={}, p={}: {problem}", params.m_kib, params.t, params.p)]
+struct ParamsRefused {
+    params: Argon2Params,
+    problem: String,
+}
+
+impl From<ParamsRefused> for StoreError {
+    fn from(refused: ParamsRefused) -> StoreError {
+        StoreError::InvalidArgon2Params(refused.to_string())
+    }
+}
+
 impl Argon2Params {
     /// Parameters checked against the store's floor and ceiling.
     pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Argon2Params, StoreError> {
         let params = Argon2Params { m_kib, t, p };
-        params.check().map_err(StoreError::InvalidArgon2Params)?;
+        params.check()?;
         Ok(params)
     }
 
@@ -77,7 +91,7 @@ impl Argon2Params {
     }
 
     /// Why these parameters are refused, if they are.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ParamsRefused> {
         let Argon2Params { m_kib, t, p } = *self;
         let problem = if t < 1 {
             "t must be at least 1".to_string()
@@ -94,7 +108,10 @@ impl Argon2Params {
         } else {
             return Ok(());
         };
-        Err(format!("m={m_kib} KiB, t={t}, p={p}: {problem}"))
+        Err(ParamsRefused {
+            params: *self,
+            problem,
+        })
     }
 
     /// The key-encryption key for `passphrase` and `salt`. The parameters are checked first.
@@ -103,7 +120,7 @@ impl Argon2Params {
         passphrase: &str,
         salt: &[u8; SALT_LEN],
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, StoreError> {
-        self.check().map_err(StoreError::InvalidArgon2Params)?;
+        self.check()?;
         let refused = |e: argon2::Error| StoreError::InvalidArgon2Params(e.to_string());
         let params =
             argon2::Params::new(self.m_kib, self.t, self.p, Some(KEY_LEN)).map_err(refused)?;
@@ -264,7 +281,7 @@ impl Header {
                     .ok()
                     .and_then(|salt| salt.try_into().ok())
                     .ok_or_else(|| bad(format!("salt is not {SALT_LEN} bytes of base64url")))?;
-                params.check().map_err(&bad)?;
+                params.check().map_err(|refused| bad(refused.to_string()))?;
                 if wrapped_key.len() != NONCE_LEN + KEY_LEN + TAG_LEN {
                     return Err(bad(format!(
                         "wrapped_key is {} bytes, not {}",
