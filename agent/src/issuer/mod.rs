@@ -156,6 +156,8 @@ impl Default for IssuerLimits {
 pub struct Issuer<S> {
     storage: S,
     keys: Arc<KeyRing>,
+    /// Packs what the outbox hands to the mediator; one resolver cache for every hand-over.
+    packer: lanyard_protocol::didcomm::DidComm<lanyard_protocol::did::Resolver>,
     identity: Arc<Store>,
     public_url: String,
     /// Where its messages to phones are queued: the mediator beside it.
@@ -190,9 +192,14 @@ impl<S: IssuerStorage> Issuer<S> {
     pub fn new(storage: S, keys: Arc<KeyRing>, identity: Arc<Store>, public_url: String) -> Self {
         // The strict policy; [`Issuer::with_network`] sets the configured one.
         let http = HttpClient::strict().expect("the HTTP client (rustls, built-in roots) builds");
+        let packer = lanyard_protocol::didcomm::DidComm::new(
+            keys.clone(),
+            lanyard_protocol::did::Resolver::default(),
+        );
         Issuer {
             storage,
             keys,
+            packer,
             identity,
             public_url,
             queue: None,

@@ -11,8 +11,7 @@
 
 use prometheus_client::metrics::counter::Counter;
 
-use lanyard_protocol::did::Resolver;
-use lanyard_protocol::didcomm::{DidComm, Message};
+use lanyard_protocol::didcomm::Message;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -214,8 +213,10 @@ impl<S: IssuerStorage> Issuer<S> {
         let queue = self
             .queue()
             .map_err(|e| Refusal::Storage(StorageError::Backend(e.to_string())))?;
-        let didcomm = DidComm::new(self.keys.clone(), Resolver::default());
-        let packed = didcomm.pack_authcrypt(message, from, &[to], false).await?;
+        let packed = self
+            .packer
+            .pack_authcrypt(message, from, &[to], false)
+            .await?;
         queue.enqueue(to, &packed, &message.id).await
     }
 
