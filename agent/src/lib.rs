@@ -19,6 +19,7 @@ pub mod invitations;
 pub mod issuer;
 pub mod mediator;
 mod metrics;
+pub mod postgres;
 mod replay;
 mod router;
 pub mod storage;

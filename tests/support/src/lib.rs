@@ -19,6 +19,7 @@ mod mail;
 pub mod onboarding;
 mod org;
 mod phone;
+pub mod postgres;
 mod process;
 mod qr;
 mod seed;

@@ -1,0 +1,1 @@
+-- 0001_mediator: written by its store's change (issue 13).

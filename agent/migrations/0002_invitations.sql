@@ -1,0 +1,1 @@
+-- 0002_invitations: written by its store's change (issue 13).

@@ -1,0 +1,1 @@
+-- 0003_issuer: written by its store's change (issue 13).

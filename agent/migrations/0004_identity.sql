@@ -1,0 +1,1 @@
+-- 0004_identity: written by its store's change (issue 13).
