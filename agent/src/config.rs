@@ -49,6 +49,13 @@ pub struct Config {
     /// `LANYARD_COMMIT_WINDOW_US`: how long the store's group commit waits for more writes to
     /// share one fsync, in microseconds (default 1000; 0 flushes at once; at most 100000).
     pub commit_window: Duration,
+    /// `LANYARD_DATABASE_URL`: a PostgreSQL URL (`postgres://user:pass@host:5432/db`) to keep
+    /// everything in, shared by any number of agents behind a load balancer; unset, the agent
+    /// keeps it all in its sled folder (`LANYARD_DATA_DIR`). Migrations are applied at start.
+    pub database_url: Option<String>,
+    /// `LANYARD_DATABASE_POOL`: connections this agent keeps to the database (default 16,
+    /// 2 to 1000).
+    pub database_pool: usize,
     /// `LANYARD_SMTP_URL`: the SMTP relay invitation emails go through, as
     /// `smtp://[user:pass@]host[:port][?tls=required]` or `smtps://...`; unset, emails are not
     /// sent (customers stay `Initiated` and the API returns the link and QR to deliver).
@@ -145,6 +152,7 @@ lanyard_protocol::redacted_debug!(Config {
         android_package,
         android_cert_sha256,
         commit_window,
+        database_pool,
         smtp_from,
         callback_retry,
         issuer_limits,
@@ -160,7 +168,7 @@ lanyard_protocol::redacted_debug!(Config {
         callback_concurrency,
         callback_retention,
     ],
-    redacted: [admin_token, smtp_url, sms_url, sms_token],
+    redacted: [admin_token, database_url, smtp_url, sms_url, sms_token],
 });
 
 impl Default for Config {
@@ -179,6 +187,8 @@ impl Default for Config {
             android_cert_sha256: Vec::new(),
             admin_token: None,
             commit_window: Duration::from_micros(1000),
+            database_url: None,
+            database_pool: 16,
             smtp_url: None,
             smtp_from: "Lanyard <no-reply@localhost>".to_string(),
             sms_url: None,
@@ -204,7 +214,7 @@ impl Default for Config {
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 47] = [
+const VARIABLES: [&str; 49] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -219,6 +229,8 @@ const VARIABLES: [&str; 47] = [
     "LANYARD_ANDROID_CERT_SHA256",
     "LANYARD_ADMIN_TOKEN",
     "LANYARD_COMMIT_WINDOW_US",
+    "LANYARD_DATABASE_URL",
+    "LANYARD_DATABASE_POOL",
     "LANYARD_SMTP_URL",
     "LANYARD_SMTP_FROM",
     "LANYARD_SMS_URL",
@@ -485,6 +497,30 @@ impl Config {
             }
             config.commit_window = Duration::from_micros(micros);
         }
+        if let Some(url) = get("LANYARD_DATABASE_URL").filter(|v| !v.is_empty()) {
+            // Checked here so that a typo is named at start; the URL itself (it may hold a
+            // password) is never repeated.
+            if let Err(error) = url.parse::<tokio_postgres::Config>() {
+                return Err(ConfigError::refused(
+                    "LANYARD_DATABASE_URL",
+                    "(not shown)",
+                    format!("is not a PostgreSQL URL: {error}"),
+                ));
+            }
+            config.database_url = Some(url);
+        }
+        if let Some(v) = get("LANYARD_DATABASE_POOL") {
+            let pool: u64 = parse("LANYARD_DATABASE_POOL", &v)?;
+            if !(2..=1000).contains(&pool) {
+                return Err(ConfigError::out_of_range(
+                    "LANYARD_DATABASE_POOL",
+                    pool,
+                    2,
+                    1000,
+                ));
+            }
+            config.database_pool = pool as usize;
+        }
         config.smtp_url = get("LANYARD_SMTP_URL").filter(|v| !v.is_empty());
         if let Some(from) = get("LANYARD_SMTP_FROM") {
             config.smtp_from = from;
@@ -678,6 +714,37 @@ mod tests {
             .to_string()
             .contains("not a string"));
         assert!(file_vars("listen = ").is_err());
+    }
+
+    #[test]
+    fn the_database_url_is_checked_and_never_shown() {
+        let vars: HashMap<&str, &str> = [
+            (
+                "LANYARD_DATABASE_URL",
+                "postgres://agent:hunter2@db.internal:5432/lanyard",
+            ),
+            ("LANYARD_DATABASE_POOL", "32"),
+        ]
+        .into();
+        let config = Config::from_vars(|n| vars.get(n).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.database_pool, 32);
+        assert!(config.database_url.is_some());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let error = Config::from_vars(|n| {
+            (n == "LANYARD_DATABASE_URL").then(|| "postgres://agent:hunter2@db:notaport/x".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("LANYARD_DATABASE_URL"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let error = Config::from_vars(|n| (n == "LANYARD_DATABASE_POOL").then(|| "1".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("LANYARD_DATABASE_POOL=1 is not between 2 and 1000"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod backend;
 pub mod config;
 mod group_commit;
 mod http;
@@ -143,6 +144,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .map_err(store("issuer store"))?;
     let invitations: Arc<dyn invitations::InvitationStore> =
         Arc::new(storage.invitations().map_err(store("invitation store"))?);
+    let storage = backend::MediatorBackend::Sled(storage);
+    let issuer_storage = backend::IssuerBackend::Sled(issuer_storage);
     // The mediator packs its answers with one DidComm; the router unpacks with another, under
     // the size limit.
     let mediator = Arc::new(Mediator::new(
@@ -258,6 +261,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         live_slots: Arc::new(tokio::sync::Semaphore::new(config.max_live_connections)),
         live_idle: config.live_idle_timeout,
         closing: stopped.clone(),
+        database: None,
     });
     let app = http::router(state).merge(api::router(Arc::new(api::ApiState {
         issuer,
