@@ -3,8 +3,6 @@
 //! Each enum forwards every call of its trait to the backend it holds, so the mediator, the
 //! issuer and the HTTP layers are built once, over one type.
 
-use std::future::Future;
-
 use crate::issuer::store::{BatchError, Expect, IssuerStorage, SledIssuerStorage, Write};
 use crate::mediator::{Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate};
 use crate::storage::StorageError;
@@ -32,128 +30,110 @@ macro_rules! each {
 }
 
 impl MediatorStorage for MediatorBackend {
-    fn grant(&self, client: &str) -> impl Future<Output = Result<(), StorageError>> + Send {
-        async move { each!(self, s => s.grant(client)) }
+    async fn grant(&self, client: &str) -> Result<(), StorageError> {
+        each!(self, s => s.grant(client))
     }
 
-    fn is_granted(&self, client: &str) -> impl Future<Output = Result<bool, StorageError>> + Send {
-        async move { each!(self, s => s.is_granted(client)) }
+    async fn is_granted(&self, client: &str) -> Result<bool, StorageError> {
+        each!(self, s => s.is_granted(client))
     }
 
-    fn add_recipient(
+    async fn add_recipient(
         &self,
         client: &str,
         recipient: &str,
         cap: usize,
-    ) -> impl Future<Output = Result<RecipientUpdate, StorageError>> + Send {
-        async move { each!(self, s => s.add_recipient(client, recipient, cap)) }
+    ) -> Result<RecipientUpdate, StorageError> {
+        each!(self, s => s.add_recipient(client, recipient, cap))
     }
 
-    fn remove_recipient(
+    async fn remove_recipient(
         &self,
         client: &str,
         recipient: &str,
-    ) -> impl Future<Output = Result<RecipientUpdate, StorageError>> + Send {
-        async move { each!(self, s => s.remove_recipient(client, recipient)) }
+    ) -> Result<RecipientUpdate, StorageError> {
+        each!(self, s => s.remove_recipient(client, recipient))
     }
 
-    fn recipients(
-        &self,
-        client: &str,
-    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send {
-        async move { each!(self, s => s.recipients(client)) }
+    async fn recipients(&self, client: &str) -> Result<Vec<String>, StorageError> {
+        each!(self, s => s.recipients(client))
     }
 
-    fn client_of(
-        &self,
-        recipient: &str,
-    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send {
-        async move { each!(self, s => s.client_of(recipient)) }
+    async fn client_of(&self, recipient: &str) -> Result<Option<String>, StorageError> {
+        each!(self, s => s.client_of(recipient))
     }
 
-    fn enqueue(
+    async fn enqueue(
         &self,
         client: &str,
         recipient: &str,
         message: &str,
         dedup: Option<&str>,
         quota: &QueueQuota,
-    ) -> impl Future<Output = Result<Enqueued, StorageError>> + Send {
-        async move { each!(self, s => s.enqueue(client, recipient, message, dedup, quota)) }
+    ) -> Result<Enqueued, StorageError> {
+        each!(self, s => s.enqueue(client, recipient, message, dedup, quota))
     }
 
-    fn peek(
+    async fn peek(
         &self,
         recipient: &str,
         limit: usize,
         not_before: u64,
-    ) -> impl Future<Output = Result<Vec<QueuedMessage>, StorageError>> + Send {
-        async move { each!(self, s => s.peek(recipient, limit, not_before)) }
+    ) -> Result<Vec<QueuedMessage>, StorageError> {
+        each!(self, s => s.peek(recipient, limit, not_before))
     }
 
-    fn count(&self, recipient: &str) -> impl Future<Output = Result<usize, StorageError>> + Send {
-        async move { each!(self, s => s.count(recipient)) }
+    async fn count(&self, recipient: &str) -> Result<usize, StorageError> {
+        each!(self, s => s.count(recipient))
     }
 
-    fn queued_total(&self) -> impl Future<Output = Result<u64, StorageError>> + Send {
-        async move { each!(self, s => s.queued_total()) }
+    async fn queued_total(&self) -> Result<u64, StorageError> {
+        each!(self, s => s.queued_total())
     }
 
-    fn remove(
-        &self,
-        recipients: &[String],
-        ids: &[String],
-    ) -> impl Future<Output = Result<usize, StorageError>> + Send {
-        async move { each!(self, s => s.remove(recipients, ids)) }
+    async fn remove(&self, recipients: &[String], ids: &[String]) -> Result<usize, StorageError> {
+        each!(self, s => s.remove(recipients, ids))
     }
 
-    fn expire(&self, not_before: u64) -> impl Future<Output = Result<u64, StorageError>> + Send {
-        async move { each!(self, s => s.expire(not_before)) }
+    async fn expire(&self, not_before: u64) -> Result<u64, StorageError> {
+        each!(self, s => s.expire(not_before))
     }
 }
 
 impl IssuerStorage for IssuerBackend {
-    fn get(
+    async fn get(
         &self,
         collection: &'static str,
         key: &str,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send {
-        async move { each!(self, s => s.get(collection, key)) }
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        each!(self, s => s.get(collection, key))
     }
 
-    fn scan(
+    async fn scan(
         &self,
         collection: &'static str,
         prefix: &str,
         skip: usize,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
-        async move { each!(self, s => s.scan(collection, prefix, skip, limit)) }
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        each!(self, s => s.scan(collection, prefix, skip, limit))
     }
 
-    fn count(
-        &self,
-        collection: &'static str,
-        prefix: &str,
-    ) -> impl Future<Output = Result<usize, StorageError>> + Send {
-        async move { each!(self, s => s.count(collection, prefix)) }
+    async fn count(&self, collection: &'static str, prefix: &str) -> Result<usize, StorageError> {
+        each!(self, s => s.count(collection, prefix))
     }
 
-    fn scan_after(
+    async fn scan_after(
         &self,
         collection: &'static str,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
-        async move { each!(self, s => s.scan_after(collection, prefix, after, limit)) }
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        each!(self, s => s.scan_after(collection, prefix, after, limit))
     }
 
-    fn apply(
-        &self,
-        expect: Vec<Expect>,
-        writes: Vec<Write>,
-    ) -> impl Future<Output = Result<(), BatchError>> + Send {
-        async move { each!(self, s => s.apply(expect, writes)) }
+    async fn apply(&self, expect: Vec<Expect>, writes: Vec<Write>) -> Result<(), BatchError> {
+        each!(self, s => s.apply(expect, writes))
     }
 }
