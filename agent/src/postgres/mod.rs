@@ -15,6 +15,12 @@ use tokio_postgres::NoTls;
 
 use crate::storage::StorageError;
 
+mod invitations;
+mod mediator;
+
+pub use invitations::PgInvitationStore;
+pub use mediator::PgMediatorStorage;
+
 /// One migration: its version (the order it applies in), a name for logs, and its SQL.
 struct Migration {
     version: i32,
