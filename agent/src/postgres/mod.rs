@@ -15,6 +15,10 @@ use tokio_postgres::NoTls;
 
 use crate::storage::StorageError;
 
+mod issuer;
+
+pub use issuer::PgIssuerStorage;
+
 /// One migration: its version (the order it applies in), a name for logs, and its SQL.
 struct Migration {
     version: i32,
@@ -222,7 +226,6 @@ impl Database {
     }
 
     /// A pooled connection.
-    #[allow(dead_code)] // its first caller lands next (issue 13)
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
     }
