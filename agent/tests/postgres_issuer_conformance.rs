@@ -167,6 +167,80 @@ async fn an_absent_expectation_holds_for_the_key_not_written_by_the_batch() {
     assert_eq!(a.get("t", "before/late").await.unwrap(), None);
 }
 
+/// Write skew: of two batches each expecting absent the key the other writes, only one may
+/// apply (as run one after the other), however the two agents interleave them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_expecting_what_the_other_writes_do_not_both_apply() {
+    let (pg, a) = pg_issuer().await;
+    let b = agent_on(&pg, 4).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let pairs = 40;
+    let mut tasks = Vec::new();
+    for pair in 0..pairs {
+        for (store, expects, writes) in [(&a, "x", "y"), (&b, "y", "x")] {
+            let store = store.clone();
+            let (expects, writes) = (format!("{pair}/{expects}"), format!("{pair}/{writes}"));
+            tasks.push(tokio::spawn(async move {
+                store
+                    .apply(
+                        vec![absent(&expects)],
+                        vec![Write::put("t", writes, &pair).unwrap()],
+                    )
+                    .await
+            }));
+        }
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) | Err(BatchError::Conflict) => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
+    for pair in 0..pairs {
+        assert_eq!(
+            a.count("t", &format!("{pair}/")).await.unwrap(),
+            1,
+            "pair {pair}: exactly one of the two applied"
+        );
+    }
+}
+
+/// A batch of more keys than a transaction locks one by one (it locks all batches out
+/// instead) is still serialized with small ones: of a big batch and a small one each
+/// expecting absent a key the other writes, only one applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_many_keys_is_serialized_with_small_ones() {
+    let (pg, a) = pg_issuer().await;
+    let b = agent_on(&pg, 4).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    for round in 0..8 {
+        let big = {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let writes = (0..300)
+                    .map(|i| Write::put("t", format!("{round}/big/{i:03}"), &i).unwrap())
+                    .collect();
+                a.apply(vec![absent(&format!("{round}/small"))], writes).await
+            })
+        };
+        let small = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.apply(
+                    vec![absent(&format!("{round}/big/150"))],
+                    vec![Write::put("t", format!("{round}/small"), &0).unwrap()],
+                )
+                .await
+            })
+        };
+        let outcomes = [big.await.unwrap(), small.await.unwrap()];
+        let applied = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(applied, 1, "round {round}: {outcomes:?}");
+        let written = a.count("t", &format!("{round}/")).await.unwrap();
+        assert!(written == 1 || written == 300, "round {round}: {written}");
+    }
+}
+
 /// Read-modify-write increments of one counter, each batch expecting the value it read,
 /// from 2×50 tasks on two agents, retrying on Conflict: every increment lands exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,15 +4,17 @@
 //! prefix is the index range `[prefix, successor(prefix))`, never a `LIKE`. Values are sealed
 //! at rest with the sled backend's sealing ([`RecordSealer`]), bound to collection and key.
 //!
-//! A batch is one transaction, correct with several agents writing at once: it first takes a
-//! transaction-scoped advisory lock on each key it expects something of (in one global order:
-//! the sorted lock ids), so two batches whose expectations overlap take turns even where the
-//! key does not exist yet; then it locks the existing rows it reads or writes (`FOR UPDATE`,
-//! in key order), checks its expectations against the latest committed values, and writes. A
-//! record a batch expects absent is inserted without `ON CONFLICT`: should another writer have
-//! inserted it meanwhile, the unique key refuses it and the batch is a `Conflict`. A deadlock
-//! or serialization failure the server reports rolls the batch back and runs it again (its
-//! expectations are checked afresh), a bounded number of times.
+//! A batch is one transaction, serializable with every other batch of every agent: it first
+//! takes transaction-scoped advisory locks on every key it expects something of or writes (in
+//! one global order: a shared lock on [`BATCHES`], then the records' lock ids sorted), so two
+//! batches that touch a common key take turns, even where the key does not exist yet (no
+//! write skew between a batch expecting a key absent and one writing it). Holding them, it
+//! reads the latest committed values of what it expects, checks, and writes. A batch touching
+//! more than [`MOST_LOCKS`] keys takes [`BATCHES`] exclusively instead, so a transaction holds
+//! a bounded number of locks. A record a batch expects absent is inserted without `ON
+//! CONFLICT` (a unique violation is a `Conflict`); a deadlock or serialization failure the
+//! server reports rolls the batch back and runs it again (its expectations checked afresh), a
+//! bounded number of times.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -28,6 +30,14 @@ use crate::storage::StorageError;
 /// How many times a batch runs when the server rolls it back for a deadlock or a
 /// serialization failure, before it is reported as a `Conflict`.
 const ATTEMPTS: usize = 8;
+
+/// The advisory lock every batch holds: shared by batches that lock their keys one by one,
+/// exclusive for a batch of more keys than [`MOST_LOCKS`]. ("issuer" in ASCII, under the
+/// migration lock's "lanyard" prefix.)
+const BATCHES: i64 = 0x6c61_6e69_7373_7565;
+
+/// The most record locks a batch takes; a batch touching more keys locks [`BATCHES`] alone.
+const MOST_LOCKS: usize = 256;
 
 /// The issuer store on PostgreSQL. Several agents may share one database: each holds its own
 /// `PgIssuerStorage` (its own pool) and their batches stay atomic and conditional across them.
@@ -147,12 +157,11 @@ impl PgIssuerStorage {
 }
 
 /// A batch prepared for its transaction: values sealed, writes reduced to the last one per
-/// key and sorted by key, the lock ids of its expectations sorted.
+/// key and sorted by key, the lock ids of every key it touches sorted.
 struct Prepared<'a> {
     expect: &'a [Expect],
+    /// The record lock ids, sorted; empty when the batch locks [`BATCHES`] exclusively.
     locks: Vec<i64>,
-    /// Every record the batch expects something of or writes, in key order.
-    touched: BTreeSet<(&'a str, &'a str)>,
     deletes: (Vec<&'a str>, Vec<&'a [u8]>),
     /// Puts of records expected absent: inserted without replacing.
     fresh: (Vec<&'a str>, Vec<&'a [u8]>, Vec<Vec<u8>>),
@@ -190,26 +199,25 @@ impl<'a> Prepared<'a> {
             .filter(|c| matches!(c, Expect::Absent { .. }))
             .map(expected_record)
             .collect();
-        let mut locks: Vec<i64> = expect
+        let mut touched: BTreeSet<(&str, &str)> = expect.iter().map(expected_record).collect();
+        touched.extend(last.keys().copied());
+        let mut locks: Vec<i64> = touched
             .iter()
-            .map(|c| {
-                let (collection, key) = expected_record(c);
-                lock_id(collection, key)
-            })
+            .map(|(collection, key)| lock_id(collection, key))
             .collect();
         locks.sort_unstable();
         locks.dedup();
-        let mut touched: BTreeSet<(&str, &str)> = expect.iter().map(expected_record).collect();
+        if locks.len() > MOST_LOCKS {
+            locks.clear();
+        }
         let mut prepared = Prepared {
             expect,
             locks,
-            touched: BTreeSet::new(),
             deletes: (Vec::new(), Vec::new()),
             fresh: (Vec::new(), Vec::new(), Vec::new()),
             puts: (Vec::new(), Vec::new(), Vec::new()),
         };
         for ((collection, key), value) in last {
-            touched.insert((collection, key));
             let Some(value) = value else {
                 prepared.deletes.0.push(collection);
                 prepared.deletes.1.push(key.as_bytes());
@@ -225,7 +233,6 @@ impl<'a> Prepared<'a> {
             into.1.push(key.as_bytes());
             into.2.push(sealed);
         }
-        prepared.touched = touched;
         Ok(prepared)
     }
 }
@@ -272,29 +279,37 @@ impl PgIssuerStorage {
     async fn run(&self, batch: &Prepared<'_>) -> Result<(), Failed> {
         let mut client = self.db.client().await?;
         let tx = client.transaction().await?;
-        if !batch.locks.is_empty() {
+        // Every lock in one order: BATCHES first, then the records' ids ascending.
+        if batch.locks.is_empty() {
+            let lock = tx
+                .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+                .await?;
+            tx.execute(&lock, &[&BATCHES]).await?;
+        } else {
             let lock = tx
                 .prepare_cached(
-                    "SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) AS id",
+                    "SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock(id) \
+                     FROM unnest($2::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n",
                 )
                 .await?;
-            tx.execute(&lock, &[&batch.locks]).await?;
+            tx.execute(&lock, &[&BATCHES, &batch.locks]).await?;
         }
-        // Lock the existing records in key order, reading those expected. A single write
-        // without expectations waits for at most one lock, so it skips this.
+        // Nobody else writes these keys until we commit: read what is expected.
         let mut current: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
-        if !batch.expect.is_empty() || batch.touched.len() > 1 {
+        if !batch.expect.is_empty() {
             let (collections, keys): (Vec<&str>, Vec<&[u8]>) = batch
-                .touched
+                .expect
                 .iter()
-                .map(|(collection, key)| (*collection, key.as_bytes()))
+                .map(|condition| {
+                    let (collection, key) = expected_record(condition);
+                    (collection, key.as_bytes())
+                })
                 .unzip();
             let read = tx
                 .prepare_cached(
                     "SELECT collection, key, value FROM issuer_records \
                      WHERE (collection, key) IN \
-                       (SELECT * FROM unnest($1::text[], $2::bytea[])) \
-                     ORDER BY collection, key FOR UPDATE",
+                       (SELECT * FROM unnest($1::text[], $2::bytea[]))",
                 )
                 .await?;
             for row in tx.query(&read, &[&collections, &keys]).await? {
