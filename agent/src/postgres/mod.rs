@@ -16,9 +16,11 @@ use tokio_postgres::NoTls;
 use crate::storage::StorageError;
 
 mod invitations;
+mod issuer;
 mod mediator;
 
 pub use invitations::PgInvitationStore;
+pub use issuer::PgIssuerStorage;
 pub use mediator::PgMediatorStorage;
 
 /// One migration: its version (the order it applies in), a name for logs, and its SQL.
@@ -228,7 +230,6 @@ impl Database {
     }
 
     /// A pooled connection.
-    #[allow(dead_code)] // its first caller lands next (issue 13)
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
     }
