@@ -4,7 +4,10 @@
 //! issuer and the HTTP layers are built once, over one type.
 
 use crate::issuer::store::{BatchError, Expect, IssuerStorage, SledIssuerStorage, Write};
-use crate::mediator::{Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate};
+use crate::mediator::{
+    Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, WakeHook,
+};
+use crate::postgres::{PgIssuerStorage, PgMediatorStorage};
 use crate::storage::StorageError;
 use crate::SledStorage;
 
@@ -12,12 +15,16 @@ use crate::SledStorage;
 pub enum MediatorBackend {
     /// The embedded sled folder.
     Sled(SledStorage),
+    /// The shared PostgreSQL database.
+    Postgres(PgMediatorStorage),
 }
 
 /// The issuer's store the agent was started on.
 pub enum IssuerBackend {
     /// The embedded sled folder.
     Sled(SledIssuerStorage),
+    /// The shared PostgreSQL database.
+    Postgres(PgIssuerStorage),
 }
 
 /// Forwards `$call` to whichever backend `$self` holds.
@@ -25,6 +32,7 @@ macro_rules! each {
     ($self:expr, $store:ident => $call:expr) => {
         match $self {
             Self::Sled($store) => $call.await,
+            Self::Postgres($store) => $call.await,
         }
     };
 }
@@ -97,6 +105,13 @@ impl MediatorStorage for MediatorBackend {
 
     async fn expire(&self, not_before: u64) -> Result<u64, StorageError> {
         each!(self, s => s.expire(not_before))
+    }
+
+    fn on_remote_wake(&self, hook: WakeHook) {
+        match self {
+            Self::Sled(s) => s.on_remote_wake(hook),
+            Self::Postgres(s) => s.on_remote_wake(hook),
+        }
     }
 }
 
