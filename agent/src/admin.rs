@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use serde_json::{json, Value};
@@ -399,12 +398,7 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError
         &store_key,
     )
     .map_err(AdminError::Store)?;
-    let issuer = Issuer::new(
-        storage,
-        identity.keys.clone(),
-        Arc::clone(&identity.store),
-        url,
-    );
+    let issuer = Issuer::new(storage, identity.keys.clone(), &store_key, url);
     let (org, api_key) = issuer.create_org(name).await?;
     Ok(crate::api::org_json(&org, Some(&api_key)))
 }

@@ -388,14 +388,24 @@ mod tests {
 
         let other = KeyRing::new();
         let wrong_key = other.import_sealed(&sealed, &Sealer::new(&[4u8; 32]), b"place");
-        assert!(matches!(&wrong_key, Err(KeyError::BadRecord(m)) if m.contains("does not authenticate")));
+        assert!(
+            matches!(&wrong_key, Err(KeyError::BadRecord(m)) if m.contains("does not authenticate"))
+        );
         let wrong_place = other.import_sealed(&sealed, &sealer, b"elsewhere");
-        assert!(matches!(&wrong_place, Err(KeyError::BadRecord(m)) if m.contains("does not authenticate")));
+        assert!(
+            matches!(&wrong_place, Err(KeyError::BadRecord(m)) if m.contains("does not authenticate"))
+        );
         assert!(!other.contains(&signing));
 
-        assert_eq!(other.import_sealed(&sealed, &sealer, b"place").unwrap(), signing);
+        assert_eq!(
+            other.import_sealed(&sealed, &sealer, b"place").unwrap(),
+            signing
+        );
         let sealed = ring.export_sealed(&agreement, &sealer, b"x").unwrap();
-        assert_eq!(other.import_sealed(&sealed, &sealer, b"x").unwrap(), agreement);
+        assert_eq!(
+            other.import_sealed(&sealed, &sealer, b"x").unwrap(),
+            agreement
+        );
         let message = b"signed by the imported key";
         let signature = other.sign(&signing, message).unwrap();
         verify_ed25519(&signing, message, &signature).unwrap();
