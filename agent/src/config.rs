@@ -127,6 +127,13 @@ pub struct Config {
     /// `LANYARD_CALLBACK_RETENTION_S`: how long a delivered (or abandoned) event is kept for
     /// the events API before it is deleted, in seconds (default 604800, seven days).
     pub callback_retention: Duration,
+    // Shared identity (issue 13, h/ident).
+    /// `LANYARD_KEY_FILE`: the 32-byte key that seals the agent's identity: the data
+    /// folder's identity store, or, with several agents on one PostgreSQL, the identity they
+    /// share in the database (every agent of the deployment is given the same file, as from a
+    /// KMS). Created (random, mode 0600) when missing. Default `<data_dir>/agent.key`; read it
+    /// through [`Config::key_file`].
+    pub key_file: Option<PathBuf>,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -159,6 +166,7 @@ lanyard_protocol::redacted_debug!(Config {
         callback_timeout,
         callback_concurrency,
         callback_retention,
+        key_file,
     ],
     redacted: [admin_token, smtp_url, sms_url, sms_token],
 });
@@ -199,12 +207,14 @@ impl Default for Config {
             callback_timeout: Duration::from_secs(10),
             callback_concurrency: 32,
             callback_retention: Duration::from_secs(7 * 24 * 3600),
+            // Shared identity (issue 13, h/ident).
+            key_file: None,
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 47] = [
+const VARIABLES: [&str; 48] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -255,6 +265,7 @@ const VARIABLES: [&str; 47] = [
     "LANYARD_CALLBACK_TIMEOUT_MS",
     "LANYARD_CALLBACK_CONCURRENCY",
     "LANYARD_CALLBACK_RETENTION_S",
+    "LANYARD_KEY_FILE",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -392,6 +403,13 @@ where
 }
 
 impl Config {
+    /// The key file that seals the identity: `LANYARD_KEY_FILE`, else `<data_dir>/agent.key`.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("agent.key"))
+    }
+
     /// The defaults, the config file, then every `LANYARD_*` variable.
     pub fn from_env() -> Result<Config, ConfigError> {
         let path = match std::env::var("LANYARD_CONFIG") {
@@ -632,6 +650,10 @@ impl Config {
         if let Some(v) = get("LANYARD_CALLBACK_RETENTION_S") {
             config.callback_retention =
                 Duration::from_secs(parse("LANYARD_CALLBACK_RETENTION_S", &v)?);
+        }
+        // Shared identity (issue 13, h/ident).
+        if let Some(v) = get("LANYARD_KEY_FILE").filter(|v| !v.trim().is_empty()) {
+            config.key_file = Some(PathBuf::from(v));
         }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(

@@ -202,10 +202,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     );
     // A data folder of an earlier version kept the organisations' secrets in its identity
     // store: they move to the issuer store (once; later starts find them there).
-    issuer
-        .adopt_local_secrets(&identity.store)
-        .await
-        .map_err(StartError::Secrets)?;
+    if let Some(store) = &identity.store {
+        issuer
+            .adopt_local_secrets(store)
+            .await
+            .map_err(StartError::Secrets)?;
+    }
     issuer.outbox_counters().register(mediator.metrics());
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.

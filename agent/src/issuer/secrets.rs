@@ -371,7 +371,7 @@ mod tests {
             .unwrap()
             .unwrap();
         // The folder as an earlier version left it: the secrets in the identity store only.
-        let identity = &old.identity.store;
+        let identity = old.identity.store.as_ref().unwrap();
         identity
             .save_key(&old.identity.keys, &org.signing_key)
             .unwrap();
