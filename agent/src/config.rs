@@ -674,6 +674,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_key_file_is_in_the_data_folder_unless_named() {
+        let vars: HashMap<&str, &str> = [("LANYARD_DATA_DIR", "/srv/lanyard")].into();
+        let config = Config::from_vars(|name| vars.get(name).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/srv/lanyard/agent.key"));
+        let vars: HashMap<&str, &str> = [
+            ("LANYARD_DATA_DIR", "/srv/lanyard"),
+            ("LANYARD_KEY_FILE", "/run/secrets/lanyard.key"),
+        ]
+        .into();
+        let config = Config::from_vars(|name| vars.get(name).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/run/secrets/lanyard.key"));
+        let file = file_vars("key_file = \"/etc/lanyard/agent.key\"\n").unwrap();
+        let config = Config::from_vars(|name| file.get(name).cloned()).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/etc/lanyard/agent.key"));
+    }
+
+    #[test]
     fn a_file_sets_what_the_environment_does_not() {
         let file = file_vars(
             "listen = \"127.0.0.1:9000\"\nqueue_cap = 7\napple_app_ids = [\"A.b\", \"C.d\"]\n",
