@@ -134,6 +134,13 @@ pub struct Config {
     /// `LANYARD_CALLBACK_RETENTION_S`: how long a delivered (or abandoned) event is kept for
     /// the events API before it is deleted, in seconds (default 604800, seven days).
     pub callback_retention: Duration,
+    // Shared identity (issue 13, h/ident).
+    /// `LANYARD_KEY_FILE`: the 32-byte key that seals the agent's identity: the data
+    /// folder's identity store, or, with several agents on one PostgreSQL, the identity they
+    /// share in the database (every agent of the deployment is given the same file, as from a
+    /// KMS). Created (random, mode 0600) when missing. Default `<data_dir>/agent.key`; read it
+    /// through [`Config::key_file`].
+    pub key_file: Option<PathBuf>,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -167,6 +174,7 @@ lanyard_protocol::redacted_debug!(Config {
         callback_timeout,
         callback_concurrency,
         callback_retention,
+        key_file,
     ],
     redacted: [admin_token, database_url, smtp_url, sms_url, sms_token],
 });
@@ -209,12 +217,14 @@ impl Default for Config {
             callback_timeout: Duration::from_secs(10),
             callback_concurrency: 32,
             callback_retention: Duration::from_secs(7 * 24 * 3600),
+            // Shared identity (issue 13, h/ident).
+            key_file: None,
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 49] = [
+const VARIABLES: [&str; 50] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -267,6 +277,7 @@ const VARIABLES: [&str; 49] = [
     "LANYARD_CALLBACK_TIMEOUT_MS",
     "LANYARD_CALLBACK_CONCURRENCY",
     "LANYARD_CALLBACK_RETENTION_S",
+    "LANYARD_KEY_FILE",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -404,6 +415,13 @@ where
 }
 
 impl Config {
+    /// The key file that seals the identity: `LANYARD_KEY_FILE`, else `<data_dir>/agent.key`.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("agent.key"))
+    }
+
     /// The defaults, the config file, then every `LANYARD_*` variable.
     pub fn from_env() -> Result<Config, ConfigError> {
         let path = match std::env::var("LANYARD_CONFIG") {
@@ -669,6 +687,10 @@ impl Config {
             config.callback_retention =
                 Duration::from_secs(parse("LANYARD_CALLBACK_RETENTION_S", &v)?);
         }
+        // Shared identity (issue 13, h/ident).
+        if let Some(v) = get("LANYARD_KEY_FILE").filter(|v| !v.trim().is_empty()) {
+            config.key_file = Some(PathBuf::from(v));
+        }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(
                 "LANYARD_MAX_MESSAGE_BYTES must be at least 1024",
@@ -686,6 +708,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_file_is_in_the_data_folder_unless_named() {
+        let vars: HashMap<&str, &str> = [("LANYARD_DATA_DIR", "/srv/lanyard")].into();
+        let config = Config::from_vars(|name| vars.get(name).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/srv/lanyard/agent.key"));
+        let vars: HashMap<&str, &str> = [
+            ("LANYARD_DATA_DIR", "/srv/lanyard"),
+            ("LANYARD_KEY_FILE", "/run/secrets/lanyard.key"),
+        ]
+        .into();
+        let config = Config::from_vars(|name| vars.get(name).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/run/secrets/lanyard.key"));
+        let file = file_vars("key_file = \"/etc/lanyard/agent.key\"\n").unwrap();
+        let config = Config::from_vars(|name| file.get(name).cloned()).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/etc/lanyard/agent.key"));
+    }
 
     #[test]
     fn a_file_sets_what_the_environment_does_not() {

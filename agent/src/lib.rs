@@ -74,6 +74,10 @@ pub enum StartError {
     /// The admin token is refused or cannot be read.
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    /// The organisations' secrets of an older data folder's identity store cannot be copied
+    /// into the issuer store.
+    #[error("copying the organisations' secrets into the issuer store: {0}")]
+    Secrets(issuer::IssuerError),
 }
 
 /// A running agent.
@@ -136,10 +140,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
         .map_err(store("mediator store"))?;
     let did = identity.did.clone();
+    let issuer_store_key = identity.issuer_store_key()?;
     let issuer_storage = issuer::store::SledIssuerStorage::open(
         &config.data_dir.join("issuer"),
         config.commit_window,
-        &*identity.issuer_store_key()?,
+        &issuer_store_key,
     )
     .map_err(store("issuer store"))?;
     let invitations: Arc<dyn invitations::InvitationStore> =
@@ -186,7 +191,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         issuer::Issuer::new(
             issuer_storage,
             identity.keys.clone(),
-            identity.store.clone(),
+            &issuer_store_key,
             public_url.clone(),
         )
         .with_mediator(
@@ -198,6 +203,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .with_limits(config.issuer_limits.clone())
         .with_network(http, config.status_list_max_bytes),
     );
+    // A data folder of an earlier version kept the organisations' secrets in its identity
+    // store: they move to the issuer store (once; later starts find them there).
+    if let Some(store) = &identity.store {
+        issuer
+            .adopt_local_secrets(store)
+            .await
+            .map_err(StartError::Secrets)?;
+    }
     issuer.outbox_counters().register(mediator.metrics());
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.

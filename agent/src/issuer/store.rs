@@ -261,6 +261,53 @@ pub trait IssuerStorageExt: IssuerStorage {
 
 impl<S: IssuerStorage> IssuerStorageExt for S {}
 
+/// One storage shared by several issuers (agents in one process, as tests run them).
+impl<S: IssuerStorage> IssuerStorage for std::sync::Arc<S> {
+    fn get(
+        &self,
+        collection: &'static str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send {
+        (**self).get(collection, key)
+    }
+
+    fn scan(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        skip: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
+        (**self).scan(collection, prefix, skip, limit)
+    }
+
+    fn count(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<usize, StorageError>> + Send {
+        (**self).count(collection, prefix)
+    }
+
+    fn scan_after(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
+        (**self).scan_after(collection, prefix, after, limit)
+    }
+
+    fn apply(
+        &self,
+        expect: Vec<Expect>,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<(), BatchError>> + Send {
+        (**self).apply(expect, writes)
+    }
+}
+
 fn decode<T: DeserializeOwned>(
     collection: &str,
     key: &str,
