@@ -23,8 +23,8 @@ pub enum MediatorBackend {
 pub enum IssuerBackend {
     /// The embedded sled folder.
     Sled(SledIssuerStorage),
-    /// The shared PostgreSQL database.
-    Postgres(PgIssuerStorage),
+    /// The shared PostgreSQL database (boxed: it is the larger, and there is one).
+    Postgres(Box<PgIssuerStorage>),
 }
 
 /// Forwards `$call` to whichever backend `$self` holds.

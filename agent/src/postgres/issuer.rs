@@ -115,6 +115,7 @@ fn range_sql(columns: &str, exclusive: bool, bounded: bool, tail: &str) -> Strin
 impl PgIssuerStorage {
     /// Runs a range query: the records of `collection` from `lower` (excluded when
     /// `exclusive`) to the end of `prefix`'s range, with `tail` (using `$A`, `$B` for `extra`).
+    #[allow(clippy::too_many_arguments)] // until h/pgiss's final commit lands
     async fn range(
         &self,
         columns: &str,
@@ -171,9 +172,10 @@ struct Prepared<'a> {
 
 fn expected_record(condition: &Expect) -> (&'static str, &str) {
     match condition {
-        Expect::Absent { collection, key } | Expect::Equals { collection, key, .. } => {
-            (*collection, key.as_str())
-        }
+        Expect::Absent { collection, key }
+        | Expect::Equals {
+            collection, key, ..
+        } => (*collection, key.as_str()),
     }
 }
 
