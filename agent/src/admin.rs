@@ -99,6 +99,9 @@ pub enum AdminError {
     /// The data folder (its identity, keys or token file) cannot be read or written.
     #[error(transparent)]
     DataFolder(#[from] crate::identity::IdentityError),
+    /// The shared database (`LANYARD_DATABASE_URL`) cannot be used.
+    #[error(transparent)]
+    Database(#[from] crate::postgres::DatabaseError),
     /// The agent's address could not be recorded in the data folder.
     #[error("{}: {source}", path.display())]
     Record {
@@ -337,6 +340,10 @@ async fn post_org(client: &reqwest::Client, url: &str, token: &str, name: &str) 
 
 /// Creates an organisation; returns it as the API shows it, with its API key.
 pub async fn create_org(config: &Config, name: &str) -> Result<Value, AdminError> {
+    if let Some(url) = &config.database_url {
+        // Every agent reads the organisations from the shared database: write it there.
+        return create_in_database(config, url, name).await;
+    }
     let data_dir = &config.data_dir;
     let has_data = data_dir.join("identity").exists();
     if has_data {
@@ -402,6 +409,28 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, AdminError
 }
 
 /// Creates the organisation in the data folder, with no agent running on it.
+/// Creates the organisation in the shared database the agents run on (migrated first, as an
+/// agent's start does), under the identity they share (the same key file).
+async fn create_in_database(config: &Config, url: &str, name: &str) -> Result<Value, AdminError> {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| local_url(config.listen));
+    let database = crate::postgres::Database::connect(url, 2).await?;
+    database.migrate().await?;
+    let identity = crate::identity::load_or_create_shared(
+        &database,
+        &config.key_file(),
+        &format!("{public_url}/didcomm"),
+    )
+    .await?;
+    let store_key = identity.issuer_store_key()?;
+    let storage = crate::postgres::PgIssuerStorage::new(database, &store_key);
+    let issuer = Issuer::new(storage, identity.keys.clone(), &store_key, public_url);
+    let (org, api_key) = issuer.create_org(name).await?;
+    Ok(crate::api::org_json(&org, Some(&api_key)))
+}
+
 async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError> {
     let url = config
         .public_url

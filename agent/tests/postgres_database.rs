@@ -173,3 +173,46 @@ async fn without_a_shared_admin_token_an_agent_on_postgres_does_not_start() {
         .to_string();
     assert!(refused.contains("LANYARD_ADMIN_TOKEN"), "{refused}");
 }
+
+#[tokio::test]
+async fn org_create_on_postgres_writes_the_shared_database_without_an_agent() {
+    let pg = support::postgres::database();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("agent.key");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(["org", "create", "--name", "Made Offline", "--json"])
+        .env("LANYARD_DATABASE_URL", &pg.url)
+        .env("LANYARD_KEY_FILE", &key)
+        .env("LANYARD_PUBLIC_URL", "http://127.0.0.1:9")
+        .env("LANYARD_DATA_DIR", dir.path().join("cli"))
+        .env_remove("LANYARD_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let api_key = created["apiKey"].as_str().unwrap();
+    // An agent started on the database afterwards knows it.
+    let agent = agent::start(agent_config(&pg.url, &key, &dir.path().join("a")))
+        .await
+        .unwrap();
+    let listed = reqwest::Client::new()
+        .get(format!(
+            "http://{}/core/api/v1/programmatic/credential/template",
+            agent.addr
+        ))
+        .header("x-api-key", api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    assert!(
+        !dir.path().join("cli").join("issuer").exists(),
+        "nothing was written to a local sled folder"
+    );
+    agent.stop().await.unwrap();
+}
