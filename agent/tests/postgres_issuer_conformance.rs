@@ -220,7 +220,8 @@ async fn a_batch_of_many_keys_is_serialized_with_small_ones() {
                 let writes = (0..300)
                     .map(|i| Write::put("t", format!("{round}/big/{i:03}"), &i).unwrap())
                     .collect();
-                a.apply(vec![absent(&format!("{round}/small"))], writes).await
+                a.apply(vec![absent(&format!("{round}/small"))], writes)
+                    .await
             })
         };
         let small = {
@@ -309,15 +310,15 @@ async fn values_are_sealed_in_the_table_and_bound_to_their_key() {
         .await
         .unwrap();
     assert_eq!(
-        store.get_json::<Customer>("customers", "org1/c1").await.unwrap(),
+        store
+            .get_json::<Customer>("customers", "org1/c1")
+            .await
+            .unwrap(),
         Some(jane)
     );
     let client = raw(&pg).await;
     let rows = client
-        .query(
-            "SELECT collection, key, value FROM issuer_records",
-            &[],
-        )
+        .query("SELECT collection, key, value FROM issuer_records", &[])
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
@@ -408,7 +409,9 @@ async fn records_that_do_not_read_are_named() {
 async fn a_refused_write_leaves_the_whole_batch_unwritten() {
     let (pg, store) = pg_issuer().await;
     // Not compressible, so longer than a b-tree entry may be.
-    let long: String = (0..400).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    let long: String = (0..400)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
     let error = store
         .apply(
             vec![],
@@ -424,7 +427,10 @@ async fn a_refused_write_leaves_the_whole_batch_unwritten() {
     };
     let text = error.to_string();
     assert!(text.starts_with("storage failed"), "{text}");
-    assert!(!text.contains("127.0.0.1") && !text.contains(&pg.url), "{text}");
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains(&pg.url),
+        "{text}"
+    );
     assert_eq!(store.get("t", "first").await.unwrap(), None);
     assert_eq!(store.count("t", "").await.unwrap(), 0);
 }
@@ -435,8 +441,8 @@ async fn a_refused_write_leaves_the_whole_batch_unwritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn single_record_batches_per_second() {
-    let (_pg, store) = pg_issuer().await;
-    let store = Arc::new(store);
+    let (pg, _small) = pg_issuer().await;
+    let store = Arc::new(agent_on(&pg, 16).await);
     let (tasks, each) = (16, 625);
     let started = std::time::Instant::now();
     let mut handles = Vec::new();

@@ -305,7 +305,12 @@ impl RecordSealer {
     }
 
     /// `value` sealed as the record whose full key (`collection \0 key`) is `full`.
-    fn seal_at(&self, collection: &str, full: &[u8], value: &[u8]) -> Result<Vec<u8>, StorageError> {
+    fn seal_at(
+        &self,
+        collection: &str,
+        full: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
         self.sealer
             .seal(collection, full, value)
             .map_err(|e| StorageError::Backend(e.to_string()))
@@ -551,18 +556,16 @@ impl IssuerStorage for SledIssuerStorage {
                         collection,
                         key,
                         value,
-                    } => {
-                        match tx.get(full_key(collection, key))? {
-                            None => false,
-                            Some(current) => {
-                                let current = self
-                                    .sealer
-                                    .open(collection, key, &current)
-                                    .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
-                                current == *value
-                            }
+                    } => match tx.get(full_key(collection, key))? {
+                        None => false,
+                        Some(current) => {
+                            let current = self
+                                .sealer
+                                .open(collection, key, &current)
+                                .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+                            current == *value
                         }
-                    }
+                    },
                 };
                 if !holds {
                     return Err(ConflictableTransactionError::Abort(None));

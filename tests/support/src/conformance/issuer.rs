@@ -263,7 +263,11 @@ pub async fn keys_order_and_match_by_their_bytes<S: IssuerStorage>(store: &S) {
     assert_eq!(store.count("t", "a").await.unwrap(), 6);
     assert_eq!(store.count("t", "é").await.unwrap(), 1);
     assert_eq!(
-        store.get_json::<String>("t", "a\0b").await.unwrap().as_deref(),
+        store
+            .get_json::<String>("t", "a\0b")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("a\0b")
     );
     assert_eq!(store.get("t", "a\0").await.unwrap(), None);
@@ -272,7 +276,10 @@ pub async fn keys_order_and_match_by_their_bytes<S: IssuerStorage>(store: &S) {
         ["a%", "a\\"]
     );
     store
-        .apply(vec![], vec![put("t", "k", "first"), put("t", "k", "second")])
+        .apply(
+            vec![],
+            vec![put("t", "k", "first"), put("t", "k", "second")],
+        )
         .await
         .unwrap();
     assert_eq!(
