@@ -32,8 +32,7 @@ use crate::storage::StorageError;
 const ATTEMPTS: usize = 8;
 
 /// The advisory lock every batch holds: shared by batches that lock their keys one by one,
-/// exclusive for a batch of more keys than [`MOST_LOCKS`]. ("issuer" in ASCII, under the
-/// migration lock's "lanyard" prefix.)
+/// exclusive for a batch of more keys than [`MOST_LOCKS`] ("lanissue" in ASCII).
 const BATCHES: i64 = 0x6c61_6e69_7373_7565;
 
 /// The most record locks a batch takes; a batch touching more keys locks [`BATCHES`] alone.
@@ -165,8 +164,11 @@ impl PgIssuerStorage {
 /// key and sorted by key, the lock ids of every key it touches sorted.
 struct Prepared<'a> {
     expect: &'a [Expect],
-    /// The record lock ids, sorted; empty when the batch locks [`BATCHES`] exclusively.
+    /// The record lock ids, sorted (none when `exclusive`).
     locks: Vec<i64>,
+    /// Whether the batch touches too many keys to lock them one by one, and locks
+    /// [`BATCHES`] exclusively instead.
+    exclusive: bool,
     deletes: (Vec<&'a str>, Vec<&'a [u8]>),
     /// Puts of records expected absent: inserted without replacing.
     fresh: (Vec<&'a str>, Vec<&'a [u8]>, Vec<Vec<u8>>),
@@ -213,12 +215,14 @@ impl<'a> Prepared<'a> {
             .collect();
         locks.sort_unstable();
         locks.dedup();
-        if locks.len() > MOST_LOCKS {
+        let exclusive = locks.len() > MOST_LOCKS;
+        if exclusive {
             locks.clear();
         }
         let mut prepared = Prepared {
             expect,
             locks,
+            exclusive,
             deletes: (Vec::new(), Vec::new()),
             fresh: (Vec::new(), Vec::new(), Vec::new()),
             puts: (Vec::new(), Vec::new(), Vec::new()),
@@ -288,7 +292,7 @@ impl PgIssuerStorage {
         let tx = client.transaction().await?;
         // Statements are sent without waiting for the one before (the server runs them in
         // order): the locks and the read in one round trip, the writes in the next.
-        let (lock, lock_params): (_, Vec<&(dyn ToSql + Sync)>) = if batch.locks.is_empty() {
+        let (lock, lock_params): (_, Vec<&(dyn ToSql + Sync)>) = if batch.exclusive {
             let lock = tx
                 .prepare_cached("SELECT pg_advisory_xact_lock($1)")
                 .await?;
@@ -470,6 +474,9 @@ impl IssuerStorage for PgIssuerStorage {
     async fn apply(&self, expect: Vec<Expect>, writes: Vec<Write>) -> Result<(), BatchError> {
         // Sealed once, before the transaction (which may run more than once).
         let batch = Prepared::new(&self.sealer, &expect, &writes)?;
+        if expect.is_empty() && writes.is_empty() {
+            return Ok(());
+        }
         for _attempt in 0..ATTEMPTS {
             match self.run(&batch).await {
                 Ok(()) => return Ok(()),
