@@ -441,8 +441,8 @@ async fn a_refused_write_leaves_the_whole_batch_unwritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn single_record_batches_per_second() {
-    let (_pg, store) = pg_issuer().await;
-    let store = Arc::new(store);
+    let (pg, _small) = pg_issuer().await;
+    let store = Arc::new(agent_on(&pg, 16).await);
     let (tasks, each) = (16, 625);
     let started = std::time::Instant::now();
     let mut handles = Vec::new();

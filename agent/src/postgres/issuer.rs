@@ -32,8 +32,7 @@ use crate::storage::StorageError;
 const ATTEMPTS: usize = 8;
 
 /// The advisory lock every batch holds: shared by batches that lock their keys one by one,
-/// exclusive for a batch of more keys than [`MOST_LOCKS`]. ("issuer" in ASCII, under the
-/// migration lock's "lanyard" prefix.)
+/// exclusive for a batch of more keys than [`MOST_LOCKS`] ("lanissue" in ASCII).
 const BATCHES: i64 = 0x6c61_6e69_7373_7565;
 
 /// The most record locks a batch takes; a batch touching more keys locks [`BATCHES`] alone.
@@ -113,19 +112,23 @@ fn range_sql(columns: &str, exclusive: bool, bounded: bool, tail: &str) -> Strin
 }
 
 impl PgIssuerStorage {
-    /// Runs a range query: the records of `collection` from `lower` (excluded when
-    /// `exclusive`) to the end of `prefix`'s range, with `tail` (using `$A`, `$B` for `extra`).
-    #[allow(clippy::too_many_arguments)] // until h/pgiss's final commit lands
+    /// Runs a range query: the records of `collection` in `prefix`'s range (after `after`, as
+    /// `scan_after` takes it), with `tail` (using `$A`, `$B` for `extra`).
     async fn range(
         &self,
         columns: &str,
         collection: &'static str,
         prefix: &str,
-        lower: &[u8],
-        exclusive: bool,
+        after: Option<&str>,
         tail: &str,
         extra: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StorageError> {
+        // As in sled: after the cursor when it lies within or past the prefix's range, else
+        // from the prefix's first key.
+        let (lower, exclusive) = match after {
+            Some(after) if after >= prefix => (after.as_bytes(), true),
+            _ => (prefix.as_bytes(), false),
+        };
         let upper = successor(prefix.as_bytes());
         let sql = range_sql(columns, exclusive, upper.is_some(), tail);
         let client = self.db.client().await?;
@@ -161,8 +164,11 @@ impl PgIssuerStorage {
 /// key and sorted by key, the lock ids of every key it touches sorted.
 struct Prepared<'a> {
     expect: &'a [Expect],
-    /// The record lock ids, sorted; empty when the batch locks [`BATCHES`] exclusively.
+    /// The record lock ids, sorted (none when `exclusive`).
     locks: Vec<i64>,
+    /// Whether the batch touches too many keys to lock them one by one, and locks
+    /// [`BATCHES`] exclusively instead.
+    exclusive: bool,
     deletes: (Vec<&'a str>, Vec<&'a [u8]>),
     /// Puts of records expected absent: inserted without replacing.
     fresh: (Vec<&'a str>, Vec<&'a [u8]>, Vec<Vec<u8>>),
@@ -209,12 +215,14 @@ impl<'a> Prepared<'a> {
             .collect();
         locks.sort_unstable();
         locks.dedup();
-        if locks.len() > MOST_LOCKS {
+        let exclusive = locks.len() > MOST_LOCKS;
+        if exclusive {
             locks.clear();
         }
         let mut prepared = Prepared {
             expect,
             locks,
+            exclusive,
             deletes: (Vec::new(), Vec::new()),
             fresh: (Vec::new(), Vec::new(), Vec::new()),
             puts: (Vec::new(), Vec::new(), Vec::new()),
@@ -279,44 +287,53 @@ impl From<deadpool_postgres::PoolError> for Failed {
 impl PgIssuerStorage {
     /// One run of a prepared batch, in one transaction (rolled back unless it commits).
     async fn run(&self, batch: &Prepared<'_>) -> Result<(), Failed> {
+        use futures_util::future::{try_join, try_join3};
         let mut client = self.db.client().await?;
         let tx = client.transaction().await?;
-        // Every lock in one order: BATCHES first, then the records' ids ascending.
-        if batch.locks.is_empty() {
+        // Statements are sent without waiting for the one before (the server runs them in
+        // order): the locks and the read in one round trip, the writes in the next.
+        let (lock, lock_params): (_, Vec<&(dyn ToSql + Sync)>) = if batch.exclusive {
             let lock = tx
                 .prepare_cached("SELECT pg_advisory_xact_lock($1)")
                 .await?;
-            tx.execute(&lock, &[&BATCHES]).await?;
+            (lock, vec![&BATCHES])
         } else {
+            // Every lock in one order: BATCHES first, then the records' ids ascending.
             let lock = tx
                 .prepare_cached(
                     "SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock(id) \
                      FROM unnest($2::bigint[]) WITH ORDINALITY AS l(id, n) ORDER BY n",
                 )
                 .await?;
-            tx.execute(&lock, &[&BATCHES, &batch.locks]).await?;
-        }
-        // Nobody else writes these keys until we commit: read what is expected.
-        let mut current: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
-        if !batch.expect.is_empty() {
-            let (collections, keys): (Vec<&str>, Vec<&[u8]>) = batch
-                .expect
-                .iter()
-                .map(|condition| {
-                    let (collection, key) = expected_record(condition);
-                    (collection, key.as_bytes())
-                })
-                .unzip();
-            let read = tx
-                .prepare_cached(
-                    "SELECT collection, key, value FROM issuer_records \
-                     WHERE (collection, key) IN \
-                       (SELECT * FROM unnest($1::text[], $2::bytea[]))",
-                )
-                .await?;
-            for row in tx.query(&read, &[&collections, &keys]).await? {
-                current.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+            (lock, vec![&BATCHES, &batch.locks])
+        };
+        let read = tx
+            .prepare_cached(
+                "SELECT collection, key, value FROM issuer_records \
+                 WHERE (collection, key) IN \
+                   (SELECT * FROM unnest($1::text[], $2::bytea[]))",
+            )
+            .await?;
+        let (collections, keys): (Vec<&str>, Vec<&[u8]>) = batch
+            .expect
+            .iter()
+            .map(|condition| {
+                let (collection, key) = expected_record(condition);
+                (collection, key.as_bytes())
+            })
+            .unzip();
+        // Holding the locks, nobody else writes these keys until we commit.
+        let (_, rows) = try_join(tx.execute(&lock, &lock_params), async {
+            if batch.expect.is_empty() {
+                Ok(Vec::new())
+            } else {
+                tx.query(&read, &[&collections, &keys]).await
             }
+        })
+        .await?;
+        let mut current: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
+        for row in rows {
+            current.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
         }
         for condition in batch.expect {
             let (collection, key) = expected_record(condition);
@@ -332,37 +349,50 @@ impl PgIssuerStorage {
                 return Err(Failed::Conflict);
             }
         }
-        if !batch.deletes.0.is_empty() {
-            let delete = tx
-                .prepare_cached(
-                    "DELETE FROM issuer_records WHERE (collection, key) IN \
-                       (SELECT * FROM unnest($1::text[], $2::bytea[]))",
-                )
-                .await?;
-            tx.execute(&delete, &[&batch.deletes.0, &batch.deletes.1])
-                .await?;
-        }
-        if !batch.fresh.0.is_empty() {
-            let insert = tx
-                .prepare_cached(
-                    "INSERT INTO issuer_records (collection, key, value) \
-                     SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])",
-                )
-                .await?;
-            let (collections, keys, values) = &batch.fresh;
-            tx.execute(&insert, &[collections, keys, values]).await?;
-        }
-        if !batch.puts.0.is_empty() {
-            let upsert = tx
-                .prepare_cached(
-                    "INSERT INTO issuer_records (collection, key, value) \
-                     SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) \
-                     ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value",
-                )
-                .await?;
-            let (collections, keys, values) = &batch.puts;
-            tx.execute(&upsert, &[collections, keys, values]).await?;
-        }
+        let delete = tx
+            .prepare_cached(
+                "DELETE FROM issuer_records WHERE (collection, key) IN \
+                   (SELECT * FROM unnest($1::text[], $2::bytea[]))",
+            )
+            .await?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO issuer_records (collection, key, value) \
+                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])",
+            )
+            .await?;
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO issuer_records (collection, key, value) \
+                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) \
+                 ON CONFLICT (collection, key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .await?;
+        let (fresh, puts) = (&batch.fresh, &batch.puts);
+        try_join3(
+            async {
+                match batch.deletes.0.is_empty() {
+                    true => Ok(0),
+                    false => {
+                        tx.execute(&delete, &[&batch.deletes.0, &batch.deletes.1])
+                            .await
+                    }
+                }
+            },
+            async {
+                match fresh.0.is_empty() {
+                    true => Ok(0),
+                    false => tx.execute(&insert, &[&fresh.0, &fresh.1, &fresh.2]).await,
+                }
+            },
+            async {
+                match puts.0.is_empty() {
+                    true => Ok(0),
+                    false => tx.execute(&upsert, &[&puts.0, &puts.1, &puts.2]).await,
+                }
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -401,8 +431,7 @@ impl IssuerStorage for PgIssuerStorage {
                 "key, value",
                 collection,
                 prefix,
-                prefix.as_bytes(),
-                false,
+                None,
                 "ORDER BY key OFFSET $A LIMIT $B",
                 &[&skip, &limit],
             )
@@ -412,15 +441,7 @@ impl IssuerStorage for PgIssuerStorage {
 
     async fn count(&self, collection: &'static str, prefix: &str) -> Result<usize, StorageError> {
         let rows = self
-            .range(
-                "count(*)",
-                collection,
-                prefix,
-                prefix.as_bytes(),
-                false,
-                "",
-                &[],
-            )
+            .range("count(*)", collection, prefix, None, "", &[])
             .await?;
         let count: i64 = match rows.first() {
             Some(row) => row.try_get(0)?,
@@ -436,20 +457,13 @@ impl IssuerStorage for PgIssuerStorage {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        // As in sled: after the cursor when it lies within or past the prefix's range, else
-        // from the prefix's first key.
-        let (lower, exclusive) = match after {
-            Some(after) if after >= prefix => (after, true),
-            _ => (prefix, false),
-        };
         let limit = bigint(limit);
         let rows = self
             .range(
                 "key, value",
                 collection,
                 prefix,
-                lower.as_bytes(),
-                exclusive,
+                after,
                 "ORDER BY key LIMIT $A",
                 &[&limit],
             )
@@ -460,6 +474,9 @@ impl IssuerStorage for PgIssuerStorage {
     async fn apply(&self, expect: Vec<Expect>, writes: Vec<Write>) -> Result<(), BatchError> {
         // Sealed once, before the transaction (which may run more than once).
         let batch = Prepared::new(&self.sealer, &expect, &writes)?;
+        if expect.is_empty() && writes.is_empty() {
+            return Ok(());
+        }
         for _attempt in 0..ATTEMPTS {
             match self.run(&batch).await {
                 Ok(()) => return Ok(()),
