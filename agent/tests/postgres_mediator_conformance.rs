@@ -349,3 +349,119 @@ async fn a_batch_with_one_message_over_quota_stores_the_others() {
     assert_eq!(store.count("did:example:b1").await.unwrap(), 1);
     assert_eq!(store.queued_total().await.unwrap(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_listener_that_lost_its_connection_reconnects_and_wakes_everyone() {
+    let (test, a, b) = two_agents().await;
+    let (woke_b, mut heard_b) = tokio::sync::mpsc::unbounded_channel();
+    b.on_remote_wake(Arc::new(move |wake| {
+        let _ = woke_b.send(wake);
+    }));
+    // The server ends the listening connections (as a restart or a network cut would).
+    let (admin, connection) = tokio_postgres::connect(&test.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 2, "both agents' listeners");
+    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
+        .await
+        .expect("the listener came back")
+        .unwrap();
+    assert_eq!(
+        wake,
+        RemoteWake::Everyone,
+        "what was sent meanwhile may be lost: everyone looks"
+    );
+    // And it listens again.
+    a.enqueue(ALICE, "did:example:a1", "m", None, &roomy())
+        .await
+        .unwrap();
+    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
+        .await
+        .expect("agent b hears again")
+        .unwrap();
+    assert_eq!(wake, RemoteWake::Clients(vec![wake_tag(ALICE)]));
+}
+
+/// The figure for issue 13: 50,000 forwards (`PGMED_FORWARDS`) of 600 bytes from 256 concurrent tasks (`PGMED_TASKS`) through two
+/// store handles (two agents) on one database, every one committed before its task goes on.
+/// Run by hand against a durable server (`fsync=on`, `synchronous_commit=on`), named in
+/// `LANYARD_TEST_POSTGRES`:
+/// `cargo test -p agent --test postgres_mediator_conformance -- --ignored --nocapture`.
+/// Prints forwards/s, the transactions (batches) each agent committed, and the server's
+/// `fsync` setting (the number means little with it off). `PGMED_WINDOW_MS` sets the commit
+/// window (default 0).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: run by hand against a durable server"]
+async fn figure_group_committed_forwards_per_second_with_two_agents() {
+    let forwards: usize = std::env::var("PGMED_FORWARDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50_000);
+    let tasks: usize = std::env::var("PGMED_TASKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(256);
+    let (test, db) = migrated().await;
+    let fsync: String = {
+        let (client, connection) = tokio_postgres::connect(&test.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.query_one("SHOW fsync", &[]).await.unwrap().get(0)
+    };
+    let other = Database::connect(&test.url, 16).await.unwrap();
+    let window = Duration::from_millis(
+        std::env::var("PGMED_WINDOW_MS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0),
+    );
+    let stores = [
+        Arc::new(PgMediatorStorage::open(db, window).await.unwrap()),
+        Arc::new(PgMediatorStorage::open(other, window).await.unwrap()),
+    ];
+    let envelope: Arc<str> = "e".repeat(600).into();
+    let started = std::time::Instant::now();
+    let mut running = Vec::new();
+    for task in 0..tasks {
+        let store = stores[task % 2].clone();
+        let envelope = envelope.clone();
+        running.push(tokio::spawn(async move {
+            // 64 clients of 4 recipients each.
+            let client = format!("did:example:client{}", task % 64);
+            let recipient = format!("did:example:recipient{task}");
+            for n in 0..forwards / tasks {
+                let forward = format!("forward-{task}-{n}");
+                let queued = store
+                    .enqueue(&client, &recipient, &envelope, Some(&forward), &roomy())
+                    .await
+                    .unwrap();
+                assert!(matches!(queued, Enqueued::Queued(_)));
+            }
+        }));
+    }
+    for task in running {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let sent = (forwards / tasks) * tasks;
+    assert_eq!(stores[0].queued_total().await.unwrap(), sent as u64);
+    let commits = [stores[0].commits(), stores[1].commits()];
+    println!(
+        "{sent} forwards from {tasks} tasks on 2 agents in {:.2} s: {:.0} forwards/s; \
+         transactions {commits:?} ({:.1} forwards each); commit window {window:?}; fsync={fsync}",
+        elapsed.as_secs_f64(),
+        sent as f64 / elapsed.as_secs_f64(),
+        sent as f64 / (commits[0] + commits[1]) as f64,
+    );
+}
