@@ -227,43 +227,48 @@ async fn a_single_use_invitation_raced_from_two_agents_is_used_once() {
     }
 }
 
+/// What `store`'s wake hook is called with, as it is called.
+fn wakes_of(store: &PgMediatorStorage) -> tokio::sync::mpsc::UnboundedReceiver<RemoteWake> {
+    let (woke, heard) = tokio::sync::mpsc::unbounded_channel();
+    store.on_remote_wake(Arc::new(move |wake| {
+        let _ = woke.send(wake);
+    }));
+    heard
+}
+
+/// The next wake `heard` gets (`what` names it when it does not come).
+async fn next_wake(
+    heard: &mut tokio::sync::mpsc::UnboundedReceiver<RemoteWake>,
+    what: &str,
+) -> RemoteWake {
+    tokio::time::timeout(Duration::from_secs(30), heard.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forward_queued_by_one_agent_wakes_the_other() {
     let (_test, a, b) = two_agents().await;
-    let (woke_b, mut heard_b) = tokio::sync::mpsc::unbounded_channel();
-    b.on_remote_wake(Arc::new(move |wake| {
-        let _ = woke_b.send(wake);
-    }));
-    let (woke_a, mut heard_a) = tokio::sync::mpsc::unbounded_channel();
-    a.on_remote_wake(Arc::new(move |wake| {
-        let _ = woke_a.send(wake);
-    }));
+    let mut heard_b = wakes_of(&b);
+    let mut heard_a = wakes_of(&a);
     a.enqueue(ALICE, "did:example:a1", "m", None, &roomy())
         .await
         .unwrap();
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-        .await
-        .expect("agent b heard of the forward")
-        .unwrap();
+    let wake = next_wake(&mut heard_b, "agent b heard of the forward").await;
     assert_eq!(wake, RemoteWake::Clients(vec![wake_tag(ALICE)]));
     // b's forward wakes a. Notifications come in commit order, so a would have heard its
     // own first forward before this: an agent is not told of its own forwards.
     b.enqueue("did:example:bob", "did:example:b1", "m", None, &roomy())
         .await
         .unwrap();
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_a.recv())
-        .await
-        .expect("agent a heard of b's forward")
-        .unwrap();
+    let wake = next_wake(&mut heard_a, "agent a heard of b's forward").await;
     assert_eq!(wake, RemoteWake::Clients(vec![wake_tag("did:example:bob")]));
     // Likewise for b: the next thing it hears is a's second forward, not its own.
     a.enqueue("did:example:carol", "did:example:c1", "m", None, &roomy())
         .await
         .unwrap();
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-        .await
-        .expect("agent b heard of a's second forward")
-        .unwrap();
+    let wake = next_wake(&mut heard_b, "agent b heard of a's second forward").await;
     assert_eq!(
         wake,
         RemoteWake::Clients(vec![wake_tag("did:example:carol")])
@@ -285,12 +290,7 @@ async fn a_forward_queued_by_one_agent_wakes_the_other() {
         .unwrap();
     let mut heard = Vec::new();
     for _ in 0..2 {
-        heard.push(
-            tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-                .await
-                .expect("agent b heard of a's forwards")
-                .unwrap(),
-        );
+        heard.push(next_wake(&mut heard_b, "agent b heard of a's forwards").await);
     }
     assert_eq!(
         heard,
@@ -353,10 +353,7 @@ async fn a_batch_with_one_message_over_quota_stores_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_listener_that_lost_its_connection_reconnects_and_wakes_everyone() {
     let (test, a, b) = two_agents().await;
-    let (woke_b, mut heard_b) = tokio::sync::mpsc::unbounded_channel();
-    b.on_remote_wake(Arc::new(move |wake| {
-        let _ = woke_b.send(wake);
-    }));
+    let mut heard_b = wakes_of(&b);
     // The server ends the listening connections (as a restart or a network cut would).
     let (admin, connection) = tokio_postgres::connect(&test.url, tokio_postgres::NoTls)
         .await
@@ -372,10 +369,7 @@ async fn a_listener_that_lost_its_connection_reconnects_and_wakes_everyone() {
         .unwrap()
         .get(0);
     assert_eq!(ended, 2, "both agents' listeners");
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-        .await
-        .expect("the listener came back")
-        .unwrap();
+    let wake = next_wake(&mut heard_b, "the listener came back").await;
     assert_eq!(
         wake,
         RemoteWake::Everyone,
@@ -385,10 +379,7 @@ async fn a_listener_that_lost_its_connection_reconnects_and_wakes_everyone() {
     a.enqueue(ALICE, "did:example:a1", "m", None, &roomy())
         .await
         .unwrap();
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-        .await
-        .expect("agent b hears again")
-        .unwrap();
+    let wake = next_wake(&mut heard_b, "agent b hears again").await;
     assert_eq!(wake, RemoteWake::Clients(vec![wake_tag(ALICE)]));
 }
 
