@@ -227,43 +227,48 @@ async fn a_single_use_invitation_raced_from_two_agents_is_used_once() {
     }
 }
 
+/// What `store`'s wake hook is called with, as it is called.
+fn wakes_of(store: &PgMediatorStorage) -> tokio::sync::mpsc::UnboundedReceiver<RemoteWake> {
+    let (woke, heard) = tokio::sync::mpsc::unbounded_channel();
+    store.on_remote_wake(Arc::new(move |wake| {
+        let _ = woke.send(wake);
+    }));
+    heard
+}
+
+/// The next wake `heard` gets (`what` names it when it does not come).
+async fn next_wake(
+    heard: &mut tokio::sync::mpsc::UnboundedReceiver<RemoteWake>,
+    what: &str,
+) -> RemoteWake {
+    tokio::time::timeout(Duration::from_secs(30), heard.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forward_queued_by_one_agent_wakes_the_other() {
     let (_test, a, b) = two_agents().await;
-    let (woke_b, mut heard_b) = tokio::sync::mpsc::unbounded_channel();
-    b.on_remote_wake(Arc::new(move |wake| {
-        let _ = woke_b.send(wake);
-    }));
-    let (woke_a, mut heard_a) = tokio::sync::mpsc::unbounded_channel();
-    a.on_remote_wake(Arc::new(move |wake| {
-        let _ = woke_a.send(wake);
-    }));
+    let mut heard_b = wakes_of(&b);
+    let mut heard_a = wakes_of(&a);
     a.enqueue(ALICE, "did:example:a1", "m", None, &roomy())
         .await
         .unwrap();
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-        .await
-        .expect("agent b heard of the forward")
-        .unwrap();
+    let wake = next_wake(&mut heard_b, "agent b heard of the forward").await;
     assert_eq!(wake, RemoteWake::Clients(vec![wake_tag(ALICE)]));
     // b's forward wakes a. Notifications come in commit order, so a would have heard its
     // own first forward before this: an agent is not told of its own forwards.
     b.enqueue("did:example:bob", "did:example:b1", "m", None, &roomy())
         .await
         .unwrap();
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_a.recv())
-        .await
-        .expect("agent a heard of b's forward")
-        .unwrap();
+    let wake = next_wake(&mut heard_a, "agent a heard of b's forward").await;
     assert_eq!(wake, RemoteWake::Clients(vec![wake_tag("did:example:bob")]));
     // Likewise for b: the next thing it hears is a's second forward, not its own.
     a.enqueue("did:example:carol", "did:example:c1", "m", None, &roomy())
         .await
         .unwrap();
-    let wake = tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-        .await
-        .expect("agent b heard of a's second forward")
-        .unwrap();
+    let wake = next_wake(&mut heard_b, "agent b heard of a's second forward").await;
     assert_eq!(
         wake,
         RemoteWake::Clients(vec![wake_tag("did:example:carol")])
@@ -285,12 +290,7 @@ async fn a_forward_queued_by_one_agent_wakes_the_other() {
         .unwrap();
     let mut heard = Vec::new();
     for _ in 0..2 {
-        heard.push(
-            tokio::time::timeout(Duration::from_secs(30), heard_b.recv())
-                .await
-                .expect("agent b heard of a's forwards")
-                .unwrap(),
-        );
+        heard.push(next_wake(&mut heard_b, "agent b heard of a's forwards").await);
     }
     assert_eq!(
         heard,
@@ -348,4 +348,111 @@ async fn a_batch_with_one_message_over_quota_stores_the_others() {
     assert_eq!(store.count("did:example:a1").await.unwrap(), 1);
     assert_eq!(store.count("did:example:b1").await.unwrap(), 1);
     assert_eq!(store.queued_total().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_listener_that_lost_its_connection_reconnects_and_wakes_everyone() {
+    let (test, a, b) = two_agents().await;
+    let mut heard_b = wakes_of(&b);
+    // The server ends the listening connections (as a restart or a network cut would).
+    let (admin, connection) = tokio_postgres::connect(&test.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 2, "both agents' listeners");
+    let wake = next_wake(&mut heard_b, "the listener came back").await;
+    assert_eq!(
+        wake,
+        RemoteWake::Everyone,
+        "what was sent meanwhile may be lost: everyone looks"
+    );
+    // And it listens again.
+    a.enqueue(ALICE, "did:example:a1", "m", None, &roomy())
+        .await
+        .unwrap();
+    let wake = next_wake(&mut heard_b, "agent b hears again").await;
+    assert_eq!(wake, RemoteWake::Clients(vec![wake_tag(ALICE)]));
+}
+
+/// The figure for issue 13: 50,000 forwards (`PGMED_FORWARDS`) of 600 bytes from 256 concurrent tasks (`PGMED_TASKS`) through two
+/// store handles (two agents) on one database, every one committed before its task goes on.
+/// Run by hand against a durable server (`fsync=on`, `synchronous_commit=on`), named in
+/// `LANYARD_TEST_POSTGRES`:
+/// `cargo test -p agent --test postgres_mediator_conformance -- --ignored --nocapture`.
+/// Prints forwards/s, the transactions (batches) each agent committed, and the server's
+/// `fsync` setting (the number means little with it off). `PGMED_WINDOW_MS` sets the commit
+/// window (default 0).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement: run by hand against a durable server"]
+async fn figure_group_committed_forwards_per_second_with_two_agents() {
+    let forwards: usize = std::env::var("PGMED_FORWARDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50_000);
+    let tasks: usize = std::env::var("PGMED_TASKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(256);
+    let (test, db) = migrated().await;
+    let fsync: String = {
+        let (client, connection) = tokio_postgres::connect(&test.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.query_one("SHOW fsync", &[]).await.unwrap().get(0)
+    };
+    let other = Database::connect(&test.url, 16).await.unwrap();
+    let window = Duration::from_millis(
+        std::env::var("PGMED_WINDOW_MS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0),
+    );
+    let stores = [
+        Arc::new(PgMediatorStorage::open(db, window).await.unwrap()),
+        Arc::new(PgMediatorStorage::open(other, window).await.unwrap()),
+    ];
+    let envelope: Arc<str> = "e".repeat(600).into();
+    let started = std::time::Instant::now();
+    let mut running = Vec::new();
+    for task in 0..tasks {
+        let store = stores[task % 2].clone();
+        let envelope = envelope.clone();
+        running.push(tokio::spawn(async move {
+            // 64 clients of 4 recipients each.
+            let client = format!("did:example:client{}", task % 64);
+            let recipient = format!("did:example:recipient{task}");
+            for n in 0..forwards / tasks {
+                let forward = format!("forward-{task}-{n}");
+                let queued = store
+                    .enqueue(&client, &recipient, &envelope, Some(&forward), &roomy())
+                    .await
+                    .unwrap();
+                assert!(matches!(queued, Enqueued::Queued(_)));
+            }
+        }));
+    }
+    for task in running {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let sent = (forwards / tasks) * tasks;
+    assert_eq!(stores[0].queued_total().await.unwrap(), sent as u64);
+    let commits = [stores[0].commits(), stores[1].commits()];
+    println!(
+        "{sent} forwards from {tasks} tasks on 2 agents in {:.2} s: {:.0} forwards/s; \
+         transactions {commits:?} ({:.1} forwards each); commit window {window:?}; fsync={fsync}",
+        elapsed.as_secs_f64(),
+        sent as f64 / elapsed.as_secs_f64(),
+        sent as f64 / (commits[0] + commits[1]) as f64,
+    );
 }

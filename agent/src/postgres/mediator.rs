@@ -270,12 +270,14 @@ impl PgMediatorStorage {
         let add_total = client.prepare_cached(ADD_TOTAL).await?;
         let empty_recipients = client
             .prepare_cached(
-                "DELETE FROM mediator_recipient_usage WHERE recipient_key = ANY($1) AND count <= 0",
+                "DELETE FROM mediator_recipient_usage u USING unnest($1::bytea[]) AS k
+                 WHERE u.recipient_key = k AND u.count <= 0",
             )
             .await?;
         let empty_clients = client
             .prepare_cached(
-                "DELETE FROM mediator_client_usage WHERE client_key = ANY($1) AND bytes <= 0",
+                "DELETE FROM mediator_client_usage u USING unnest($1::bytea[]) AS k
+                 WHERE u.client_key = k AND u.bytes <= 0",
             )
             .await?;
         let tx = client.transaction().await?;
@@ -476,6 +478,23 @@ impl Writer {
         &self,
         batch: &[Write],
     ) -> Result<Vec<Result<Enqueued, StorageError>>, StorageError> {
+        let client = self.db.client().await?;
+        let outcomes = self.run(&client, batch).await;
+        if outcomes.is_err() {
+            // The connection goes back to the pool: outside any transaction.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        outcomes
+    }
+
+    /// The batch's transaction on `client`, in two round trips: BEGIN, the locks and what
+    /// they guard; then the writes and COMMIT (so the locks are held for one round trip, the
+    /// quota checks and the commit).
+    async fn run(
+        &self,
+        client: &deadpool_postgres::Object,
+        batch: &[Write],
+    ) -> Result<Vec<Result<Enqueued, StorageError>>, StorageError> {
         let mut recipients: Vec<[u8; 32]> = batch.iter().map(|w| w.recipient_key).collect();
         recipients.sort_unstable();
         recipients.dedup();
@@ -486,13 +505,13 @@ impl Writer {
             .iter()
             .filter_map(|w| w.dedup.as_ref().map(|d| d.as_slice()))
             .collect();
-        let mut client = self.db.client().await?;
         let lock_recipients = client.prepare_cached(LOCK_RECIPIENTS).await?;
         let lock_clients = client.prepare_cached(LOCK_CLIENTS).await?;
         let lock_total = client.prepare_cached(LOCK_TOTAL).await?;
         let seen = client
             .prepare_cached(
-                "SELECT key, expires_at FROM mediator_forwards WHERE key = ANY($1::bytea[])",
+                "SELECT f.key, f.expires_at FROM unnest($1::bytea[]) AS k
+                 JOIN mediator_forwards f ON f.key = k",
             )
             .await?;
         let seqs = client
@@ -518,7 +537,6 @@ impl Writer {
         let add_total = client.prepare_cached(ADD_TOTAL).await?;
         let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
 
-        let tx = client.transaction().await?;
         // In the one lock order: recipients, clients, totals (pipelined: sent in this order).
         let (recipient_keys, client_keys) = (slices(&recipients), slices(&clients));
         let wanted = batch.len() as i32;
@@ -526,12 +544,13 @@ impl Writer {
         let p_clients: [Param; 1] = [&client_keys];
         let p_dedups: [Param; 1] = [&dedups];
         let p_wanted: [Param; 1] = [&wanted];
-        let (recipient_rows, client_rows, total, seen_rows, seq_rows) = tokio::try_join!(
-            tx.query(&lock_recipients, &p_recipients),
-            tx.query(&lock_clients, &p_clients),
-            tx.query_one(&lock_total, &[]),
-            tx.query(&seen, &p_dedups),
-            tx.query(&seqs, &p_wanted),
+        let (_, recipient_rows, client_rows, total, seen_rows, seq_rows) = tokio::try_join!(
+            client.batch_execute("BEGIN"),
+            client.query(&lock_recipients, &p_recipients),
+            client.query(&lock_clients, &p_clients),
+            client.query_one(&lock_total, &[]),
+            client.query(&seen, &p_dedups),
+            client.query(&seqs, &p_wanted),
         )?;
         let mut queues: HashMap<[u8; 32], Held> = HashMap::with_capacity(recipient_rows.len());
         for row in &recipient_rows {
@@ -644,7 +663,7 @@ impl Writer {
             let notes: Vec<[Param<'_>; 2]> =
                 messages.iter().map(|m| [&CHANNEL as _, m as _]).collect();
             let notified = futures_util::future::try_join_all(
-                notes.iter().map(|params| tx.execute(&notify, params)),
+                notes.iter().map(|params| client.execute(&notify, params)),
             );
             let queued: [Param<'_>; 5] =
                 [&q_recipients, &q_seqs, &q_clients, &q_times, &q_messages];
@@ -653,15 +672,17 @@ impl Writer {
             let by_client: [Param<'_>; 2] = [&c_keys, &c_bytes];
             let in_all: [Param<'_>; 3] = [&added, &added_bytes, &new_forwards];
             tokio::try_join!(
-                tx.execute(&insert, &queued),
-                tx.execute(&remember, &remembered),
-                tx.execute(&add_recipients, &by_recipient),
-                tx.execute(&add_clients, &by_client),
-                tx.execute(&add_total, &in_all),
+                client.execute(&insert, &queued),
+                client.execute(&remember, &remembered),
+                client.execute(&add_recipients, &by_recipient),
+                client.execute(&add_clients, &by_client),
+                client.execute(&add_total, &in_all),
                 notified,
+                client.batch_execute("COMMIT"),
             )?;
+        } else {
+            client.batch_execute("COMMIT").await?;
         }
-        tx.commit().await?;
         if added > 0 {
             self.commits.fetch_add(1, Ordering::Relaxed);
         }
