@@ -355,7 +355,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         request_timeout: config.request_timeout,
         shutdown_grace: config.shutdown_grace,
     };
-    let server = tokio::spawn(http::serve(listener, app, limits, metrics, stopped));
+    // The identity store stays open (and its folder locked) while the server runs: that lock
+    // is how `agent org create` tells that an agent holds the data folder.
+    let identity_store = identity.store;
+    let server = tokio::spawn(async move {
+        let served = http::serve(listener, app, limits, metrics, stopped).await;
+        drop(identity_store);
+        served
+    });
     // `agent org create` finds the agent that holds this data folder here.
     if let Err(error) = admin::record_address(&config.data_dir, addr) {
         tracing::warn!(%error, "the agent's address is not recorded in its data folder");

@@ -213,6 +213,11 @@ impl<S: IssuerStorage> Issuer<S> {
         let queue = self
             .queue()
             .map_err(|e| Refusal::Storage(StorageError::Backend(e.to_string())))?;
+        // The sender's keys may be only in the issuer store (an agent restarted, or another
+        // agent created the organisation).
+        self.ensure_keys_of(from)
+            .await
+            .map_err(|e| Refusal::Storage(StorageError::Backend(e.to_string())))?;
         let packed = self
             .packer
             .pack_authcrypt(message, from, &[to], false)

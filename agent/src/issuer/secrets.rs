@@ -82,6 +82,20 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok(())
     }
 
+    /// Makes sure the key ring holds the key agreement secrets of `did` (an organisation's
+    /// DIDComm DID a message is packed from), loading them from the issuer store when this
+    /// agent has not used the organisation since it started. A DID that does not resolve
+    /// without the network, or whose keys the ring holds, costs nothing.
+    pub(super) async fn ensure_keys_of(&self, did: &str) -> Result<(), IssuerError> {
+        let Ok(document) = lanyard_protocol::did::resolve_local(did) else {
+            return Ok(());
+        };
+        for (_, key) in document.key_agreement_keys() {
+            self.ensure_key(key).await?;
+        }
+        Ok(())
+    }
+
     /// Loads into the key ring the keys of the organisation that receives at `agreement` (a
     /// key agreement key an envelope was encrypted to and this ring lacks); true when it did.
     /// An unknown key costs one indexed read and stores nothing.
