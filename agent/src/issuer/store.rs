@@ -261,6 +261,54 @@ pub trait IssuerStorageExt: IssuerStorage {
 
 impl<S: IssuerStorage> IssuerStorageExt for S {}
 
+/// One store shared by several issuers (as several agents share one database): every call
+/// goes to the store itself.
+impl<S: IssuerStorage> IssuerStorage for std::sync::Arc<S> {
+    fn get(
+        &self,
+        collection: &'static str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send {
+        S::get(self, collection, key)
+    }
+
+    fn scan(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        skip: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
+        S::scan(self, collection, prefix, skip, limit)
+    }
+
+    fn count(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<usize, StorageError>> + Send {
+        S::count(self, collection, prefix)
+    }
+
+    fn scan_after(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
+        S::scan_after(self, collection, prefix, after, limit)
+    }
+
+    fn apply(
+        &self,
+        expect: Vec<Expect>,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<(), BatchError>> + Send {
+        S::apply(self, expect, writes)
+    }
+}
+
 fn decode<T: DeserializeOwned>(
     collection: &str,
     key: &str,
