@@ -127,6 +127,11 @@ pub struct Config {
     /// `LANYARD_CALLBACK_RETENTION_S`: how long a delivered (or abandoned) event is kept for
     /// the events API before it is deleted, in seconds (default 604800, seven days).
     pub callback_retention: Duration,
+    // Several agents on one store (issue 13, h/claims): background work done once.
+    /// `LANYARD_CALLBACK_POLL_MS`: the longest wait between two looks for due callback events,
+    /// in milliseconds (default 2000): events another agent on the same database wrote (and
+    /// did not deliver, having died) are delivered within it.
+    pub callback_poll: Duration,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -159,6 +164,7 @@ lanyard_protocol::redacted_debug!(Config {
         callback_timeout,
         callback_concurrency,
         callback_retention,
+        callback_poll,
     ],
     redacted: [admin_token, smtp_url, sms_url, sms_token],
 });
@@ -199,12 +205,14 @@ impl Default for Config {
             callback_timeout: Duration::from_secs(10),
             callback_concurrency: 32,
             callback_retention: Duration::from_secs(7 * 24 * 3600),
+            // Several agents on one store (h/claims).
+            callback_poll: Duration::from_secs(2),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 47] = [
+const VARIABLES: [&str; 48] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -255,6 +263,8 @@ const VARIABLES: [&str; 47] = [
     "LANYARD_CALLBACK_TIMEOUT_MS",
     "LANYARD_CALLBACK_CONCURRENCY",
     "LANYARD_CALLBACK_RETENTION_S",
+    // Several agents on one store (h/claims).
+    "LANYARD_CALLBACK_POLL_MS",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -632,6 +642,10 @@ impl Config {
         if let Some(v) = get("LANYARD_CALLBACK_RETENTION_S") {
             config.callback_retention =
                 Duration::from_secs(parse("LANYARD_CALLBACK_RETENTION_S", &v)?);
+        }
+        // Several agents on one store (h/claims).
+        if let Some(d) = millis("LANYARD_CALLBACK_POLL_MS", 600_000)? {
+            config.callback_poll = d;
         }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(

@@ -5,6 +5,14 @@
 //! organisation's callback secret, and is retried with exponential backoff until the receiver
 //! answers 2xx or the attempts run out. Events are written in the same atomic change as what
 //! caused them, so a crash delays a callback but never loses it; every attempt is visible.
+//!
+//! Several agents on one store deliver each attempt once: an agent makes an attempt only
+//! under a lease on the event ([`Claim`]), taken in a write guarded by the event as read, and
+//! records the attempt's outcome in a write guarded by the leased event, which gives the lease
+//! up. An agent that died during an attempt holds the event until the lease runs out (longer
+//! than one delivery may take); then any agent's loop tries again. Each loop looks for due
+//! events at least every poll interval, so events another agent wrote are found even if that
+//! agent died before it delivered them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
+use super::claim::{self, Claim};
+use super::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::{iso_millis, now_ms};
 use super::{Issuer, IssuerError, Org};
 
@@ -69,6 +78,9 @@ pub struct Event {
     pub next_attempt_ms: Option<u64>,
     /// Whether a delivery succeeded.
     pub delivered: bool,
+    /// The agent making an attempt now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim: Option<Claim>,
 }
 
 lanyard_protocol::redacted_debug!(Event {
@@ -79,7 +91,8 @@ lanyard_protocol::redacted_debug!(Event {
         created_ms,
         attempts,
         next_attempt_ms,
-        delivered
+        delivered,
+        claim
     ],
     redacted: [data],
 });
@@ -96,6 +109,7 @@ impl Event {
             attempts: Vec::new(),
             next_attempt_ms: Some(now_ms()),
             delivered: false,
+            claim: None,
         }
     }
 
@@ -260,6 +274,14 @@ impl<S: IssuerStorage> Issuer<S> {
                 tracing::error!(%key, "unreadable callback event");
                 continue;
             };
+            if let Some(held) = event.claim.as_ref().filter(|c| c.held(now)) {
+                // An agent is making an attempt; if it dies, the event is due when its
+                // lease runs out.
+                if event.next_attempt_ms.is_some() {
+                    soonest(held.until_ms);
+                }
+                continue;
+            }
             match event.next_attempt_ms {
                 Some(at) if at <= now => due
                     .entry(event.org_id.clone())
@@ -285,7 +307,9 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((due, next))
     }
 
-    /// Delivers one organisation's due events, oldest first.
+    /// Delivers one organisation's due events, oldest first: each under a lease taken from
+    /// the event as read (skipped when another agent took it since), its outcome recorded
+    /// under the lease, which it gives up.
     async fn deliver_org(
         &self,
         client: &HttpClient,
@@ -293,30 +317,56 @@ impl<S: IssuerStorage> Issuer<S> {
         unit: Duration,
     ) {
         for (key, bytes) in events {
-            let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
+            let Ok(mut event) = serde_json::from_slice::<Event>(&bytes) else {
                 continue;
             };
-            let updated = self.attempt(client, event, unit).await;
-            let write = match Write::put(EVENTS, &key, &updated) {
-                Ok(write) => write,
-                Err(error) => {
-                    tracing::error!(%key, %error, "callback event not updated");
-                    return;
-                }
+            if claim::held(&event.claim, now_ms()) {
+                continue;
+            }
+            event.claim = Some(Claim::new(&self.agent_id, attempt_lease(client)));
+            let Some(leased) = self.replace_event(&key, bytes, &event).await else {
+                // Another agent took it (or it changed) since it was read.
+                continue;
             };
-            let applied = self
-                .storage
-                .apply(
-                    vec![Expect::Equals {
-                        collection: EVENTS,
-                        key: key.clone(),
-                        value: bytes,
-                    }],
-                    vec![write],
-                )
-                .await;
-            if let Err(error) = applied {
+            let mut updated = self.attempt(client, event, unit).await;
+            updated.claim = None;
+            if self.replace_event(&key, leased, &updated).await.is_none() {
+                tracing::warn!(%key, "callback attempt not recorded: the event's lease ran out and another agent took it");
+            }
+        }
+    }
+
+    /// Writes `event` at `key` if it still holds `before`; the bytes written, or None when
+    /// it changed meanwhile (or the write failed, which is logged).
+    async fn replace_event(&self, key: &str, before: Vec<u8>, event: &Event) -> Option<Vec<u8>> {
+        let after = match serde_json::to_vec(event) {
+            Ok(after) => after,
+            Err(error) => {
+                tracing::error!(%key, %error, "callback event not updated");
+                return None;
+            }
+        };
+        let applied = self
+            .storage
+            .apply(
+                vec![Expect::Equals {
+                    collection: EVENTS,
+                    key: key.to_string(),
+                    value: before,
+                }],
+                vec![Write::Put {
+                    collection: EVENTS,
+                    key: key.to_string(),
+                    value: after.clone(),
+                }],
+            )
+            .await;
+        match applied {
+            Ok(()) => Some(after),
+            Err(BatchError::Conflict) => None,
+            Err(BatchError::Storage(error)) => {
                 tracing::warn!(%key, %error, "callback event not updated");
+                None
             }
         }
     }
@@ -411,6 +461,13 @@ enum AttemptError {
     Send(&'static str),
 }
 
+/// How long an agent holds an event while it makes one attempt: well beyond the longest an
+/// attempt may take (the client's total timeout), so that a live agent's attempt is never
+/// made again by another; an attempt of an agent that died is made again after it.
+fn attempt_lease(client: &HttpClient) -> Duration {
+    client.policy().timeout.saturating_mul(2) + Duration::from_secs(30)
+}
+
 /// How callbacks are delivered.
 #[derive(Clone, Debug)]
 pub struct Deliveries {
@@ -422,6 +479,9 @@ pub struct Deliveries {
     pub concurrency: usize,
     /// How long finished events are kept.
     pub retention: Duration,
+    /// The longest wait between two looks for due events: events other agents on the same
+    /// store wrote (and did not deliver, having died) are found within it.
+    pub poll: Duration,
 }
 
 /// Runs deliveries until the issuer is dropped: wakes when `wake` is notified (a new event was
@@ -477,9 +537,11 @@ pub async fn run<S: IssuerStorage + 'static>(
                 }
             }
         };
-        let wait = next.map_or(Duration::from_secs(60), |at| {
-            Duration::from_millis(at.saturating_sub(now_ms()))
-        });
+        let wait = next
+            .map_or(deliveries.poll, |at| {
+                Duration::from_millis(at.saturating_sub(now_ms()))
+            })
+            .min(deliveries.poll);
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
