@@ -552,6 +552,7 @@ pub async fn run<S: IssuerStorage + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuer::time::now_ms;
 
     #[test]
     fn signatures_are_hmac_sha256_of_time_dot_body() {
@@ -573,5 +574,143 @@ mod tests {
         assert_eq!(backoff(1, unit), Duration::from_secs(1));
         assert_eq!(backoff(4, unit), Duration::from_secs(8));
         assert_eq!(backoff(30, unit), Duration::from_secs(600));
+    }
+
+    /// A callback receiver on loopback: counts deliveries by event id and refuses (500) the
+    /// first delivery of each event, takes (204) the rest.
+    async fn receiver() -> (String, Arc<Mutex<std::collections::HashMap<String, usize>>>) {
+        let seen: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+        let log = seen.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let log = log.clone();
+                async move {
+                    let id = headers["x-lanyard-delivery"].to_str().unwrap().to_string();
+                    let mut log = log.lock().unwrap();
+                    let n = log.entry(id).or_default();
+                    *n += 1;
+                    if *n == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, seen)
+    }
+
+    fn deliveries() -> Deliveries {
+        Deliveries {
+            client: crate::testing::loopback(),
+            retry_unit: Duration::from_millis(5),
+            concurrency: 4,
+            retention: Duration::from_secs(3600),
+            poll: Duration::from_millis(20),
+        }
+    }
+
+    /// Commits `n` events of `org` through `issuer`.
+    async fn events_by<S: IssuerStorage>(issuer: &Issuer<S>, org: &Org, n: usize) {
+        let mut change = super::super::outbox::Change::default();
+        for i in 0..n {
+            change.event(org, "test.event", json!({ "n": i }));
+        }
+        issuer.commit(change).await.unwrap();
+    }
+
+    /// Waits (a bounded while) until every event of `org` is delivered; returns them.
+    async fn all_delivered<S: IssuerStorage>(issuer: &Issuer<S>, org: &Org, n: usize) -> Vec<Event> {
+        for _ in 0..1000 {
+            let (events, total) = issuer.events(org, 1, n).await.unwrap();
+            if total == n && events.iter().all(|e| e.delivered) {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the events were not all delivered");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_agents_delivering_one_store_make_each_attempt_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), Default::default());
+        let (url, seen) = receiver().await;
+        let (org, _) = agents.a.create_org("Acme").await.unwrap();
+        agents
+            .a
+            .set_callback(&org, &json!({ "url": url }))
+            .await
+            .unwrap();
+        for issuer in [&agents.a, &agents.b] {
+            tokio::spawn(run(
+                Arc::downgrade(issuer),
+                issuer.callback_waker(),
+                deliveries(),
+            ));
+        }
+        // Events written by both agents, while both loops run.
+        const N: usize = 40;
+        let (a, b) = tokio::join!(
+            events_by(&*agents.a, &org, N / 2),
+            events_by(&*agents.b, &org, N / 2)
+        );
+        ((), ()) = (a, b);
+        let events = all_delivered(&*agents.a, &org, N).await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), N, "every event reached the receiver");
+        for event in &events {
+            // Refused once, taken at the retry: two attempts, each made once.
+            assert_eq!(seen.get(&event.id), Some(&2), "deliveries of {}", event.id);
+            let statuses: Vec<_> = event.attempts.iter().map(|a| a.status).collect();
+            assert_eq!(statuses, [Some(500), Some(204)], "attempts of {}", event.id);
+            assert_eq!(event.claim, None, "the lease was given up");
+        }
+    }
+
+    #[tokio::test]
+    async fn events_of_an_agent_that_died_are_delivered_by_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), Default::default());
+        let (url, seen) = receiver().await;
+        let (org, _) = agents.a.create_org("Acme").await.unwrap();
+        agents
+            .a
+            .set_callback(&org, &json!({ "url": url }))
+            .await
+            .unwrap();
+        // A writes events (its wake reaches no loop) and is gone.
+        events_by(&*agents.a, &org, 3).await;
+        // One event A had leased (an attempt under way) when it died.
+        let (key, bytes) = agents.storage.scan(EVENTS, "", 0, 1).await.unwrap().remove(0);
+        let mut leased: Event = serde_json::from_slice(&bytes).unwrap();
+        leased.claim = Some(Claim {
+            by: "agent-dead".into(),
+            until_ms: now_ms() + 200,
+        });
+        agents
+            .storage
+            .apply(vec![], vec![Write::put(EVENTS, &key, &leased).unwrap()])
+            .await
+            .unwrap();
+        // Only B delivers.
+        tokio::spawn(run(
+            Arc::downgrade(&agents.b),
+            agents.b.callback_waker(),
+            deliveries(),
+        ));
+        let events = all_delivered(&*agents.b, &org, 3).await;
+        let seen = seen.lock().unwrap().clone();
+        for event in &events {
+            assert_eq!(seen.get(&event.id), Some(&2), "deliveries of {}", event.id);
+            assert_eq!(event.attempts.len(), 2);
+        }
+        // The leased one was tried only after its lease ran out.
+        let retaken = events.iter().find(|e| e.id == leased.id).unwrap();
+        assert!(retaken.attempts[0].at_ms >= leased.claim.as_ref().unwrap().until_ms);
     }
 }
