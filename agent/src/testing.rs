@@ -96,7 +96,12 @@ impl crate::mediator::QueuePort for CountingQueue {
             }
             // A hand-over takes a moment: two agents at it at once overlap.
             tokio::task::yield_now().await;
-            *self.by_id.lock().unwrap().entry(id.to_string()).or_default() += 1;
+            *self
+                .by_id
+                .lock()
+                .unwrap()
+                .entry(id.to_string())
+                .or_default() += 1;
             self.envelopes
                 .lock()
                 .unwrap()

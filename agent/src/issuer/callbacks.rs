@@ -624,7 +624,11 @@ mod tests {
     }
 
     /// Waits (a bounded while) until every event of `org` is delivered; returns them.
-    async fn all_delivered<S: IssuerStorage>(issuer: &Issuer<S>, org: &Org, n: usize) -> Vec<Event> {
+    async fn all_delivered<S: IssuerStorage>(
+        issuer: &Issuer<S>,
+        org: &Org,
+        n: usize,
+    ) -> Vec<Event> {
         for _ in 0..1000 {
             let (events, total) = issuer.events(org, 1, n).await.unwrap();
             if total == n && events.iter().all(|e| e.delivered) {
@@ -686,7 +690,12 @@ mod tests {
         // A writes events (its wake reaches no loop) and is gone.
         events_by(&*agents.a, &org, 3).await;
         // One event A had leased (an attempt under way) when it died.
-        let (key, bytes) = agents.storage.scan(EVENTS, "", 0, 1).await.unwrap().remove(0);
+        let (key, bytes) = agents
+            .storage
+            .scan(EVENTS, "", 0, 1)
+            .await
+            .unwrap()
+            .remove(0);
         let mut leased: Event = serde_json::from_slice(&bytes).unwrap();
         leased.claim = Some(Claim {
             by: "agent-dead".into(),

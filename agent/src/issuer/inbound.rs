@@ -437,10 +437,29 @@ mod tests {
                     .unwrap()
             }
         };
-        // The wallet connects through the customer's invitation.
+        // The wallet connects through the customer's invitation; its message reaches both
+        // agents at once.
         let ping = Message::new(trust_ping::PING, json!({ "response_requested": false }))
             .pthid(customer.invitation_id.clone());
-        a.receive(unpack(from_phone(ping).await).await).await.unwrap();
+        let packed = from_phone(ping).await;
+        let (at_a, at_b) = (unpack(packed.clone()).await, unpack(packed).await);
+        let (outcome_a, outcome_b) = tokio::join!(
+            tokio::spawn({
+                let a = a.clone();
+                async move { a.receive(at_a).await }
+            }),
+            tokio::spawn({
+                let b = b.clone();
+                async move { b.receive(at_b).await }
+            }),
+        );
+        for outcome in [outcome_a.unwrap(), outcome_b.unwrap()] {
+            assert!(matches!(outcome, Ok(Outcome::Accepted)), "{outcome:?}");
+        }
+        let onboarded = a.customer(&org, &customer.id).await.unwrap();
+        assert_eq!(onboarded.status, Status::Onboarded);
+        assert_eq!(onboarded.connection_did.as_deref(), Some(phone.as_str()));
+        assert_eq!(agents.queue.total(), 0, "nothing was answered to the ping");
         let offered = a
             .offer_to_customer(
                 &org,

@@ -200,7 +200,9 @@ impl<S: IssuerStorage> Issuer<S> {
         let mut outgoing = std::mem::take(&mut change.outgoing);
         for (key, entry) in &mut outgoing {
             entry.claim = Some(self.outbox_claim());
-            change.writes.push(Write::put(OUTBOX, key.as_str(), &*entry)?);
+            change
+                .writes
+                .push(Write::put(OUTBOX, key.as_str(), &*entry)?);
         }
         self.storage.apply(change.expect, change.writes).await?;
         if !events.is_empty() {
@@ -617,17 +619,28 @@ pub(super) mod tests {
             }),
         };
         let put = |entry: &Outgoing| Write::put(OUTBOX, &key, entry).unwrap();
-        agents.storage.apply(vec![], vec![put(&entry)]).await.unwrap();
+        agents
+            .storage
+            .apply(vec![], vec![put(&entry)])
+            .await
+            .unwrap();
 
         // While the lease holds, no agent takes it, even at a restart's sweep.
         agents.b.flush_outbox().await.unwrap();
         agents.a.sweep_outbox(false).await.unwrap();
         assert_eq!(agents.queue.total(), 0);
-        assert_eq!(entries(&*agents.b).await, vec![(key.clone(), entry.clone())]);
+        assert_eq!(
+            entries(&*agents.b).await,
+            vec![(key.clone(), entry.clone())]
+        );
 
         // The lease ran out: both agents sweep, one hands it over, once.
         entry.claim.as_mut().unwrap().until_ms = now_ms() - 1;
-        agents.storage.apply(vec![], vec![put(&entry)]).await.unwrap();
+        agents
+            .storage
+            .apply(vec![], vec![put(&entry)])
+            .await
+            .unwrap();
         let (a, b) = tokio::join!(agents.a.sweep_outbox(false), agents.b.sweep_outbox(false));
         (a.unwrap(), b.unwrap());
         assert_eq!(agents.queue.by_id.lock().unwrap().get(&id), Some(&1));
