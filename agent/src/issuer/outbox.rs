@@ -642,7 +642,8 @@ pub(super) mod tests {
             .await
             .unwrap();
         let (a, b) = tokio::join!(agents.a.sweep_outbox(false), agents.b.sweep_outbox(false));
-        (a.unwrap(), b.unwrap());
+        a.unwrap();
+        b.unwrap();
         assert_eq!(agents.queue.by_id.lock().unwrap().get(&id), Some(&1));
         assert_eq!(agents.queue.total(), 1);
         assert_eq!(agents.b.outbox_len().await.unwrap(), 0);
