@@ -437,22 +437,25 @@ mod tests {
                     .unwrap()
             }
         };
+        // `packed` received by both agents at the same instant.
+        let at_both = |packed: String| {
+            let (a, b) = (a.clone(), b.clone());
+            let (at_a, at_b) = (unpack(packed.clone()), unpack(packed));
+            async move {
+                let (at_a, at_b) = (at_a.await, at_b.await);
+                let (outcome_a, outcome_b) = tokio::join!(
+                    tokio::spawn(async move { a.receive(at_a).await }),
+                    tokio::spawn(async move { b.receive(at_b).await }),
+                );
+                (outcome_a, outcome_b)
+            }
+        };
         // The wallet connects through the customer's invitation; its message reaches both
         // agents at once.
         let ping = Message::new(trust_ping::PING, json!({ "response_requested": false }))
             .pthid(customer.invitation_id.clone());
         let packed = from_phone(ping).await;
-        let (at_a, at_b) = (unpack(packed.clone()).await, unpack(packed).await);
-        let (outcome_a, outcome_b) = tokio::join!(
-            tokio::spawn({
-                let a = a.clone();
-                async move { a.receive(at_a).await }
-            }),
-            tokio::spawn({
-                let b = b.clone();
-                async move { b.receive(at_b).await }
-            }),
-        );
+        let (outcome_a, outcome_b) = at_both(packed).await;
         for outcome in [outcome_a.unwrap(), outcome_b.unwrap()] {
             assert!(matches!(outcome, Ok(Outcome::Accepted)), "{outcome:?}");
         }
@@ -482,17 +485,7 @@ mod tests {
             detail: offered.detail.clone(),
         });
         let packed = from_phone(request).await;
-        let (at_a, at_b) = (unpack(packed.clone()).await, unpack(packed).await);
-        let (outcome_a, outcome_b) = tokio::join!(
-            tokio::spawn({
-                let a = a.clone();
-                async move { a.receive(at_a).await }
-            }),
-            tokio::spawn({
-                let b = b.clone();
-                async move { b.receive(at_b).await }
-            }),
-        );
+        let (outcome_a, outcome_b) = at_both(packed).await;
         // Both take it (the wallet sent it once; whichever agent lost the race sees it done).
         for outcome in [outcome_a.unwrap(), outcome_b.unwrap()] {
             assert!(matches!(outcome, Ok(Outcome::Accepted)), "{outcome:?}");
