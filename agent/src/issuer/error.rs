@@ -122,6 +122,9 @@ impl From<StorageError> for IssuerError {
     }
 }
 
+/// How often one request's change is made again after losing to concurrent ones.
+pub(crate) const MAX_RACES: usize = 3;
+
 /// The words of [`IssuerError::changed_meanwhile`].
 const CHANGED_MEANWHILE: &str = "the record changed while this request ran; try again";
 

@@ -9,6 +9,7 @@ use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
 use lanyard_protocol::protocols::{issue_credential, present_proof, trust_ping, ProtocolError};
 
 use super::customers::Customer;
+use super::error::MAX_RACES;
 use super::outbox::Change;
 use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, SEEN};
 use super::store::{BatchError, IssuerStorage, IssuerStorageExt};
@@ -235,9 +236,6 @@ pub(crate) enum Answer {
     Raced,
 }
 
-/// How often one message's change is made again after losing to concurrent ones.
-const MAX_RACES: usize = 3;
-
 impl From<IssuerError> for Answer {
     fn from(error: IssuerError) -> Self {
         if error.is_changed_meanwhile() {
@@ -393,22 +391,7 @@ mod tests {
         let agents = crate::testing::TwoAgents::new(dir.path(), IssuerLimits::default());
         let (a, b) = (agents.a.clone(), agents.b.clone());
         let (org, _) = a.create_org("Acme").await.unwrap();
-        let template = a
-            .create_template(
-                &org,
-                &json!({
-                    "templateName": "Membership",
-                    "credentialIssuer": "Acme",
-                    "credentialType": "Membership",
-                    "logoURL": "https://example.com/logo.png",
-                    "credentialExpiration": null,
-                    "customFields": ["level"],
-                    "descriptions": ["Level"],
-                    "numberOfCredentials": null
-                }),
-            )
-            .await
-            .unwrap();
+        let template = a.create_template(&org, &membership()).await.unwrap();
         let (customer, _) = a
             .onboard(
                 &org,
@@ -522,5 +505,104 @@ mod tests {
         assert_eq!(thid, offered.thid);
         assert_eq!(Some(credential), record.credential);
         assert_eq!(a.outbox_len().await.unwrap(), 0);
+    }
+
+    /// A template with one custom field, `level`.
+    fn membership() -> serde_json::Value {
+        json!({
+            "templateName": "Membership",
+            "credentialIssuer": "Acme",
+            "credentialType": "Membership",
+            "logoURL": "https://example.com/logo.png",
+            "credentialExpiration": null,
+            "customFields": ["level"],
+            "descriptions": ["Level"],
+            "numberOfCredentials": null
+        })
+    }
+
+    /// A customer of `org` whose wallet (a fresh one) connected through `issuer`; the wallet's
+    /// DID.
+    async fn connected_customer(
+        issuer: &crate::testing::SharedIssuer,
+        org: &Org,
+        name: &str,
+    ) -> (Customer, String) {
+        let (customer, _) = issuer
+            .onboard(
+                org,
+                &json!({ "name": name, "medium": "email", "email": "someone@example.com" }),
+            )
+            .await
+            .unwrap();
+        let ring = Arc::new(KeyRing::new());
+        let phone = phone_did(&ring, "http://agent.test/didcomm");
+        let ping = Message::new(trust_ping::PING, json!({ "response_requested": false }))
+            .pthid(customer.invitation_id.clone())
+            .from(phone.clone())
+            .to([org.didcomm_did.clone()]);
+        let packed = DidComm::new(ring, Resolver::default())
+            .pack_authcrypt(&ping, &phone, &[&org.didcomm_did], false)
+            .await
+            .unwrap();
+        let unpacked = DidComm::new(issuer.keys().clone(), Resolver::default())
+            .unpack(&packed)
+            .await
+            .unwrap();
+        issuer.receive(unpacked).await.unwrap();
+        (customer, phone)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offers_at_two_agents_at_once_take_distinct_status_indexes() {
+        use crate::issuer::status_list::{StatusCounter, STATUS_COUNTERS};
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), IssuerLimits::default());
+        let (a, b) = (agents.a.clone(), agents.b.clone());
+        let (org, _) = a.create_org("Acme").await.unwrap();
+        let template = a.create_template(&org, &membership()).await.unwrap();
+        let (ada, _) = connected_customer(&a, &org, "Ada").await;
+        let (bea, _) = connected_customer(&b, &org, "Bea").await;
+        let offer = |customer: &Customer| {
+            json!({
+                "customerId": customer.id,
+                "templateId": template.template_id,
+                "values": { "level": "gold" }
+            })
+        };
+        // Every offer of the organisation takes the next index of its one status list.
+        for _ in 0..5 {
+            let (to_ada, to_bea) = (offer(&ada), offer(&bea));
+            let (at_a, at_b) = tokio::join!(
+                tokio::spawn({
+                    let (a, org) = (a.clone(), org.clone());
+                    async move { a.offer_to_customer(&org, &to_ada).await }
+                }),
+                tokio::spawn({
+                    let (b, org) = (b.clone(), org.clone());
+                    async move { b.offer_to_customer(&org, &to_bea).await }
+                }),
+            );
+            let (at_a, at_b) = (at_a.unwrap().unwrap(), at_b.unwrap().unwrap());
+            assert_ne!(at_a.status_index, at_b.status_index);
+        }
+        let mut indexes: Vec<u64> = a
+            .credential_exchanges(&org)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.status_index)
+            .collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..10).collect::<Vec<u64>>());
+        let counter: StatusCounter = agents
+            .storage
+            .get_json(STATUS_COUNTERS, &org.record.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counter.next, 10);
+        let template = a.template(&org, &template.template_id).await.unwrap();
+        assert_eq!(template.total_offered, 10);
     }
 }
