@@ -141,6 +141,11 @@ pub struct Config {
     /// KMS). Created (random, mode 0600) when missing. Default `<data_dir>/agent.key`; read it
     /// through [`Config::key_file`].
     pub key_file: Option<PathBuf>,
+    // Several agents on one store (issue 13, h/claims): background work done once.
+    /// `LANYARD_CALLBACK_POLL_MS`: the longest wait between two looks for due callback events,
+    /// in milliseconds (default 2000): events another agent on the same database wrote (and
+    /// did not deliver, having died) are delivered within it.
+    pub callback_poll: Duration,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -175,6 +180,7 @@ lanyard_protocol::redacted_debug!(Config {
         callback_concurrency,
         callback_retention,
         key_file,
+        callback_poll,
     ],
     redacted: [admin_token, database_url, smtp_url, sms_url, sms_token],
 });
@@ -219,12 +225,14 @@ impl Default for Config {
             callback_retention: Duration::from_secs(7 * 24 * 3600),
             // Shared identity (issue 13, h/ident).
             key_file: None,
+            // Several agents on one store (h/claims).
+            callback_poll: Duration::from_secs(2),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 50] = [
+const VARIABLES: [&str; 51] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -278,6 +286,8 @@ const VARIABLES: [&str; 50] = [
     "LANYARD_CALLBACK_CONCURRENCY",
     "LANYARD_CALLBACK_RETENTION_S",
     "LANYARD_KEY_FILE",
+    // Several agents on one store (h/claims).
+    "LANYARD_CALLBACK_POLL_MS",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -690,6 +700,10 @@ impl Config {
         // Shared identity (issue 13, h/ident).
         if let Some(v) = get("LANYARD_KEY_FILE").filter(|v| !v.trim().is_empty()) {
             config.key_file = Some(PathBuf::from(v));
+        }
+        // Several agents on one store (h/claims).
+        if let Some(d) = millis("LANYARD_CALLBACK_POLL_MS", 600_000)? {
+            config.callback_poll = d;
         }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(

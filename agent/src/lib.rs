@@ -293,6 +293,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             retry_unit: config.callback_retry,
             concurrency: config.callback_concurrency,
             retention: config.callback_retention,
+            poll: config.callback_poll,
         },
     ));
     let (shutdown, stopped) = tokio::sync::watch::channel(false);

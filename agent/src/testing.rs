@@ -75,3 +75,108 @@ impl<I: IssuerStorage> Parts<I> {
         ))
     }
 }
+
+/// A mediator stand-in that counts what it is asked to queue, by message id, and keeps the
+/// envelopes; it refuses everything while `refusing`.
+#[derive(Default)]
+pub(crate) struct CountingQueue {
+    /// Hand-overs taken, by message id (a repeat is counted, not de-duplicated).
+    pub(crate) by_id: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// The envelopes taken, with their recipients, in order.
+    pub(crate) envelopes: std::sync::Mutex<Vec<(String, String)>>,
+    /// Whether it refuses hand-overs now.
+    pub(crate) refusing: std::sync::atomic::AtomicBool,
+}
+
+impl CountingQueue {
+    /// How many hand-overs it took in all.
+    pub(crate) fn total(&self) -> usize {
+        self.by_id.lock().unwrap().values().sum()
+    }
+}
+
+impl crate::mediator::QueuePort for CountingQueue {
+    fn enqueue<'a>(
+        &'a self,
+        recipient: &'a str,
+        envelope: &'a str,
+        id: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::mediator::Refusal>> {
+        Box::pin(async move {
+            if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(crate::mediator::Refusal::UnknownRecipient(
+                    recipient.to_string(),
+                ));
+            }
+            // A hand-over takes a moment: two agents at it at once overlap.
+            tokio::task::yield_now().await;
+            *self
+                .by_id
+                .lock()
+                .unwrap()
+                .entry(id.to_string())
+                .or_default() += 1;
+            self.envelopes
+                .lock()
+                .unwrap()
+                .push((recipient.to_string(), envelope.to_string()));
+            Ok(())
+        })
+    }
+}
+
+/// A hardened client that may reach loopback (the tests' receivers).
+pub(crate) fn loopback() -> lanyard_protocol::net::HttpClient {
+    lanyard_protocol::net::HttpClient::new(lanyard_protocol::net::NetPolicy::loopback()).unwrap()
+}
+
+/// The issuer of one agent of several sharing a store.
+pub(crate) type SharedIssuer = Issuer<Arc<SledIssuerStorage>>;
+
+/// Two agents' issuers on ONE store (as two agents on one database), handing over to one
+/// [`CountingQueue`]; they share the key ring and identity store (the organisations' keys).
+pub(crate) struct TwoAgents {
+    /// The first agent's issuer.
+    pub(crate) a: Arc<SharedIssuer>,
+    /// The second agent's issuer.
+    pub(crate) b: Arc<SharedIssuer>,
+    /// Where both hand over.
+    pub(crate) queue: Arc<CountingQueue>,
+    /// The store both use.
+    pub(crate) storage: Arc<SledIssuerStorage>,
+    _mediator: SledStorage,
+}
+
+impl TwoAgents {
+    /// The two, in `dir`, within `limits`.
+    pub(crate) fn new(dir: &std::path::Path, limits: crate::issuer::IssuerLimits) -> TwoAgents {
+        let identity = crate::identity::load_or_create(dir, "http://agent.test/didcomm").unwrap();
+        let mediator = SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap();
+        let invitations: Arc<dyn InvitationStore> = Arc::new(mediator.invitations().unwrap());
+        let storage = Arc::new(
+            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO, &[7u8; 32]).unwrap(),
+        );
+        let queue = Arc::new(CountingQueue::default());
+        let issuer = || {
+            Arc::new(
+                Issuer::new(
+                    storage.clone(),
+                    identity.keys.clone(),
+                    identity.store.clone(),
+                    "http://agent.test".into(),
+                )
+                .with_mediator(queue.clone(), invitations.clone(), "lanyard")
+                .with_limits(limits.clone())
+                // Callback receivers in tests are on loopback.
+                .with_network(loopback(), 1 << 20),
+            )
+        };
+        TwoAgents {
+            a: issuer(),
+            b: issuer(),
+            queue,
+            storage,
+            _mediator: mediator,
+        }
+    }
+}

@@ -5,6 +5,14 @@
 //! organisation's callback secret, and is retried with exponential backoff until the receiver
 //! answers 2xx or the attempts run out. Events are written in the same atomic change as what
 //! caused them, so a crash delays a callback but never loses it; every attempt is visible.
+//!
+//! Several agents on one store deliver each attempt once: an agent makes an attempt only
+//! under a lease on the event ([`Claim`]), taken in a write guarded by the event as read, and
+//! records the attempt's outcome in a write guarded by the leased event, which gives the lease
+//! up. An agent that died during an attempt holds the event until the lease runs out (longer
+//! than one delivery may take); then any agent's loop tries again. Each loop looks for due
+//! events at least every poll interval, so events another agent wrote are found even if that
+//! agent died before it delivered them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
+use super::claim::{self, Claim};
+use super::store::{BatchError, Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::{iso_millis, now_ms};
 use super::{Issuer, IssuerError, Org};
 
@@ -67,6 +76,9 @@ pub struct Event {
     pub next_attempt_ms: Option<u64>,
     /// Whether a delivery succeeded.
     pub delivered: bool,
+    /// The agent making an attempt now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim: Option<Claim>,
 }
 
 lanyard_protocol::redacted_debug!(Event {
@@ -77,7 +89,8 @@ lanyard_protocol::redacted_debug!(Event {
         created_ms,
         attempts,
         next_attempt_ms,
-        delivered
+        delivered,
+        claim
     ],
     redacted: [data],
 });
@@ -94,6 +107,7 @@ impl Event {
             attempts: Vec::new(),
             next_attempt_ms: Some(now_ms()),
             delivered: false,
+            claim: None,
         }
     }
 
@@ -250,6 +264,14 @@ impl<S: IssuerStorage> Issuer<S> {
                 tracing::error!(%key, "unreadable callback event");
                 continue;
             };
+            if let Some(held) = event.claim.as_ref().filter(|c| c.held(now)) {
+                // An agent is making an attempt; if it dies, the event is due when its
+                // lease runs out.
+                if event.next_attempt_ms.is_some() {
+                    soonest(held.until_ms);
+                }
+                continue;
+            }
             match event.next_attempt_ms {
                 Some(at) if at <= now => due
                     .entry(event.org_id.clone())
@@ -275,7 +297,9 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((due, next))
     }
 
-    /// Delivers one organisation's due events, oldest first.
+    /// Delivers one organisation's due events, oldest first: each under a lease taken from
+    /// the event as read (skipped when another agent took it since), its outcome recorded
+    /// under the lease, which it gives up.
     async fn deliver_org(
         &self,
         client: &HttpClient,
@@ -283,30 +307,56 @@ impl<S: IssuerStorage> Issuer<S> {
         unit: Duration,
     ) {
         for (key, bytes) in events {
-            let Ok(event) = serde_json::from_slice::<Event>(&bytes) else {
+            let Ok(mut event) = serde_json::from_slice::<Event>(&bytes) else {
                 continue;
             };
-            let updated = self.attempt(client, event, unit).await;
-            let write = match Write::put(EVENTS, &key, &updated) {
-                Ok(write) => write,
-                Err(error) => {
-                    tracing::error!(%key, %error, "callback event not updated");
-                    return;
-                }
+            if claim::held(&event.claim, now_ms()) {
+                continue;
+            }
+            event.claim = Some(Claim::new(&self.agent_id, attempt_lease(client)));
+            let Some(leased) = self.replace_event(&key, bytes, &event).await else {
+                // Another agent took it (or it changed) since it was read.
+                continue;
             };
-            let applied = self
-                .storage
-                .apply(
-                    vec![Expect::Equals {
-                        collection: EVENTS,
-                        key: key.clone(),
-                        value: bytes,
-                    }],
-                    vec![write],
-                )
-                .await;
-            if let Err(error) = applied {
+            let mut updated = self.attempt(client, event, unit).await;
+            updated.claim = None;
+            if self.replace_event(&key, leased, &updated).await.is_none() {
+                tracing::warn!(%key, "callback attempt not recorded: the event's lease ran out and another agent took it");
+            }
+        }
+    }
+
+    /// Writes `event` at `key` if it still holds `before`; the bytes written, or None when
+    /// it changed meanwhile (or the write failed, which is logged).
+    async fn replace_event(&self, key: &str, before: Vec<u8>, event: &Event) -> Option<Vec<u8>> {
+        let after = match serde_json::to_vec(event) {
+            Ok(after) => after,
+            Err(error) => {
+                tracing::error!(%key, %error, "callback event not updated");
+                return None;
+            }
+        };
+        let applied = self
+            .storage
+            .apply(
+                vec![Expect::Equals {
+                    collection: EVENTS,
+                    key: key.to_string(),
+                    value: before,
+                }],
+                vec![Write::Put {
+                    collection: EVENTS,
+                    key: key.to_string(),
+                    value: after.clone(),
+                }],
+            )
+            .await;
+        match applied {
+            Ok(()) => Some(after),
+            Err(BatchError::Conflict) => None,
+            Err(BatchError::Storage(error)) => {
                 tracing::warn!(%key, %error, "callback event not updated");
+                None
             }
         }
     }
@@ -401,6 +451,13 @@ enum AttemptError {
     Send(&'static str),
 }
 
+/// How long an agent holds an event while it makes one attempt: well beyond the longest an
+/// attempt may take (the client's total timeout), so that a live agent's attempt is never
+/// made again by another; an attempt of an agent that died is made again after it.
+fn attempt_lease(client: &HttpClient) -> Duration {
+    client.policy().timeout.saturating_mul(2) + Duration::from_secs(30)
+}
+
 /// How callbacks are delivered.
 #[derive(Clone, Debug)]
 pub struct Deliveries {
@@ -412,6 +469,9 @@ pub struct Deliveries {
     pub concurrency: usize,
     /// How long finished events are kept.
     pub retention: Duration,
+    /// The longest wait between two looks for due events: events other agents on the same
+    /// store wrote (and did not deliver, having died) are found within it.
+    pub poll: Duration,
 }
 
 /// Runs deliveries until the issuer is dropped: wakes when `wake` is notified (a new event was
@@ -467,9 +527,11 @@ pub async fn run<S: IssuerStorage + 'static>(
                 }
             }
         };
-        let wait = next.map_or(Duration::from_secs(60), |at| {
-            Duration::from_millis(at.saturating_sub(now_ms()))
-        });
+        let wait = next
+            .map_or(deliveries.poll, |at| {
+                Duration::from_millis(at.saturating_sub(now_ms()))
+            })
+            .min(deliveries.poll);
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
@@ -480,6 +542,7 @@ pub async fn run<S: IssuerStorage + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuer::time::now_ms;
 
     #[test]
     fn signatures_are_hmac_sha256_of_time_dot_body() {
@@ -501,5 +564,152 @@ mod tests {
         assert_eq!(backoff(1, unit), Duration::from_secs(1));
         assert_eq!(backoff(4, unit), Duration::from_secs(8));
         assert_eq!(backoff(30, unit), Duration::from_secs(600));
+    }
+
+    /// A callback receiver on loopback: counts deliveries by event id and refuses (500) the
+    /// first delivery of each event, takes (204) the rest.
+    async fn receiver() -> (String, Arc<Mutex<std::collections::HashMap<String, usize>>>) {
+        let seen: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+        let log = seen.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let log = log.clone();
+                async move {
+                    let id = headers["x-lanyard-delivery"].to_str().unwrap().to_string();
+                    let mut log = log.lock().unwrap();
+                    let n = log.entry(id).or_default();
+                    *n += 1;
+                    if *n == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, seen)
+    }
+
+    fn deliveries() -> Deliveries {
+        Deliveries {
+            client: crate::testing::loopback(),
+            retry_unit: Duration::from_millis(5),
+            concurrency: 4,
+            retention: Duration::from_secs(3600),
+            poll: Duration::from_millis(20),
+        }
+    }
+
+    /// Commits `n` events of `org` through `issuer`.
+    async fn events_by<S: IssuerStorage>(issuer: &Issuer<S>, org: &Org, n: usize) {
+        let mut change = super::super::outbox::Change::default();
+        for i in 0..n {
+            change.event(org, "test.event", json!({ "n": i }));
+        }
+        issuer.commit(change).await.unwrap();
+    }
+
+    /// Waits (a bounded while) until every event of `org` is delivered; returns them.
+    async fn all_delivered<S: IssuerStorage>(
+        issuer: &Issuer<S>,
+        org: &Org,
+        n: usize,
+    ) -> Vec<Event> {
+        for _ in 0..1000 {
+            let (events, total) = issuer.events(org, 1, n).await.unwrap();
+            if total == n && events.iter().all(|e| e.delivered) {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the events were not all delivered");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_agents_delivering_one_store_make_each_attempt_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), Default::default());
+        let (url, seen) = receiver().await;
+        let (org, _) = agents.a.create_org("Acme").await.unwrap();
+        agents
+            .a
+            .set_callback(&org, &json!({ "url": url }))
+            .await
+            .unwrap();
+        for issuer in [&agents.a, &agents.b] {
+            tokio::spawn(run(
+                Arc::downgrade(issuer),
+                issuer.callback_waker(),
+                deliveries(),
+            ));
+        }
+        // Events written by both agents, while both loops run.
+        const N: usize = 40;
+        let (a, b) = tokio::join!(
+            events_by(&*agents.a, &org, N / 2),
+            events_by(&*agents.b, &org, N / 2)
+        );
+        ((), ()) = (a, b);
+        let events = all_delivered(&*agents.a, &org, N).await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), N, "every event reached the receiver");
+        for event in &events {
+            // Refused once, taken at the retry: two attempts, each made once.
+            assert_eq!(seen.get(&event.id), Some(&2), "deliveries of {}", event.id);
+            let statuses: Vec<_> = event.attempts.iter().map(|a| a.status).collect();
+            assert_eq!(statuses, [Some(500), Some(204)], "attempts of {}", event.id);
+            assert_eq!(event.claim, None, "the lease was given up");
+        }
+    }
+
+    #[tokio::test]
+    async fn events_of_an_agent_that_died_are_delivered_by_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), Default::default());
+        let (url, seen) = receiver().await;
+        let (org, _) = agents.a.create_org("Acme").await.unwrap();
+        agents
+            .a
+            .set_callback(&org, &json!({ "url": url }))
+            .await
+            .unwrap();
+        // A writes events (its wake reaches no loop) and is gone.
+        events_by(&*agents.a, &org, 3).await;
+        // One event A had leased (an attempt under way) when it died.
+        let (key, bytes) = agents
+            .storage
+            .scan(EVENTS, "", 0, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        let mut leased: Event = serde_json::from_slice(&bytes).unwrap();
+        leased.claim = Some(Claim {
+            by: "agent-dead".into(),
+            until_ms: now_ms() + 200,
+        });
+        agents
+            .storage
+            .apply(vec![], vec![Write::put(EVENTS, &key, &leased).unwrap()])
+            .await
+            .unwrap();
+        // Only B delivers.
+        tokio::spawn(run(
+            Arc::downgrade(&agents.b),
+            agents.b.callback_waker(),
+            deliveries(),
+        ));
+        let events = all_delivered(&*agents.b, &org, 3).await;
+        let seen = seen.lock().unwrap().clone();
+        for event in &events {
+            assert_eq!(seen.get(&event.id), Some(&2), "deliveries of {}", event.id);
+            assert_eq!(event.attempts.len(), 2);
+        }
+        // The leased one was tried only after its lease ran out.
+        let retaken = events.iter().find(|e| e.id == leased.id).unwrap();
+        assert!(retaken.attempts[0].at_ms >= leased.claim.as_ref().unwrap().until_ms);
     }
 }

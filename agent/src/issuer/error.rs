@@ -83,6 +83,19 @@ impl IssuerError {
         IssuerError::Internal(message.to_string())
     }
 
+    /// The records a change was made from changed before it was applied (another request, or
+    /// another agent on the same store, changed them): nothing was written; trying again
+    /// reads them afresh.
+    pub(crate) fn changed_meanwhile() -> IssuerError {
+        IssuerError::Conflict(CHANGED_MEANWHILE.to_string())
+    }
+
+    /// Whether this is [`IssuerError::changed_meanwhile`] (a race lost, worth trying again),
+    /// not a conflict with what is stored.
+    pub(crate) fn is_changed_meanwhile(&self) -> bool {
+        matches!(self, IssuerError::Conflict(m) if m == CHANGED_MEANWHILE)
+    }
+
     /// The same error about a part of a larger field: `prefix` goes before the field's name
     /// (or before the message when it names no field).
     pub(crate) fn within(self, prefix: &str) -> IssuerError {
@@ -109,12 +122,16 @@ impl From<StorageError> for IssuerError {
     }
 }
 
+/// How often one request's change is made again after losing to concurrent ones.
+pub(crate) const MAX_RACES: usize = 3;
+
+/// The words of [`IssuerError::changed_meanwhile`].
+const CHANGED_MEANWHILE: &str = "the record changed while this request ran; try again";
+
 impl From<BatchError> for IssuerError {
     fn from(error: BatchError) -> Self {
         match error {
-            BatchError::Conflict => {
-                IssuerError::conflict("the record changed while this request ran; try again")
-            }
+            BatchError::Conflict => IssuerError::changed_meanwhile(),
             BatchError::Storage(error) => error.into(),
         }
     }

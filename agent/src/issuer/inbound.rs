@@ -9,10 +9,10 @@ use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
 use lanyard_protocol::protocols::{issue_credential, present_proof, trust_ping, ProtocolError};
 
 use super::customers::Customer;
+use super::error::MAX_RACES;
 use super::outbox::Change;
 use super::records::{connection_key, Connection, CredentialState, CONNECTIONS, SEEN};
-use super::store::{BatchError, IssuerStorage, IssuerStorageExt, Write};
-use super::time::now_ms;
+use super::store::{BatchError, IssuerStorage, IssuerStorageExt};
 use super::{Issuer, IssuerError, Org, CUSTOMERS, CUSTOMER_INVITATIONS, ORG_AGREEMENT_KEYS};
 use crate::mediator::{Outcome, Refusal};
 
@@ -47,17 +47,25 @@ impl<S: IssuerStorage> Issuer<S> {
             return Err(Refusal::Unauthenticated("a message to an organisation"));
         };
         let message = unpacked.message;
-        if self
-            .storage
-            .get(SEEN, &message.id)
-            .await
-            .map_err(Refusal::Storage)?
-            .is_some()
-        {
-            tracing::debug!(message = %message.id, "already handled");
-            return Ok(Outcome::Accepted);
-        }
-        let result = self.dispatch(&org, &sender, &message).await;
+        // A change lost to a concurrent one (the same message at another agent, or another
+        // message changing the same records) is made again from what is stored then.
+        let mut races = 0;
+        let result = loop {
+            if self
+                .storage
+                .get(SEEN, &message.id)
+                .await
+                .map_err(Refusal::Storage)?
+                .is_some()
+            {
+                tracing::debug!(message = %message.id, "already handled");
+                return Ok(Outcome::Accepted);
+            }
+            match self.dispatch(&org, &sender, &message).await {
+                Err(Answer::Raced) if races < MAX_RACES => races += 1,
+                other => break other,
+            }
+        };
         match result {
             Ok(()) => Ok(Outcome::Accepted),
             Err(Answer::Problem(code, comment)) => {
@@ -79,17 +87,20 @@ impl<S: IssuerStorage> Issuer<S> {
                     return Ok(Outcome::Accepted);
                 }
                 tracing::info!(org = %org.record.id, from = %sender, %code, %comment, "problem reported to a wallet");
-                let mut change = Change::default();
-                change
-                    .writes
-                    .push(Write::put(SEEN, &message.id, &now_ms()).map_err(Refusal::Storage)?);
+                let mut change = self.seen(&message).map_err(api_refusal)?;
                 change
                     .send(&org.didcomm_did, &sender, report)
                     .map_err(api_refusal)?;
-                self.commit(change).await.map_err(api_refusal)?;
-                Ok(Outcome::Accepted)
+                match self.commit(change).await {
+                    Ok(()) => Ok(Outcome::Accepted),
+                    // Handled meanwhile (by another agent): what it did stands, unanswered.
+                    Err(error) if error.is_changed_meanwhile() => Ok(Outcome::Accepted),
+                    Err(error) => Err(api_refusal(error)),
+                }
             }
             Err(Answer::Refuse(refusal)) => Err(refusal),
+            // Lost every time: the wallet may send it again.
+            Err(Answer::Raced) => Err(api_refusal(IssuerError::changed_meanwhile())),
         }
     }
 
@@ -220,10 +231,16 @@ pub(crate) enum Answer {
     Problem(String, String),
     /// Refused at the door (the HTTP answer says why).
     Refuse(Refusal),
+    /// The change it made lost to a concurrent one; nothing was written ([`Issuer::receive`]
+    /// makes it again).
+    Raced,
 }
 
 impl From<IssuerError> for Answer {
     fn from(error: IssuerError) -> Self {
+        if error.is_changed_meanwhile() {
+            return Answer::Raced;
+        }
         Answer::Refuse(api_refusal(error))
     }
 }
@@ -362,5 +379,230 @@ mod tests {
         };
         assert_eq!(reply.type_, trust_ping::PING_RESPONSE);
         assert_eq!(reply.thid.as_deref(), Some(asked.id.as_str()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_request_at_two_agents_at_once_issues_one_credential() {
+        use crate::issuer::records::{credential_key, IssuedCredential, CREDENTIALS};
+        use crate::issuer::status_list::{StatusCounter, STATUS_COUNTERS};
+        use lanyard_protocol::protocols::issue_credential::{self, Offer};
+
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), IssuerLimits::default());
+        let (a, b) = (agents.a.clone(), agents.b.clone());
+        let (org, _) = a.create_org("Acme").await.unwrap();
+        let template = a.create_template(&org, &membership()).await.unwrap();
+        let (customer, _) = a
+            .onboard(
+                &org,
+                &json!({ "name": "Ada", "medium": "email", "email": "ada@example.com" }),
+            )
+            .await
+            .unwrap();
+        let ring = Arc::new(KeyRing::new());
+        let phone = phone_did(&ring, "http://agent.test/didcomm");
+        let from_phone = |message: Message| {
+            let (ring, phone, org) = (ring.clone(), phone.clone(), org.didcomm_did.clone());
+            async move {
+                let message = message.from(phone.clone()).to([org.clone()]);
+                DidComm::new(ring, Resolver::default())
+                    .pack_authcrypt(&message, &phone, &[&org], false)
+                    .await
+                    .unwrap()
+            }
+        };
+        let unpack = |packed: String| {
+            let keys = a.keys().clone();
+            async move {
+                DidComm::new(keys, Resolver::default())
+                    .unpack(&packed)
+                    .await
+                    .unwrap()
+            }
+        };
+        // `packed` received by both agents at the same instant.
+        let at_both = |packed: String| {
+            let (a, b) = (a.clone(), b.clone());
+            let (at_a, at_b) = (unpack(packed.clone()), unpack(packed));
+            async move {
+                let (at_a, at_b) = (at_a.await, at_b.await);
+                let (outcome_a, outcome_b) = tokio::join!(
+                    tokio::spawn(async move { a.receive(at_a).await }),
+                    tokio::spawn(async move { b.receive(at_b).await }),
+                );
+                (outcome_a, outcome_b)
+            }
+        };
+        // The wallet connects through the customer's invitation; its message reaches both
+        // agents at once.
+        let ping = Message::new(trust_ping::PING, json!({ "response_requested": false }))
+            .pthid(customer.invitation_id.clone());
+        let packed = from_phone(ping).await;
+        let (outcome_a, outcome_b) = at_both(packed).await;
+        for outcome in [outcome_a.unwrap(), outcome_b.unwrap()] {
+            assert!(matches!(outcome, Ok(Outcome::Accepted)), "{outcome:?}");
+        }
+        let onboarded = a.customer(&org, &customer.id).await.unwrap();
+        assert_eq!(onboarded.status, Status::Onboarded);
+        assert_eq!(onboarded.connection_did.as_deref(), Some(phone.as_str()));
+        assert_eq!(agents.queue.total(), 0, "nothing was answered to the ping");
+        let offered = a
+            .offer_to_customer(
+                &org,
+                &json!({
+                    "customerId": customer.id,
+                    "templateId": template.template_id,
+                    "values": { "level": "gold" }
+                }),
+            )
+            .await
+            .unwrap();
+        let handed_before = agents.queue.total();
+
+        // Its request reaches both agents at the same instant.
+        let request = issue_credential::request_message(&Offer {
+            thid: offered.thid.clone(),
+            comment: None,
+            attributes: vec![],
+            descriptions: vec![],
+            detail: offered.detail.clone(),
+        });
+        let packed = from_phone(request).await;
+        let (outcome_a, outcome_b) = at_both(packed).await;
+        // Both take it (the wallet sent it once; whichever agent lost the race sees it done).
+        for outcome in [outcome_a.unwrap(), outcome_b.unwrap()] {
+            assert!(matches!(outcome, Ok(Outcome::Accepted)), "{outcome:?}");
+        }
+        let key = credential_key(&org.record.id, &offered.thid);
+        let record: IssuedCredential = agents
+            .storage
+            .get_json(CREDENTIALS, &key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.state, CredentialState::Issued);
+        let template = a.template(&org, &template.template_id).await.unwrap();
+        assert_eq!((template.total_offered, template.total_issued), (1, 1));
+        let counter: StatusCounter = agents
+            .storage
+            .get_json(STATUS_COUNTERS, &org.record.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counter.next, 1, "one status list index handed out");
+        // One hand-over: the credential, once.
+        assert_eq!(agents.queue.total(), handed_before + 1);
+        let envelopes = agents.queue.envelopes.lock().unwrap().clone();
+        let (to, issued) = envelopes.last().unwrap().clone();
+        assert_eq!(to, phone);
+        let issued = DidComm::new(ring.clone(), Resolver::default())
+            .unpack(&issued)
+            .await
+            .unwrap()
+            .message;
+        assert_eq!(issued.type_, issue_credential::ISSUE);
+        let (thid, credential) = issue_credential::parse_issue(&issued).unwrap();
+        assert_eq!(thid, offered.thid);
+        assert_eq!(Some(credential), record.credential);
+        assert_eq!(a.outbox_len().await.unwrap(), 0);
+    }
+
+    /// A template with one custom field, `level`.
+    fn membership() -> serde_json::Value {
+        json!({
+            "templateName": "Membership",
+            "credentialIssuer": "Acme",
+            "credentialType": "Membership",
+            "logoURL": "https://example.com/logo.png",
+            "credentialExpiration": null,
+            "customFields": ["level"],
+            "descriptions": ["Level"],
+            "numberOfCredentials": null
+        })
+    }
+
+    /// A customer of `org` whose wallet (a fresh one) connected through `issuer`; the wallet's
+    /// DID.
+    async fn connected_customer(
+        issuer: &crate::testing::SharedIssuer,
+        org: &Org,
+        name: &str,
+    ) -> (Customer, String) {
+        let (customer, _) = issuer
+            .onboard(
+                org,
+                &json!({ "name": name, "medium": "email", "email": "someone@example.com" }),
+            )
+            .await
+            .unwrap();
+        let ring = Arc::new(KeyRing::new());
+        let phone = phone_did(&ring, "http://agent.test/didcomm");
+        let ping = Message::new(trust_ping::PING, json!({ "response_requested": false }))
+            .pthid(customer.invitation_id.clone())
+            .from(phone.clone())
+            .to([org.didcomm_did.clone()]);
+        let packed = DidComm::new(ring, Resolver::default())
+            .pack_authcrypt(&ping, &phone, &[&org.didcomm_did], false)
+            .await
+            .unwrap();
+        let unpacked = DidComm::new(issuer.keys().clone(), Resolver::default())
+            .unpack(&packed)
+            .await
+            .unwrap();
+        issuer.receive(unpacked).await.unwrap();
+        (customer, phone)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offers_at_two_agents_at_once_take_distinct_status_indexes() {
+        use crate::issuer::status_list::{StatusCounter, STATUS_COUNTERS};
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), IssuerLimits::default());
+        let (a, b) = (agents.a.clone(), agents.b.clone());
+        let (org, _) = a.create_org("Acme").await.unwrap();
+        let template = a.create_template(&org, &membership()).await.unwrap();
+        let (ada, _) = connected_customer(&a, &org, "Ada").await;
+        let (bea, _) = connected_customer(&b, &org, "Bea").await;
+        let offer = |customer: &Customer| {
+            json!({
+                "customerId": customer.id,
+                "templateId": template.template_id,
+                "values": { "level": "gold" }
+            })
+        };
+        // Every offer of the organisation takes the next index of its one status list.
+        for _ in 0..5 {
+            let (to_ada, to_bea) = (offer(&ada), offer(&bea));
+            let (at_a, at_b) = tokio::join!(
+                tokio::spawn({
+                    let (a, org) = (a.clone(), org.clone());
+                    async move { a.offer_to_customer(&org, &to_ada).await }
+                }),
+                tokio::spawn({
+                    let (b, org) = (b.clone(), org.clone());
+                    async move { b.offer_to_customer(&org, &to_bea).await }
+                }),
+            );
+            let (at_a, at_b) = (at_a.unwrap().unwrap(), at_b.unwrap().unwrap());
+            assert_ne!(at_a.status_index, at_b.status_index);
+        }
+        let mut indexes: Vec<u64> = a
+            .credential_exchanges(&org)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.status_index)
+            .collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..10).collect::<Vec<u64>>());
+        let counter: StatusCounter = agents
+            .storage
+            .get_json(STATUS_COUNTERS, &org.record.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counter.next, 10);
+        let template = a.template(&org, &template.template_id).await.unwrap();
+        assert_eq!(template.total_offered, 10);
     }
 }

@@ -7,6 +7,7 @@
 use serde_json::{json, Map, Value};
 
 use super::customers::{check_values, Customer, Status};
+use super::error::MAX_RACES;
 use lanyard_protocol::didcomm::Message;
 use lanyard_protocol::protocols::issue_credential::{self, Offer};
 
@@ -53,8 +54,24 @@ fn required_string<'a>(body: &'a Map<String, Value>, field: &str) -> Result<&'a 
 }
 
 impl<S: IssuerStorage> Issuer<S> {
-    /// Offers a credential to an onboarded customer: `{customerId, templateId, values}`.
+    /// Offers a credential to an onboarded customer: `{customerId, templateId, values}`. An
+    /// offer that lost to a concurrent change (another offer of the organisation taking the
+    /// next status list index, at this agent or another) is made again from what is stored.
     pub async fn offer_to_customer(
+        &self,
+        org: &Org,
+        body: &Value,
+    ) -> Result<IssuedCredential, IssuerError> {
+        let mut races = 0;
+        loop {
+            match self.offer_to_customer_once(org, body).await {
+                Err(error) if error.is_changed_meanwhile() && races < MAX_RACES => races += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn offer_to_customer_once(
         &self,
         org: &Org,
         body: &Value,

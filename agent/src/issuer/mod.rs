@@ -5,6 +5,7 @@
 //! `secrets`), so that every agent sharing the store serves every organisation.
 
 mod callbacks;
+mod claim;
 mod customers;
 mod delivery;
 mod error;
@@ -132,6 +133,10 @@ pub struct IssuerLimits {
     pub stranger_answers: Rate,
     /// Invitation emails and SMS sent, per organisation.
     pub invitations_sent: Rate,
+    /// How long an agent holds an outbox entry it hands over (several agents on one store):
+    /// longer than any hand-over takes; an entry whose agent died meanwhile is taken by
+    /// another once this ran out.
+    pub outbox_lease: Duration,
 }
 
 impl Default for IssuerLimits {
@@ -150,6 +155,7 @@ impl Default for IssuerLimits {
                 period: Duration::from_secs(3600),
                 burst: 100,
             },
+            outbox_lease: Duration::from_secs(60),
         }
     }
 }
@@ -187,6 +193,9 @@ pub struct Issuer<S> {
     outbox_counters: OutboxCounters,
     /// Each organisation's signed status list with the revision it was signed at.
     status_lists: status_list::StatusListCache,
+    /// Names this issuer on the leases it takes ([`claim`]): unique per process, so that
+    /// several agents on one store (and an agent restarted) tell their leases apart.
+    agent_id: String,
 }
 
 impl<S: IssuerStorage> Issuer<S> {
@@ -222,6 +231,7 @@ impl<S: IssuerStorage> Issuer<S> {
             limits: IssuerLimits::default(),
             outbox_counters: OutboxCounters::default(),
             status_lists: Default::default(),
+            agent_id: format!("agent-{}", new_object_id()),
         }
     }
 

@@ -367,12 +367,15 @@ impl<S: IssuerStorage> Issuer<S> {
         }
         // Read before the invitation is spent: a malformed ping spends nothing.
         let reply = ping_reply(message)?;
-        if !self
+        let spent_now = self
             .invitations()?
             .use_once(pthid, lanyard_protocol::didcomm::now())
             .await
-            .map_err(Refusal::Storage)?
-        {
+            .map_err(Refusal::Storage)?;
+        // Spent before, yet the customer is not onboarded: the change that spent it did not
+        // commit (it lost a race with this same message at another agent and is made again,
+        // or its agent died). The customer record's guard below lets one wallet through.
+        if !spent_now && customer.status == Status::Onboarded {
             return Err(Answer::Problem(
                 "e.p.req.invitation-used".into(),
                 "this invitation was used already".into(),

@@ -8,6 +8,13 @@
 //! once or not at all, see `inbound.rs`). An entry is dropped (logged and counted) once it is
 //! older than the TTL or has had its attempts; [`run_outbox`] sweeps it page by page in the
 //! background.
+//!
+//! Several agents may sweep one outbox (one shared store): an agent hands an entry over only
+//! under a lease on it ([`Claim`]), taken in a write guarded by the entry as read, so of two
+//! agents sweeping at once one takes the entry and the other skips it. The change that
+//! writes an entry writes it leased to its own agent, which hands it over at once; an entry
+//! whose agent died before it was handed over is taken by any agent once the lease ran out.
+//! The mediator's de-duplication by message id stays the second line of defence.
 
 use prometheus_client::metrics::counter::Counter;
 
@@ -16,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::callbacks::Event;
+use super::claim::{self, Claim};
 use super::records::SEEN;
 use super::store::{BatchError, Expect, IssuerStorage, Write};
 use super::time::now_ms;
@@ -39,6 +47,9 @@ struct Outgoing {
     /// Not to be tried again before this time (ms since the epoch).
     #[serde(default)]
     next_ms: u64,
+    /// The agent handing it over now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim: Option<Claim>,
 }
 
 /// How many outbox entries one sweep reads at a time.
@@ -105,7 +116,7 @@ fn written_ms(key: &str) -> Option<u64> {
 }
 
 lanyard_protocol::redacted_debug!(Outgoing {
-    shown: [from, to, attempts, next_ms],
+    shown: [from, to, attempts, next_ms, claim],
     redacted: [message],
 });
 /// The storage writes of one state change, with the messages it sends.
@@ -133,7 +144,8 @@ impl Change {
         self.events.push(Event::new(org, type_, data));
     }
 
-    /// Queues `message` from `from` to `to` in the outbox as part of this change.
+    /// Queues `message` from `from` to `to` in the outbox as part of this change (written,
+    /// leased to the committing agent, by [`Issuer::commit`]).
     pub(crate) fn send(
         &mut self,
         from: &str,
@@ -147,8 +159,8 @@ impl Change {
             message: message.from(from.to_string()).to([to.to_string()]),
             attempts: 0,
             next_ms: 0,
+            claim: None,
         };
-        self.writes.push(Write::put(OUTBOX, &key, &outgoing)?);
         self.outgoing.push((key, outgoing));
         Ok(())
     }
@@ -157,20 +169,12 @@ impl Change {
 /// Sweeps the outbox in the background: once at start for what a restart left behind, then
 /// every `outbox_retry`. The agent serves meanwhile, however large the outbox.
 pub async fn run_outbox<S: IssuerStorage>(issuer: std::sync::Weak<Issuer<S>>) {
-    let started = now_ms();
     let mut first = true;
     loop {
         let Some(issuer) = issuer.upgrade() else {
             break;
         };
-        // Entries not tried yet that are younger than this are being handed over by the
-        // change that wrote them.
-        let cutoff = if first {
-            started
-        } else {
-            now_ms().saturating_sub(5_000)
-        };
-        match issuer.sweep_outbox(cutoff, first).await {
+        match issuer.sweep_outbox(first).await {
             Ok(n) if first && n > 0 => {
                 tracing::info!(entries = n, "outbox swept after a restart")
             }
@@ -185,20 +189,34 @@ pub async fn run_outbox<S: IssuerStorage>(issuer: std::sync::Weak<Issuer<S>>) {
 }
 
 impl<S: IssuerStorage> Issuer<S> {
-    /// Applies a change and hands its messages to the mediator.
+    /// Applies a change and hands its messages to the mediator. Its outbox entries are
+    /// written leased to this agent, which hands them over now: no other agent's sweep takes
+    /// them meanwhile.
     pub(crate) async fn commit(&self, mut change: Change) -> Result<(), IssuerError> {
         let events = std::mem::take(&mut change.events);
         for event in &events {
             change.writes.extend(self.event_writes(event).await?);
         }
+        let mut outgoing = std::mem::take(&mut change.outgoing);
+        for (key, entry) in &mut outgoing {
+            entry.claim = Some(self.outbox_claim());
+            change
+                .writes
+                .push(Write::put(OUTBOX, key.as_str(), &*entry)?);
+        }
         self.storage.apply(change.expect, change.writes).await?;
         if !events.is_empty() {
             self.callbacks.notify_one();
         }
-        for (key, outgoing) in change.outgoing {
-            self.deliver(&key, &outgoing).await;
+        for (key, entry) in outgoing {
+            self.deliver(&key, &entry).await;
         }
         Ok(())
+    }
+
+    /// A lease on an outbox entry for this agent.
+    fn outbox_claim(&self) -> Claim {
+        Claim::new(&self.agent_id, self.limits.outbox_lease)
     }
 
     /// Packs `message` from `from` for `to` (authcrypt) and queues it with the mediator for
@@ -225,8 +243,9 @@ impl<S: IssuerStorage> Issuer<S> {
         queue.enqueue(to, &packed, &message.id).await
     }
 
-    /// Hands one outbox message to the mediator and removes it from the outbox once queued. A
-    /// failure counts an attempt and sets when to try again, for [`run_outbox`].
+    /// Hands one outbox message (`outgoing`, as stored under this agent's lease) to the
+    /// mediator and removes it from the outbox once queued. A failure counts an attempt, sets
+    /// when to try again (for [`run_outbox`]) and gives the lease up.
     async fn deliver(&self, key: &str, outgoing: &Outgoing) {
         let result = match self
             .hand_over(&outgoing.from, &outgoing.to, &outgoing.message)
@@ -250,12 +269,14 @@ impl<S: IssuerStorage> Issuer<S> {
         }
     }
 
-    /// Records a failed attempt of an outbox entry (unless it changed or went meanwhile).
+    /// Records a failed attempt of an outbox entry and releases its lease (unless it changed
+    /// or went meanwhile: another agent took it after the lease ran out).
     async fn count_attempt(&self, key: &str, outgoing: &Outgoing) {
         let Ok(before) = serde_json::to_vec(outgoing) else {
             return;
         };
         let mut retried = outgoing.clone();
+        retried.claim = None;
         retried.attempts = outgoing.attempts.saturating_add(1);
         let base = self.limits.outbox_retry.as_millis() as u64;
         let wait = base
@@ -279,15 +300,18 @@ impl<S: IssuerStorage> Issuer<S> {
 
     /// Hands every message still in the outbox to the mediator, page by page; returns how many
     /// entries it looked at.
+    /// (Entries another agent, or a change of this one, is handing over under a lease are
+    /// left to it.)
     pub async fn flush_outbox(&self) -> Result<usize, IssuerError> {
-        self.sweep_outbox(u64::MAX, true).await
+        self.sweep_outbox(true).await
     }
 
-    /// One pass over the outbox, [`OUTBOX_PAGE`] entries at a time: entries written after
-    /// `cutoff_ms` and not tried yet are left to the change that wrote them; entries past the
-    /// TTL or their last attempt are dropped; entries due (all of them when `all_due`, as
-    /// after a restart) are handed over. Returns the entries looked at.
-    async fn sweep_outbox(&self, cutoff_ms: u64, all_due: bool) -> Result<usize, IssuerError> {
+    /// One pass over the outbox, [`OUTBOX_PAGE`] entries at a time: entries under a lease
+    /// are left to the agent holding it (the change that wrote them, or another agent's
+    /// sweep); entries past the TTL or their last attempt are dropped; entries due (all of
+    /// them when `all_due`, as after a restart) are leased to this agent and handed over.
+    /// Returns the entries looked at.
+    async fn sweep_outbox(&self, all_due: bool) -> Result<usize, IssuerError> {
         let mut after: Option<String> = None;
         let mut looked = 0;
         loop {
@@ -300,7 +324,7 @@ impl<S: IssuerStorage> Issuer<S> {
             looked += page.len();
             let full = page.len() == OUTBOX_PAGE;
             for (key, bytes) in page {
-                self.sweep_entry(&key, &bytes, cutoff_ms, all_due).await?;
+                self.sweep_entry(&key, &bytes, all_due).await?;
             }
             if !full {
                 break;
@@ -311,46 +335,63 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok(looked)
     }
 
-    async fn sweep_entry(
-        &self,
-        key: &str,
-        bytes: &[u8],
-        cutoff_ms: u64,
-        all_due: bool,
-    ) -> Result<(), IssuerError> {
+    async fn sweep_entry(&self, key: &str, bytes: &[u8], all_due: bool) -> Result<(), IssuerError> {
         let now = now_ms();
         let written = written_ms(key);
         let outgoing = match serde_json::from_slice::<Outgoing>(bytes) {
             Ok(outgoing) => outgoing,
             Err(error) => {
-                tracing::error!(%key, %error, "unreadable outbox entry dropped");
-                self.outbox_counters.unreadable.inc();
-                return self.drop_entry(key, bytes).await;
+                if self.drop_entry(key, bytes).await? {
+                    tracing::error!(%key, %error, "unreadable outbox entry dropped");
+                    self.outbox_counters.unreadable.inc();
+                }
+                return Ok(());
             }
         };
-        if outgoing.attempts == 0 && written.is_some_and(|ms| ms > cutoff_ms) {
-            // Not tried yet: the change that wrote it is handing it over now.
+        if claim::held(&outgoing.claim, now) {
+            // Being handed over: by the change that wrote it, or by another agent's sweep.
             return Ok(());
         }
         let ttl = self.limits.outbox_ttl.as_millis() as u64;
         if written.is_none_or(|ms| now.saturating_sub(ms) > ttl) {
-            tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: older than the outbox TTL");
-            self.outbox_counters.expired.inc();
-            return self.drop_entry(key, bytes).await;
+            if self.drop_entry(key, bytes).await? {
+                tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: older than the outbox TTL");
+                self.outbox_counters.expired.inc();
+            }
+            return Ok(());
         }
         if outgoing.attempts >= self.limits.outbox_max_attempts {
-            tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: every attempt failed");
-            self.outbox_counters.exhausted.inc();
-            return self.drop_entry(key, bytes).await;
+            if self.drop_entry(key, bytes).await? {
+                tracing::warn!(message = %outgoing.message.id, to = %outgoing.to, attempts = outgoing.attempts, "outbox message dropped: every attempt failed");
+                self.outbox_counters.exhausted.inc();
+            }
+            return Ok(());
         }
         if all_due || outgoing.next_ms <= now {
-            self.deliver(key, &outgoing).await;
+            let mut claimed = outgoing;
+            claimed.claim = Some(self.outbox_claim());
+            let guard = Expect::Equals {
+                collection: OUTBOX,
+                key: key.to_string(),
+                value: bytes.to_vec(),
+            };
+            match self
+                .storage
+                .apply(vec![guard], vec![Write::put(OUTBOX, key, &claimed)?])
+                .await
+            {
+                Ok(()) => self.deliver(key, &claimed).await,
+                // Another agent took it (or it went) since it was read.
+                Err(BatchError::Conflict) => {}
+                Err(BatchError::Storage(error)) => return Err(error.into()),
+            }
         }
         Ok(())
     }
 
-    /// Removes an outbox entry unless it changed meanwhile.
-    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<(), IssuerError> {
+    /// Removes an outbox entry unless it changed meanwhile; whether this removed it (of
+    /// several agents dropping one entry, one does, and counts it).
+    async fn drop_entry(&self, key: &str, bytes: &[u8]) -> Result<bool, IssuerError> {
         let guard = Expect::Equals {
             collection: OUTBOX,
             key: key.to_string(),
@@ -361,7 +402,8 @@ impl<S: IssuerStorage> Issuer<S> {
             .apply(vec![guard], vec![Write::delete(OUTBOX, key)])
             .await
         {
-            Ok(()) | Err(BatchError::Conflict) => Ok(()),
+            Ok(()) => Ok(true),
+            Err(BatchError::Conflict) => Ok(false),
             Err(BatchError::Storage(error)) => Err(error.into()),
         }
     }
@@ -411,7 +453,7 @@ pub(super) mod tests {
         phone_did(&KeyRing::new(), "http://agent.test/didcomm")
     }
 
-    async fn queue(issuer: &Issuer<SledIssuerStorage>, org: &Org, to: &str, n: usize) {
+    async fn queue<S: IssuerStorage>(issuer: &Issuer<S>, org: &Org, to: &str, n: usize) {
         let mut change = Change::default();
         for i in 0..n {
             change
@@ -507,5 +549,108 @@ pub(super) mod tests {
         issuer.flush_outbox().await.unwrap();
         assert_eq!(issuer.outbox_len().await.unwrap(), 0);
         assert_eq!(issuer.outbox_counters().unreadable.get(), 1);
+    }
+
+    /// The outbox entries as stored.
+    async fn entries<S: IssuerStorage>(issuer: &Issuer<S>) -> Vec<(String, Outgoing)> {
+        issuer
+            .storage
+            .scan(OUTBOX, "", 0, usize::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(key, bytes)| (key, serde_json::from_slice(&bytes).unwrap()))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_agents_sweeping_one_outbox_hand_each_entry_over_once() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(
+            dir.path(),
+            IssuerLimits {
+                outbox_retry: Duration::from_millis(1),
+                ..IssuerLimits::default()
+            },
+        );
+        let (org, _) = agents.a.create_org("Acme").await.unwrap();
+        let phone = phone_did(&KeyRing::new(), "http://agent.test/didcomm");
+        // The mediator is away while 200 messages are written: each stays in the outbox,
+        // tried once and its lease given up.
+        agents.queue.refusing.store(true, Ordering::SeqCst);
+        queue(&*agents.a, &org, &phone, 200).await;
+        let waiting = entries(&*agents.a).await;
+        assert_eq!(waiting.len(), 200);
+        assert!(waiting
+            .iter()
+            .all(|(_, e)| e.attempts == 1 && e.claim.is_none()));
+        agents.queue.refusing.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+
+        // Both agents sweep at once.
+        let (a, b) = (agents.a.clone(), agents.b.clone());
+        let (swept_a, swept_b) = tokio::join!(
+            tokio::spawn(async move { a.sweep_outbox(false).await.unwrap() }),
+            tokio::spawn(async move { b.sweep_outbox(false).await.unwrap() }),
+        );
+        assert!(swept_a.unwrap() > 0 && swept_b.unwrap() > 0);
+        let by_id = agents.queue.by_id.lock().unwrap().clone();
+        assert_eq!(by_id.len(), 200, "every entry was handed over");
+        let twice = by_id.values().filter(|n| **n != 1).count();
+        assert_eq!(twice, 0, "entries handed over more than once");
+        assert_eq!(agents.a.outbox_len().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_entry_leased_by_an_agent_that_died_is_taken_once_its_lease_ran_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), IssuerLimits::default());
+        let (org, _) = agents.a.create_org("Acme").await.unwrap();
+        let phone = phone_did(&KeyRing::new(), "http://agent.test/didcomm");
+        // An agent wrote the entry, leased to itself, and died before it handed it over.
+        let message = Message::new(PING, json!({ "response_requested": false }));
+        let id = message.id.clone();
+        let key = format!("{:016x}-{id}", now_ms());
+        let mut entry = Outgoing {
+            from: org.didcomm_did.clone(),
+            to: phone.clone(),
+            message: message.from(org.didcomm_did.clone()).to([phone.clone()]),
+            attempts: 0,
+            next_ms: 0,
+            claim: Some(Claim {
+                by: "agent-dead".into(),
+                until_ms: now_ms() + 3_600_000,
+            }),
+        };
+        let put = |entry: &Outgoing| Write::put(OUTBOX, &key, entry).unwrap();
+        agents
+            .storage
+            .apply(vec![], vec![put(&entry)])
+            .await
+            .unwrap();
+
+        // While the lease holds, no agent takes it, even at a restart's sweep.
+        agents.b.flush_outbox().await.unwrap();
+        agents.a.sweep_outbox(false).await.unwrap();
+        assert_eq!(agents.queue.total(), 0);
+        assert_eq!(
+            entries(&*agents.b).await,
+            vec![(key.clone(), entry.clone())]
+        );
+
+        // The lease ran out: both agents sweep, one hands it over, once.
+        entry.claim.as_mut().unwrap().until_ms = now_ms() - 1;
+        agents
+            .storage
+            .apply(vec![], vec![put(&entry)])
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(agents.a.sweep_outbox(false), agents.b.sweep_outbox(false));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(agents.queue.by_id.lock().unwrap().get(&id), Some(&1));
+        assert_eq!(agents.queue.total(), 1);
+        assert_eq!(agents.b.outbox_len().await.unwrap(), 0);
     }
 }
