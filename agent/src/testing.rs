@@ -134,7 +134,8 @@ pub(crate) fn loopback() -> lanyard_protocol::net::HttpClient {
 pub(crate) type SharedIssuer = Issuer<Arc<SledIssuerStorage>>;
 
 /// Two agents' issuers on ONE store (as two agents on one database), handing over to one
-/// [`CountingQueue`]; they share the key ring and identity store (the organisations' keys).
+/// [`CountingQueue`]; each has a key ring of its own, as agents do (an organisation's keys
+/// reach the other agent's ring from the store).
 pub(crate) struct TwoAgents {
     /// The first agent's issuer.
     pub(crate) a: Arc<SharedIssuer>,
@@ -154,15 +155,16 @@ impl TwoAgents {
         let mediator = SledStorage::open(&dir.join("mediator"), Duration::ZERO).unwrap();
         let invitations: Arc<dyn InvitationStore> = Arc::new(mediator.invitations().unwrap());
         let storage = Arc::new(
-            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO, &[7u8; 32]).unwrap(),
+            SledIssuerStorage::open(&dir.join("issuer"), Duration::ZERO, &ISSUER_STORE_KEY)
+                .unwrap(),
         );
         let queue = Arc::new(CountingQueue::default());
-        let issuer = || {
+        let issuer = |keys: Arc<lanyard_protocol::keys::KeyRing>| {
             Arc::new(
                 Issuer::new(
                     storage.clone(),
-                    identity.keys.clone(),
-                    identity.store.clone(),
+                    keys,
+                    &ISSUER_STORE_KEY,
                     "http://agent.test".into(),
                 )
                 .with_mediator(queue.clone(), invitations.clone(), "lanyard")
@@ -172,8 +174,8 @@ impl TwoAgents {
             )
         };
         TwoAgents {
-            a: issuer(),
-            b: issuer(),
+            a: issuer(identity.keys.clone()),
+            b: issuer(Arc::new(lanyard_protocol::keys::KeyRing::new())),
             queue,
             storage,
             _mediator: mediator,

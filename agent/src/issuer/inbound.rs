@@ -545,6 +545,9 @@ mod tests {
             .pack_authcrypt(&ping, &phone, &[&org.didcomm_did], false)
             .await
             .unwrap();
+        // This agent's ring may not hold the organisation's keys yet (the router loads them
+        // on an envelope it cannot open; here the test unpacks itself).
+        issuer.org(&org.record.id).await.unwrap();
         let unpacked = DidComm::new(issuer.keys().clone(), Resolver::default())
             .unpack(&packed)
             .await
