@@ -193,6 +193,29 @@ pub struct Identity {
     issuer_key: Option<Zeroizing<[u8; 32]>>,
 }
 
+/// This agent's name across restarts: a random id kept in `<data_dir>/agent.id` (made on
+/// first start). Several agents sharing a database each have a data folder of their own, so
+/// each its own name; leases an agent took before a crash are known as its own when it starts
+/// again ([`crate::issuer::Issuer::with_agent_name`]). Not a secret.
+pub fn agent_name(data_dir: &Path) -> Result<String, IdentityError> {
+    let path = data_dir.join("agent.id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(IdentityError::File { path, source }),
+    }
+    let mut bytes = [0u8; 12];
+    OsRng.fill_bytes(&mut bytes);
+    let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Written whole or not at all: a temporary file renamed over.
+    let partial = data_dir.join("agent.id.partial");
+    std::fs::write(&partial, &name)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(file_error(&path))?;
+    Ok(name)
+}
+
 /// Where the identity store keeps the issuer store's data key.
 const ISSUER_STORE_KEY: (&str, &str) = ("identity", "issuer-store-key");
 

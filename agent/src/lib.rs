@@ -5,7 +5,8 @@
 //! its messages to phones through the mediator's [`QueuePort`]; the invitations both host are
 //! in an [`InvitationStore`]. Protocol code (DIDs, envelopes, credentials, message types) is
 //! `lanyard-protocol`'s; the agent's state is behind [`MediatorStorage`], the
-//! [`InvitationStore`] and [`issuer::store::IssuerStorage`], each with a sled backend.
+//! [`InvitationStore`] and [`issuer::store::IssuerStorage`], each with a sled backend (one
+//! agent) and a PostgreSQL backend ([`postgres`]: any number of agents on one database).
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -271,6 +272,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )
         .with_transports(mailer, sms)
         .with_limits(config.issuer_limits.clone())
+        .with_agent_name(&identity::agent_name(&config.data_dir)?)
         .with_network(http, config.status_list_max_bytes),
     );
     // A data folder of an earlier version kept the organisations' secrets in its identity

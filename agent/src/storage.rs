@@ -2,7 +2,8 @@
 //! issuer's records): quotas refused, the backend failing, a stored record that does not read.
 //! The stores themselves live with their owners: [`crate::mediator::MediatorStorage`],
 //! [`crate::invitations::InvitationStore`] and [`crate::issuer::store::IssuerStorage`], each
-//! with a sled backend, the one backend there is today.
+//! with a sled backend (one agent, the default) and a PostgreSQL one ([`crate::postgres`],
+//! several agents).
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -264,7 +264,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 tracing::error!(%key, "unreadable callback event");
                 continue;
             };
-            if let Some(held) = event.claim.as_ref().filter(|c| c.held(now)) {
+            if let Some(held) = event.claim.as_ref().filter(|c| c.held(now, &self.agent_id)) {
                 // An agent is making an attempt; if it dies, the event is due when its
                 // lease runs out.
                 if event.next_attempt_ms.is_some() {
@@ -310,7 +310,7 @@ impl<S: IssuerStorage> Issuer<S> {
             let Ok(mut event) = serde_json::from_slice::<Event>(&bytes) else {
                 continue;
             };
-            if claim::held(&event.claim, now_ms()) {
+            if claim::held(&event.claim, now_ms(), &self.agent_id) {
                 continue;
             }
             event.claim = Some(Claim::new(&self.agent_id, attempt_lease(client)));

@@ -29,13 +29,54 @@ impl Claim {
         }
     }
 
-    /// Whether the lease still holds at `now_ms`.
-    pub(crate) fn held(&self, now_ms: u64) -> bool {
-        self.until_ms > now_ms
+    /// Whether the lease keeps the agent `me` off the record at `now_ms`: it has not run out,
+    /// and it is not one `me` took in an earlier life (the same agent, restarted: see
+    /// [`agent_id`]), which no running process holds.
+    pub(crate) fn held(&self, now_ms: u64, me: &str) -> bool {
+        self.until_ms > now_ms && !same_agent_earlier_life(&self.by, me)
     }
 }
 
-/// Whether `claim` (a record's, if any) keeps others off the record at `now_ms`.
-pub(crate) fn held(claim: &Option<Claim>, now_ms: u64) -> bool {
-    claim.as_ref().is_some_and(|c| c.held(now_ms))
+/// Whether `claim` (a record's, if any) keeps the agent `me` off the record at `now_ms`.
+pub(crate) fn held(claim: &Option<Claim>, now_ms: u64, me: &str) -> bool {
+    claim.as_ref().is_some_and(|c| c.held(now_ms, me))
+}
+
+/// An agent's id in leases: `stable` (what names this agent across restarts: its data folder's
+/// id) and a random id for this process, `<stable>/<life>`.
+pub(crate) fn agent_id(stable: &str, life: &str) -> String {
+    format!("{stable}/{life}")
+}
+
+/// Whether `holder` is the agent `me` in another life (the same stable part, another life):
+/// a lease of the process this one replaced after a crash or restart.
+fn same_agent_earlier_life(holder: &str, me: &str) -> bool {
+    match (holder.rsplit_once('/'), me.rsplit_once('/')) {
+        (Some((theirs, then)), Some((mine, now))) => theirs == mine && then != now,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restarted_agent_takes_back_its_earlier_lives_leases_only() {
+        let before = agent_id("a1", "life1");
+        let now = agent_id("a1", "life2");
+        let other = agent_id("b7", "life9");
+        let lease = |by: &str| Claim {
+            by: by.to_string(),
+            until_ms: 2_000,
+        };
+        assert!(!lease(&before).held(1_000, &now), "its own earlier life's");
+        assert!(lease(&now).held(1_000, &other), "another agent's holds");
+        assert!(lease(&other).held(1_000, &now));
+        assert!(
+            lease(&now).held(1_000, &now),
+            "its own, this life: still held"
+        );
+        assert!(!lease(&other).held(3_000, &now), "run out");
+    }
 }

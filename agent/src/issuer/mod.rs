@@ -231,8 +231,17 @@ impl<S: IssuerStorage> Issuer<S> {
             limits: IssuerLimits::default(),
             outbox_counters: OutboxCounters::default(),
             status_lists: Default::default(),
-            agent_id: format!("agent-{}", new_object_id()),
+            agent_id: claim::agent_id(&new_object_id(), &new_object_id()),
         }
+    }
+
+    /// Names this agent `stable` across restarts (its data folder's id), so that after a
+    /// crash it takes back at once the outbox entries and callback events its earlier process
+    /// had leased, instead of waiting for the leases to run out. Without it every process is
+    /// a new agent.
+    pub fn with_agent_name(mut self, stable: &str) -> Self {
+        self.agent_id = claim::agent_id(stable, &new_object_id());
+        self
     }
 
     /// Fetches with `client` (its policy: what may be reached, timeouts) and reads status

@@ -348,7 +348,7 @@ impl<S: IssuerStorage> Issuer<S> {
                 return Ok(());
             }
         };
-        if claim::held(&outgoing.claim, now) {
+        if claim::held(&outgoing.claim, now, &self.agent_id) {
             // Being handed over: by the change that wrote it, or by another agent's sweep.
             return Ok(());
         }
