@@ -16,6 +16,7 @@ pub mod conformance;
 mod in_process;
 mod keystore;
 mod mail;
+mod nginx;
 pub mod onboarding;
 mod org;
 mod phone;
@@ -42,6 +43,7 @@ pub mod mediator {
 pub use self::in_process::{create_invitation, Agent};
 pub use self::keystore::FileKeyProtector;
 pub use self::mail::SmtpSink;
+pub use self::nginx::{free_port, Nginx, NginxOptions};
 pub use self::org::{OrgClient, Reply, TEMPLATES};
 pub use self::phone::{Issuer, Phone};
 pub use self::process::{binary, spawn_agent, AgentProcess};
