@@ -1,5 +1,6 @@
 //! What Lanyard's agent tests (`agent/tests/`) and end-to-end tests (`tests/tests/`) share:
-//! the agent in process ([`Agent`]) and as a process ([`AgentProcess`]), a phone speaking
+//! the agent in process ([`Agent`]) and as a process ([`AgentProcess`]), several agent
+//! processes on one PostgreSQL behind Debian's nginx ([`Cluster`], [`Nginx`]), a phone speaking
 //! DIDComm through the mediator ([`Phone`]) and a did:key issuer ([`Issuer`]), an
 //! organisation's API client ([`OrgClient`]), the onboard-with-auto-issue setup
 //! ([`onboarding`]), an SMTP sink ([`SmtpSink`]), an SMS gateway stand-in ([`SmsReceiver`]),
@@ -12,6 +13,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod cluster;
 pub mod conformance;
 mod in_process;
 mod keystore;
@@ -40,6 +42,7 @@ pub mod mediator {
     pub use lanyard_protocol::protocols::trust_ping::{PING, PING_RESPONSE};
 }
 
+pub use self::cluster::Cluster;
 pub use self::in_process::{create_invitation, Agent};
 pub use self::keystore::FileKeyProtector;
 pub use self::mail::SmtpSink;
