@@ -118,6 +118,8 @@ http {{
     uwsgi_temp_path {uwsgi};
     scgi_temp_path {scgi};
     client_max_body_size 16m;
+    # A client's keep-alive connection is not cut after nginx's default 1000 requests.
+    keepalive_requests 1000000;
     server_tokens off;
     map $http_upgrade $connection_upgrade {{
         default upgrade;
