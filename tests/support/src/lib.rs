@@ -3,7 +3,7 @@
 //! processes on one PostgreSQL behind Debian's nginx ([`Cluster`], [`Nginx`]), a phone speaking
 //! DIDComm through the mediator ([`Phone`]) and a did:key issuer ([`Issuer`]), an
 //! organisation's API client ([`OrgClient`]), the onboard-with-auto-issue setup
-//! ([`onboarding`]), an SMTP sink ([`SmtpSink`]), an SMS gateway stand-in ([`SmsReceiver`]),
+//! ([`onboarding`]), the customer's whole journey ([`customer_journey`]), an SMTP sink ([`SmtpSink`]), an SMS gateway stand-in ([`SmsReceiver`]),
 //! QR decoding ([`decode_qr`]), a wallet event recorder ([`Events`]), the test key protector
 //! ([`FileKeyProtector`]), the seed's examples ([`seed_examples`]) and the storage
 //! conformance suites ([`mediator_storage_tests!`], [`invitation_store_tests!`],
@@ -16,6 +16,7 @@
 mod cluster;
 pub mod conformance;
 mod in_process;
+mod journey;
 mod keystore;
 mod mail;
 mod nginx;
@@ -44,6 +45,7 @@ pub mod mediator {
 
 pub use self::cluster::Cluster;
 pub use self::in_process::{create_invitation, Agent};
+pub use self::journey::customer_journey;
 pub use self::keystore::FileKeyProtector;
 pub use self::mail::SmtpSink;
 pub use self::nginx::{free_port, Nginx, NginxOptions};
