@@ -213,27 +213,6 @@ fn listener_pid(port: u16) -> Option<u32> {
         })
 }
 
-/// The ids of `parent`'s children (PostgreSQL's backends and helpers, nginx's workers).
-fn children(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (ppid == parent).then_some(pid)
-        })
-        .collect()
-}
-
 /// The agent under test, as a child process on loopback.
 struct Agent {
     child: Child,
@@ -412,7 +391,11 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// CPU seconds used so far by a server's processes: `master`, those of its children alive
 /// now, and those of its children that ended.
 fn tree_cpu_seconds(master: u32) -> f64 {
-    cpu_of(master, true) + children(master).into_iter().map(cpu_seconds).sum::<f64>()
+    cpu_of(master, true)
+        + nginx::children(master)
+            .into_iter()
+            .map(cpu_seconds)
+            .sum::<f64>()
 }
 
 /// The processes whose CPU a forward costs: the agents, nginx and PostgreSQL on this machine.

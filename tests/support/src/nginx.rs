@@ -11,7 +11,7 @@
 //! balancer configuration.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -264,19 +264,6 @@ impl Nginx {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// The process ids of the master and its workers (from `/proc`).
-    pub fn pids(&self) -> Vec<u32> {
-        let master = self.pid();
-        let mut pids = vec![master];
-        pids.extend(children(master));
-        pids
-    }
-
-    /// The folder nginx runs in.
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
-    }
-
     /// What nginx logged as errors and warnings so far.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
@@ -289,8 +276,9 @@ impl Nginx {
     }
 }
 
-/// The ids of `master`'s children (nginx's workers), from `/proc`.
-fn children(master: u32) -> Vec<u32> {
+/// The ids of `master`'s children (nginx's workers; the load generator's PostgreSQL
+/// backends), from `/proc`.
+pub(crate) fn children(master: u32) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
