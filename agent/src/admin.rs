@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use serde_json::{json, Value};
@@ -188,6 +187,13 @@ pub enum AdminError {
     /// The issuer refused or failed to create the organisation.
     #[error(transparent)]
     Issuer(#[from] crate::issuer::IssuerError),
+    /// Several agents share one database but no admin token was configured.
+    #[error(
+        "LANYARD_ADMIN_TOKEN must be set when agents share a database (LANYARD_DATABASE_URL): \
+         every agent behind the load balancer must accept the same admin token, and a random \
+         one made in each data folder would differ per agent"
+    )]
+    SharedTokenMissing,
 }
 
 /// The admin token of `config`: `LANYARD_ADMIN_TOKEN`, else the one kept in the data folder.
@@ -195,6 +201,19 @@ pub fn admin_token(config: &Config) -> Result<AdminToken, AdminError> {
     match &config.admin_token {
         Some(token) => Ok(AdminToken::new(token, "LANYARD_ADMIN_TOKEN")?),
         None => crate::identity::admin_token(&config.data_dir).map_err(AdminError::DataFolder),
+    }
+}
+
+/// The admin token of agents sharing one database (`LANYARD_DATABASE_URL`): the same on every
+/// agent, so it must be given as `LANYARD_ADMIN_TOKEN` (env or `lanyard.toml`); refused with
+/// [`AdminError::SharedTokenMissing`] otherwise, since a token made in each data folder
+/// ([`admin_token`]) would differ per agent and an admin request would pass or fail by which
+/// agent the load balancer picked. `start` calls this instead of [`admin_token`] in PostgreSQL
+/// mode.
+pub fn shared_admin_token(config: &Config) -> Result<AdminToken, AdminError> {
+    match &config.admin_token {
+        Some(token) => Ok(AdminToken::new(token, "LANYARD_ADMIN_TOKEN")?),
+        None => Err(AdminError::SharedTokenMissing),
     }
 }
 
@@ -399,12 +418,7 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError
         &store_key,
     )
     .map_err(AdminError::Store)?;
-    let issuer = Issuer::new(
-        storage,
-        identity.keys.clone(),
-        Arc::clone(&identity.store),
-        url,
-    );
+    let issuer = Issuer::new(storage, identity.keys.clone(), &store_key, url);
     let (org, api_key) = issuer.create_org(name).await?;
     Ok(crate::api::org_json(&org, Some(&api_key)))
 }
@@ -412,6 +426,31 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agents_sharing_a_database_need_the_admin_token_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let refused = shared_admin_token(&config).unwrap_err().to_string();
+        assert!(
+            refused.contains("LANYARD_ADMIN_TOKEN must be set when agents share a database"),
+            "{refused}"
+        );
+        assert!(
+            !dir.path().join("admin.token").exists(),
+            "no per-folder token was made"
+        );
+        let token = "a-shared-admin-token-long-enough-for-the-minimum";
+        let configured = Config {
+            admin_token: Some(token.into()),
+            ..config
+        };
+        let shared = shared_admin_token(&configured).unwrap();
+        assert_eq!(shared.expose(), token);
+    }
 
     #[test]
     fn the_admin_token_goes_over_https_or_to_loopback_only() {

@@ -49,6 +49,13 @@ pub struct Config {
     /// `LANYARD_COMMIT_WINDOW_US`: how long the store's group commit waits for more writes to
     /// share one fsync, in microseconds (default 1000; 0 flushes at once; at most 100000).
     pub commit_window: Duration,
+    /// `LANYARD_DATABASE_URL`: a PostgreSQL URL (`postgres://user:pass@host:5432/db`) to keep
+    /// everything in, shared by any number of agents behind a load balancer; unset, the agent
+    /// keeps it all in its sled folder (`LANYARD_DATA_DIR`). Migrations are applied at start.
+    pub database_url: Option<String>,
+    /// `LANYARD_DATABASE_POOL`: connections this agent keeps to the database (default 16,
+    /// 2 to 1000).
+    pub database_pool: usize,
     /// `LANYARD_SMTP_URL`: the SMTP relay invitation emails go through, as
     /// `smtp://[user:pass@]host[:port][?tls=required]` or `smtps://...`; unset, emails are not
     /// sent (customers stay `Initiated` and the API returns the link and QR to deliver).
@@ -127,6 +134,13 @@ pub struct Config {
     /// `LANYARD_CALLBACK_RETENTION_S`: how long a delivered (or abandoned) event is kept for
     /// the events API before it is deleted, in seconds (default 604800, seven days).
     pub callback_retention: Duration,
+    // Shared identity (issue 13, h/ident).
+    /// `LANYARD_KEY_FILE`: the 32-byte key that seals the agent's identity: the data
+    /// folder's identity store, or, with several agents on one PostgreSQL, the identity they
+    /// share in the database (every agent of the deployment is given the same file, as from a
+    /// KMS). Created (random, mode 0600) when missing. Default `<data_dir>/agent.key`; read it
+    /// through [`Config::key_file`].
+    pub key_file: Option<PathBuf>,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -145,6 +159,7 @@ lanyard_protocol::redacted_debug!(Config {
         android_package,
         android_cert_sha256,
         commit_window,
+        database_pool,
         smtp_from,
         callback_retry,
         issuer_limits,
@@ -159,8 +174,9 @@ lanyard_protocol::redacted_debug!(Config {
         callback_timeout,
         callback_concurrency,
         callback_retention,
+        key_file,
     ],
-    redacted: [admin_token, smtp_url, sms_url, sms_token],
+    redacted: [admin_token, database_url, smtp_url, sms_url, sms_token],
 });
 
 impl Default for Config {
@@ -179,6 +195,8 @@ impl Default for Config {
             android_cert_sha256: Vec::new(),
             admin_token: None,
             commit_window: Duration::from_micros(1000),
+            database_url: None,
+            database_pool: 16,
             smtp_url: None,
             smtp_from: "Lanyard <no-reply@localhost>".to_string(),
             sms_url: None,
@@ -199,12 +217,14 @@ impl Default for Config {
             callback_timeout: Duration::from_secs(10),
             callback_concurrency: 32,
             callback_retention: Duration::from_secs(7 * 24 * 3600),
+            // Shared identity (issue 13, h/ident).
+            key_file: None,
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 47] = [
+const VARIABLES: [&str; 50] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -219,6 +239,8 @@ const VARIABLES: [&str; 47] = [
     "LANYARD_ANDROID_CERT_SHA256",
     "LANYARD_ADMIN_TOKEN",
     "LANYARD_COMMIT_WINDOW_US",
+    "LANYARD_DATABASE_URL",
+    "LANYARD_DATABASE_POOL",
     "LANYARD_SMTP_URL",
     "LANYARD_SMTP_FROM",
     "LANYARD_SMS_URL",
@@ -255,6 +277,7 @@ const VARIABLES: [&str; 47] = [
     "LANYARD_CALLBACK_TIMEOUT_MS",
     "LANYARD_CALLBACK_CONCURRENCY",
     "LANYARD_CALLBACK_RETENTION_S",
+    "LANYARD_KEY_FILE",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -392,6 +415,13 @@ where
 }
 
 impl Config {
+    /// The key file that seals the identity: `LANYARD_KEY_FILE`, else `<data_dir>/agent.key`.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("agent.key"))
+    }
+
     /// The defaults, the config file, then every `LANYARD_*` variable.
     pub fn from_env() -> Result<Config, ConfigError> {
         let path = match std::env::var("LANYARD_CONFIG") {
@@ -484,6 +514,30 @@ impl Config {
                 ));
             }
             config.commit_window = Duration::from_micros(micros);
+        }
+        if let Some(url) = get("LANYARD_DATABASE_URL").filter(|v| !v.is_empty()) {
+            // Checked here so that a typo is named at start; the URL itself (it may hold a
+            // password) is never repeated.
+            if let Err(error) = url.parse::<tokio_postgres::Config>() {
+                return Err(ConfigError::refused(
+                    "LANYARD_DATABASE_URL",
+                    "(not shown)",
+                    format!("is not a PostgreSQL URL: {error}"),
+                ));
+            }
+            config.database_url = Some(url);
+        }
+        if let Some(v) = get("LANYARD_DATABASE_POOL") {
+            let pool: u64 = parse("LANYARD_DATABASE_POOL", &v)?;
+            if !(2..=1000).contains(&pool) {
+                return Err(ConfigError::out_of_range(
+                    "LANYARD_DATABASE_POOL",
+                    pool,
+                    2,
+                    1000,
+                ));
+            }
+            config.database_pool = pool as usize;
         }
         config.smtp_url = get("LANYARD_SMTP_URL").filter(|v| !v.is_empty());
         if let Some(from) = get("LANYARD_SMTP_FROM") {
@@ -633,6 +687,10 @@ impl Config {
             config.callback_retention =
                 Duration::from_secs(parse("LANYARD_CALLBACK_RETENTION_S", &v)?);
         }
+        // Shared identity (issue 13, h/ident).
+        if let Some(v) = get("LANYARD_KEY_FILE").filter(|v| !v.trim().is_empty()) {
+            config.key_file = Some(PathBuf::from(v));
+        }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(
                 "LANYARD_MAX_MESSAGE_BYTES must be at least 1024",
@@ -650,6 +708,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_file_is_in_the_data_folder_unless_named() {
+        let vars: HashMap<&str, &str> = [("LANYARD_DATA_DIR", "/srv/lanyard")].into();
+        let config = Config::from_vars(|name| vars.get(name).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/srv/lanyard/agent.key"));
+        let vars: HashMap<&str, &str> = [
+            ("LANYARD_DATA_DIR", "/srv/lanyard"),
+            ("LANYARD_KEY_FILE", "/run/secrets/lanyard.key"),
+        ]
+        .into();
+        let config = Config::from_vars(|name| vars.get(name).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/run/secrets/lanyard.key"));
+        let file = file_vars("key_file = \"/etc/lanyard/agent.key\"\n").unwrap();
+        let config = Config::from_vars(|name| file.get(name).cloned()).unwrap();
+        assert_eq!(config.key_file(), PathBuf::from("/etc/lanyard/agent.key"));
+    }
 
     #[test]
     fn a_file_sets_what_the_environment_does_not() {
@@ -678,6 +753,37 @@ mod tests {
             .to_string()
             .contains("not a string"));
         assert!(file_vars("listen = ").is_err());
+    }
+
+    #[test]
+    fn the_database_url_is_checked_and_never_shown() {
+        let vars: HashMap<&str, &str> = [
+            (
+                "LANYARD_DATABASE_URL",
+                "postgres://agent:hunter2@db.internal:5432/lanyard",
+            ),
+            ("LANYARD_DATABASE_POOL", "32"),
+        ]
+        .into();
+        let config = Config::from_vars(|n| vars.get(n).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.database_pool, 32);
+        assert!(config.database_url.is_some());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let error = Config::from_vars(|n| {
+            (n == "LANYARD_DATABASE_URL").then(|| "postgres://agent:hunter2@db:notaport/x".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("LANYARD_DATABASE_URL"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let error = Config::from_vars(|n| (n == "LANYARD_DATABASE_POOL").then(|| "1".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("LANYARD_DATABASE_POOL=1 is not between 2 and 1000"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub(crate) struct AppState<S, I> {
     pub(crate) live_idle: std::time::Duration,
     /// Turns true when the agent shuts down: live sockets close.
     pub(crate) closing: tokio::sync::watch::Receiver<bool>,
+    /// The shared database, when the agent runs on PostgreSQL.
+    pub(crate) database: Option<crate::postgres::Database>,
 }
 
 type Shared<S, I> = State<Arc<AppState<S, I>>>;
@@ -59,7 +61,7 @@ pub(crate) fn router<S: MediatorStorage, I: IssuerStorage>(state: Arc<AppState<S
     let max_message_bytes = state.max_message_bytes;
     Router::new()
         .route("/ws", get(live_upgrade::<S, I>))
-        .route("/health", get(health))
+        .route("/health", get(health::<S, I>))
         .route("/metrics", get(metrics::<S, I>))
         .route("/mediator", get(mediator_info::<S, I>))
         .route(
@@ -86,6 +88,9 @@ async fn metrics<S: MediatorStorage, I: IssuerStorage>(State(state): Shared<S, I
     if let Ok(total) = state.mediator.storage().queued_total().await {
         metrics.queue_depth.set(total as i64);
     }
+    if let Some(database) = &state.database {
+        metrics.set_pool(database.pool_status());
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -96,8 +101,42 @@ async fn metrics<S: MediatorStorage, I: IssuerStorage>(State(state): Shared<S, I
         .into_response()
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// The agent's health: `ok` with its version and store; on PostgreSQL also whether the
+/// database answers (503 when it does not; the reason goes to the log, never to the caller).
+async fn health<S: MediatorStorage, I: IssuerStorage>(State(state): Shared<S, I>) -> Response {
+    let version = env!("CARGO_PKG_VERSION");
+    let Some(database) = &state.database else {
+        return Json(json!({ "status": "ok", "version": version, "store": "sled" }))
+            .into_response();
+    };
+    let pool = database.pool_status();
+    let pool = json!({ "max": pool.max_size, "open": pool.size, "idle": pool.available, "waiting": pool.waiting });
+    match tokio::time::timeout(std::time::Duration::from_secs(2), database.ping()).await {
+        Ok(Ok(())) => Json(json!({
+            "status": "ok",
+            "version": version,
+            "store": "postgresql",
+            "database": { "status": "ok", "pool": pool },
+        }))
+        .into_response(),
+        outcome => {
+            let reason = match outcome {
+                Ok(Err(error)) => error.to_string(),
+                _ => "no answer within 2 s".to_string(),
+            };
+            tracing::warn!(%reason, "health: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "version": version,
+                    "store": "postgresql",
+                    "database": { "status": "unreachable", "pool": pool },
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn mediator_info<S: MediatorStorage, I: IssuerStorage>(

@@ -3,6 +3,10 @@
 //! 0600) beside it, the server equivalent of a phone's platform keystore: point
 //! `LANYARD_DATA_DIR` at an encrypted volume or replace the protector with a KMS in
 //! production.
+//!
+//! Several agents on one PostgreSQL share one identity instead ([`load_or_create_shared`]):
+//! the mediator's keys and the issuer store's data key are kept in the database, sealed under
+//! the key file every agent of the deployment is given.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +61,40 @@ pub enum IdentityError {
     /// A new admin token was refused (it never is: it is random and long).
     #[error(transparent)]
     AdminToken(AdminTokenError),
+    /// The shared identity cannot be read or written in the database at `at`.
+    #[error("the shared identity in the database at {at}: {source}")]
+    Database {
+        /// Where the database is (host:port/db, no credentials).
+        at: String,
+        /// What failed.
+        source: crate::storage::StorageError,
+    },
+    /// The shared identity in the database does not open with this key file.
+    #[error(
+        "the shared identity in the database at {at} is sealed under another key file than {}: \
+         give every agent the key file the first one was started with",
+        key_file.display()
+    )]
+    SealedElsewhere {
+        /// Where the database is.
+        at: String,
+        /// The key file given.
+        key_file: PathBuf,
+    },
+    /// The shared identity's DID serves another endpoint than this agent is configured with.
+    #[error(
+        "the shared identity in the database at {at} serves {stored}, but this agent is \
+         configured for {given}: every agent of a deployment publishes one URL \
+         (LANYARD_PUBLIC_URL)"
+    )]
+    EndpointChanged {
+        /// Where the database is.
+        at: String,
+        /// The endpoint the stored DID was made with.
+        stored: String,
+        /// The endpoint this agent was given.
+        given: String,
+    },
 }
 
 /// An I/O failure on `path`.
@@ -142,14 +180,17 @@ impl KeyProtector for FileKeyProtector {
 }
 
 /// The mediator's DID, the key ring holding every secret key of the agent (the mediator's and
-/// the organisations'), and the encrypted store they are kept in.
+/// the organisations' it has used), and where the keys are kept: the data folder's encrypted
+/// store ([`load_or_create`]) or the shared database ([`load_or_create_shared`]).
 pub struct Identity {
     /// The mediator's did:peer:2.
     pub did: String,
     /// Every secret key of the agent.
     pub keys: Arc<KeyRing>,
-    /// The encrypted store the keys are kept in.
-    pub store: Arc<Store>,
+    /// The data folder's encrypted store the keys are kept in; `None` for a shared identity.
+    pub store: Option<Arc<Store>>,
+    /// The issuer store's data key, when the identity was loaded with it (a shared one).
+    issuer_key: Option<Zeroizing<[u8; 32]>>,
 }
 
 /// Where the identity store keeps the issuer store's data key.
@@ -161,8 +202,15 @@ impl Identity {
     pub fn issuer_store_key(&self) -> Result<Zeroizing<[u8; 32]>, IdentityError> {
         let (tree, id) = ISSUER_STORE_KEY;
         let mut key = Zeroizing::new([0u8; 32]);
-        match self
-            .store
+        let store = match (&self.issuer_key, &self.store) {
+            (Some(shared), _) => {
+                key.copy_from_slice(&shared[..]);
+                return Ok(key);
+            }
+            (None, Some(store)) => store,
+            (None, None) => return Err(IdentityError::IssuerStoreKey),
+        };
+        match store
             .get(tree, id)
             .map_err(store_error("the issuer store's key"))?
         {
@@ -170,7 +218,7 @@ impl Identity {
             Some(_) => return Err(IdentityError::IssuerStoreKey),
             None => {
                 OsRng.fill_bytes(&mut key[..]);
-                self.store
+                store
                     .put(tree, id, &key[..])
                     .map_err(store_error("saving the issuer store's key"))?;
             }
@@ -247,7 +295,18 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Ident
             (signing, agreement)
         }
     };
-    let did = did_peer_2(&PeerDidSpec {
+    let did = mediator_did(signing, agreement, endpoint);
+    Ok(Identity {
+        did,
+        keys,
+        store: Some(Arc::new(store)),
+        issuer_key: None,
+    })
+}
+
+/// The mediator's did:peer:2 with its keys and a DIDComm service at `endpoint`.
+fn mediator_did(signing: PublicKey, agreement: PublicKey, endpoint: &str) -> String {
+    did_peer_2(&PeerDidSpec {
         authentication: vec![signing],
         key_agreement: vec![agreement],
         services: vec![PeerService {
@@ -255,11 +314,6 @@ pub fn load_or_create(data_dir: &Path, endpoint: &str) -> Result<Identity, Ident
             routing_keys: vec![],
             accept: vec!["didcomm/v2".to_string()],
         }],
-    });
-    Ok(Identity {
-        did,
-        keys,
-        store: Arc::new(store),
     })
 }
 
@@ -278,4 +332,155 @@ pub fn admin_token(data_dir: &Path) -> Result<AdminToken, IdentityError> {
     let token = Zeroizing::new(lanyard_protocol::encoding::b64u_encode(&bytes[..]));
     write_private(&path, token.as_bytes())?;
     AdminToken::new(&token, &source).map_err(IdentityError::AdminToken)
+}
+
+/// The sealing's tree of the shared identity's secrets (the place is the key's Multikey, or
+/// [`SHARED_ISSUER_KEY_PLACE`]).
+const SHARED_SEAL_TREE: &str = "shared identity";
+/// The place the issuer store's data key is sealed for.
+const SHARED_ISSUER_KEY_PLACE: &[u8] = b"issuer-store-key";
+
+/// The shared identity's row, as read.
+struct SharedRow {
+    endpoint: String,
+    signing_key: String,
+    agreement_key: String,
+    signing_sealed: Vec<u8>,
+    agreement_sealed: Vec<u8>,
+    issuer_key_sealed: Vec<u8>,
+}
+
+/// Loads the identity every agent on the database `db` shares (creating it, when no agent did
+/// yet): the mediator's keys and the issuer store's data key, kept in `lanyard_identity`
+/// (migration 0004) sealed under the 32-byte key in `key_file` (created, mode 0600, when
+/// missing: then copy it to every other agent of the deployment, as a KMS would hand it out).
+/// Agents starting together end with one identity: each offers one, the first is kept
+/// (`INSERT ... ON CONFLICT DO NOTHING`) and every agent reads back the one stored.
+///
+/// This is the PostgreSQL counterpart of [`load_or_create`], for `start` to call when
+/// `LANYARD_DATABASE_URL` is set, after `db.migrate()`:
+/// `load_or_create_shared(&db, &config.key_file(), &format!("{public_url}/didcomm"))`, the
+/// key file coming from `LANYARD_KEY_FILE` ([`crate::config::Config::key_file`]). The
+/// [`Identity`] it gives has no local store (`store` is `None`); its
+/// [`Identity::issuer_store_key`] is the shared one.
+///
+/// Refused, naming the fault: a key file that does not open the stored identity
+/// ([`IdentityError::SealedElsewhere`]), an endpoint other than the stored DID's
+/// ([`IdentityError::EndpointChanged`], naming both URLs).
+pub async fn load_or_create_shared(
+    db: &crate::postgres::Database,
+    key_file: &Path,
+    endpoint: &str,
+) -> Result<Identity, IdentityError> {
+    let protector = FileKeyProtector::open(key_file)?;
+    let sealer = lanyard_protocol::store::Sealer::new(&protector.key);
+    let at = db.location().to_string();
+    let database = |source: crate::storage::StorageError| IdentityError::Database {
+        at: at.clone(),
+        source,
+    };
+    let client = db.client().await.map_err(database)?;
+    let read = |row: tokio_postgres::Row| SharedRow {
+        endpoint: row.get(0),
+        signing_key: row.get(1),
+        agreement_key: row.get(2),
+        signing_sealed: row.get(3),
+        agreement_sealed: row.get(4),
+        issuer_key_sealed: row.get(5),
+    };
+    const SELECT: &str = "SELECT endpoint, signing_key, agreement_key, signing_sealed, \
+                          agreement_sealed, issuer_key_sealed FROM lanyard_identity WHERE id = 1";
+    let stored = client
+        .query_opt(SELECT, &[])
+        .await
+        .map_err(|e| database(e.into()))?
+        .map(read);
+    let stored = match stored {
+        Some(stored) => stored,
+        None => {
+            // Offer one; whichever agent inserts first wins, and all read that one back.
+            let offered = KeyRing::new();
+            let signing = offered.generate(KeyType::Ed25519);
+            let agreement = offered.generate(KeyType::X25519);
+            let seal_key = |key: &PublicKey| {
+                let place = multikey_encode(key);
+                offered
+                    .export_sealed(key, &sealer, place.as_bytes())
+                    .map(|sealed| (place, sealed))
+                    .map_err(|e| database(crate::storage::StorageError::Corrupt(e.to_string())))
+            };
+            let (signing_key, signing_sealed) = seal_key(&signing)?;
+            let (agreement_key, agreement_sealed) = seal_key(&agreement)?;
+            let mut issuer_key = Zeroizing::new([0u8; 32]);
+            OsRng.fill_bytes(&mut issuer_key[..]);
+            let issuer_key_sealed = sealer
+                .seal(SHARED_SEAL_TREE, SHARED_ISSUER_KEY_PLACE, &issuer_key[..])
+                .map_err(|e| database(crate::storage::StorageError::Corrupt(e.to_string())))?;
+            client
+                .execute(
+                    "INSERT INTO lanyard_identity (id, endpoint, signing_key, agreement_key, \
+                     signing_sealed, agreement_sealed, issuer_key_sealed) \
+                     VALUES (1, $1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &endpoint,
+                        &signing_key,
+                        &agreement_key,
+                        &signing_sealed,
+                        &agreement_sealed,
+                        &issuer_key_sealed,
+                    ],
+                )
+                .await
+                .map_err(|e| database(e.into()))?;
+            let row = client
+                .query_one(SELECT, &[])
+                .await
+                .map_err(|e| database(e.into()))?;
+            read(row)
+        }
+    };
+    if stored.endpoint != endpoint {
+        return Err(IdentityError::EndpointChanged {
+            at,
+            stored: stored.endpoint,
+            given: endpoint.to_string(),
+        });
+    }
+    let sealed_elsewhere = || IdentityError::SealedElsewhere {
+        at: at.clone(),
+        key_file: key_file.to_path_buf(),
+    };
+    let keys = Arc::new(KeyRing::new());
+    let load = |multikey: &str, sealed: &[u8]| -> Result<PublicKey, IdentityError> {
+        let expected = multikey_decode(multikey)
+            .map_err(|_| IdentityError::MissingKey(multikey.to_string()))?;
+        let loaded = keys
+            .import_sealed(sealed, &sealer, multikey.as_bytes())
+            .map_err(|_| sealed_elsewhere())?;
+        if loaded != expected {
+            keys.remove(&loaded);
+            return Err(IdentityError::MissingKey(multikey.to_string()));
+        }
+        Ok(loaded)
+    };
+    let signing = load(&stored.signing_key, &stored.signing_sealed)?;
+    let agreement = load(&stored.agreement_key, &stored.agreement_sealed)?;
+    let opened = sealer
+        .open(
+            SHARED_SEAL_TREE,
+            SHARED_ISSUER_KEY_PLACE,
+            &stored.issuer_key_sealed,
+        )
+        .map_err(|_| sealed_elsewhere())?;
+    if opened.len() != 32 {
+        return Err(IdentityError::IssuerStoreKey);
+    }
+    let mut issuer_key = Zeroizing::new([0u8; 32]);
+    issuer_key.copy_from_slice(&opened);
+    Ok(Identity {
+        did: mediator_did(signing, agreement, endpoint),
+        keys,
+        store: None,
+        issuer_key: Some(issuer_key),
+    })
 }

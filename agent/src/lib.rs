@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod backend;
 pub mod config;
 mod group_commit;
 mod http;
@@ -73,6 +74,13 @@ pub enum StartError {
     /// The admin token is refused or cannot be read.
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    /// The database cannot be reached, or its schema is newer than this binary.
+    #[error(transparent)]
+    Database(#[from] postgres::DatabaseError),
+    /// The organisations' secrets of an older data folder's identity store cannot be copied
+    /// into the issuer store.
+    #[error("copying the organisations' secrets into the issuer store: {0}")]
+    Secrets(issuer::IssuerError),
 }
 
 /// A running agent.
@@ -117,7 +125,75 @@ fn store(what: &'static str) -> impl FnOnce(storage::StorageError) -> StartError
     move |source| StartError::Store { what, source }
 }
 
-/// Opens the store and identity in `config.data_dir`, binds, and serves until stopped.
+/// The identity and stores an agent runs on, opened from its data folder or its database.
+struct Opened {
+    identity: identity::Identity,
+    storage: backend::MediatorBackend,
+    issuer_storage: backend::IssuerBackend,
+    invitations: Arc<dyn invitations::InvitationStore>,
+    /// The shared database, on PostgreSQL.
+    database: Option<postgres::Database>,
+    admin_token: admin::AdminToken,
+}
+
+/// One agent on its sled folder: the identity, the stores and the admin token in
+/// `config.data_dir`.
+fn open_sled(config: &Config, endpoint: &str) -> Result<Opened, StartError> {
+    let identity = identity::load_or_create(&config.data_dir, endpoint)?;
+    let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
+        .map_err(store("mediator store"))?;
+    let issuer_storage = issuer::store::SledIssuerStorage::open(
+        &config.data_dir.join("issuer"),
+        config.commit_window,
+        &*identity.issuer_store_key()?,
+    )
+    .map_err(store("issuer store"))?;
+    let invitations: Arc<dyn invitations::InvitationStore> =
+        Arc::new(storage.invitations().map_err(store("invitation store"))?);
+    Ok(Opened {
+        identity,
+        storage: backend::MediatorBackend::Sled(storage),
+        issuer_storage: backend::IssuerBackend::Sled(issuer_storage),
+        invitations,
+        database: None,
+        admin_token: admin::admin_token(config)?,
+    })
+}
+
+/// One of any number of agents sharing the PostgreSQL database at `url`: migrated first (a
+/// schema newer than this binary is refused), the identity every agent shares (sealed under
+/// the key file), the shared stores, and the admin token every agent is given.
+async fn open_postgres(config: &Config, url: &str, endpoint: &str) -> Result<Opened, StartError> {
+    let admin_token = admin::shared_admin_token(config)?;
+    let database = postgres::Database::connect(url, config.database_pool).await?;
+    let applied = database.migrate().await?;
+    tracing::info!(at = %database.location(), ?applied, version = postgres::schema_version(), "database ready");
+    // The key file (by default in the data folder) and the recorded address live there.
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| {
+        StartError::Identity(identity::IdentityError::File {
+            path: config.data_dir.clone(),
+            source,
+        })
+    })?;
+    let identity = identity::load_or_create_shared(&database, &config.key_file(), endpoint).await?;
+    let storage = postgres::PgMediatorStorage::open(database.clone(), config.commit_window)
+        .await
+        .map_err(store("mediator store"))?;
+    let invitations: Arc<dyn invitations::InvitationStore> = Arc::new(storage.invitations());
+    let issuer_storage =
+        postgres::PgIssuerStorage::new(database.clone(), &*identity.issuer_store_key()?);
+    Ok(Opened {
+        identity,
+        storage: backend::MediatorBackend::Postgres(storage),
+        issuer_storage: backend::IssuerBackend::Postgres(Box::new(issuer_storage)),
+        invitations,
+        database: Some(database),
+        admin_token,
+    })
+}
+
+/// Opens the identity and stores (the sled folder, or the PostgreSQL database when
+/// `LANYARD_DATABASE_URL` is set), binds, and serves until stopped.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let listen = |source| StartError::Listen {
         addr: config.listen,
@@ -131,18 +207,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let identity = identity::load_or_create(&config.data_dir, &format!("{public_url}/didcomm"))?;
-    let storage = SledStorage::open(&config.data_dir.join("mediator"), config.commit_window)
-        .map_err(store("mediator store"))?;
+    let endpoint = format!("{public_url}/didcomm");
+    let Opened {
+        identity,
+        storage,
+        issuer_storage,
+        invitations,
+        database,
+        admin_token,
+    } = match &config.database_url {
+        None => open_sled(&config, &endpoint)?,
+        Some(url) => open_postgres(&config, url, &endpoint).await?,
+    };
     let did = identity.did.clone();
-    let issuer_storage = issuer::store::SledIssuerStorage::open(
-        &config.data_dir.join("issuer"),
-        config.commit_window,
-        &*identity.issuer_store_key()?,
-    )
-    .map_err(store("issuer store"))?;
-    let invitations: Arc<dyn invitations::InvitationStore> =
-        Arc::new(storage.invitations().map_err(store("invitation store"))?);
+    let issuer_store_key = identity.issuer_store_key()?;
     // The mediator packs its answers with one DidComm; the router unpacks with another, under
     // the size limit.
     let mediator = Arc::new(Mediator::new(
@@ -183,7 +261,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         issuer::Issuer::new(
             issuer_storage,
             identity.keys.clone(),
-            identity.store.clone(),
+            &issuer_store_key,
             public_url.clone(),
         )
         .with_mediator(
@@ -195,6 +273,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .with_limits(config.issuer_limits.clone())
         .with_network(http, config.status_list_max_bytes),
     );
+    // A data folder of an earlier version kept the organisations' secrets in its identity
+    // store: they move to the issuer store (once; later starts find them there).
+    if let Some(store) = &identity.store {
+        issuer
+            .adopt_local_secrets(store)
+            .await
+            .map_err(StartError::Secrets)?;
+    }
     issuer.outbox_counters().register(mediator.metrics());
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.
@@ -209,7 +295,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             retention: config.callback_retention,
         },
     ));
-    let admin_token = admin::admin_token(&config)?;
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     // Queued messages past the age limit are dropped (also on read), at least once a minute.
     let sweeper = Arc::downgrade(&mediator);
@@ -258,6 +343,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         live_slots: Arc::new(tokio::sync::Semaphore::new(config.max_live_connections)),
         live_idle: config.live_idle_timeout,
         closing: stopped.clone(),
+        database,
     });
     let app = http::router(state).merge(api::router(Arc::new(api::ApiState {
         issuer,

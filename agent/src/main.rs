@@ -1,6 +1,7 @@
 //! The agent binary. `agent` (or `agent serve`) serves the mediator and the issuer API on an
 //! embedded sled store in `./data` with no other set-up; `agent org create --name NAME` makes
-//! an organisation and prints its API key once. Configuration is read from a `lanyard.toml`
+//! an organisation and prints its API key once; `agent migrate` applies the PostgreSQL
+//! migrations to `LANYARD_DATABASE_URL`. Configuration is read from a `lanyard.toml`
 //! and `LANYARD_*` environment variables (see `config.rs`). The bound address is printed on
 //! stdout.
 
@@ -21,6 +22,9 @@ struct Cli {
 enum Command {
     /// Serve the mediator and the API (the default).
     Serve,
+    /// Apply the database migrations this binary knows to `LANYARD_DATABASE_URL` and exit
+    /// (`serve` applies them too; this is for a deploy step that runs before the agents).
+    Migrate,
     /// Manage organisations (issuers and verifiers).
     Org {
         #[command(subcommand)]
@@ -49,6 +53,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
+        Command::Migrate => migrate().await,
         Command::Org {
             command: OrgCommand::Create { name, json },
         } => create_org(&name, json).await,
@@ -89,6 +94,29 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     shutdown_signal(grace).await?;
     tracing::info!("shutting down");
     running.stop().await?;
+    Ok(())
+}
+
+async fn migrate() -> Result<(), Box<dyn std::error::Error>> {
+    init_logs();
+    let config = agent::config::Config::from_env()?;
+    let Some(url) = &config.database_url else {
+        return Err("LANYARD_DATABASE_URL is not set: the sled store needs no migrations".into());
+    };
+    let database = agent::postgres::Database::connect(url, 2).await?;
+    let applied = database.migrate().await?;
+    let version = agent::postgres::schema_version();
+    if applied.is_empty() {
+        println!(
+            "{} is at schema version {version}: nothing to apply",
+            database.location()
+        );
+    } else {
+        println!(
+            "{}: applied migrations {applied:?}; now at schema version {version}",
+            database.location()
+        );
+    }
     Ok(())
 }
 

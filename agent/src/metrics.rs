@@ -2,7 +2,8 @@
 //! messages delivered out, live connections, refusals by problem code (and by the reason a
 //! connection was refused or closed: `connection.limit`, `live.limit`, `header.timeout`,
 //! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, queue depth,
-//! and the issuer outbox's drops and withheld answers to strangers (registered by the issuer).
+//! the database pool's figures (PostgreSQL), and the issuer outbox's drops and withheld answers
+//! to strangers (registered by the issuer).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -35,6 +36,16 @@ pub struct Metrics {
     pub forwards_deduplicated: Counter,
     /// Queued messages dropped past the age limit.
     pub messages_expired: Counter,
+    /// The database pool (PostgreSQL only; set when rendered): connections open, idle, and
+    /// requests waiting for one.
+    pub db_pool: Family<PoolLabel, Gauge>,
+}
+
+/// Which figure of the database pool a gauge is.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabel {
+    /// `max`, `open`, `idle` or `waiting`.
+    pub state: &'static str,
 }
 
 impl Default for Metrics {
@@ -48,6 +59,12 @@ impl Default for Metrics {
         let refusals = Family::<Reason, Counter>::default();
         let forwards_deduplicated = Counter::default();
         let messages_expired = Counter::default();
+        let db_pool = Family::<PoolLabel, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "This agent's PostgreSQL pool: max, open, idle, and requests waiting (state label)",
+            db_pool.clone(),
+        );
         registry.register(
             "forwards_deduplicated",
             "Forwards accepted again without a second queue entry (same forward id)",
@@ -98,11 +115,26 @@ impl Default for Metrics {
             refusals,
             forwards_deduplicated,
             messages_expired,
+            db_pool,
         }
     }
 }
 
 impl Metrics {
+    /// Sets the pool gauges from `status`.
+    pub fn set_pool(&self, status: crate::postgres::PoolStatus) {
+        for (state, value) in [
+            ("max", status.max_size),
+            ("open", status.size),
+            ("idle", status.available),
+            ("waiting", status.waiting),
+        ] {
+            self.db_pool
+                .get_or_create(&PoolLabel { state })
+                .set(value as i64);
+        }
+    }
+
     /// Adds a counter another part of the agent keeps (the issuer's outbox) to `/metrics`.
     pub fn register(&self, name: &str, help: &str, counter: Counter) {
         self.registry

@@ -4,16 +4,22 @@
 //! whose keys the agent holds: the issuer finds which). The mediator and the issuer do not
 //! hold each other; the issuer queues its messages through the mediator's
 //! [`QueuePort`](crate::mediator::QueuePort).
+//!
+//! Agents sharing one issuer store hold only the organisations' keys they have used: an
+//! envelope for an organisation this agent's key ring lacks is unpacked once more after the
+//! issuer loaded that organisation's keys from the store (one indexed read for an unknown key).
 
 use std::sync::Arc;
 
-use lanyard_protocol::did::{did_of, Resolver};
-use lanyard_protocol::didcomm::{DidComm, Layer, Unpacked};
+use lanyard_protocol::did::{did_of, resolve_local, Resolver};
+use lanyard_protocol::didcomm::{DidComm, DidCommError, Layer, Unpacked};
+use lanyard_protocol::keys::KeyType;
 use lanyard_protocol::protocols::routing;
 
 use crate::issuer::store::IssuerStorage;
 use crate::issuer::Issuer;
 use crate::mediator::{LiveState, Mediator, MediatorStorage, Outcome, Refusal};
+use crate::storage::StorageError;
 
 /// Unpacks inbound envelopes once and hands each to the mediator or the issuer.
 pub struct DidCommRouter<S, I> {
@@ -23,8 +29,9 @@ pub struct DidCommRouter<S, I> {
 }
 
 impl<S: MediatorStorage, I: IssuerStorage> DidCommRouter<S, I> {
-    /// A router unpacking with `didcomm` (which holds every key of the agent: the mediator's
-    /// and the organisations').
+    /// A router unpacking with `didcomm`, whose key ring must be the issuer's
+    /// ([`Issuer::keys`]): the mediator's keys and the organisations', which the issuer loads
+    /// into it from its store when an envelope is for an organisation it lacks.
     pub fn new(
         didcomm: DidComm<Resolver>,
         mediator: Arc<Mediator<S>>,
@@ -55,7 +62,12 @@ impl<S: MediatorStorage, I: IssuerStorage> DidCommRouter<S, I> {
         envelope: &str,
         session: Option<&mut LiveState>,
     ) -> Result<Outcome, Refusal> {
-        let unpacked = self.didcomm.unpack(envelope).await?;
+        let unpacked = match self.didcomm.unpack(envelope).await {
+            Err(DidCommError::NotForUs(kids)) if self.load_org_keys(&kids).await? => {
+                self.didcomm.unpack(envelope).await?
+            }
+            unpacked => unpacked?,
+        };
         match routed_to(&unpacked)? {
             None if unpacked.message.type_ == routing::FORWARD => {
                 Err(Refusal::BadRequest(format!(
@@ -69,6 +81,32 @@ impl<S: MediatorStorage, I: IssuerStorage> DidCommRouter<S, I> {
             }
             _ => self.mediator.receive(unpacked, session).await,
         }
+    }
+}
+
+impl<S: MediatorStorage, I: IssuerStorage> DidCommRouter<S, I> {
+    /// Asks the issuer to load the keys of the organisation an envelope this ring cannot open
+    /// was encrypted to; true when it did. Only the first recipient kid whose DID resolves
+    /// without the network to a key agreement key is looked up: a stranger's envelope listing
+    /// many kids costs one indexed read, and stores nothing.
+    async fn load_org_keys(&self, kids: &[String]) -> Result<bool, Refusal> {
+        let Some(key) = kids.iter().find_map(|kid| {
+            resolve_local(did_of(kid))
+                .ok()?
+                .find_key(kid)
+                .filter(|key| key.kind == KeyType::X25519)
+        }) else {
+            return Ok(false);
+        };
+        if self.issuer.keys().contains(&key) {
+            return Ok(false);
+        }
+        self.issuer.load_keys_for(&key).await.map_err(|error| {
+            tracing::error!(%error, "loading an organisation's keys");
+            Refusal::Storage(StorageError::Backend(
+                "the organisation's keys cannot be read".into(),
+            ))
+        })
     }
 }
 

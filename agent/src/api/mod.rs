@@ -15,7 +15,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::issuer::store::SledIssuerStorage;
+use crate::backend::IssuerBackend;
 use crate::issuer::{Customer, Issuer, IssuerError, Org, Status, VerificationState};
 
 mod auth;
@@ -29,7 +29,7 @@ pub use self::error::ApiError;
 /// What the API's handlers share.
 pub struct ApiState {
     /// The issuer side the handlers act on.
-    pub issuer: Arc<Issuer<SledIssuerStorage>>,
+    pub issuer: Arc<Issuer<IssuerBackend>>,
     /// The bearer token `/admin/*` requires.
     pub admin_token: crate::admin::AdminToken,
 }

@@ -23,8 +23,6 @@ use super::{Issuer, IssuerError, Org};
 /// Collections of this module.
 const CALLBACKS: &str = "callbacks";
 pub(crate) const EVENTS: &str = "events";
-/// The identity store's tree holding callback secrets (sealed, like keys).
-const SECRETS_TREE: &str = "callback_secrets";
 
 /// Deliveries tried per event before giving up.
 pub(crate) const MAX_ATTEMPTS: u32 = 8;
@@ -183,32 +181,24 @@ impl<S: IssuerStorage> Issuer<S> {
             Some(Value::Bool(rotate)) => *rotate,
             Some(_) => return Err(IssuerError::field("rotateSecret", "must be true or false")),
         };
-        let has_secret = self
-            .identity
-            .contains(SECRETS_TREE, &org.record.id)
-            .map_err(|e| IssuerError::internal(&format!("callback secret: {e}")))?;
+        let has_secret = self.has_callback_secret(&org.record.id).await?;
+        let config = CallbackConfig {
+            url,
+            updated_ms: now_ms(),
+        };
+        let mut writes = vec![Write::put(CALLBACKS, &org.record.id, &config)?];
         let secret = if rotate || !has_secret {
             use rand_core::{OsRng, RngCore};
             let mut bytes = [0u8; 32];
             OsRng.fill_bytes(&mut bytes);
             let secret = format!("whsec_{}", lanyard_protocol::encoding::b64u_encode(bytes));
-            self.identity
-                .put(SECRETS_TREE, &org.record.id, secret.as_bytes())
-                .map_err(|e| IssuerError::internal(&format!("callback secret: {e}")))?;
+            writes.push(self.callback_secret_write(&org.record.id, secret.as_bytes())?);
             Some(secret)
         } else {
             None
         };
-        let config = CallbackConfig {
-            url,
-            updated_ms: now_ms(),
-        };
-        self.storage
-            .apply(
-                vec![],
-                vec![Write::put(CALLBACKS, &org.record.id, &config)?],
-            )
-            .await?;
+        // The configuration and its secret in one atomic batch.
+        self.storage.apply(vec![], writes).await?;
         Ok((config, secret))
     }
 
@@ -336,8 +326,8 @@ impl<S: IssuerStorage> Issuer<S> {
                 })?
                 .ok_or(AttemptError::Removed)?;
             let secret = self
-                .identity
-                .get(SECRETS_TREE, &event.org_id)
+                .callback_secret(&event.org_id)
+                .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "callback secret");
                     AttemptError::SecretUnreadable

@@ -587,7 +587,7 @@ impl<S: IssuerStorage> Issuer<S> {
     }
 
     /// Signs the credential of an offer's detail as the organisation (its did:web key).
-    fn sign_credential(&self, org: &Org, detail: &Value) -> Result<Value, IssuerError> {
+    pub(super) fn sign_credential(&self, org: &Org, detail: &Value) -> Result<Value, IssuerError> {
         let unsigned = detail
             .get("credential")
             .ok_or_else(|| IssuerError::internal("the offer holds no credential"))?;

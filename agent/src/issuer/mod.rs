@@ -1,7 +1,8 @@
 //! The businesses' side of the agent: organisations with API keys, each with an issuer DID
 //! (`did:web` under the agent's base URL) and a DIDComm identity (`did:peer:2` served by this
 //! agent), and the credential templates of the seed's template API. Its state sits behind
-//! [`store::IssuerStorage`]; secret keys stay in the agent's key ring and identity store.
+//! [`store::IssuerStorage`], the organisations' secret keys and callback secrets too (sealed,
+//! `secrets`), so that every agent sharing the store serves every organisation.
 
 mod callbacks;
 mod customers;
@@ -13,6 +14,7 @@ mod onboarding;
 mod outbox;
 mod rate;
 mod records;
+mod secrets;
 mod status_list;
 pub mod store;
 mod templates;
@@ -27,7 +29,7 @@ use lanyard_protocol::did::{
 };
 use lanyard_protocol::keys::{KeyRing, KeyType, PublicKey};
 use lanyard_protocol::net::HttpClient;
-use lanyard_protocol::store::Store;
+use lanyard_protocol::store::Sealer;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -158,7 +160,8 @@ pub struct Issuer<S> {
     keys: Arc<KeyRing>,
     /// Packs what the outbox hands to the mediator; one resolver cache for every hand-over.
     packer: lanyard_protocol::didcomm::DidComm<lanyard_protocol::did::Resolver>,
-    identity: Arc<Store>,
+    /// Seals the organisations' secrets (keys, callback secrets) kept in `storage`.
+    secrets: Sealer,
     public_url: String,
     /// Where its messages to phones are queued: the mediator beside it.
     queue: Option<Arc<dyn QueuePort>>,
@@ -188,8 +191,11 @@ pub struct Issuer<S> {
 
 impl<S: IssuerStorage> Issuer<S> {
     /// An issuer that can manage organisations and templates; [`Issuer::with_mediator`] and
-    /// [`Issuer::with_transports`] add what onboarding and issuance need.
-    pub fn new(storage: S, keys: Arc<KeyRing>, identity: Arc<Store>, public_url: String) -> Self {
+    /// [`Issuer::with_transports`] add what onboarding and issuance need. `storage_key` is the
+    /// issuer store's data key (the organisations' secrets are sealed under a key derived from
+    /// it); `keys` is the agent's key ring, the one its DIDComm router unpacks with, which the
+    /// issuer fills with an organisation's keys from `storage` when it first needs them.
+    pub fn new(storage: S, keys: Arc<KeyRing>, storage_key: &[u8; 32], public_url: String) -> Self {
         // The strict policy; [`Issuer::with_network`] sets the configured one.
         let http = HttpClient::strict().expect("the HTTP client (rustls, built-in roots) builds");
         let packer = lanyard_protocol::didcomm::DidComm::new(
@@ -200,7 +206,7 @@ impl<S: IssuerStorage> Issuer<S> {
             storage,
             keys,
             packer,
-            identity,
+            secrets: secrets::secrets_sealer(storage_key),
             public_url,
             queue: None,
             invitations: None,
@@ -310,12 +316,15 @@ impl<S: IssuerStorage> Issuer<S> {
         &self.keys
     }
 
-    /// An organisation's record with its DIDs.
-    fn org_of(&self, record: Organisation) -> Result<Org, IssuerError> {
+    /// An organisation's record with its DIDs; its keys are loaded from the store into the
+    /// key ring when the ring lacks them.
+    async fn org_of(&self, record: Organisation) -> Result<Org, IssuerError> {
         let signing_key = multikey_decode(&record.signing_key)
             .map_err(|e| IssuerError::internal(&format!("organisation {}: {e}", record.id)))?;
         let agreement_key = multikey_decode(&record.agreement_key)
             .map_err(|e| IssuerError::internal(&format!("organisation {}: {e}", record.id)))?;
+        self.ensure_key(&signing_key).await?;
+        self.ensure_key(&agreement_key).await?;
         let issuer_did = did_web_from_url(&format!("{}/orgs/{}", self.public_url, record.id))
             .map_err(|e| IssuerError::internal(&e.to_string()))?;
         let didcomm_did = did_peer_2(&PeerDidSpec {
@@ -352,17 +361,20 @@ impl<S: IssuerStorage> Issuer<S> {
         let api_key = format!("lk_{id}_{secret}");
         let signing = self.keys.generate(KeyType::Ed25519);
         let agreement = self.keys.generate(KeyType::X25519);
-        let saved = self
-            .identity
-            .save_key(&self.keys, &signing)
-            .and_then(|()| self.identity.save_key(&self.keys, &agreement));
-        if let Err(error) = saved {
-            self.keys.remove(&signing);
-            self.keys.remove(&agreement);
-            return Err(IssuerError::internal(&format!(
-                "saving the organisation's keys: {error}"
-            )));
-        }
+        let sealed = secrets::key_write(&self.keys, &self.secrets, &signing).and_then(|s| {
+            Ok((
+                s,
+                secrets::key_write(&self.keys, &self.secrets, &agreement)?,
+            ))
+        });
+        let (sealed_signing, sealed_agreement) = match sealed {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                self.keys.remove(&signing);
+                self.keys.remove(&agreement);
+                return Err(error);
+            }
+        };
         let record = Organisation {
             id: id.clone(),
             name: name.to_string(),
@@ -383,13 +395,14 @@ impl<S: IssuerStorage> Issuer<S> {
                     Write::put(ORGS, &id, &record)?,
                     Write::put(ORG_NAMES, name_key, &id)?,
                     Write::put(ORG_AGREEMENT_KEYS, &record.agreement_key, &id)?,
+                    sealed_signing,
+                    sealed_agreement,
                 ],
             )
             .await;
         if let Err(error) = applied {
             // The keys of an organisation that was not created go again.
             for key in [&signing, &agreement] {
-                let _ = self.identity.delete_key(key);
                 self.keys.remove(key);
             }
             return Err(match error {
@@ -400,7 +413,7 @@ impl<S: IssuerStorage> Issuer<S> {
             });
         }
         tracing::info!(org = %id, "organisation created");
-        Ok((self.org_of(record)?, api_key))
+        Ok((self.org_of(record).await?, api_key))
     }
 
     /// The organisation an `x-api-key` belongs to.
@@ -425,7 +438,7 @@ impl<S: IssuerStorage> Issuer<S> {
         );
         let matches = bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
         match record {
-            Some(record) if matches => self.org_of(record),
+            Some(record) if matches => self.org_of(record).await,
             _ => Err(invalid()),
         }
     }
@@ -433,7 +446,7 @@ impl<S: IssuerStorage> Issuer<S> {
     /// An organisation by id (for its public DID document).
     pub async fn org(&self, id: &str) -> Result<Option<Org>, IssuerError> {
         match self.storage.get_json::<Organisation>(ORGS, id).await? {
-            Some(record) => Ok(Some(self.org_of(record)?)),
+            Some(record) => Ok(Some(self.org_of(record).await?)),
             None => Ok(None),
         }
     }

@@ -261,6 +261,53 @@ pub trait IssuerStorageExt: IssuerStorage {
 
 impl<S: IssuerStorage> IssuerStorageExt for S {}
 
+/// One storage shared by several issuers (agents in one process, as tests run them).
+impl<S: IssuerStorage> IssuerStorage for std::sync::Arc<S> {
+    fn get(
+        &self,
+        collection: &'static str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send {
+        (**self).get(collection, key)
+    }
+
+    fn scan(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        skip: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
+        (**self).scan(collection, prefix, skip, limit)
+    }
+
+    fn count(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<usize, StorageError>> + Send {
+        (**self).count(collection, prefix)
+    }
+
+    fn scan_after(
+        &self,
+        collection: &'static str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> + Send {
+        (**self).scan_after(collection, prefix, after, limit)
+    }
+
+    fn apply(
+        &self,
+        expect: Vec<Expect>,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<(), BatchError>> + Send {
+        (**self).apply(expect, writes)
+    }
+}
+
 fn decode<T: DeserializeOwned>(
     collection: &str,
     key: &str,
@@ -276,7 +323,59 @@ fn decode<T: DeserializeOwned>(
 pub struct SledIssuerStorage {
     tree: sled::Db,
     commit: GroupCommit,
+    sealer: RecordSealer,
+}
+
+/// The sealing of every backend's values: [`Sealer`] with the collection as the sealing's
+/// tree and `collection \0 key` as its place, so a value copied to another key or collection
+/// does not open (and a record moved between backends opens the same).
+pub(crate) struct RecordSealer {
     sealer: Sealer,
+}
+
+impl RecordSealer {
+    /// A sealing under `data_key`.
+    pub(crate) fn new(data_key: &[u8; 32]) -> RecordSealer {
+        RecordSealer {
+            sealer: Sealer::new(data_key),
+        }
+    }
+
+    /// `value` sealed as the record at `key` of `collection`.
+    pub(crate) fn seal(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        self.seal_at(collection, &full_key(collection, key), value)
+    }
+
+    /// `value` sealed as the record whose full key (`collection \0 key`) is `full`.
+    fn seal_at(
+        &self,
+        collection: &str,
+        full: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        self.sealer
+            .seal(collection, full, value)
+            .map_err(|e| StorageError::Backend(e.to_string()))
+    }
+
+    /// The value stored sealed at `key` of `collection`, opened; `Corrupt` naming the record
+    /// when it does not open there.
+    pub(crate) fn open(
+        &self,
+        collection: &str,
+        key: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        self.sealer
+            .open(collection, &full_key(collection, key), sealed)
+            .map(|value| value.to_vec())
+            .map_err(|e| StorageError::Corrupt(format!("{collection}/{key}: {e}")))
+    }
 }
 
 /// The sled tree recording the values' format, and its one entry.
@@ -299,7 +398,7 @@ impl SledIssuerStorage {
         commit_window: Duration,
         data_key: &[u8; 32],
     ) -> Result<SledIssuerStorage, StorageError> {
-        let sealer = Sealer::new(data_key);
+        let sealer = RecordSealer::new(data_key);
         finish_rewrite(path)?;
         let open = || {
             lanyard_protocol::store::open_sled(
@@ -324,30 +423,6 @@ impl SledIssuerStorage {
             tree: db,
             sealer,
         })
-    }
-
-    fn seal(
-        &self,
-        collection: &str,
-        full_key: &[u8],
-        value: &[u8],
-    ) -> Result<Vec<u8>, StorageError> {
-        self.sealer
-            .seal(collection, full_key, value)
-            .map_err(|e| StorageError::Backend(e.to_string()))
-    }
-
-    /// The value stored under `full_key`, opened.
-    fn open_value(
-        &self,
-        collection: &str,
-        full_key: &[u8],
-        sealed: &[u8],
-    ) -> Result<Vec<u8>, StorageError> {
-        self.sealer
-            .open(collection, full_key, sealed)
-            .map(|value| value.to_vec())
-            .map_err(|e| StorageError::Corrupt(e.to_string()))
     }
 }
 
@@ -389,7 +464,7 @@ fn finish_rewrite(path: &Path) -> Result<(), StorageError> {
 /// which then takes the old one's place, and the old one is deleted. (Sealing in place would
 /// leave the plaintext in sled's log until it happened to be compacted.) A crash midway leaves
 /// either the old store, which is rewritten again at the next start, or the new one.
-fn seal_old_store(path: &Path, sealer: &Sealer) -> Result<(), StorageError> {
+fn seal_old_store(path: &Path, sealer: &RecordSealer) -> Result<(), StorageError> {
     let io = |what: &str, e: std::io::Error| StorageError::Backend(format!("{what}: {e}"));
     let sealing = path.with_extension("sealing");
     let old = path.with_extension("plaintext");
@@ -403,9 +478,7 @@ fn seal_old_store(path: &Path, sealer: &Sealer) -> Result<(), StorageError> {
         for entry in from.iter() {
             let (key, value) = entry?;
             let collection = collection_of(&key)?;
-            let sealed = sealer
-                .seal(collection, &key, &value)
-                .map_err(|e| StorageError::Backend(e.to_string()))?;
+            let sealed = sealer.seal_at(collection, &key, &value)?;
             to.insert(key, sealed)?;
             records += 1;
         }
@@ -433,10 +506,9 @@ impl IssuerStorage for SledIssuerStorage {
         collection: &'static str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        let full = full_key(collection, key);
         self.tree
-            .get(&full)?
-            .map(|sealed| self.open_value(collection, &full, &sealed))
+            .get(full_key(collection, key))?
+            .map(|sealed| self.sealer.open(collection, key, &sealed))
             .transpose()
     }
 
@@ -456,11 +528,10 @@ impl IssuerStorage for SledIssuerStorage {
             .take(limit)
         {
             let (full, sealed) = entry?;
-            let value = self.open_value(collection, &full, &sealed)?;
             let key = std::str::from_utf8(&full[start..])
-                .map_err(|_| StorageError::Corrupt(format!("{collection}: a key is not UTF-8")))?
-                .to_string();
-            found.push((key, value));
+                .map_err(|_| StorageError::Corrupt(format!("{collection}: a key is not UTF-8")))?;
+            let value = self.sealer.open(collection, key, &sealed)?;
+            found.push((key.to_string(), value));
         }
         Ok(found)
     }
@@ -488,11 +559,10 @@ impl IssuerStorage for SledIssuerStorage {
             if !full.starts_with(&wanted) {
                 break;
             }
-            let value = self.open_value(collection, &full, &sealed)?;
             let key = std::str::from_utf8(&full[start..])
-                .map_err(|_| StorageError::Corrupt(format!("{collection}: a key is not UTF-8")))?
-                .to_string();
-            found.push((key, value));
+                .map_err(|_| StorageError::Corrupt(format!("{collection}: a key is not UTF-8")))?;
+            let value = self.sealer.open(collection, key, &sealed)?;
+            found.push((key.to_string(), value));
         }
         Ok(found)
     }
@@ -517,9 +587,8 @@ impl IssuerStorage for SledIssuerStorage {
                     key,
                     value,
                 } => {
-                    let full = full_key(collection, key);
-                    let sealed = self.seal(collection, &full, value)?;
-                    (full, Some(sealed))
+                    let sealed = self.sealer.seal(collection, key, value)?;
+                    (full_key(collection, key), Some(sealed))
                 }
                 Write::Delete { collection, key } => (full_key(collection, key), None),
             });
@@ -534,18 +603,16 @@ impl IssuerStorage for SledIssuerStorage {
                         collection,
                         key,
                         value,
-                    } => {
-                        let full = full_key(collection, key);
-                        match tx.get(&full)? {
-                            None => false,
-                            Some(current) => {
-                                let current = self
-                                    .open_value(collection, &full, &current)
-                                    .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
-                                current == *value
-                            }
+                    } => match tx.get(full_key(collection, key))? {
+                        None => false,
+                        Some(current) => {
+                            let current = self
+                                .sealer
+                                .open(collection, key, &current)
+                                .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+                            current == *value
                         }
-                    }
+                    },
                 };
                 if !holds {
                     return Err(ConflictableTransactionError::Abort(None));

@@ -16,7 +16,8 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
 use super::{
-    delivered, problem_json, MediatorStorage, Outcome, Refusal, MAX_UNACKNOWLEDGED_PUSHED,
+    delivered, problem_json, wake_tag, MediatorStorage, Outcome, Refusal, RemoteWake, WakeTag,
+    MAX_UNACKNOWLEDGED_PUSHED,
 };
 use crate::issuer::store::IssuerStorage;
 use crate::router::DidCommRouter;
@@ -55,19 +56,20 @@ impl LiveState {
     }
 }
 
-/// Which clients have live sessions waiting for pushes: one notifier per client, shared by its
-/// sessions, forgotten when the last of them is dropped.
+/// Which clients have live sessions waiting for pushes: one notifier per client (by its
+/// [`WakeTag`], which is what other agents name it by), shared by its sessions, forgotten when
+/// the last of them is dropped.
 #[derive(Debug, Default)]
-pub(super) struct Wakers(Mutex<HashMap<String, Arc<Notify>>>);
+pub(super) struct Wakers(Mutex<HashMap<WakeTag, Arc<Notify>>>);
 
 impl Wakers {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<WakeTag, Arc<Notify>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The notifier `client`'s sessions wait on.
     fn register(&self, client: &str) -> Arc<Notify> {
-        self.map().entry(client.to_string()).or_default().clone()
+        self.map().entry(wake_tag(client)).or_default().clone()
     }
 
     /// Forgets `client`'s notifier when `notifier` is the last session's.
@@ -75,15 +77,38 @@ impl Wakers {
         let mut map = self.map();
         // Two references: the map's and the caller's.
         if Arc::strong_count(&notifier) <= 2 {
-            map.remove(client);
+            map.remove(&wake_tag(client));
         }
     }
 
     /// Wakes every live session of `client`, if it has any.
     pub(super) fn wake(&self, client: &str) {
-        let notifier = self.map().get(client).cloned();
-        if let Some(notifier) = notifier {
+        self.wake_tags(&[wake_tag(client)]);
+    }
+
+    /// Wakes the live sessions of the clients with these tags.
+    fn wake_tags(&self, tags: &[WakeTag]) {
+        let notifiers: Vec<Arc<Notify>> = {
+            let map = self.map();
+            tags.iter()
+                .filter_map(|tag| map.get(tag).cloned())
+                .collect()
+        };
+        for notifier in notifiers {
             notifier.notify_waiters();
+        }
+    }
+
+    /// Wakes the sessions another agent's writes named.
+    pub(super) fn remote(&self, wake: RemoteWake) {
+        match wake {
+            RemoteWake::Clients(tags) => self.wake_tags(&tags),
+            RemoteWake::Everyone => {
+                let notifiers: Vec<Arc<Notify>> = self.map().values().cloned().collect();
+                for notifier in notifiers {
+                    notifier.notify_waiters();
+                }
+            }
         }
     }
 
@@ -330,6 +355,39 @@ mod tests {
         };
         // Registered before the queue was looked at: a wake right after is not missed.
         mediator.wakers.wake("did:example:alice");
+        assert_eq!(futures_util::FutureExt::now_or_never(wake), Some(()));
+    }
+
+    #[tokio::test]
+    async fn another_agents_wake_ends_the_wait_of_the_clients_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let router = router(dir.path());
+        let mediator = router.mediator().clone();
+        let mut session = LiveSession::new(router);
+        session.state.switch("did:example:alice", true).unwrap();
+        let wait = |session: &mut LiveSession<_, _>| {
+            let push = futures_util::FutureExt::now_or_never(session.next_push());
+            let Some(Push::Wait(wake)) = push else {
+                panic!("nothing is queued for alice");
+            };
+            wake
+        };
+        let mut wake = wait(&mut session);
+        mediator
+            .wakers
+            .remote(RemoteWake::Clients(vec![wake_tag("did:example:bob")]));
+        assert!(
+            futures_util::FutureExt::now_or_never(&mut wake).is_none(),
+            "bob's wake is not alice's"
+        );
+        mediator.wakers.remote(RemoteWake::Clients(vec![
+            wake_tag("did:example:bob"),
+            wake_tag("did:example:alice"),
+        ]));
+        assert_eq!(futures_util::FutureExt::now_or_never(wake), Some(()));
+        // After a lost link, everyone looks at their queue.
+        let wake = wait(&mut session);
+        mediator.wakers.remote(RemoteWake::Everyone);
         assert_eq!(futures_util::FutureExt::now_or_never(wake), Some(()));
     }
 }

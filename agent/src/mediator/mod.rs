@@ -12,8 +12,10 @@ mod storage;
 
 pub(crate) use live::LiveState;
 pub use live::{LiveSession, Push, Wake};
+pub(crate) use storage::{dedup_key, digest, message_id, parse_id};
 pub use storage::{
-    Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, SledStorage,
+    wake_tag, Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, RemoteWake,
+    SledStorage, WakeHook, WakeTag,
 };
 
 use std::collections::HashSet;
@@ -224,8 +226,9 @@ pub struct Mediator<S> {
     limits: Limits,
     /// The invitations mediate-requests may answer.
     invitations: Arc<dyn InvitationStore>,
-    /// Wakes the live connections of a client when a forward for it is queued.
-    wakers: Wakers,
+    /// Wakes the live connections of a client when a forward for it is queued (here, or by
+    /// another agent sharing the store).
+    wakers: Arc<Wakers>,
     metrics: Arc<Metrics>,
     /// Control messages handled recently, by sender and id.
     seen: SeenSet,
@@ -241,13 +244,20 @@ impl<S: MediatorStorage> Mediator<S> {
         invitations: Arc<dyn InvitationStore>,
         limits: Limits,
     ) -> Self {
+        let wakers = Arc::new(Wakers::default());
+        let woken = Arc::downgrade(&wakers);
+        storage.on_remote_wake(Arc::new(move |wake| {
+            if let Some(wakers) = woken.upgrade() {
+                wakers.remote(wake);
+            }
+        }));
         Mediator {
             did,
             didcomm,
             storage,
             invitations,
             limits,
-            wakers: Wakers::default(),
+            wakers,
             metrics: Arc::new(Metrics::default()),
             seen: SeenSet::new(CONTROL_SEEN_CAP),
         }

@@ -123,7 +123,39 @@ pub trait MediatorStorage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<usize, StorageError>> + Send;
     /// Drops every queued message received before `not_before`; returns how many.
     fn expire(&self, not_before: u64) -> impl Future<Output = Result<u64, StorageError>> + Send;
+    /// Has `hook` called whenever another agent sharing this store queued messages, naming
+    /// whose live sessions to wake ([`RemoteWake`]). A store only this agent writes (sled)
+    /// never calls it: the mediator wakes its own sessions after each `enqueue`.
+    fn on_remote_wake(&self, hook: WakeHook) {
+        let _ = hook;
+    }
 }
+
+/// A short tag of a client DID (the first 8 bytes of its SHA-256): how one agent tells the
+/// others whose live sessions to wake, without sending DIDs around. Two clients sharing a tag
+/// only cost a needless look at the queue.
+pub type WakeTag = [u8; 8];
+
+/// The [`WakeTag`] of `client`.
+pub fn wake_tag(client: &str) -> WakeTag {
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&digest(client)[..8]);
+    tag
+}
+
+/// Whose live sessions another agent's writes woke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteWake {
+    /// Messages were queued for the clients with these tags.
+    Clients(Vec<WakeTag>),
+    /// A notification may have been missed (the link to the other agents was down): every
+    /// live session should look at its queue.
+    Everyone,
+}
+
+/// What a store calls with each [`RemoteWake`] ([`MediatorStorage::on_remote_wake`]); called
+/// on the store's own task, so it must not block.
+pub type WakeHook = std::sync::Arc<dyn Fn(RemoteWake) + Send + Sync>;
 
 /// The outcome of a recipient update, in Coordinate Mediation 3.0's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,7 +240,8 @@ pub struct SledStorage {
     forwards_seen: SeenSet,
 }
 
-fn digest(text: &str) -> [u8; 32] {
+/// SHA-256 of a DID: what the stores key clients and recipients by.
+pub(crate) fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
@@ -230,7 +263,7 @@ fn client_recipient_key(client: &str, recipient: &str) -> Vec<u8> {
 }
 
 /// What a forward's id is remembered as: a digest of the recipient and the id.
-fn dedup_key(recipient: &str, forward_id: &str) -> [u8; 16] {
+pub(crate) fn dedup_key(recipient: &str, forward_id: &str) -> [u8; 16] {
     crate::replay::digest_of(recipient, forward_id)
 }
 
@@ -316,7 +349,7 @@ fn decode_queued(recipient: &str, key: &[u8], value: &[u8]) -> Result<QueuedMess
 
 /// A queued message's id: its sequence number, then four bytes of its recipient's prefix, so
 /// an acknowledgement finds its queue without trying every queue of the client.
-fn message_id(prefix: &[u8; 32], seq: u64) -> String {
+pub(crate) fn message_id(prefix: &[u8; 32], seq: u64) -> String {
     format!(
         "{seq:016x}{:08x}",
         u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]])
@@ -325,7 +358,7 @@ fn message_id(prefix: &[u8; 32], seq: u64) -> String {
 
 /// A message id's sequence number and recipient tag (none in the 16-digit ids of earlier
 /// versions).
-fn parse_id(id: &str) -> Option<(u64, Option<[u8; 4]>)> {
+pub(crate) fn parse_id(id: &str) -> Option<(u64, Option<[u8; 4]>)> {
     if !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }

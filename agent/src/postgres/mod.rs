@@ -15,6 +15,14 @@ use tokio_postgres::NoTls;
 
 use crate::storage::StorageError;
 
+mod invitations;
+mod issuer;
+mod mediator;
+
+pub use invitations::PgInvitationStore;
+pub use issuer::PgIssuerStorage;
+pub use mediator::PgMediatorStorage;
+
 /// One migration: its version (the order it applies in), a name for logs, and its SQL.
 struct Migration {
     version: i32,
@@ -222,7 +230,6 @@ impl Database {
     }
 
     /// A pooled connection.
-    #[allow(dead_code)] // its first caller lands next (issue 13)
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
     }
@@ -294,20 +301,24 @@ impl Database {
         &self,
         client: &mut deadpool_postgres::Object,
     ) -> Result<Vec<i32>, DatabaseError> {
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS lanyard_schema (
-                     version integer PRIMARY KEY,
-                     name text NOT NULL,
-                     applied_at timestamptz NOT NULL DEFAULT now()
-                 )",
-            )
-            .await
-            .map_err(|e| self.unreachable(describe(&e)))?;
+        // Made by the first migration run (checked first: IF NOT EXISTS alone has the server
+        // log a notice at every start).
         let found = current_version(client)
             .await
             .map_err(|e| self.unreachable(describe(&e)))?;
         self.check_version(found)?;
+        if found == 0 {
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS lanyard_schema (
+                     version integer PRIMARY KEY,
+                     name text NOT NULL,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 )",
+                )
+                .await
+                .map_err(|e| self.unreachable(describe(&e)))?;
+        }
         let mut applied = Vec::new();
         for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
             let failed = |e: tokio_postgres::Error| DatabaseError::Migration {

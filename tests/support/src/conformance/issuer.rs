@@ -245,3 +245,46 @@ pub async fn scan_after_pages_from_a_cursor<S: IssuerStorage>(store: &S) {
     }
     assert_eq!(seen, ["a1", "a2", "a3", "b1"]);
 }
+
+/// Keys order and prefix-match by their bytes, whatever they hold: uppercase before
+/// lowercase, non-ASCII after ASCII, a prefix's `%`, `_` and `\` only themselves, a NUL
+/// inside a key kept; and of two writes to one key in a batch the later wins.
+pub async fn keys_order_and_match_by_their_bytes<S: IssuerStorage>(store: &S) {
+    let written = ["a%", "a_", "ab", "a\\", "B", "é", "z", "a\0b", "a"];
+    let writes = written.iter().map(|k| put("t", k, k)).collect();
+    store.apply(vec![], writes).await.unwrap();
+    assert_eq!(
+        keys(store.scan("t", "", 0, 20).await.unwrap()),
+        ["B", "a", "a\0b", "a%", "a\\", "a_", "ab", "z", "é"]
+    );
+    assert_eq!(keys(store.scan("t", "a%", 0, 20).await.unwrap()), ["a%"]);
+    assert_eq!(keys(store.scan("t", "a_", 0, 20).await.unwrap()), ["a_"]);
+    assert_eq!(keys(store.scan("t", "a\\", 0, 20).await.unwrap()), ["a\\"]);
+    assert_eq!(store.count("t", "a").await.unwrap(), 6);
+    assert_eq!(store.count("t", "é").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .get_json::<String>("t", "a\0b")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a\0b")
+    );
+    assert_eq!(store.get("t", "a\0").await.unwrap(), None);
+    assert_eq!(
+        keys(store.scan_after("t", "a", Some("a\0b"), 2).await.unwrap()),
+        ["a%", "a\\"]
+    );
+    store
+        .apply(
+            vec![],
+            vec![put("t", "k", "first"), put("t", "k", "second")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_json::<String>("t", "k").await.unwrap().as_deref(),
+        Some("second"),
+        "the later write to a key wins"
+    );
+}

@@ -90,6 +90,7 @@ macro_rules! issuer_storage_tests {
                 scan_pages_by_prefix_in_key_order,
                 count_counts_by_prefix,
                 scan_after_pages_from_a_cursor,
+                keys_order_and_match_by_their_bytes,
             ]
         );
     };

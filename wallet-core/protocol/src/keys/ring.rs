@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use super::agreement::dh;
 use super::{KeyError, KeyType, PublicKey};
+use crate::store::Sealer;
 
 /// Bound on the static-static agreement cache (ECDH-1PU's Zs): one entry per pair of our key
 /// and a peer key. When full it is emptied, zeroizing every entry.
@@ -51,6 +52,8 @@ impl StoredKey {
 
 const TAG_ED25519: u8 = 1;
 const TAG_X25519: u8 = 2;
+/// The sealing's tree name for keys sealed by [`KeyRing::export_sealed`].
+const SEALED_KEY_TREE: &str = "sealed key";
 
 /// Holds secret keys and performs the operations that need them.
 #[derive(Default)]
@@ -234,6 +237,36 @@ impl KeyRing {
         }
     }
 
+    /// The secret of `key` sealed with `sealer` as the record kept at `place` (e.g. the
+    /// key's Multikey): ciphertext only, for a store that is not [`crate::store::Store`] (the
+    /// agent's shared issuer store). The plaintext exists only in a zeroizing buffer.
+    pub fn export_sealed(
+        &self,
+        key: &PublicKey,
+        sealer: &Sealer,
+        place: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        let stored = self.export_for_store(key)?;
+        sealer
+            .seal(SEALED_KEY_TREE, place, &stored.0)
+            .map_err(|e| KeyError::BadRecord(e.to_string()))
+    }
+
+    /// Opens what [`KeyRing::export_sealed`] made for `place` and loads the key; returns its
+    /// public key. A record sealed under another key or for another place is refused
+    /// ([`KeyError::BadRecord`], saying so) and loads nothing.
+    pub fn import_sealed(
+        &self,
+        sealed: &[u8],
+        sealer: &Sealer,
+        place: &[u8],
+    ) -> Result<PublicKey, KeyError> {
+        let opened = sealer
+            .open(SEALED_KEY_TREE, place, sealed)
+            .map_err(|e| KeyError::BadRecord(e.to_string()))?;
+        self.import_from_store(&StoredKey(opened))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PublicKey, Secret>> {
         self.keys
             .read()
@@ -341,6 +374,46 @@ impl Ed25519Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_key_opens_only_under_its_sealer_and_place() {
+        let ring = KeyRing::new();
+        let signing = ring.generate(KeyType::Ed25519);
+        let agreement = ring.generate(KeyType::X25519);
+        let sealer = Sealer::new(&[3u8; 32]);
+        let sealed = ring.export_sealed(&signing, &sealer, b"place").unwrap();
+        let secret = ring.export_for_store(&signing).unwrap();
+        // Ciphertext only: the secret bytes appear nowhere in what is stored.
+        assert!(!sealed.windows(32).any(|w| w == &secret.0[1..]));
+
+        let other = KeyRing::new();
+        let wrong_key = other.import_sealed(&sealed, &Sealer::new(&[4u8; 32]), b"place");
+        assert!(
+            matches!(&wrong_key, Err(KeyError::BadRecord(m)) if m.contains("does not authenticate"))
+        );
+        let wrong_place = other.import_sealed(&sealed, &sealer, b"elsewhere");
+        assert!(
+            matches!(&wrong_place, Err(KeyError::BadRecord(m)) if m.contains("does not authenticate"))
+        );
+        assert!(!other.contains(&signing));
+
+        assert_eq!(
+            other.import_sealed(&sealed, &sealer, b"place").unwrap(),
+            signing
+        );
+        let sealed = ring.export_sealed(&agreement, &sealer, b"x").unwrap();
+        assert_eq!(
+            other.import_sealed(&sealed, &sealer, b"x").unwrap(),
+            agreement
+        );
+        let message = b"signed by the imported key";
+        let signature = other.sign(&signing, message).unwrap();
+        verify_ed25519(&signing, message, &signature).unwrap();
+        assert!(matches!(
+            KeyRing::new().export_sealed(&signing, &sealer, b"place"),
+            Err(KeyError::UnknownKey(_))
+        ));
+    }
 
     #[test]
     fn sign_and_verify_by_reference() {
