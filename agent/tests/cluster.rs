@@ -489,6 +489,7 @@ async fn the_same_credential_request_at_both_agents_at_once_issues_one_credentia
         [a, b].contains(&202) && [a, b].iter().all(|&s| s == 202 || (400..500).contains(&s)),
         "the request was taken (and the twin taken or refused): {a}, {b}"
     );
+    println!("the two agents answered {a} and {b}");
 
     let counted = acme
         .call("GET", &format!("{TEMPLATES}/{template}"), None)
