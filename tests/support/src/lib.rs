@@ -1,8 +1,9 @@
 //! What Lanyard's agent tests (`agent/tests/`) and end-to-end tests (`tests/tests/`) share:
-//! the agent in process ([`Agent`]) and as a process ([`AgentProcess`]), a phone speaking
+//! the agent in process ([`Agent`]) and as a process ([`AgentProcess`]), several agent
+//! processes on one PostgreSQL behind Debian's nginx ([`Cluster`], [`Nginx`]), a phone speaking
 //! DIDComm through the mediator ([`Phone`]) and a did:key issuer ([`Issuer`]), an
 //! organisation's API client ([`OrgClient`]), the onboard-with-auto-issue setup
-//! ([`onboarding`]), an SMTP sink ([`SmtpSink`]), an SMS gateway stand-in ([`SmsReceiver`]),
+//! ([`onboarding`]), the customer's whole journey ([`customer_journey`]), an SMTP sink ([`SmtpSink`]), an SMS gateway stand-in ([`SmsReceiver`]),
 //! QR decoding ([`decode_qr`]), a wallet event recorder ([`Events`]), the test key protector
 //! ([`FileKeyProtector`]), the seed's examples ([`seed_examples`]) and the storage
 //! conformance suites ([`mediator_storage_tests!`], [`invitation_store_tests!`],
@@ -12,10 +13,13 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod cluster;
 pub mod conformance;
 mod in_process;
+mod journey;
 mod keystore;
 mod mail;
+mod nginx;
 pub mod onboarding;
 mod org;
 mod phone;
@@ -39,9 +43,12 @@ pub mod mediator {
     pub use lanyard_protocol::protocols::trust_ping::{PING, PING_RESPONSE};
 }
 
+pub use self::cluster::Cluster;
 pub use self::in_process::{create_invitation, Agent};
+pub use self::journey::customer_journey;
 pub use self::keystore::FileKeyProtector;
 pub use self::mail::SmtpSink;
+pub use self::nginx::{free_port, Nginx, NginxOptions};
 pub use self::org::{OrgClient, Reply, TEMPLATES};
 pub use self::phone::{Issuer, Phone};
 pub use self::process::{binary, spawn_agent, AgentProcess};

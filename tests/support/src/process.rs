@@ -71,6 +71,8 @@ pub struct AgentProcess {
     pub did: String,
     /// Its data folder.
     pub data: tempfile::TempDir,
+    /// The extra variables it was started with (and is restarted with).
+    vars: Vec<(String, String)>,
 }
 
 impl AgentProcess {
@@ -100,6 +102,10 @@ impl AgentProcess {
             url,
             did,
             data,
+            vars: vars
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect(),
         }
     }
 
@@ -113,14 +119,23 @@ impl AgentProcess {
         self.child.id()
     }
 
-    /// SIGKILLs the agent and starts it again on the same data folder and address.
+    /// SIGKILLs the agent and starts it again on the same data folder and address, with the
+    /// variables it was started with.
     pub fn kill_and_restart(mut self) -> AgentProcess {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let address = self.url.trim_start_matches("http://").to_string();
         let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        let mut vars: Vec<(&str, String)> = self
+            .vars
+            .iter()
+            .filter(|(name, _)| name != "LANYARD_LISTEN")
+            .map(|(name, value)| (name.as_str(), value.clone()))
+            .collect();
+        vars.push(("LANYARD_LISTEN", address));
+        let restarted = AgentProcess::start_on(data, &vars);
         drop(self);
-        AgentProcess::start_on(data, &[("LANYARD_LISTEN", address)])
+        restarted
     }
 }
 

@@ -1,0 +1,515 @@
+//! Several agents on one PostgreSQL behind nginx (round-robin, no stickiness): the balancer
+//! alternates between its upstreams and carries the WebSocket upgrade; a phone's HTTP requests
+//! and its live socket land on different agents and a forward taken by one is pushed by the
+//! other; pickup and acknowledgement work through any agent; one agent SIGKILLed mid-flood and
+//! restarted loses no acknowledged forward and delivers none twice; the customer's whole
+//! journey runs through nginx; the same credential request at both agents at once issues one
+//! credential.
+
+use lanyard_test_support as support;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use lanyard_protocol::didcomm::{Message, ENCRYPTED_TYP};
+use lanyard_protocol::encoding::b64u_decode;
+use lanyard_protocol::protocols::issue_credential;
+use serde_json::json;
+use support::TEMPLATES;
+use support::{mediator, onboarding, Agent, Cluster, Issuer, Nginx, OrgClient, Phone, SmtpSink};
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+/// A tiny upstream on a loopback port that answers `/who` with its name and the
+/// `X-Forwarded-For` it was sent, and `/ws` with a WebSocket that echoes `NAME: frame`.
+async fn named_upstream(name: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let app = axum::Router::new()
+        .route(
+            "/who",
+            get(move |headers: HeaderMap| async move {
+                let forwarded = headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_string();
+                format!("{name} {forwarded}")
+            }),
+        )
+        .route(
+            "/ws",
+            get(move |upgrade: WebSocketUpgrade| async move {
+                upgrade.on_upgrade(move |mut socket| async move {
+                    while let Some(Ok(WsMessage::Text(text))) = socket.recv().await {
+                        let echo = format!("{name}: {}", text.as_str());
+                        if socket.send(WsMessage::Text(echo.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                })
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test]
+async fn nginx_alternates_requests_between_upstreams_and_carries_websockets() {
+    let a = named_upstream("a").await;
+    let b = named_upstream("b").await;
+    let nginx = Nginx::start(&[&a, &b]);
+
+    // One client keeping its connection to nginx: the upstream still changes every request.
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let response = client
+            .get(format!("{}/who", nginx.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", nginx.error_log());
+        answers.push(response.text().await.unwrap());
+    }
+    for pair in answers.windows(2) {
+        assert_ne!(
+            pair[0], pair[1],
+            "consecutive requests hit one upstream: {answers:?}"
+        );
+    }
+    for name in ["a", "b"] {
+        let hits = answers
+            .iter()
+            .filter(|answer| answer.starts_with(&format!("{name} ")))
+            .count();
+        assert_eq!(hits, 3, "{name} took {hits} of 6: {answers:?}");
+    }
+    assert!(
+        answers.iter().all(|answer| answer.ends_with(" 127.0.0.1")),
+        "X-Forwarded-For names the client: {answers:?}"
+    );
+    let log = nginx.access_log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains(&format!("upstream={a}")))
+            .count(),
+        3,
+        "{log}"
+    );
+
+    // Two WebSockets through nginx land on the two upstreams and stay open both ways.
+    let ws_url = format!("{}/ws", nginx.url.replace("http://", "ws://"));
+    let mut names = Vec::new();
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+        for n in 0..2 {
+            socket
+                .send(tokio_tungstenite::tungstenite::Message::Text(
+                    format!("hello {n}").into(),
+                ))
+                .await
+                .unwrap();
+            let echo = socket.next().await.unwrap().unwrap().into_text().unwrap();
+            let (name, text) = echo.split_once(": ").unwrap();
+            assert_eq!(text, format!("hello {n}"));
+            names.push(name.to_string());
+        }
+        sockets.push(socket);
+    }
+    assert_eq!(names[0], names[1], "one socket stays on one upstream");
+    assert_eq!(names[2], names[3], "one socket stays on one upstream");
+    assert_ne!(
+        names[0], names[2],
+        "the second socket went to the other upstream"
+    );
+}
+
+/// The value of the sample `name` (no labels) in a `/metrics` text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Agent `index`'s sample `name`.
+async fn agent_metric(cluster: &Cluster, index: usize, name: &str) -> u64 {
+    metric(&cluster.metrics(index).await, name)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next DIDComm message on a live socket (a guard of 10 s against hanging).
+async fn next_frame(phone: &Phone, socket: &mut Socket) -> Message {
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+        .await
+        .expect("a frame arrives within 10 s")
+        .expect("the socket stays open")
+        .unwrap();
+    let text = frame.into_text().unwrap();
+    phone
+        .didcomm
+        .unpack(&text)
+        .await
+        .expect("frames unpack")
+        .message
+}
+
+/// The contents (`offer N`) of a delivery's attachments, and their ids.
+async fn delivered(phone: &Phone, delivery: &Message) -> (Vec<String>, Vec<String>) {
+    let mut contents = Vec::new();
+    let mut ids = Vec::new();
+    for attachment in &delivery.attachments {
+        ids.push(attachment.id.clone().unwrap());
+        let bytes = b64u_decode(attachment.data.base64.as_deref().unwrap()).unwrap();
+        let inner = phone
+            .didcomm
+            .unpack(std::str::from_utf8(&bytes).unwrap())
+            .await
+            .expect("a delivered message unpacks");
+        contents.push(inner.message.body["content"].as_str().unwrap().to_string());
+    }
+    (contents, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_taken_by_one_agent_is_pushed_at_once_by_the_agent_holding_the_socket() {
+    let cluster = Cluster::start(2);
+    let balanced = cluster.balanced();
+    let phone = Phone::new(&balanced.did);
+    // Mediation and the recipient update through nginx: one request to each agent.
+    phone.connect(&balanced).await;
+    for index in 0..2 {
+        assert!(
+            agent_metric(&cluster, index, "lanyard_messages_in_total").await >= 1,
+            "agent {index} took none of the phone's HTTP requests"
+        );
+    }
+
+    // The phone's live socket, through nginx too.
+    let ws_url = format!("{}/ws", balanced.url.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let live_on = phone
+        .pack_request(
+            &balanced,
+            mediator::LIVE_DELIVERY_CHANGE,
+            json!({"live_delivery": true}),
+        )
+        .await;
+    socket.send(Frame::Text(live_on.into())).await.unwrap();
+    let status = next_frame(&phone, &mut socket).await;
+    assert_eq!(status.type_, mediator::STATUS);
+    assert_eq!(status.body["live_delivery"], true);
+    let mut live = Vec::new();
+    for index in 0..2 {
+        live.push(agent_metric(&cluster, index, "lanyard_live_connections").await);
+    }
+    let holder = live
+        .iter()
+        .position(|&n| n == 1)
+        .expect("one agent holds the socket");
+    let other = 1 - holder;
+    assert_eq!(live[other], 0, "only one agent holds the socket: {live:?}");
+
+    // A forward to the agent that does not hold the socket is pushed by the one that does.
+    let issuer = Issuer::new();
+    assert_eq!(
+        issuer.send_to(&cluster.direct(other), &phone.did, 1).await,
+        202
+    );
+    let pushed = next_frame(&phone, &mut socket).await;
+    assert_eq!(pushed.type_, mediator::DELIVERY);
+    let (contents, ids) = delivered(&phone, &pushed).await;
+    assert_eq!(contents, ["offer 1"]);
+    assert_eq!(
+        agent_metric(&cluster, other, "lanyard_forwards_queued_total").await,
+        1,
+        "the forward was taken by the agent without the socket"
+    );
+    assert_eq!(
+        agent_metric(&cluster, holder, "lanyard_forwards_queued_total").await,
+        0
+    );
+    assert_eq!(
+        agent_metric(&cluster, holder, "lanyard_messages_out_total").await,
+        1,
+        "the agent holding the socket pushed it"
+    );
+
+    // Acknowledged over the socket: gone for the other agent too.
+    let ack = phone
+        .pack_request(
+            &balanced,
+            mediator::MESSAGES_RECEIVED,
+            json!({"message_id_list": ids}),
+        )
+        .await;
+    socket.send(Frame::Text(ack.into())).await.unwrap();
+    let status = next_frame(&phone, &mut socket).await;
+    assert_eq!(status.type_, mediator::STATUS);
+    assert_eq!(status.body["message_count"], 0);
+    assert_eq!(phone.waiting(&cluster.direct(other)).await, 0);
+    socket.close(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pickup_and_acknowledgement_work_through_any_agent() {
+    let cluster = Cluster::start(2);
+    let balanced = cluster.balanced();
+    let (first, second) = (cluster.direct(0), cluster.direct(1));
+    let phone = Phone::new(&balanced.did);
+    phone.connect(&balanced).await;
+    let issuer = Issuer::new();
+    for n in 0..4 {
+        assert_eq!(issuer.send_to(&balanced, &phone.did, n).await, 202);
+    }
+    for index in 0..2 {
+        assert_eq!(
+            agent_metric(&cluster, index, "lanyard_forwards_queued_total").await,
+            2,
+            "nginx alternates the forwards"
+        );
+    }
+    assert_eq!(phone.waiting(&first).await, 4);
+    assert_eq!(phone.waiting(&second).await, 4);
+
+    // Delivered by one agent, not acknowledged: delivered again by the other.
+    let mut batches = Vec::new();
+    for agent in [&first, &second] {
+        let delivery = phone
+            .ask(agent, mediator::DELIVERY_REQUEST, json!({ "limit": 10 }))
+            .await;
+        assert_eq!(delivery.message.type_, mediator::DELIVERY);
+        batches.push(delivered(&phone, &delivery.message).await);
+    }
+    assert_eq!(
+        batches[0], batches[1],
+        "the same messages, not yet acknowledged"
+    );
+    assert_eq!(
+        batches[0].0,
+        ["offer 0", "offer 1", "offer 2", "offer 3"],
+        "in the order they were queued, whichever agent took them"
+    );
+
+    // Acknowledged at the second agent: deleted for the first.
+    let (_, ids) = &batches[0];
+    let status = phone
+        .ask(
+            &second,
+            mediator::MESSAGES_RECEIVED,
+            json!({ "message_id_list": ids[..3] }),
+        )
+        .await;
+    assert_eq!(status.message.type_, mediator::STATUS);
+    assert_eq!(status.message.body["message_count"], 1);
+    assert_eq!(phone.waiting(&first).await, 1);
+    let rest = phone.pick_up(&first, 10).await;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].body["content"], "offer 3");
+    assert_eq!(phone.waiting(&second).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_agent_mid_flood_loses_no_acknowledged_forward_and_delivers_none_twice() {
+    let mut cluster = Cluster::start(2);
+    let balanced = cluster.balanced();
+    let phone = Phone::new(&balanced.did);
+    phone.connect(&balanced).await;
+
+    // Pack everything before the flood, so the flood measures the agents, not the packing.
+    let issuer = Issuer::new();
+    const TOTAL: usize = 1500;
+    let mut packed = Vec::with_capacity(TOTAL);
+    for n in 0..TOTAL {
+        packed.push(issuer.pack_for(&balanced, &phone.did, n as u32).await);
+    }
+    let packed = Arc::new(packed);
+    let next = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let (packed, next, acked, failed, client) = (
+            packed.clone(),
+            next.clone(),
+            acked.clone(),
+            failed.clone(),
+            client.clone(),
+        );
+        let endpoint = format!("{}/didcomm", balanced.url);
+        senders.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= TOTAL {
+                    return;
+                }
+                let sent = client
+                    .post(&endpoint)
+                    .header("content-type", ENCRYPTED_TYP)
+                    .body(packed[n].clone())
+                    .send()
+                    .await;
+                match sent.map(|response| response.status().as_u16()) {
+                    Ok(202) => {
+                        acked.lock().unwrap().insert(n);
+                    }
+                    // In flight at the killed agent: nginx answers for it; never acknowledged.
+                    Ok(502..=504) | Err(_) => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(status) => panic!("forward {n} answered {status}"),
+                }
+            }
+        }));
+    }
+    // Kill one agent mid-flood, with requests in flight, and start it again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while acked.lock().unwrap().len() < 300 {
+        assert!(std::time::Instant::now() < deadline, "the flood stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let at_kill = next.load(Ordering::SeqCst);
+    tokio::task::block_in_place(|| cluster.kill_and_restart(0));
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    assert!(
+        at_kill < TOTAL,
+        "the kill came after the flood ended; nothing was tested"
+    );
+    let acked = acked.lock().unwrap().clone();
+
+    let mut received = Vec::new();
+    loop {
+        let batch = phone.pick_up(&balanced, 100).await;
+        if batch.is_empty() {
+            break;
+        }
+        received.extend(batch.into_iter().map(|m| {
+            m.body["content"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("offer ")
+                .parse::<usize>()
+                .unwrap()
+        }));
+    }
+    let unique: BTreeSet<usize> = received.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        received.len(),
+        "a message was delivered twice after its acknowledgement"
+    );
+    let lost: Vec<&usize> = acked.difference(&unique).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged forwards were lost: {lost:?}",
+        lost.len()
+    );
+    println!(
+        "{TOTAL} forwards: {} sent before the SIGKILL, {} acknowledged, {} not (in flight at the \
+         killed agent), {} delivered",
+        at_kill,
+        acked.len(),
+        failed.load(Ordering::SeqCst),
+        received.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_journey_runs_through_nginx_on_two_agents() {
+    let sink = SmtpSink::start();
+    let cluster = Cluster::start_with(2, &[("LANYARD_SMTP_URL", sink.url())]);
+    support::customer_journey(&cluster, &sink).await;
+    for index in 0..2 {
+        assert!(
+            agent_metric(&cluster, index, "lanyard_messages_in_total").await > 0,
+            "agent {index} took no DIDComm message of the journey"
+        );
+    }
+}
+
+/// Posts `packed` to `agent` once every poster waits at `barrier`; returns the status.
+async fn post_together(agent: &Agent, barrier: &tokio::sync::Barrier, packed: String) -> u16 {
+    barrier.wait().await;
+    agent.post(ENCRYPTED_TYP, packed).await.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_credential_request_at_both_agents_at_once_issues_one_credential() {
+    let cluster = Cluster::start(2);
+    let balanced = cluster.balanced();
+    let acme = OrgClient::create(&cluster, "Acme").await;
+    let template = onboarding::skill_template(&acme).await;
+    let customer = onboarding::onboard(
+        &acme,
+        onboarding::auto_issue_customer(
+            "Jane",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "Rust" }),
+        ),
+    )
+    .await;
+    let phone = onboarding::mediated_phone(&balanced).await;
+    phone
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await;
+    let offers = onboarding::picked(&phone, &balanced, issue_credential::OFFER).await;
+    let offer = issue_credential::parse_offer(&offers[0]).unwrap();
+
+    // One request, packed once, sent to both agents directly at the same instant.
+    let request = issue_credential::request_message(&offer)
+        .from(phone.did.clone())
+        .to([acme.didcomm_did.clone()]);
+    let packed = phone
+        .didcomm
+        .pack_for_delivery(&request, Some(&phone.did), &acme.didcomm_did, false)
+        .await
+        .unwrap()
+        .message;
+    let (first, second) = (cluster.direct(0), cluster.direct(1));
+    let barrier = tokio::sync::Barrier::new(2);
+    let (a, b) = tokio::join!(
+        post_together(&first, &barrier, packed.clone()),
+        post_together(&second, &barrier, packed),
+    );
+    assert!(
+        [a, b].contains(&202) && [a, b].iter().all(|&s| s == 202 || (400..500).contains(&s)),
+        "the request was taken (and the twin taken or refused): {a}, {b}"
+    );
+    println!("the two agents answered {a} and {b}");
+
+    let counted = acme
+        .call("GET", &format!("{TEMPLATES}/{template}"), None)
+        .await;
+    assert_eq!(
+        counted.body["data"]["totalIssued"].as_u64(),
+        Some(1),
+        "one counter increment: {}",
+        counted.body
+    );
+    let exchanges = acme
+        .call(
+            "GET",
+            &format!("/core/api/v1/programmatic/credential?templateId={template}"),
+            None,
+        )
+        .await;
+    let listed = exchanges.body["data"]["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "one credential: {}", exchanges.body);
+    assert_eq!(listed[0]["state"], "Issued");
+    let issued = onboarding::picked(&phone, &balanced, issue_credential::ISSUE).await;
+    assert_eq!(issued.len(), 1, "one credential reaches the phone");
+}
