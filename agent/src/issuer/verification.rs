@@ -502,7 +502,10 @@ impl<S: IssuerStorage> Issuer<S> {
             tracing::warn!(list = %entry.list, %error, "status list is not JSON");
             Unverified::StatusUnavailable
         })?;
-        let read = verify_credential(&list, resolver, now)
+        // Checked at the time it arrived: a list signed after this verification began (its
+        // first fetch since a change) is valid from a later second than `now`.
+        let arrived = (super::time::now_ms() / 1000).max(now);
+        let read = verify_credential(&list, resolver, arrived)
             .await
             .map_err(|error| {
                 tracing::warn!(list = %entry.list, %error, "status list does not verify");
