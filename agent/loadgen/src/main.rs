@@ -143,7 +143,12 @@ struct Database {
 async fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("connecting to the database server: {e}"))?;
+        .map_err(|e| {
+            let reason = e
+                .as_db_error()
+                .map_or(e.to_string(), |db| db.message().to_string());
+            format!("connecting to the database server: {reason}")
+        })?;
     let driver = tokio::spawn(connection);
     let result = client
         .batch_execute(sql)
