@@ -8,10 +8,6 @@
 
 use lanyard_test_support as support;
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
 use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::routing::get;
@@ -326,103 +322,28 @@ async fn kill_9_of_one_agent_mid_flood_loses_no_acknowledged_forward_and_deliver
     let phone = Phone::new(&balanced.did);
     phone.connect(&balanced).await;
 
-    // Pack everything before the flood, so the flood measures the agents, not the packing.
-    let issuer = Issuer::new();
     const TOTAL: usize = 1500;
-    let mut packed = Vec::with_capacity(TOTAL);
-    for n in 0..TOTAL {
-        packed.push(issuer.pack_for(&balanced, &phone.did, n as u32).await);
-    }
-    let packed = Arc::new(packed);
-    let next = Arc::new(AtomicUsize::new(0));
-    let acked = Arc::new(Mutex::new(BTreeSet::new()));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let client = reqwest::Client::new();
-    let mut senders = Vec::new();
-    for _ in 0..8 {
-        let (packed, next, acked, failed, client) = (
-            packed.clone(),
-            next.clone(),
-            acked.clone(),
-            failed.clone(),
-            client.clone(),
-        );
-        let endpoint = format!("{}/didcomm", balanced.url);
-        senders.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::SeqCst);
-                if n >= TOTAL {
-                    return;
-                }
-                let sent = client
-                    .post(&endpoint)
-                    .header("content-type", ENCRYPTED_TYP)
-                    .body(packed[n].clone())
-                    .send()
-                    .await;
-                match sent.map(|response| response.status().as_u16()) {
-                    Ok(202) => {
-                        acked.lock().unwrap().insert(n);
-                    }
-                    // In flight at the killed agent: nginx answers for it; never acknowledged.
-                    Ok(502..=504) | Err(_) => {
-                        failed.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(status) => panic!("forward {n} answered {status}"),
-                }
-            }
-        }));
-    }
-    // Kill one agent mid-flood, with requests in flight, and start it again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while acked.lock().unwrap().len() < 300 {
-        assert!(std::time::Instant::now() < deadline, "the flood stalled");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    let at_kill = next.load(Ordering::SeqCst);
+    let flood = support::flood::Flood::start(&balanced, &phone.did, TOTAL, 8).await;
+    // Kill one agent mid-flood, with requests in flight (nginx answers 502 for those), and
+    // start it again.
+    flood
+        .wait_acked(300, std::time::Duration::from_secs(120))
+        .await;
+    let at_kill = flood.sent();
     tokio::task::block_in_place(|| cluster.kill_and_restart(0));
-    for sender in senders {
-        sender.await.unwrap();
-    }
+    let flooded = flood.finish().await;
     assert!(
         at_kill < TOTAL,
         "the kill came after the flood ended; nothing was tested"
     );
-    let acked = acked.lock().unwrap().clone();
-
-    let mut received = Vec::new();
-    loop {
-        let batch = phone.pick_up(&balanced, 100).await;
-        if batch.is_empty() {
-            break;
-        }
-        received.extend(batch.into_iter().map(|m| {
-            m.body["content"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("offer ")
-                .parse::<usize>()
-                .unwrap()
-        }));
-    }
-    let unique: BTreeSet<usize> = received.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        received.len(),
-        "a message was delivered twice after its acknowledgement"
-    );
-    let lost: Vec<&usize> = acked.difference(&unique).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged forwards were lost: {lost:?}",
-        lost.len()
-    );
+    let received = support::flood::pick_up_all(&phone, &balanced).await;
+    support::flood::assert_each_acknowledged_once(&flooded.acked, &received);
     println!(
         "{TOTAL} forwards: {} sent before the SIGKILL, {} acknowledged, {} not (in flight at the \
          killed agent), {} delivered",
         at_kill,
-        acked.len(),
-        failed.load(Ordering::SeqCst),
+        flooded.acked.len(),
+        flooded.failed,
         received.len()
     );
 }

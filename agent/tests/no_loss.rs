@@ -5,10 +5,9 @@
 
 use lanyard_test_support as support;
 
-use std::collections::BTreeSet;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use lanyard_protocol::didcomm::ENCRYPTED_TYP;
 use support::{Agent, Issuer, Phone};
@@ -39,58 +38,16 @@ async fn kill_9_mid_flood_loses_no_acknowledged_forward() {
     let phone = Phone::new(&did);
     phone.connect(&agent).await;
 
-    // Pack everything before the flood, so the flood measures the agent, not the packing.
-    let issuer = Issuer::new();
     const TOTAL: usize = 1500;
-    let mut packed = Vec::with_capacity(TOTAL);
-    for n in 0..TOTAL {
-        packed.push(issuer.pack_for(&agent, &phone.did, n as u32).await);
-    }
-    let packed = Arc::new(packed);
-    let next = Arc::new(AtomicUsize::new(0));
-    let acked = Arc::new(Mutex::new(BTreeSet::new()));
-    let client = reqwest::Client::new();
-    let mut senders = Vec::new();
-    for _ in 0..8 {
-        let (packed, next, acked, client) =
-            (packed.clone(), next.clone(), acked.clone(), client.clone());
-        let endpoint = format!("{}/didcomm", agent.url);
-        senders.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::SeqCst);
-                if n >= TOTAL {
-                    return;
-                }
-                let sent = client
-                    .post(&endpoint)
-                    .header("content-type", ENCRYPTED_TYP)
-                    .body(packed[n].clone())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(response) if response.status() == 202 => {
-                        acked.lock().unwrap().insert(n);
-                    }
-                    Ok(response) => panic!("forward {n} answered {}", response.status()),
-                    // The agent was killed: this one was never acknowledged.
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
+    let flood = support::flood::Flood::start(&agent, &phone.did, TOTAL, 8).await;
     // Kill it mid-flood, with requests in flight.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while acked.lock().unwrap().len() < 300 {
-        assert!(std::time::Instant::now() < deadline, "the flood stalled");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    flood
+        .wait_acked(300, std::time::Duration::from_secs(60))
+        .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
-    let attempted = next.load(Ordering::SeqCst).min(TOTAL);
+    let attempted = flood.sent();
+    let acked = flood.finish().await.acked;
     assert!(
         acked.len() < TOTAL,
         "the kill came after the flood ended; nothing was tested"
@@ -102,36 +59,10 @@ async fn kill_9_mid_flood_loses_no_acknowledged_forward() {
         "the mediator keeps its identity across restarts"
     );
     let agent = Agent::at(url, did);
-    let mut received = Vec::new();
-    loop {
-        let batch = phone.pick_up(&agent, 100).await;
-        if batch.is_empty() {
-            break;
-        }
-        received.extend(batch.into_iter().map(|m| {
-            m.body["content"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("offer ")
-                .parse::<usize>()
-                .unwrap()
-        }));
-    }
+    let received = support::flood::pick_up_all(&phone, &agent).await;
     child.kill().unwrap();
     child.wait().unwrap();
-
-    let unique: BTreeSet<usize> = received.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        received.len(),
-        "a message was delivered twice after its acknowledgement"
-    );
-    let lost: Vec<&usize> = acked.difference(&unique).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged forwards were lost: {lost:?}",
-        lost.len()
-    );
+    support::flood::assert_each_acknowledged_once(&acked, &received);
     println!(
         "{} forwards attempted, {} acknowledged before SIGKILL, {} delivered after restart",
         attempted,

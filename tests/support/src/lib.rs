@@ -15,6 +15,7 @@
 
 mod cluster;
 pub mod conformance;
+pub mod flood;
 mod in_process;
 mod journey;
 mod keystore;
