@@ -135,11 +135,11 @@ pub struct Config {
     /// the events API before it is deleted, in seconds (default 604800, seven days).
     pub callback_retention: Duration,
     // Shared identity (issue 13, h/ident).
-    /// `LANYARD_KEY_FILE`: the 32-byte key that seals the agent's identity: the data
-    /// folder's identity store, or, with several agents on one PostgreSQL, the identity they
-    /// share in the database (every agent of the deployment is given the same file, as from a
-    /// KMS). Created (random, mode 0600) when missing. Default `<data_dir>/agent.key`; read it
-    /// through [`Config::key_file`].
+    /// `LANYARD_KEY_FILE`: with several agents on one PostgreSQL, the 32-byte key that seals
+    /// the identity they share in the database (every agent of the deployment is given the
+    /// same file, as from a KMS). Created (random, mode 0600) when missing. Default
+    /// `<data_dir>/agent.key`; read it through [`Config::key_file`]. On sled the data folder's
+    /// identity store is always wrapped by `<data_dir>/agent.key`.
     pub key_file: Option<PathBuf>,
     // Several agents on one store (issue 13, h/claims): background work done once.
     /// `LANYARD_CALLBACK_POLL_MS`: the longest wait between two looks for due callback events,
