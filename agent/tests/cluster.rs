@@ -349,6 +349,42 @@ async fn kill_9_of_one_agent_mid_flood_loses_no_acknowledged_forward_and_deliver
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_one_agent_mid_flood_loses_no_acknowledged_forward() {
+    let mut cluster = Cluster::start(2);
+    let balanced = cluster.balanced();
+    let phone = Phone::new(&balanced.did);
+    phone.connect(&balanced).await;
+    const TOTAL: usize = 1500;
+    let flood = support::flood::Flood::start(&balanced, &phone.did, TOTAL, 8).await;
+    flood
+        .wait_acked(300, std::time::Duration::from_secs(120))
+        .await;
+    let at_stop = flood.sent();
+    // A graceful stop: the agent's group-commit batches in flight commit before it answers,
+    // and it exits; then it starts again.
+    tokio::task::block_in_place(|| cluster.terminate_and_restart(1));
+    let flooded = flood.finish().await;
+    assert!(
+        at_stop < TOTAL,
+        "the stop came after the flood ended; nothing was tested"
+    );
+    // What the stopping agent had taken in it finished; what came after went to the other.
+    assert_eq!(
+        flooded.failed, 0,
+        "a graceful stop answered no forward with a failure"
+    );
+    let received = support::flood::pick_up_all(&phone, &balanced).await;
+    support::flood::assert_each_acknowledged_once(&flooded.acked, &received);
+    println!(
+        "{TOTAL} forwards: {} sent before the SIGTERM, {} acknowledged, {} not, {} delivered",
+        at_stop,
+        flooded.acked.len(),
+        flooded.failed,
+        received.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_customer_journey_runs_through_nginx_on_two_agents() {
     let sink = SmtpSink::start();
     let cluster = Cluster::start_with(2, &[("LANYARD_SMTP_URL", sink.url())]);

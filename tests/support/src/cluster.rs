@@ -83,7 +83,17 @@ impl Cluster {
     /// SIGKILLs agent `index` and starts it again on the same port and data folder; it comes
     /// back as the same mediator.
     pub fn kill_and_restart(&mut self, index: usize) {
-        let agent = self.agents.remove(index).kill_and_restart();
+        self.restart(index, AgentProcess::kill_and_restart);
+    }
+
+    /// Stops agent `index` with SIGTERM (graceful: what it took in finishes) and starts it
+    /// again on the same port and data folder.
+    pub fn terminate_and_restart(&mut self, index: usize) {
+        self.restart(index, AgentProcess::terminate_and_restart);
+    }
+
+    fn restart(&mut self, index: usize, how: fn(AgentProcess) -> AgentProcess) {
+        let agent = how(self.agents.remove(index));
         assert_eq!(
             agent.did, self.did,
             "a restarted agent is the same mediator"

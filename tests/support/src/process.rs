@@ -121,8 +121,22 @@ impl AgentProcess {
 
     /// SIGKILLs the agent and starts it again on the same data folder and address, with the
     /// variables it was started with.
-    pub fn kill_and_restart(mut self) -> AgentProcess {
-        self.child.kill().unwrap();
+    pub fn kill_and_restart(self) -> AgentProcess {
+        self.restart_after("KILL")
+    }
+
+    /// Sends SIGTERM (a graceful shutdown: in-flight requests finish), waits for the agent to
+    /// exit, and starts it again as [`AgentProcess::kill_and_restart`] does.
+    pub fn terminate_and_restart(self) -> AgentProcess {
+        self.restart_after("TERM")
+    }
+
+    fn restart_after(mut self, signal: &str) -> AgentProcess {
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} failed");
         self.child.wait().unwrap();
         let address = self.url.trim_start_matches("http://").to_string();
         let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
