@@ -368,10 +368,13 @@ async fn sigterm_of_one_agent_mid_flood_loses_no_acknowledged_forward() {
         at_stop < TOTAL,
         "the stop came after the flood ended; nothing was tested"
     );
-    // What the stopping agent had taken in it finished; what came after went to the other.
-    assert_eq!(
-        flooded.failed, 0,
-        "a graceful stop answered no forward with a failure"
+    // What the stopping agent had taken in it finished, and what came after went to the
+    // other; only a connection caught in the listen backlog as it closed can fail, at most one
+    // per sender (each has one forward in flight).
+    assert!(
+        flooded.failed <= 8,
+        "a graceful stop failed {} forwards, more than were in flight",
+        flooded.failed
     );
     let received = support::flood::pick_up_all(&phone, &balanced).await;
     support::flood::assert_each_acknowledged_once(&flooded.acked, &received);
