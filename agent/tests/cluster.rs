@@ -315,59 +315,52 @@ async fn pickup_and_acknowledgement_work_through_any_agent() {
     assert_eq!(phone.waiting(&second).await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_of_one_agent_mid_flood_loses_no_acknowledged_forward_and_delivers_none_twice() {
+/// Floods two agents behind nginx with `TOTAL` forwards and, once 300 are acknowledged,
+/// restarts agent `index` with `restart`; checks that every acknowledged forward is delivered
+/// once. Returns what the flood ended with.
+async fn flood_across_a_restart(
+    index: usize,
+    restart: fn(&mut Cluster, usize),
+) -> support::flood::Flooded {
+    const TOTAL: usize = 1500;
     let mut cluster = Cluster::start(2);
     let balanced = cluster.balanced();
     let phone = Phone::new(&balanced.did);
     phone.connect(&balanced).await;
-
-    const TOTAL: usize = 1500;
     let flood = support::flood::Flood::start(&balanced, &phone.did, TOTAL, 8).await;
-    // Kill one agent mid-flood, with requests in flight (nginx answers 502 for those), and
-    // start it again.
     flood
         .wait_acked(300, std::time::Duration::from_secs(120))
         .await;
-    let at_kill = flood.sent();
-    tokio::task::block_in_place(|| cluster.kill_and_restart(0));
+    let at_restart = flood.sent();
+    tokio::task::block_in_place(|| restart(&mut cluster, index));
     let flooded = flood.finish().await;
     assert!(
-        at_kill < TOTAL,
-        "the kill came after the flood ended; nothing was tested"
+        at_restart < TOTAL,
+        "the restart came after the flood ended; nothing was tested"
     );
     let received = support::flood::pick_up_all(&phone, &balanced).await;
     support::flood::assert_each_acknowledged_once(&flooded.acked, &received);
     println!(
-        "{TOTAL} forwards: {} sent before the SIGKILL, {} acknowledged, {} not (in flight at the \
-         killed agent), {} delivered",
-        at_kill,
+        "{TOTAL} forwards: {at_restart} sent before the restart, {} acknowledged, {} not, {} \
+         delivered",
         flooded.acked.len(),
         flooded.failed,
         received.len()
     );
+    flooded
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_agent_mid_flood_loses_no_acknowledged_forward_and_delivers_none_twice() {
+    // Requests in flight at the killed agent are answered 502 by nginx: never acknowledged.
+    flood_across_a_restart(0, Cluster::kill_and_restart).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_of_one_agent_mid_flood_loses_no_acknowledged_forward() {
-    let mut cluster = Cluster::start(2);
-    let balanced = cluster.balanced();
-    let phone = Phone::new(&balanced.did);
-    phone.connect(&balanced).await;
-    const TOTAL: usize = 1500;
-    let flood = support::flood::Flood::start(&balanced, &phone.did, TOTAL, 8).await;
-    flood
-        .wait_acked(300, std::time::Duration::from_secs(120))
-        .await;
-    let at_stop = flood.sent();
     // A graceful stop: the agent's group-commit batches in flight commit before it answers,
     // and it exits; then it starts again.
-    tokio::task::block_in_place(|| cluster.terminate_and_restart(1));
-    let flooded = flood.finish().await;
-    assert!(
-        at_stop < TOTAL,
-        "the stop came after the flood ended; nothing was tested"
-    );
+    let flooded = flood_across_a_restart(1, Cluster::terminate_and_restart).await;
     // What the stopping agent had taken in it finished, and what came after went to the
     // other; only a connection caught in the listen backlog as it closed can fail, at most one
     // per sender (each has one forward in flight).
@@ -375,15 +368,6 @@ async fn sigterm_of_one_agent_mid_flood_loses_no_acknowledged_forward() {
         flooded.failed <= 8,
         "a graceful stop failed {} forwards, more than were in flight",
         flooded.failed
-    );
-    let received = support::flood::pick_up_all(&phone, &balanced).await;
-    support::flood::assert_each_acknowledged_once(&flooded.acked, &received);
-    println!(
-        "{TOTAL} forwards: {} sent before the SIGTERM, {} acknowledged, {} not, {} delivered",
-        at_stop,
-        flooded.acked.len(),
-        flooded.failed,
-        received.len()
     );
 }
 
