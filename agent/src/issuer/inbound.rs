@@ -535,16 +535,12 @@ mod tests {
             )
             .await
             .unwrap();
-        let ring = Arc::new(KeyRing::new());
-        let phone = phone_did(&ring, "http://agent.test/didcomm");
-        let ping = Message::new(trust_ping::PING, json!({ "response_requested": false }))
-            .pthid(customer.invitation_id.clone())
-            .from(phone.clone())
-            .to([org.didcomm_did.clone()]);
-        let packed = DidComm::new(ring, Resolver::default())
-            .pack_authcrypt(&ping, &phone, &[&org.didcomm_did], false)
-            .await
-            .unwrap();
+        let (phone, packed) = crate::issuer::outbox::tests::connecting_ping(
+            &org.didcomm_did,
+            &customer.invitation_id,
+            "http://agent.test/didcomm",
+        )
+        .await;
         // This agent's ring may not hold the organisation's keys yet (the router loads them
         // on an envelope it cannot open; here the test unpacks itself).
         issuer.org(&org.record.id).await.unwrap();

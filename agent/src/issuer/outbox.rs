@@ -447,6 +447,30 @@ pub(super) mod tests {
         })
     }
 
+    /// A fresh phone (served at `uri`) answering the invitation `invitation_id` of the
+    /// organisation at `org_did` with a trust ping, authcrypted to it: the phone's DID and the
+    /// envelope.
+    pub(crate) async fn connecting_ping(
+        org_did: &str,
+        invitation_id: &str,
+        uri: &str,
+    ) -> (String, String) {
+        let ring = std::sync::Arc::new(KeyRing::new());
+        let phone = phone_did(&ring, uri);
+        let ping = Message::new(PING, serde_json::json!({ "response_requested": false }))
+            .pthid(invitation_id.to_string())
+            .from(phone.clone())
+            .to([org_did.to_string()]);
+        let packed = lanyard_protocol::didcomm::DidComm::new(
+            ring,
+            lanyard_protocol::did::Resolver::default(),
+        )
+        .pack_authcrypt(&ping, &phone, &[org_did], false)
+        .await
+        .unwrap();
+        (phone, packed)
+    }
+
     /// A phone's DID routed through the mediator, which it never asked for mediation: every
     /// hand-over to it is refused.
     fn unmediated_phone() -> String {

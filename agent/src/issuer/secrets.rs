@@ -280,16 +280,12 @@ mod tests {
         assert!(!b.issuer.keys().contains(&org.signing_key));
 
         // A phone answers the invitation; the envelope reaches agent B.
-        let ring = Arc::new(KeyRing::new());
-        let phone = phone_did(&ring, "http://elsewhere.test/didcomm");
-        let ping = Message::new(trust_ping::PING, json!({ "response_requested": false }))
-            .pthid(customer.invitation_id.clone())
-            .from(phone.clone())
-            .to([org.didcomm_did.clone()]);
-        let packed = DidComm::new(ring, Resolver::default())
-            .pack_authcrypt(&ping, &phone, &[&org.didcomm_did], false)
-            .await
-            .unwrap();
+        let (phone, packed) = crate::issuer::outbox::tests::connecting_ping(
+            &org.didcomm_did,
+            &customer.invitation_id,
+            "http://elsewhere.test/didcomm",
+        )
+        .await;
         let b_issuer = Arc::new(b.issuer);
         let router = DidCommRouter::new(
             DidComm::new(b.identity.keys.clone(), Resolver::default()),
