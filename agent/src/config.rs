@@ -89,8 +89,7 @@ pub struct Config {
     // agent's invitations, neither expired nor used up); `LANYARD_MAX_RECIPIENTS`: recipient
     // DIDs one client may register (default 1000); `LANYARD_CLIENT_QUEUE_BYTES`: bytes all of
     // one client's queues may hold (default 64 MiB); `LANYARD_STORE_QUEUE_BYTES`: bytes all
-    // queues may hold (default 4 GiB; on PostgreSQL to within the batches committing at one
-    // instant, at most two per agent of up to 16 MiB each); `LANYARD_MESSAGE_MAX_AGE_S`: seconds a message may wait
+    // queues may hold (default 4 GiB); `LANYARD_MESSAGE_MAX_AGE_S`: seconds a message may wait
     // before it expires (default 2592000, 30 days); `LANYARD_REPLAY_WINDOW_S`: seconds a
     // control message's id is remembered, and how far its `created_time` may be from now
     // (default 600).

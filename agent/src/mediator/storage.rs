@@ -45,8 +45,7 @@ pub struct QueueQuota {
     pub per_recipient: usize,
     /// Bytes all of one client's queues may hold.
     pub client_bytes: u64,
-    /// Bytes all queues together may hold (exactly on sled; on PostgreSQL to within the
-    /// batches committing at one instant, whose totals are shards summed without a lock).
+    /// Bytes all queues together may hold.
     pub total_bytes: u64,
     /// How long a forward's id is remembered, so that the same forward is queued once.
     pub dedup_secs: u64,

@@ -1,23 +1,16 @@
 //! The mediator's store on the shared PostgreSQL database: [`PgMediatorStorage`], with the
-//! sled backend's semantics, for several agents at once (migrations `0001_mediator` and
-//! `0005_mediator_writes`).
+//! sled backend's semantics, for several agents at once (migration `0001_mediator`).
 //!
 //! - Quotas hold across agents: what the queues hold is counted in usage rows (per
-//!   recipient, per client) updated in the same transaction as the queue. Every transaction
-//!   locks them in one order (recipients, then clients, each sorted by key), so agents wait
-//!   for each other but never deadlock. The totals are 16 shard rows, each change adding to
-//!   one at random, read as sums without a lock: the store-wide byte cap holds to within the
-//!   batches committing at that instant.
-//! - Forward ids are remembered in a table (by a digest of recipient and id). A batch inserts
-//!   its ids, sorted, before it takes any usage lock: an id another batch holds makes it wait
-//!   for that batch's end, so the same forward is queued once whichever agents see it.
-//! - Group commit: concurrent `enqueue`s go through a bounded channel to [`WRITERS`] writer
-//!   tasks, which take turns gathering them into batches, each one transaction of multi-row
-//!   statements over arrays, every caller answered after the commit. The bulk of a batch (its
-//!   messages) is written before the usage locks are taken, so the batches of several
-//!   writers and agents overlap but for the quota checks and the commits. A refused message
-//!   (a quota) is taken back and answered with its refusal; the others in its batch are
-//!   stored.
+//!   recipient, per client, in all) updated in the same transaction as the queue. Every
+//!   transaction locks them in one order (recipients, then clients, each sorted by key, then
+//!   the totals; the forward ids after them), so agents wait for each other but never deadlock.
+//! - Forward ids are remembered in a table (by a digest of recipient and id), checked under the
+//!   recipient's usage lock, so the same forward is queued once whichever agents see it.
+//! - Group commit: concurrent `enqueue`s go through a bounded channel to one writer task,
+//!   which gathers them into one transaction (multi-row statements over arrays) and answers
+//!   every caller of the batch after the commit. A refused message (a quota) is answered with
+//!   its refusal; the others in its batch are stored.
 //! - Live wake across agents: each batch's transaction sends one `NOTIFY` (split to stay
 //!   under PostgreSQL's 8000-byte payload) naming the [`WakeTag`]s of the clients it queued
 //!   for; every agent holds one connection `LISTEN`ing and hands what it hears to the
@@ -26,7 +19,7 @@
 //!
 //! Every query is by key or index: nothing on a request path reads all queues.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,12 +76,8 @@ const LOCK_CLIENTS: &str = "INSERT INTO mediator_client_usage AS u (client_key)
      ON CONFLICT (client_key) DO UPDATE SET bytes = u.bytes
      RETURNING u.client_key, u.bytes";
 
-/// The totals: the sums of the usage shards, read without a lock.
-const TOTALS: &str = "SELECT coalesce(sum(count), 0)::bigint, coalesce(sum(bytes), 0)::bigint,
-            coalesce(sum(forwards), 0)::bigint FROM mediator_usage";
-
-/// Usage shards (rows of `mediator_usage`, migration 0005): each change adds to one.
-const SHARDS: u32 = 16;
+const LOCK_TOTAL: &str =
+    "SELECT count, bytes, forwards FROM mediator_usage WHERE id = 1 FOR UPDATE";
 
 const ADD_RECIPIENTS: &str = "UPDATE mediator_recipient_usage u
      SET count = u.count + d.c, bytes = u.bytes + d.b
@@ -98,41 +87,8 @@ const ADD_RECIPIENTS: &str = "UPDATE mediator_recipient_usage u
 const ADD_CLIENTS: &str = "UPDATE mediator_client_usage u SET bytes = u.bytes + d.b
      FROM unnest($1::bytea[], $2::bigint[]) AS d(k, b) WHERE u.client_key = d.k";
 
-/// Adds to the totals' shard `$4`.
 const ADD_TOTAL: &str = "UPDATE mediator_usage
-     SET count = count + $1, bytes = bytes + $2, forwards = forwards + $3 WHERE id = $4";
-
-/// Remembers forward ids (sorted, so batches wait for each other in one order): returns each
-/// id it took, fresh or past its window, with whether it was fresh. An id still within its
-/// window is left (and locked until this transaction ends): the forward is a duplicate.
-const REMEMBER: &str = "INSERT INTO mediator_forwards AS f (key, expires_at)
-     SELECT * FROM unnest($1::bytea[], $2::bigint[]) AS d(k, e) ORDER BY k
-     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE f.expires_at < $3
-     RETURNING f.key, f.xmax = 0";
-
-/// Queues a batch's messages under one range of seqs (one `nextval`: the sequence steps by
-/// [`MAX_BATCH`]), the n-th message at the range's start + n; returns the start.
-const QUEUE: &str = "WITH range AS MATERIALIZED (SELECT nextval('mediator_queue_seq') AS start),
-     queued AS (
-         INSERT INTO mediator_queue (recipient_key, seq, client_key, received_at, message)
-         SELECT m.r, range.start + m.n - 1, m.c, m.t, m.m FROM range,
-             unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::text[])
-                 WITH ORDINALITY AS m(r, c, t, m, n)
-         RETURNING 1)
-     SELECT start, (SELECT count(*) FROM queued) FROM range";
-
-/// Takes back queued messages by (recipient key, seq): those a batch refused.
-const UNQUEUE: &str = "DELETE FROM mediator_queue q
-     USING unnest($1::bytea[], $2::bigint[]) AS d(k, s)
-     WHERE q.recipient_key = d.k AND q.seq = d.s";
-
-/// Forgets forward ids a batch took for messages it refused.
-const FORGET: &str = "DELETE FROM mediator_forwards WHERE key = ANY($1::bytea[])";
-
-/// A usage shard, picked at random.
-fn shard() -> i32 {
-    (rand_core::RngCore::next_u32(&mut rand_core::OsRng) % SHARDS) as i32 + 1
-}
+     SET count = count + $1, bytes = bytes + $2, forwards = forwards + $3 WHERE id = 1";
 
 /// A statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -255,15 +211,15 @@ impl PgMediatorStorage {
         let listener = tokio::spawn(keep_listening(db.clone(), listening, origin, hooks.clone()));
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
-        let writer = Writer {
-            db: db.clone(),
-            origin,
-            commits: commits.clone(),
-        };
-        let inbox = Arc::new(tokio::sync::Mutex::new(Inbox { queue, held: None }));
-        for _ in 0..WRITERS {
-            tokio::spawn(write_batches(writer.clone(), inbox.clone(), commit_window));
-        }
+        tokio::spawn(write_batches(
+            Writer {
+                db: db.clone(),
+                origin,
+                commits: commits.clone(),
+            },
+            queue,
+            commit_window,
+        ));
         Ok(PgMediatorStorage {
             db,
             writes,
@@ -354,8 +310,7 @@ impl PgMediatorStorage {
         let (count, bytes) = (-count, -bytes);
         let by_recipient: [Param<'_>; 3] = [&r_keys, &r_counts, &r_bytes];
         let by_client: [Param<'_>; 2] = [&c_keys, &c_bytes];
-        let shard = shard();
-        let in_all: [Param<'_>; 4] = [&count, &bytes, &0i64, &shard];
+        let in_all: [Param<'_>; 3] = [&count, &bytes, &0i64];
         let (just_recipients, just_clients): ([Param<'_>; 1], [Param<'_>; 1]) =
             ([&r_keys], [&c_keys]);
         tokio::try_join!(
@@ -401,30 +356,27 @@ impl PgMediatorStorage {
     }
 
     /// Forgets forward ids past their window, then the oldest while more than the cap are
-    /// remembered, in transactions of a bounded size. Ids a batch holds are skipped (the
-    /// sweep never waits for a batch, which may be waiting for it), and the count is taken
-    /// from a shard last.
+    /// remembered, in transactions of a bounded size.
     async fn prune_forwards(&self) -> Result<(), StorageError> {
         loop {
             let mut db = self.db.client().await?;
-            let totals = db.prepare_cached(TOTALS).await?;
+            let lock_total = db.prepare_cached(LOCK_TOTAL).await?;
             let add_total = db.prepare_cached(ADD_TOTAL).await?;
             let expired = db
                 .prepare_cached(
                     "DELETE FROM mediator_forwards WHERE key IN (
-                         SELECT key FROM mediator_forwards WHERE expires_at < $1
-                         LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                         SELECT key FROM mediator_forwards WHERE expires_at < $1 LIMIT $2)",
                 )
                 .await?;
             let oldest = db
                 .prepare_cached(
                     "DELETE FROM mediator_forwards WHERE key IN (
-                         SELECT key FROM mediator_forwards ORDER BY expires_at
-                         LIMIT $1 FOR UPDATE SKIP LOCKED)",
+                         SELECT key FROM mediator_forwards ORDER BY expires_at LIMIT $1)",
                 )
                 .await?;
             let tx = db.transaction().await?;
-            let remembered: i64 = tx.query_one(&totals, &[]).await?.get(2);
+            // The totals row first, as everywhere (a batch holds it when it inserts ids).
+            let remembered: i64 = tx.query_one(&lock_total, &[]).await?.get(2);
             let mut forgotten = tx
                 .execute(&expired, &[&big(now()), &FORWARDS_CHUNK])
                 .await? as i64;
@@ -433,8 +385,7 @@ impl PgMediatorStorage {
                 forgotten += tx.execute(&oldest, &[&over]).await? as i64;
             }
             if forgotten > 0 {
-                tx.execute(&add_total, &[&0i64, &0i64, &-forgotten, &shard()])
-                    .await?;
+                tx.execute(&add_total, &[&0i64, &0i64, &-forgotten]).await?;
             }
             tx.commit().await?;
             if forgotten < FORWARDS_CHUNK {
@@ -457,44 +408,33 @@ fn columns3(map: &HashMap<[u8; 32], (i64, i64)>) -> (Vec<&[u8]>, Vec<i64>, Vec<i
     (keys, counts, bytes)
 }
 
-/// What each writer task holds.
-#[derive(Clone)]
+/// What the writer task holds.
 struct Writer {
     db: Database,
     origin: WakeTag,
     commits: Arc<AtomicU64>,
 }
 
-/// Writer tasks per agent. While one commits (its statements run on one PostgreSQL backend,
-/// then the fsync), the next gathers and sends its batch. Two did best with two agents on
-/// this 2-core machine (more split the same forwards into smaller batches); see
-/// BENCHMARKS.md.
-const WRITERS: usize = 2;
-
-/// Where the writers take their batches from, one writer at a time.
-struct Inbox {
-    queue: mpsc::Receiver<Write>,
-    /// A write that did not fit the last batch: it starts the next.
-    held: Option<Write>,
-}
-
-impl Inbox {
-    /// The next batch: what waits, and what arrives within `window` of its first write, up
-    /// to [`MAX_BATCH`] messages and (past the first) [`MAX_BATCH_BYTES`]. `None` once every
-    /// sender is gone.
-    async fn batch(&mut self, window: Duration) -> Option<Vec<Write>> {
-        let first = match self.held.take() {
+/// The writer: gathers what waits in `queue` into batches and commits each in one
+/// transaction, until every sender is gone.
+async fn write_batches(writer: Writer, mut queue: mpsc::Receiver<Write>, window: Duration) {
+    let mut held: Option<Write> = None;
+    loop {
+        let first = match held.take() {
             Some(write) => write,
-            None => self.queue.recv().await?,
+            None => match queue.recv().await {
+                Some(write) => write,
+                None => return,
+            },
         };
         let mut bytes = first.message.len();
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + window;
         while batch.len() < MAX_BATCH {
-            let next = match self.queue.try_recv() {
+            let next = match queue.try_recv() {
                 Ok(write) => write,
                 Err(mpsc::error::TryRecvError::Empty) if !window.is_zero() => {
-                    match tokio::time::timeout_at(deadline, self.queue.recv()).await {
+                    match tokio::time::timeout_at(deadline, queue.recv()).await {
                         Ok(Some(write)) => write,
                         _ => break,
                     }
@@ -502,23 +442,12 @@ impl Inbox {
                 Err(_) => break,
             };
             if bytes + next.message.len() > MAX_BATCH_BYTES {
-                self.held = Some(next);
+                held = Some(next);
                 break;
             }
             bytes += next.message.len();
             batch.push(next);
         }
-        Some(batch)
-    }
-}
-
-/// A writer: takes turns with the others at `inbox` for a batch, then commits it in one
-/// transaction and answers its callers, until every sender is gone.
-async fn write_batches(writer: Writer, inbox: Arc<tokio::sync::Mutex<Inbox>>, window: Duration) {
-    loop {
-        let Some(batch) = inbox.lock().await.batch(window).await else {
-            return;
-        };
         match writer.commit(&batch).await {
             Ok(outcomes) => {
                 for (write, outcome) in batch.into_iter().zip(outcomes) {
@@ -543,13 +472,6 @@ struct Held {
     bytes: i64,
 }
 
-/// A forward id a batch took: fresh (not remembered before), and whether a message of the
-/// batch was queued under it.
-struct Taken {
-    fresh: bool,
-    used: bool,
-}
-
 impl Writer {
     /// Stores a batch in one transaction: each write's outcome, in order, once committed.
     async fn commit(
@@ -565,11 +487,9 @@ impl Writer {
         outcomes
     }
 
-    /// The batch's transaction on `client`, in two round trips. The first remembers the
-    /// forward ids and queues every message (the bulk of the work, under no shared lock),
-    /// then locks the usage rows the quotas are checked against. The second takes back what
-    /// the checks refused, adds to the usage rows and commits: the usage locks are held for
-    /// one round trip and the commit.
+    /// The batch's transaction on `client`, in two round trips: BEGIN, the locks and what
+    /// they guard; then the writes and COMMIT (so the locks are held for one round trip, the
+    /// quota checks and the commit).
     async fn run(
         &self,
         client: &deadpool_postgres::Object,
@@ -581,59 +501,57 @@ impl Writer {
         let mut clients: Vec<[u8; 32]> = batch.iter().map(|w| w.client_key).collect();
         clients.sort_unstable();
         clients.dedup();
-        // Each forward id once (the first write's window), sorted.
-        let mut ids: HashMap<[u8; 16], i64> = HashMap::new();
-        for write in batch {
-            if let Some(key) = write.dedup {
-                let expiry = big(write.received_at.saturating_add(write.quota.dedup_secs));
-                ids.entry(key).or_insert(expiry);
-            }
-        }
-        let mut sorted: Vec<([u8; 16], i64)> = ids.into_iter().collect();
-        sorted.sort_unstable();
-        let id_keys: Vec<&[u8]> = sorted.iter().map(|(k, _)| k.as_slice()).collect();
-        let id_expiry: Vec<i64> = sorted.iter().map(|(_, e)| *e).collect();
-        let now = big(now());
-
-        let remember = client.prepare_cached(REMEMBER).await?;
-        let queue = client.prepare_cached(QUEUE).await?;
+        let dedups: Vec<&[u8]> = batch
+            .iter()
+            .filter_map(|w| w.dedup.as_ref().map(|d| d.as_slice()))
+            .collect();
         let lock_recipients = client.prepare_cached(LOCK_RECIPIENTS).await?;
         let lock_clients = client.prepare_cached(LOCK_CLIENTS).await?;
-        let totals = client.prepare_cached(TOTALS).await?;
-        let unqueue = client.prepare_cached(UNQUEUE).await?;
-        let forget = client.prepare_cached(FORGET).await?;
+        let lock_total = client.prepare_cached(LOCK_TOTAL).await?;
+        let seen = client
+            .prepare_cached(
+                "SELECT f.key, f.expires_at FROM unnest($1::bytea[]) AS k
+                 JOIN mediator_forwards f ON f.key = k",
+            )
+            .await?;
+        let seqs = client
+            .prepare_cached(
+                "SELECT nextval('mediator_queue_seq') AS s FROM generate_series(1, $1::int) ORDER BY s",
+            )
+            .await?;
+        let insert = client
+            .prepare_cached(
+                "INSERT INTO mediator_queue (recipient_key, seq, client_key, received_at, message)
+                 SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bigint[], $5::text[])",
+            )
+            .await?;
+        let remember = client
+            .prepare_cached(
+                "INSERT INTO mediator_forwards (key, expires_at)
+                 SELECT * FROM unnest($1::bytea[], $2::bigint[])
+                 ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+            )
+            .await?;
         let add_recipients = client.prepare_cached(ADD_RECIPIENTS).await?;
         let add_clients = client.prepare_cached(ADD_CLIENTS).await?;
         let add_total = client.prepare_cached(ADD_TOTAL).await?;
         let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
 
-        let m_recipients: Vec<&[u8]> = batch.iter().map(|w| w.recipient_key.as_slice()).collect();
-        let m_clients: Vec<&[u8]> = batch.iter().map(|w| w.client_key.as_slice()).collect();
-        let m_times: Vec<i64> = batch.iter().map(|w| big(w.received_at)).collect();
-        let m_messages: Vec<&str> = batch.iter().map(|w| w.message.as_str()).collect();
+        // In the one lock order: recipients, clients, totals (pipelined: sent in this order).
         let (recipient_keys, client_keys) = (slices(&recipients), slices(&clients));
-        let p_remember: [Param; 3] = [&id_keys, &id_expiry, &now];
-        let p_queue: [Param; 4] = [&m_recipients, &m_clients, &m_times, &m_messages];
+        let wanted = batch.len() as i32;
         let p_recipients: [Param; 1] = [&recipient_keys];
         let p_clients: [Param; 1] = [&client_keys];
-        // Pipelined, run in this order: forward ids and messages (waiting only for another
-        // batch holding the same forward id), then the usage locks in the one lock order.
-        let (_, remembered, queued, recipient_rows, client_rows, total) = tokio::try_join!(
+        let p_dedups: [Param; 1] = [&dedups];
+        let p_wanted: [Param; 1] = [&wanted];
+        let (_, recipient_rows, client_rows, total, seen_rows, seq_rows) = tokio::try_join!(
             client.batch_execute("BEGIN"),
-            client.query(&remember, &p_remember),
-            client.query_one(&queue, &p_queue),
             client.query(&lock_recipients, &p_recipients),
             client.query(&lock_clients, &p_clients),
-            client.query_one(&totals, &[]),
+            client.query_one(&lock_total, &[]),
+            client.query(&seen, &p_dedups),
+            client.query(&seqs, &p_wanted),
         )?;
-        let start: i64 = queued.get(0);
-        let mut taken: HashMap<[u8; 16], Taken> = HashMap::with_capacity(remembered.len());
-        for row in &remembered {
-            if let Ok(key) = <[u8; 16]>::try_from(row.get::<_, &[u8]>(0)) {
-                let fresh = row.get(1);
-                taken.insert(key, Taken { fresh, used: false });
-            }
-        }
         let mut queues: HashMap<[u8; 32], Held> = HashMap::with_capacity(recipient_rows.len());
         for row in &recipient_rows {
             queues.insert(
@@ -649,71 +567,83 @@ impl Writer {
             owners.insert(key32(row.get(0), "client")?, row.get(1));
         }
         let mut total_bytes: i64 = total.get(1);
+        let now = big(now());
+        // Ids remembered (and whether still within their window), then those taken here.
+        let mut known: HashMap<[u8; 16], bool> = HashMap::with_capacity(seen_rows.len());
+        for row in &seen_rows {
+            let key: &[u8] = row.get(0);
+            let expires_at: i64 = row.get(1);
+            if let Ok(key) = <[u8; 16]>::try_from(key) {
+                known.insert(key, expires_at >= now);
+            }
+        }
 
         let mut outcomes = Vec::with_capacity(batch.len());
-        let (mut back_recipients, mut back_seqs) = (Vec::new(), Vec::new());
+        let mut taken: HashSet<[u8; 16]> = HashSet::new();
+        let (mut q_recipients, mut q_seqs, mut q_clients, mut q_times, mut q_messages) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut f_keys, mut f_expiry) = (Vec::new(), Vec::new());
+        let mut new_forwards = 0i64;
         let mut recipient_delta: HashMap<[u8; 32], (i64, i64)> = HashMap::new();
         let mut client_delta: HashMap<[u8; 32], i64> = HashMap::new();
         let mut woken: Vec<WakeTag> = Vec::new();
         let (mut added, mut added_bytes) = (0i64, 0i64);
-        for (n, write) in batch.iter().enumerate() {
-            let seq = start + n as i64;
-            let refusal = match write.dedup.map(|key| taken.get(&key)) {
-                // Remembered within its window (by another batch), or queued by this one.
-                Some(None | Some(Taken { used: true, .. })) => Err(Enqueued::Duplicate),
-                _ => {
-                    let queue = queues.entry(write.recipient_key).or_default();
-                    let owner = owners.entry(write.client_key).or_default();
-                    let size = write.message.len() as i64;
-                    let quota = &write.quota;
-                    if queue.count >= big(quota.per_recipient as u64) {
-                        Ok(Some(StorageError::QueueFull {
-                            recipient: write.recipient.clone(),
-                            cap: quota.per_recipient,
-                        }))
-                    } else if *owner + size > big(quota.client_bytes) {
-                        Ok(Some(StorageError::ClientQuota {
-                            recipient: write.recipient.clone(),
-                            cap: quota.client_bytes,
-                        }))
-                    } else if total_bytes + size > big(quota.total_bytes) {
-                        Ok(Some(StorageError::StoreFull {
-                            cap: quota.total_bytes,
-                        }))
-                    } else {
-                        queue.count += 1;
-                        queue.bytes += size;
-                        *owner += size;
-                        total_bytes += size;
-                        Ok(None)
-                    }
-                }
-            };
-            match refusal {
-                Ok(None) => {}
-                Ok(Some(refused)) => {
-                    outcomes.push(Err(refused));
-                    back_recipients.push(write.recipient_key.as_slice());
-                    back_seqs.push(seq);
-                    continue;
-                }
-                Err(duplicate) => {
-                    outcomes.push(Ok(duplicate));
-                    back_recipients.push(write.recipient_key.as_slice());
-                    back_seqs.push(seq);
+        for (write, seq_row) in batch.iter().zip(&seq_rows) {
+            if let Some(key) = &write.dedup {
+                if taken.contains(key) || known.get(key) == Some(&true) {
+                    outcomes.push(Ok(Enqueued::Duplicate));
                     continue;
                 }
             }
             let size = write.message.len() as i64;
-            if let Some(taken) = write.dedup.and_then(|key| taken.get_mut(&key)) {
-                taken.used = true;
+            let queue = queues.entry(write.recipient_key).or_default();
+            let owner = owners.entry(write.client_key).or_default();
+            let quota = &write.quota;
+            let refusal = if queue.count >= big(quota.per_recipient as u64) {
+                Some(StorageError::QueueFull {
+                    recipient: write.recipient.clone(),
+                    cap: quota.per_recipient,
+                })
+            } else if *owner + size > big(quota.client_bytes) {
+                Some(StorageError::ClientQuota {
+                    recipient: write.recipient.clone(),
+                    cap: quota.client_bytes,
+                })
+            } else if total_bytes + size > big(quota.total_bytes) {
+                Some(StorageError::StoreFull {
+                    cap: quota.total_bytes,
+                })
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                outcomes.push(Err(refusal));
+                continue;
             }
+            queue.count += 1;
+            queue.bytes += size;
+            *owner += size;
+            total_bytes += size;
             let delta = recipient_delta.entry(write.recipient_key).or_default();
             delta.0 += 1;
             delta.1 += size;
             *client_delta.entry(write.client_key).or_default() += size;
             added += 1;
             added_bytes += size;
+            if let Some(key) = &write.dedup {
+                taken.insert(*key);
+                if !known.contains_key(key) {
+                    new_forwards += 1;
+                }
+                f_keys.push(key.as_slice());
+                f_expiry.push(big(write.received_at.saturating_add(quota.dedup_secs)));
+            }
+            let seq: i64 = seq_row.get(0);
+            q_recipients.push(write.recipient_key.as_slice());
+            q_seqs.push(seq);
+            q_clients.push(write.client_key.as_slice());
+            q_times.push(big(write.received_at));
+            q_messages.push(write.message.as_str());
             let tag = wake_tag_of(&write.client_key);
             if !woken.contains(&tag) {
                 woken.push(tag);
@@ -725,51 +655,34 @@ impl Writer {
                 message: write.message.clone(),
             })));
         }
-        // Ids taken for refused messages only are forgotten again (one past its window was
-        // as good as forgotten); each fresh one kept is one more remembered.
-        let mut forgotten: Vec<&[u8]> = Vec::new();
-        let mut new_forwards = 0i64;
-        for (key, taken) in &taken {
-            match (taken.used, taken.fresh) {
-                (true, true) => new_forwards += 1,
-                (true, false) => {}
-                (false, fresh) => {
-                    forgotten.push(key.as_slice());
-                    if !fresh {
-                        new_forwards -= 1;
-                    }
-                }
-            }
-        }
-
-        let (r_keys, r_counts, r_bytes) = columns3(&recipient_delta);
-        let c_keys: Vec<&[u8]> = client_delta.keys().map(|k| k.as_slice()).collect();
-        let c_bytes: Vec<i64> = client_delta.values().copied().collect();
-        let messages = payloads(&self.origin, &woken);
-        let notes: Vec<[Param<'_>; 2]> = messages.iter().map(|m| [&CHANNEL as _, m as _]).collect();
-        let shard = shard();
-        let taken_back: [Param<'_>; 2] = [&back_recipients, &back_seqs];
-        let forget_ids: [Param<'_>; 1] = [&forgotten];
-        let by_recipient: [Param<'_>; 3] = [&r_keys, &r_counts, &r_bytes];
-        let by_client: [Param<'_>; 2] = [&c_keys, &c_bytes];
-        let in_all: [Param<'_>; 4] = [&added, &added_bytes, &new_forwards, &shard];
-        let when = |yes: bool, statement, params| async move {
-            match yes {
-                true => client.execute(statement, params).await.map(|_| ()),
-                false => Ok(()),
-            }
-        };
-        tokio::try_join!(
-            when(!back_seqs.is_empty(), &unqueue, &taken_back[..]),
-            when(!forgotten.is_empty(), &forget, &forget_ids[..]),
-            when(added > 0, &add_recipients, &by_recipient[..]),
-            when(added > 0, &add_clients, &by_client[..]),
-            when(added != 0 || new_forwards != 0, &add_total, &in_all[..]),
-            futures_util::future::try_join_all(
+        if added > 0 {
+            let (r_keys, r_counts, r_bytes) = columns3(&recipient_delta);
+            let c_keys: Vec<&[u8]> = client_delta.keys().map(|k| k.as_slice()).collect();
+            let c_bytes: Vec<i64> = client_delta.values().copied().collect();
+            let messages = payloads(&self.origin, &woken);
+            let notes: Vec<[Param<'_>; 2]> =
+                messages.iter().map(|m| [&CHANNEL as _, m as _]).collect();
+            let notified = futures_util::future::try_join_all(
                 notes.iter().map(|params| client.execute(&notify, params)),
-            ),
-            client.batch_execute("COMMIT"),
-        )?;
+            );
+            let queued: [Param<'_>; 5] =
+                [&q_recipients, &q_seqs, &q_clients, &q_times, &q_messages];
+            let remembered: [Param<'_>; 2] = [&f_keys, &f_expiry];
+            let by_recipient: [Param<'_>; 3] = [&r_keys, &r_counts, &r_bytes];
+            let by_client: [Param<'_>; 2] = [&c_keys, &c_bytes];
+            let in_all: [Param<'_>; 3] = [&added, &added_bytes, &new_forwards];
+            tokio::try_join!(
+                client.execute(&insert, &queued),
+                client.execute(&remember, &remembered),
+                client.execute(&add_recipients, &by_recipient),
+                client.execute(&add_clients, &by_client),
+                client.execute(&add_total, &in_all),
+                notified,
+                client.batch_execute("COMMIT"),
+            )?;
+        } else {
+            client.batch_execute("COMMIT").await?;
+        }
         if added > 0 {
             self.commits.fetch_add(1, Ordering::Relaxed);
         }
@@ -1090,7 +1003,9 @@ impl MediatorStorage for PgMediatorStorage {
 
     async fn queued_total(&self) -> Result<u64, StorageError> {
         let db = self.db.client().await?;
-        let statement = db.prepare_cached(TOTALS).await?;
+        let statement = db
+            .prepare_cached("SELECT count FROM mediator_usage WHERE id = 1")
+            .await?;
         Ok(db.query_one(&statement, &[]).await?.get::<_, i64>(0).max(0) as u64)
     }
 

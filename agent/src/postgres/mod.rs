@@ -53,11 +53,6 @@ const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../migrations/0004_identity.sql"),
     },
-    Migration {
-        version: 5,
-        name: "mediator_writes",
-        sql: include_str!("../../migrations/0005_mediator_writes.sql"),
-    },
 ];
 
 /// The advisory lock key migrations are applied under (any fixed number; "lanyard" in ASCII).
