@@ -166,6 +166,49 @@ async fn the_store_quota_holds_across_two_agents_under_concurrency() {
     assert_eq!(tally(&again, |o| matches!(o, Ok(Enqueued::Queued(_)))), 10);
 }
 
+/// The store-wide cap over many recipients (no usage row of a recipient or client shared by
+/// the batches, only the totals row): exact across two agents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_quota_holds_across_two_agents_over_many_recipients() {
+    let (_test, a, b) = two_agents().await;
+    let quota = QueueQuota {
+        total_bytes: 400,
+        ..roomy()
+    };
+    let mut tasks = Vec::new();
+    for store in [&a, &b] {
+        for i in 0..600 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let recipient = format!("did:example:r{i}");
+                store
+                    .enqueue(ALICE, &recipient, &format!("m{i:03}"), None, &quota)
+                    .await
+            }));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let queued = tally(&outcomes, |o| matches!(o, Ok(Enqueued::Queued(_))));
+    let full = tally(&outcomes, |o| {
+        matches!(o, Err(StorageError::StoreFull { cap: 400 }))
+    });
+    assert_eq!(queued + full, 1200, "every refusal names the store's cap");
+    assert_eq!(queued, 100, "messages of 4 bytes under a 400-byte cap");
+    assert_eq!(a.queued_total().await.unwrap(), queued as u64);
+    for store in [&a, &b] {
+        let late = store
+            .enqueue(ALICE, "did:example:late", "m999", None, &quota)
+            .await;
+        assert!(
+            matches!(late, Err(StorageError::StoreFull { cap: 400 })),
+            "{late:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forward_is_queued_once_across_two_agents_under_concurrency() {
     let (_test, a, b) = two_agents().await;
