@@ -42,7 +42,9 @@ use lanyard_protocol::protocols::coordinate_mediation::{self as mediation, Actio
 /// The Out-of-Band 2.0 invitation message type ([`lanyard_protocol::protocols::out_of_band`]).
 pub use lanyard_protocol::protocols::out_of_band::INVITATION as OOB_INVITATION;
 use lanyard_protocol::protocols::pickup;
-use lanyard_protocol::protocols::{present_proof, report_problem, trust_ping, ProtocolError};
+use lanyard_protocol::protocols::{
+    discover_features, present_proof, report_problem, trust_ping, ProtocolError,
+};
 use lanyard_protocol::store::{Store, StoreError, Unlock};
 
 /// Trees of the wallet's store.
@@ -73,6 +75,56 @@ struct Mediation {
     mediator_did: String,
     /// The DID this wallet talks to the mediator with.
     my_did: String,
+    /// The Coordinate Mediation version the mediator granted in (3.0 when the record
+    /// predates the choice).
+    #[serde(default = "coordinate_v3")]
+    coordinate: mediation::Version,
+    /// The Message Pickup version this wallet picks up in (3.0 when the record predates the
+    /// choice).
+    #[serde(default = "pickup_v3")]
+    pickup: pickup::Version,
+}
+
+fn coordinate_v3() -> mediation::Version {
+    mediation::Version::V3
+}
+
+fn pickup_v3() -> pickup::Version {
+    pickup::Version::V3
+}
+
+/// The Coordinate Mediation and Pickup versions to speak with a mediator, from its
+/// `disclose` (Discover Features 2.0, the way Coordinate Mediation 2.0 names for finding a
+/// mediator's protocols): Coordinate Mediation 3.0 when disclosed, else 2.0 when disclosed;
+/// Pickup 3.0 when disclosed, else 4.0 when disclosed; 3.0 of each when the mediator
+/// disclosed nothing of either (it may still speak them).
+fn versions_from(
+    disclose: Option<&discover_features::Disclose>,
+) -> (mediation::Version, pickup::Version) {
+    let disclosed = |piuri: &str| {
+        disclose.is_some_and(|d| {
+            d.disclosures
+                .iter()
+                .any(|f| f.feature_type == discover_features::PROTOCOL && f.id == piuri)
+        })
+    };
+    let coordinate = [mediation::Version::V3, mediation::Version::V2]
+        .into_iter()
+        .find(|v| disclosed(v.piuri()))
+        .unwrap_or(mediation::Version::V3);
+    let pickup = [pickup::Version::V3, pickup::Version::V4]
+        .into_iter()
+        .find(|v| disclosed(v.piuri()))
+        .unwrap_or(pickup::Version::V3);
+    (coordinate, pickup)
+}
+
+/// Whether `message` is a Pickup `delivery` (of either version).
+fn is_delivery(message: &Message) -> bool {
+    matches!(
+        pickup::Version::classify(&message.type_),
+        Some((_, pickup::Kind::Delivery))
+    )
 }
 
 /// A customer's wallet over an encrypted store.
@@ -349,13 +401,17 @@ impl Wallet {
             .filter(|d| d.starts_with("did:"))
             .ok_or_else(|| WalletError::Refused(agent.to_string(), "no mediator DID".into()))?
             .to_string();
-        let mediation = Mediation {
+        let mut mediation = Mediation {
             agent: agent.to_string(),
             mediator_did,
             my_did: self.new_did(None)?,
+            coordinate: mediation::Version::V3,
+            pickup: pickup::Version::V3,
         };
+        (mediation.coordinate, mediation.pickup) = self.mediator_versions(&mediation).await?;
         let request =
-            mediation::mediate_request_message(&mediation::MediateRequest).pthid(invitation_id);
+            mediation::mediate_request_message(mediation.coordinate, &mediation::MediateRequest)
+                .pthid(invitation_id);
         let grant = self.ask_mediator(&mediation, request).await?;
         mediation::parse_mediate_grant(&grant).map_err(|error| {
             let why = match error {
@@ -368,6 +424,32 @@ impl Wallet {
         })?;
         self.store.put_json(META, "mediation", &mediation)?;
         Ok(mediation)
+    }
+
+    /// The mediation and pickup versions the mediator speaks, asked with Discover Features:
+    /// see [`versions_from`]. A mediator that refuses the query (a problem report) is asked
+    /// in 3.0.
+    async fn mediator_versions(
+        &self,
+        mediation: &Mediation,
+    ) -> Result<(mediation::Version, pickup::Version), WalletError> {
+        let protocol = |pattern: &str| discover_features::Query {
+            feature_type: discover_features::PROTOCOL.to_string(),
+            pattern: pattern.to_string(),
+        };
+        let queries = discover_features::queries_message(&discover_features::Queries {
+            queries: vec![
+                protocol("https://didcomm.org/coordinate-mediation/*"),
+                protocol("https://didcomm.org/messagepickup/*"),
+                protocol("https://didcomm.org/message-pickup/*"),
+            ],
+        });
+        let disclose = match self.ask_mediator(mediation, queries).await {
+            Ok(answer) => discover_features::parse_disclose(&answer).ok(),
+            Err(WalletError::Refused(..)) => None,
+            Err(other) => return Err(other),
+        };
+        Ok(versions_from(disclose.as_ref()))
     }
 
     /// The agent base URL behind a DID's DIDComm endpoint (`<base>/didcomm`).
@@ -439,12 +521,15 @@ impl Wallet {
         let agent = self.agent_of(&inviter).await?;
         let mediation = self.mediation_with(&agent, &invitation.id).await?;
         let my_did = self.new_did(Some(&mediation.mediator_did))?;
-        let update = mediation::recipient_update_message(&mediation::RecipientUpdate {
-            updates: vec![mediation::Update {
-                recipient_did: my_did.clone(),
-                action: Action::Add,
-            }],
-        });
+        let update = mediation::recipient_update_message(
+            mediation.coordinate,
+            &mediation::RecipientUpdate {
+                updates: vec![mediation::Update {
+                    recipient_did: my_did.clone(),
+                    action: Action::Add,
+                }],
+            },
+        );
         let answer = self.ask_mediator(&mediation, update).await?;
         let taken = mediation::parse_recipient_update_response(&answer)
             .is_ok_and(|r| r.updated.first().map(|u| u.result) == Some(UpdateResult::Success));
@@ -558,13 +643,16 @@ impl Wallet {
         };
         let mut report = SyncReport::default();
         loop {
-            let request = pickup::delivery_request_message(&pickup::DeliveryRequest {
-                limit: PICKUP_BATCH,
-                recipient_did: None,
-            });
+            let request = pickup::delivery_request_message(
+                mediation.pickup,
+                &pickup::DeliveryRequest {
+                    limit: PICKUP_BATCH,
+                    recipient_did: None,
+                },
+            );
             let answer = self.ask_mediator(&mediation, request).await?;
-            // Nothing waits: the mediator answers with a status.
-            if answer.type_ != pickup::v3::DELIVERY {
+            // Nothing waits: a 3.0 mediator answers with a status (4.0: an empty delivery).
+            if !is_delivery(&answer) {
                 break;
             }
             let delivery = self.delivery_of(&mediation, &answer)?;
@@ -573,9 +661,12 @@ impl Wallet {
             }
             let received = self.receive_delivery(delivery, &mut report).await?;
             let count = received.len() as u64;
-            let ack = pickup::messages_received_message(&pickup::MessagesReceived {
-                message_id_list: received,
-            });
+            let ack = pickup::messages_received_message(
+                mediation.pickup,
+                &pickup::MessagesReceived {
+                    message_id_list: received,
+                },
+            );
             self.ask_mediator(&mediation, ack).await?;
             if count < PICKUP_BATCH {
                 break;
@@ -584,7 +675,7 @@ impl Wallet {
         Ok(report)
     }
 
-    /// The Pickup 3.0 delivery in `message`, or the mediator's error for a malformed one.
+    /// The Pickup delivery in `message`, or the mediator's error for a malformed one.
     fn delivery_of(
         &self,
         mediation: &Mediation,
@@ -594,7 +685,7 @@ impl Wallet {
             .map_err(|error| WalletError::Refused(mediation.agent.clone(), error.to_string()))
     }
 
-    /// Processes every message of a Pickup 3.0 delivery; returns the ids to acknowledge.
+    /// Processes every message of a Pickup delivery; returns the ids to acknowledge.
     async fn receive_delivery(
         &self,
         delivery: pickup::Delivery,

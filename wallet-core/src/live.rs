@@ -70,9 +70,12 @@ impl Wallet {
         let on = self
             .packed_for_mediator(
                 &mediation,
-                pickup::live_delivery_change_message(&pickup::LiveDeliveryChange {
-                    live_delivery: true,
-                }),
+                pickup::live_delivery_change_message(
+                    mediation.pickup,
+                    &pickup::LiveDeliveryChange {
+                        live_delivery: true,
+                    },
+                ),
             )
             .await?;
         socket
@@ -122,7 +125,7 @@ impl Wallet {
     ) -> Result<Option<String>, WalletError> {
         let unpacked = self.didcomm.unpack(text).await?;
         // The status answering live-delivery-change, or anything else, asks nothing of us.
-        if unpacked.message.type_ != pickup::v3::DELIVERY {
+        if !super::is_delivery(&unpacked.message) {
             return Ok(None);
         }
         let delivery = self.delivery_of(mediation, &unpacked.message)?;
@@ -132,9 +135,12 @@ impl Wallet {
         if received.is_empty() {
             return Ok(None);
         }
-        let ack = pickup::messages_received_message(&pickup::MessagesReceived {
-            message_id_list: received,
-        });
+        let ack = pickup::messages_received_message(
+            mediation.pickup,
+            &pickup::MessagesReceived {
+                message_id_list: received,
+            },
+        );
         Ok(Some(self.packed_for_mediator(mediation, ack).await?))
     }
 }

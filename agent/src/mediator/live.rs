@@ -1,7 +1,10 @@
-//! Pickup 3.0 live mode: one [`LiveSession`] per live connection. It holds what the session
-//! authenticated as, whether live delivery is on, which queued messages it already pushed
-//! (they stay queued until acknowledged, but are not pushed twice on the same connection), and
-//! its registration for wake-ups, released when the session is dropped. The transport only
+//! Pickup live mode (3.0 and 4.0): one [`LiveSession`] per live connection. It holds what the
+//! session authenticated as, whether live delivery is on and in which Pickup version it was
+//! asked for (its pushes are `delivery` messages of that version), which queued messages it
+//! already pushed (they stay queued until acknowledged, as 4.0 requires, but are not pushed
+//! twice on the same connection: a connection that dies before acknowledging leaves them for
+//! the next pickup or the next live connection), and its registration for wake-ups, released
+//! when the session is dropped. The transport only
 //! pumps frames: a frame in goes to [`LiveSession::receive`], and what
 //! [`LiveSession::next_push`] returns goes out.
 
@@ -22,21 +25,40 @@ use super::{
 use crate::issuer::store::IssuerStorage;
 use crate::router::DidCommRouter;
 
-/// What a live session is (Pickup 3.0 live mode), as control messages change it.
-#[derive(Debug, Default)]
+/// What a live session is (Pickup live mode), as control messages change it.
+#[derive(Debug)]
 pub(crate) struct LiveState {
     /// The client the session authenticated as (with its first live-delivery-change).
     client: Option<String>,
     /// Whether the client asked for live delivery.
     live: bool,
+    /// The Pickup version live delivery was switched in, which the pushes are written in.
+    version: pickup::Version,
     /// Queued messages pushed on this connection and not yet acknowledged.
     sent: HashSet<String>,
 }
 
+impl Default for LiveState {
+    fn default() -> Self {
+        LiveState {
+            client: None,
+            live: false,
+            version: pickup::Version::V3,
+            sent: HashSet::new(),
+        }
+    }
+}
+
 impl LiveState {
-    /// Switches live delivery on or off for `client`; a session belongs to the first client
-    /// that switched it. What was pushed before is forgotten (pushed again if still queued).
-    pub(super) fn switch(&mut self, client: &str, live: bool) -> Result<(), Refusal> {
+    /// Switches live delivery on or off for `client`, in Pickup `version`; a session belongs
+    /// to the first client that switched it. What was pushed before is forgotten (pushed
+    /// again if still queued).
+    pub(super) fn switch(
+        &mut self,
+        client: &str,
+        live: bool,
+        version: pickup::Version,
+    ) -> Result<(), Refusal> {
         if self.client.as_deref().is_some_and(|c| c != client) {
             return Err(Refusal::BadRequest(
                 "this connection belongs to another client".into(),
@@ -44,8 +66,14 @@ impl LiveState {
         }
         self.client = Some(client.to_string());
         self.live = live;
+        self.version = version;
         self.sent.clear();
         Ok(())
+    }
+
+    /// Whether live delivery is on.
+    pub(super) fn is_live(&self) -> bool {
+        self.live
     }
 
     /// Acknowledged messages are gone: the session need not remember pushing them.
@@ -265,10 +293,13 @@ impl<S: MediatorStorage, I: IssuerStorage> LiveSession<S, I> {
             return Ok(None);
         }
         mediator.metrics.messages_out.inc_by(messages.len() as u64);
-        let delivery = pickup::delivery_message(&Delivery {
-            recipient_did: None,
-            messages,
-        })
+        let delivery = pickup::delivery_message(
+            session.version,
+            &Delivery {
+                recipient_did: None,
+                messages,
+            },
+        )
         .from(mediator.did.clone())
         .to([client.clone()]);
         Ok(Some(
@@ -314,7 +345,10 @@ mod tests {
         assert_eq!(mediator.live_clients(), 0);
 
         for session in [&mut first, &mut second] {
-            session.state.switch("did:example:alice", true).unwrap();
+            session
+                .state
+                .switch("did:example:alice", true, pickup::Version::V3)
+                .unwrap();
             assert!(matches!(
                 session.next_push().await,
                 Push::Wait(Wake(Some(_)))
@@ -326,7 +360,10 @@ mod tests {
             "one notifier shared by alice's sessions"
         );
         // A session belongs to the client that switched it on first.
-        let taken = first.state.switch("did:example:mallory", true).unwrap_err();
+        let taken = first
+            .state
+            .switch("did:example:mallory", true, pickup::Version::V3)
+            .unwrap_err();
         assert_eq!(
             taken.to_string(),
             "this connection belongs to another client"
@@ -349,7 +386,10 @@ mod tests {
         let router = router(dir.path());
         let mediator = router.mediator().clone();
         let mut session = LiveSession::new(router);
-        session.state.switch("did:example:alice", true).unwrap();
+        session
+            .state
+            .switch("did:example:alice", true, pickup::Version::V3)
+            .unwrap();
         let Push::Wait(wake) = session.next_push().await else {
             panic!("nothing is queued for alice");
         };
@@ -364,7 +404,10 @@ mod tests {
         let router = router(dir.path());
         let mediator = router.mediator().clone();
         let mut session = LiveSession::new(router);
-        session.state.switch("did:example:alice", true).unwrap();
+        session
+            .state
+            .switch("did:example:alice", true, pickup::Version::V3)
+            .unwrap();
         let wait = |session: &mut LiveSession<_, _>| {
             let push = futures_util::FutureExt::now_or_never(session.next_push());
             let Some(Push::Wait(wake)) = push else {

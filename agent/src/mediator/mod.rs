@@ -26,7 +26,7 @@ use futures_util::future::BoxFuture;
 use lanyard_protocol::did::{did_of, Resolver};
 use lanyard_protocol::didcomm::{DidComm, DidCommError, Message, Unpacked};
 use lanyard_protocol::protocols::coordinate_mediation::{
-    self, v3 as mediation, Action, MediateGrant, RecipientUpdateResponse, Recipients, UpdateResult,
+    self as mediation, Action, MediateGrant, RecipientUpdateResponse, Recipients, UpdateResult,
     Updated,
 };
 use lanyard_protocol::protocols::pickup::{self, Delivered, Delivery, Status};
@@ -415,79 +415,35 @@ impl<S: MediatorStorage> Mediator<S> {
         &self,
         sender: &str,
         message: &Message,
-        mut session: Option<&mut LiveState>,
+        session: Option<&mut LiveState>,
     ) -> Result<Outcome, Refusal> {
         let sender = sender.to_string();
         let invitation = self.answered_invitation(&sender, message).await?;
-        let reply = match message.type_.as_str() {
-            mediation::MEDIATE_REQUEST => {
-                coordinate_mediation::parse_mediate_request(message)?;
-                self.admit(&sender, message, invitation).await?;
-                self.storage.grant(&sender).await?;
-                tracing::info!(client = %sender, "mediation granted");
-                coordinate_mediation::mediate_grant_message(&MediateGrant {
-                    routing_did: vec![self.did.clone()],
-                })
-            }
-            mediation::RECIPIENT_UPDATE => self.recipient_update(&sender, message).await?,
-            mediation::RECIPIENT_QUERY => {
-                self.require_grant(&sender).await?;
-                coordinate_mediation::parse_recipient_query(message)?;
-                coordinate_mediation::recipient_message(&Recipients {
-                    dids: self.storage.recipients(&sender).await?,
-                })
-            }
-            pickup::v3::STATUS_REQUEST => {
-                self.require_grant(&sender).await?;
-                let request = pickup::parse_status_request(message)?;
-                self.status(&sender, request.recipient_did.as_deref(), false)
-                    .await?
-            }
-            pickup::v3::DELIVERY_REQUEST => self.delivery(&sender, message).await?,
-            pickup::v3::MESSAGES_RECEIVED => {
-                self.require_grant(&sender).await?;
-                let received = pickup::parse_messages_received(message)?;
-                let recipients = self.queues(&sender, None).await?;
-                self.storage
-                    .remove(&recipients, &received.message_id_list)
-                    .await?;
-                // Acknowledged messages are gone: the socket need not remember pushing them.
-                if let Some(session) = session.as_deref_mut() {
-                    session.acknowledged(received.message_id_list.iter().map(String::as_str));
+        let reply = if let Some((version, kind)) = mediation::Version::classify(&message.type_) {
+            self.mediation(&sender, message, version, kind, invitation)
+                .await?
+        } else if let Some((version, kind)) = pickup::Version::classify(&message.type_) {
+            self.pickup(&sender, message, version, kind, session)
+                .await?
+        } else {
+            match message.type_.as_str() {
+                trust_ping::PING => match trust_ping::reply_to(message)? {
+                    Some(response) => response,
+                    None => return Ok(Outcome::Accepted),
+                },
+                discover_features::QUERIES => {
+                    let queries = discover_features::parse_queries(message)?;
+                    discover_features::disclose_message(&discover_features::disclose_protocols(
+                        &queries,
+                        &protocols(),
+                    ))
                 }
-                self.status(&sender, None, false).await?
-            }
-            pickup::v3::LIVE_DELIVERY_CHANGE => match session {
-                Some(session) => {
-                    self.require_grant(&sender).await?;
-                    let change = pickup::parse_live_delivery_change(message)?;
-                    session.switch(&sender, change.live_delivery)?;
-                    self.status(&sender, None, change.live_delivery).await?
+                report_problem::PROBLEM_REPORT => {
+                    tracing::warn!(from = %sender, code = ?message.body.get("code"), "problem reported");
+                    return Ok(Outcome::Accepted);
                 }
-                None => report_problem::problem_report_message(&ProblemReport::new(
-                    "e.m.live-mode-not-supported",
-                    "live delivery is offered over the WebSocket endpoint /ws only",
-                )),
-            },
-            trust_ping::PING => match trust_ping::reply_to(message)? {
-                Some(response) => response,
-                None => return Ok(Outcome::Accepted),
-            },
-            discover_features::QUERIES => {
-                let queries = discover_features::parse_queries(message)?;
-                discover_features::disclose_message(&discover_features::disclose_protocols(
-                    &queries,
-                    &protocols(),
-                ))
+                other => unsupported(other),
             }
-            report_problem::PROBLEM_REPORT => {
-                tracing::warn!(from = %sender, code = ?message.body.get("code"), "problem reported");
-                return Ok(Outcome::Accepted);
-            }
-            other => report_problem::problem_report_message(&ProblemReport::new(
-                "e.p.msg.unsupported",
-                format!("this mediator does not handle {other}"),
-            )),
         };
         let reply = reply
             .in_reply_to(message)
@@ -498,6 +454,102 @@ impl<S: MediatorStorage> Mediator<S> {
             .pack_authcrypt(&reply, &self.did, &[&sender], false)
             .await?;
         Ok(Outcome::Reply(packed))
+    }
+
+    /// A Coordinate Mediation message of `kind` in `version` (2.0 or 3.0), answered in the
+    /// same version.
+    async fn mediation(
+        &self,
+        sender: &str,
+        message: &Message,
+        version: mediation::Version,
+        kind: mediation::Kind,
+        invitation: Option<(InvitationRecord, bool)>,
+    ) -> Result<Message, Refusal> {
+        Ok(match kind {
+            mediation::Kind::MediateRequest => {
+                mediation::parse_mediate_request(message)?;
+                self.admit(sender, message, invitation).await?;
+                self.storage.grant(sender).await?;
+                tracing::info!(client = %sender, ?version, "mediation granted");
+                mediation::mediate_grant_message(
+                    version,
+                    &MediateGrant {
+                        routing_did: vec![self.did.clone()],
+                    },
+                )
+            }
+            mediation::Kind::RecipientUpdate => {
+                self.recipient_update(sender, message, version).await?
+            }
+            mediation::Kind::RecipientQuery => {
+                self.require_grant(sender).await?;
+                mediation::parse_recipient_query(message)?;
+                mediation::recipient_message(
+                    version,
+                    &Recipients {
+                        dids: self.storage.recipients(sender).await?,
+                    },
+                )
+            }
+            // The mediator's own answers, which no client sends it.
+            mediation::Kind::MediateGrant
+            | mediation::Kind::MediateDeny
+            | mediation::Kind::RecipientUpdateResponse
+            | mediation::Kind::Recipient => unsupported(&message.type_),
+        })
+    }
+
+    /// A Message Pickup message of `kind` in `version` (3.0 or 4.0), answered in the same
+    /// version; `session` is the live connection it came on, if any.
+    async fn pickup(
+        &self,
+        sender: &str,
+        message: &Message,
+        version: pickup::Version,
+        kind: pickup::Kind,
+        session: Option<&mut LiveState>,
+    ) -> Result<Message, Refusal> {
+        Ok(match kind {
+            pickup::Kind::StatusRequest => {
+                self.require_grant(sender).await?;
+                let request = pickup::parse_status_request(message)?;
+                self.status(sender, request.recipient_did.as_deref(), false, version)
+                    .await?
+            }
+            pickup::Kind::DeliveryRequest => self.delivery(sender, message, version).await?,
+            pickup::Kind::MessagesReceived => {
+                self.require_grant(sender).await?;
+                let received = pickup::parse_messages_received(message)?;
+                let recipients = self.queues(sender, None).await?;
+                self.storage
+                    .remove(&recipients, &received.message_id_list)
+                    .await?;
+                // Acknowledged messages are gone: the socket need not remember pushing them.
+                let live = match session {
+                    Some(session) => {
+                        session.acknowledged(received.message_id_list.iter().map(String::as_str));
+                        session.is_live()
+                    }
+                    None => false,
+                };
+                self.status(sender, None, live, version).await?
+            }
+            pickup::Kind::LiveDeliveryChange => match session {
+                Some(session) => {
+                    self.require_grant(sender).await?;
+                    let change = pickup::parse_live_delivery_change(message)?;
+                    session.switch(sender, change.live_delivery, version)?;
+                    self.status(sender, None, change.live_delivery, version)
+                        .await?
+                }
+                None => report_problem::problem_report_message(&ProblemReport::new(
+                    "e.m.live-mode-not-supported",
+                    "live delivery is offered over the WebSocket endpoint /ws only",
+                )),
+            },
+            pickup::Kind::Status | pickup::Kind::Delivery => unsupported(&message.type_),
+        })
     }
 
     async fn require_grant(&self, client: &str) -> Result<(), Refusal> {
@@ -550,9 +602,14 @@ impl<S: MediatorStorage> Mediator<S> {
         Ok(())
     }
 
-    async fn recipient_update(&self, client: &str, message: &Message) -> Result<Message, Refusal> {
+    async fn recipient_update(
+        &self,
+        client: &str,
+        message: &Message,
+        version: mediation::Version,
+    ) -> Result<Message, Refusal> {
         self.require_grant(client).await?;
-        let request = coordinate_mediation::parse_recipient_update(message)?;
+        let request = mediation::parse_recipient_update(message)?;
         // Every update is checked, and the recipient cap, before anything is changed.
         let mut held: HashSet<String> =
             self.storage.recipients(client).await?.into_iter().collect();
@@ -590,7 +647,8 @@ impl<S: MediatorStorage> Mediator<S> {
                 action: update.action,
             });
         }
-        Ok(coordinate_mediation::recipient_update_response_message(
+        Ok(mediation::recipient_update_response_message(
+            version,
             &RecipientUpdateResponse { updated },
         ))
     }
@@ -613,19 +671,30 @@ impl<S: MediatorStorage> Mediator<S> {
         client: &str,
         filter: Option<&str>,
         live_delivery: bool,
+        version: pickup::Version,
     ) -> Result<Message, Refusal> {
         let mut count = 0;
         for recipient in self.queues(client, filter).await? {
             count += self.storage.count(&recipient).await?;
         }
-        Ok(pickup::status_message(&Status {
-            recipient_did: filter.map(str::to_string),
-            message_count: count as u64,
-            live_delivery,
-        }))
+        Ok(pickup::status_message(
+            version,
+            &Status {
+                recipient_did: filter.map(str::to_string),
+                message_count: count as u64,
+                live_delivery,
+            },
+        ))
     }
 
-    async fn delivery(&self, client: &str, request: &Message) -> Result<Message, Refusal> {
+    /// The answer to a `delivery-request`: the waiting messages, up to its limit; when none
+    /// wait, a `status` in 3.0 and an empty `delivery` in 4.0.
+    async fn delivery(
+        &self,
+        client: &str,
+        request: &Message,
+        version: pickup::Version,
+    ) -> Result<Message, Refusal> {
         self.require_grant(client).await?;
         let request = pickup::parse_delivery_request(request)?;
         if request.limit > self.limits.max_delivery as u64 {
@@ -647,15 +716,26 @@ impl<S: MediatorStorage> Mediator<S> {
                 messages.push(delivered(queued));
             }
         }
-        if messages.is_empty() {
-            return self.status(client, filter, false).await;
+        if messages.is_empty() && !version.answers_empty_with_delivery() {
+            return self.status(client, filter, false, version).await;
         }
         self.metrics.messages_out.inc_by(messages.len() as u64);
-        Ok(pickup::delivery_message(&Delivery {
-            recipient_did: filter.map(str::to_string),
-            messages,
-        }))
+        Ok(pickup::delivery_message(
+            version,
+            &Delivery {
+                recipient_did: filter.map(str::to_string),
+                messages,
+            },
+        ))
     }
+}
+
+/// The answer to a message type this mediator does not handle.
+fn unsupported(type_: &str) -> Message {
+    report_problem::problem_report_message(&ProblemReport::new(
+        "e.p.msg.unsupported",
+        format!("this mediator does not handle {type_}"),
+    ))
 }
 
 /// A queued message as pickup delivers it: its queue id and the envelope.
@@ -667,11 +747,13 @@ fn delivered(queued: QueuedMessage) -> Delivered {
 }
 
 /// The protocols this mediator discloses.
-fn protocols() -> [&'static str; 6] {
+fn protocols() -> [&'static str; 8] {
     [
         routing::PIURI,
-        coordinate_mediation::v3::PIURI,
+        mediation::v3::PIURI,
+        mediation::v2::PIURI,
         pickup::v3::PIURI,
+        pickup::v4::PIURI,
         trust_ping::PIURI,
         discover_features::PIURI,
         report_problem::PIURI,
