@@ -14,7 +14,9 @@ pub use document::{
     VerificationRelationship,
 };
 pub use key::{did_key, resolve_did_key};
-pub use peer::{did_peer_2, did_peer_3_of, resolve_did_peer_2, PeerDidSpec, PeerService};
+pub use peer::{
+    canonical_key_id, did_peer_2, did_peer_3_of, resolve_did_peer_2, PeerDidSpec, PeerService,
+};
 pub use resolver::{resolve_local, DidResolver, Resolver, StaticResolver};
 pub use web::{did_web_document_url, did_web_from_url, HttpResolver};
 

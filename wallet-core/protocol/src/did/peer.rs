@@ -1,5 +1,7 @@
 //! `did:peer:2` (Peer DID Method spec, numalgo 2, with the 2023 clarifications: `#key-N` ids,
 //! Multikey methods, abbreviated services, `#service` ids) and its `did:peer:3` short form.
+//! Key ids in the form older stacks derive (peerdid 0.5 and before: the key's multibase value
+//! without its `z`, `#6LS…`) are read as the `#key-N` they name ([`canonical_key_id`]).
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -172,6 +174,31 @@ pub fn resolve_did_peer_2(did: &str) -> Result<DidDocument, DidError> {
     Ok(doc)
 }
 
+/// The clarified `#key-N` DID URL of a did:peer:2 key id written in the legacy form (the
+/// fragment is the key's multibase value without its leading `z`, as peerdid 0.5 and older
+/// stacks derive it), or `None` when `kid` is not such an id: another method, no fragment, a
+/// fragment already `key-N`, or one that names none of the DID's keys. Linear in the DID's
+/// length; decodes nothing.
+pub fn canonical_key_id(kid: &str) -> Option<String> {
+    let (did, fragment) = kid.split_once('#')?;
+    let elements = did.strip_prefix(PREFIX)?.strip_prefix('.')?;
+    if fragment.is_empty() || fragment.starts_with("key-") {
+        return None;
+    }
+    let mut keys = 0;
+    for element in elements.split('.') {
+        let (purpose, value) = element.split_at_checked(1)?;
+        if purpose == "S" {
+            continue;
+        }
+        keys += 1;
+        if value.strip_prefix('z') == Some(fragment) {
+            return Some(format!("{did}#key-{keys}"));
+        }
+    }
+    None
+}
+
 /// Decodes the `S` element `number` (base64url of abbreviated JSON), the `earlier`-th service.
 fn decode_service(value: &str, number: usize, earlier: usize) -> Result<Service, DidError> {
     let bad = |what: String| DidError::BadPeerDid(format!("service element {number} {what}"));
@@ -196,6 +223,51 @@ fn decode_service(value: &str, number: usize, earlier: usize) -> Result<Service,
 mod tests {
     use super::*;
     use crate::keys::KeyType;
+
+    #[test]
+    fn legacy_key_ids_name_the_key_n_they_stand_for() {
+        let agreement = PublicKey::x25519([8; 32]);
+        let spec = PeerDidSpec {
+            authentication: vec![PublicKey::ed25519([9; 32])],
+            key_agreement: vec![agreement],
+            services: vec![PeerService {
+                uri: "https://mediator.example/didcomm".into(),
+                routing_keys: vec![],
+                accept: vec![],
+            }],
+        };
+        let did = did_peer_2(&spec);
+        let multibase = multikey_encode(&agreement);
+        let legacy = format!("{did}#{}", &multibase[1..]);
+        assert_eq!(canonical_key_id(&legacy), Some(format!("{did}#key-2")));
+        let doc = resolve_did_peer_2(&did).unwrap();
+        assert_eq!(
+            doc.find_key(&canonical_key_id(&legacy).unwrap()),
+            Some(agreement)
+        );
+        let signing = format!("{did}#{}", &multikey_encode(&spec.authentication[0])[1..]);
+        assert_eq!(canonical_key_id(&signing), Some(format!("{did}#key-1")));
+        // Services do not count, wherever they sit.
+        let service_first = format!(
+            "did:peer:2.S{}.E{multibase}",
+            b64u_encode(r#"{"t":"dm","s":{"uri":"http://a"}}"#)
+        );
+        assert_eq!(
+            canonical_key_id(&format!("{service_first}#{}", &multibase[1..])),
+            Some(format!("{service_first}#key-1"))
+        );
+        for not_legacy in [
+            format!("{did}#key-2"),
+            format!("{did}#"),
+            did.clone(),
+            format!("{did}#{multibase}"),
+            format!("{did}#6LSnotakeyofthisdid"),
+            format!("did:key:{multibase}#{}", &multibase[1..]),
+            format!("did:peer:2x#{}", &multibase[1..]),
+        ] {
+            assert_eq!(canonical_key_id(&not_legacy), None, "{not_legacy}");
+        }
+    }
 
     #[test]
     fn key_ids_count_keys_not_services() {

@@ -23,7 +23,7 @@ use jws::ParsedJws;
 pub use jws::SIGNED_TYP;
 pub use message::{now, Attachment, AttachmentData, Message, PLAINTEXT_TYP};
 
-use crate::did::{did_of, DidError, DidResolver};
+use crate::did::{canonical_key_id, did_of, DidError, DidResolver};
 use crate::keys::{
     ContentEnc, Ed25519Verifier, KeyAgreementAlg, KeyError, KeyRing, KeyType, PublicKey,
 };
@@ -339,9 +339,10 @@ impl<R: DidResolver> DidComm<R> {
         let did = did_of(target);
         let doc = self.resolver.resolve(did).await?;
         let keys = doc.key_agreement_keys();
+        let wanted = key_id(target);
         let chosen: Vec<Recipient> = keys
             .iter()
-            .filter(|(kid, _)| did == target || kid == target)
+            .filter(|(kid, _)| did == target || *kid == wanted)
             .map(|(kid, key)| Recipient {
                 kid: kid.clone(),
                 key: *key,
@@ -382,8 +383,9 @@ impl<R: DidResolver> DidComm<R> {
             KeyType::Ed25519 => (doc.authentication_keys(), "authentication"),
         };
         let mut found_unheld = None;
+        let wanted = key_id(from);
         for (kid, key) in keys {
-            if did != from && kid != from {
+            if did != from && *kid != wanted {
                 continue;
             }
             if self.keys.contains(key) {
@@ -669,25 +671,28 @@ impl<R: DidResolver> DidComm<R> {
         let mut ours = None;
         // Only DIDs known without the network: a stranger's envelope may list any number of
         // foreign kids, and none of them may make this side fetch anything.
+        // A legacy did:peer:2 kid is matched as the `#key-N` it names, and reported so; the
+        // wrapped key is still found under the kid the envelope wrote.
         for kid in jwe.recipient_kids() {
             let Ok(doc) = self.resolver.resolve_known(did_of(kid)) else {
                 continue;
             };
-            if let Some(key) = doc.find_key(kid) {
+            let canonical = key_id(kid);
+            if let Some(key) = doc.find_key(&canonical) {
                 if key.kind == KeyType::X25519 && self.keys.contains(&key) {
-                    ours = Some((kid.to_string(), key));
+                    ours = Some((kid.to_string(), canonical.into_owned(), key));
                     break;
                 }
             }
         }
-        let Some((kid, key)) = ours else {
+        let Some((written, kid, key)) = ours else {
             return Err(DidCommError::NotForUs(
                 jwe.recipient_kids().map(str::to_string).collect(),
             ));
         };
         match jwe.alg {
             KeyAgreementAlg::EcdhEsA256kw => {
-                let plain = jwe.decrypt(&self.keys, &kid, &key, None)?;
+                let plain = jwe.decrypt(&self.keys, &written, &key, None)?;
                 Ok((
                     plain,
                     Layer::Anoncrypt {
@@ -702,11 +707,11 @@ impl<R: DidResolver> DidComm<R> {
                     .clone()
                     .ok_or_else(|| DidCommError::Malformed("authcrypt without skid".into()))?;
                 let sender = self.sender_key(&skid, KeyType::X25519).await?;
-                let plain = jwe.decrypt(&self.keys, &kid, &key, Some(&sender))?;
+                let plain = jwe.decrypt(&self.keys, &written, &key, Some(&sender))?;
                 Ok((
                     plain,
                     Layer::Authcrypt {
-                        sender_kid: skid,
+                        sender_kid: key_id(&skid).into_owned(),
                         recipient_kid: kid,
                     },
                 ))
@@ -737,13 +742,23 @@ impl<R: DidResolver> DidComm<R> {
             KeyType::X25519 => (doc.key_agreement_keys(), "keyAgreement"),
             KeyType::Ed25519 => (doc.authentication_keys(), "authentication"),
         };
+        let wanted = key_id(kid);
         keys.iter()
-            .find(|(id, _)| id == kid)
+            .find(|(id, _)| *id == wanted)
             .map(|(_, key)| *key)
             .ok_or_else(|| DidCommError::KeyNotAuthorized {
                 did: did.to_string(),
                 kid: kid.to_string(),
                 relationship,
             })
+    }
+}
+
+/// `kid`, with a did:peer:2 key id in the legacy multibase-fragment form read as the
+/// `#key-N` it names (see [`canonical_key_id`]): how recipients and senders are matched.
+fn key_id(kid: &str) -> std::borrow::Cow<'_, str> {
+    match canonical_key_id(kid) {
+        Some(canonical) => std::borrow::Cow::Owned(canonical),
+        None => std::borrow::Cow::Borrowed(kid),
     }
 }

@@ -1,0 +1,385 @@
+//! The mediator in the other protocol versions deployed stacks speak, over real HTTP and
+//! WebSocket on loopback: Coordinate Mediation 2.0 (its `keylist-*` messages, answered in
+//! 2.0), Message Pickup 4.0 (an empty `delivery` when nothing waits; in live mode a message
+//! pushed on a socket that dies before its `messages-received` is delivered again), and
+//! clients that name did:peer:2 keys in the legacy multibase-fragment form.
+
+use lanyard_test_support as support;
+
+use agent::mediator::Limits;
+use futures_util::{SinkExt, StreamExt};
+use lanyard_protocol::did::{multikey_encode, resolve_local};
+use lanyard_protocol::didcomm::{encrypt_authcrypt, Message, Recipient, ENCRYPTED_TYP};
+use lanyard_protocol::protocols::coordinate_mediation::v2;
+use lanyard_protocol::protocols::pickup::v4;
+use serde_json::{json, Value};
+use support::{mediator, Agent, Issuer, Phone};
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+#[tokio::test]
+async fn coordinate_mediation_2_0_is_answered_in_2_0() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    let request = phone.ask(&agent, v2::MEDIATE_REQUEST, json!({})).await;
+    assert_eq!(request.message.type_, v2::MEDIATE_GRANT);
+    assert_eq!(
+        request.message.body["routing_did"],
+        json!(agent.did),
+        "2.0 names the routing DID as a string"
+    );
+
+    let update = phone
+        .ask(
+            &agent,
+            v2::KEYLIST_UPDATE,
+            json!({"updates": [{"recipient_did": phone.did, "action": "add"}]}),
+        )
+        .await;
+    assert_eq!(update.message.type_, v2::KEYLIST_UPDATE_RESPONSE);
+    assert_eq!(
+        update.message.body["updated"],
+        json!([{"recipient_did": phone.did, "action": "add", "result": "success"}])
+    );
+    assert_eq!(Issuer::new().send_to(&agent, &phone.did, 1).await, 202);
+    assert_eq!(phone.waiting(&agent).await, 1);
+
+    let keylist = phone.ask(&agent, v2::KEYLIST_QUERY, json!({})).await;
+    assert_eq!(keylist.message.type_, v2::KEYLIST);
+    assert_eq!(
+        keylist.message.body["keys"],
+        json!([{ "recipient_did": phone.did }])
+    );
+
+    let removed = phone
+        .ask(
+            &agent,
+            v2::KEYLIST_UPDATE,
+            json!({"updates": [{"recipient_did": phone.did, "action": "remove"}]}),
+        )
+        .await;
+    assert_eq!(removed.message.body["updated"][0]["result"], "success");
+    assert_eq!(Issuer::new().send_to(&agent, &phone.did, 2).await, 404);
+}
+
+#[tokio::test]
+async fn a_2_0_keylist_update_naming_the_did_as_recipient_key_registers_it() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    phone.ask(&agent, v2::MEDIATE_REQUEST, json!({})).await;
+    let update = phone
+        .ask(
+            &agent,
+            v2::KEYLIST_UPDATE,
+            json!({"updates": [{"recipient_key": phone.did, "action": "add"}]}),
+        )
+        .await;
+    assert_eq!(update.message.body["updated"][0]["result"], "success");
+    assert_eq!(Issuer::new().send_to(&agent, &phone.did, 1).await, 202);
+
+    // A raw key is no DID: refused, naming it, and nothing registered.
+    let raw = phone
+        .send(
+            &agent,
+            v2::KEYLIST_UPDATE,
+            json!({"updates": [{"recipient_key": "8HH5gYEeNc3z7PYXmd54d4x6qAfCNrqQqEB3nS7Zfu7K", "action": "add"}]}),
+        )
+        .await;
+    assert_eq!(raw.status(), 400);
+    let problem: Value = raw.json().await.unwrap();
+    assert_eq!(
+        problem["body"]["comment"],
+        "keylist-update: update 0: \"8HH5gYEeNc3z7PYXmd54d4x6qAfCNrqQqEB3nS7Zfu7K\" is not a DID"
+    );
+    let keylist = phone.ask(&agent, v2::KEYLIST_QUERY, json!({})).await;
+    assert_eq!(
+        keylist.message.body["keys"],
+        json!([{ "recipient_did": phone.did }])
+    );
+}
+
+#[tokio::test]
+async fn pickup_4_0_is_answered_in_4_0_and_an_empty_queue_with_an_empty_delivery() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    phone.connect(&agent).await;
+
+    let status = phone.ask(&agent, v4::STATUS_REQUEST, json!({})).await;
+    assert_eq!(status.message.type_, v4::STATUS);
+    assert!(status.message.thid.is_some(), "4.0 threads its status");
+    assert_eq!(status.message.body["message_count"], 0);
+
+    let empty = phone
+        .ask(&agent, v4::DELIVERY_REQUEST, json!({ "limit": 10 }))
+        .await;
+    assert_eq!(
+        empty.message.type_,
+        v4::DELIVERY,
+        "4.0 answers an empty queue with a delivery"
+    );
+    assert!(empty.message.attachments.is_empty());
+
+    let issuer = Issuer::new();
+    for n in 0..2 {
+        assert_eq!(issuer.send_to(&agent, &phone.did, n).await, 202);
+    }
+    let delivery = phone
+        .ask(&agent, v4::DELIVERY_REQUEST, json!({ "limit": 10 }))
+        .await;
+    assert_eq!(delivery.message.type_, v4::DELIVERY);
+    let ids = attachment_ids(&delivery.message);
+    assert_eq!(ids.len(), 2);
+    let ack = phone
+        .ask(
+            &agent,
+            v4::MESSAGES_RECEIVED,
+            json!({ "message_id_list": ids }),
+        )
+        .await;
+    assert_eq!(ack.message.type_, v4::STATUS);
+    assert_eq!(ack.message.body["message_count"], 0);
+
+    // 3.0 is still answered in 3.0, with a status when nothing waits.
+    let v3 = phone
+        .ask(&agent, mediator::DELIVERY_REQUEST, json!({ "limit": 10 }))
+        .await;
+    assert_eq!(v3.message.type_, mediator::STATUS);
+}
+
+#[tokio::test]
+async fn pickup_4_0_live_mode_delivers_again_what_a_dying_socket_did_not_acknowledge() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    phone.connect(&agent).await;
+    let issuer = Issuer::new();
+
+    let mut socket = live_socket(&agent, &phone).await;
+    assert_eq!(issuer.send_to(&agent, &phone.did, 7).await, 202);
+    let pushed = next_of(&phone, &mut socket, v4::DELIVERY).await;
+    let ids = attachment_ids(&pushed);
+    assert_eq!(ids.len(), 1, "the new message is pushed in 4.0");
+    // The socket dies before the phone acknowledges.
+    drop(socket);
+
+    // Still queued: the next pickup over HTTP sees it ...
+    assert_eq!(phone.waiting(&agent).await, 1);
+    // ... and the next live socket is pushed it again, under the same id.
+    let mut socket = live_socket(&agent, &phone).await;
+    let again = next_of(&phone, &mut socket, v4::DELIVERY).await;
+    assert_eq!(attachment_ids(&again), ids, "delivered again");
+    let ack = phone
+        .pack_request(
+            &agent,
+            v4::MESSAGES_RECEIVED,
+            json!({ "message_id_list": ids }),
+        )
+        .await;
+    socket.send(Frame::Text(ack.into())).await.unwrap();
+    let status = next_of(&phone, &mut socket, v4::STATUS).await;
+    assert_eq!(status.body["message_count"], 0);
+    assert_eq!(status.body["live_delivery"], true);
+    drop(socket);
+
+    // Acknowledged, it is gone.
+    assert_eq!(phone.waiting(&agent).await, 0);
+    let empty = phone
+        .ask(&agent, v4::DELIVERY_REQUEST, json!({ "limit": 10 }))
+        .await;
+    assert!(empty.message.attachments.is_empty());
+}
+
+#[tokio::test]
+async fn discover_features_lists_every_version_offered() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    let disclose = phone
+        .ask(
+            &agent,
+            mediator::QUERIES,
+            json!({"queries": [
+                {"feature-type": "protocol", "match": "https://didcomm.org/coordinate-mediation/*"},
+                {"feature-type": "protocol", "match": "https://didcomm.org/message-pickup/*"},
+            ]}),
+        )
+        .await;
+    let ids: Vec<&str> = disclose.message.body["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "https://didcomm.org/coordinate-mediation/3.0",
+            "https://didcomm.org/coordinate-mediation/2.0",
+            "https://didcomm.org/message-pickup/4.0",
+        ]
+    );
+}
+
+/// A did:peer:2 key's id in the form peerdid 0.5 and older derive: the DID, `#`, and the
+/// key's multibase value without its `z`.
+fn legacy_kid(did: &str, key: &lanyard_protocol::keys::PublicKey) -> String {
+    format!("{did}#{}", &multikey_encode(key)[1..])
+}
+
+/// A mediate-request from `phone`, authcrypted to the mediator's key-agreement key named
+/// `recipient_kid`, from the phone's key named `sender_kid`.
+fn mediate_request_to(
+    agent: &Agent,
+    phone: &Phone,
+    recipient_kid: String,
+    sender_kid: String,
+) -> String {
+    let mediator_key = resolve_local(&agent.did).unwrap().key_agreement_keys()[0].1;
+    let phone_key = resolve_local(&phone.did).unwrap().key_agreement_keys()[0].1;
+    let mut message = Message::new(mediator::MEDIATE_REQUEST, json!({}))
+        .from(phone.did.clone())
+        .to([agent.did.clone()]);
+    message.extra.insert("return_route".into(), json!("all"));
+    encrypt_authcrypt(
+        &phone.ring,
+        message.to_json().as_bytes(),
+        &Recipient {
+            kid: sender_kid,
+            key: phone_key,
+        },
+        &[Recipient {
+            kid: recipient_kid,
+            key: mediator_key,
+        }],
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_envelope_naming_the_mediators_key_in_the_legacy_form_is_opened() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    let mediator_key = resolve_local(&agent.did).unwrap().key_agreement_keys()[0].1;
+    let phone_kid = resolve_local(&phone.did).unwrap().key_agreement_keys()[0]
+        .0
+        .clone();
+    let legacy = legacy_kid(&agent.did, &mediator_key);
+    assert!(legacy.contains("#6LS"), "{legacy}");
+    // Before the fix, this was refused as e.p.msg.not-for-me.
+    let response = agent
+        .post(
+            ENCRYPTED_TYP,
+            mediate_request_to(&agent, &phone, legacy, phone_kid),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let grant = phone
+        .didcomm
+        .unpack(&response.text().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(grant.message.type_, mediator::MEDIATE_GRANT);
+}
+
+#[tokio::test]
+async fn a_sender_naming_its_own_key_in_the_legacy_form_is_recognised() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    let mediator_kid = resolve_local(&agent.did).unwrap().key_agreement_keys()[0]
+        .0
+        .clone();
+    let phone_key = resolve_local(&phone.did).unwrap().key_agreement_keys()[0].1;
+    // Before the fix, the sender's key was not found under this id.
+    let response = agent
+        .post(
+            ENCRYPTED_TYP,
+            mediate_request_to(
+                &agent,
+                &phone,
+                mediator_kid,
+                legacy_kid(&phone.did, &phone_key),
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let grant = phone
+        .didcomm
+        .unpack(&response.text().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(grant.message.type_, mediator::MEDIATE_GRANT);
+}
+
+#[tokio::test]
+async fn a_legacy_fragment_naming_no_key_of_the_did_is_still_not_for_the_mediator() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    let phone_kid = resolve_local(&phone.did).unwrap().key_agreement_keys()[0]
+        .0
+        .clone();
+    // The legacy form of a key the mediator's DID does not list.
+    let stranger = lanyard_protocol::keys::PublicKey::x25519([3; 32]);
+    let response = agent
+        .post(
+            ENCRYPTED_TYP,
+            mediate_request_to(&agent, &phone, legacy_kid(&agent.did, &stranger), phone_kid),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["body"]["code"], "e.p.msg.not-for-me");
+}
+
+/// A WebSocket to the mediator with Pickup 4.0 live delivery switched on (its status read).
+async fn live_socket(
+    agent: &Agent,
+    phone: &Phone,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let ws_url = format!("{}/ws", agent.url.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let live_on = phone
+        .pack_request(
+            agent,
+            v4::LIVE_DELIVERY_CHANGE,
+            json!({"live_delivery": true}),
+        )
+        .await;
+    socket.send(Frame::Text(live_on.into())).await.unwrap();
+    socket
+}
+
+/// The next frame of type `type_` (a status or a push before it is skipped), within 10 s.
+async fn next_of(
+    phone: &Phone,
+    socket: &mut (impl StreamExt<Item = Result<Frame, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    type_: &str,
+) -> Message {
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame arrives within 10 s")
+            .unwrap()
+            .unwrap();
+        let text = frame.into_text().unwrap();
+        let message = phone
+            .didcomm
+            .unpack(&text)
+            .await
+            .expect("frames unpack")
+            .message;
+        assert!(
+            message.type_ == v4::STATUS || message.type_ == v4::DELIVERY,
+            "a 4.0 session is answered in 4.0, not {}",
+            message.type_
+        );
+        if message.type_ == type_ {
+            return message;
+        }
+    }
+}
+
+/// The queue ids a delivery carries.
+fn attachment_ids(delivery: &Message) -> Vec<String> {
+    delivery
+        .attachments
+        .iter()
+        .map(|a| a.id.clone().unwrap())
+        .collect()
+}
