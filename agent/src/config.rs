@@ -232,7 +232,7 @@ impl Default for Config {
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 51] = [
+const VARIABLES: [&str; 52] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -288,6 +288,8 @@ const VARIABLES: [&str; 51] = [
     "LANYARD_KEY_FILE",
     // Several agents on one store (h/claims).
     "LANYARD_CALLBACK_POLL_MS",
+    // Mediation protocol versions (issue 14, cm2).
+    "LANYARD_MEDIATOR_PROTOCOLS",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -705,6 +707,13 @@ impl Config {
         if let Some(d) = millis("LANYARD_CALLBACK_POLL_MS", 600_000)? {
             config.callback_poll = d;
         }
+        // Mediation protocol versions (issue 14, cm2): `LANYARD_MEDIATOR_PROTOCOLS`, the
+        // comma-separated PIURIs of the Coordinate Mediation and Message Pickup versions the
+        // mediator answers and discloses (default all: coordinate-mediation 3.0 and 2.0,
+        // messagepickup 3.0, message-pickup 4.0); at least one of each.
+        if let Some(v) = get("LANYARD_MEDIATOR_PROTOCOLS") {
+            config.limits.offered = parse("LANYARD_MEDIATOR_PROTOCOLS", &v)?;
+        }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(
                 "LANYARD_MAX_MESSAGE_BYTES must be at least 1024",
@@ -959,5 +968,47 @@ mod tests {
             error.contains("LANYARD_NET_PER_HOST must be positive"),
             "{error}"
         );
+    }
+
+    // Mediation protocol versions (issue 14, cm2).
+    #[test]
+    fn the_mediation_versions_offered_are_read_and_checked() {
+        use lanyard_protocol::protocols::{coordinate_mediation, pickup};
+        let default = Config::default().limits.offered;
+        assert_eq!(default.coordinate.len(), 2, "both offered by default");
+        assert_eq!(default.pickup.len(), 2, "both offered by default");
+        let only = |v: &str| {
+            let v = v.to_string();
+            Config::from_vars(move |n| (n == "LANYARD_MEDIATOR_PROTOCOLS").then(|| v.clone()))
+        };
+        let offered = only(
+            "https://didcomm.org/coordinate-mediation/2.0, https://didcomm.org/message-pickup/4.0",
+        )
+        .unwrap()
+        .limits
+        .offered;
+        assert_eq!(offered.coordinate, [coordinate_mediation::Version::V2]);
+        assert_eq!(offered.pickup, [pickup::Version::V4]);
+        let error = only("https://didcomm.org/coordinate-mediation/1.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("LANYARD_MEDIATOR_PROTOCOLS=")
+                && error.contains(
+                    "\"https://didcomm.org/coordinate-mediation/1.0\" is not a protocol offered"
+                ),
+            "{error}"
+        );
+        let error = only("https://didcomm.org/coordinate-mediation/3.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("it names no Coordinate Mediation or no Pickup version"),
+            "{error}"
+        );
+        assert!(file_vars(
+            "mediator_protocols = \"https://didcomm.org/coordinate-mediation/3.0,https://didcomm.org/messagepickup/3.0\""
+        )
+        .is_ok());
     }
 }

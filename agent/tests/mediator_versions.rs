@@ -383,3 +383,83 @@ fn attachment_ids(delivery: &Message) -> Vec<String> {
         .map(|a| a.id.clone().unwrap())
         .collect()
 }
+
+/// A mediator that speaks only Coordinate Mediation 2.0 and Pickup 4.0, as deployed 2.0
+/// stacks do.
+async fn a_2_0_and_4_0_only_mediator() -> Agent {
+    Agent::start(Limits {
+        offered:
+            "https://didcomm.org/coordinate-mediation/2.0,https://didcomm.org/message-pickup/4.0"
+                .parse()
+                .unwrap(),
+        ..Limits::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_mediator_answers_only_the_versions_it_offers() {
+    let agent = a_2_0_and_4_0_only_mediator().await;
+    let phone = Phone::new(&agent.did);
+    let refused = phone
+        .ask(&agent, mediator::MEDIATE_REQUEST, json!({}))
+        .await;
+    assert_eq!(refused.message.type_, mediator::PROBLEM_REPORT);
+    assert_eq!(refused.message.body["code"], "e.p.msg.unsupported");
+    assert_eq!(
+        refused.message.body["comment"],
+        format!(
+            "this mediator does not handle {}",
+            mediator::MEDIATE_REQUEST
+        )
+    );
+    let disclose = phone
+        .ask(
+            &agent,
+            mediator::QUERIES,
+            json!({"queries": [{"feature-type": "protocol", "match": "*"}]}),
+        )
+        .await;
+    let ids: Vec<&str> = disclose.message.body["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&v2::PIURI) && ids.contains(&v4::PIURI),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.iter().any(|id| id.ends_with("coordinate-mediation/3.0")
+            || id.ends_with("messagepickup/3.0")),
+        "{ids:?}"
+    );
+}
+
+/// The wallet asks which versions the mediator speaks (Discover Features), mediates in 2.0
+/// when 3.0 is not offered and picks up in 4.0 when 3.0 is not offered.
+#[tokio::test]
+async fn the_wallet_falls_back_to_coordinate_mediation_2_0_and_pickup_4_0() {
+    let agent = a_2_0_and_4_0_only_mediator().await;
+    let created = support::create_invitation(&agent, json!({"label": "Old Mediator"})).await;
+    let (wallet, _events, _dir) = support::wallet();
+    // Before the fallback, the wallet's 3.0 mediate-request was refused as unsupported.
+    wallet
+        .accept_invitation(created["url"].as_str().unwrap())
+        .await
+        .expect("the wallet mediates in 2.0");
+    let connection = wallet.connections().unwrap().remove(0);
+    // Its connection DID was registered with a 2.0 keylist-update: forwards for it are taken.
+    let issuer = Issuer::new();
+    assert_eq!(issuer.send_to(&agent, &connection.my_did, 1).await, 202);
+    let report = wallet.sync().await.expect("the wallet picks up in 4.0");
+    assert_eq!(report.processed + report.refused, 1, "{report:?}");
+    // Acknowledged in 4.0: nothing comes again.
+    let again = wallet.sync().await.unwrap();
+    assert_eq!(
+        again.processed + again.refused + again.duplicates,
+        0,
+        "{again:?}"
+    );
+}

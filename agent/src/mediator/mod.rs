@@ -60,6 +60,8 @@ pub struct Limits {
     /// How long a control message's id is remembered against replays; messages created
     /// longer ago (or that far ahead) are refused as stale.
     pub replay_window: std::time::Duration,
+    /// The Coordinate Mediation and Message Pickup versions answered and disclosed.
+    pub offered: Offered,
 }
 
 impl Default for Limits {
@@ -73,7 +75,81 @@ impl Default for Limits {
             store_queue_bytes: 4 << 30,
             message_max_age: std::time::Duration::from_secs(30 * 24 * 3600),
             replay_window: std::time::Duration::from_secs(600),
+            offered: Offered::default(),
         }
+    }
+}
+
+/// Which versions of Coordinate Mediation and Message Pickup the mediator answers; a message
+/// of a version not offered is answered `e.p.msg.unsupported`, as any type the mediator does
+/// not handle, and Discover Features does not disclose it. Read from a comma-separated list
+/// of PIURIs naming at least one version of each (default: all four).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offered {
+    /// The Coordinate Mediation versions (2.0, 3.0).
+    pub coordinate: Vec<mediation::Version>,
+    /// The Message Pickup versions (3.0, 4.0).
+    pub pickup: Vec<pickup::Version>,
+}
+
+impl Default for Offered {
+    fn default() -> Self {
+        Offered {
+            coordinate: mediation::Version::ALL.to_vec(),
+            pickup: pickup::Version::ALL.to_vec(),
+        }
+    }
+}
+
+impl Offered {
+    /// The PIURIs offered, Coordinate Mediation then Pickup, in the order listed.
+    fn piuris(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let coordinate = self.coordinate.iter().map(|v| v.piuri());
+        coordinate.chain(self.pickup.iter().map(|v| v.piuri()))
+    }
+}
+
+/// A list of mediation protocols that names an unknown PIURI, or no version of one of the two.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0}; name PIURIs among {cm3}, {cm2}, {p3} and {p4}, at least one Coordinate Mediation \
+     and one Pickup version",
+    cm3 = mediation::v3::PIURI,
+    cm2 = mediation::v2::PIURI,
+    p3 = pickup::v3::PIURI,
+    p4 = pickup::v4::PIURI
+)]
+pub struct UnknownProtocols(String);
+
+impl std::str::FromStr for Offered {
+    type Err = UnknownProtocols;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut offered = Offered {
+            coordinate: Vec::new(),
+            pickup: Vec::new(),
+        };
+        for piuri in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(version) = mediation::Version::of_piuri(piuri) {
+                if !offered.coordinate.contains(&version) {
+                    offered.coordinate.push(version);
+                }
+            } else if let Some(version) = pickup::Version::of_piuri(piuri) {
+                if !offered.pickup.contains(&version) {
+                    offered.pickup.push(version);
+                }
+            } else {
+                return Err(UnknownProtocols(format!(
+                    "{piuri:?} is not a protocol offered"
+                )));
+            }
+        }
+        if offered.coordinate.is_empty() || offered.pickup.is_empty() {
+            return Err(UnknownProtocols(
+                "it names no Coordinate Mediation or no Pickup version".into(),
+            ));
+        }
+        Ok(offered)
     }
 }
 
@@ -419,10 +495,15 @@ impl<S: MediatorStorage> Mediator<S> {
     ) -> Result<Outcome, Refusal> {
         let sender = sender.to_string();
         let invitation = self.answered_invitation(&sender, message).await?;
-        let reply = if let Some((version, kind)) = mediation::Version::classify(&message.type_) {
+        let offered = &self.limits.offered;
+        let reply = if let Some((version, kind)) = mediation::Version::classify(&message.type_)
+            .filter(|(version, _)| offered.coordinate.contains(version))
+        {
             self.mediation(&sender, message, version, kind, invitation)
                 .await?
-        } else if let Some((version, kind)) = pickup::Version::classify(&message.type_) {
+        } else if let Some((version, kind)) = pickup::Version::classify(&message.type_)
+            .filter(|(version, _)| offered.pickup.contains(version))
+        {
             self.pickup(&sender, message, version, kind, session)
                 .await?
         } else {
@@ -435,7 +516,7 @@ impl<S: MediatorStorage> Mediator<S> {
                     let queries = discover_features::parse_queries(message)?;
                     discover_features::disclose_message(&discover_features::disclose_protocols(
                         &queries,
-                        &protocols(),
+                        &self.protocols(),
                     ))
                 }
                 report_problem::PROBLEM_REPORT => {
@@ -550,6 +631,19 @@ impl<S: MediatorStorage> Mediator<S> {
             },
             pickup::Kind::Status | pickup::Kind::Delivery => unsupported(&message.type_),
         })
+    }
+
+    /// The protocols this mediator discloses: the versions of Coordinate Mediation and
+    /// Pickup it offers among the others.
+    fn protocols(&self) -> Vec<&'static str> {
+        let mut protocols = vec![routing::PIURI];
+        protocols.extend(self.limits.offered.piuris());
+        protocols.extend([
+            trust_ping::PIURI,
+            discover_features::PIURI,
+            report_problem::PIURI,
+        ]);
+        protocols
     }
 
     async fn require_grant(&self, client: &str) -> Result<(), Refusal> {
@@ -744,20 +838,6 @@ fn delivered(queued: QueuedMessage) -> Delivered {
         id: queued.id,
         envelope: Some(queued.message),
     }
-}
-
-/// The protocols this mediator discloses.
-fn protocols() -> [&'static str; 8] {
-    [
-        routing::PIURI,
-        mediation::v3::PIURI,
-        mediation::v2::PIURI,
-        pickup::v3::PIURI,
-        pickup::v4::PIURI,
-        trust_ping::PIURI,
-        discover_features::PIURI,
-        report_problem::PIURI,
-    ]
 }
 
 /// A Report Problem 2.0 message as plaintext JSON: what a refusal is answered with over HTTP
