@@ -463,3 +463,41 @@ async fn the_wallet_falls_back_to_coordinate_mediation_2_0_and_pickup_4_0() {
         "{again:?}"
     );
 }
+
+#[tokio::test]
+async fn a_forward_naming_the_recipient_by_its_legacy_key_id_is_queued_for_it() {
+    use lanyard_protocol::protocols::routing::{forward_message, Forward};
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    phone.connect(&agent).await;
+    let issuer = Issuer::new();
+    let inner = issuer
+        .didcomm
+        .pack_authcrypt(
+            &Message::new(
+                lanyard_protocol::protocols::basic_message::MESSAGE,
+                json!({ "content": "legacy" }),
+            )
+            .from(issuer.did.clone())
+            .to([phone.did.clone()]),
+            &issuer.did,
+            &[&phone.did],
+            false,
+        )
+        .await
+        .unwrap();
+    let phone_key = resolve_local(&phone.did).unwrap().key_agreement_keys()[0].1;
+    let forward = forward_message(&Forward {
+        next: legacy_kid(&phone.did, &phone_key),
+        payload: serde_json::from_str(&inner).unwrap(),
+    });
+    let packed = issuer
+        .didcomm
+        .pack_anoncrypt(&forward, &[&agent.did])
+        .await
+        .unwrap();
+    assert_eq!(agent.post(ENCRYPTED_TYP, packed).await.status(), 202);
+    let picked = phone.pick_up(&agent, 10).await;
+    assert_eq!(picked.len(), 1);
+    assert_eq!(picked[0].body["content"], "legacy");
+}

@@ -119,48 +119,6 @@ fn versions_from(
     (coordinate, pickup)
 }
 
-#[cfg(test)]
-mod versions_tests {
-    use super::*;
-
-    fn disclosing(ids: &[&str]) -> discover_features::Disclose {
-        discover_features::Disclose {
-            disclosures: ids
-                .iter()
-                .map(|id| discover_features::Disclosure {
-                    feature_type: discover_features::PROTOCOL.to_string(),
-                    id: id.to_string(),
-                    roles: Vec::new(),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn the_newest_coordinate_mediation_and_the_oldest_pickup_disclosed_are_chosen() {
-        use mediation::Version::{V2, V3};
-        let all = disclosing(&[
-            mediation::v3::PIURI,
-            mediation::v2::PIURI,
-            pickup::v3::PIURI,
-            pickup::v4::PIURI,
-        ]);
-        assert_eq!(versions_from(Some(&all)), (V3, pickup::Version::V3));
-        let old = disclosing(&[mediation::v2::PIURI, pickup::v4::PIURI]);
-        assert_eq!(versions_from(Some(&old)), (V2, pickup::Version::V4));
-        // Nothing disclosed (or no answer): 3.0 of each, as before the choice.
-        assert_eq!(versions_from(None), (V3, pickup::Version::V3));
-        assert_eq!(
-            versions_from(Some(&disclosing(&[]))),
-            (V3, pickup::Version::V3)
-        );
-        // Only protocols count, not another feature type with the same id.
-        let mut goal = disclosing(&[mediation::v2::PIURI]);
-        goal.disclosures[0].feature_type = "goal-code".into();
-        assert_eq!(versions_from(Some(&goal)).0, V3);
-    }
-}
-
 /// Whether `message` is a Pickup `delivery` (of either version).
 fn is_delivery(message: &Message) -> bool {
     matches!(
@@ -810,5 +768,47 @@ impl Wallet {
             .connections()?
             .into_iter()
             .find(|c| c.their_did == theirs && mine.is_none_or(|mine| c.my_did == mine)))
+    }
+}
+
+#[cfg(test)]
+mod versions_tests {
+    use super::*;
+
+    fn disclosing(ids: &[&str]) -> discover_features::Disclose {
+        discover_features::Disclose {
+            disclosures: ids
+                .iter()
+                .map(|id| discover_features::Disclosure {
+                    feature_type: discover_features::PROTOCOL.to_string(),
+                    id: id.to_string(),
+                    roles: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_newest_coordinate_mediation_and_the_oldest_pickup_disclosed_are_chosen() {
+        use mediation::Version::{V2, V3};
+        let all = disclosing(&[
+            mediation::v3::PIURI,
+            mediation::v2::PIURI,
+            pickup::v3::PIURI,
+            pickup::v4::PIURI,
+        ]);
+        assert_eq!(versions_from(Some(&all)), (V3, pickup::Version::V3));
+        let old = disclosing(&[mediation::v2::PIURI, pickup::v4::PIURI]);
+        assert_eq!(versions_from(Some(&old)), (V2, pickup::Version::V4));
+        // Nothing disclosed (or no answer): 3.0 of each, as before the choice.
+        assert_eq!(versions_from(None), (V3, pickup::Version::V3));
+        assert_eq!(
+            versions_from(Some(&disclosing(&[]))),
+            (V3, pickup::Version::V3)
+        );
+        // Only protocols count, not another feature type with the same id.
+        let mut goal = disclosing(&[mediation::v2::PIURI]);
+        goal.disclosures[0].feature_type = "goal-code".into();
+        assert_eq!(versions_from(Some(&goal)).0, V3);
     }
 }

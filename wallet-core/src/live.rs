@@ -1,6 +1,6 @@
-//! Live mode (Pickup 3.0 `live-delivery-change` over the mediator's WebSocket): while the app is
-//! open, the mediator pushes messages as they arrive; each is processed and acknowledged on the
-//! same socket, exactly as a sync would.
+//! Live mode (Pickup `live-delivery-change`, in the version the wallet picks up in, over the
+//! mediator's WebSocket): while the app is open, the mediator pushes messages as they arrive;
+//! each is processed and acknowledged on the same socket, exactly as a sync would.
 
 use std::sync::Arc;
 

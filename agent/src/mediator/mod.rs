@@ -1,5 +1,6 @@
 //! The mediator's protocol logic, independent of transport: Routing 2.0 `forward`,
-//! Coordinate Mediation 3.0, Pickup 3.0, Trust Ping 2.0, Discover Features 2.0 and Report
+//! Coordinate Mediation 3.0 and 2.0, Pickup 3.0 and 4.0 (each answered in the version asked,
+//! among those [`Offered`]), Trust Ping 2.0, Discover Features 2.0 and Report
 //! Problem 2.0, every message built and parsed by `lanyard_protocol::protocols`. It receives
 //! what the agent's [`DidCommRouter`](crate::DidCommRouter) unpacked for it; the issuer queues
 //! through its [`QueuePort`]. Live mode's per-socket state is a [`LiveSession`] (`live`); the

@@ -3,9 +3,9 @@
 //! message, a builder `x_message(&X) -> Message` and a strict parser
 //! `parse_x(&Message) -> Result<X, ProtocolError>`.
 //!
-//! - [`coordinate_mediation`]: Coordinate Mediation 3.0 (the `v3` message types);
+//! - [`coordinate_mediation`]: Coordinate Mediation 3.0 and 2.0 (the `v3` and `v2` types);
 //! - [`routing`]: Routing 2.0 `forward`;
-//! - [`pickup`]: Message Pickup 3.0 (the `v3` message types), live mode included;
+//! - [`pickup`]: Message Pickup 3.0 and 4.0 (the `v3` and `v4` types), live mode included;
 //! - [`trust_ping`]: Trust Ping 2.0, and the one reply to a ping;
 //! - [`discover_features`]: Discover Features 2.0, with the caps on what a query may ask;
 //! - [`out_of_band`]: the Out-of-Band 2.0 invitation message (its transports, URLs and QR
