@@ -217,6 +217,11 @@ async fn discover_features_lists_every_version_offered() {
     );
 }
 
+/// A DID's first key-agreement key: its `#key-N` id and the key.
+fn agreement(did: &str) -> (String, lanyard_protocol::keys::PublicKey) {
+    resolve_local(did).unwrap().key_agreement_keys()[0].clone()
+}
+
 /// A did:peer:2 key's id in the form peerdid 0.5 and older derive: the DID, `#`, and the
 /// key's multibase value without its `z`.
 fn legacy_kid(did: &str, key: &lanyard_protocol::keys::PublicKey) -> String {
@@ -231,8 +236,8 @@ fn mediate_request_to(
     recipient_kid: String,
     sender_kid: String,
 ) -> String {
-    let mediator_key = resolve_local(&agent.did).unwrap().key_agreement_keys()[0].1;
-    let phone_key = resolve_local(&phone.did).unwrap().key_agreement_keys()[0].1;
+    let mediator_key = agreement(&agent.did).1;
+    let phone_key = agreement(&phone.did).1;
     let mut message = Message::new(mediator::MEDIATE_REQUEST, json!({}))
         .from(phone.did.clone())
         .to([agent.did.clone()]);
@@ -252,68 +257,50 @@ fn mediate_request_to(
     .unwrap()
 }
 
+/// Posts `envelope` and checks it was answered with a mediate-grant the phone can open.
+async fn granted(agent: &Agent, phone: &Phone, envelope: String) {
+    let response = agent.post(ENCRYPTED_TYP, envelope).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let grant = phone.didcomm.unpack(&text).await.unwrap();
+    assert_eq!(grant.message.type_, mediator::MEDIATE_GRANT);
+}
+
 #[tokio::test]
 async fn an_envelope_naming_the_mediators_key_in_the_legacy_form_is_opened() {
     let agent = Agent::start(Limits::default()).await;
     let phone = Phone::new(&agent.did);
-    let mediator_key = resolve_local(&agent.did).unwrap().key_agreement_keys()[0].1;
-    let phone_kid = resolve_local(&phone.did).unwrap().key_agreement_keys()[0]
-        .0
-        .clone();
+    let mediator_key = agreement(&agent.did).1;
+    let phone_kid = agreement(&phone.did).0;
     let legacy = legacy_kid(&agent.did, &mediator_key);
     assert!(legacy.contains("#6LS"), "{legacy}");
     // Before the fix, this was refused as e.p.msg.not-for-me.
-    let response = agent
-        .post(
-            ENCRYPTED_TYP,
-            mediate_request_to(&agent, &phone, legacy, phone_kid),
-        )
-        .await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let grant = phone
-        .didcomm
-        .unpack(&response.text().await.unwrap())
-        .await
-        .unwrap();
-    assert_eq!(grant.message.type_, mediator::MEDIATE_GRANT);
+    let envelope = mediate_request_to(&agent, &phone, legacy, phone_kid);
+    granted(&agent, &phone, envelope).await;
 }
 
 #[tokio::test]
 async fn a_sender_naming_its_own_key_in_the_legacy_form_is_recognised() {
     let agent = Agent::start(Limits::default()).await;
     let phone = Phone::new(&agent.did);
-    let mediator_kid = resolve_local(&agent.did).unwrap().key_agreement_keys()[0]
-        .0
-        .clone();
-    let phone_key = resolve_local(&phone.did).unwrap().key_agreement_keys()[0].1;
-    // Before the fix, the sender's key was not found under this id.
-    let response = agent
-        .post(
-            ENCRYPTED_TYP,
-            mediate_request_to(
-                &agent,
-                &phone,
-                mediator_kid,
-                legacy_kid(&phone.did, &phone_key),
-            ),
-        )
-        .await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let grant = phone
-        .didcomm
-        .unpack(&response.text().await.unwrap())
-        .await
-        .unwrap();
-    assert_eq!(grant.message.type_, mediator::MEDIATE_GRANT);
+    let mediator_kid = agreement(&agent.did).0;
+    let phone_key = agreement(&phone.did).1;
+    // Before the fix, the sender's key was not found under this id (e.p.msg.unreadable).
+    let envelope = mediate_request_to(
+        &agent,
+        &phone,
+        mediator_kid,
+        legacy_kid(&phone.did, &phone_key),
+    );
+    granted(&agent, &phone, envelope).await;
 }
 
 #[tokio::test]
 async fn a_legacy_fragment_naming_no_key_of_the_did_is_still_not_for_the_mediator() {
     let agent = Agent::start(Limits::default()).await;
     let phone = Phone::new(&agent.did);
-    let phone_kid = resolve_local(&phone.did).unwrap().key_agreement_keys()[0]
-        .0
-        .clone();
+    let phone_kid = agreement(&phone.did).0;
     // The legacy form of a key the mediator's DID does not list.
     let stranger = lanyard_protocol::keys::PublicKey::x25519([3; 32]);
     let response = agent
@@ -486,7 +473,7 @@ async fn a_forward_naming_the_recipient_by_its_legacy_key_id_is_queued_for_it() 
         )
         .await
         .unwrap();
-    let phone_key = resolve_local(&phone.did).unwrap().key_agreement_keys()[0].1;
+    let phone_key = agreement(&phone.did).1;
     let forward = forward_message(&Forward {
         next: legacy_kid(&phone.did, &phone_key),
         payload: serde_json::from_str(&inner).unwrap(),

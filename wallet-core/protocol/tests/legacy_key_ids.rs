@@ -47,22 +47,28 @@ fn hello(from: &Party, to: &Party) -> Message {
     .to([to.did.clone()])
 }
 
-#[tokio::test]
-async fn legacy_recipient_and_sender_kids_open_and_are_reported_as_key_n() {
-    let (alice, bob) = (party(), party());
-    let envelope = encrypt_authcrypt(
+/// `hello` authcrypted from `alice`'s key named in the legacy form to `bob`'s agreement key
+/// named `recipient_kid`.
+fn authcrypt(alice: &Party, bob: &Party, recipient_kid: String) -> String {
+    encrypt_authcrypt(
         &alice.ring,
-        hello(&alice, &bob).to_json().as_bytes(),
+        hello(alice, bob).to_json().as_bytes(),
         &Recipient {
-            kid: legacy(&alice),
+            kid: legacy(alice),
             key: alice.agreement,
         },
         &[Recipient {
-            kid: legacy(&bob),
+            kid: recipient_kid,
             key: bob.agreement,
         }],
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn legacy_recipient_and_sender_kids_open_and_are_reported_as_key_n() {
+    let (alice, bob) = (party(), party());
+    let envelope = authcrypt(&alice, &bob, legacy(&bob));
     let unpacked = bob.didcomm.unpack(&envelope).await.unwrap();
     assert_eq!(unpacked.message.body["content"], "hello");
     assert_eq!(
@@ -103,19 +109,7 @@ async fn a_legacy_fragment_of_another_key_is_not_for_us() {
     let (alice, bob) = (party(), party());
     let stranger = PublicKey::x25519([5; 32]);
     let kid = format!("{}#{}", bob.did, &multikey_encode(&stranger)[1..]);
-    let envelope = encrypt_authcrypt(
-        &alice.ring,
-        hello(&alice, &bob).to_json().as_bytes(),
-        &Recipient {
-            kid: legacy(&alice),
-            key: alice.agreement,
-        },
-        &[Recipient {
-            kid: kid.clone(),
-            key: bob.agreement,
-        }],
-    )
-    .unwrap();
+    let envelope = authcrypt(&alice, &bob, kid.clone());
     match bob.didcomm.unpack(&envelope).await {
         Err(DidCommError::NotForUs(kids)) => assert_eq!(kids, vec![kid]),
         other => panic!("opened or refused otherwise: {other:?}"),

@@ -154,12 +154,7 @@ impl Version {
 
     /// The version and kind of a message type of this protocol; `None` for any other type.
     pub fn classify(type_: &str) -> Option<(Version, Kind)> {
-        Version::ALL.into_iter().find_map(|version| {
-            KINDS
-                .into_iter()
-                .find(|&kind| version.type_of(kind) == type_)
-                .map(|kind| (version, kind))
-        })
+        super::classify(&Version::ALL, &KINDS, Version::type_of, type_)
     }
 
     /// The version whose PIURI `piuri` is.

@@ -229,6 +229,22 @@ impl<'a> Body<'a> {
     }
 }
 
+/// The (version, kind) of a versioned protocol whose message type is `type_`: the first of
+/// `versions` × `kinds` for which `type_of` gives it.
+pub(crate) fn classify<V: Copy, K: Copy>(
+    versions: &[V],
+    kinds: &[K],
+    type_of: impl Fn(V, K) -> &'static str,
+    type_: &str,
+) -> Option<(V, K)> {
+    versions.iter().find_map(|&version| {
+        kinds
+            .iter()
+            .find(|&&kind| type_of(version, kind) == type_)
+            .map(|&kind| (version, kind))
+    })
+}
+
 /// `field` of one JSON object in a list, when it is a string.
 pub(crate) fn item_str<'a>(item: &'a Value, field: &str) -> Option<&'a str> {
     item.get(field).and_then(Value::as_str)
