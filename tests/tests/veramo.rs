@@ -57,9 +57,14 @@ struct Driver {
 
 impl Driver {
     fn start(mode: &str, mediator_did: &str) -> Driver {
+        Driver::start_with(mode, mediator_did, &[])
+    }
+
+    fn start_with(mode: &str, mediator_did: &str, extra: &[&str]) -> Driver {
         let mut child = Command::new("node")
             .arg(driver())
             .args([mode, mediator_did])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -79,7 +84,9 @@ impl Driver {
         let line = self
             .lines
             .next()
-            .unwrap_or_else(|| panic!("the Veramo driver ended before step {name:?} (see its stderr)"))
+            .unwrap_or_else(|| {
+                panic!("the Veramo driver ended before step {name:?} (see its stderr)")
+            })
             .unwrap();
         let step: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(step["step"], name, "{step}");
@@ -222,4 +229,48 @@ async fn veramo_stock_envelopes_are_refused_naming_the_missing_apv_and_the_faile
         refusal(&stock["authcrypt_patched"]).await,
         "unsupported content encryption \"A256GCM with ECDH-1PU (only A256CBC-HS512 is allowed)\""
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn veramo_plaintext_with_an_iso_created_time_is_taken_by_the_mediator() {
+    let process = AgentProcess::start(&[]);
+    let agent = Agent::at(process.url.clone(), process.did.clone());
+    let phone = Phone::new(&agent.did);
+    let (mediator_did, from) = (process.did.clone(), phone.did.clone());
+    let plaintext = blocking(move || {
+        let mut driver = Driver::start_with("plaintext", &mediator_did, &[&from]);
+        let step = driver.step("plaintext");
+        driver.finish();
+        step
+    })
+    .await;
+    // Veramo's builder writes created_time as an ISO 8601 string, not seconds since the epoch.
+    let mut message = plaintext["message"].clone();
+    assert!(message["created_time"].is_string(), "{message}");
+    message["return_route"] = json!("all");
+
+    // Authcrypted by the phone exactly as Veramo's builder made it (a spec-correct envelope).
+    let sender = phone
+        .didcomm
+        .recipients_of(&phone.did)
+        .await
+        .unwrap()
+        .remove(0);
+    let recipients = phone.didcomm.recipients_of(&agent.did).await.unwrap();
+    let packed = lanyard_protocol::didcomm::encrypt_authcrypt(
+        phone.didcomm.keys(),
+        message.to_string().as_bytes(),
+        &sender,
+        &recipients,
+    )
+    .unwrap();
+    let response = agent.post(ENCRYPTED_TYP, packed).await;
+    assert_eq!(response.status(), 200, "the mediate-request is answered");
+    let grant = phone
+        .didcomm
+        .unpack(&response.text().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(grant.message.type_, support::mediator::MEDIATE_GRANT);
+    assert_eq!(grant.message.thid.as_deref(), message["id"].as_str());
 }

@@ -13,6 +13,10 @@
 //   (reads a line: the Lanyard side has forwarded a message to that DID)
 //   {"step":"picked-up",...}          what Pickup 3.0 delivered, handled and acknowledged
 //
+// Usage: node driver.mjs plaintext <mediator-did> <from-did>
+//   Prints the plaintext mediate-request Veramo's builder makes, unpacked (with its ISO 8601
+//   created_time): {"step":"plaintext","message":...}
+//
 // Usage: node driver.mjs stock <mediator-did>
 //   Prints Veramo's own envelopes of a mediate-request to the mediator, as Veramo packs them,
 //   and the same envelopes with the DIDComm v2.1 `apv` (and `apu`) patched into their headers:
@@ -370,11 +374,14 @@ async function stock(mediatorDid) {
   })
 }
 
-const [mode, mediatorDid] = process.argv.slice(2)
-if (!mediatorDid) fail('usage: node driver.mjs pickup|stock <mediator-did>')
+const [mode, mediatorDid, from] = process.argv.slice(2)
+if (!mediatorDid) fail('usage: node driver.mjs pickup|stock|plaintext <mediator-did> [from]')
 try {
   if (mode === 'pickup') await pickup(mediatorDid)
   else if (mode === 'stock') await stock(mediatorDid)
+  else if (mode === 'plaintext') {
+    out({ step: 'plaintext', message: createV3MediateRequestMessage(from, mediatorDid) })
+  }
   else fail(`unknown mode ${mode}`)
   process.exit(0)
 } catch (e) {
