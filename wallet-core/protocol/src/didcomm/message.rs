@@ -320,7 +320,10 @@ mod tests {
             "id": "m-3", "type": "t", "body": {}, "expires_time": "tomorrow"
         }))
         .unwrap_err();
-        assert!(error.to_string().contains("invalid type: string"), "{error}");
+        assert!(
+            error.to_string().contains("invalid type: string"),
+            "{error}"
+        );
     }
 
     #[test]
