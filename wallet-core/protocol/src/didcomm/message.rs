@@ -4,6 +4,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine as _;
+
 use crate::encoding::{b64u_decode, b64u_encode};
 
 /// `typ` of a plaintext message.
@@ -221,12 +224,16 @@ pub struct AttachmentData {
 }
 
 impl AttachmentData {
-    /// The content as text, in either inline form: `base64` (base64url, with or without
-    /// padding) decoded as UTF-8, else `json` serialised compactly. `None` when neither is
-    /// there, or `base64` is not base64url of UTF-8 text.
+    /// The content as text, in either inline form: `base64` decoded as UTF-8, else `json`
+    /// serialised compactly. `base64` is read as base64url (what the spec says) or, failing
+    /// that, standard base64 (what Credo's Pickup 4.0 writes), with or without padding.
+    /// `None` when neither is there, or `base64` is neither encoding of UTF-8 text.
     pub fn text(&self) -> Option<String> {
         if let Some(base64) = &self.base64 {
-            let bytes = b64u_decode(base64.trim_end_matches('=')).ok()?;
+            let unpadded = base64.trim_end_matches('=');
+            let bytes = b64u_decode(unpadded)
+                .or_else(|_| STANDARD_NO_PAD.decode(unpadded))
+                .ok()?;
             return String::from_utf8(bytes).ok();
         }
         self.json.as_ref().map(Value::to_string)
@@ -345,14 +352,30 @@ mod tests {
             serde_json::from_str::<Value>(envelope).unwrap()
         );
 
-        // What older Lanyard mediators and Identus's send: base64url, padded or not.
-        for base64 in [b64u_encode(envelope), format!("{}=", b64u_encode("{}x"))] {
+        // What older Lanyard mediators and Identus's send (base64url, padded or not), and
+        // Credo's Pickup 4.0 (standard base64 with padding; this text encodes to `+` and `/`).
+        let standard = base64::engine::general_purpose::STANDARD.encode("{\"a\":\"~~~???\"}");
+        assert!(
+            standard.contains('+') && standard.contains('/'),
+            "{standard}"
+        );
+        for base64 in [
+            b64u_encode(envelope),
+            format!("{}=", b64u_encode("{}x")),
+            standard,
+        ] {
             let data = AttachmentData {
                 base64: Some(base64.clone()),
                 ..AttachmentData::default()
             };
-            let expected = String::from_utf8(b64u_decode(base64.trim_end_matches('=')).unwrap());
-            assert_eq!(data.text(), expected.ok(), "{base64}");
+            let text = data.text().unwrap_or_else(|| panic!("{base64} is read"));
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(&text),
+                base64
+                    .trim_end_matches('=')
+                    .replace('-', "+")
+                    .replace('_', "/"),
+            );
         }
         let not_utf8 = AttachmentData {
             base64: Some(b64u_encode([0xff, 0xfe])),
