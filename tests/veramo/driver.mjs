@@ -170,7 +170,7 @@ async function loadSecrets(identifier) {
 const epochSeconds = (time) =>
   typeof time === 'string' ? Math.floor(Date.parse(time) / 1000) : time
 
-export const unpacked = []
+const unpacked = []
 
 // Veramo's DIDComm plugin (its sendDIDCommMessage, transports, return-route handling) with
 // spec-correct envelopes: didcomm-node packs and unpacks.
@@ -373,6 +373,10 @@ async function stock(mediatorDid) {
     anoncrypt_patched: patched(anoncrypt),
   })
 }
+
+// A stop for a driver left waiting (an agent that never answers, a test that died): not a
+// measure of anything, just no process left behind.
+setTimeout(() => fail('gave up after 10 minutes'), 600_000).unref()
 
 const [mode, mediatorDid, from] = process.argv.slice(2)
 if (!mediatorDid) fail('usage: node driver.mjs pickup|stock|plaintext <mediator-did> [from]')
