@@ -13,7 +13,6 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use lanyard_protocol::didcomm::{Message, ENCRYPTED_TYP};
-use lanyard_protocol::encoding::b64u_decode;
 use lanyard_protocol::protocols::issue_credential;
 use serde_json::json;
 use support::TEMPLATES;
@@ -166,10 +165,10 @@ async fn delivered(phone: &Phone, delivery: &Message) -> (Vec<String>, Vec<Strin
     let mut ids = Vec::new();
     for attachment in &delivery.attachments {
         ids.push(attachment.id.clone().unwrap());
-        let bytes = b64u_decode(attachment.data.base64.as_deref().unwrap()).unwrap();
+        let envelope = attachment.data.text().expect("a delivered envelope");
         let inner = phone
             .didcomm
-            .unpack(std::str::from_utf8(&bytes).unwrap())
+            .unpack(&envelope)
             .await
             .expect("a delivered message unpacks");
         contents.push(inner.message.body["content"].as_str().unwrap().to_string());

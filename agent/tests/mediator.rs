@@ -240,15 +240,8 @@ async fn live_mode_pushes_messages_at_once_over_a_websocket() {
             mediator::DELIVERY => {
                 for attachment in &message.attachments {
                     ids.push(attachment.id.clone().unwrap());
-                    let bytes = lanyard_protocol::encoding::b64u_decode(
-                        attachment.data.base64.as_deref().unwrap(),
-                    )
-                    .unwrap();
-                    let inner = phone
-                        .didcomm
-                        .unpack(std::str::from_utf8(&bytes).unwrap())
-                        .await
-                        .unwrap();
+                    let envelope = attachment.data.text().expect("a delivered envelope");
+                    let inner = phone.didcomm.unpack(&envelope).await.unwrap();
                     contents.push(inner.message.body["content"].clone());
                 }
             }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::mediator;
 use lanyard_protocol::did::{did_key, did_peer_2, PeerDidSpec, PeerService, Resolver};
 use lanyard_protocol::didcomm::{DidComm, Message, Unpacked, ENCRYPTED_TYP};
-use lanyard_protocol::encoding::b64u_decode;
 use lanyard_protocol::keys::{KeyRing, KeyType};
 use serde_json::{json, Value};
 
@@ -134,10 +133,10 @@ impl Phone {
         let mut ids = Vec::new();
         for attachment in &delivery.message.attachments {
             ids.push(attachment.id.clone().unwrap());
-            let bytes = b64u_decode(attachment.data.base64.as_deref().unwrap()).unwrap();
+            let envelope = attachment.data.text().expect("a delivered envelope");
             let inner = self
                 .didcomm
-                .unpack(std::str::from_utf8(&bytes).unwrap())
+                .unpack(&envelope)
                 .await
                 .expect("a delivered message unpacks");
             messages.push(inner.message);

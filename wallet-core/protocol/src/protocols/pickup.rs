@@ -1,6 +1,6 @@
 //! Message Pickup 3.0 and 4.0: a mediated client asks how many messages wait
 //! (`status-request`, answered `status`), asks for them (`delivery-request`, answered
-//! `delivery` with each queued envelope as a base64url attachment), acknowledges what it
+//! `delivery` with each queued envelope as an inline JSON attachment), acknowledges what it
 //! stored (`messages-received`) and, over a WebSocket, switches live delivery on or off
 //! (`live-delivery-change`, answered `status`).
 //!
@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 
 use super::{Body, ProtocolError};
 use crate::didcomm::{Attachment, Message, ENCRYPTED_TYP};
-use crate::encoding::{b64u_decode, b64u_encode};
 
 /// The Message Pickup 3.0 message types.
 pub mod v3 {
@@ -291,9 +290,9 @@ pub fn parse_delivery_request(message: &Message) -> Result<DeliveryRequest, Prot
 pub struct Delivered {
     /// Its id in the mediator's queue, which acknowledges it.
     pub id: String,
-    /// The envelope; `None` when its attachment carried no base64url UTF-8 text (it is still
-    /// acknowledged, or it would come again for ever). The builder writes such an entry as an
-    /// attachment without data.
+    /// The envelope; `None` when its attachment carried neither JSON nor base64url UTF-8 text
+    /// (it is still acknowledged, or it would come again for ever). The builder writes such an
+    /// entry as an attachment without data.
     pub envelope: Option<String>,
 }
 
@@ -306,9 +305,10 @@ pub struct Delivery {
     pub messages: Vec<Delivered>,
 }
 
-/// The `delivery` message in `version`, unthreaded (a live push starts its own thread; an answer to a
-/// request is threaded with [`Message::in_reply_to`]): each envelope a base64url attachment
-/// of media type [`ENCRYPTED_TYP`] whose id is the queue id.
+/// The `delivery` message in `version`, unthreaded (a live push starts its own thread; an
+/// answer to a request is threaded with [`Message::in_reply_to`]): each envelope an attachment
+/// of media type [`ENCRYPTED_TYP`] whose id is the queue id, inline JSON
+/// ([`Attachment::envelope`]).
 pub fn delivery_message(version: Version, delivery: &Delivery) -> Message {
     let mut body = json!({});
     if let Some(did) = &delivery.recipient_did {
@@ -318,21 +318,24 @@ pub fn delivery_message(version: Version, delivery: &Delivery) -> Message {
     message.attachments = delivery
         .messages
         .iter()
-        .map(|delivered| {
-            let mut attachment = Attachment::json(Value::Null);
-            attachment.id = Some(delivered.id.clone());
-            attachment.media_type = Some(ENCRYPTED_TYP.to_string());
-            attachment.data.json = None;
-            attachment.data.base64 = delivered.envelope.as_deref().map(b64u_encode);
-            attachment
+        .map(|delivered| match &delivered.envelope {
+            Some(envelope) => Attachment::envelope(delivered.id.clone(), envelope),
+            None => {
+                let mut attachment = Attachment::json(Value::Null);
+                attachment.id = Some(delivered.id.clone());
+                attachment.media_type = Some(ENCRYPTED_TYP.to_string());
+                attachment.data.json = None;
+                attachment
+            }
         })
         .collect();
     message
 }
 
 /// Reads a `delivery`: at most [`MAX_ACKNOWLEDGED_IDS`] attachments; one without an id
-/// cannot be acknowledged and is left out, one whose data is not a base64url UTF-8 envelope
-/// is delivered with no envelope.
+/// cannot be acknowledged and is left out, one whose data is neither inline JSON nor
+/// base64url UTF-8 text ([`AttachmentData::text`](crate::didcomm::AttachmentData::text)) is
+/// delivered with no envelope.
 pub fn parse_delivery(message: &Message) -> Result<Delivery, ProtocolError> {
     let body = body_of(message, Kind::Delivery)?;
     if message.attachments.len() > MAX_ACKNOWLEDGED_IDS {
@@ -347,12 +350,7 @@ pub fn parse_delivery(message: &Message) -> Result<Delivery, ProtocolError> {
         .iter()
         .filter_map(|attachment| {
             let id = attachment.id.clone()?;
-            let envelope = attachment
-                .data
-                .base64
-                .as_deref()
-                .and_then(|b| b64u_decode(b).ok())
-                .and_then(|b| String::from_utf8(b).ok());
+            let envelope = attachment.data.text();
             Some(Delivered { id, envelope })
         })
         .collect();
@@ -418,6 +416,8 @@ pub fn parse_live_delivery_change(message: &Message) -> Result<LiveDeliveryChang
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::didcomm::AttachmentData;
+    use crate::encoding::b64u_encode;
 
     fn wire(message: &Message) -> Message {
         serde_json::from_str(&message.to_json()).unwrap()
@@ -473,11 +473,20 @@ mod tests {
             message.attachments[0].media_type.as_deref(),
             Some(ENCRYPTED_TYP)
         );
+        // Inline JSON, the form Veramo's Pickup handler reads (and Credo's, Identus's).
         assert_eq!(
-            message.attachments[0].data.base64.as_deref(),
-            Some(b64u_encode(r#"{"protected":"x"}"#).as_str())
+            message.attachments[0].data.json,
+            Some(json!({ "protected": "x" }))
         );
+        assert_eq!(message.attachments[0].data.base64, None);
         assert_eq!(parse_delivery(&message).unwrap(), delivery);
+        // A delivery in the base64url form (older Lanyard mediators, Identus's) reads the same.
+        let mut base64 = message.clone();
+        base64.attachments[0].data = AttachmentData {
+            base64: Some(b64u_encode(r#"{"protected":"x"}"#)),
+            ..AttachmentData::default()
+        };
+        assert_eq!(parse_delivery(&base64).unwrap(), delivery);
         let received = MessagesReceived {
             message_id_list: vec!["q-1".into(), "q-2".into()],
         };
