@@ -167,7 +167,7 @@ impl PushStore for PgPushStore {
             .prepare_cached(
                 "INSERT INTO push_devices (handle, device, last_wake_ms)
                  SELECT $1, $2, NULL
-                 WHERE (SELECT count(*) FROM push_devices) < $3
+                 WHERE (SELECT count(*) FROM push_devices) < $3::bigint
                     OR EXISTS (SELECT 1 FROM push_devices WHERE handle = $1)
                  ON CONFLICT (handle) DO UPDATE SET device = EXCLUDED.device, last_wake_ms = NULL",
             )
@@ -211,7 +211,7 @@ impl PushStore for PgPushStore {
         let statement = client
             .prepare_cached(
                 "UPDATE push_devices SET last_wake_ms = $2
-                 WHERE handle = $1 AND (last_wake_ms IS NULL OR last_wake_ms <= $2 - $3)",
+                 WHERE handle = $1 AND (last_wake_ms IS NULL OR last_wake_ms <= $2::bigint - $3::bigint)",
             )
             .await?;
         let now = now_ms.min(i64::MAX as u64) as i64;
