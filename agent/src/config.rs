@@ -801,11 +801,8 @@ impl Config {
             push.gateway_url = Some(v.trim_end_matches('/').to_string());
         }
         if let Some(secret) = text("LANYARD_PUSH_GATEWAY_SECRET") {
-            if secret.len() < 32 {
-                return Err(ConfigError::Rule(
-                    "LANYARD_PUSH_GATEWAY_SECRET must be at least 32 characters",
-                ));
-            }
+            // Held to the admin token's rules (long, printable).
+            crate::admin::AdminToken::new(&secret, "LANYARD_PUSH_GATEWAY_SECRET")?;
             push.gateway_secret = Some(secret);
         }
         if push.gateway_url.is_some() && push.gateway_secret.is_none() {

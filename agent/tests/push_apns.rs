@@ -297,3 +297,26 @@ async fn a_token_not_of_apns_form_is_refused_and_nothing_is_stored() {
     use agent::push::PushStore as _;
     assert_eq!(store.count().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_receiver_whose_certificate_is_not_trusted_is_not_pushed_to() {
+    let receiver = Receiver::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = apns_config(dir.path(), &receiver);
+    let config = PushConfig {
+        attempts: 1,
+        ..config
+    };
+    // Loopback allowed, but the test CA not among the roots: verification stays on.
+    let untrusting =
+        lanyard_protocol::net::HttpClient::new(lanyard_protocol::net::NetPolicy::loopback())
+            .unwrap();
+    let gateway = sled_gateway(dir.path(), &config, untrusting);
+    let handle = gateway.register(iphone(6)).await.unwrap();
+    let failed = gateway.wake(&handle).await.unwrap_err();
+    assert_eq!(
+        failed.to_string(),
+        "apns could not be reached: it could not be reached"
+    );
+    assert!(receiver.seen().is_empty());
+}

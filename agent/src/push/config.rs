@@ -42,8 +42,9 @@ pub struct PushConfig {
     /// `LANYARD_PUSH_GATEWAY_URL`: a gateway run alone (`agent push-gateway`) to use instead
     /// of the platforms configured here.
     pub gateway_url: Option<String>,
-    /// `LANYARD_PUSH_GATEWAY_SECRET`: the bearer secret of that gateway's API (at least 32
-    /// characters); `agent push-gateway` requires it too.
+    /// `LANYARD_PUSH_GATEWAY_SECRET`: the bearer secret of that gateway's API (held to the
+    /// admin token's rules: at least 32 printable characters); `agent push-gateway` requires
+    /// it too.
     pub gateway_secret: Option<String>,
 }
 

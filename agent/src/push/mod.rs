@@ -21,6 +21,8 @@ mod config;
 mod fcm;
 mod jwt;
 mod local;
+mod remote;
+mod server;
 mod store;
 
 use std::fmt;
@@ -30,6 +32,8 @@ use rand_core::{OsRng, RngCore};
 
 pub use config::PushConfig;
 pub use local::LocalPushGateway;
+pub use remote::RemotePushGateway;
+pub use server::{gateway_router, serve_gateway, GatewayStartError, RunningGateway, MAX_BODY};
 pub use store::{PgPushStore, PushBackend, PushStore, SledPushStore, WakeClaim};
 
 use crate::storage::StorageError;
@@ -270,6 +274,9 @@ pub enum PushError {
         /// Its (public) message.
         message: String,
     },
+    /// The gateway's settings do not fit together.
+    #[error("push configuration: {0}")]
+    Config(String),
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -291,10 +298,13 @@ impl PushError {
             PushError::UnknownHandle => self.to_string(),
             PushError::Full { .. } => "the push gateway is full; try again later".into(),
             PushError::Refused { platform, .. } => format!("{platform} refused the push"),
+            // The gateway's own answer is already its public text.
+            PushError::Remote { status, message } if (400..500).contains(status) => message.clone(),
             PushError::Credentials { .. }
             | PushError::Unreachable { .. }
             | PushError::Net(_)
             | PushError::Remote { .. }
+            | PushError::Config(_)
             | PushError::Storage(_) => "the push gateway failed; try again later".into(),
         }
     }
@@ -345,6 +355,50 @@ pub trait PushGateway: Send + Sync + 'static {
     /// when the platform reports the token gone. [`PushError::UnknownHandle`] when nothing is
     /// registered under `handle`.
     async fn wake(&self, handle: &WakeHandle) -> Result<Woken, PushError>;
+}
+
+/// The gateway the agent's configuration names, for the mediator: a [`RemotePushGateway`]
+/// when `LANYARD_PUSH_GATEWAY_URL` is set; else a [`LocalPushGateway`] when a platform is
+/// configured, its devices in the shared database (`database`) or in `<data_dir>/push`,
+/// sealed under `data_key` (the issuer store's, kept with the identity), its wakes counted in
+/// `metrics`; else `None` (no wake, and registration refused).
+pub fn gateway_from_config(
+    config: &crate::config::Config,
+    database: Option<&crate::postgres::Database>,
+    data_key: &[u8; 32],
+    client: lanyard_protocol::net::HttpClient,
+    metrics: &crate::Metrics,
+) -> Result<Option<std::sync::Arc<dyn PushGateway>>, PushError> {
+    let push = &config.push;
+    if let Some(url) = &push.gateway_url {
+        let secret = push
+            .gateway_secret
+            .as_deref()
+            .map(|s| crate::admin::AdminToken::new(s, "LANYARD_PUSH_GATEWAY_SECRET"))
+            .transpose()
+            .map_err(|e| PushError::Config(e.to_string()))?
+            .ok_or_else(|| {
+                PushError::Config(
+                    "LANYARD_PUSH_GATEWAY_URL needs LANYARD_PUSH_GATEWAY_SECRET".into(),
+                )
+            })?;
+        return Ok(Some(std::sync::Arc::new(RemotePushGateway::new(
+            url, secret, client,
+        )?)));
+    }
+    if !push.any_platform() {
+        return Ok(None);
+    }
+    let store = match database {
+        Some(database) => PushBackend::Postgres(PgPushStore::new(database.clone())),
+        None => PushBackend::Sled(SledPushStore::open(
+            &config.data_dir.join("push"),
+            config.commit_window,
+        )?),
+    };
+    let gateway = LocalPushGateway::new(push, store, data_key, client)?;
+    gateway.register_metrics(metrics);
+    Ok(Some(std::sync::Arc::new(gateway)))
 }
 
 #[cfg(test)]
