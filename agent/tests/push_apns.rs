@@ -320,3 +320,19 @@ async fn a_receiver_whose_certificate_is_not_trusted_is_not_pushed_to() {
     );
     assert!(receiver.seen().is_empty());
 }
+
+#[tokio::test]
+async fn a_fresh_provider_token_called_expired_is_not_renewed_within_20_minutes() {
+    let receiver = Receiver::start(None).await;
+    receiver.script([Answer::json(403, json!({ "reason": "ExpiredProviderToken" }))]);
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = apns_config(dir.path(), &receiver);
+    let gateway = sled_gateway(dir.path(), &config, receiver.client());
+    let handle = gateway.register(iphone(7)).await.unwrap();
+    let refused = gateway.wake(&handle).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "apns refused the push: HTTP 403 (ExpiredProviderToken)"
+    );
+    assert_eq!(receiver.seen().len(), 1, "no second attempt with a renewed token");
+}

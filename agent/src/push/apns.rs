@@ -81,6 +81,14 @@ impl Apns {
         }))
     }
 
+    /// Whether the provider token is old enough to be replaced early.
+    fn may_renew(&self) -> bool {
+        let cached = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        cached
+            .as_ref()
+            .is_none_or(|(_, issued)| unix_seconds().saturating_sub(*issued) >= MIN_RENEWAL)
+    }
+
     /// The provider token: the cached one while younger than [`RENEW_AFTER`] (or when
     /// `force` asks for a new one sooner than [`MIN_RENEWAL`]), else a new one.
     fn provider_token(&self, force: bool) -> Result<String, PushError> {
@@ -106,12 +114,15 @@ impl Apns {
     /// One push to the device `token`.
     pub(crate) async fn send(&self, token: &str) -> Outcome {
         match self.attempt(token, false).await {
-            // A token APNs calls expired is renewed once (if it may be yet).
+            // A token APNs calls expired is renewed once, if it may be yet (else APNs would
+            // answer TooManyProviderTokenUpdates).
             Outcome::Failed(PushError::Refused {
                 status: 403,
                 reason: Some(reason),
                 ..
-            }) if reason == "ExpiredProviderToken" => self.attempt(token, true).await,
+            }) if reason == "ExpiredProviderToken" && self.may_renew() => {
+                self.attempt(token, true).await
+            }
             other => other,
         }
     }

@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::store::{PgPushStore, PushBackend, SledPushStore};
-use super::{Device, LocalPushGateway, PushError, PushGateway, WakeHandle, Woken};
+use super::{Device, LocalPushGateway, Platform, PushError, PushGateway, WakeHandle, Woken};
 use crate::admin::AdminToken;
 use crate::config::Config;
 
@@ -59,157 +59,160 @@ pub fn gateway_router(
         .with_state(api)
 }
 
-fn problem(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+/// An error answer: `{"error": code, "message": text}` (and `"platform"` for
+/// `not_configured`).
+struct Problem {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    platform: Option<Platform>,
 }
 
-/// How a gateway error is answered.
-fn refusal(error: &PushError) -> Response {
-    let (status, code) = match error {
-        PushError::NotConfigured(platform) => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({
-                    "error": "not_configured",
-                    "platform": platform,
-                    "message": error.public(),
-                })),
-            )
-                .into_response()
+impl Problem {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            code,
+            message: message.into(),
+            platform: None,
         }
-        PushError::UnknownPlatform(_) | PushError::BadToken { .. } | PushError::BadWebhook(_) => {
-            (StatusCode::BAD_REQUEST, "bad_device")
-        }
-        PushError::BadHandle => (StatusCode::BAD_REQUEST, "bad_handle"),
-        PushError::UnknownHandle => (StatusCode::NOT_FOUND, "unknown_handle"),
-        PushError::Full { .. } => (StatusCode::SERVICE_UNAVAILABLE, "full"),
-        PushError::Refused { .. } => (StatusCode::BAD_GATEWAY, "refused"),
-        PushError::Credentials { .. }
-        | PushError::Unreachable { .. }
-        | PushError::Net(_)
-        | PushError::Remote { .. }
-        | PushError::Config(_)
-        | PushError::Storage(_) => {
-            tracing::warn!(%error, "push gateway call failed");
-            (StatusCode::BAD_GATEWAY, "failed")
-        }
-    };
-    problem(status, code, &error.public())
+    }
 }
 
-fn unauthorised() -> Response {
-    problem(
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(platform) = self.platform {
+            body["platform"] = json!(platform);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<PushError> for Problem {
+    fn from(error: PushError) -> Problem {
+        let (status, code) = match &error {
+            PushError::NotConfigured(platform) => {
+                return Problem {
+                    platform: Some(*platform),
+                    ..Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "not_configured",
+                        error.public(),
+                    )
+                }
+            }
+            PushError::UnknownPlatform(_)
+            | PushError::BadToken { .. }
+            | PushError::BadWebhook(_) => (StatusCode::BAD_REQUEST, "bad_device"),
+            PushError::BadHandle => (StatusCode::BAD_REQUEST, "bad_handle"),
+            PushError::UnknownHandle => (StatusCode::NOT_FOUND, "unknown_handle"),
+            PushError::Full { .. } => (StatusCode::SERVICE_UNAVAILABLE, "full"),
+            PushError::Refused { .. } => (StatusCode::BAD_GATEWAY, "refused"),
+            PushError::Credentials { .. }
+            | PushError::Unreachable { .. }
+            | PushError::Net(_)
+            | PushError::Remote { .. }
+            | PushError::Config(_)
+            | PushError::Storage(_) => {
+                tracing::warn!(%error, "push gateway call failed");
+                (StatusCode::BAD_GATEWAY, "failed")
+            }
+        };
+        Problem::new(status, code, error.public())
+    }
+}
+
+/// Refuses a request without the bearer secret.
+fn authorise(api: &Api, headers: &HeaderMap) -> Result<(), Problem> {
+    if api.secret.authorises(headers) {
+        return Ok(());
+    }
+    Err(Problem::new(
         StatusCode::UNAUTHORIZED,
         "unauthorised",
         "the push gateway's bearer secret is missing or wrong",
-    )
+    ))
 }
 
 /// The JSON body, or the answer naming what is wrong with it.
-fn body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, Response> {
-    body.map(|Json(value)| value).map_err(|rejection| {
-        let status = rejection.status();
-        problem(status, "bad_request", &rejection.body_text())
-    })
+fn body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, Problem> {
+    body.map(|Json(value)| value)
+        .map_err(|rejection| Problem::new(rejection.status(), "bad_request", rejection.body_text()))
 }
 
 /// The `handle` field.
-fn handle_of(value: &Value) -> Result<WakeHandle, Response> {
-    value["handle"]
+fn handle_of(value: &Value) -> Result<WakeHandle, Problem> {
+    Ok(value["handle"]
         .as_str()
         .ok_or_else(|| {
-            problem(
+            Problem::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "the body must be {\"handle\": \"...\"}",
             )
         })?
-        .parse()
-        .map_err(|e| refusal(&e))
+        .parse()?)
 }
 
 async fn register(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     json: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    if !api.secret.authorises(&headers) {
-        return unauthorised();
-    }
-    let value = match body(json) {
-        Ok(value) => value,
-        Err(answer) => return answer,
-    };
+) -> Result<Response, Problem> {
+    authorise(&api, &headers)?;
+    let value = body(json)?;
     let (Some(platform), Some(token)) = (value["platform"].as_str(), value["token"].as_str())
     else {
-        return problem(
+        return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "the body must be {\"platform\": \"apns\"|\"fcm\"|\"webhook\", \"token\": \"...\"}",
-        );
-    };
-    let platform = match platform.parse() {
-        Ok(platform) => platform,
-        Err(error) => return refusal(&error),
+        ));
     };
     let device = Device {
-        platform,
+        platform: platform.parse()?,
         token: token.to_string(),
     };
-    match api.gateway.register(device).await {
-        Ok(handle) => (StatusCode::CREATED, Json(json!({ "handle": handle }))).into_response(),
-        Err(error) => refusal(&error),
-    }
+    let handle = api.gateway.register(device).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "handle": handle }))).into_response())
 }
 
 async fn unregister(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     json: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    if !api.secret.authorises(&headers) {
-        return unauthorised();
-    }
-    let handle = match body(json).and_then(|value| handle_of(&value)) {
-        Ok(handle) => handle,
-        Err(answer) => return answer,
-    };
-    match api.gateway.unregister(&handle).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => refusal(&error),
-    }
+) -> Result<Response, Problem> {
+    authorise(&api, &headers)?;
+    let handle = handle_of(&body(json)?)?;
+    api.gateway.unregister(&handle).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn wake(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     json: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    if !api.secret.authorises(&headers) {
-        return unauthorised();
-    }
-    let handle = match body(json).and_then(|value| handle_of(&value)) {
-        Ok(handle) => handle,
-        Err(answer) => return answer,
-    };
-    match api.gateway.wake(&handle).await {
-        Ok(woken) => Json(json!({ "outcome": woken.name() })).into_response(),
-        Err(error) => refusal(&error),
-    }
+) -> Result<Response, Problem> {
+    authorise(&api, &headers)?;
+    let handle = handle_of(&body(json)?)?;
+    let woken = api.gateway.wake(&handle).await?;
+    Ok(Json(json!({ "outcome": woken.name() })).into_response())
 }
 
-async fn render_metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
-    if !api.secret.authorises(&headers) {
-        return unauthorised();
-    }
-    (
+async fn render_metrics(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    authorise(&api, &headers)?;
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         api.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }
 
 /// Why the gateway did not start.

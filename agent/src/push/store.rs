@@ -148,13 +148,14 @@ impl PushStore for SledPushStore {
 /// The PostgreSQL backend: table `push_devices (handle, device, last_wake_ms)`.
 #[derive(Clone, Debug)]
 pub struct PgPushStore {
-    db: Database,
+    // Boxed: the pool is large, and the store sits in an enum beside sled's.
+    db: Box<Database>,
 }
 
 impl PgPushStore {
     /// The store on `db` (migrated).
     pub fn new(db: Database) -> PgPushStore {
-        PgPushStore { db }
+        PgPushStore { db: Box::new(db) }
     }
 }
 
