@@ -94,3 +94,84 @@ impl PushConfig {
         self.apns_key_file.is_some() || self.fcm_service_account.is_some() || self.webhooks
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::config::{file_vars, Config};
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_vars(|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn nothing_is_configured_by_default() {
+        let push = config(&[]).unwrap().push;
+        assert!(!push.any_platform());
+        assert_eq!(push.apns_url, "https://api.push.apple.com");
+        assert_eq!(push.fcm_url, "https://fcm.googleapis.com");
+        assert_eq!(push.coalesce, std::time::Duration::from_secs(30));
+        assert!(push.gateway_url.is_none());
+    }
+
+    #[test]
+    fn the_push_settings_are_read_from_the_environment_and_the_file() {
+        let push = config(&[
+            ("LANYARD_APNS_KEY_FILE", "/run/secrets/AuthKey.p8"),
+            ("LANYARD_APNS_KEY_ID", "KEY123"),
+            ("LANYARD_APNS_TEAM_ID", "TEAM123"),
+            ("LANYARD_APNS_TOPIC", "com.example.app"),
+            ("LANYARD_APNS_URL", "https://api.sandbox.push.apple.com/"),
+            ("LANYARD_FCM_SERVICE_ACCOUNT", "/run/secrets/fcm.json"),
+            ("LANYARD_PUSH_WEBHOOKS", "true"),
+            ("LANYARD_PUSH_COALESCE_S", "10"),
+            ("LANYARD_PUSH_RETRY_MS", "250"),
+            ("LANYARD_PUSH_ATTEMPTS", "3"),
+            ("LANYARD_PUSH_MAX_DEVICES", "1000"),
+        ])
+        .unwrap()
+        .push;
+        assert!(push.any_platform());
+        assert_eq!(push.apns_key_id.as_deref(), Some("KEY123"));
+        assert_eq!(push.apns_url, "https://api.sandbox.push.apple.com");
+        assert!(push.webhooks);
+        assert_eq!(push.coalesce.as_secs(), 10);
+        assert_eq!(push.retry_base.as_millis(), 250);
+        assert_eq!(push.attempts, 3);
+        assert_eq!(push.max_devices, 1000);
+        let file = file_vars("push_webhooks = true\npush_coalesce_s = 5\n").unwrap();
+        let push = Config::from_vars(|name| file.get(name).cloned()).unwrap().push;
+        assert!(push.webhooks);
+        assert_eq!(push.coalesce.as_secs(), 5);
+    }
+
+    #[test]
+    fn bad_push_settings_are_refused_by_name() {
+        let refused = |vars: &[(&str, &str)]| config(vars).unwrap_err().to_string();
+        assert!(refused(&[("LANYARD_PUSH_COALESCE_S", "0")]).contains("LANYARD_PUSH_COALESCE_S"));
+        assert!(refused(&[("LANYARD_PUSH_ATTEMPTS", "99")]).contains("LANYARD_PUSH_ATTEMPTS"));
+        assert!(refused(&[("LANYARD_APNS_URL", "api.push.apple.com")]).contains("LANYARD_APNS_URL"));
+        assert!(refused(&[("LANYARD_PUSH_GATEWAY_URL", "https://push.internal")])
+            .contains("LANYARD_PUSH_GATEWAY_URL needs LANYARD_PUSH_GATEWAY_SECRET"));
+        let short = refused(&[
+            ("LANYARD_PUSH_GATEWAY_URL", "https://push.internal"),
+            ("LANYARD_PUSH_GATEWAY_SECRET", "short"),
+        ]);
+        assert!(short.contains("LANYARD_PUSH_GATEWAY_SECRET"), "{short}");
+        assert!(!short.contains("short\""), "the secret is not repeated: {short}");
+        // The secret is not in the configuration's Debug.
+        let secret = "a-gateway-secret-long-enough-0123456789";
+        let shown = format!(
+            "{:?}",
+            config(&[
+                ("LANYARD_PUSH_GATEWAY_URL", "https://push.internal"),
+                ("LANYARD_PUSH_GATEWAY_SECRET", secret),
+            ])
+            .unwrap()
+        );
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("push.internal"), "{shown}");
+    }
+}
