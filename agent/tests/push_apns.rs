@@ -324,7 +324,10 @@ async fn a_receiver_whose_certificate_is_not_trusted_is_not_pushed_to() {
 #[tokio::test]
 async fn a_fresh_provider_token_called_expired_is_not_renewed_within_20_minutes() {
     let receiver = Receiver::start(None).await;
-    receiver.script([Answer::json(403, json!({ "reason": "ExpiredProviderToken" }))]);
+    receiver.script([Answer::json(
+        403,
+        json!({ "reason": "ExpiredProviderToken" }),
+    )]);
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = apns_config(dir.path(), &receiver);
     let gateway = sled_gateway(dir.path(), &config, receiver.client());
@@ -334,5 +337,9 @@ async fn a_fresh_provider_token_called_expired_is_not_renewed_within_20_minutes(
         refused.to_string(),
         "apns refused the push: HTTP 403 (ExpiredProviderToken)"
     );
-    assert_eq!(receiver.seen().len(), 1, "no second attempt with a renewed token");
+    assert_eq!(
+        receiver.seen().len(),
+        1,
+        "no second attempt with a renewed token"
+    );
 }

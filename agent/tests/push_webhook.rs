@@ -73,25 +73,7 @@ async fn many_concurrent_wakes_send_one_push() {
         })
         .await
         .unwrap();
-    let wakes: Vec<_> = (0..50)
-        .map(|_| {
-            let gateway = gateway.clone();
-            tokio::spawn(async move { gateway.wake(&handle).await.unwrap() })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for wake in wakes {
-        outcomes.push(wake.await.unwrap());
-    }
-    assert_eq!(
-        outcomes.iter().filter(|o| **o == Woken::Sent).count(),
-        1,
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.iter().filter(|o| **o == Woken::Coalesced).count(),
-        49
-    );
+    push_common::wake_at_once_and_expect_one_sent(&[gateway], handle, 50).await;
     assert_eq!(receiver.seen().len(), 1);
 }
 

@@ -142,7 +142,9 @@ mod tests {
         assert_eq!(push.attempts, 3);
         assert_eq!(push.max_devices, 1000);
         let file = file_vars("push_webhooks = true\npush_coalesce_s = 5\n").unwrap();
-        let push = Config::from_vars(|name| file.get(name).cloned()).unwrap().push;
+        let push = Config::from_vars(|name| file.get(name).cloned())
+            .unwrap()
+            .push;
         assert!(push.webhooks);
         assert_eq!(push.coalesce.as_secs(), 5);
     }
@@ -153,14 +155,19 @@ mod tests {
         assert!(refused(&[("LANYARD_PUSH_COALESCE_S", "0")]).contains("LANYARD_PUSH_COALESCE_S"));
         assert!(refused(&[("LANYARD_PUSH_ATTEMPTS", "99")]).contains("LANYARD_PUSH_ATTEMPTS"));
         assert!(refused(&[("LANYARD_APNS_URL", "api.push.apple.com")]).contains("LANYARD_APNS_URL"));
-        assert!(refused(&[("LANYARD_PUSH_GATEWAY_URL", "https://push.internal")])
-            .contains("LANYARD_PUSH_GATEWAY_URL needs LANYARD_PUSH_GATEWAY_SECRET"));
+        assert!(
+            refused(&[("LANYARD_PUSH_GATEWAY_URL", "https://push.internal")])
+                .contains("LANYARD_PUSH_GATEWAY_URL needs LANYARD_PUSH_GATEWAY_SECRET")
+        );
         let short = refused(&[
             ("LANYARD_PUSH_GATEWAY_URL", "https://push.internal"),
             ("LANYARD_PUSH_GATEWAY_SECRET", "short"),
         ]);
         assert!(short.contains("LANYARD_PUSH_GATEWAY_SECRET"), "{short}");
-        assert!(!short.contains("short\""), "the secret is not repeated: {short}");
+        assert!(
+            !short.contains("short\""),
+            "the secret is not repeated: {short}"
+        );
         // The secret is not in the configuration's Debug.
         let secret = "a-gateway-secret-long-enough-0123456789";
         let shown = format!(

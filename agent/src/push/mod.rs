@@ -346,7 +346,9 @@ pub trait PushGateway: Send + Sync + 'static {
     /// not of its platform's form.
     async fn register(&self, device: Device) -> Result<WakeHandle, PushError>;
 
-    /// Forgets a handle (and its token). Unknown handles are fine (`Ok`).
+    /// Forgets a handle (and its token). Unknown handles are fine (`Ok`). Another agent on
+    /// the same store that woke the handle within the window may answer a wake of it with
+    /// [`Woken::Coalesced`] (from memory) until the window ends; nothing is sent.
     async fn unregister(&self, handle: &WakeHandle) -> Result<(), PushError>;
 
     /// Wakes the device behind `handle`, at most once per coalescing window per handle across

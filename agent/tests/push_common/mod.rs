@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent::push::{LocalPushGateway, PushBackend, PushConfig, SledPushStore};
+use agent::push::{
+    LocalPushGateway, PushBackend, PushConfig, PushGateway, SledPushStore, WakeHandle, Woken,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use lanyard_protocol::net::{HttpClient, NetPolicy};
@@ -341,4 +343,26 @@ pub fn quick() -> PushConfig {
         retry_base: Duration::from_millis(20),
         ..PushConfig::default()
     }
+}
+
+/// Wakes `handle` `n` times at once, spread over `gateways` in turn (agents on one store), and
+/// asserts that exactly one wake was sent and every other one coalesced.
+pub async fn wake_at_once_and_expect_one_sent(
+    gateways: &[Arc<LocalPushGateway>],
+    handle: WakeHandle,
+    n: usize,
+) {
+    let wakes: Vec<_> = (0..n)
+        .map(|i| {
+            let gateway = gateways[i % gateways.len()].clone();
+            tokio::spawn(async move { gateway.wake(&handle).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for wake in wakes {
+        outcomes.push(wake.await.unwrap());
+    }
+    let count = |woken: Woken| outcomes.iter().filter(|o| **o == woken).count();
+    assert_eq!(count(Woken::Sent), 1, "{outcomes:?}");
+    assert_eq!(count(Woken::Coalesced), n - 1, "{outcomes:?}");
 }
