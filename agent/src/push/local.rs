@@ -26,6 +26,8 @@ pub(crate) const WEBHOOK_BODY: &str = r#"{"type":"lanyard.wake"}"#;
 const RECENT_CAP: usize = 100_000;
 /// The longest wait between two attempts.
 const MAX_DELAY: Duration = Duration::from_secs(300);
+/// Wakes being retried in the background at most; past it a failed wake is not retried.
+const MAX_RETRYING: usize = 10_000;
 
 /// Seconds since the epoch.
 pub(crate) fn unix_seconds() -> u64 {
@@ -87,6 +89,8 @@ struct Inner {
     max_devices: u64,
     /// Handles this process woke, when, and their platform.
     recent: Mutex<HashMap<WakeHandle, (Instant, Platform)>>,
+    /// Slots for wakes retried in the background.
+    retrying: Arc<tokio::sync::Semaphore>,
     wakes: Family<WakeLabel, Counter>,
 }
 
@@ -130,6 +134,7 @@ impl LocalPushGateway {
                 attempts: config.attempts.max(1),
                 max_devices: config.max_devices,
                 recent: Mutex::new(HashMap::new()),
+                retrying: Arc::new(tokio::sync::Semaphore::new(MAX_RETRYING)),
                 wakes: Family::default(),
             }),
         })
@@ -376,9 +381,18 @@ impl PushGateway for LocalPushGateway {
                 Ok(Woken::Dropped)
             }
             Outcome::Retry(after, error) if inner.attempts > 1 => {
+                let Ok(slot) = inner.retrying.clone().try_acquire_owned() else {
+                    inner.count(platform, "failed");
+                    tracing::warn!(%error, "push failed, and too many are being retried");
+                    return Err(error);
+                };
                 inner.count(platform, "retried");
                 tracing::info!(%error, "push failed; retrying in the background");
-                tokio::spawn(self.inner.clone().retry(*handle, device, after));
+                let retry = self.inner.clone().retry(*handle, device, after);
+                tokio::spawn(async move {
+                    retry.await;
+                    drop(slot);
+                });
                 Ok(Woken::Sent)
             }
             Outcome::Retry(_, error) | Outcome::Failed(error) => {

@@ -336,6 +336,18 @@ impl Woken {
             Woken::NotConfigured => "not_configured",
         }
     }
+
+    /// The outcome named by [`Woken::name`].
+    pub(crate) fn from_name(name: &str) -> Option<Woken> {
+        [
+            Woken::Sent,
+            Woken::Coalesced,
+            Woken::Dropped,
+            Woken::NotConfigured,
+        ]
+        .into_iter()
+        .find(|w| w.name() == name)
+    }
 }
 
 /// The push gateway, as the mediator uses it ([`LocalPushGateway`] or [`RemotePushGateway`]).

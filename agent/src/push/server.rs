@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::store::{PgPushStore, PushBackend, SledPushStore};
-use super::{Device, LocalPushGateway, Platform, PushError, PushGateway, WakeHandle, Woken};
+use super::{Device, LocalPushGateway, Platform, PushError, PushGateway, WakeHandle};
 use crate::admin::AdminToken;
 use crate::config::Config;
 
@@ -336,18 +336,4 @@ pub async fn serve_gateway(config: Config) -> Result<RunningGateway, GatewayStar
         server,
         shutdown,
     })
-}
-
-impl Woken {
-    /// The outcome named by [`Woken::name`].
-    pub(crate) fn from_name(name: &str) -> Option<Woken> {
-        [
-            Woken::Sent,
-            Woken::Coalesced,
-            Woken::Dropped,
-            Woken::NotConfigured,
-        ]
-        .into_iter()
-        .find(|w| w.name() == name)
-    }
 }
