@@ -1,7 +1,8 @@
 //! The agent binary. `agent` (or `agent serve`) serves the mediator and the issuer API on an
 //! embedded sled store in `./data` with no other set-up; `agent org create --name NAME` makes
 //! an organisation and prints its API key once; `agent migrate` applies the PostgreSQL
-//! migrations to `LANYARD_DATABASE_URL`. Configuration is read from a `lanyard.toml`
+//! migrations to `LANYARD_DATABASE_URL`; `agent push-gateway` runs the push gateway alone
+//! (its HTTP API for agents configured with `LANYARD_PUSH_GATEWAY_URL`). Configuration is read from a `lanyard.toml`
 //! and `LANYARD_*` environment variables (see `config.rs`). The bound address is printed on
 //! stdout.
 
@@ -25,6 +26,11 @@ enum Command {
     /// Apply the database migrations this binary knows to `LANYARD_DATABASE_URL` and exit
     /// (`serve` applies them too; this is for a deploy step that runs before the agents).
     Migrate,
+    /// Run the push gateway alone: the APNs/FCM/webhook credentials configured here
+    /// (`LANYARD_APNS_*`, `LANYARD_FCM_*`, `LANYARD_PUSH_WEBHOOKS`), an HTTP API on
+    /// `LANYARD_LISTEN` behind `LANYARD_PUSH_GATEWAY_SECRET`, for agents configured with
+    /// `LANYARD_PUSH_GATEWAY_URL`.
+    PushGateway,
     /// Manage organisations (issuers and verifiers).
     Org {
         #[command(subcommand)]
@@ -54,6 +60,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
+        Command::PushGateway => push_gateway().await,
         Command::Org {
             command: OrgCommand::Create { name, json },
         } => create_org(&name, json).await,
@@ -89,6 +96,23 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on http://{}", running.addr);
         let _ = writeln!(stdout, "mediator DID {}", running.did);
+        let _ = stdout.flush();
+    }
+    shutdown_signal(grace).await?;
+    tracing::info!("shutting down");
+    running.stop().await?;
+    Ok(())
+}
+
+async fn push_gateway() -> Result<(), Box<dyn std::error::Error>> {
+    init_logs();
+    let config = agent::config::Config::from_env()?;
+    let grace = config.shutdown_grace;
+    let running = agent::push::serve_gateway(config).await?;
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "push gateway listening on http://{}", running.addr);
         let _ = stdout.flush();
     }
     shutdown_signal(grace).await?;

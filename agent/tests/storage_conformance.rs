@@ -1,5 +1,5 @@
 //! The storage conformance suites (lanyard-test-support's `mediator_storage_tests!`,
-//! `invitation_store_tests!` and `issuer_storage_tests!`) against the sled backends, each test
+//! `invitation_store_tests!`, `issuer_storage_tests!` and `push_store_tests!`) against the sled backends, each test
 //! on a fresh store in a temporary folder. A later backend invokes the same macros.
 
 use std::time::Duration;
@@ -32,3 +32,12 @@ fn sled_invitations() -> (tempfile::TempDir, SledInvitationStore) {
 lanyard_test_support::mediator_storage_tests!(sled_mediator());
 lanyard_test_support::invitation_store_tests!(sled_invitations());
 lanyard_test_support::issuer_storage_tests!(sled_issuer());
+
+/// A fresh sled push store, committing every write at once.
+fn sled_push() -> (tempfile::TempDir, agent::push::SledPushStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = agent::push::SledPushStore::open(&dir.path().join("push"), Duration::ZERO).unwrap();
+    (dir, store)
+}
+
+lanyard_test_support::push_store_tests!(sled_push());

@@ -53,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../migrations/0004_identity.sql"),
     },
+    Migration {
+        version: 5,
+        name: "push",
+        sql: include_str!("../../migrations/0005_push.sql"),
+    },
 ];
 
 /// The advisory lock key migrations are applied under (any fixed number; "lanyard" in ASCII).

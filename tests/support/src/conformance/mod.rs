@@ -13,6 +13,7 @@
 pub mod invitations;
 pub mod issuer;
 pub mod mediator;
+pub mod push;
 
 /// Seconds since the epoch: the clock the stores stamp messages with.
 pub(crate) fn now() -> u64 {
@@ -91,6 +92,28 @@ macro_rules! issuer_storage_tests {
                 count_counts_by_prefix,
                 scan_after_pages_from_a_cursor,
                 keys_order_and_match_by_their_bytes,
+            ]
+        );
+    };
+}
+
+/// Expands to the push store conformance suite ([`push`]) against the store `$open` makes
+/// (see the [module docs](crate::conformance)):
+/// `lanyard_test_support::push_store_tests!(sled_push());`
+#[macro_export]
+macro_rules! push_store_tests {
+    ($open:expr) => {
+        $crate::__conformance_tests!(
+            push_store_conformance,
+            push,
+            $open,
+            [
+                a_device_is_stored_read_and_removed,
+                unknown_handles_are_none,
+                the_device_cap_is_kept,
+                a_wake_is_claimed_once_per_window,
+                a_new_put_or_a_remove_forgets_the_last_wake,
+                concurrent_claims_have_one_winner,
             ]
         );
     };
