@@ -15,7 +15,7 @@ pub use live::{LiveSession, Push, Wake};
 pub(crate) use storage::{dedup_key, digest, message_id, parse_id};
 pub use storage::{
     wake_tag, Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, RemoteWake,
-    SledStorage, WakeHook, WakeTag,
+    SledStorage, WakeHook, WakeRegistration, WakeTag,
 };
 
 use std::collections::HashSet;

@@ -53,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../migrations/0004_identity.sql"),
     },
+    Migration {
+        version: 6,
+        name: "mediator_push",
+        sql: include_str!("../../migrations/0006_mediator_push.sql"),
+    },
 ];
 
 /// The advisory lock key migrations are applied under (any fixed number; "lanyard" in ASCII).
