@@ -9,6 +9,7 @@
 
 mod live;
 mod storage;
+mod wake;
 
 pub(crate) use live::LiveState;
 pub use live::{LiveSession, Push, Wake};
@@ -31,7 +32,9 @@ use lanyard_protocol::protocols::coordinate_mediation::{
 };
 use lanyard_protocol::protocols::pickup::{self, Delivered, Delivery, Status};
 use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
-use lanyard_protocol::protocols::{discover_features, routing, trust_ping, ProtocolError};
+use lanyard_protocol::protocols::{
+    discover_features, push_notifications, routing, trust_ping, ProtocolError,
+};
 use serde_json::Value;
 
 use crate::invitations::{InvitationRecord, InvitationStore};
@@ -232,6 +235,8 @@ pub struct Mediator<S> {
     metrics: Arc<Metrics>,
     /// Control messages handled recently, by sender and id.
     seen: SeenSet,
+    /// The push gateway that wakes devices, once [`Mediator::start_push`] set it.
+    push: std::sync::OnceLock<wake::PushWake>,
 }
 
 impl<S: MediatorStorage> Mediator<S> {
@@ -260,6 +265,7 @@ impl<S: MediatorStorage> Mediator<S> {
             wakers,
             metrics: Arc::new(Metrics::default()),
             seen: SeenSet::new(CONTROL_SEEN_CAP),
+            push: std::sync::OnceLock::new(),
         }
     }
 
@@ -484,6 +490,9 @@ impl<S: MediatorStorage> Mediator<S> {
                 tracing::warn!(from = %sender, code = ?message.body.get("code"), "problem reported");
                 return Ok(Outcome::Accepted);
             }
+            other if push_notifications::classify(other).is_some() => {
+                self.push_control(&sender, message).await?
+            }
             other => report_problem::problem_report_message(&ProblemReport::new(
                 "e.p.msg.unsupported",
                 format!("this mediator does not handle {other}"),
@@ -545,8 +554,9 @@ impl<S: MediatorStorage> Mediator<S> {
         };
         tracing::debug!(recipient = %recipient, id = %queued.id, "forward queued");
         self.metrics.forwards_queued.inc();
-        // Wake the client's live connections, if it has any open.
+        // Wake the client's live connections, if it has any open; its device otherwise.
         self.wakers.wake(&client);
+        self.request_wake(&client);
         Ok(())
     }
 
