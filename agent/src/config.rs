@@ -146,6 +146,13 @@ pub struct Config {
     /// in milliseconds (default 2000): events another agent on the same database wrote (and
     /// did not deliver, having died) are delivered within it.
     pub callback_poll: Duration,
+    // Push wake-up (issue 14, h/pushgw).
+    /// The push gateway (`LANYARD_APNS_*`, `LANYARD_FCM_*`, `LANYARD_PUSH_*`; each documented
+    /// on [`crate::push::PushConfig`]): APNs (key file, key id, team id, topic, URL), FCM
+    /// (service-account file, URL), webhooks on or off, the coalescing window, retries, the
+    /// device cap, or a remote gateway's URL and secret. Nothing configured (the default):
+    /// no wake, and registration refused.
+    pub push: crate::push::PushConfig,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -181,6 +188,7 @@ lanyard_protocol::redacted_debug!(Config {
         callback_retention,
         key_file,
         callback_poll,
+        push,
     ],
     redacted: [admin_token, database_url, smtp_url, sms_url, sms_token],
 });
@@ -227,12 +235,14 @@ impl Default for Config {
             key_file: None,
             // Several agents on one store (h/claims).
             callback_poll: Duration::from_secs(2),
+            // Push wake-up (issue 14, h/pushgw).
+            push: crate::push::PushConfig::default(),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 51] = [
+const VARIABLES: [&str; 65] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -288,6 +298,21 @@ const VARIABLES: [&str; 51] = [
     "LANYARD_KEY_FILE",
     // Several agents on one store (h/claims).
     "LANYARD_CALLBACK_POLL_MS",
+    // Push wake-up (issue 14, h/pushgw).
+    "LANYARD_APNS_KEY_FILE",
+    "LANYARD_APNS_KEY_ID",
+    "LANYARD_APNS_TEAM_ID",
+    "LANYARD_APNS_TOPIC",
+    "LANYARD_APNS_URL",
+    "LANYARD_FCM_SERVICE_ACCOUNT",
+    "LANYARD_FCM_URL",
+    "LANYARD_PUSH_WEBHOOKS",
+    "LANYARD_PUSH_COALESCE_S",
+    "LANYARD_PUSH_RETRY_MS",
+    "LANYARD_PUSH_ATTEMPTS",
+    "LANYARD_PUSH_MAX_DEVICES",
+    "LANYARD_PUSH_GATEWAY_URL",
+    "LANYARD_PUSH_GATEWAY_SECRET",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -704,6 +729,89 @@ impl Config {
         // Several agents on one store (h/claims).
         if let Some(d) = millis("LANYARD_CALLBACK_POLL_MS", 600_000)? {
             config.callback_poll = d;
+        }
+        // Push wake-up (issue 14, h/pushgw).
+        let text = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let push = &mut config.push;
+        push.apns_key_file = text("LANYARD_APNS_KEY_FILE").map(PathBuf::from);
+        push.apns_key_id = text("LANYARD_APNS_KEY_ID");
+        push.apns_team_id = text("LANYARD_APNS_TEAM_ID");
+        push.apns_topic = text("LANYARD_APNS_TOPIC");
+        for (name, url) in [
+            ("LANYARD_APNS_URL", &mut push.apns_url),
+            ("LANYARD_FCM_URL", &mut push.fcm_url),
+        ] {
+            if let Some(v) = text(name) {
+                if !(v.starts_with("https://") || v.starts_with("http://")) {
+                    return Err(ConfigError::refused(
+                        name,
+                        format!("{v:?}"),
+                        "is not an http(s) URL",
+                    ));
+                }
+                *url = v.trim_end_matches('/').to_string();
+            }
+        }
+        push.fcm_service_account = text("LANYARD_FCM_SERVICE_ACCOUNT").map(PathBuf::from);
+        if let Some(v) = text("LANYARD_PUSH_WEBHOOKS") {
+            push.webhooks = parse("LANYARD_PUSH_WEBHOOKS", &v)?;
+        }
+        if let Some(v) = text("LANYARD_PUSH_COALESCE_S") {
+            let seconds: u64 = parse("LANYARD_PUSH_COALESCE_S", &v)?;
+            if !(1..=86_400).contains(&seconds) {
+                return Err(ConfigError::out_of_range(
+                    "LANYARD_PUSH_COALESCE_S",
+                    seconds,
+                    1,
+                    86_400,
+                ));
+            }
+            push.coalesce = Duration::from_secs(seconds);
+        }
+        if let Some(d) = millis("LANYARD_PUSH_RETRY_MS", 300_000)? {
+            push.retry_base = d;
+        }
+        if let Some(v) = text("LANYARD_PUSH_ATTEMPTS") {
+            let attempts: u64 = parse("LANYARD_PUSH_ATTEMPTS", &v)?;
+            if !(1..=20).contains(&attempts) {
+                return Err(ConfigError::out_of_range(
+                    "LANYARD_PUSH_ATTEMPTS",
+                    attempts,
+                    1,
+                    20,
+                ));
+            }
+            push.attempts = attempts as u32;
+        }
+        if let Some(n) = positive("LANYARD_PUSH_MAX_DEVICES")? {
+            push.max_devices = n as u64;
+        }
+        if let Some(v) = text("LANYARD_PUSH_GATEWAY_URL") {
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                return Err(ConfigError::refused(
+                    "LANYARD_PUSH_GATEWAY_URL",
+                    format!("{v:?}"),
+                    "is not an http(s) URL",
+                ));
+            }
+            push.gateway_url = Some(v.trim_end_matches('/').to_string());
+        }
+        if let Some(secret) = text("LANYARD_PUSH_GATEWAY_SECRET") {
+            if secret.len() < 32 {
+                return Err(ConfigError::Rule(
+                    "LANYARD_PUSH_GATEWAY_SECRET must be at least 32 characters",
+                ));
+            }
+            push.gateway_secret = Some(secret);
+        }
+        if push.gateway_url.is_some() && push.gateway_secret.is_none() {
+            return Err(ConfigError::Rule(
+                "LANYARD_PUSH_GATEWAY_URL needs LANYARD_PUSH_GATEWAY_SECRET",
+            ));
         }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(

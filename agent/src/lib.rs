@@ -22,6 +22,7 @@ pub mod issuer;
 pub mod mediator;
 mod metrics;
 pub mod postgres;
+pub mod push;
 mod replay;
 mod router;
 pub mod storage;

@@ -3,7 +3,8 @@
 //! connection was refused or closed: `connection.limit`, `live.limit`, `header.timeout`,
 //! `request.timeout`, `live.idle`), forwards de-duplicated, messages expired, queue depth,
 //! the database pool's figures (PostgreSQL), and the issuer outbox's drops and withheld answers
-//! to strangers (registered by the issuer).
+//! to strangers (registered by the issuer), and the push gateway's wakes by platform and
+//! outcome (registered by the gateway).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -141,6 +142,20 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .register(name, help, counter);
+    }
+
+    /// Adds a metric (a labelled family) another part of the agent keeps (the push
+    /// gateway's wakes) to `/metrics`.
+    pub fn register_metric(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, metric);
     }
 
     /// Counts a refusal under `code`.

@@ -54,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0004_identity.sql"),
     },
     Migration {
+        version: 5,
+        name: "push",
+        sql: include_str!("../../migrations/0005_push.sql"),
+    },
+    Migration {
         version: 6,
         name: "mediator_push",
         sql: include_str!("../../migrations/0006_mediator_push.sql"),

@@ -5,7 +5,7 @@
 //! resolved by the client's own DNS hook, which drops every non-public address the policy does
 //! not allow, so the address checked is the address connected to; no redirects; bodies read
 //! as a stream and cut at a byte cap; connect and total timeouts; a per-host limit on requests
-//! in flight.
+//! in flight. HTTP/2 is offered (ALPN) beside HTTP/1.1 over TLS: APNs speaks only HTTP/2.
 
 mod policy;
 
@@ -188,19 +188,43 @@ impl Request {
     }
 }
 
-/// An answer: its status and its body (at most the request's byte cap).
+/// An answer: its status, its body (at most the request's byte cap) and the few headers a
+/// caller may act on ([`KEPT_HEADERS`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     /// The HTTP status.
     pub status: u16,
     /// The body, at most the request's byte cap.
     pub body: Vec<u8>,
+    /// The answer's headers named in [`KEPT_HEADERS`] (lower-case names), values cut at 256
+    /// bytes.
+    headers: Vec<(&'static str, String)>,
 }
+
+/// The answer headers [`Response::header`] keeps: when to retry, and APNs' id of a push.
+pub const KEPT_HEADERS: [&str; 3] = ["retry-after", "apns-id", "content-type"];
 
 impl Response {
     /// A 2xx status.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The value of header `name` (one of [`KEPT_HEADERS`], lower case), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(kept, _)| *kept == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// `Retry-After` in seconds (RFC 9110 §10.2.3: delay-seconds; an HTTP date is not read).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("retry-after")?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
     }
 }
 
@@ -299,7 +323,13 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client that enforces `policy`.
     pub fn new(policy: NetPolicy) -> Result<HttpClient, NetError> {
-        let inner = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for der in &policy.extra_roots {
+            let root = reqwest::Certificate::from_der(der)
+                .map_err(|e| NetError::NoClient(format!("an extra root certificate: {e}")))?;
+            builder = builder.add_root_certificate(root);
+        }
+        let inner = builder
             .dns_resolver(Arc::new(Guard {
                 policy: policy.clone(),
             }))
@@ -456,6 +486,13 @@ impl HttpClient {
         }
         let mut response = builder.send().await.map_err(failed)?;
         let status = response.status().as_u16();
+        let headers = KEPT_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = response.headers().get(*name)?.to_str().ok()?;
+                Some((*name, value.chars().take(256).collect()))
+            })
+            .collect();
         if (300..400).contains(&status) {
             return Err(NetError::Redirect { url: shown, status });
         }
@@ -477,7 +514,11 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            body,
+            headers,
+        })
     }
 }
 

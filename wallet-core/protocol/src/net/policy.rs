@@ -69,6 +69,9 @@ pub struct NetPolicy {
     pub timeout: Duration,
     /// Requests in flight to one host at a time; further ones wait (within `timeout`).
     pub per_host: usize,
+    /// Root certificates (DER) trusted beside the built-in web roots: a private CA, or a
+    /// test's own. Certificates are always verified; this only adds anchors.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for NetPolicy {
@@ -79,6 +82,7 @@ impl Default for NetPolicy {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             per_host: 8,
+            extra_roots: Vec::new(),
         }
     }
 }
