@@ -483,7 +483,7 @@ impl<S: MediatorStorage> Mediator<S> {
                 let queries = discover_features::parse_queries(message)?;
                 discover_features::disclose_message(&discover_features::disclose_protocols(
                     &queries,
-                    &protocols(),
+                    &self.with_push_protocols(&protocols()),
                 ))
             }
             report_problem::PROBLEM_REPORT => {

@@ -153,6 +153,15 @@ impl<S: MediatorStorage> Mediator<S> {
         false
     }
 
+    /// `protocols`, and the push notification protocols when a gateway is configured.
+    pub(super) fn with_push_protocols(&self, protocols: &[&'static str]) -> Vec<&'static str> {
+        let mut all = protocols.to_vec();
+        if self.push_configured() {
+            all.extend(PushService::ALL.map(PushService::piuri));
+        }
+        all
+    }
+
     /// Whether a push gateway is configured.
     pub fn push_configured(&self) -> bool {
         self.push.get().is_some()
