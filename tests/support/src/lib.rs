@@ -55,7 +55,7 @@ pub use self::phone::{Issuer, Phone};
 pub use self::process::{binary, spawn_agent, AgentProcess};
 pub use self::qr::decode_qr;
 pub use self::seed::{seed_examples, seed_template_request, shape_differences};
-pub use self::servers::{counting_server, ReceivedSms, SmsReceiver};
+pub use self::servers::{counting_server, ReceivedSms, SmsReceiver, WakeReceiver};
 pub use self::wallet::{wallet, Events};
 
 /// The admin token every test agent is started with.
