@@ -471,6 +471,15 @@ async fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// Prints one line: compact JSON, or `text` (what a handler reading lines wants).
+fn print_line(as_json: bool, value: Value, text: String) {
+    if as_json {
+        println!("{value}");
+    } else {
+        println!("{}", one_line(&text));
+    }
+}
+
 /// Largest wake request body read (the gateway's is a few bytes).
 const WAKE_BODY_BYTES: usize = 1024;
 
@@ -511,13 +520,13 @@ async fn wake_listen(
         )
         .layer(axum::extract::DefaultBodyLimit::max(WAKE_BODY_BYTES));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    print(json, json!({ "listening": url }), format!("listening on {url}"));
+    print_line(json, json!({ "listening": url }), format!("listening on {url}"));
     if register {
         wallet
             .register_push(PushService::Webhook, &url)
             .await
             .map_err(|error| error.to_string())?;
-        print(
+        print_line(
             json,
             json!({ "registered": "webhook" }),
             format!("registered {url} with the mediator"),
@@ -540,7 +549,7 @@ async fn wake_listen(
                     break;
                 }
                 match wallet.sync().await {
-                    Ok(report) => print(
+                    Ok(report) => print_line(
                         json,
                         json!({ "woken": serde_json::to_value(&report).unwrap_or_default() }),
                         format!(

@@ -1,0 +1,198 @@
+//! Push wake-up end to end: the `wallet` CLI as the phone's background handler
+//! (`wake-listen`, a webhook on loopback) registers with the agent's mediator, an organisation
+//! offers a credential while the wallet has no live socket, the webhook fires, the wallet syncs
+//! and ends up holding the credential with no user action. With two agents on PostgreSQL, a
+//! burst of messages through both gives one wake, not one per agent.
+
+use lanyard_test_support as support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use lanyard_protocol::protocols::push_notifications::WEBHOOK_SET_DEVICE_INFO;
+use serde_json::{json, Value};
+use support::{binary, AgentProcess, Cluster, Issuer, OrgClient, Phone, WakeReceiver};
+
+const PASSPHRASE: &str = "push test passphrase";
+
+fn wallet_cli(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new(binary("wallet"));
+    command
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env("LANYARD_WALLET_PASSPHRASE", PASSPHRASE)
+        .env("LANYARD_WALLET_ALLOW_LOOPBACK", "true");
+    command
+}
+
+fn run(dir: &std::path::Path, args: &[&str]) -> Value {
+    let output = wallet_cli(dir, args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "wallet {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_woken_by_its_webhook_receives_its_credential_with_no_user_action() {
+    let agent = AgentProcess::start(&[
+        ("LANYARD_PUSH_WEBHOOKS", "true".into()),
+        // The credential answers the request the woken wallet sends at once, inside this
+        // window: its wake is the trailing one, after the window.
+        ("LANYARD_PUSH_COALESCE_S", "1".into()),
+    ]);
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = acme.template("Membership").await;
+    let (status, customer) = acme
+        .api(
+            "POST",
+            "/customer",
+            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("wallet");
+    run(
+        &dir,
+        &[
+            "--json",
+            "accept",
+            customer["invitation"]["url"].as_str().unwrap(),
+        ],
+    );
+
+    // The phone goes to sleep: only its background handler runs, woken by the webhook.
+    let mut handler = wallet_cli(
+        &dir,
+        &[
+            "--json",
+            "--auto-accept",
+            "wake-listen",
+            "--register",
+            "--seconds",
+            "120",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(handler.stdout.take().unwrap()).lines();
+    let listening: Value = serde_json::from_str(&stdout.next().unwrap().unwrap()).unwrap();
+    assert!(listening["listening"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    let registered: Value = serde_json::from_str(&stdout.next().unwrap().unwrap()).unwrap();
+    assert_eq!(registered["registered"], "webhook");
+
+    let (status, offered) = acme
+        .api(
+            "POST",
+            "/credential",
+            Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": "Rust" } })),
+        )
+        .await;
+    assert_eq!(status, 201, "{offered}");
+
+    // Events go to stderr: wait for the stored credential (the handler syncs once per wake:
+    // the offer's, then the credential's).
+    let events = BufReader::new(handler.stderr.take().unwrap());
+    let stored = tokio::task::spawn_blocking(move || {
+        for line in events.lines() {
+            let line = line.unwrap();
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                if event["event"] == "credential_stored" {
+                    return Some(event);
+                }
+            }
+        }
+        None
+    });
+    let stored = tokio::time::timeout(std::time::Duration::from_secs(90), stored)
+        .await
+        .expect("the credential arrives after the wakes")
+        .unwrap()
+        .expect("the handler reported the stored credential");
+    assert_eq!(stored["issuer_name"], "Acme");
+    handler.kill().unwrap();
+    handler.wait().unwrap();
+    let woken: Vec<Value> = stdout
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect();
+    assert!(
+        !woken.is_empty() && woken.iter().all(|w| w.get("woken").is_some()),
+        "one line per wake: {woken:?}"
+    );
+
+    let credentials = run(&dir, &["--json", "credentials"]);
+    assert_eq!(credentials.as_array().unwrap().len(), 1, "{credentials}");
+    assert_eq!(credentials[0]["issuer_did"], acme.issuer_did.as_str());
+    let metrics = agent.metrics().await;
+    assert!(wakes(&metrics, "sent") >= 1, "{metrics}");
+
+    // Unregistering stops the wakes; the CLI says so.
+    let removed = run(&dir, &["--json", "unregister-push"]);
+    assert_eq!(removed["registered"], Value::Null);
+}
+
+/// The sum of `lanyard_push_wakes_total` for `outcome` in a metrics text.
+fn wakes(metrics: &str, outcome: &str) -> u64 {
+    let prefix = format!(r#"lanyard_push_wakes_total{{platform="webhook",outcome="{outcome}"}} "#);
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_through_two_agents_on_postgresql_wakes_the_device_once() {
+    let receiver = WakeReceiver::start(204).await;
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            ("LANYARD_PUSH_WEBHOOKS", "true".into()),
+            ("LANYARD_PUSH_COALESCE_S", "600".into()),
+        ],
+    );
+    let (first, second) = (cluster.direct(0), cluster.direct(1));
+    let phone = Phone::new(&first.did);
+    phone.connect(&first).await;
+    let registered = phone
+        .ask(&first, WEBHOOK_SET_DEVICE_INFO, json!({ "url": receiver.url }))
+        .await;
+    assert_eq!(registered.message.body["registered"], true);
+
+    let issuer = Issuer::new();
+    for n in 0..40 {
+        let agent = if n % 2 == 0 { &first } else { &second };
+        assert_eq!(issuer.send_to(agent, &phone.did, n).await, 202);
+    }
+    receiver.wait_for(1).await;
+    // Each agent queued for a client with no live socket, so each asked the gateway at least
+    // once; wait until both have, then count.
+    let mut asked = [0u64; 2];
+    for _ in 0..1200 {
+        for (index, count) in asked.iter_mut().enumerate() {
+            let metrics = cluster.metrics(index).await;
+            *count = wakes(&metrics, "sent") + wakes(&metrics, "coalesced");
+        }
+        if asked.iter().all(|&n| n >= 1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(asked.iter().all(|&n| n >= 1), "wake calls per agent: {asked:?}");
+    let mut sent = 0;
+    for index in 0..2 {
+        sent += wakes(&cluster.metrics(index).await, "sent");
+    }
+    assert_eq!(sent, 1, "one wake sent across both agents");
+    assert_eq!(receiver.wakes().len(), 1, "one webhook call");
+    assert_eq!(phone.waiting(&first).await, 40);
+}
