@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use lanyard_protocol::protocols::push_notifications::WEBHOOK_SET_DEVICE_INFO;
 use serde_json::{json, Value};
 use support::{binary, AgentProcess, Cluster, Issuer, OrgClient, Phone, WakeReceiver};
+use wallet_core::PushService;
 
 const PASSPHRASE: &str = "push test passphrase";
 
@@ -195,4 +196,144 @@ async fn a_burst_through_two_agents_on_postgresql_wakes_the_device_once() {
     assert_eq!(sent, 1, "one wake sent across both agents");
     assert_eq!(receiver.wakes().len(), 1, "one webhook call");
     assert_eq!(phone.waiting(&first).await, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallet_refuses_a_push_registration_it_cannot_make_and_says_why() {
+    let (wallet, _events, _dir) = support::wallet();
+    let refused = wallet
+        .register_push(PushService::Webhook, "https://phone.example/wake")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "push registration refused: this wallet has no mediator yet: accept an invitation first"
+    );
+    wallet.unregister_push().await.unwrap();
+
+    // An agent with no push gateway configured.
+    let agent = AgentProcess::start(&[]);
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let (_, customer) = acme
+        .api(
+            "POST",
+            "/customer",
+            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
+        )
+        .await;
+    wallet
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    let refused = wallet
+        .register_push(PushService::Webhook, " ")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "push registration refused: the webhook token is empty (use unregister_push to stop \
+         wake-ups)"
+    );
+    let refused = wallet
+        .register_push(PushService::Fcm, "fcm-registration-token")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("no push gateway configured"),
+        "{refused}"
+    );
+    assert!(!refused.is_transient());
+    assert_eq!(wallet.push_service().unwrap(), None, "nothing remembered");
+}
+
+/// Tells the measurement each offer the wallet received, as it is stored.
+struct Offers(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl wallet_core::WalletListener for Offers {
+    fn on_event(&self, event: wallet_core::WalletEvent) {
+        if matches!(event, wallet_core::WalletEvent::OfferReceived { .. }) {
+            let _ = self.0.send(());
+        }
+    }
+}
+
+/// The figure for BENCHMARKS.md: from an offer queued for a wallet with no live socket to the
+/// wallet holding it, woken by the webhook (the agent and the wallet in this process, on
+/// loopback). Run in release: `cargo test --release -p lanyard-tests --test push --
+/// --ignored --nocapture wake_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn wake_latency() {
+    const ROUNDS: usize = 30;
+    let agent = support::Agent::start_with(Default::default(), |config| {
+        config.push.webhooks = true;
+        // Every offer wakes: no window between rounds.
+        config.push.coalesce = std::time::Duration::ZERO;
+    })
+    .await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let template = acme.template("Ticket").await;
+    let (_, customer) = acme
+        .api(
+            "POST",
+            "/customer",
+            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
+        )
+        .await;
+    let (wallet, _events, _dir) = support::wallet();
+    wallet
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    let (offered, mut offers) = tokio::sync::mpsc::unbounded_channel();
+    wallet.set_listener(Some(std::sync::Arc::new(Offers(offered))));
+    // The phone's background handler: each wake runs a sync.
+    let (woken, mut wakes) = tokio::sync::mpsc::channel::<()>(1);
+    let app = axum::Router::new().route(
+        "/wake",
+        axum::routing::post(move || {
+            let woken = woken.clone();
+            async move {
+                let _ = woken.try_send(());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/wake", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let handler = {
+        let wallet = wallet.clone();
+        tokio::spawn(async move {
+            while wakes.recv().await.is_some() {
+                wallet.sync().await.unwrap();
+            }
+        })
+    };
+    wallet
+        .register_push(PushService::Webhook, &url)
+        .await
+        .unwrap();
+    let mut times = Vec::with_capacity(ROUNDS);
+    for n in 0..ROUNDS {
+        let started = std::time::Instant::now();
+        let (status, _) = acme
+            .api("POST", "/credential", Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": format!("ticket {n}") } })))
+            .await;
+        assert_eq!(status, 201);
+        offers.recv().await.unwrap();
+        times.push(started.elapsed());
+    }
+    handler.abort();
+    times.sort();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "offer queued -> wallet holds it, woken by webhook, {ROUNDS} rounds: median {:.1} ms, \
+         p90 {:.1} ms, min {:.1} ms, max {:.1} ms (includes the organisation's API call that \
+         queues the offer)",
+        ms(times[ROUNDS / 2]),
+        ms(times[ROUNDS * 9 / 10]),
+        ms(times[0]),
+        ms(times[ROUNDS - 1])
+    );
 }
