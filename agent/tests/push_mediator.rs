@@ -5,8 +5,8 @@
 //! problem report that says so.
 
 use lanyard_protocol::protocols::push_notifications::{
-    APNS_SET_DEVICE_INFO, FCM_PIURI, WEBHOOK_DEVICE_INFO, WEBHOOK_GET_DEVICE_INFO,
-    WEBHOOK_PIURI, WEBHOOK_SET_DEVICE_INFO,
+    APNS_SET_DEVICE_INFO, FCM_PIURI, WEBHOOK_DEVICE_INFO, WEBHOOK_GET_DEVICE_INFO, WEBHOOK_PIURI,
+    WEBHOOK_SET_DEVICE_INFO,
 };
 use lanyard_test_support as support;
 use serde_json::json;
@@ -92,7 +92,10 @@ async fn only_a_granted_client_may_register_and_malformed_registrations_are_name
         .await;
     let status = refused.status();
     let body: serde_json::Value = refused.json().await.unwrap();
-    assert_eq!(body["body"]["code"], "e.p.req.not-mediated", "{status} {body}");
+    assert_eq!(
+        body["body"]["code"], "e.p.req.not-mediated",
+        "{status} {body}"
+    );
 
     let phone = Phone::new(&agent.did);
     phone.connect(&agent).await;
@@ -128,7 +131,11 @@ async fn only_a_granted_client_may_register_and_malformed_registrations_are_name
         )
         .await
         .message;
-    assert_eq!(answer.body["code"], "e.p.msg.push.bad-token", "{}", answer.body);
+    assert_eq!(
+        answer.body["code"], "e.p.msg.push.bad-token",
+        "{}",
+        answer.body
+    );
 }
 
 #[tokio::test]
@@ -140,7 +147,11 @@ async fn a_webhook_registration_keeps_only_the_handle_and_a_queued_message_wakes
     phone.connect(&agent).await;
 
     let registered = phone
-        .ask(&agent, WEBHOOK_SET_DEVICE_INFO, json!({ "url": receiver.url }))
+        .ask(
+            &agent,
+            WEBHOOK_SET_DEVICE_INFO,
+            json!({ "url": receiver.url }),
+        )
         .await
         .message;
     assert_eq!(registered.type_, WEBHOOK_DEVICE_INFO, "{}", registered.body);
@@ -165,7 +176,10 @@ async fn a_webhook_registration_keeps_only_the_handle_and_a_queued_message_wakes
         .await
         .message;
     let text = disclosed.body.to_string();
-    assert!(text.contains(WEBHOOK_PIURI) && text.contains(FCM_PIURI), "{text}");
+    assert!(
+        text.contains(WEBHOOK_PIURI) && text.contains(FCM_PIURI),
+        "{text}"
+    );
 
     // A message for the phone while it has no live socket: one wake, naming nothing.
     let issuer = Issuer::new();
@@ -220,7 +234,11 @@ async fn a_wake_coalesced_in_the_window_is_sent_once_the_window_has_passed() {
     let phone = Phone::new(&agent.did);
     phone.connect(&agent).await;
     phone
-        .ask(&agent, WEBHOOK_SET_DEVICE_INFO, json!({ "url": receiver.url }))
+        .ask(
+            &agent,
+            WEBHOOK_SET_DEVICE_INFO,
+            json!({ "url": receiver.url }),
+        )
         .await;
     let issuer = Issuer::new();
     assert_eq!(issuer.send_to(&agent, &phone.did, 1).await, 202);

@@ -165,7 +165,11 @@ async fn a_burst_through_two_agents_on_postgresql_wakes_the_device_once() {
     let phone = Phone::new(&first.did);
     phone.connect(&first).await;
     let registered = phone
-        .ask(&first, WEBHOOK_SET_DEVICE_INFO, json!({ "url": receiver.url }))
+        .ask(
+            &first,
+            WEBHOOK_SET_DEVICE_INFO,
+            json!({ "url": receiver.url }),
+        )
         .await;
     assert_eq!(registered.message.body["registered"], true);
 
@@ -188,7 +192,10 @@ async fn a_burst_through_two_agents_on_postgresql_wakes_the_device_once() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(asked.iter().all(|&n| n >= 1), "wake calls per agent: {asked:?}");
+    assert!(
+        asked.iter().all(|&n| n >= 1),
+        "wake calls per agent: {asked:?}"
+    );
     let mut sent = 0;
     for index in 0..2 {
         sent += wakes(&cluster.metrics(index).await, "sent");

@@ -7,9 +7,7 @@
 
 use lanyard_protocol::didcomm::Message;
 pub use lanyard_protocol::protocols::push_notifications::PushService;
-use lanyard_protocol::protocols::push_notifications::{
-    self as push, DeviceInfo, SetDeviceInfo,
-};
+use lanyard_protocol::protocols::push_notifications::{self as push, DeviceInfo, SetDeviceInfo};
 
 use super::{Mediation, Wallet, WalletError, META};
 
@@ -27,7 +25,11 @@ impl Wallet {
     /// service replaces the registration too. Refused before anything is sent when the wallet
     /// has no mediator yet or `token` is empty; refused by the mediator (in its words) when it
     /// has no push gateway or the gateway does not take the token.
-    pub async fn register_push(&self, service: PushService, token: &str) -> Result<(), WalletError> {
+    pub async fn register_push(
+        &self,
+        service: PushService,
+        token: &str,
+    ) -> Result<(), WalletError> {
         if token.trim().is_empty() {
             return Err(WalletError::Refused(
                 "push registration".into(),

@@ -87,7 +87,10 @@ enum Command {
     Delete { id: String },
     /// Ask the mediator to wake this wallet when a message waits: `apns` with the device
     /// token (hex), `fcm` with the registration token, or `webhook` with an https URL.
-    RegisterPush { platform: PushService, token: String },
+    RegisterPush {
+        platform: PushService,
+        token: String,
+    },
     /// Stop wake-ups.
     UnregisterPush,
     /// Act as the phone's background handler: listen for the push webhook on `--listen` (a
@@ -520,7 +523,11 @@ async fn wake_listen(
         )
         .layer(axum::extract::DefaultBodyLimit::max(WAKE_BODY_BYTES));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    print_line(json, json!({ "listening": url }), format!("listening on {url}"));
+    print_line(
+        json,
+        json!({ "listening": url }),
+        format!("listening on {url}"),
+    );
     if register {
         wallet
             .register_push(PushService::Webhook, &url)

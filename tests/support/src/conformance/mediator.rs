@@ -7,8 +7,8 @@
 use agent::mediator::{
     Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, WakeRegistration,
 };
-use lanyard_protocol::protocols::push_notifications::PushService;
 use agent::storage::StorageError;
+use lanyard_protocol::protocols::push_notifications::PushService;
 
 use super::now;
 

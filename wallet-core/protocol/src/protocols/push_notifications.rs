@@ -95,11 +95,7 @@ impl PushService {
 
     fn types(self) -> [&'static str; 3] {
         match self {
-            PushService::Apns => [
-                APNS_SET_DEVICE_INFO,
-                APNS_GET_DEVICE_INFO,
-                APNS_DEVICE_INFO,
-            ],
+            PushService::Apns => [APNS_SET_DEVICE_INFO, APNS_GET_DEVICE_INFO, APNS_DEVICE_INFO],
             PushService::Fcm => [FCM_SET_DEVICE_INFO, FCM_GET_DEVICE_INFO, FCM_DEVICE_INFO],
             PushService::Webhook => [
                 WEBHOOK_SET_DEVICE_INFO,
