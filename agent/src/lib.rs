@@ -198,7 +198,7 @@ async fn open_postgres(config: &Config, url: &str, endpoint: &str) -> Result<Ope
     })
 }
 
-/// The push gateway the mediator wakes devices through, with its coalescing window: a
+/// The push gateway the mediator wakes devices through: a
 /// [`push::LocalPushGateway`] over the agent's own store (the sled folder's `push` database, or
 /// the shared PostgreSQL database, so that wakes coalesce across agents) when a platform is
 /// configured, its wakes counted in `metrics`; `None` when none is (then no wake is sent and
@@ -209,7 +209,7 @@ fn push_gateway(
     data_key: &[u8; 32],
     http: &lanyard_protocol::net::HttpClient,
     metrics: &Metrics,
-) -> Result<Option<(Arc<dyn push::PushGateway>, std::time::Duration)>, StartError> {
+) -> Result<Option<Arc<dyn push::PushGateway>>, StartError> {
     if !config.push.any_platform() {
         return Ok(None);
     }
@@ -222,7 +222,7 @@ fn push_gateway(
     };
     let gateway = push::LocalPushGateway::new(&config.push, store, data_key, http.clone())?;
     gateway.register_metrics(metrics);
-    Ok(Some((Arc::new(gateway), config.push.coalesce)))
+    Ok(Some(Arc::new(gateway)))
 }
 
 /// Opens the identity and stores (the sled folder, or the PostgreSQL database when
@@ -277,14 +277,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         net.allow_loopback = true;
     }
     let http = lanyard_protocol::net::HttpClient::new(net.clone())?;
-    if let Some((gateway, window)) = push_gateway(
+    if let Some(gateway) = push_gateway(
         &config,
         database.as_ref(),
         &issuer_store_key,
         &http,
         mediator.metrics(),
     )? {
-        mediator.start_push(gateway, window);
+        mediator.start_push(gateway, config.push.coalesce);
     }
     let callback_client =
         lanyard_protocol::net::HttpClient::new(lanyard_protocol::net::NetPolicy {
