@@ -7,35 +7,14 @@
 use lanyard_test_support as support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use lanyard_protocol::protocols::push_notifications::WEBHOOK_SET_DEVICE_INFO;
 use serde_json::{json, Value};
-use support::{binary, AgentProcess, Cluster, Issuer, OrgClient, Phone, WakeReceiver};
+use support::{
+    run_wallet as run, wallet_cli, AgentProcess, Cluster, Issuer, OrgClient, Phone, WakeReceiver,
+};
 use wallet_core::PushService;
-
-const PASSPHRASE: &str = "push test passphrase";
-
-fn wallet_cli(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut command = Command::new(binary("wallet"));
-    command
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env("LANYARD_WALLET_PASSPHRASE", PASSPHRASE)
-        .env("LANYARD_WALLET_ALLOW_LOOPBACK", "true");
-    command
-}
-
-fn run(dir: &std::path::Path, args: &[&str]) -> Value {
-    let output = wallet_cli(dir, args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "wallet {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_woken_by_its_webhook_receives_its_credential_with_no_user_action() {
@@ -47,14 +26,7 @@ async fn a_wallet_woken_by_its_webhook_receives_its_credential_with_no_user_acti
     ]);
     let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Membership").await;
-    let (status, customer) = acme
-        .api(
-            "POST",
-            "/customer",
-            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
-        )
-        .await;
-    assert_eq!(status, 201, "{customer}");
+    let customer = acme.email_customer("Jane", "jane@example.com").await;
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("wallet");
     run(
@@ -221,13 +193,7 @@ async fn the_wallet_refuses_a_push_registration_it_cannot_make_and_says_why() {
     // An agent with no push gateway configured.
     let agent = AgentProcess::start(&[]);
     let acme = OrgClient::create(&agent, "Acme").await;
-    let (_, customer) = acme
-        .api(
-            "POST",
-            "/customer",
-            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
-        )
-        .await;
+    let customer = acme.email_customer("Jane", "jane@example.com").await;
     wallet
         .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
         .await
@@ -280,13 +246,7 @@ async fn wake_latency() {
     .await;
     let acme = OrgClient::create(&agent, "Acme").await;
     let template = acme.template("Ticket").await;
-    let (_, customer) = acme
-        .api(
-            "POST",
-            "/customer",
-            Some(json!({ "name": "Jane", "medium": "email", "email": "jane@example.com" })),
-        )
-        .await;
+    let customer = acme.email_customer("Jane", "jane@example.com").await;
     let (wallet, _events, _dir) = support::wallet();
     wallet
         .accept_invitation(customer["invitation"]["url"].as_str().unwrap())

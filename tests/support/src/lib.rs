@@ -13,6 +13,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod cli;
 mod cluster;
 pub mod conformance;
 pub mod flood;
@@ -44,6 +45,7 @@ pub mod mediator {
     pub use lanyard_protocol::protocols::trust_ping::{PING, PING_RESPONSE};
 }
 
+pub use self::cli::{run_wallet, wallet_cli, CLI_PASSPHRASE};
 pub use self::cluster::Cluster;
 pub use self::in_process::{create_invitation, Agent};
 pub use self::journey::customer_journey;
