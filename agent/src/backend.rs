@@ -6,6 +6,7 @@
 use crate::issuer::store::{BatchError, Expect, IssuerStorage, SledIssuerStorage, Write};
 use crate::mediator::{
     Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, WakeHook,
+    WakeRegistration,
 };
 use crate::postgres::{PgIssuerStorage, PgMediatorStorage};
 use crate::storage::StorageError;
@@ -105,6 +106,18 @@ impl MediatorStorage for MediatorBackend {
 
     async fn expire(&self, not_before: u64) -> Result<u64, StorageError> {
         each!(self, s => s.expire(not_before))
+    }
+
+    async fn set_wake(
+        &self,
+        client: &str,
+        wake: Option<&WakeRegistration>,
+    ) -> Result<Option<WakeRegistration>, StorageError> {
+        each!(self, s => s.set_wake(client, wake))
+    }
+
+    async fn wake_of(&self, client: &str) -> Result<Option<WakeRegistration>, StorageError> {
+        each!(self, s => s.wake_of(client))
     }
 
     fn on_remote_wake(&self, hook: WakeHook) {

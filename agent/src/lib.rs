@@ -83,6 +83,10 @@ pub enum StartError {
     /// into the issuer store.
     #[error("copying the organisations' secrets into the issuer store: {0}")]
     Secrets(issuer::IssuerError),
+    /// The push gateway's settings are refused (a key file that does not read, a URL the
+    /// outbound policy refuses), in its words.
+    #[error("push gateway: {0}")]
+    Push(#[from] push::PushError),
 }
 
 /// A running agent.
@@ -194,6 +198,33 @@ async fn open_postgres(config: &Config, url: &str, endpoint: &str) -> Result<Ope
     })
 }
 
+/// The push gateway the mediator wakes devices through: a
+/// [`push::LocalPushGateway`] over the agent's own store (the sled folder's `push` database, or
+/// the shared PostgreSQL database, so that wakes coalesce across agents) when a platform is
+/// configured, its wakes counted in `metrics`; `None` when none is (then no wake is sent and
+/// registrations are refused).
+fn push_gateway(
+    config: &Config,
+    database: Option<&postgres::Database>,
+    data_key: &[u8; 32],
+    http: &lanyard_protocol::net::HttpClient,
+    metrics: &Metrics,
+) -> Result<Option<Arc<dyn push::PushGateway>>, StartError> {
+    if !config.push.any_platform() {
+        return Ok(None);
+    }
+    let store = match database {
+        None => push::PushBackend::Sled(
+            push::SledPushStore::open(&config.data_dir.join("push"), config.commit_window)
+                .map_err(store("push store"))?,
+        ),
+        Some(database) => push::PushBackend::Postgres(push::PgPushStore::new(database.clone())),
+    };
+    let gateway = push::LocalPushGateway::new(&config.push, store, data_key, http.clone())?;
+    gateway.register_metrics(metrics);
+    Ok(Some(Arc::new(gateway)))
+}
+
 /// Opens the identity and stores (the sled folder, or the PostgreSQL database when
 /// `LANYARD_DATABASE_URL` is set), binds, and serves until stopped.
 pub async fn start(config: Config) -> Result<Running, StartError> {
@@ -246,6 +277,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         net.allow_loopback = true;
     }
     let http = lanyard_protocol::net::HttpClient::new(net.clone())?;
+    if let Some(gateway) = push_gateway(
+        &config,
+        database.as_ref(),
+        &issuer_store_key,
+        &http,
+        mediator.metrics(),
+    )? {
+        mediator.start_push(gateway, config.push.coalesce);
+    }
     let callback_client =
         lanyard_protocol::net::HttpClient::new(lanyard_protocol::net::NetPolicy {
             timeout: config.callback_timeout,

@@ -124,6 +124,11 @@ async fn kotlin_on_the_jvm_drives_the_whole_journey_through_the_bindings() {
     let compiled = Command::new(&kotlinc)
         .args(&bindings)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bindings/Journey.kt"))
+        // The Android sample's FCM logic (free of the Firebase SDK) compiles with the bindings.
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../android/sample/src/main/kotlin/app/lanyard/sample/PushWake.kt"
+        ))
         .arg("-cp")
         .arg(format!("{}:{}", jna.display(), coroutines.display()))
         .arg("-d")
@@ -233,6 +238,9 @@ fn swift_bindings_are_generated_and_their_header_compiles() {
         "func acceptInvitation(text: String) async throws  -> AcceptedInvitation",
         "func present(requestId: String, credentialIds: [String]) async throws",
         "func sync() async throws  -> SyncSummary",
+        "func registerPush(platform: PushPlatform, token: String) async throws",
+        "func unregisterPush() async throws",
+        "public enum PushPlatform",
         "public enum WalletEvent",
         "case credentialsRemoved(templateId: String?, count: UInt64",
         "case Failed(reason: String",

@@ -14,6 +14,7 @@ mod error;
 mod invitation;
 mod live;
 mod process;
+mod push;
 mod records;
 
 #[cfg(feature = "uniffi")]
@@ -30,6 +31,7 @@ pub use self::error::WalletError;
 #[doc(hidden)]
 pub use self::invitation::{read as read_invitation, Source as InvitationSource};
 pub use self::live::Live;
+pub use self::push::PushService;
 pub use self::records::{
     Accepted, Connection, CredentialField, OfferRecord, OfferState, RequestRecord, RequestState,
     StoredCredential, SyncReport, WalletEvent,

@@ -140,6 +140,11 @@ impl Wakers {
         }
     }
 
+    /// Whether `client` has a live session here.
+    pub(super) fn is_live(&self, client: &str) -> bool {
+        self.map().contains_key(&wake_tag(client))
+    }
+
     /// How many clients have a notifier registered.
     pub(super) fn len(&self) -> usize {
         self.map().len()

@@ -10,13 +10,14 @@
 
 mod live;
 mod storage;
+mod wake;
 
 pub(crate) use live::LiveState;
 pub use live::{LiveSession, Push, Wake};
 pub(crate) use storage::{dedup_key, digest, message_id, parse_id};
 pub use storage::{
     wake_tag, Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, RemoteWake,
-    SledStorage, WakeHook, WakeTag,
+    SledStorage, WakeHook, WakeRegistration, WakeTag,
 };
 
 use std::collections::HashSet;
@@ -32,7 +33,9 @@ use lanyard_protocol::protocols::coordinate_mediation::{
 };
 use lanyard_protocol::protocols::pickup::{self, Delivered, Delivery, Status};
 use lanyard_protocol::protocols::report_problem::{self, ProblemReport};
-use lanyard_protocol::protocols::{discover_features, routing, trust_ping, ProtocolError};
+use lanyard_protocol::protocols::{
+    discover_features, push_notifications, routing, trust_ping, ProtocolError,
+};
 use serde_json::Value;
 
 use crate::invitations::{InvitationRecord, InvitationStore};
@@ -309,6 +312,8 @@ pub struct Mediator<S> {
     metrics: Arc<Metrics>,
     /// Control messages handled recently, by sender and id.
     seen: SeenSet,
+    /// The push gateway that wakes devices, once [`Mediator::start_push`] set it.
+    push: std::sync::OnceLock<wake::PushWake>,
 }
 
 impl<S: MediatorStorage> Mediator<S> {
@@ -337,6 +342,7 @@ impl<S: MediatorStorage> Mediator<S> {
             wakers,
             metrics: Arc::new(Metrics::default()),
             seen: SeenSet::new(CONTROL_SEEN_CAP),
+            push: std::sync::OnceLock::new(),
         }
     }
 
@@ -517,12 +523,15 @@ impl<S: MediatorStorage> Mediator<S> {
                     let queries = discover_features::parse_queries(message)?;
                     discover_features::disclose_message(&discover_features::disclose_protocols(
                         &queries,
-                        &self.protocols(),
+                        &self.with_push_protocols(&self.protocols()),
                     ))
                 }
                 report_problem::PROBLEM_REPORT => {
                     tracing::warn!(from = %sender, code = ?message.body.get("code"), "problem reported");
                     return Ok(Outcome::Accepted);
+                }
+                other if push_notifications::classify(other).is_some() => {
+                    self.push_control(&sender, message).await?
                 }
                 other => unsupported(other),
             }
@@ -692,8 +701,9 @@ impl<S: MediatorStorage> Mediator<S> {
         };
         tracing::debug!(recipient = %recipient, id = %queued.id, "forward queued");
         self.metrics.forwards_queued.inc();
-        // Wake the client's live connections, if it has any open.
+        // Wake the client's live connections, if it has any open; its device otherwise.
         self.wakers.wake(&client);
+        self.request_wake(&client);
         Ok(())
     }
 

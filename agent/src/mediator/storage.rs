@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use lanyard_protocol::protocols::push_notifications::PushService;
 use sha2::{Digest, Sha256};
 
 use crate::group_commit::GroupCommit;
@@ -59,6 +60,44 @@ pub enum Enqueued {
     /// A forward with the same id for the same recipient was queued within the dedup window:
     /// nothing new was stored.
     Duplicate,
+}
+
+/// How a client asked to be woken when a message waits and it has no live socket: the wake
+/// service and the opaque handle the push gateway gave for its device. The device token itself
+/// is never stored by the mediator.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WakeRegistration {
+    /// The service the device registered with.
+    pub service: PushService,
+    /// The push gateway's handle for the device (base64url of 32 random bytes).
+    pub handle: String,
+}
+
+impl std::fmt::Debug for WakeRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The handle is a capability to wake the device: kept out of logs.
+        f.debug_struct("WakeRegistration")
+            .field("service", &self.service)
+            .field("handle", &"[redacted]")
+            .finish()
+    }
+}
+
+impl WakeRegistration {
+    /// What a backend stores: `service SP handle`.
+    pub(crate) fn encode(&self) -> String {
+        format!("{} {}", self.service.name(), self.handle)
+    }
+
+    /// Reads back what [`WakeRegistration::encode`] wrote.
+    pub(crate) fn decode(stored: &str) -> Result<WakeRegistration, StorageError> {
+        let corrupt = || StorageError::Corrupt("a stored wake registration does not read".into());
+        let (service, handle) = stored.split_once(' ').ok_or_else(corrupt)?;
+        Ok(WakeRegistration {
+            service: service.parse().map_err(|_| corrupt())?,
+            handle: handle.to_string(),
+        })
+    }
 }
 
 /// The mediator's state. Every method that changes something returns after it is durable.
@@ -123,6 +162,18 @@ pub trait MediatorStorage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<usize, StorageError>> + Send;
     /// Drops every queued message received before `not_before`; returns how many.
     fn expire(&self, not_before: u64) -> impl Future<Output = Result<u64, StorageError>> + Send;
+    /// Sets (`Some`) or clears (`None`) `client`'s wake registration, durably; returns the one
+    /// it replaced.
+    fn set_wake(
+        &self,
+        client: &str,
+        wake: Option<&WakeRegistration>,
+    ) -> impl Future<Output = Result<Option<WakeRegistration>, StorageError>> + Send;
+    /// `client`'s wake registration, if it has one.
+    fn wake_of(
+        &self,
+        client: &str,
+    ) -> impl Future<Output = Result<Option<WakeRegistration>, StorageError>> + Send;
     /// Has `hook` called whenever another agent sharing this store queued messages, naming
     /// whose live sessions to wake ([`RemoteWake`]). A store only this agent writes (sled)
     /// never calls it: the mediator wakes its own sessions after each `enqueue`.
@@ -238,6 +289,8 @@ pub struct SledStorage {
     /// Forward ids (hashed with their recipient) queued recently, rebuilt from the queue when
     /// the store opens.
     forwards_seen: SeenSet,
+    /// Client DID → its wake registration ([`WakeRegistration::encode`]).
+    wakes: sled::Tree,
 }
 
 /// SHA-256 of a DID: what the stores key clients and recipients by.
@@ -446,6 +499,7 @@ impl SledStorage {
             queue,
             usage: std::sync::Mutex::new(usage),
             forwards_seen,
+            wakes: db.open_tree("wakes")?,
             db,
         })
     }
@@ -726,6 +780,30 @@ impl MediatorStorage for SledStorage {
         }
         self.durable().await?;
         Ok(removed)
+    }
+
+    async fn set_wake(
+        &self,
+        client: &str,
+        wake: Option<&WakeRegistration>,
+    ) -> Result<Option<WakeRegistration>, StorageError> {
+        let previous = match wake {
+            Some(wake) => self
+                .wakes
+                .insert(client.as_bytes(), wake.encode().as_bytes())?,
+            None => self.wakes.remove(client.as_bytes())?,
+        };
+        self.durable().await?;
+        previous
+            .map(|bytes| WakeRegistration::decode(&utf8(&bytes, "wake registration")?))
+            .transpose()
+    }
+
+    async fn wake_of(&self, client: &str) -> Result<Option<WakeRegistration>, StorageError> {
+        self.wakes
+            .get(client.as_bytes())?
+            .map(|bytes| WakeRegistration::decode(&utf8(&bytes, "wake registration")?))
+            .transpose()
     }
 
     async fn expire(&self, not_before: u64) -> Result<u64, StorageError> {

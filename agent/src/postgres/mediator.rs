@@ -32,7 +32,7 @@ use tokio_postgres::AsyncMessage;
 use super::{Database, PgInvitationStore};
 use crate::mediator::{
     dedup_key, digest, message_id, parse_id, Enqueued, MediatorStorage, QueueQuota, QueuedMessage,
-    RecipientUpdate, RemoteWake, WakeHook, WakeTag,
+    RecipientUpdate, RemoteWake, WakeHook, WakeRegistration, WakeTag,
 };
 use crate::storage::StorageError;
 
@@ -1020,6 +1020,61 @@ impl MediatorStorage for PgMediatorStorage {
             pairs.extend(keys.iter().filter(|k| k[..4] == tag).map(|k| (*k, seq)));
         }
         Ok(self.drop_messages(&pairs, u64::MAX).await? as usize)
+    }
+
+    async fn set_wake(
+        &self,
+        client: &str,
+        wake: Option<&WakeRegistration>,
+    ) -> Result<Option<WakeRegistration>, StorageError> {
+        let client_key = digest(client);
+        let mut db = self.db.client().await?;
+        let tx = db.transaction().await?;
+        // One client's registrations take turns (across agents), so the one replaced is the
+        // one returned. Class 2 of the two-key advisory locks (recipient updates take 1).
+        let half = i32::from_be_bytes([client_key[0], client_key[1], client_key[2], client_key[3]]);
+        tx.execute("SELECT pg_advisory_xact_lock(2, $1)", &[&half])
+            .await?;
+        let previous = tx
+            .query_opt(
+                "SELECT registration FROM mediator_wakes WHERE client_key = $1",
+                &[&client_key.as_slice()],
+            )
+            .await?
+            .map(|row| WakeRegistration::decode(row.get(0)))
+            .transpose()?;
+        match wake {
+            Some(wake) => {
+                tx.execute(
+                    "INSERT INTO mediator_wakes (client_key, registration, updated_at)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (client_key) DO UPDATE
+                     SET registration = EXCLUDED.registration, updated_at = EXCLUDED.updated_at",
+                    &[&client_key.as_slice(), &wake.encode(), &big(now())],
+                )
+                .await?;
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM mediator_wakes WHERE client_key = $1",
+                    &[&client_key.as_slice()],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    async fn wake_of(&self, client: &str) -> Result<Option<WakeRegistration>, StorageError> {
+        let db = self.db.client().await?;
+        let statement = db
+            .prepare_cached("SELECT registration FROM mediator_wakes WHERE client_key = $1")
+            .await?;
+        db.query_opt(&statement, &[&digest(client).as_slice()])
+            .await?
+            .map(|row| WakeRegistration::decode(row.get(0)))
+            .transpose()
     }
 
     async fn expire(&self, not_before: u64) -> Result<u64, StorageError> {

@@ -58,6 +58,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "push",
         sql: include_str!("../../migrations/0005_push.sql"),
     },
+    Migration {
+        version: 6,
+        name: "mediator_push",
+        sql: include_str!("../../migrations/0006_mediator_push.sql"),
+    },
 ];
 
 /// The advisory lock key migrations are applied under (any fixed number; "lanyard" in ASCII).

@@ -1,16 +1,24 @@
 // The sample app: scan an invite or a verifier's QR code (AVFoundation), open universal or
-// custom-scheme links, list credentials, answer a request. Every rule lives in Rust; this is
-// the scanner, the keystore and the screens.
+// custom-scheme links, list credentials, answer a request, and be woken by a background push
+// (APNs) to sync while asleep. Every rule lives in Rust; this is the scanner, the keystore, the
+// push entry points and the screens.
 import AVFoundation
 import LanyardWallet
 import SwiftUI
+import UIKit
 
 @MainActor
 final class WalletModel: ObservableObject, WalletListener {
+    /// The one wallet of the app: the screens and the push entry points share it (its store is
+    /// held by one open at a time).
+    static let shared = WalletModel()
+
     @Published var credentials: [CredentialInfo] = []
     @Published var requests: [PresentationRequestInfo] = []
     @Published var status = ""
     let wallet: LanyardWallet
+    /// The APNs device token, kept to register once the wallet has a mediator.
+    private var pushToken: String?
 
     init() {
         let dir = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
@@ -45,11 +53,35 @@ final class WalletModel: ObservableObject, WalletListener {
             do {
                 _ = try await wallet.acceptInvitation(text: text)
                 wallet.setAutoAccept(on: true)
+                await registerPush()
                 _ = try await wallet.sync()
             } catch {
                 status = error.localizedDescription
             }
             refresh()
+        }
+    }
+
+    /// Asks the mediator to wake this phone through APNs (`token`: a new one from the system,
+    /// or the one kept). Before the first invitation there is no mediator yet: kept for then.
+    func registerPush(token: String? = nil) async {
+        if let token { pushToken = token }
+        guard let pushToken else { return }
+        do {
+            try await wallet.registerPush(platform: .apns, token: pushToken)
+        } catch {
+            // No mediator yet (no invitation accepted), or the mediator has no gateway.
+        }
+    }
+
+    /// A background push woke the app: it names nothing; pick up what waits.
+    func woken() async -> UIBackgroundFetchResult {
+        do {
+            let report = try await wallet.sync()
+            refresh()
+            return report.processed > 0 ? .newData : .noData
+        } catch {
+            return .failed
         }
     }
 
@@ -106,7 +138,7 @@ final class ScannerController: UIViewController, AVCaptureMetadataOutputObjectsD
 }
 
 struct ContentView: View {
-    @StateObject var model = WalletModel()
+    @ObservedObject var model = WalletModel.shared
     @State var scanning = false
 
     var body: some View {
@@ -143,8 +175,40 @@ struct ContentView: View {
     }
 }
 
+/// Push wake-up: registers for remote notifications at launch (a background push needs no
+/// permission prompt), hands the device token to the mediator, and syncs when woken. Needs the
+/// Push Notifications capability and Background Modes > Remote notifications (Info.plist
+/// `UIBackgroundModes` = `remote-notification`). Not compiled on this machine (no Swift).
+final class AppDelegate: NSObject, UIApplicationDelegate {
+    func application(
+        _ application: UIApplication,
+        didFinishLaunchingWithOptions launchOptions: [UIApplication.LaunchOptionsKey: Any]? = nil
+    ) -> Bool {
+        application.registerForRemoteNotifications()
+        return true
+    }
+
+    func application(_ application: UIApplication, didRegisterForRemoteNotificationsWithDeviceToken deviceToken: Data) {
+        let hex = deviceToken.map { String(format: "%02x", $0) }.joined()
+        Task { await WalletModel.shared.registerPush(token: hex) }
+    }
+
+    func application(_ application: UIApplication, didFailToRegisterForRemoteNotificationsWithError error: Error) {
+        Task { @MainActor in WalletModel.shared.status = "Push unavailable: \(error.localizedDescription)" }
+    }
+
+    func application(
+        _ application: UIApplication,
+        didReceiveRemoteNotification userInfo: [AnyHashable: Any]
+    ) async -> UIBackgroundFetchResult {
+        await WalletModel.shared.woken()
+    }
+}
+
 @main
 struct LanyardSampleApp: App {
+    @UIApplicationDelegateAdaptor(AppDelegate.self) var appDelegate
+
     var body: some Scene {
         WindowGroup { ContentView() }
     }

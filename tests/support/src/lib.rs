@@ -13,6 +13,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod cli;
 mod cluster;
 pub mod conformance;
 pub mod flood;
@@ -44,6 +45,7 @@ pub mod mediator {
     pub use lanyard_protocol::protocols::trust_ping::{PING, PING_RESPONSE};
 }
 
+pub use self::cli::{run_wallet, wallet_cli, CLI_PASSPHRASE};
 pub use self::cluster::Cluster;
 pub use self::in_process::{create_invitation, Agent};
 pub use self::journey::customer_journey;
@@ -55,7 +57,7 @@ pub use self::phone::{Issuer, Phone};
 pub use self::process::{binary, spawn_agent, AgentProcess};
 pub use self::qr::decode_qr;
 pub use self::seed::{seed_examples, seed_template_request, shape_differences};
-pub use self::servers::{counting_server, ReceivedSms, SmsReceiver};
+pub use self::servers::{counting_server, ReceivedSms, SmsReceiver, WakeReceiver};
 pub use self::wallet::{wallet, Events};
 
 /// The admin token every test agent is started with.

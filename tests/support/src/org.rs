@@ -122,6 +122,20 @@ impl OrgClient {
         data["templateId"].as_str().unwrap().to_string()
     }
 
+    /// Onboards `name` by email at `email` (no auto-issue); returns the customer's `data`
+    /// (its `id` and `invitation`).
+    pub async fn email_customer(&self, name: &str, email: &str) -> Value {
+        let (status, customer) = self
+            .api(
+                "POST",
+                "/customer",
+                Some(json!({ "name": name, "medium": "email", "email": email })),
+            )
+            .await;
+        assert_eq!(status, 201, "{customer}");
+        customer
+    }
+
     /// Onboards `name` by email at `email` with auto-issue of `template` with `values`;
     /// returns the status and the customer's `data`, as [`OrgClient::api`] does.
     pub async fn onboard_auto_issue(

@@ -328,6 +328,27 @@ pub struct PresentationRequestInfo {
 /// apps).
 pub use wallet_core::SyncReport as SyncSummary;
 
+/// The service that wakes this device when a message waits at the mediator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum PushPlatform {
+    /// Apple Push Notification service: the token is the device token as hex.
+    Apns,
+    /// Firebase Cloud Messaging: the token is the registration token.
+    Fcm,
+    /// An HTTPS webhook: the token is its URL.
+    Webhook,
+}
+
+impl From<PushPlatform> for core::PushService {
+    fn from(platform: PushPlatform) -> Self {
+        match platform {
+            PushPlatform::Apns => core::PushService::Apns,
+            PushPlatform::Fcm => core::PushService::Fcm,
+            PushPlatform::Webhook => core::PushService::Webhook,
+        }
+    }
+}
+
 /// What accepting an invitation led to.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum AcceptedInvitation {
@@ -525,6 +546,22 @@ impl LanyardWallet {
     /// Picks up and processes everything waiting.
     pub async fn sync(&self) -> Result<SyncSummary, LanyardError> {
         Ok(self.inner.sync().await?)
+    }
+
+    /// Asks the mediator to wake this device through `platform` when a message waits (the
+    /// platform's token, or the webhook's URL). Call it again whenever the platform gives a
+    /// new token; on a wake, call [`LanyardWallet::sync`].
+    pub async fn register_push(
+        &self,
+        platform: PushPlatform,
+        token: String,
+    ) -> Result<(), LanyardError> {
+        Ok(self.inner.register_push(platform.into(), &token).await?)
+    }
+
+    /// Stops wake-ups (nothing to do when none is registered).
+    pub async fn unregister_push(&self) -> Result<(), LanyardError> {
+        Ok(self.inner.unregister_push().await?)
     }
 
     /// Processes messages as they arrive until [`LanyardWallet::stop_live`].

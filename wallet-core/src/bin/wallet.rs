@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use lanyard_protocol::store::Unlock;
 use serde_json::{json, Value};
-use wallet_core::{Accepted, Wallet, WalletEvent, WalletListener};
+use wallet_core::{Accepted, PushService, Wallet, WalletEvent, WalletListener};
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +85,28 @@ enum Command {
     DeclineRequest { id: String },
     /// Delete a credential from this wallet.
     Delete { id: String },
+    /// Ask the mediator to wake this wallet when a message waits: `apns` with the device
+    /// token (hex), `fcm` with the registration token, or `webhook` with an https URL.
+    RegisterPush {
+        platform: PushService,
+        token: String,
+    },
+    /// Stop wake-ups.
+    UnregisterPush,
+    /// Act as the phone's background handler: listen for the push webhook on `--listen` (a
+    /// loopback address) and sync each time it is called. Prints the webhook's URL first; with
+    /// `--register` registers it with the mediator itself. Ends after `--wakes` syncs (0:
+    /// never) or `--seconds` (0: until Ctrl-C).
+    WakeListen {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        register: bool,
+        #[arg(long, default_value_t = 0)]
+        wakes: u64,
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+    },
 }
 
 /// Prints events as they happen (to stderr, so stdout stays the command's answer).
@@ -426,7 +448,133 @@ async fn run(cli: Cli) -> Result<(), String> {
                 format!("deleted credential {id}"),
             );
         }
+        Command::RegisterPush { platform, token } => {
+            wallet.register_push(platform, &token).await.map_err(e)?;
+            print(
+                json,
+                json!({ "registered": platform.name() }),
+                format!("the mediator wakes this wallet through {platform}"),
+            );
+        }
+        Command::UnregisterPush => {
+            wallet.unregister_push().await.map_err(e)?;
+            print(
+                json,
+                json!({ "registered": Value::Null }),
+                "the mediator no longer wakes this wallet".into(),
+            );
+        }
+        Command::WakeListen {
+            listen,
+            register,
+            wakes,
+            seconds,
+        } => wake_listen(wallet, json, listen, register, wakes, seconds).await?,
     }
+    Ok(())
+}
+
+/// Prints one line: compact JSON, or `text` (what a handler reading lines wants).
+fn print_line(as_json: bool, value: Value, text: String) {
+    if as_json {
+        println!("{value}");
+    } else {
+        println!("{}", one_line(&text));
+    }
+}
+
+/// Largest wake request body read (the gateway's is a few bytes).
+const WAKE_BODY_BYTES: usize = 1024;
+
+/// `wallet wake-listen`: a webhook on loopback that runs one sync per wake. Wakes that arrive
+/// while a sync runs are folded into one more sync after it (a channel of one), so a burst of
+/// calls costs at most two syncs and no queue grows.
+async fn wake_listen(
+    wallet: Wallet,
+    json: bool,
+    listen: std::net::SocketAddr,
+    register: bool,
+    wakes: u64,
+    seconds: u64,
+) -> Result<(), String> {
+    if !listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {listen}: the wake listener serves loopback only (put a TLS proxy in \
+             front of it to reach it from elsewhere)"
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| format!("--listen {listen}: {error}"))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    let url = format!("http://{address}/wake");
+    let (woken, mut wake) = tokio::sync::mpsc::channel::<()>(1);
+    let app = axum::Router::new()
+        .route(
+            "/wake",
+            axum::routing::post(move || {
+                let woken = woken.clone();
+                async move {
+                    // Full: a sync is already due, which picks up this wake's messages too.
+                    let _ = woken.try_send(());
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(WAKE_BODY_BYTES));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    print_line(
+        json,
+        json!({ "listening": url }),
+        format!("listening on {url}"),
+    );
+    if register {
+        wallet
+            .register_push(PushService::Webhook, &url)
+            .await
+            .map_err(|error| error.to_string())?;
+        print_line(
+            json,
+            json!({ "registered": "webhook" }),
+            format!("registered {url} with the mediator"),
+        );
+    }
+    let deadline = async {
+        if seconds == 0 {
+            let _ = tokio::signal::ctrl_c().await;
+        } else {
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+        }
+    };
+    tokio::pin!(deadline);
+    let mut synced = 0u64;
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            got = wake.recv() => {
+                if got.is_none() {
+                    break;
+                }
+                match wallet.sync().await {
+                    Ok(report) => print_line(
+                        json,
+                        json!({ "woken": serde_json::to_value(&report).unwrap_or_default() }),
+                        format!(
+                            "woken: {} processed, {} already seen, {} refused",
+                            report.processed, report.duplicates, report.refused
+                        ),
+                    ),
+                    // The next wake tries again; the phone's handler does the same.
+                    Err(error) => eprintln!("wallet: sync after a wake: {error}"),
+                }
+                synced += 1;
+                if wakes != 0 && synced >= wakes {
+                    break;
+                }
+            }
+        }
+    }
+    server.abort();
     Ok(())
 }
 

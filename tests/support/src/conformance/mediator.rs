@@ -1,10 +1,14 @@
 //! What every `agent::storage::MediatorStorage` backend does: mediation grants, recipients
 //! (added, removed, listed, owned by one client, within a cap), the queue under its quotas
-//! with forwards de-duplicated, pickup's peek/count/remove, expiry and the total queued.
+//! with forwards de-duplicated, pickup's peek/count/remove, expiry, the total queued and each
+//! client's wake registration.
 //! Each function takes a fresh, empty store.
 
-use agent::mediator::{Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate};
+use agent::mediator::{
+    Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, WakeRegistration,
+};
 use agent::storage::StorageError;
+use lanyard_protocol::protocols::push_notifications::PushService;
 
 use super::now;
 
@@ -419,4 +423,32 @@ pub async fn queued_total_counts_every_queue<S: MediatorStorage>(store: &S) {
         .await
         .unwrap();
     assert_eq!(store.queued_total().await.unwrap(), 2);
+}
+
+/// A client's wake registration is kept for it alone; setting again returns the one replaced;
+/// clearing returns it and leaves none; clearing what is not there is fine.
+pub async fn a_wake_registration_is_set_replaced_and_cleared_per_client<S: MediatorStorage>(
+    store: &S,
+) {
+    let first = WakeRegistration {
+        service: PushService::Webhook,
+        handle: "A".repeat(43),
+    };
+    let second = WakeRegistration {
+        service: PushService::Apns,
+        handle: "b_-".repeat(14) + "c",
+    };
+    assert_eq!(store.wake_of(ALICE).await.unwrap(), None);
+    assert_eq!(store.set_wake(ALICE, Some(&first)).await.unwrap(), None);
+    assert_eq!(store.wake_of(ALICE).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.wake_of(BOB).await.unwrap(), None, "another client");
+    assert_eq!(
+        store.set_wake(ALICE, Some(&second)).await.unwrap(),
+        Some(first),
+        "the registration replaced"
+    );
+    assert_eq!(store.wake_of(ALICE).await.unwrap(), Some(second.clone()));
+    assert_eq!(store.set_wake(ALICE, None).await.unwrap(), Some(second));
+    assert_eq!(store.wake_of(ALICE).await.unwrap(), None);
+    assert_eq!(store.set_wake(ALICE, None).await.unwrap(), None);
 }

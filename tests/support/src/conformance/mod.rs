@@ -46,6 +46,7 @@ macro_rules! mediator_storage_tests {
                 remove_deletes_acknowledged_messages_of_the_named_recipients_only,
                 expiry_drops_old_messages_on_peek_and_by_the_sweep,
                 queued_total_counts_every_queue,
+                a_wake_registration_is_set_replaced_and_cleared_per_client,
             ]
         );
     };

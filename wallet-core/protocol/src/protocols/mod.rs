@@ -13,7 +13,9 @@
 //! - [`report_problem`]: Report Problem 2.0;
 //! - [`basic_message`]: Basic Message 2.0, which Lanyard only carries (tests and the load
 //!   generator send it);
-//! - [`issue_credential`], [`present_proof`] and Lanyard's credential [`deletion`] notice.
+//! - [`issue_credential`], [`present_proof`] and Lanyard's credential [`deletion`] notice;
+//! - [`push_notifications`]: how a wallet registers its wake-up (Aries RFCs 0699 APNs and
+//!   0734 FCM, and Lanyard's webhook protocol of the same shape).
 //!
 //! A parser checks the message type, that required fields are present with the right JSON
 //! type and that lists are within their caps, and names the message and what was wrong in its
@@ -28,6 +30,7 @@ pub mod issue_credential;
 pub mod out_of_band;
 pub mod pickup;
 pub mod present_proof;
+pub mod push_notifications;
 pub mod report_problem;
 pub mod routing;
 pub mod trust_ping;

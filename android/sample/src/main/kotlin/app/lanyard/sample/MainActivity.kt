@@ -17,12 +17,12 @@ import androidx.compose.runtime.mutableStateOf
 import androidx.compose.ui.viewinterop.AndroidView
 import androidx.lifecycle.lifecycleScope
 import app.lanyard.wallet.AcceptedInvitation
-import app.lanyard.wallet.AndroidKeystoreKeyProtector
 import app.lanyard.wallet.CredentialInfo
 import app.lanyard.wallet.LanyardWallet
 import app.lanyard.wallet.PresentationRequestInfo
 import app.lanyard.wallet.WalletListener
 import app.lanyard.wallet.core.WalletEvent
+import com.google.firebase.messaging.FirebaseMessaging
 import com.google.mlkit.vision.barcode.BarcodeScanning
 import com.google.mlkit.vision.common.InputImage
 import kotlinx.coroutines.launch
@@ -37,7 +37,7 @@ class MainActivity : ComponentActivity(), WalletListener {
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        wallet = LanyardWallet.open(filesDir.resolve("wallet").path, AndroidKeystoreKeyProtector())
+        wallet = Wallets.open(applicationContext)
         wallet.setListener(this)
         wallet.setAutoAccept(true)
         intent?.data?.let { accept(it.toString()) }
@@ -98,7 +98,10 @@ class MainActivity : ComponentActivity(), WalletListener {
     private fun accept(text: String) = lifecycleScope.launch {
         try {
             when (val accepted = wallet.acceptInvitation(text)) {
-                is AcceptedInvitation.Connection -> status.value = "Connected with ${accepted.connection.label}"
+                is AcceptedInvitation.Connection -> {
+                    status.value = "Connected with ${accepted.connection.label}"
+                    registerForWakes()
+                }
                 is AcceptedInvitation.PresentationRequest -> status.value = "${accepted.request.verifierName} (${accepted.request.verifiedDomain ?: "domain not verified"}) asks for a credential"
             }
             wallet.sync()
@@ -106,6 +109,14 @@ class MainActivity : ComponentActivity(), WalletListener {
             status.value = error.message ?: "$error"
         }
         refresh()
+    }
+
+    /** Now that the wallet has a mediator: ask it to wake this phone through FCM (later token
+     *  changes reach LanyardMessagingService.onNewToken). */
+    private fun registerForWakes() {
+        FirebaseMessaging.getInstance().token.addOnSuccessListener { token ->
+            lifecycleScope.launch { runCatching { PushWake(wallet).onNewToken(token) } }
+        }
     }
 
     private fun present(request: PresentationRequestInfo) = lifecycleScope.launch {
