@@ -198,33 +198,6 @@ async fn open_postgres(config: &Config, url: &str, endpoint: &str) -> Result<Ope
     })
 }
 
-/// The push gateway the mediator wakes devices through: a
-/// [`push::LocalPushGateway`] over the agent's own store (the sled folder's `push` database, or
-/// the shared PostgreSQL database, so that wakes coalesce across agents) when a platform is
-/// configured, its wakes counted in `metrics`; `None` when none is (then no wake is sent and
-/// registrations are refused).
-fn push_gateway(
-    config: &Config,
-    database: Option<&postgres::Database>,
-    data_key: &[u8; 32],
-    http: &lanyard_protocol::net::HttpClient,
-    metrics: &Metrics,
-) -> Result<Option<Arc<dyn push::PushGateway>>, StartError> {
-    if !config.push.any_platform() {
-        return Ok(None);
-    }
-    let store = match database {
-        None => push::PushBackend::Sled(
-            push::SledPushStore::open(&config.data_dir.join("push"), config.commit_window)
-                .map_err(store("push store"))?,
-        ),
-        Some(database) => push::PushBackend::Postgres(push::PgPushStore::new(database.clone())),
-    };
-    let gateway = push::LocalPushGateway::new(&config.push, store, data_key, http.clone())?;
-    gateway.register_metrics(metrics);
-    Ok(Some(Arc::new(gateway)))
-}
-
 /// Opens the identity and stores (the sled folder, or the PostgreSQL database when
 /// `LANYARD_DATABASE_URL` is set), binds, and serves until stopped.
 pub async fn start(config: Config) -> Result<Running, StartError> {
@@ -277,11 +250,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         net.allow_loopback = true;
     }
     let http = lanyard_protocol::net::HttpClient::new(net.clone())?;
-    if let Some(gateway) = push_gateway(
+    // The push gateway the mediator wakes devices through: the one at
+    // LANYARD_PUSH_GATEWAY_URL, or one in this process over the agent's own store (so that
+    // wakes coalesce across agents on PostgreSQL), or none when no platform is configured
+    // (then no wake is sent and registrations are refused).
+    if let Some(gateway) = push::gateway_from_config(
         &config,
         database.as_ref(),
         &issuer_store_key,
-        &http,
+        http.clone(),
         mediator.metrics(),
     )? {
         mediator.start_push(gateway, config.push.coalesce);

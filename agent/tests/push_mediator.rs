@@ -253,3 +253,63 @@ async fn a_wake_coalesced_in_the_window_is_sent_once_the_window_has_passed() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn an_agent_given_a_gateway_url_registers_and_wakes_through_the_gateway_run_alone() {
+    const SECRET: &str = "push-gateway-secret-0123456789-abcdefghij";
+    let receiver = WakeReceiver::start(204).await;
+    let gateway_data = tempfile::tempdir().unwrap();
+    let gateway = agent::push::serve_gateway(agent::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: gateway_data.path().to_path_buf(),
+        net: lanyard_protocol::net::NetPolicy::loopback(),
+        push: agent::push::PushConfig {
+            webhooks: true,
+            gateway_secret: Some(SECRET.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}", gateway.addr);
+    let agent_data = tempfile::tempdir().unwrap();
+    let agent = {
+        let data = agent_data.path().to_path_buf();
+        Agent::start_with(Default::default(), move |config| {
+            config.data_dir = data;
+            config.push.gateway_url = Some(url);
+            config.push.gateway_secret = Some(SECRET.into());
+        })
+        .await
+    };
+    let phone = Phone::new(&agent.did);
+    phone.connect(&agent).await;
+    let registered = phone
+        .ask(
+            &agent,
+            WEBHOOK_SET_DEVICE_INFO,
+            json!({ "url": receiver.url }),
+        )
+        .await
+        .message;
+    assert_eq!(registered.type_, WEBHOOK_DEVICE_INFO, "{}", registered.body);
+    assert_eq!(registered.body["registered"], true);
+
+    let issuer = Issuer::new();
+    assert_eq!(issuer.send_to(&agent, &phone.did, 1).await, 202);
+    let wakes = receiver.wait_for(1).await;
+    assert_eq!(
+        String::from_utf8(wakes[0].clone()).unwrap(),
+        r#"{"type":"lanyard.wake"}"#
+    );
+    // The agent kept only the handle; the device lives in the gateway's folder, sealed.
+    assert!(!contains(
+        &every_byte(agent_data.path()),
+        receiver.url.as_bytes()
+    ));
+    assert!(!contains(
+        &every_byte(gateway_data.path()),
+        receiver.url.as_bytes()
+    ));
+}
