@@ -42,6 +42,26 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Registers `receiver` as `phone`'s webhook at `agent`; returns the `device-info` answer,
+/// checked to say registered.
+async fn register_webhook(
+    phone: &Phone,
+    agent: &Agent,
+    receiver: &WakeReceiver,
+) -> lanyard_protocol::didcomm::Message {
+    let registered = phone
+        .ask(
+            agent,
+            WEBHOOK_SET_DEVICE_INFO,
+            json!({ "url": receiver.url }),
+        )
+        .await
+        .message;
+    assert_eq!(registered.type_, WEBHOOK_DEVICE_INFO, "{}", registered.body);
+    assert_eq!(registered.body["registered"], true);
+    registered
+}
+
 #[tokio::test]
 async fn registration_is_refused_in_a_problem_report_when_no_gateway_is_configured() {
     let agent = Agent::start(Default::default()).await;
@@ -146,16 +166,7 @@ async fn a_webhook_registration_keeps_only_the_handle_and_a_queued_message_wakes
     let phone = Phone::new(&agent.did);
     phone.connect(&agent).await;
 
-    let registered = phone
-        .ask(
-            &agent,
-            WEBHOOK_SET_DEVICE_INFO,
-            json!({ "url": receiver.url }),
-        )
-        .await
-        .message;
-    assert_eq!(registered.type_, WEBHOOK_DEVICE_INFO, "{}", registered.body);
-    assert_eq!(registered.body["registered"], true);
+    let registered = register_webhook(&phone, &agent, &receiver).await;
     assert_eq!(
         registered.body["url"],
         serde_json::Value::Null,
@@ -285,16 +296,7 @@ async fn an_agent_given_a_gateway_url_registers_and_wakes_through_the_gateway_ru
     };
     let phone = Phone::new(&agent.did);
     phone.connect(&agent).await;
-    let registered = phone
-        .ask(
-            &agent,
-            WEBHOOK_SET_DEVICE_INFO,
-            json!({ "url": receiver.url }),
-        )
-        .await
-        .message;
-    assert_eq!(registered.type_, WEBHOOK_DEVICE_INFO, "{}", registered.body);
-    assert_eq!(registered.body["registered"], true);
+    register_webhook(&phone, &agent, &receiver).await;
 
     let issuer = Issuer::new();
     assert_eq!(issuer.send_to(&agent, &phone.did, 1).await, 202);
