@@ -104,11 +104,19 @@ impl Running {
     /// Stops accepting, closes live sockets, lets in-flight requests finish for up to the
     /// shutdown grace period, closes what is left, and waits for the server to end.
     pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(true);
-        self.server
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        stop_serving(&self.shutdown, self.server).await
     }
+}
+
+/// Tells a server loop to shut down (see [`Running::stop`]) and waits for its task to end.
+pub(crate) async fn stop_serving(
+    shutdown: &tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> std::io::Result<()> {
+    let _ = shutdown.send(true);
+    server
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 /// Whether the agent listens on a loopback address and publishes a loopback URL, so only

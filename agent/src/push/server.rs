@@ -246,10 +246,7 @@ pub struct RunningGateway {
 impl RunningGateway {
     /// Stops accepting, lets requests in flight finish (up to the shutdown grace), and waits.
     pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(true);
-        self.server
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        crate::stop_serving(&self.shutdown, self.server).await
     }
 }
 
