@@ -92,6 +92,20 @@ impl MediatorStorage for MediatorBackend {
         each!(self, s => s.peek(recipient, limit, not_before))
     }
 
+    async fn peek_after(
+        &self,
+        recipient: &str,
+        after: &str,
+        limit: usize,
+        not_before: u64,
+    ) -> Result<Vec<QueuedMessage>, StorageError> {
+        each!(self, s => s.peek_after(recipient, after, limit, not_before))
+    }
+
+    async fn newest(&self, recipient: &str) -> Result<Option<String>, StorageError> {
+        each!(self, s => s.newest(recipient))
+    }
+
     async fn count(&self, recipient: &str) -> Result<usize, StorageError> {
         each!(self, s => s.count(recipient))
     }

@@ -1,7 +1,8 @@
 //! The mediator in the other protocol versions deployed stacks speak, over real HTTP and
 //! WebSocket on loopback: Coordinate Mediation 2.0 (its `keylist-*` messages, answered in
-//! 2.0), Message Pickup 4.0 (an empty `delivery` when nothing waits; in live mode a message
-//! pushed on a socket that dies before its `messages-received` is delivered again), and
+//! 2.0), Message Pickup 4.0 (a `status` when nothing waits; live mode pushes only what arrives
+//! after it is switched on, and a message pushed on a socket that dies before its
+//! `messages-received` is delivered again), and
 //! clients that name did:peer:2 keys in the legacy multibase-fragment form.
 
 use lanyard_test_support as support;
@@ -98,7 +99,7 @@ async fn a_2_0_keylist_update_naming_the_did_as_recipient_key_registers_it() {
 }
 
 #[tokio::test]
-async fn pickup_4_0_is_answered_in_4_0_and_an_empty_queue_with_an_empty_delivery() {
+async fn pickup_4_0_is_answered_in_4_0_and_an_empty_queue_with_a_status() {
     let agent = Agent::start(Limits::default()).await;
     let phone = Phone::new(&agent.did);
     phone.connect(&agent).await;
@@ -108,15 +109,12 @@ async fn pickup_4_0_is_answered_in_4_0_and_an_empty_queue_with_an_empty_delivery
     assert!(status.message.thid.is_some(), "4.0 threads its status");
     assert_eq!(status.message.body["message_count"], 0);
 
+    // "If no messages are available to be sent, a status message MUST be sent immediately."
     let empty = phone
         .ask(&agent, v4::DELIVERY_REQUEST, json!({ "limit": 10 }))
         .await;
-    assert_eq!(
-        empty.message.type_,
-        v4::DELIVERY,
-        "4.0 answers an empty queue with a delivery"
-    );
-    assert!(empty.message.attachments.is_empty());
+    assert_eq!(empty.message.type_, v4::STATUS);
+    assert_eq!(empty.message.body["message_count"], 0);
 
     let issuer = Issuer::new();
     for n in 0..2 {
@@ -146,6 +144,58 @@ async fn pickup_4_0_is_answered_in_4_0_and_an_empty_queue_with_an_empty_delivery
 }
 
 #[tokio::test]
+async fn pickup_4_0_live_mode_pushes_only_what_arrives_after_it_is_switched_on() {
+    let agent = Agent::start(Limits::default()).await;
+    let phone = Phone::new(&agent.did);
+    phone.connect(&agent).await;
+    let issuer = Issuer::new();
+    assert_eq!(issuer.send_to(&agent, &phone.did, 1).await, 202);
+    let queued = phone
+        .ask(&agent, v4::STATUS_REQUEST, json!({}))
+        .await
+        .message
+        .body["message_count"]
+        .clone();
+    assert_eq!(queued, 1);
+
+    let mut socket = live_socket(&agent, &phone).await;
+    assert_eq!(issuer.send_to(&agent, &phone.did, 2).await, 202);
+    // "Messages already in the queue are not affected by Live Mode; they MUST still be
+    // requested with delivery-request messages": the first push holds the new one only.
+    let pushed = next_of(&phone, &mut socket, v4::DELIVERY).await;
+    let pushed_ids = attachment_ids(&pushed);
+    assert_eq!(pushed_ids.len(), 1, "only the message that arrived live");
+
+    // The one queued before is handed out when asked for, on the same socket.
+    let asked = ask_on(
+        &agent,
+        &phone,
+        &mut socket,
+        v4::DELIVERY_REQUEST,
+        json!({ "limit": 10 }),
+        v4::DELIVERY,
+    )
+    .await;
+    let asked_ids = attachment_ids(&asked);
+    assert_eq!(
+        asked_ids.len(),
+        2,
+        "the queue holds both until acknowledged"
+    );
+    assert!(asked_ids.contains(&pushed_ids[0]));
+    let status = ask_on(
+        &agent,
+        &phone,
+        &mut socket,
+        v4::MESSAGES_RECEIVED,
+        json!({ "message_id_list": asked_ids }),
+        v4::STATUS,
+    )
+    .await;
+    assert_eq!(status.body["message_count"], 0);
+}
+
+#[tokio::test]
 async fn pickup_4_0_live_mode_delivers_again_what_a_dying_socket_did_not_acknowledge() {
     let agent = Agent::start(Limits::default()).await;
     let phone = Phone::new(&agent.did);
@@ -162,19 +212,28 @@ async fn pickup_4_0_live_mode_delivers_again_what_a_dying_socket_did_not_acknowl
 
     // Still queued: the next pickup over HTTP sees it ...
     assert_eq!(phone.waiting(&agent).await, 1);
-    // ... and the next live socket is pushed it again, under the same id.
+    // ... and on the next live socket a delivery-request hands it out again, under the same
+    // id (4.0 does not push what was queued before live mode was switched on).
     let mut socket = live_socket(&agent, &phone).await;
-    let again = next_of(&phone, &mut socket, v4::DELIVERY).await;
+    let again = ask_on(
+        &agent,
+        &phone,
+        &mut socket,
+        v4::DELIVERY_REQUEST,
+        json!({ "limit": 10 }),
+        v4::DELIVERY,
+    )
+    .await;
     assert_eq!(attachment_ids(&again), ids, "delivered again");
-    let ack = phone
-        .pack_request(
-            &agent,
-            v4::MESSAGES_RECEIVED,
-            json!({ "message_id_list": ids }),
-        )
-        .await;
-    socket.send(Frame::Text(ack.into())).await.unwrap();
-    let status = next_of(&phone, &mut socket, v4::STATUS).await;
+    let status = ask_on(
+        &agent,
+        &phone,
+        &mut socket,
+        v4::MESSAGES_RECEIVED,
+        json!({ "message_id_list": ids }),
+        v4::STATUS,
+    )
+    .await;
     assert_eq!(status.body["message_count"], 0);
     assert_eq!(status.body["live_delivery"], true);
     drop(socket);
@@ -184,7 +243,7 @@ async fn pickup_4_0_live_mode_delivers_again_what_a_dying_socket_did_not_acknowl
     let empty = phone
         .ask(&agent, v4::DELIVERY_REQUEST, json!({ "limit": 10 }))
         .await;
-    assert!(empty.message.attachments.is_empty());
+    assert_eq!(empty.message.type_, v4::STATUS);
 }
 
 #[tokio::test]
@@ -329,7 +388,25 @@ async fn live_socket(
         )
         .await;
     socket.send(Frame::Text(live_on.into())).await.unwrap();
+    let status = next_of(phone, &mut socket, v4::STATUS).await;
+    assert_eq!(status.body["live_delivery"], true);
     socket
+}
+
+/// Sends a `type_` request with `body` on the live socket and reads the next `answer` frame.
+async fn ask_on(
+    agent: &Agent,
+    phone: &Phone,
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    type_: &str,
+    body: Value,
+    answer: &str,
+) -> Message {
+    let request = phone.pack_request(agent, type_, body).await;
+    socket.send(Frame::Text(request.into())).await.unwrap();
+    next_of(phone, socket, answer).await
 }
 
 /// The next frame of type `type_` (a status or a push before it is skipped), within 10 s.
@@ -487,4 +564,58 @@ async fn a_forward_naming_the_recipient_by_its_legacy_key_id_is_queued_for_it() 
     let picked = phone.pick_up(&agent, 10).await;
     assert_eq!(picked.len(), 1);
     assert_eq!(picked[0].body["content"], "legacy");
+}
+
+#[tokio::test]
+async fn the_wallet_in_live_mode_over_pickup_4_0_asks_for_what_was_queued_and_takes_pushes() {
+    use support::OrgClient;
+    use wallet_core::WalletEvent;
+    let agent = a_2_0_and_4_0_only_mediator().await;
+    let acme = OrgClient::create(&agent, "Acme Gym").await;
+    let template = acme.template("Membership").await;
+    let (status, customer) = acme
+        .onboard_auto_issue(
+            "Jane Doe",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    let (wallet, events, _dir) = support::wallet();
+    wallet.set_auto_accept(true);
+    wallet
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+
+    // The auto-issued offer waits at the mediator, queued before live mode: a 4.0 mediator
+    // does not push it, so the wallet must ask for it (before, it waited for the next sync).
+    let live = wallet.start_live().await.unwrap();
+    events
+        .wait_for("the queued offer's credential", |e| {
+            matches!(e, WalletEvent::CredentialStored { .. })
+        })
+        .await;
+    // A credential offered while live arrives by push.
+    let (status, _) = acme
+        .api(
+            "POST",
+            "/credential",
+            Some(json!({ "customerId": customer["id"], "templateId": template, "values": { "skill": "bouldering", "level": "silver", "holderFullName": "Jane Doe" } })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    events
+        .wait_for("the live credential", |e| {
+            matches!(e, WalletEvent::CredentialStored { .. })
+                && events
+                    .all()
+                    .iter()
+                    .filter(|e| matches!(e, WalletEvent::CredentialStored { .. }))
+                    .count()
+                    == 2
+        })
+        .await;
+    live.stop().await;
 }

@@ -653,7 +653,7 @@ impl Wallet {
                 },
             );
             let answer = self.ask_mediator(&mediation, request).await?;
-            // Nothing waits: a 3.0 mediator answers with a status (4.0: an empty delivery).
+            // Nothing waits: the mediator answers with a status.
             if !is_delivery(&answer) {
                 break;
             }

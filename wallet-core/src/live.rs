@@ -1,6 +1,9 @@
 //! Live mode (Pickup `live-delivery-change`, in the version the wallet picks up in, over the
 //! mediator's WebSocket): while the app is open, the mediator pushes messages as they arrive;
-//! each is processed and acknowledged on the same socket, exactly as a sync would.
+//! each is processed and acknowledged on the same socket, exactly as a sync would. A 4.0
+//! mediator pushes only what arrives after live mode is on, so the wallet then asks for what
+//! was already queued (`delivery-request` on the same socket, again while a batch comes back
+//! full): live first, then the queue, so nothing arrives unseen in between.
 
 use std::sync::Arc;
 
@@ -82,6 +85,16 @@ impl Wallet {
             .send(Frame::Text(on.into()))
             .await
             .map_err(|e| WalletError::Unreachable(format!("{url} ({e})")))?;
+        // The delivery-request whose answer is awaited, while the queue is drained (4.0).
+        let mut asking = None;
+        if !mediation.pickup.live_pushes_queued() {
+            let (id, request) = self.delivery_request(&mediation).await?;
+            socket
+                .send(Frame::Text(request.into()))
+                .await
+                .map_err(|e| WalletError::Unreachable(format!("{url} ({e})")))?;
+            asking = Some(id);
+        }
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let wallet = self.clone();
         let task = tokio::spawn(async move {
@@ -100,10 +113,21 @@ impl Wallet {
                     }
                     Some(Ok(_)) => continue,
                 };
+                let mut out = Vec::new();
                 match wallet.live_frame(&mediation, &text).await {
-                    Ok(Some(ack)) => {
-                        if socket.send(Frame::Text(ack.into())).await.is_err() {
-                            break;
+                    Ok(Some(answer)) => {
+                        out.push(answer.ack);
+                        // A full batch answering our request: more may wait.
+                        if answer.full && asking.is_some() && answer.thid == asking {
+                            match wallet.delivery_request(&mediation).await {
+                                Ok((id, request)) => {
+                                    out.push(request);
+                                    asking = Some(id);
+                                }
+                                Err(error) => wallet.emit(WalletEvent::Problem {
+                                    message: error.to_string(),
+                                }),
+                            }
                         }
                     }
                     Ok(None) => {}
@@ -111,18 +135,45 @@ impl Wallet {
                         message: error.to_string(),
                     }),
                 }
+                let mut sent = true;
+                for frame in out {
+                    sent = socket.send(Frame::Text(frame.into())).await.is_ok();
+                    if !sent {
+                        break;
+                    }
+                }
+                if !sent {
+                    break;
+                }
             }
             let _ = socket.close(None).await;
         });
         Ok(Live { stop, task })
     }
 
-    /// Handles one frame from the mediator; returns the acknowledgement to send back.
+    /// A packed `delivery-request` for a batch, and its id.
+    async fn delivery_request(
+        &self,
+        mediation: &Mediation,
+    ) -> Result<(String, String), WalletError> {
+        let request = pickup::delivery_request_message(
+            mediation.pickup,
+            &pickup::DeliveryRequest {
+                limit: super::PICKUP_BATCH,
+                recipient_did: None,
+            },
+        );
+        let id = request.id.clone();
+        Ok((id, self.packed_for_mediator(mediation, request).await?))
+    }
+
+    /// Handles one frame from the mediator; returns the acknowledgement to send back when it
+    /// was a delivery.
     async fn live_frame(
         &self,
         mediation: &Mediation,
         text: &str,
-    ) -> Result<Option<String>, WalletError> {
+    ) -> Result<Option<Acknowledgement>, WalletError> {
         let unpacked = self.didcomm.unpack(text).await?;
         // The status answering live-delivery-change, or anything else, asks nothing of us.
         if !super::is_delivery(&unpacked.message) {
@@ -135,12 +186,27 @@ impl Wallet {
         if received.is_empty() {
             return Ok(None);
         }
+        let full = received.len() as u64 >= super::PICKUP_BATCH;
         let ack = pickup::messages_received_message(
             mediation.pickup,
             &pickup::MessagesReceived {
                 message_id_list: received,
             },
         );
-        Ok(Some(self.packed_for_mediator(mediation, ack).await?))
+        Ok(Some(Acknowledgement {
+            ack: self.packed_for_mediator(mediation, ack).await?,
+            thid: unpacked.message.thid.clone(),
+            full,
+        }))
     }
+}
+
+/// What a delivery received in live mode is answered with.
+struct Acknowledgement {
+    /// The packed `messages-received`.
+    ack: String,
+    /// The request the delivery answered, if it answered one (pushes answer none).
+    thid: Option<String>,
+    /// Whether it carried a whole batch, so more may wait.
+    full: bool,
 }

@@ -3,8 +3,10 @@
 //! asked for (its pushes are `delivery` messages of that version), which queued messages it
 //! already pushed (they stay queued until acknowledged, as 4.0 requires, but are not pushed
 //! twice on the same connection: a connection that dies before acknowledging leaves them for
-//! the next pickup or the next live connection), and its registration for wake-ups, released
-//! when the session is dropped. The transport only
+//! the next pickup or, in 3.0, the next live connection), where the client's queues ended
+//! when 4.0 live delivery was switched on (4.0 pushes only what arrives later; what was
+//! queued before must be asked for with `delivery-request`), and its registration for
+//! wake-ups, released when the session is dropped. The transport only
 //! pumps frames: a frame in goes to [`LiveSession::receive`], and what
 //! [`LiveSession::next_push`] returns goes out.
 
@@ -36,6 +38,10 @@ pub(crate) struct LiveState {
     version: pickup::Version,
     /// Queued messages pushed on this connection and not yet acknowledged.
     sent: HashSet<String>,
+    /// In 4.0, where each of the client's queues ended when live delivery was switched on
+    /// (recipient → id of its newest message then): only what came after is pushed. `None`
+    /// in 3.0, which pushes every queued message.
+    queued_before: Option<HashMap<String, String>>,
 }
 
 impl Default for LiveState {
@@ -45,6 +51,7 @@ impl Default for LiveState {
             live: false,
             version: pickup::Version::V3,
             sent: HashSet::new(),
+            queued_before: None,
         }
     }
 }
@@ -52,12 +59,14 @@ impl Default for LiveState {
 impl LiveState {
     /// Switches live delivery on or off for `client`, in Pickup `version`; a session belongs
     /// to the first client that switched it. What was pushed before is forgotten (pushed
-    /// again if still queued).
+    /// again if still queued and pushable). `queued_before` is where each of the client's
+    /// queues ended at the switch, when only later messages may be pushed (4.0).
     pub(super) fn switch(
         &mut self,
         client: &str,
         live: bool,
         version: pickup::Version,
+        queued_before: Option<HashMap<String, String>>,
     ) -> Result<(), Refusal> {
         if self.client.as_deref().is_some_and(|c| c != client) {
             return Err(Refusal::BadRequest(
@@ -68,6 +77,7 @@ impl LiveState {
         self.live = live;
         self.version = version;
         self.sent.clear();
+        self.queued_before = queued_before;
         Ok(())
     }
 
@@ -281,10 +291,20 @@ impl<S: MediatorStorage, I: IssuerStorage> LiveSession<S, I> {
             if room == 0 {
                 break;
             }
-            let waiting = mediator
-                .storage
-                .peek(&recipient, room + session.sent.len(), not_before)
-                .await?;
+            let limit = room + session.sent.len();
+            let after = session
+                .queued_before
+                .as_ref()
+                .and_then(|ends| ends.get(&recipient));
+            let waiting = match after {
+                Some(after) => {
+                    mediator
+                        .storage
+                        .peek_after(&recipient, after, limit, not_before)
+                        .await?
+                }
+                None => mediator.storage.peek(&recipient, limit, not_before).await?,
+            };
             for queued in waiting {
                 if messages.len() == max {
                     break;
@@ -352,7 +372,7 @@ mod tests {
         for session in [&mut first, &mut second] {
             session
                 .state
-                .switch("did:example:alice", true, pickup::Version::V3)
+                .switch("did:example:alice", true, pickup::Version::V3, None)
                 .unwrap();
             assert!(matches!(
                 session.next_push().await,
@@ -367,7 +387,7 @@ mod tests {
         // A session belongs to the client that switched it on first.
         let taken = first
             .state
-            .switch("did:example:mallory", true, pickup::Version::V3)
+            .switch("did:example:mallory", true, pickup::Version::V3, None)
             .unwrap_err();
         assert_eq!(
             taken.to_string(),
@@ -393,7 +413,7 @@ mod tests {
         let mut session = LiveSession::new(router);
         session
             .state
-            .switch("did:example:alice", true, pickup::Version::V3)
+            .switch("did:example:alice", true, pickup::Version::V3, None)
             .unwrap();
         let Push::Wait(wake) = session.next_push().await else {
             panic!("nothing is queued for alice");
@@ -411,7 +431,7 @@ mod tests {
         let mut session = LiveSession::new(router);
         session
             .state
-            .switch("did:example:alice", true, pickup::Version::V3)
+            .switch("did:example:alice", true, pickup::Version::V3, None)
             .unwrap();
         let wait = |session: &mut LiveSession<_, _>| {
             let push = futures_util::FutureExt::now_or_never(session.next_push());

@@ -14,13 +14,13 @@ mod wake;
 
 pub(crate) use live::LiveState;
 pub use live::{LiveSession, Push, Wake};
-pub(crate) use storage::{dedup_key, digest, message_id, parse_id};
+pub(crate) use storage::{dedup_key, digest, message_id, parse_id, seq_of};
 pub use storage::{
     wake_tag, Enqueued, MediatorStorage, QueueQuota, QueuedMessage, RecipientUpdate, RemoteWake,
     SledStorage, WakeHook, WakeRegistration, WakeTag,
 };
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -630,7 +630,20 @@ impl<S: MediatorStorage> Mediator<S> {
                 Some(session) => {
                     self.require_grant(sender).await?;
                     let change = pickup::parse_live_delivery_change(message)?;
-                    session.switch(sender, change.live_delivery, version)?;
+                    // 4.0 pushes only what arrives from now on: remember where each queue
+                    // ends, so the messages already in it are left for delivery-request.
+                    let queued_before = if change.live_delivery && !version.live_pushes_queued() {
+                        let mut ends = HashMap::new();
+                        for recipient in self.storage.recipients(sender).await? {
+                            if let Some(newest) = self.storage.newest(&recipient).await? {
+                                ends.insert(recipient, newest);
+                            }
+                        }
+                        Some(ends)
+                    } else {
+                        None
+                    };
+                    session.switch(sender, change.live_delivery, version, queued_before)?;
                     self.status(sender, None, change.live_delivery, version)
                         .await?
                 }
@@ -793,7 +806,7 @@ impl<S: MediatorStorage> Mediator<S> {
     }
 
     /// The answer to a `delivery-request`: the waiting messages, up to its limit; when none
-    /// wait, a `status` in 3.0 and an empty `delivery` in 4.0.
+    /// wait, a `status` (both versions say so).
     async fn delivery(
         &self,
         client: &str,
@@ -821,7 +834,7 @@ impl<S: MediatorStorage> Mediator<S> {
                 messages.push(delivered(queued));
             }
         }
-        if messages.is_empty() && !version.answers_empty_with_delivery() {
+        if messages.is_empty() {
             return self.status(client, filter, false, version).await;
         }
         self.metrics.messages_out.inc_by(messages.len() as u64);

@@ -149,6 +149,21 @@ pub trait MediatorStorage: Send + Sync + 'static {
         limit: usize,
         not_before: u64,
     ) -> impl Future<Output = Result<Vec<QueuedMessage>, StorageError>> + Send;
+    /// Like [`MediatorStorage::peek`], but only messages queued after the one `after` names
+    /// (an id [`MediatorStorage::newest`] or `peek` gave): what Pickup 4.0's live mode pushes,
+    /// as the messages already queued when it was switched on must be asked for.
+    fn peek_after(
+        &self,
+        recipient: &str,
+        after: &str,
+        limit: usize,
+        not_before: u64,
+    ) -> impl Future<Output = Result<Vec<QueuedMessage>, StorageError>> + Send;
+    /// The id of the newest message queued for `recipient`, if any (one index lookup).
+    fn newest(
+        &self,
+        recipient: &str,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
     /// Messages waiting for `recipient`.
     fn count(&self, recipient: &str) -> impl Future<Output = Result<usize, StorageError>> + Send;
     /// Messages waiting in all queues.
@@ -424,6 +439,13 @@ pub(crate) fn parse_id(id: &str) -> Option<(u64, Option<[u8; 4]>)> {
         )),
         _ => None,
     }
+}
+
+/// The sequence number of `id`, a queued message's id this store handed out.
+pub(crate) fn seq_of(id: &str) -> Result<u64, StorageError> {
+    parse_id(id)
+        .map(|(seq, _)| seq)
+        .ok_or_else(|| StorageError::Corrupt(format!("{id:?} is not a queued message's id")))
 }
 
 fn now() -> u64 {
@@ -750,6 +772,49 @@ impl MediatorStorage for SledStorage {
             messages.push(decode_queued(recipient, &key, &value)?);
         }
         Ok(messages)
+    }
+
+    async fn peek_after(
+        &self,
+        recipient: &str,
+        after: &str,
+        limit: usize,
+        not_before: u64,
+    ) -> Result<Vec<QueuedMessage>, StorageError> {
+        let prefix = recipient_prefix(recipient);
+        let seq = seq_of(after)?;
+        if self.expire_queue(&prefix, not_before)? > 0 {
+            tracing::debug!(recipient = %recipient, "expired messages dropped");
+        }
+        let Some(next) = seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut end = prefix.to_vec();
+        end.extend_from_slice(&[0xff; 8]);
+        let mut messages = Vec::new();
+        for entry in self
+            .queue
+            .range(queue_key(&prefix, next).to_vec()..=end)
+            .take(limit)
+        {
+            let (key, value) = entry?;
+            messages.push(decode_queued(recipient, &key, &value)?);
+        }
+        Ok(messages)
+    }
+
+    async fn newest(&self, recipient: &str) -> Result<Option<String>, StorageError> {
+        let prefix = recipient_prefix(recipient);
+        match self.queue.scan_prefix(prefix).next_back() {
+            Some(entry) => {
+                let (key, _) = entry?;
+                let seq: [u8; 8] = key[32..]
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("a queue key is not 40 bytes".into()))?;
+                Ok(Some(message_id(&prefix, u64::from_be_bytes(seq))))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn count(&self, recipient: &str) -> Result<usize, StorageError> {

@@ -31,8 +31,8 @@ use tokio_postgres::AsyncMessage;
 
 use super::{Database, PgInvitationStore};
 use crate::mediator::{
-    dedup_key, digest, message_id, parse_id, Enqueued, MediatorStorage, QueueQuota, QueuedMessage,
-    RecipientUpdate, RemoteWake, WakeHook, WakeRegistration, WakeTag,
+    dedup_key, digest, message_id, parse_id, seq_of, Enqueued, MediatorStorage, QueueQuota,
+    QueuedMessage, RecipientUpdate, RemoteWake, WakeHook, WakeRegistration, WakeTag,
 };
 use crate::storage::StorageError;
 
@@ -326,6 +326,56 @@ impl PgMediatorStorage {
     }
 
     /// Drops the messages of one queue received before `not_before`.
+    /// Up to `limit` of `recipient`'s oldest messages (after sequence number `after`, when
+    /// given) received at or after `not_before`; older ones met on the way are dropped.
+    async fn read_queue(
+        &self,
+        recipient: &str,
+        after: Option<i64>,
+        limit: usize,
+        not_before: u64,
+    ) -> Result<Vec<QueuedMessage>, StorageError> {
+        let key = digest(recipient);
+        let limit = big(limit as u64);
+        let after = after.unwrap_or(-1);
+        let read = || async {
+            let db = self.db.client().await?;
+            let statement = db
+                .prepare_cached(
+                    "SELECT seq, received_at, message FROM mediator_queue
+                     WHERE recipient_key = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .await?;
+            Ok::<_, StorageError>(
+                db.query(&statement, &[&key.as_slice(), &after, &limit])
+                    .await?,
+            )
+        };
+        let mut rows = read().await?;
+        if rows
+            .iter()
+            .any(|row| (row.get::<_, i64>(1) as u64) < not_before)
+        {
+            if self.expire_queue(&key, not_before).await? > 0 {
+                tracing::debug!(recipient = %recipient, "expired messages dropped");
+            }
+            rows = read().await?;
+        }
+        Ok(rows
+            .iter()
+            .filter(|row| row.get::<_, i64>(1) as u64 >= not_before)
+            .map(|row| {
+                let seq: i64 = row.get(0);
+                QueuedMessage {
+                    id: message_id(&key, seq as u64),
+                    recipient_did: recipient.to_string(),
+                    received_at: row.get::<_, i64>(1) as u64,
+                    message: row.get(2),
+                }
+            })
+            .collect())
+    }
+
     async fn expire_queue(
         &self,
         recipient: &[u8; 32],
@@ -953,41 +1003,35 @@ impl MediatorStorage for PgMediatorStorage {
         limit: usize,
         not_before: u64,
     ) -> Result<Vec<QueuedMessage>, StorageError> {
+        self.read_queue(recipient, None, limit, not_before).await
+    }
+
+    async fn peek_after(
+        &self,
+        recipient: &str,
+        after: &str,
+        limit: usize,
+        not_before: u64,
+    ) -> Result<Vec<QueuedMessage>, StorageError> {
+        let after = i64::try_from(seq_of(after)?)
+            .map_err(|_| StorageError::Corrupt(format!("{after:?} is out of range")))?;
+        self.read_queue(recipient, Some(after), limit, not_before)
+            .await
+    }
+
+    async fn newest(&self, recipient: &str) -> Result<Option<String>, StorageError> {
         let key = digest(recipient);
-        let limit = big(limit as u64);
-        let read = || async {
-            let db = self.db.client().await?;
-            let statement = db
-                .prepare_cached(
-                    "SELECT seq, received_at, message FROM mediator_queue
-                     WHERE recipient_key = $1 ORDER BY seq LIMIT $2",
-                )
-                .await?;
-            Ok::<_, StorageError>(db.query(&statement, &[&key.as_slice(), &limit]).await?)
-        };
-        let mut rows = read().await?;
-        if rows
-            .iter()
-            .any(|row| (row.get::<_, i64>(1) as u64) < not_before)
-        {
-            if self.expire_queue(&key, not_before).await? > 0 {
-                tracing::debug!(recipient = %recipient, "expired messages dropped");
-            }
-            rows = read().await?;
-        }
-        Ok(rows
-            .iter()
-            .filter(|row| row.get::<_, i64>(1) as u64 >= not_before)
-            .map(|row| {
-                let seq: i64 = row.get(0);
-                QueuedMessage {
-                    id: message_id(&key, seq as u64),
-                    recipient_did: recipient.to_string(),
-                    received_at: row.get::<_, i64>(1) as u64,
-                    message: row.get(2),
-                }
-            })
-            .collect())
+        let db = self.db.client().await?;
+        let statement = db
+            .prepare_cached(
+                "SELECT seq FROM mediator_queue WHERE recipient_key = $1
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .await?;
+        Ok(db
+            .query_opt(&statement, &[&key.as_slice()])
+            .await?
+            .map(|row| message_id(&key, row.get::<_, i64>(0) as u64)))
     }
 
     async fn count(&self, recipient: &str) -> Result<usize, StorageError> {

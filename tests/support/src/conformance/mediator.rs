@@ -341,6 +341,66 @@ pub async fn peek_hands_out_the_oldest_first_up_to_the_limit<S: MediatorStorage>
     assert_eq!(store.count("did:example:a2").await.unwrap(), 1);
 }
 
+/// `newest` names the last message queued for a recipient, and `peek_after` hands out only
+/// what was queued after a message, oldest first, up to the limit: even once that message is
+/// gone (acknowledged), and for no other recipient.
+pub async fn peek_after_hands_out_only_what_was_queued_later<S: MediatorStorage>(store: &S) {
+    assert_eq!(store.newest("did:example:a1").await.unwrap(), None);
+    let first = queue(store, ALICE, "did:example:a1", "m0").await;
+    let second = queue(store, ALICE, "did:example:a1", "m1").await;
+    assert_eq!(
+        store.newest("did:example:a1").await.unwrap().as_deref(),
+        Some(second.id.as_str())
+    );
+    let watermark = store.newest("did:example:a1").await.unwrap().unwrap();
+    assert!(store
+        .peek_after("did:example:a1", &watermark, 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    queue(store, ALICE, "did:example:a2", "other").await;
+    let mut later = Vec::new();
+    for n in 2..6 {
+        later.push(queue(store, ALICE, "did:example:a1", &format!("m{n}")).await);
+    }
+    assert_eq!(
+        store
+            .peek_after("did:example:a1", &watermark, 3, 0)
+            .await
+            .unwrap(),
+        later[..3],
+        "only later messages, oldest first, up to the limit"
+    );
+    assert_eq!(
+        store
+            .peek_after("did:example:a1", &first.id, 100, 0)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    store
+        .remove(
+            &["did:example:a1".to_string()],
+            std::slice::from_ref(&second.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .peek_after("did:example:a1", &watermark, 100, 0)
+            .await
+            .unwrap(),
+        later,
+        "the message named may be gone"
+    );
+    assert_eq!(
+        store.peek("did:example:a1", 100, 0).await.unwrap().len(),
+        5,
+        "the earlier one stays for peek"
+    );
+}
+
 /// `remove` deletes the acknowledged ids found among the named recipients' queues, counts
 /// only what existed, and leaves other recipients' messages alone.
 pub async fn remove_deletes_acknowledged_messages_of_the_named_recipients_only<

@@ -43,6 +43,7 @@ macro_rules! mediator_storage_tests {
                 enqueue_keeps_to_the_store_quota,
                 a_forward_is_queued_once_per_recipient,
                 peek_hands_out_the_oldest_first_up_to_the_limit,
+                peek_after_hands_out_only_what_was_queued_later,
                 remove_deletes_acknowledged_messages_of_the_named_recipients_only,
                 expiry_drops_old_messages_on_peek_and_by_the_sweep,
                 queued_total_counts_every_queue,

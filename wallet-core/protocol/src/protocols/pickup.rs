@@ -7,10 +7,10 @@
 //! The message types are per version in [`v3`] and [`v4`] (4.0 renamed the protocol
 //! `message-pickup`); every builder takes the [`Version`] to write, every parser reads either
 //! (the type says which, [`Version::classify`]). The bodies are the same; what 4.0 changes is
-//! how the parties behave: a `delivery-request` with nothing waiting is answered with an empty
-//! `delivery` (3.0: a `status`), and in live mode every pushed `delivery` must be
-//! acknowledged with `messages-received` (a message not acknowledged stays queued and is
-//! delivered again).
+//! how the parties behave in live mode: every pushed `delivery` must be acknowledged with
+//! `messages-received` (a message not acknowledged stays queued for a later pickup), and only
+//! messages arriving after live mode was switched on are pushed; those already queued must
+//! still be asked for with `delivery-request` ([`Version::live_pushes_queued`]).
 
 use serde_json::{json, Value};
 
@@ -46,7 +46,7 @@ pub mod v4 {
     pub const STATUS: &str = "https://didcomm.org/message-pickup/4.0/status";
     /// A client asks for waiting messages.
     pub const DELIVERY_REQUEST: &str = "https://didcomm.org/message-pickup/4.0/delivery-request";
-    /// Waiting messages, attached (none, when none wait).
+    /// Waiting messages, attached.
     pub const DELIVERY: &str = "https://didcomm.org/message-pickup/4.0/delivery";
     /// A client acknowledges messages, which the mediator then forgets.
     pub const MESSAGES_RECEIVED: &str = "https://didcomm.org/message-pickup/4.0/messages-received";
@@ -144,10 +144,11 @@ impl Version {
         Version::ALL.into_iter().find(|v| v.piuri() == piuri)
     }
 
-    /// Whether a `delivery-request` with nothing waiting is answered with an empty
-    /// `delivery` (4.0) rather than a `status` (3.0).
-    pub fn answers_empty_with_delivery(self) -> bool {
-        self == Version::V4
+    /// Whether live mode, once switched on, also pushes the messages that were already
+    /// queued (3.0, where the spec leaves it open). 4.0 pushes only messages that arrive
+    /// later: those already queued "MUST still be requested with `delivery-request`".
+    pub fn live_pushes_queued(self) -> bool {
+        self == Version::V3
     }
 
     fn message(self, kind: Kind, body: Value) -> Message {
@@ -654,8 +655,8 @@ mod tests {
             parse_status_request(&message).unwrap(),
             StatusRequest::default()
         );
-        assert!(Version::V4.answers_empty_with_delivery());
-        assert!(!Version::V3.answers_empty_with_delivery());
+        assert!(!Version::V4.live_pushes_queued());
+        assert!(Version::V3.live_pushes_queued());
     }
 
     #[test]
