@@ -3,7 +3,10 @@
 //! ES256 JWT with `kid`, `iss` = team id and a current `iat`, its signature verified with the
 //! test key's public half), `apns-topic`, `apns-push-type: background`, `apns-priority: 5` and
 //! the body `{"aps":{"content-available":1}}`; then a 410 dropping the handle, a 503 retried
-//! after its `Retry-After`, and the refusals of what is not configured.
+//! after its `Retry-After`, and the refusals of what is not configured. End to end: a real
+//! wallet registered for APNs with an agent whose gateway talks to the stand-in is woken by a
+//! background push when its credential is queued, syncs and holds it; the token is nowhere in
+//! the agent's files.
 
 mod push_common;
 
@@ -342,4 +345,87 @@ async fn a_fresh_provider_token_called_expired_is_not_renewed_within_20_minutes(
         1,
         "no second attempt with a renewed token"
     );
+}
+
+#[tokio::test]
+async fn a_wallet_registered_for_apns_is_woken_by_a_background_push_and_syncs() {
+    use lanyard_test_support as support;
+    use wallet_core::PushService;
+    let receiver = Receiver::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (push, _) = apns_config(dir.path(), &receiver);
+    let data = dir.path().join("agent");
+    let ca = receiver.ca_der.clone();
+    let agent = support::Agent::start_with(Default::default(), {
+        let data = data.clone();
+        move |config| {
+            config.data_dir = data;
+            config.push = push;
+            // The APNs stand-in's certificate comes from a test CA.
+            config.net.extra_roots.push(ca);
+        }
+    })
+    .await;
+    let acme = support::OrgClient::create(&agent, "Acme Gym").await;
+    let template = acme.template("Membership").await;
+    let (status, customer) = acme
+        .onboard_auto_issue(
+            "Jane Doe",
+            "jane@example.com",
+            &template,
+            json!({ "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    let (wallet, _events, _wallet_dir) = support::wallet();
+    wallet
+        .accept_invitation(customer["invitation"]["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    // The phone drained what waited, then went to sleep registered for APNs.
+    wallet.sync().await.unwrap();
+    let offer = wallet.offers().unwrap().remove(0);
+    let token = "c0".repeat(32);
+    wallet
+        .register_push(PushService::Apns, &token)
+        .await
+        .expect("the mediator registers the device with APNs configured");
+
+    // Accepting the offer makes the issuer send the credential while no socket is open: the
+    // mediator asks APNs to wake the device.
+    wallet.accept_offer(&offer.id).await.unwrap();
+    let pushes = receiver.wait_for("/3/device/", 1).await;
+    assert_eq!(pushes[0].path, format!("/3/device/{token}"));
+    assert_eq!(pushes[0].header("apns-push-type"), Some("background"));
+    assert_eq!(pushes[0].header("apns-topic"), Some(TOPIC));
+    assert_eq!(pushes[0].json(), json!({"aps": {"content-available": 1}}));
+    // Woken, the phone syncs and holds the credential.
+    wallet.sync().await.unwrap();
+    assert_eq!(wallet.credentials().unwrap().len(), 1);
+
+    // The device token is nowhere in the agent's files, in any form the gateway was given.
+    drop(agent);
+    let mut all = Vec::new();
+    for entry in walk(&data) {
+        all.extend(std::fs::read(entry).unwrap_or_default());
+    }
+    assert!(!all.is_empty());
+    assert!(
+        !all.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the raw token is stored"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
