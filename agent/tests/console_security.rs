@@ -164,3 +164,259 @@ async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() {
         "the old cookie no longer works"
     );
 }
+
+#[tokio::test]
+async fn a_state_changing_request_from_another_site_is_refused() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let console = acme.console_user("ada@acme.test").await;
+    let csrf = console.csrf().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let session = console.session.clone().unwrap();
+    for (header, value, reason) in [
+        ("sec-fetch-site", "cross-site", "Sec-Fetch-Site: cross-site"),
+        (
+            "origin",
+            "https://evil.example",
+            "its Origin is not this agent",
+        ),
+    ] {
+        let response = client
+            .post(format!("{}/console/settings/api-keys", agent.url))
+            .header("cookie", format!("lanyard_console={session}"))
+            .header(header, value)
+            .form(&[("_csrf", csrf.as_str()), ("name", "stolen")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        let body = response.text().await.unwrap();
+        assert!(body.contains(reason), "{body}");
+    }
+    let settings = console.get("/console/settings").await;
+    assert!(!settings.body.contains("stolen"), "no key was made");
+}
+
+#[tokio::test]
+async fn an_account_is_locked_after_five_failed_sign_ins_even_for_the_right_password() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    acme.add_user("ada@acme.test", TEST_PASSWORD).await;
+    let anonymous = ConsoleClient::anonymous(&agent.url);
+    for attempt in 1..=4 {
+        let page = anonymous
+            .attempt_sign_in("ada@acme.test", "wrong password!!")
+            .await;
+        assert_eq!(page.status, 401, "attempt {attempt}: {}", page.body);
+    }
+    let fifth = anonymous
+        .attempt_sign_in("ada@acme.test", "wrong password!!")
+        .await;
+    assert_eq!(fifth.status, 429, "{}", fifth.body);
+    assert!(
+        fifth.text().contains(
+            "too many failed sign-ins for this account: it is locked; try again in 1 minute"
+        ),
+        "{}",
+        fifth.body
+    );
+    let right = ConsoleClient::sign_in(&agent.url, "ada@acme.test", TEST_PASSWORD)
+        .await
+        .err()
+        .expect("locked");
+    assert_eq!(right.status, 429);
+    assert!(right.text().contains("it is locked"), "{}", right.body);
+    // Another account is not locked by it.
+    acme.add_user("bob@acme.test", TEST_PASSWORD).await;
+    assert!(
+        ConsoleClient::sign_in(&agent.url, "bob@acme.test", TEST_PASSWORD)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn one_organisations_user_cannot_see_or_change_anothers_customers() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let globex = OrgClient::create(&agent, "Globex").await;
+    let customer = acme
+        .email_customer("Jane Acme-Customer", "jane@example.com")
+        .await;
+    let id = customer["id"].as_str().unwrap();
+    let ada = acme.console_user("ada@acme.test").await;
+    let hank = globex.console_user("hank@globex.test").await;
+
+    let own = ada.get(&format!("/console/customers/{id}")).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert!(own.body.contains("Jane Acme-Customer"));
+
+    let list = hank.get("/console/customers").await;
+    assert_eq!(list.status, 200);
+    assert!(!list.body.contains("Jane Acme-Customer"), "{}", list.body);
+    let search = hank.get("/console/customers?q=jane").await;
+    assert!(!search.body.contains("Jane Acme-Customer"));
+    // By guessing the URL: not found, saying nothing of the other organisation.
+    let guessed = hank.get(&format!("/console/customers/{id}")).await;
+    assert_eq!(guessed.status, 404, "{}", guessed.body);
+    assert!(
+        guessed
+            .text()
+            .contains(&format!("no customer has the id \"{id}\"")),
+        "{}",
+        guessed.body
+    );
+    assert!(!guessed.body.contains("Jane"));
+    let resend = hank
+        .post(&format!("/console/customers/{id}/resend"), &[])
+        .await;
+    assert_eq!(resend.status, 404, "{}", resend.body);
+    // Another organisation's session does not open this one's dashboard counts either.
+    let dashboard = hank.get("/console").await;
+    assert!(dashboard.body.contains("Globex") && !dashboard.body.contains(">Acme<"));
+}
+
+/// Markup in every name a page shows: the organisation's, a customer's, a template's, an API
+/// key's, a user's search.
+const HOSTILE: &str = "<script>alert('x')</script><img src=x onerror=alert(1)>";
+
+#[tokio::test]
+async fn hostile_names_are_escaped_on_every_page() {
+    let agent = Agent::start(Default::default()).await;
+    let org = OrgClient::create(&agent, &format!("Org {HOSTILE}")).await;
+    let template = org.template(&format!("Tpl {HOSTILE}")).await;
+    let customer = org
+        .email_customer(&format!("Name {HOSTILE}"), "jane@example.com")
+        .await;
+    let id = customer["id"].as_str().unwrap();
+    let console = org.console_user("ada@acme.test").await;
+    let made = console
+        .post(
+            "/console/settings/api-keys",
+            &[("name", &format!("Key {HOSTILE}"))],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let org_name = escaped(&format!("Org {HOSTILE}"));
+    let customer_name = escaped(&format!("Name {HOSTILE}"));
+    let pages = [
+        ("/console".to_string(), vec![org_name.clone()]),
+        (
+            "/console/customers".to_string(),
+            vec![org_name.clone(), customer_name.clone()],
+        ),
+        (
+            "/console/customers?q=%3Cscript%3E".to_string(),
+            vec![customer_name.clone(), escaped("<script>")],
+        ),
+        (
+            format!("/console/customers/{id}"),
+            vec![customer_name.clone()],
+        ),
+        (
+            format!("/console/customers/new?template={template}"),
+            vec![escaped(&format!("Tpl {HOSTILE}"))],
+        ),
+        (
+            "/console/settings".to_string(),
+            vec![escaped(&format!("Key {HOSTILE}"))],
+        ),
+    ];
+    for (path, names) in pages {
+        let page = console.get(&path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(
+            !page.body.contains("<script>alert"),
+            "{path} shows raw markup: {}",
+            page.body
+        );
+        assert!(!page.body.contains("<img src=x"), "{path} shows raw markup");
+        for name in names {
+            assert!(
+                page.body.contains(name.as_str()),
+                "{path} shows {name}: {}",
+                page.body
+            );
+        }
+    }
+}
+
+/// `text` as the console's templates escape it.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+#[tokio::test]
+async fn api_keys_made_in_the_console_work_until_revoked_and_the_first_key_can_be_revoked() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let console = acme.console_user("ada@acme.test").await;
+    let made = console
+        .post("/console/settings/api-keys", &[("name", "CRM integration")])
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let key = support::console::element_text(&made.body, "new-key").expect("the key is shown");
+    assert!(key.starts_with(&format!("lk_{}_", acme.id)), "{key}");
+    // Shown once: the settings page lists the key by name only.
+    let settings = console.get("/console/settings").await;
+    assert!(settings.body.contains("CRM integration") && !settings.body.contains(&key));
+
+    let with = |key: &str| {
+        let url = format!("{}/core/api/v1/programmatic/customer", agent.url);
+        let key = key.to_string();
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(with(&key).await.status(), 200);
+    assert_eq!(
+        with(&acme.key).await.status(),
+        200,
+        "the first key still works"
+    );
+
+    // Revoke the new key: refused by the API, the first still works.
+    let new_id = support::console::revoke_form_id(&settings.body, "CRM integration").unwrap();
+    let revoked = console
+        .post(&format!("/console/settings/api-keys/{new_id}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    let refused = with(&key).await;
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "the x-api-key is not valid");
+    assert_eq!(with(&acme.key).await.status(), 200);
+
+    // The first key too.
+    let settings = console.get("/console/settings").await;
+    let first = support::console::revoke_form_id(&settings.body, "First key").unwrap();
+    assert_eq!(first, "first");
+    console
+        .post("/console/settings/api-keys/first/revoke", &[])
+        .await;
+    assert_eq!(with(&acme.key).await.status(), 401);
+    let settings = console.get("/console/settings").await;
+    assert!(settings.body.contains("No API key"), "{}", settings.body);
+    // Revoking what is not there (another's, or gone) says so.
+    let again = console
+        .post("/console/settings/api-keys/first/revoke", &[])
+        .await;
+    assert_eq!(again.status, 404);
+    assert!(
+        again.text().contains("no API key has the id \"first\""),
+        "{}",
+        again.body
+    );
+}

@@ -310,9 +310,7 @@ impl Accounts {
             )
             .await
             .map_err(|error| match error {
-                BatchError::Conflict => IssuerError::conflict(&format!(
-                    "a console user with the email {email} exists already"
-                )),
+                BatchError::Conflict => taken(&email),
                 other => other.into(),
             })?;
         tracing::info!(org = %org_id, "console user added");
@@ -543,5 +541,68 @@ fn locked(remaining_ms: u64) -> IssuerError {
     IssuerError::too_many_requests(&format!(
         "too many failed sign-ins for this account: it is locked; try again in {minutes} minute{}",
         if minutes == 1 { "" } else { "s" }
+    ))
+}
+
+/// A user to create with an organisation: email and password.
+pub struct FirstUser<'a> {
+    /// The user's email.
+    pub email: &'a str,
+    /// The user's password.
+    pub password: &'a str,
+}
+
+/// Creates an organisation (returning it and its API key, shown once) and, given one, its
+/// first console user. The user's email and password are checked, and the email found
+/// free, before anything is created.
+pub async fn create_org_with_user<S: IssuerStorage>(
+    issuer: &crate::issuer::Issuer<S>,
+    accounts: &Accounts,
+    name: &str,
+    user: Option<FirstUser<'_>>,
+) -> Result<(crate::issuer::Org, String, Option<User>), IssuerError> {
+    if let Some(user) = &user {
+        let email = normalise_email(user.email)?;
+        check_password(user.password)?;
+        if accounts.user(issuer.storage(), &email).await?.is_some() {
+            return Err(taken(&email));
+        }
+    }
+    let (org, api_key) = issuer.create_org(name).await?;
+    let user = match user {
+        Some(user) => Some(
+            accounts
+                .add_user(issuer.storage(), &org.record.id, user.email, user.password)
+                .await?,
+        ),
+        None => None,
+    };
+    Ok((org, api_key, user))
+}
+
+/// Adds a console user to the organisation `org_id`, which must exist.
+pub async fn add_org_user<S: IssuerStorage>(
+    issuer: &crate::issuer::Issuer<S>,
+    accounts: &Accounts,
+    org_id: &str,
+    email: &str,
+    password: &str,
+) -> Result<User, IssuerError> {
+    let exists = org_id.len() == 24
+        && org_id.bytes().all(|b| b.is_ascii_hexdigit())
+        && issuer.org(org_id).await?.is_some();
+    if !exists {
+        return Err(IssuerError::not_found(&format!(
+            "no organisation has the id {org_id:?}"
+        )));
+    }
+    accounts
+        .add_user(issuer.storage(), org_id, email, password)
+        .await
+}
+
+fn taken(email: &str) -> IssuerError {
+    IssuerError::conflict(&format!(
+        "a console user with the email {email} exists already"
     ))
 }

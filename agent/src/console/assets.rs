@@ -11,11 +11,13 @@ use super::ConsoleState;
 
 const CSS: &str = include_str!("static/console.css");
 const JS: &str = include_str!("static/console.js");
+const CUSTOMERS_JS: &str = include_str!("static/customers.js");
 
 pub(super) fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
         .route("/console/static/console.css", get(css))
-        .route("/console/static/console.js", get(js))
+        .route("/console/static/console.js", get(|| script(JS)))
+        .route("/console/static/customers.js", get(|| script(CUSTOMERS_JS)))
 }
 
 async fn css() -> impl IntoResponse {
@@ -28,12 +30,12 @@ async fn css() -> impl IntoResponse {
     )
 }
 
-async fn js() -> impl IntoResponse {
+async fn script(source: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        JS,
+        source,
     )
 }

@@ -398,7 +398,6 @@ async fn admin_add_user(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let org = crate::api::org_at(&state.issuer, &id).await?;
     let text = |name: &str| -> Result<String, ApiError> {
         match body.get(name) {
             Some(Value::String(text)) => Ok(text.clone()),
@@ -409,15 +408,14 @@ async fn admin_add_user(
             None => Err(ApiError::field(name, "is required")),
         }
     };
-    let user = state
-        .accounts
-        .add_user(
-            state.issuer.storage(),
-            &org.record.id,
-            &text("email")?,
-            &text("password")?,
-        )
-        .await?;
+    let user = super::add_org_user(
+        &state.issuer,
+        &state.accounts,
+        &id,
+        &text("email")?,
+        &text("password")?,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "data": { "email": user.email, "orgId": user.org_id } })),

@@ -25,8 +25,10 @@
 mod accounts;
 mod assets;
 mod auth;
+mod customers;
 mod dashboard;
 mod page;
+mod settings;
 
 use std::sync::Arc;
 
@@ -40,8 +42,9 @@ use crate::backend::IssuerBackend;
 use crate::issuer::Issuer;
 
 pub use self::accounts::{
-    check_password, normalise_email, Accounts, Session, SessionToken, SignInPolicy, User,
-    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, WRONG_CREDENTIALS,
+    add_org_user, check_password, create_org_with_user, normalise_email, Accounts, FirstUser,
+    Session, SessionToken, SignInPolicy, User, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+    WRONG_CREDENTIALS,
 };
 pub use self::auth::{CsrfForm, CsrfHeader, SignedIn, SESSION_COOKIE, SIGN_IN_COOKIE};
 pub use self::page::{ConsoleError, FieldErrors, Nav, NavItem, Page};
@@ -94,6 +97,8 @@ fn pages() -> Router<Arc<ConsoleState>> {
         .merge(assets::routes())
         .merge(auth::routes())
         .merge(dashboard::routes())
+        .merge(customers::routes())
+        .merge(settings::routes())
 }
 
 /// The console's router (`/console/...`, and the admin route that adds users).

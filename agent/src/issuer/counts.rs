@@ -142,3 +142,90 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok(counts)
     }
 }
+
+/// A page of customers found by the console, how many matched in all, and whether the
+/// search stopped at its cap (so more may match).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerPage {
+    /// The customers of the page asked for, oldest first.
+    pub items: Vec<super::Customer>,
+    /// How many matched among those read.
+    pub matched: usize,
+    /// Whether reading stopped at the cap.
+    pub capped: bool,
+}
+
+/// Whether `customer` matches the search `query` (lower-cased): its name, email or phone
+/// number contains it.
+fn matches(customer: &super::Customer, query: &str) -> bool {
+    let details = &customer.details;
+    query.is_empty()
+        || details.name.to_lowercase().contains(query)
+        || details
+            .email
+            .as_deref()
+            .is_some_and(|e| e.to_lowercase().contains(query))
+        || details.phone_number.as_deref().is_some_and(|p| {
+            let digits: String = query.chars().filter(|c| !c.is_whitespace()).collect();
+            !digits.is_empty() && p.contains(&digits)
+        })
+}
+
+impl<S: IssuerStorage> Issuer<S> {
+    /// One page of `org`'s customers in `stage` (all when None) whose name, email or phone
+    /// contains `query` (case-insensitive), reading at most `cap` customers.
+    pub async fn console_customers(
+        &self,
+        org: &Org,
+        stage: Option<Status>,
+        query: &str,
+        page: usize,
+        page_size: usize,
+        cap: usize,
+    ) -> Result<CustomerPage, IssuerError> {
+        let query = query.trim().to_lowercase();
+        let skip = page.saturating_sub(1).saturating_mul(page_size);
+        let mut found = CustomerPage {
+            items: Vec::new(),
+            matched: 0,
+            capped: false,
+        };
+        let prefix = format!("{}/", org.record.id);
+        found.capped = self
+            .tally(CUSTOMERS, &prefix, cap, |customer: super::Customer| {
+                if stage.is_some_and(|s| s != customer.status) || !matches(&customer, &query) {
+                    return;
+                }
+                if found.matched >= skip && found.items.len() < page_size {
+                    found.items.push(customer);
+                }
+                found.matched += 1;
+            })
+            .await?;
+        Ok(found)
+    }
+
+    /// The credential exchanges of `org` with customer `customer_id`, reading at most `cap`
+    /// of the organisation's exchanges; whether it stopped at the cap.
+    pub async fn customer_credentials(
+        &self,
+        org: &Org,
+        customer_id: &str,
+        cap: usize,
+    ) -> Result<(Vec<super::IssuedCredential>, bool), IssuerError> {
+        let mut found = Vec::new();
+        let capped = self
+            .tally(
+                CREDENTIALS,
+                &format!("{}/", org.record.id),
+                cap,
+                |exchange: super::IssuedCredential| {
+                    if exchange.customer_id.as_deref() == Some(customer_id) {
+                        found.push(exchange);
+                    }
+                },
+            )
+            .await?;
+        Ok((found, capped))
+    }
+}

@@ -204,3 +204,21 @@ impl ConsoleClient {
         self.post_raw(path, &all).await
     }
 }
+
+/// The text inside the element with `id` (to its first `<`).
+pub fn element_text(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[at..];
+    let start = rest.find('>')? + 1;
+    let end = rest[start..].find('<')?;
+    Some(rest[start..start + end].trim().to_string())
+}
+
+/// The id in the revoke form's action of the API key listed as `name` on the settings page.
+pub fn revoke_form_id(html: &str, name: &str) -> Option<String> {
+    let row = html.find(&format!("<td>{name}</td>"))?;
+    let rest = &html[row..];
+    let at = rest.find("/console/settings/api-keys/")? + "/console/settings/api-keys/".len();
+    let end = rest[at..].find('/')?;
+    Some(rest[at..at + end].to_string())
+}
