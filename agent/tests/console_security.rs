@@ -97,7 +97,7 @@ async fn a_wrong_password_or_unknown_email_is_refused_without_saying_which() {
             .await
             .err()
             .expect("refused");
-        assert_eq!(refused.status, 401, "{}", refused.body);
+        assert_eq!(refused.status, 200, "the form again: {}", refused.body);
         assert!(
             refused.body.contains("the email or the password is wrong"),
             "{}",
@@ -210,12 +210,15 @@ async fn an_account_is_locked_after_five_failed_sign_ins_even_for_the_right_pass
         let page = anonymous
             .attempt_sign_in("ada@acme.test", "wrong password!!")
             .await;
-        assert_eq!(page.status, 401, "attempt {attempt}: {}", page.body);
+        assert!(
+            page.text().contains("the email or the password is wrong"),
+            "attempt {attempt}: {}",
+            page.body
+        );
     }
     let fifth = anonymous
         .attempt_sign_in("ada@acme.test", "wrong password!!")
         .await;
-    assert_eq!(fifth.status, 429, "{}", fifth.body);
     assert!(
         fifth.text().contains(
             "too many failed sign-ins for this account: it is locked; try again in 1 minute"
@@ -227,7 +230,7 @@ async fn an_account_is_locked_after_five_failed_sign_ins_even_for_the_right_pass
         .await
         .err()
         .expect("locked");
-    assert_eq!(right.status, 429);
+    assert!(cookie_value(&right.set_cookies(), "lanyard_console").is_none());
     assert!(right.text().contains("it is locked"), "{}", right.body);
     // Another account is not locked by it.
     acme.add_user("bob@acme.test", TEST_PASSWORD).await;

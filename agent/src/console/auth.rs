@@ -359,7 +359,8 @@ async fn sign_in(State(state): Shared, request: Request) -> Result<Response, Con
             Ok(response)
         }
         Err(error @ (IssuerError::Unauthenticated(_) | IssuerError::RateLimited(_))) => {
-            let status = ApiError::from(error.clone()).status;
+            // The form again, with why (200, as every form shown again with its errors: a
+            // browser reports a 4xx page as a failed load).
             let mut errors = FieldErrors::new();
             errors.form = Some(error.to_string());
             let token = SessionToken::generate();
@@ -369,7 +370,7 @@ async fn sign_in(State(state): Shared, request: Request) -> Result<Response, Con
                 next,
                 errors,
             };
-            Ok(sign_in_answer(&state, status, &page, &token))
+            Ok(sign_in_answer(&state, StatusCode::OK, &page, &token))
         }
         Err(other) => Err(other.into()),
     }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -395,9 +394,9 @@ async fn onboard(
         let user = user.clone();
         async move {
             let page = onboard_page(&state, &user, form, errors).await?;
-            let mut response = render(&page)?;
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            Ok::<Response, ConsoleError>(response)
+            // The form again with its errors (a 200: a browser reports a 4xx page as a
+            // failed load).
+            render(&page)
         }
     };
     let (body, prefix) = match onboarding_body(&state, &user, &form).await {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -157,16 +156,14 @@ async fn settings(
     )
 }
 
-/// A settings page answered with `status`.
+/// The settings page with what `shown` adds (a form shown again with its errors is a 200,
+/// as a browser reports a 4xx page as a failed load).
 async fn answer(
     state: &ConsoleState,
     user: &SignedIn,
     shown: Shown,
-    status: StatusCode,
 ) -> Result<Response, ConsoleError> {
-    let mut response = render(&settings_page(state, user, shown).await?)?;
-    *response.status_mut() = status;
-    Ok(response)
+    render(&settings_page(state, user, shown).await?)
 }
 
 async fn set_callback(
@@ -187,7 +184,7 @@ async fn set_callback(
                 new_secret: secret,
                 ..Shown::default()
             };
-            answer(&state, &user, shown, StatusCode::OK).await
+            answer(&state, &user, shown).await
         }
         Err(error @ (IssuerError::InvalidField { .. } | IssuerError::BadRequest(_))) => {
             let shown = Shown {
@@ -197,7 +194,7 @@ async fn set_callback(
                 }),
                 ..Shown::default()
             };
-            answer(&state, &user, shown, StatusCode::BAD_REQUEST).await
+            answer(&state, &user, shown).await
         }
         Err(other) => Err(other.into()),
     }
@@ -219,7 +216,7 @@ async fn create_key(
                 new_key: Some((key.name, secret)),
                 ..Shown::default()
             };
-            answer(&state, &user, shown, StatusCode::OK).await
+            answer(&state, &user, shown).await
         }
         Err(error @ (IssuerError::InvalidField { .. } | IssuerError::Conflict(_))) => {
             let shown = Shown {
@@ -229,7 +226,7 @@ async fn create_key(
                 key_name: name.chars().take(100).collect(),
                 ..Shown::default()
             };
-            answer(&state, &user, shown, StatusCode::BAD_REQUEST).await
+            answer(&state, &user, shown).await
         }
         Err(other) => Err(other.into()),
     }
