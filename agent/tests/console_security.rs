@@ -423,3 +423,176 @@ async fn api_keys_made_in_the_console_work_until_revoked_and_the_first_key_can_b
         again.body
     );
 }
+
+// The CLI runs as a child process while this test's runtime serves the agent: two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_console_users_offline_and_through_the_running_agent() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    // No agent running: `org create --email` on the data folder, the password from stdin.
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args([
+            "org",
+            "create",
+            "--name",
+            "Hooli",
+            "--email",
+            "gavin@hooli.test",
+            "--json",
+        ])
+        .env("LANYARD_LISTEN", "127.0.0.1:9")
+        .env("LANYARD_DATA_DIR", data_dir.path())
+        .env_remove("LANYARD_USER_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{TEST_PASSWORD}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(created["userEmail"], "gavin@hooli.test");
+    let org_id = created["id"].as_str().unwrap().to_string();
+    // A password too short is refused before anything is made.
+    let short = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args([
+            "user",
+            "add",
+            "--org",
+            &org_id,
+            "--email",
+            "short@hooli.test",
+        ])
+        .env("LANYARD_LISTEN", "127.0.0.1:9")
+        .env("LANYARD_DATA_DIR", data_dir.path())
+        .env("LANYARD_USER_PASSWORD", "too short")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    let error = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        error.contains("password must be at least 12 characters"),
+        "{error}"
+    );
+
+    // An agent on that folder: the user signs in; `user add` then goes through its admin API.
+    let config = agent::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let running = agent::start(config).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    ConsoleClient::sign_in(&url, "gavin@hooli.test", TEST_PASSWORD)
+        .await
+        .expect("the user made offline signs in");
+    let output = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args([
+            "user",
+            "add",
+            "--org",
+            &org_id,
+            "--email",
+            "dinesh@hooli.test",
+        ])
+        .env("LANYARD_LISTEN", running.addr.to_string())
+        .env("LANYARD_DATA_DIR", data_dir.path())
+        .env("LANYARD_USER_PASSWORD", TEST_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("console user dinesh@hooli.test added"),
+        "{text}"
+    );
+    let dinesh = ConsoleClient::sign_in(&url, "dinesh@hooli.test", TEST_PASSWORD)
+        .await
+        .expect("the user added through the agent signs in");
+    assert!(dinesh.get("/console").await.body.contains("Hooli"));
+    // An unknown organisation is refused by name.
+    let unknown = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args([
+            "user",
+            "add",
+            "--org",
+            "ffffffffffffffffffffffff",
+            "--email",
+            "x@hooli.test",
+        ])
+        .env("LANYARD_LISTEN", running.addr.to_string())
+        .env("LANYARD_DATA_DIR", data_dir.path())
+        .env("LANYARD_USER_PASSWORD", TEST_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    let error = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        error.contains("no organisation has the id \"ffffffffffffffffffffffff\""),
+        "{error}"
+    );
+    running.stop().await.unwrap();
+}
+
+/// Two agents on one PostgreSQL: a session begun at one works at the other and ends at both
+/// on sign-out; an API key made at one is taken by both, and refused by both once revoked.
+#[tokio::test]
+async fn sessions_and_api_keys_hold_across_agents_on_one_database() {
+    let cluster = support::Cluster::start(2);
+    let (a, b) = (cluster.direct(0), cluster.direct(1));
+    let acme = OrgClient::create(&a, "Acme").await;
+    assert_eq!(
+        acme.add_user("ada@acme.test", TEST_PASSWORD).await.status,
+        201
+    );
+    let at_a = ConsoleClient::sign_in(&a.url, "ada@acme.test", TEST_PASSWORD)
+        .await
+        .unwrap();
+    let mut at_b = ConsoleClient::anonymous(&b.url);
+    at_b.session = at_a.session.clone();
+    assert_eq!(
+        at_b.get("/console").await.status,
+        200,
+        "the session is shared"
+    );
+
+    let made = at_a
+        .post("/console/settings/api-keys", &[("name", "Shared")])
+        .await;
+    let key = support::console::element_text(&made.body, "new-key").unwrap();
+    let status = |url: String, key: String| async move {
+        reqwest::Client::new()
+            .get(format!("{url}/core/api/v1/programmatic/customer"))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status(b.url.clone(), key.clone()).await, 200);
+    let settings = at_b.get("/console/settings").await;
+    let id = support::console::revoke_form_id(&settings.body, "Shared").unwrap();
+    let revoked = at_b
+        .post(&format!("/console/settings/api-keys/{id}/revoke"), &[])
+        .await;
+    assert_eq!(revoked.status, 303);
+    assert_eq!(status(a.url.clone(), key.clone()).await, 401);
+    assert_eq!(status(b.url.clone(), key).await, 401);
+
+    assert_eq!(at_b.post("/console/sign-out", &[]).await.status, 303);
+    assert_eq!(
+        at_a.get("/console").await.status,
+        303,
+        "signed out at every agent"
+    );
+}

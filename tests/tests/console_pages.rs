@@ -80,5 +80,8 @@ async fn the_console_pages_work_in_a_browser_on_a_laptop_and_a_phone() {
     // The onboarded customer's invitation went out by email, with the link the page shows.
     let mail = console.smtp.message(1).await.to_string();
     assert!(mail.contains("jane@example.com"), "{mail}");
-    assert!(mail.contains(invitation), "the mail carries the page's link: {mail}");
+    assert!(
+        mail.contains(invitation),
+        "the mail carries the page's link: {mail}"
+    );
 }

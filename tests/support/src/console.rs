@@ -216,7 +216,7 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
 
 /// The id in the revoke form's action of the API key listed as `name` on the settings page.
 pub fn revoke_form_id(html: &str, name: &str) -> Option<String> {
-    let row = html.find(&format!("<td>{name}</td>"))?;
+    let row = html.find(&format!(">{name}</td>"))?;
     let rest = &html[row..];
     let at = rest.find("/console/settings/api-keys/")? + "/console/settings/api-keys/".len();
     let end = rest[at..].find('/')?;
