@@ -199,7 +199,9 @@ async fn onboarding_with_auto_issue_in_the_console_stores_what_the_api_shows() {
         .await;
     assert_eq!(resend.status, 409, "{}", resend.body);
     assert!(
-        resend.text().contains("no email (LANYARD_SMTP_URL) transport is configured"),
+        resend
+            .text()
+            .contains("no email (LANYARD_SMTP_URL) transport is configured"),
         "{}",
         resend.body
     );

@@ -596,3 +596,30 @@ async fn sessions_and_api_keys_hold_across_agents_on_one_database() {
         "signed out at every agent"
     );
 }
+
+/// Where sign-in leads after is a console path only: another site, or a value a header cannot
+/// carry (a 500 before `safe_next` checked the bytes), leads to the
+/// dashboard.
+#[tokio::test]
+async fn sign_in_returns_only_to_a_console_path() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    acme.add_user("ada@acme.test", TEST_PASSWORD).await;
+    let anonymous = ConsoleClient::anonymous(&agent.url);
+    for (next, to) in [
+        (
+            "/console/customers?stage=Invited",
+            "/console/customers?stage=Invited",
+        ),
+        ("https://evil.example/console", "/console"),
+        ("//evil.example", "/console"),
+        ("/console\n\rSet-Cookie: x=y", "/console"),
+        ("/console/sign-out", "/console"),
+    ] {
+        let page = anonymous
+            .attempt_sign_in_to("ada@acme.test", TEST_PASSWORD, Some(next))
+            .await;
+        assert_eq!(page.status, 303, "{next:?}: {}", page.body);
+        assert_eq!(page.location(), Some(to), "{next:?}");
+    }
+}

@@ -269,8 +269,8 @@ fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(next)
             if next.starts_with("/console")
-                && !next.starts_with("//")
-                && !next.contains('\\')
+                && next.len() <= 2048
+                && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
                 && !next.starts_with("/console/sign-") =>
         {
             next.to_string()

@@ -140,6 +140,16 @@ impl ConsoleClient {
 
     /// One sign-in attempt (page, then form); the form's answer.
     pub async fn attempt_sign_in(&self, email: &str, password: &str) -> ConsolePage {
+        self.attempt_sign_in_to(email, password, None).await
+    }
+
+    /// One sign-in attempt whose form says where to go after (`next`); the form's answer.
+    pub async fn attempt_sign_in_to(
+        &self,
+        email: &str,
+        password: &str,
+        next: Option<&str>,
+    ) -> ConsolePage {
         let form = self.get("/console/sign-in").await;
         let token = cookie_value(&form.set_cookies(), "lanyard_console_signin")
             .expect("the sign-in page sets its cookie");
@@ -152,6 +162,7 @@ impl ConsoleClient {
                     ("_csrf", csrf.as_str()),
                     ("email", email),
                     ("password", password),
+                    ("next", next.unwrap_or("/console")),
                 ]),
         )
         .await
