@@ -8,13 +8,23 @@ use serde_json::json;
 use support::console::element_text;
 use support::{Agent, ConsoleClient, OrgClient};
 
-async fn customers(org: &OrgClient) -> usize {
+async fn customers(org: &OrgClient) -> u64 {
     let (status, data) = org.api("GET", "/customer", None).await;
     assert_eq!(status, 200, "{data}");
-    data["totalItems"]
+    data["totalItem"]
         .as_u64()
-        .or_else(|| data["total"].as_u64())
-        .unwrap_or_else(|| data["items"].as_array().map_or(0, |i| i.len() as u64)) as usize
+        .unwrap_or_else(|| panic!("no totalItem: {data}"))
+}
+
+/// The key the onboard form names `template`'s value inputs under (`v.<key>.<field>`).
+async fn value_key(console: &ConsoleClient) -> String {
+    let page = console.get("/console/customers/new").await;
+    page.body
+        .split("name=\"v.")
+        .nth(1)
+        .and_then(|rest| rest.split('.').next())
+        .expect("the template's value inputs")
+        .to_string()
 }
 
 async fn signed_in(agent: &Agent) -> (OrgClient, ConsoleClient, String) {
@@ -28,14 +38,7 @@ async fn signed_in(agent: &Agent) -> (OrgClient, ConsoleClient, String) {
 async fn the_onboard_forms_errors_are_shown_beside_their_fields_and_nothing_is_stored() {
     let agent = Agent::start(Default::default()).await;
     let (acme, console, template) = signed_in(&agent).await;
-    let page = console.get("/console/customers/new").await;
-    let key = page
-        .body
-        .split("name=\"v.")
-        .nth(1)
-        .and_then(|rest| rest.split('.').next())
-        .expect("the template's value inputs")
-        .to_string();
+    let key = value_key(&console).await;
     let skill = format!("v.{key}.skill");
     let level = format!("v.{key}.level");
     for (fields, id, message) in [
@@ -140,16 +143,7 @@ async fn the_onboard_forms_errors_are_shown_beside_their_fields_and_nothing_is_s
 async fn onboarding_with_auto_issue_in_the_console_stores_what_the_api_shows() {
     let agent = Agent::start(Default::default()).await;
     let (acme, console, template) = signed_in(&agent).await;
-    let page = console.get("/console/customers/new").await;
-    let key = page
-        .body
-        .split("name=\"v.")
-        .nth(1)
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_string();
+    let key = value_key(&console).await;
     let done = console
         .post(
             "/console/customers",

@@ -154,13 +154,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Parses a JSON body, naming what is wrong with it.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    let media_type = headers
+/// The media type a request's `Content-Type` names (lower-case, without parameters).
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// Parses a JSON body, naming what is wrong with it.
+pub(crate) fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let media_type = media_type(headers);
     if media_type.as_deref() != Some("application/json") {
         return Err(ApiError::unsupported_media_type(format!(
             "Content-Type must be application/json, not {}",
@@ -485,12 +490,7 @@ async fn batch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     use crate::issuer::{rows_from_csv, rows_from_json};
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let media_type = media_type(&headers).unwrap_or_default();
     let rows = if media_type == "text/csv" {
         if let Some(unknown) = query.keys().find(|k| *k != "templateId") {
             return Err(ApiError::field(

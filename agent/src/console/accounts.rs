@@ -606,3 +606,44 @@ fn taken(email: &str) -> IssuerError {
         "a console user with the email {email} exists already"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_shows_nothing_in_debug_and_its_csrf_token_is_its_own() {
+        let token = SessionToken::generate();
+        assert_eq!(format!("{token:?}"), "SessionToken([redacted])");
+        assert_eq!(token.expose().len(), 43);
+        assert_eq!(SessionToken::parse(token.expose()), Some(token.clone()));
+        for bad in ["", "short", &format!("{}!", &token.expose()[..42])] {
+            assert_eq!(SessionToken::parse(bad), None, "{bad:?}");
+        }
+        let other = SessionToken::generate();
+        assert_eq!(token.csrf_token(), token.csrf_token());
+        assert_ne!(token.csrf_token(), other.csrf_token());
+        assert_ne!(token.csrf_token(), token.expose());
+        assert_ne!(token.storage_key(), token.expose());
+        assert_eq!(token.storage_key().len(), 64);
+    }
+
+    #[test]
+    fn emails_and_passwords_are_checked_naming_the_rule() {
+        assert_eq!(
+            normalise_email(" Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        assert_eq!(
+            normalise_email("ada").unwrap_err().to_string(),
+            "email must be a valid email address"
+        );
+        assert!(check_password(&"x".repeat(MIN_PASSWORD_CHARS)).is_ok());
+        assert_eq!(
+            check_password(&"x".repeat(MAX_PASSWORD_BYTES + 1))
+                .unwrap_err()
+                .to_string(),
+            "password must be at most 1024 bytes"
+        );
+    }
+}

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::page::{render, ConsoleError, FieldErrors, Nav, Page};
-use super::{ConsoleState, SessionToken};
+use super::{ConsoleState, SessionToken, Shared};
 use crate::api::{Admin, ApiError};
 use crate::issuer::{IssuerError, Org};
 
@@ -32,8 +32,6 @@ use crate::issuer::{IssuerError, Org};
 pub const SESSION_COOKIE: &str = "lanyard_console";
 /// The sign-in form's double-submit cookie's name.
 pub const SIGN_IN_COOKIE: &str = "lanyard_console_signin";
-
-type Shared = State<Arc<ConsoleState>>;
 
 pub(super) fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
@@ -66,7 +64,7 @@ fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValu
 /// The signed-in user of a request: the organisation, the email and the session's CSRF
 /// token. Without a live session, a page request is sent to the sign-in page (and back
 /// after).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SignedIn {
     /// The user's organisation.
     pub org: Org,
@@ -75,6 +73,16 @@ pub struct SignedIn {
     /// The session's CSRF token.
     pub csrf: String,
     token: SessionToken,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("org", &self.org.record.id)
+            .field("email", &self.email)
+            .field("csrf", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 impl SignedIn {
@@ -202,12 +210,7 @@ async fn form_body(
     body: axum::body::Body,
     state: &Arc<ConsoleState>,
 ) -> Result<Bytes, ConsoleError> {
-    let media_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
+    let media_type = crate::api::media_type(&parts.headers);
     if media_type.as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(ConsoleError::BadRequest(format!(
             "the form must be sent as application/x-www-form-urlencoded, not {}",
@@ -397,8 +400,10 @@ async fn admin_add_user(
     State(state): Shared,
     _: Admin,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    let body = crate::api::json_body(&headers, &body)?;
     let text = |name: &str| -> Result<String, ApiError> {
         match body.get(name) {
             Some(Value::String(text)) => Ok(text.clone()),

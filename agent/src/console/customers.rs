@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::dashboard::COUNT_CAP;
-use super::page::{render, ConsoleError, FieldErrors, Nav, Page};
-use super::{ConsoleState, CsrfForm, SignedIn};
+use super::page::{render, ConsoleError, FieldErrors, Nav, NoticeQuery, Page};
+use super::{ConsoleState, CsrfForm, Shared, SignedIn};
 use crate::issuer::{
     iso_millis, Customer, IssuerError, Medium, Status, Template as CredentialTemplate,
 };
@@ -27,8 +27,6 @@ use crate::issuer::{
 const PAGE_SIZE: usize = 20;
 /// Templates offered for auto-issue.
 const TEMPLATE_CHOICES: usize = 100;
-
-type Shared = State<Arc<ConsoleState>>;
 
 pub(super) fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
@@ -452,11 +450,6 @@ struct CustomerPage {
     deliveries: Vec<Delivery>,
     credentials: Vec<Exchange>,
     credentials_capped: bool,
-}
-
-#[derive(Deserialize)]
-struct NoticeQuery {
-    notice: Option<String>,
 }
 
 /// The fixed notices a redirect may ask for (never text from the URL).

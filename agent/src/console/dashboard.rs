@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::page::{render, ConsoleError, Nav, Page};
-use super::{ConsoleState, SignedIn};
+use super::{ConsoleState, Shared, SignedIn};
 
 /// The most records one count reads; beyond it the page says "at least".
 pub(super) const COUNT_CAP: usize = 10_000;
@@ -47,7 +47,7 @@ struct Dashboard {
 }
 
 async fn dashboard(
-    axum::extract::State(state): axum::extract::State<Arc<ConsoleState>>,
+    axum::extract::State(state): Shared,
     user: SignedIn,
 ) -> Result<Response, ConsoleError> {
     let counts = state.issuer.console_counts(&user.org, COUNT_CAP).await?;

@@ -53,6 +53,9 @@ pub use self::page::{ConsoleError, FieldErrors, Nav, NavItem, Page};
 /// own routes, as the batch upload does).
 const MAX_BODY: usize = 256 * 1024;
 
+/// The state extractor of the console's handlers.
+type Shared = axum::extract::State<Arc<ConsoleState>>;
+
 /// What the console's handlers share.
 pub struct ConsoleState {
     /// The issuer side, the very one the JSON API acts on.

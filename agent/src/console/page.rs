@@ -78,7 +78,8 @@ pub struct NavItem {
 }
 
 /// What the layout of every signed-in page shows: give it to the page's template as `page`.
-#[derive(Clone, Debug)]
+/// `Debug` leaves the CSRF token out.
+#[derive(Clone)]
 pub struct Page {
     /// The organisation's name.
     pub org_name: String,
@@ -92,6 +93,19 @@ pub struct Page {
     pub nav: Nav,
     /// A line confirming what was just done, shown above the content.
     pub notice: Option<String>,
+}
+
+impl std::fmt::Debug for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page")
+            .field("org_name", &self.org_name)
+            .field("org_id", &self.org_id)
+            .field("user", &self.user)
+            .field("csrf", &"[redacted]")
+            .field("nav", &self.nav)
+            .field("notice", &self.notice)
+            .finish()
+    }
 }
 
 impl Page {
@@ -175,6 +189,13 @@ impl FieldErrors {
 /// A field path as a person reads it: its last part.
 fn human(field: &str) -> &str {
     field.rsplit('.').next().unwrap_or(field)
+}
+
+/// A page's `?notice=` (a key of a fixed notice, never text shown as it is).
+#[derive(serde::Deserialize)]
+pub(super) struct NoticeQuery {
+    /// The notice's key.
+    pub(super) notice: Option<String>,
 }
 
 #[derive(Template)]

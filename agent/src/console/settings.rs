@@ -10,17 +10,14 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 use serde_json::json;
 
-use super::page::{render, ConsoleError, FieldErrors, Nav, Page};
-use super::{ConsoleState, CsrfForm, SignedIn};
+use super::page::{render, ConsoleError, FieldErrors, Nav, NoticeQuery, Page};
+use super::{ConsoleState, CsrfForm, Shared, SignedIn};
 use crate::issuer::{iso_millis, IssuerError};
 
 /// Callback deliveries shown.
 const RECENT_EVENTS: usize = 20;
-
-type Shared = State<Arc<ConsoleState>>;
 
 pub(super) fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
@@ -127,11 +124,6 @@ async fn settings_page(
         key_name: shown.key_name,
         new_key: shown.new_key,
     })
-}
-
-#[derive(Deserialize)]
-struct NoticeQuery {
-    notice: Option<String>,
 }
 
 async fn settings(
