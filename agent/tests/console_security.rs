@@ -623,3 +623,48 @@ async fn sign_in_returns_only_to_a_console_path() {
         assert_eq!(page.location(), Some(to), "{next:?}");
     }
 }
+
+/// An organisation holds at most 20 API keys; a key's name is checked; neither refusal
+/// makes a key.
+#[tokio::test]
+async fn api_keys_are_capped_and_their_names_checked() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let console = acme.console_user("ada@acme.test").await;
+    let unnamed = console
+        .post("/console/settings/api-keys", &[("name", "  ")])
+        .await;
+    assert_eq!(
+        support::console::element_text(&unnamed.text(), "name-error").as_deref(),
+        Some("name must be 1 to 100 characters without control characters"),
+        "{}",
+        unnamed.body
+    );
+    assert!(!unnamed.body.contains("id=\"new-key\""));
+    // The first key and 19 more make 20.
+    for i in 1..20 {
+        let made = console
+            .post(
+                "/console/settings/api-keys",
+                &[("name", &format!("key {i}"))],
+            )
+            .await;
+        assert!(
+            made.body.contains("id=\"new-key\""),
+            "key {i}: {}",
+            made.body
+        );
+    }
+    let over = console
+        .post("/console/settings/api-keys", &[("name", "one too many")])
+        .await;
+    assert!(
+        over.text()
+            .contains("an organisation may hold at most 20 API keys: revoke one first"),
+        "{}",
+        over.body
+    );
+    assert!(!over.body.contains("id=\"new-key\""));
+    let settings = console.get("/console/settings").await;
+    assert_eq!(settings.body.matches("/revoke\"").count(), 20);
+}
