@@ -1,4 +1,4 @@
-//! Administration from the command line (`agent org create`). With the configuration `serve`
+//! Administration from the command line (`agent org create`, `agent user add`). With the configuration `serve`
 //! reads (`lanyard.toml`, `LANYARD_*`): when no agent holds the data folder, directly on it;
 //! when one does (sled lets one process open it at a time), through that agent's admin API at
 //! the address it recorded in the data folder, or at a configured one (`LANYARD_PUBLIC_URL`,
@@ -297,11 +297,16 @@ enum Reached {
     Nobody,
 }
 
-async fn post_org(client: &reqwest::Client, url: &str, token: &str, name: &str) -> Reached {
+async fn post_admin(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    request: &AdminRequest<'_>,
+) -> Reached {
     let response = match client
-        .post(format!("{url}/admin/orgs"))
+        .post(format!("{url}{}", request.path()))
         .bearer_auth(token)
-        .json(&json!({ "name": name }))
+        .json(&request.body())
         .send()
         .await
     {
@@ -338,16 +343,100 @@ async fn post_org(client: &reqwest::Client, url: &str, token: &str, name: &str) 
     })
 }
 
+/// What `agent org create` and `agent user add` ask for.
+pub enum AdminRequest<'a> {
+    /// An organisation, with its first console user when `user` is given.
+    CreateOrg {
+        /// Its name.
+        name: &'a str,
+        /// Its first console user.
+        user: Option<crate::console::FirstUser<'a>>,
+    },
+    /// A console user of an existing organisation.
+    AddUser {
+        /// The organisation's id.
+        org_id: &'a str,
+        /// The user's email.
+        email: &'a str,
+        /// The user's password.
+        password: &'a str,
+    },
+}
+
+impl AdminRequest<'_> {
+    /// The admin API's path for it.
+    fn path(&self) -> String {
+        match self {
+            AdminRequest::CreateOrg { .. } => "/admin/orgs".to_string(),
+            AdminRequest::AddUser { org_id, .. } => format!("/admin/orgs/{org_id}/users"),
+        }
+    }
+
+    /// The admin API's body for it.
+    fn body(&self) -> Value {
+        match self {
+            AdminRequest::CreateOrg { name, user: None } => json!({ "name": name }),
+            AdminRequest::CreateOrg {
+                name,
+                user: Some(user),
+            } => json!({ "name": name, "email": user.email, "password": user.password }),
+            AdminRequest::AddUser {
+                email, password, ..
+            } => json!({ "email": email, "password": password }),
+        }
+    }
+
+    /// Carries it out on `issuer` directly; the answer as the admin API gives it.
+    async fn run_on<S: crate::issuer::store::IssuerStorage>(
+        &self,
+        issuer: &Issuer<S>,
+        config: &Config,
+    ) -> Result<Value, AdminError> {
+        let accounts = crate::console::Accounts::new(config.console_sign_in.clone());
+        match self {
+            AdminRequest::CreateOrg { name, user } => {
+                let user = user.as_ref().map(|u| crate::console::FirstUser {
+                    email: u.email,
+                    password: u.password,
+                });
+                let (org, api_key, user) =
+                    crate::console::create_org_with_user(issuer, &accounts, name, user).await?;
+                let mut answer = crate::api::org_json(&org, Some(&api_key));
+                if let Some(user) = user {
+                    answer["userEmail"] = json!(user.email);
+                }
+                Ok(answer)
+            }
+            AdminRequest::AddUser {
+                org_id,
+                email,
+                password,
+            } => {
+                let user = crate::console::add_org_user(issuer, &accounts, org_id, email, password)
+                    .await?;
+                Ok(json!({ "email": user.email, "orgId": user.org_id }))
+            }
+        }
+    }
+}
+
 /// Creates an organisation; returns it as the API shows it, with its API key.
 pub async fn create_org(config: &Config, name: &str) -> Result<Value, AdminError> {
+    run(config, &AdminRequest::CreateOrg { name, user: None }).await
+}
+
+/// Carries out `request` where the agent's state is: in the shared database, in the data
+/// folder when no agent holds it, else through the running agent's admin API. Returns the
+/// answer as the admin API gives it.
+pub async fn run(config: &Config, request: &AdminRequest<'_>) -> Result<Value, AdminError> {
     if let Some(url) = &config.database_url {
         // Every agent reads the organisations from the shared database: write it there.
-        return create_in_database(config, url, name).await;
+        return create_in_database(config, url, request).await;
     }
     let data_dir = &config.data_dir;
     let has_data = data_dir.join("identity").exists();
     if has_data {
-        match create_offline(config, name).await {
+        match create_offline(config, request).await {
             Err(error) if !held_by_an_agent(data_dir) => return Err(error),
             Err(_) => {} // A running agent holds the folder: ask it.
             done => return done,
@@ -381,7 +470,7 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, AdminError
                 refused.push(why);
                 continue;
             }
-            match post_org(&client, url, token.expose(), name).await {
+            match post_admin(&client, url, token.expose(), request).await {
                 Reached::Answered(result) => return result,
                 Reached::Nobody => tried.push(url.clone()),
             }
@@ -405,13 +494,17 @@ pub async fn create_org(config: &Config, name: &str) -> Result<Value, AdminError
     if !refused.is_empty() {
         return Err(AdminError::Withheld(refused));
     }
-    create_offline(config, name).await
+    create_offline(config, request).await
 }
 
 /// Creates the organisation in the data folder, with no agent running on it.
 /// Creates the organisation in the shared database the agents run on (migrated first, as an
 /// agent's start does), under the identity they share (the same key file).
-async fn create_in_database(config: &Config, url: &str, name: &str) -> Result<Value, AdminError> {
+async fn create_in_database(
+    config: &Config,
+    url: &str,
+    request: &AdminRequest<'_>,
+) -> Result<Value, AdminError> {
     let public_url = config
         .public_url
         .clone()
@@ -427,11 +520,10 @@ async fn create_in_database(config: &Config, url: &str, name: &str) -> Result<Va
     let store_key = identity.issuer_store_key()?;
     let storage = crate::postgres::PgIssuerStorage::new(database, &store_key);
     let issuer = Issuer::new(storage, identity.keys.clone(), &store_key, public_url);
-    let (org, api_key) = issuer.create_org(name).await?;
-    Ok(crate::api::org_json(&org, Some(&api_key)))
+    request.run_on(&issuer, config).await
 }
 
-async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError> {
+async fn create_offline(config: &Config, request: &AdminRequest<'_>) -> Result<Value, AdminError> {
     let url = config
         .public_url
         .clone()
@@ -448,8 +540,7 @@ async fn create_offline(config: &Config, name: &str) -> Result<Value, AdminError
     )
     .map_err(AdminError::Store)?;
     let issuer = Issuer::new(storage, identity.keys.clone(), &store_key, url);
-    let (org, api_key) = issuer.create_org(name).await?;
-    Ok(crate::api::org_json(&org, Some(&api_key)))
+    request.run_on(&issuer, config).await
 }
 
 #[cfg(test)]

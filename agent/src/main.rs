@@ -1,6 +1,7 @@
 //! The agent binary. `agent` (or `agent serve`) serves the mediator and the issuer API on an
 //! embedded sled store in `./data` with no other set-up; `agent org create --name NAME` makes
-//! an organisation and prints its API key once; `agent migrate` applies the PostgreSQL
+//! an organisation and prints its API key once (`--email` adds its first console user;
+//! `agent user add` adds more); `agent migrate` applies the PostgreSQL
 //! migrations to `LANYARD_DATABASE_URL`; `agent push-gateway` runs the push gateway alone
 //! (its HTTP API for agents configured with `LANYARD_PUSH_GATEWAY_URL`). Configuration is read from a `lanyard.toml`
 //! and `LANYARD_*` environment variables (see `config.rs`). The bound address is printed on
@@ -36,6 +37,26 @@ enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Manage an organisation's console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a console user to an organisation. The password is read from
+    /// `LANYARD_USER_PASSWORD`, else from the first line of stdin; only its Argon2id hash is
+    /// kept. Reaches the agent's state as `org create` does.
+    Add {
+        /// The organisation's id.
+        #[arg(long)]
+        org: String,
+        /// The user's email, which they sign in with.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,6 +72,10 @@ enum OrgCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also add the organisation's first console user with this email (the password
+        /// as for `agent user add`).
+        #[arg(long)]
+        email: Option<String>,
     },
 }
 
@@ -62,8 +87,11 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => migrate().await,
         Command::PushGateway => push_gateway().await,
         Command::Org {
-            command: OrgCommand::Create { name, json },
-        } => create_org(&name, json).await,
+            command: OrgCommand::Create { name, json, email },
+        } => create_org(&name, json, email.as_deref()).await,
+        Command::User {
+            command: UserCommand::Add { org, email },
+        } => add_user(&org, &email).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -144,9 +172,70 @@ async fn migrate() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn create_org(name: &str, as_json: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// A new user's password: `LANYARD_USER_PASSWORD`, else the first line of stdin.
+fn user_password() -> Result<zeroize::Zeroizing<String>, Box<dyn std::error::Error>> {
+    if let Ok(password) = std::env::var("LANYARD_USER_PASSWORD") {
+        return Ok(zeroize::Zeroizing::new(password));
+    }
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprint!("Password for the console user (input is shown): ");
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("no password: set LANYARD_USER_PASSWORD or write it on stdin".into());
+    }
+    Ok(zeroize::Zeroizing::new(password))
+}
+
+async fn add_user(org: &str, email: &str) -> Result<(), Box<dyn std::error::Error>> {
     let config = agent::config::Config::from_env()?;
-    let created = agent::admin::create_org(&config, name).await?;
+    let password = user_password()?;
+    let added = agent::admin::run(
+        &config,
+        &agent::admin::AdminRequest::AddUser {
+            org_id: org,
+            email,
+            password: &password,
+        },
+    )
+    .await?;
+    println!(
+        "console user {} added to organisation {org}",
+        added["email"].as_str().unwrap_or(email)
+    );
+    println!("They sign in at {}/console", console_url(&config));
+    Ok(())
+}
+
+/// The console's address as the configuration gives it.
+fn console_url(config: &agent::config::Config) -> String {
+    config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen))
+}
+
+async fn create_org(
+    name: &str,
+    as_json: bool,
+    email: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = agent::config::Config::from_env()?;
+    let password = email.map(|_| user_password()).transpose()?;
+    let user = email
+        .zip(password.as_deref())
+        .map(|(email, password)| agent::console::FirstUser {
+            email,
+            password: password.as_str(),
+        });
+    let created = agent::admin::run(
+        &config,
+        &agent::admin::AdminRequest::CreateOrg { name, user },
+    )
+    .await?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&created)?);
     } else {
@@ -157,6 +246,12 @@ async fn create_org(name: &str, as_json: bool) -> Result<(), Box<dyn std::error:
         println!("  DIDComm DID: {}", field("didcommDid"));
         println!("  API key:     {}", field("apiKey"));
         println!("The API key is shown only now; send it as the x-api-key header.");
+        if let Some(email) = created["userEmail"].as_str() {
+            println!(
+                "Console user {email} signs in at {}/console",
+                console_url(&config)
+            );
+        }
     }
     Ok(())
 }

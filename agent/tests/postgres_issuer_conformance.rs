@@ -1,4 +1,5 @@
-//! The issuer store on PostgreSQL: lanyard-test-support's `issuer_storage_tests!` on a fresh,
+//! The issuer store on PostgreSQL: lanyard-test-support's `issuer_storage_tests!` (and the
+//! console's accounts over it, `console_accounts_tests!`) on a fresh,
 //! migrated database per test, and what only a shared database shows: two agents (two pools)
 //! racing conditional batches, values sealed in the table itself, and records that do not read.
 
@@ -44,6 +45,7 @@ async fn raw(pg: &TestDatabase) -> tokio_postgres::Client {
 }
 
 lanyard_test_support::issuer_storage_tests!(pg_issuer().await);
+lanyard_test_support::console_accounts_tests!(pg_issuer().await);
 
 fn absent(key: &str) -> Expect {
     Expect::Absent {

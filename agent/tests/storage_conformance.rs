@@ -1,5 +1,5 @@
 //! The storage conformance suites (lanyard-test-support's `mediator_storage_tests!`,
-//! `invitation_store_tests!`, `issuer_storage_tests!` and `push_store_tests!`) against the sled backends, each test
+//! `invitation_store_tests!`, `issuer_storage_tests!`, `console_accounts_tests!` and `push_store_tests!`) against the sled backends, each test
 //! on a fresh store in a temporary folder. A later backend invokes the same macros.
 
 use std::time::Duration;
@@ -32,6 +32,7 @@ fn sled_invitations() -> (tempfile::TempDir, SledInvitationStore) {
 lanyard_test_support::mediator_storage_tests!(sled_mediator());
 lanyard_test_support::invitation_store_tests!(sled_invitations());
 lanyard_test_support::issuer_storage_tests!(sled_issuer());
+lanyard_test_support::console_accounts_tests!(sled_issuer());
 
 /// A fresh sled push store, committing every write at once.
 fn sled_push() -> (tempfile::TempDir, agent::push::SledPushStore) {

@@ -32,6 +32,8 @@ pub struct ApiState {
     pub issuer: Arc<Issuer<IssuerBackend>>,
     /// The bearer token `/admin/*` requires.
     pub admin_token: crate::admin::AdminToken,
+    /// The console's users: `POST /admin/orgs` with an `email` adds the first.
+    pub accounts: Arc<crate::console::Accounts>,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -152,13 +154,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Parses a JSON body, naming what is wrong with it.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    let media_type = headers
+/// The media type a request's `Content-Type` names (lower-case, without parameters).
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// Parses a JSON body, naming what is wrong with it.
+pub(crate) fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let media_type = media_type(headers);
     if media_type.as_deref() != Some("application/json") {
         return Err(ApiError::unsupported_media_type(format!(
             "Content-Type must be application/json, not {}",
@@ -285,8 +292,30 @@ async fn create_org(
         }
         None => return Err(ApiError::field("name", "is required")),
     };
-    let (org, api_key) = state.issuer.create_org(name).await?;
-    Ok(data(StatusCode::CREATED, org_json(&org, Some(&api_key))))
+    // With an `email` (and `password`), the organisation's first console user too.
+    let text = |field: &str| -> Result<Option<&str>, ApiError> {
+        match body.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.as_str())),
+            Some(other) => Err(ApiError::field(
+                field,
+                &format!("must be a string, not {}", crate::issuer::json_type(other)),
+            )),
+        }
+    };
+    let user = match (text("email")?, text("password")?) {
+        (None, None) => None,
+        (Some(email), Some(password)) => Some(crate::console::FirstUser { email, password }),
+        (Some(_), None) => return Err(ApiError::field("password", "is required with email")),
+        (None, Some(_)) => return Err(ApiError::field("email", "is required with password")),
+    };
+    let (org, api_key, user) =
+        crate::console::create_org_with_user(&state.issuer, &state.accounts, name, user).await?;
+    let mut answer = org_json(&org, Some(&api_key));
+    if let Some(user) = user {
+        answer["userEmail"] = json!(user.email);
+    }
+    Ok(data(StatusCode::CREATED, answer))
 }
 
 /// An organisation as the API shows it; the API key only when it was just made.
@@ -461,12 +490,7 @@ async fn batch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     use crate::issuer::{rows_from_csv, rows_from_json};
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let media_type = media_type(&headers).unwrap_or_default();
     let rows = if media_type == "text/csv" {
         if let Some(unknown) = query.keys().find(|k| *k != "templateId") {
             return Err(ApiError::field(

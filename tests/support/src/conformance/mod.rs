@@ -10,6 +10,7 @@
 //! temporary folder, a database schema to drop) and `store` is what is tested. Names it uses
 //! are resolved in the module that invokes the macro.
 
+pub mod console;
 pub mod invitations;
 pub mod issuer;
 pub mod mediator;
@@ -94,6 +95,26 @@ macro_rules! issuer_storage_tests {
                 count_counts_by_prefix,
                 scan_after_pages_from_a_cursor,
                 keys_order_and_match_by_their_bytes,
+            ]
+        );
+    };
+}
+
+/// Expands to the console accounts' conformance suite ([`console`]: users, sessions,
+/// lockout) over the issuer store `$open` makes (see the [module docs](crate::conformance)):
+/// `lanyard_test_support::console_accounts_tests!(sled_issuer());`
+#[macro_export]
+macro_rules! console_accounts_tests {
+    ($open:expr) => {
+        $crate::__conformance_tests!(
+            console_accounts_conformance,
+            console,
+            $open,
+            [
+                a_user_is_added_once_and_found_by_any_case_of_its_email,
+                a_session_lives_from_sign_in_to_sign_out_stored_only_by_its_hash,
+                failed_sign_ins_lock_the_account_and_a_success_clears_the_count,
+                a_user_holds_at_most_the_allowed_sessions_and_expired_ones_end,
             ]
         );
     };
