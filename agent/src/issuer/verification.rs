@@ -28,7 +28,7 @@ use super::time::now_ms;
 use super::{new_object_id, Issuer, IssuerError, Org};
 use crate::invitations::NewInvitation;
 
-const VERIFICATIONS: &str = "verifications";
+pub(crate) const VERIFICATIONS: &str = "verifications";
 /// Request message id → verification key.
 const VERIFICATION_REQUESTS: &str = "verification_requests";
 

@@ -16,6 +16,7 @@
 mod cli;
 mod cluster;
 pub mod conformance;
+pub mod console;
 pub mod flood;
 mod in_process;
 mod journey;
@@ -47,6 +48,7 @@ pub mod mediator {
 
 pub use self::cli::{run_wallet, wallet_cli, CLI_PASSPHRASE};
 pub use self::cluster::Cluster;
+pub use self::console::{ConsoleClient, ConsolePage, TEST_PASSWORD};
 pub use self::in_process::{create_invitation, Agent};
 pub use self::journey::customer_journey;
 pub use self::keystore::FileKeyProtector;
