@@ -27,6 +27,7 @@ mod assets;
 mod auth;
 mod dashboard;
 mod page;
+mod templates;
 
 use std::sync::Arc;
 
@@ -94,6 +95,7 @@ fn pages() -> Router<Arc<ConsoleState>> {
         .merge(assets::routes())
         .merge(auth::routes())
         .merge(dashboard::routes())
+        .merge(templates::routes())
 }
 
 /// The console's router (`/console/...`, and the admin route that adds users).
