@@ -26,6 +26,7 @@ mod accounts;
 mod assets;
 mod auth;
 mod dashboard;
+mod email;
 mod page;
 mod templates;
 
@@ -96,6 +97,7 @@ fn pages() -> Router<Arc<ConsoleState>> {
         .merge(auth::routes())
         .merge(dashboard::routes())
         .merge(templates::routes())
+        .merge(email::routes())
 }
 
 /// The console's router (`/console/...`, and the admin route that adds users).

@@ -84,8 +84,10 @@ impl TemplateForm {
         };
         let mut rows = Vec::new();
         for index in 0..MAX_CUSTOM_FIELDS + BLANK_ROWS {
-            let (name_key, description_key) =
-                (format!("field_name_{index}"), format!("field_description_{index}"));
+            let (name_key, description_key) = (
+                format!("field_name_{index}"),
+                format!("field_description_{index}"),
+            );
             if !pairs
                 .iter()
                 .any(|(key, _)| *key == name_key || *key == description_key)
@@ -188,8 +190,12 @@ impl TemplateForm {
             Some(format!("{input}_{row}"))
         };
         match api_field {
-            "templateName" | "credentialIssuer" | "credentialType" | "logoURL"
-            | "credentialExpiration" | "numberOfCredentials" => Some(api_field.to_string()),
+            "templateName"
+            | "credentialIssuer"
+            | "credentialType"
+            | "logoURL"
+            | "credentialExpiration"
+            | "numberOfCredentials" => Some(api_field.to_string()),
             // Both lists are checked as a whole: the first row's inputs carry it.
             "customFields" => Some(format!("field_name_{}", self.first_row())),
             "descriptions" => Some(format!("field_description_{}", self.first_row())),
@@ -254,10 +260,7 @@ async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, ConsoleError> {
     let number = query.page.unwrap_or(1).clamp(1, 1_000_000);
-    let (templates, total) = state
-        .issuer
-        .templates(&user.org, number, PAGE_SIZE)
-        .await?;
+    let (templates, total) = state.issuer.templates(&user.org, number, PAGE_SIZE).await?;
     let mut page = user.page(Nav::Templates);
     if query.deleted.is_some() {
         page = page.with_notice(
