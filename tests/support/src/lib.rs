@@ -2,7 +2,8 @@
 //! the agent in process ([`Agent`]) and as a process ([`AgentProcess`]), several agent
 //! processes on one PostgreSQL behind Debian's nginx ([`Cluster`], [`Nginx`]), a phone speaking
 //! DIDComm through the mediator ([`Phone`]) and a did:key issuer ([`Issuer`]), an
-//! organisation's API client ([`OrgClient`]), the onboard-with-auto-issue setup
+//! organisation's API client ([`OrgClient`]), the console in Chromium through Playwright
+//! ([`browser`]: [`Console`], [`Script`]), the onboard-with-auto-issue setup
 //! ([`onboarding`]), the customer's whole journey ([`customer_journey`]), an SMTP sink ([`SmtpSink`]), an SMS gateway stand-in ([`SmsReceiver`]),
 //! QR decoding ([`decode_qr`]), a wallet event recorder ([`Events`]), the test key protector
 //! ([`FileKeyProtector`]), the seed's examples ([`seed_examples`]) and the storage
@@ -13,6 +14,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod browser;
 mod cli;
 mod cluster;
 pub mod conformance;
@@ -46,6 +48,7 @@ pub mod mediator {
     pub use lanyard_protocol::protocols::trust_ping::{PING, PING_RESPONSE};
 }
 
+pub use self::browser::{Console, Script};
 pub use self::cli::{run_wallet, wallet_cli, CLI_PASSPHRASE};
 pub use self::cluster::Cluster;
 pub use self::console::{ConsoleClient, ConsolePage, TEST_PASSWORD};
