@@ -125,17 +125,17 @@ async fn form_errors_show_beside_their_field_and_nothing_is_stored() {
         (
             &[("templateName", "")],
             "templateName",
-            "templateName must not be empty",
+            "Template name must not be empty",
         ),
         (
             &[("logoURL", "ftp://x")],
             "logoURL",
-            "logoURL must be an http(s) URL",
+            "Logo URL must be an http(s) URL",
         ),
         (
             &[("credentialExpiration", "2001-01-01")],
             "credentialExpiration",
-            "credentialExpiration \"2001-01-01\" is in the past",
+            "Expiration \"2001-01-01\" is in the past",
         ),
         (
             &[("field_name_2", "member since")],
@@ -150,14 +150,14 @@ async fn form_errors_show_beside_their_field_and_nothing_is_stored() {
         (
             &[("numberOfCredentials", "lots")],
             "numberOfCredentials",
-            "\"lots\" is not a whole number",
+            "Limit \"lots\" is not a whole number",
         ),
     ];
     for (overrides, field, message) in cases {
         let page = console
             .post("/console/templates", &template_form(overrides))
             .await;
-        assert_eq!(page.status, 400, "{field}: {}", page.body);
+        assert_eq!(page.status, 200, "{field}: {}", page.body);
         let text = page.text();
         let error = format!("<p class=\"field-error\" id=\"{field}-error\">");
         let at = text
@@ -194,7 +194,7 @@ async fn deleting_a_template_says_what_holders_lose_and_needs_confirming() {
     assert!(text.contains("This cannot be undone."));
 
     let unconfirmed = console.post(&format!("{location}/delete"), &[]).await;
-    assert_eq!(unconfirmed.status, 400);
+    assert_eq!(unconfirmed.status, 200);
     assert!(unconfirmed
         .text()
         .contains("Tick the box to confirm that the holders lose these credentials."));
@@ -312,7 +312,8 @@ async fn hostile_names_and_fields_are_escaped_on_every_page() {
             &template_form(&[("templateName", hostile), ("logoURL", attribute)]),
         )
         .await;
-    assert_eq!(refused.status, 400);
+    assert_eq!(refused.status, 200);
+    assert!(refused.body.contains("logoURL-error"));
     let mut pages = vec![refused];
     for path in [
         "/console/templates".to_string(),
@@ -370,7 +371,7 @@ async fn email_templates_are_made_previewed_changed_and_deleted_from_the_console
     let mut bad = fields.to_vec();
     bad[1] = ("subject", "Hi {{firstName}}");
     let refused = console.post("/console/email-templates", &bad).await;
-    assert_eq!(refused.status, 400);
+    assert_eq!(refused.status, 200);
     let text = refused.text();
     assert!(
         text.contains("<p class=\"field-error\" id=\"subject-error\">subject uses the unknown placeholder {{firstName}}"),

@@ -6,7 +6,9 @@
 //!
 //! The preview's HTML is the organisation's own: it is shown only in an `<iframe sandbox>`
 //! (no scripts, an opaque origin) from `srcdoc`, escaped as an attribute, under the console's
-//! Content-Security-Policy (which also holds back the email's inline styles there).
+//! Content-Security-Policy. That policy refuses inline styles, so the preview draws the
+//! email's frame with a stylesheet of its own (the organisation's inline styles show in the
+//! email itself, not in the preview).
 
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ pub(super) fn routes() -> Router<Arc<ConsoleState>> {
         .route("/console/email-templates/{id}/delete", post(delete))
         .layer(DefaultBodyLimit::max(MAX_FORM))
         .route("/console/static/email.js", get(script))
+        .route("/console/static/email-preview.css", get(preview_stylesheet))
+        .route("/console/static/email.css", get(page_stylesheet))
 }
 
 /// The form as typed (shown again beside its errors or its preview).
@@ -122,10 +126,42 @@ struct Preview {
 impl From<RenderedEmail> for Preview {
     fn from(email: RenderedEmail) -> Preview {
         Preview {
-            html: email.html_with_data_images(),
+            html: preview_document(&email.html_with_data_images()),
             subject: email.subject,
             text: email.text,
         }
+    }
+}
+
+/// The email's HTML as the preview frame shows it under the console's Content-Security-Policy
+/// (which the frame inherits and which refuses inline styles): its `<style>` elements and
+/// double-quoted `style` attributes left out, and the preview stylesheet, which draws the
+/// email's frame from its classes, linked instead.
+fn preview_document(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("<style") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("</style>") {
+            Some(end) => rest = &rest[start + end + "</style>".len()..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    let mut clean = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(start) = rest.find(" style=\"") {
+        clean.push_str(&rest[..start]);
+        let after = &rest[start + " style=\"".len()..];
+        rest = after.find('"').map_or("", |end| &after[end + 1..]);
+    }
+    clean.push_str(rest);
+    let link = "<link rel=\"stylesheet\" href=\"/console/static/email-preview.css\">";
+    match clean.find("</head>") {
+        Some(at) => format!("{}{link}{}", &clean[..at], &clean[at..]),
+        None => format!("{link}{clean}"),
     }
 }
 
@@ -236,11 +272,10 @@ fn form_page(
     }
 }
 
-/// The form again with its errors, answered 400.
+/// The form again with its errors beside the fields. Answered 200, as the page a person
+/// reads next (a browser reports an error status on a page load as a failed resource).
 fn refused(page: &FormPage) -> Result<Response, ConsoleError> {
-    let mut response = render(page)?;
-    *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-    Ok(response)
+    render(page)
 }
 
 fn field_errors(error: &IssuerError) -> FieldErrors {
@@ -372,6 +407,20 @@ async fn update(
 #[derive(Deserialize)]
 struct Empty {}
 
+#[cfg(test)]
+mod tests {
+    use super::preview_document;
+
+    #[test]
+    fn the_preview_leaves_out_inline_styles_and_links_its_stylesheet() {
+        let html = "<html><head><style>a{}</style></head><body style=\"x\"><p class=\"a\" style=\"color:red\">Hi</p></body></html>";
+        assert_eq!(
+            preview_document(html),
+            "<html><head><link rel=\"stylesheet\" href=\"/console/static/email-preview.css\"></head><body><p class=\"a\">Hi</p></body></html>"
+        );
+    }
+}
+
 async fn delete(
     State(state): Shared,
     Path(id): Path<String>,
@@ -391,6 +440,30 @@ async fn default_preview(State(state): Shared, user: SignedIn) -> Result<Respons
         preview: preview.into(),
         sample_customer: PREVIEW_CUSTOMER,
     })
+}
+
+/// The pages' own stylesheet (the preview frame's size).
+async fn page_stylesheet() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("static/email.css"),
+    )
+        .into_response()
+}
+
+/// The preview frame's stylesheet (see [`preview_document`]).
+async fn preview_stylesheet() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("static/email-preview.css"),
+    )
+        .into_response()
 }
 
 /// The form's script: reads a chosen logo file into the form's `logo` field.

@@ -36,6 +36,7 @@ pub(super) fn routes() -> Router<Arc<ConsoleState>> {
             get(confirm_delete).post(delete),
         )
         .route("/console/static/templates.js", get(script))
+        .route("/console/static/templates.css", get(stylesheet))
 }
 
 /// One custom field row of the form.
@@ -167,7 +168,9 @@ impl TemplateForm {
                     let mut errors = FieldErrors::new();
                     errors.add(
                         "numberOfCredentials",
-                        format!("numberOfCredentials {limit:?} is not a whole number; leave it empty for no limit"),
+                        format!(
+                            "Limit {limit:?} is not a whole number; leave it empty for no limit"
+                        ),
                     );
                     return Err(errors);
                 }
@@ -202,6 +205,37 @@ impl TemplateForm {
             _ => row_input("customFields[", "field_name")
                 .or_else(|| row_input("descriptions[", "field_description")),
         }
+    }
+
+    /// The issuer's refusal of `api_field` beside the form's field, in the form's words: the
+    /// field's label, then what is wrong (a row's error says only what is wrong, beside it).
+    fn errors(&self, api_field: &str, problem: &str) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        let label = match api_field {
+            "templateName" => "Template name",
+            "credentialIssuer" => "Issuer",
+            "credentialType" => "Credential type",
+            "logoURL" => "Logo URL",
+            "credentialExpiration" => "Expiration",
+            "numberOfCredentials" => "Limit",
+            "customFields" => "Custom fields",
+            "descriptions" => "Descriptions",
+            _ => "",
+        };
+        let message = if label.is_empty() {
+            let mut chars = problem.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().collect::<String>() + chars.as_str())
+                .unwrap_or_default()
+        } else {
+            format!("{label} {problem}")
+        };
+        match self.field_of(api_field) {
+            Some(field) => errors.add(&field, message),
+            None => errors.form = Some(format!("{api_field} {problem}")),
+        }
+        errors
     }
 
     fn first_row(&self) -> usize {
@@ -295,11 +329,10 @@ async fn new_form(user: SignedIn) -> Result<Response, ConsoleError> {
     render(&new_page(&user, form, FieldErrors::new()))
 }
 
-/// A page that shows the form again with its errors, answered 400 (the form was refused).
+/// The form again with its errors beside the fields. Answered 200, as the page a person
+/// reads next (a browser reports an error status on a page load as a failed resource).
 fn refused<T: askama::Template>(page: &T) -> Result<Response, ConsoleError> {
-    let mut response = render(page)?;
-    *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-    Ok(response)
+    render(page)
 }
 
 async fn create(
@@ -317,8 +350,8 @@ async fn create(
             template.object_id
         ))
         .into_response()),
-        Err(error @ IssuerError::InvalidField { .. }) => {
-            let errors = FieldErrors::from_issuer(&error, |field| form.field_of(field));
+        Err(IssuerError::InvalidField { field, problem }) => {
+            let errors = form.errors(&field, &problem);
             refused(&new_page(&user, form, errors))
         }
         Err(error) => Err(error.into()),
@@ -401,6 +434,18 @@ async fn delete(
     Ok(Redirect::to("/console/templates?deleted=1").into_response())
 }
 
+/// The templates pages' stylesheet (the custom field rows).
+async fn stylesheet() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        include_str!("static/templates.css"),
+    )
+        .into_response()
+}
+
 /// The create form's script: adds custom field rows.
 async fn script() -> Response {
     (
@@ -454,15 +499,25 @@ mod tests {
             Some("field_description_1")
         );
         assert_eq!(form.field_of("unknown"), None);
+        let errors = form.errors("customFields[1]", "\"bad name\" is not a field name");
+        assert_eq!(
+            errors.get("field_name_2"),
+            Some("\"bad name\" is not a field name")
+        );
+        let errors = form.errors("logoURL", "must be an http(s) URL");
+        assert_eq!(
+            errors.get("logoURL"),
+            Some("Logo URL must be an http(s) URL")
+        );
     }
 
     #[test]
     fn a_limit_that_is_no_number_is_refused_beside_its_field() {
         let form = TemplateForm::read(&pairs(&[("numberOfCredentials", "ten")])).unwrap();
         let errors = form.request().unwrap_err();
-        assert!(errors
-            .get("numberOfCredentials")
-            .unwrap()
-            .contains("\"ten\" is not a whole number"));
+        assert_eq!(
+            errors.get("numberOfCredentials"),
+            Some("Limit \"ten\" is not a whole number; leave it empty for no limit")
+        );
     }
 }
