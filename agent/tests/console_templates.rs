@@ -50,6 +50,9 @@ fn path_of(location: &str) -> String {
     location.split('?').next().unwrap().to_string()
 }
 
+/// A form's fields as (name, value).
+type Form<'a> = &'a [(&'a str, &'a str)];
+
 async fn api_templates(client: &OrgClient) -> Vec<Value> {
     let listed = client.call("GET", TEMPLATES, None).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
@@ -121,7 +124,8 @@ async fn a_template_made_with_the_form_is_the_api_s_template_and_is_shown() {
 async fn form_errors_show_beside_their_field_and_nothing_is_stored() {
     let agent = Agent::start(Default::default()).await;
     let (acme, console) = signed_in(&agent, "Acme").await;
-    let cases: [(&[(&str, &str)], &str, &str); 6] = [
+    // (the fields changed, the field beside which the error shows, what it says)
+    let cases: [(Form, &str, &str); 6] = [
         (
             &[("templateName", "")],
             "templateName",
@@ -314,7 +318,26 @@ async fn hostile_names_and_fields_are_escaped_on_every_page() {
         .await;
     assert_eq!(refused.status, 200);
     assert!(refused.body.contains("logoURL-error"));
-    let mut pages = vec![refused];
+    // So does an error naming a hostile placeholder.
+    let placeholder = console
+        .post(
+            "/console/email-templates",
+            &[
+                ("name", "P"),
+                ("subject", "{{<img src=x onerror=alert(5)>}}"),
+                ("htmlBody", "<p>x</p>"),
+                ("textBody", "{{inviteUrl}}"),
+            ],
+        )
+        .await;
+    assert!(
+        placeholder.body.contains(
+            "subject uses the unknown placeholder {{&#60;img src=x onerror=alert(5)&#62;}}"
+        ),
+        "{}",
+        placeholder.body
+    );
+    let mut pages = vec![refused, placeholder];
     for path in [
         "/console/templates".to_string(),
         location.clone(),

@@ -223,6 +223,7 @@ async fn a_stored_template_chosen_at_onboarding_sends_its_text_html_and_logo() {
     let onboarded = acme.call("POST", CUSTOMERS, Some(request)).await;
     assert_eq!(onboarded.status, 201, "{}", onboarded.body);
     assert_eq!(onboarded.body["data"]["status"], "Invited");
+    assert_eq!(onboarded.body["data"]["emailTemplateId"], id.as_str());
     let url = onboarded.body["data"]["invitation"]["url"]
         .as_str()
         .unwrap()
@@ -533,4 +534,70 @@ async fn onboarding_with_an_email_template_not_of_the_organisation_stores_nothin
         .call("GET", &format!("{EMAIL_TEMPLATES}/{id}"), None)
         .await;
     assert_eq!(kept.status, 200, "Globex's template is untouched");
+}
+
+#[tokio::test]
+async fn a_resend_after_the_template_is_deleted_sends_the_default_email() {
+    let (agent, sink) = agent_with_sink().await;
+    let acme = OrgClient::create(&agent, "Acme Gym").await;
+    let created = acme
+        .call("POST", EMAIL_TEMPLATES, Some(template_request()))
+        .await;
+    let id = created.body["data"]["id"].as_str().unwrap().to_string();
+    let mut request = email_customer("Jane Doe", "jane@example.com");
+    request["emailTemplateId"] = json!(id);
+    let onboarded = acme.call("POST", CUSTOMERS, Some(request)).await;
+    let customer = onboarded.body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        sink.message(1).await["subject"],
+        "Jane Doe, your Acme Gym membership card"
+    );
+    let resent = acme
+        .call("POST", &format!("{CUSTOMERS}/{customer}/invitation"), None)
+        .await;
+    assert_eq!(resent.status, 200, "{}", resent.body);
+    assert_eq!(
+        sink.message(2).await["subject"],
+        "Jane Doe, your Acme Gym membership card",
+        "a resend uses the template chosen at onboarding"
+    );
+    let deleted = acme
+        .call("DELETE", &format!("{EMAIL_TEMPLATES}/{id}"), None)
+        .await;
+    assert_eq!(deleted.status, 200);
+    let resent = acme
+        .call("POST", &format!("{CUSTOMERS}/{customer}/invitation"), None)
+        .await;
+    assert_eq!(resent.status, 200, "{}", resent.body);
+    let mail = sink.message(3).await;
+    assert_eq!(mail["subject"], "Acme Gym invites you to connect");
+    assert_eq!(mail["images"].as_array().unwrap().len(), 1, "no logo");
+}
+
+#[tokio::test]
+async fn an_organisation_keeps_at_most_the_cap_of_email_templates() {
+    let agent = Agent::start(Default::default()).await;
+    let acme = OrgClient::create(&agent, "Acme").await;
+    let mut request = template_request();
+    request["logo"] = Value::Null;
+    for _ in 0..agent::issuer::MAX_EMAIL_TEMPLATES {
+        let created = acme
+            .call("POST", EMAIL_TEMPLATES, Some(request.clone()))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let refused = acme.call("POST", EMAIL_TEMPLATES, Some(request)).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(
+        refused.body["error"]["message"],
+        format!(
+            "Acme has {0} email templates, the most it may keep ({0}); delete one first",
+            agent::issuer::MAX_EMAIL_TEMPLATES
+        )
+    );
+    let listed = acme.call("GET", EMAIL_TEMPLATES, None).await;
+    assert_eq!(
+        listed.body["data"]["totalItem"],
+        agent::issuer::MAX_EMAIL_TEMPLATES
+    );
 }

@@ -19,6 +19,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::page::{render, ConsoleError, FieldErrors, Nav, Page};
+use super::templates::asset;
 use super::{ConsoleState, CsrfForm, SignedIn};
 use crate::issuer::{
     iso_millis, EmailTemplateSpec, IssuerError, Logo, RenderedEmail, StoredEmailTemplate,
@@ -27,8 +28,9 @@ use crate::issuer::{
 
 type Shared = State<Arc<ConsoleState>>;
 
-/// Largest form these pages take: the bodies and a logo as a data URL.
-const MAX_FORM: usize = 50_000 * 6 + 20_000 * 6 + MAX_LOGO_BYTES * 2;
+/// Largest form these pages take: the bodies (a character may take 4 bytes of UTF-8, each
+/// percent-encoded in 3) and a logo as a base64 data URL, with room for the other fields.
+const MAX_FORM: usize = (50_000 + 20_000) * 12 + MAX_LOGO_BYTES * 2 + 16 * 1024;
 
 pub(super) fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
@@ -207,6 +209,12 @@ struct DefaultPage {
     sample_customer: &'static str,
 }
 
+/// A time as a list shows it: `2026-12-01 20:17 UTC`.
+fn minutes(ms: u64) -> String {
+    let iso = iso_millis(ms);
+    format!("{} UTC", iso.get(..16).unwrap_or(&iso).replace('T', " "))
+}
+
 fn placeholders() -> Vec<String> {
     PLACEHOLDERS
         .iter()
@@ -239,7 +247,7 @@ async fn list(
             .into_iter()
             .map(|t| Row {
                 has_logo: t.spec.logo.is_some(),
-                updated: iso_millis(t.updated_ms),
+                updated: minutes(t.updated_ms),
                 id: t.id,
                 name: t.spec.name,
                 subject: t.spec.subject,
@@ -407,20 +415,6 @@ async fn update(
 #[derive(Deserialize)]
 struct Empty {}
 
-#[cfg(test)]
-mod tests {
-    use super::preview_document;
-
-    #[test]
-    fn the_preview_leaves_out_inline_styles_and_links_its_stylesheet() {
-        let html = "<html><head><style>a{}</style></head><body style=\"x\"><p class=\"a\" style=\"color:red\">Hi</p></body></html>";
-        assert_eq!(
-            preview_document(html),
-            "<html><head><link rel=\"stylesheet\" href=\"/console/static/email-preview.css\"></head><body><p class=\"a\">Hi</p></body></html>"
-        );
-    }
-}
-
 async fn delete(
     State(state): Shared,
     Path(id): Path<String>,
@@ -444,39 +438,35 @@ async fn default_preview(State(state): Shared, user: SignedIn) -> Result<Respons
 
 /// The pages' own stylesheet (the preview frame's size).
 async fn page_stylesheet() -> Response {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        include_str!("static/email.css"),
-    )
-        .into_response()
+    asset("text/css; charset=utf-8", include_str!("static/email.css"))
 }
 
 /// The preview frame's stylesheet (see [`preview_document`]).
 async fn preview_stylesheet() -> Response {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
-        ],
+    asset(
+        "text/css; charset=utf-8",
         include_str!("static/email-preview.css"),
     )
-        .into_response()
 }
 
 /// The form's script: reads a chosen logo file into the form's `logo` field.
 async fn script() -> Response {
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/javascript; charset=utf-8",
-            ),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
-        ],
+    asset(
+        "text/javascript; charset=utf-8",
         include_str!("static/email.js"),
     )
-        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview_document;
+
+    #[test]
+    fn the_preview_leaves_out_inline_styles_and_links_its_stylesheet() {
+        let html = "<html><head><style>a{}</style></head><body style=\"x\"><p class=\"a\" style=\"color:red\">Hi</p></body></html>";
+        assert_eq!(
+            preview_document(html),
+            "<html><head><link rel=\"stylesheet\" href=\"/console/static/email-preview.css\"></head><body><p class=\"a\">Hi</p></body></html>"
+        );
+    }
 }

@@ -434,31 +434,32 @@ async fn delete(
     Ok(Redirect::to("/console/templates?deleted=1").into_response())
 }
 
-/// The templates pages' stylesheet (the custom field rows).
-async fn stylesheet() -> Response {
+/// A file of a page module compiled in, served as `content_type` (cached a few minutes).
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CONTENT_TYPE, content_type),
             (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        include_str!("static/templates.css"),
+        body,
     )
         .into_response()
 }
 
+/// The templates pages' stylesheet (the custom field rows).
+async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("static/templates.css"),
+    )
+}
+
 /// The create form's script: adds custom field rows.
 async fn script() -> Response {
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/javascript; charset=utf-8",
-            ),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
-        ],
+    asset(
+        "text/javascript; charset=utf-8",
         include_str!("static/templates.js"),
     )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -32,9 +32,9 @@ pub const PLACEHOLDERS: [&str; 3] = ["customerName", "organizationName", "invite
 const LINK: &str = "{{inviteUrl}}";
 
 /// Most email templates one organisation keeps.
-pub const MAX_EMAIL_TEMPLATES: usize = 100;
+pub const MAX_EMAIL_TEMPLATES: usize = 50;
 /// Largest logo, in bytes (it travels in every invitation email).
-pub const MAX_LOGO_BYTES: usize = 200 * 1024;
+pub const MAX_LOGO_BYTES: usize = 100 * 1024;
 const MAX_NAME: usize = 100;
 const MAX_SUBJECT: usize = 200;
 const MAX_TEXT_BODY: usize = 20_000;
@@ -70,9 +70,12 @@ impl InviteValues<'_> {
     }
 }
 
+/// A text cut at its placeholders: (the text before each, its name) in order, then the rest.
+type Split<'a> = (Vec<(&'a str, &'a str)>, &'a str);
+
 /// The placeholders of `text` in order, as (the text before it, its name); the rest after the
 /// last one is returned apart. An unclosed `{{` is an error.
-fn split_placeholders(text: &str) -> Result<(Vec<(&str, &str)>, &str), &'static str> {
+fn split_placeholders(text: &str) -> Result<Split<'_>, &'static str> {
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -415,8 +418,13 @@ fn is_template_id(id: &str) -> bool {
     id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn encode(template: &StoredEmailTemplate) -> Result<Vec<u8>, StorageError> {
-    serde_json::to_vec(template).map_err(|e| StorageError::Corrupt(e.to_string()))
+/// The expectation that `template` is stored exactly as it is.
+fn stored_as(template: &StoredEmailTemplate) -> Result<Expect, StorageError> {
+    Ok(Expect::Equals {
+        collection: EMAIL_TEMPLATES,
+        key: template.key(),
+        value: serde_json::to_vec(template).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+    })
 }
 
 /// Where email templates are kept: every [`IssuerStorage`] backend (sled, PostgreSQL) is one,
@@ -462,20 +470,12 @@ pub trait EmailTemplateStorage: IssuerStorage + Sized {
         template: &StoredEmailTemplate,
     ) -> impl Future<Output = Result<(), BatchError>> + Send {
         async move {
-            let key = template.key();
-            let value = encode(template)?;
-            self.apply(
-                vec![Expect::Absent {
-                    collection: EMAIL_TEMPLATES,
-                    key: key.clone(),
-                }],
-                vec![Write::Put {
-                    collection: EMAIL_TEMPLATES,
-                    key,
-                    value,
-                }],
-            )
-            .await
+            let absent = Expect::Absent {
+                collection: EMAIL_TEMPLATES,
+                key: template.key(),
+            };
+            let write = Write::put(EMAIL_TEMPLATES, template.key(), template)?;
+            self.apply(vec![absent], vec![write]).await
         }
     }
 
@@ -487,24 +487,11 @@ pub trait EmailTemplateStorage: IssuerStorage + Sized {
         after: &StoredEmailTemplate,
     ) -> impl Future<Output = Result<(), BatchError>> + Send {
         async move {
-            let key = before.key();
-            if after.key() != key {
+            if after.key() != before.key() {
                 return Err(BatchError::Conflict);
             }
-            let (old, new) = (encode(before)?, encode(after)?);
-            self.apply(
-                vec![Expect::Equals {
-                    collection: EMAIL_TEMPLATES,
-                    key: key.clone(),
-                    value: old,
-                }],
-                vec![Write::Put {
-                    collection: EMAIL_TEMPLATES,
-                    key,
-                    value: new,
-                }],
-            )
-            .await
+            let write = Write::put(EMAIL_TEMPLATES, after.key(), after)?;
+            self.apply(vec![stored_as(before)?], vec![write]).await
         }
     }
 
@@ -514,17 +501,8 @@ pub trait EmailTemplateStorage: IssuerStorage + Sized {
         template: &StoredEmailTemplate,
     ) -> impl Future<Output = Result<(), BatchError>> + Send {
         async move {
-            let key = template.key();
-            let value = encode(template)?;
-            self.apply(
-                vec![Expect::Equals {
-                    collection: EMAIL_TEMPLATES,
-                    key: key.clone(),
-                    value,
-                }],
-                vec![Write::delete(EMAIL_TEMPLATES, key)],
-            )
-            .await
+            let write = Write::delete(EMAIL_TEMPLATES, template.key());
+            self.apply(vec![stored_as(template)?], vec![write]).await
         }
     }
 }
