@@ -614,6 +614,11 @@ pub(crate) fn render(
             spec.logo.as_ref(),
         ),
     };
+    // One line, whatever the values hold (a customer's name may have a newline).
+    let subject: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let html = InvitationHtml {
         subject: &subject,
         organization: values.organization_name,
@@ -913,6 +918,12 @@ mod tests {
         assert!(email.html.contains("src=\"cid:invite-qr\""));
         assert!(email.html.contains("src=\"cid:org-logo\""));
         assert!(email.html.contains("href=\"https://agent.test/i/abc\""));
+        let two_lines = InviteValues {
+            customer_name: "Ann\r\nBcc: eve@example.com",
+            ..values()
+        };
+        let email_of_two_lines = render(EmailSource::Stored(&spec), &two_lines, vec![]).unwrap();
+        assert_eq!(email_of_two_lines.subject, "For Ann  Bcc: eve@example.com");
         let ids: Vec<&str> = email.images.iter().map(|i| i.content_id).collect();
         assert_eq!(ids, ["invite-qr", "org-logo"]);
         assert!(email
