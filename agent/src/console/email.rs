@@ -310,23 +310,26 @@ async fn submit(
     state: &ConsoleState,
     user: SignedIn,
     stored: Option<StoredEmailTemplate>,
-    mut form: EmailForm,
+    form: EmailForm,
 ) -> Result<Response, ConsoleError> {
     let current_logo = stored.as_ref().and_then(|t| t.spec.logo.as_ref());
     let id = stored.as_ref().map(|t| t.id.clone());
+    // The form again with `errors`; a logo chosen but not saved is to be chosen again.
+    let refuse = |mut form: EmailForm, errors: FieldErrors| {
+        form.logo.clear();
+        refused(&form_page(
+            &user,
+            id.clone(),
+            form,
+            current_logo.is_some(),
+            errors,
+            None,
+        ))
+    };
     let spec = match form.spec(current_logo) {
         Ok(spec) => spec,
         Err(error @ IssuerError::InvalidField { .. }) => {
-            let errors = field_errors(&error);
-            form.logo.clear();
-            return refused(&form_page(
-                &user,
-                id,
-                form,
-                current_logo.is_some(),
-                errors,
-                None,
-            ));
+            return refuse(form, field_errors(&error));
         }
         Err(error) => return Err(error.into()),
     };
@@ -358,15 +361,7 @@ async fn submit(
         Err(error @ IssuerError::Conflict(_)) => {
             let mut errors = FieldErrors::new();
             errors.form = Some(error.to_string());
-            form.logo.clear();
-            refused(&form_page(
-                &user,
-                id,
-                form,
-                current_logo.is_some(),
-                errors,
-                None,
-            ))
+            refuse(form, errors)
         }
         Err(error) => Err(error.into()),
     }
