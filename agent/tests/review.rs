@@ -163,6 +163,7 @@ fn records_holding_customer_data_show_none_of_it() {
         phone_number: Some("+14155550199".into()),
         organization_label: Some("Acme".into()),
         email_template: None,
+        email_template_id: None,
         auto_issue: Some(AutoIssue {
             template_id: "urn:template:t".into(),
             values: values.clone(),

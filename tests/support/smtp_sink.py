@@ -1,6 +1,6 @@
 """An SMTP sink for the tests: aiosmtpd on a loopback port that writes each message it
 receives to OUT_DIR as JSON (envelope, subject, text and HTML parts) with its images saved
-beside it. Prints the port on stdout once it accepts connections; runs until killed."""
+beside it, and the message as received (NNNN.eml; written before the JSON). Prints the port on stdout once it accepts connections; runs until killed."""
 
 import asyncio
 import email
@@ -22,6 +22,8 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
         name = f"{self.count:04d}"
+        with open(os.path.join(self.out_dir, f"{name}.eml"), "wb") as f:
+            f.write(envelope.content)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         record = {
             "mail_from": envelope.mail_from,

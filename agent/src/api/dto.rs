@@ -56,6 +56,7 @@ impl Customer {
             "email": self.details.email,
             "phoneNumber": self.details.phone_number,
             "organizationLabel": self.details.organization_label,
+            "emailTemplateId": self.details.email_template_id,
             "status": self.status.as_str(),
             "invitation": invite,
             "autoIssue": self.details.auto_issue.as_ref().map(|a| json!({

@@ -49,6 +49,8 @@ pub const CUSTOMERS_PATH: &str = "/core/api/v1/programmatic/customer";
 pub const CREDENTIALS_PATH: &str = "/core/api/v1/programmatic/credential";
 /// The verification routes.
 pub const VERIFICATIONS_PATH: &str = "/core/api/v1/programmatic/verification";
+/// The email template routes (an organisation's own invitation emails).
+pub const EMAIL_TEMPLATES_PATH: &str = "/core/api/v1/programmatic/email-template";
 /// The callback (webhook) routes.
 pub const CALLBACK_PATH: &str = "/core/api/v1/programmatic/callback";
 
@@ -91,6 +93,28 @@ fn routes() -> Vec<Route> {
             Method::DELETE,
             format!("{TEMPLATES_PATH}/{{id}}"),
             delete_template,
+        ),
+        route(Method::POST, EMAIL_TEMPLATES_PATH, create_email_template),
+        route(Method::GET, EMAIL_TEMPLATES_PATH, list_email_templates),
+        route(
+            Method::GET,
+            format!("{EMAIL_TEMPLATES_PATH}/{{id}}"),
+            get_email_template,
+        ),
+        route(
+            Method::PUT,
+            format!("{EMAIL_TEMPLATES_PATH}/{{id}}"),
+            update_email_template,
+        ),
+        route(
+            Method::DELETE,
+            format!("{EMAIL_TEMPLATES_PATH}/{{id}}"),
+            delete_email_template,
+        ),
+        route(
+            Method::GET,
+            format!("{EMAIL_TEMPLATES_PATH}/{{id}}/preview"),
+            preview_email_template,
         ),
         route(Method::POST, CUSTOMERS_PATH, onboard),
         route(Method::GET, CUSTOMERS_PATH, list_customers),
@@ -273,6 +297,71 @@ async fn delete_template(
         .delete_template(&org, &template.template_id)
         .await?;
     Ok(data(StatusCode::OK, json!({ "isSuccess": true })))
+}
+
+async fn create_email_template(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = json_body(&headers, &body)?;
+    let template = state.issuer.create_email_template(&org, &body).await?;
+    Ok(data(StatusCode::CREATED, template.to_api()))
+}
+
+async fn list_email_templates(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (page, page_size) = paging(&query, &[])?;
+    let (templates, total) = state.issuer.email_templates(&org, page, page_size).await?;
+    let items = templates.iter().map(|t| t.to_api()).collect();
+    Ok(data(
+        StatusCode::OK,
+        page_json(items, page, page_size, total),
+    ))
+}
+
+async fn get_email_template(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let template = state.issuer.email_template(&org, &id).await?;
+    Ok(data(StatusCode::OK, template.to_api()))
+}
+
+async fn update_email_template(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = json_body(&headers, &body)?;
+    let template = state.issuer.update_email_template(&org, &id, &body).await?;
+    Ok(data(StatusCode::OK, template.to_api()))
+}
+
+async fn delete_email_template(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.issuer.delete_email_template(&org, &id).await?;
+    Ok(data(StatusCode::OK, json!({ "isSuccess": true })))
+}
+
+async fn preview_email_template(
+    State(state): Shared,
+    Authenticated(org): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let template = state.issuer.email_template(&org, &id).await?;
+    let preview = state.issuer.preview_email(&org, Some(&template.spec))?;
+    Ok(data(StatusCode::OK, crate::issuer::preview_json(&preview)))
 }
 
 async fn create_org(

@@ -27,8 +27,10 @@ mod assets;
 mod auth;
 mod customers;
 mod dashboard;
+mod email;
 mod page;
 mod settings;
+mod templates;
 
 use std::sync::Arc;
 
@@ -102,6 +104,8 @@ fn pages() -> Router<Arc<ConsoleState>> {
         .merge(dashboard::routes())
         .merge(customers::routes())
         .merge(settings::routes())
+        .merge(templates::routes())
+        .merge(email::routes())
 }
 
 /// The console's router (`/console/...`, and the admin route that adds users).

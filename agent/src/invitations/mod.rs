@@ -225,7 +225,8 @@ pub fn qr_png(text: &str, scale: usize) -> Result<Vec<u8>, InvitationError> {
     Ok(out)
 }
 
-fn escape(text: &str) -> String {
+/// `text` with `& < > " '` as HTML entities: safe in element content and quoted attributes.
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::email::check_placeholders;
 use super::templates::{json_type, Template};
 use super::IssuerError;
 
@@ -52,7 +53,7 @@ impl Status {
 }
 
 /// An email's subject and text with `{{customerName}}`, `{{organizationName}}` and
-/// `{{inviteUrl}}` placeholders.
+/// `{{inviteUrl}}` placeholders (`email::PLACEHOLDERS`), given with an onboarding request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailTemplate {
     /// The subject line (one line; placeholders allowed).
@@ -102,14 +103,18 @@ pub struct NewCustomer {
     pub phone_number: Option<String>,
     /// Who the SMS says it is from (the organisation's name otherwise).
     pub organization_label: Option<String>,
-    /// The invitation email, when not the default one.
+    /// The invitation email given with the request, when not the default one.
     pub email_template: Option<EmailTemplate>,
+    /// The organisation's stored email template chosen for the invitation (`emailTemplateId`),
+    /// when not the default one.
+    #[serde(default)]
+    pub email_template_id: Option<String>,
     /// The credential offered as soon as the wallet connects.
     pub auto_issue: Option<AutoIssue>,
 }
 
 lanyard_protocol::redacted_debug!(NewCustomer {
-    shown: [medium, organization_label, auto_issue],
+    shown: [medium, organization_label, email_template_id, auto_issue],
     redacted: [name, email, phone_number, email_template],
 });
 
@@ -141,13 +146,14 @@ pub struct Customer {
     pub updated_ms: u64,
 }
 
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 8] = [
     "name",
     "medium",
     "email",
     "phoneNumber",
     "organizationLabel",
     "emailTemplate",
+    "emailTemplateId",
     "autoIssue",
 ];
 
@@ -275,6 +281,22 @@ pub(crate) fn check_values(
     Ok(values.clone())
 }
 
+/// `emailTemplateId`'s value read: absent or null is the default email.
+fn email_template_id_of(value: Option<&Value>) -> Result<Option<String>, IssuerError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.trim().to_string())),
+        Some(Value::String(_)) => Err(IssuerError::field(
+            "emailTemplateId",
+            "must not be empty (leave it out for the default email)",
+        )),
+        Some(other) => Err(IssuerError::field(
+            "emailTemplateId",
+            &format!("must be a string, not {}", json_type(other)),
+        )),
+    }
+}
+
 impl NewCustomer {
     /// Validates an onboarding request. `auto_issue` is checked against the template the
     /// caller looked up (its `templateId` is read first with [`NewCustomer::template_id`]).
@@ -312,6 +334,7 @@ impl NewCustomer {
             phone_number: None,
             organization_label: None,
             email_template: None,
+            email_template_id: None,
             auto_issue: None,
         };
         match medium {
@@ -350,7 +373,9 @@ impl NewCustomer {
                             "must be one line",
                         ));
                     }
+                    check_placeholders(&subject, "emailTemplate.subject")?;
                     let body = part("body", 20_000)?;
+                    check_placeholders(&body, "emailTemplate.body")?;
                     if !body.contains("{{inviteUrl}}") {
                         return Err(IssuerError::field(
                             "emailTemplate.body",
@@ -358,6 +383,13 @@ impl NewCustomer {
                         ));
                     }
                     customer.email_template = Some(EmailTemplate { subject, body });
+                }
+                customer.email_template_id = email_template_id_of(body.get("emailTemplateId"))?;
+                if customer.email_template.is_some() && customer.email_template_id.is_some() {
+                    return Err(IssuerError::field(
+                        "emailTemplateId",
+                        "and emailTemplate are exclusive: choose a stored template or give one",
+                    ));
                 }
                 for field in ["phoneNumber", "organizationLabel"] {
                     if body.get(field).is_some_and(|v| !v.is_null()) {
@@ -376,7 +408,7 @@ impl NewCustomer {
                     )
                 })?);
                 customer.organization_label = text_field(body, "organizationLabel", true, 30)?;
-                for field in ["email", "emailTemplate"] {
+                for field in ["email", "emailTemplate", "emailTemplateId"] {
                     if body.get(field).is_some_and(|v| !v.is_null()) {
                         return Err(IssuerError::field(field, "is for the email medium only"));
                     }
@@ -396,6 +428,12 @@ impl NewCustomer {
             });
         }
         Ok(customer)
+    }
+
+    /// The `emailTemplateId` of a request (the organisation's stored email template), to
+    /// look the template up before onboarding.
+    pub fn email_template_id(body: &Value) -> Result<Option<String>, IssuerError> {
+        email_template_id_of(body.get("emailTemplateId"))
     }
 
     /// The `autoIssue.templateId` of a request, to look the template up before parsing.

@@ -1,5 +1,6 @@
-//! Sending invitations: email over SMTP (lettre; the message carries the invite link and its
-//! QR code as an inline PNG) and SMS through an HTTP gateway (a JSON `POST` with the number,
+//! Sending invitations: email over SMTP (lettre; the message `email::render` made, as
+//! multipart/alternative of the plain text and a multipart/related HTML part with its inline
+//! images: the QR code, the logo) and SMS through an HTTP gateway (a JSON `POST` with the number,
 //! the organisation's label and the text). Both are optional: without them a customer stays
 //! `Initiated` and the API hands the link and QR to the caller to deliver.
 
@@ -9,43 +10,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
 
-use super::customers::EmailTemplate;
-
-/// What an invitation says, whichever way it goes.
-pub struct Invite<'a> {
-    pub customer_name: &'a str,
-    pub organization_name: &'a str,
-    /// The short invite URL (`<agent>/i/<code>`).
-    pub url: &'a str,
-    /// Its QR code as PNG.
-    pub qr_png: Vec<u8>,
-}
-
-/// Replaces the template placeholders with their values.
-fn fill(text: &str, invite: &Invite<'_>) -> String {
-    text.replace("{{customerName}}", invite.customer_name)
-        .replace("{{organizationName}}", invite.organization_name)
-        .replace("{{inviteUrl}}", invite.url)
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The default email, when the request brings no template.
-pub(crate) fn default_email() -> EmailTemplate {
-    EmailTemplate {
-        subject: "{{organizationName}} invites you to connect".into(),
-        body: "Hello {{customerName}},\n\n\
-               {{organizationName}} would like to send you a verifiable credential. Install the \
-               Lanyard app on your phone, then scan the QR code in this email, or open this link \
-               on the phone:\n\n{{inviteUrl}}\n\nThe link works once and only for you."
-            .into(),
-    }
-}
+use super::email::{InviteValues as Invite, RenderedEmail};
 
 /// Why a transport could not be set up, or an invitation not sent. The messages sent to the
 /// organisation (through a delivery attempt's detail) name no address or connection detail of
@@ -115,48 +80,13 @@ impl Mailer {
         Ok(Mailer { transport, from })
     }
 
-    /// Sends the invitation to `to`; returns the server's reply.
-    pub async fn send(
-        &self,
-        to: &str,
-        template: &EmailTemplate,
-        invite: &Invite<'_>,
-    ) -> Result<String, DeliveryError> {
+    /// Sends the invitation `email` to `to`; returns the server's reply.
+    pub async fn send(&self, to: &str, email: &RenderedEmail) -> Result<String, DeliveryError> {
         let to: Mailbox = to.parse().map_err(|reason| DeliveryError::Mailbox {
             to: to.to_string(),
             reason,
         })?;
-        let text = fill(&template.body, invite);
-        let paragraphs: String = html_escape(&text)
-            .split("\n\n")
-            .map(|p| format!("<p>{}</p>", p.replace('\n', "<br>")))
-            .collect();
-        let link = html_escape(invite.url);
-        let html = format!(
-            "<!doctype html><html><body>{paragraphs}\
-             <p><img src=\"cid:invite-qr\" alt=\"QR code of the invitation\" width=\"256\" height=\"256\"></p>\
-             <p><a href=\"{link}\">{link}</a></p></body></html>"
-        );
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(fill(&template.subject, invite))
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(SinglePart::plain(text))
-                    .multipart(
-                        MultiPart::related()
-                            .singlepart(SinglePart::html(html))
-                            .singlepart(
-                                Attachment::new_inline("invite-qr".to_string()).body(
-                                    invite.qr_png.clone(),
-                                    ContentType::parse("image/png")
-                                        .map_err(DeliveryError::ContentType)?,
-                                ),
-                            ),
-                    ),
-            )
-            .map_err(DeliveryError::Build)?;
+        let message = self.message(to, email)?;
         let response = self
             .transport
             .send(message)
@@ -166,6 +96,31 @@ impl Mailer {
             "SMTP {}",
             response.message().collect::<Vec<_>>().join(" ")
         ))
+    }
+}
+
+impl Mailer {
+    /// The MIME message of `email` to `to`: multipart/alternative of the plain text and a
+    /// multipart/related of the HTML with each image inline under its content id.
+    fn message(&self, to: Mailbox, email: &RenderedEmail) -> Result<Message, DeliveryError> {
+        let mut related = MultiPart::related().singlepart(SinglePart::html(email.html.clone()));
+        for image in &email.images {
+            related =
+                related.singlepart(Attachment::new_inline(image.content_id.to_string()).body(
+                    image.bytes.clone(),
+                    ContentType::parse(&image.media_type).map_err(DeliveryError::ContentType)?,
+                ));
+        }
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject.clone())
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(email.text.clone()))
+                    .multipart(related),
+            )
+            .map_err(DeliveryError::Build)
     }
 }
 

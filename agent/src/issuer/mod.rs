@@ -10,6 +10,7 @@ mod claim;
 mod counts;
 mod customers;
 mod delivery;
+mod email;
 mod error;
 mod inbound;
 mod issuance;
@@ -50,6 +51,11 @@ pub use self::customers::{
     valid_email, AutoIssue, Customer, DeliveryAttempt, EmailTemplate, Medium, NewCustomer, Status,
 };
 pub use self::delivery::{DeliveryError, Mailer, SmsGateway};
+pub use self::email::{
+    check_placeholders, preview_json, EmailTemplateSpec, EmailTemplateStorage, InlineImage, Logo,
+    RenderedEmail, StoredEmailTemplate, LOGO_CID, MAX_EMAIL_TEMPLATES, MAX_LOGO_BYTES,
+    PLACEHOLDERS, PREVIEW_CUSTOMER, QR_CID,
+};
 pub use self::error::IssuerError;
 pub use self::issuance::{rows_from_csv, rows_from_json, MAX_BATCH_ROWS};
 pub use self::onboarding::ONBOARDING_GOAL_CODE;

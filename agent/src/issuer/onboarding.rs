@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::customers::{Customer, DeliveryAttempt, Medium, NewCustomer, Status};
-use super::delivery::{default_email, Invite};
+use super::email::{render, EmailSource, EmailTemplateStorage, InviteValues};
 use super::store::{Expect, IssuerStorage, IssuerStorageExt, Write};
 use super::time::now_ms;
 use super::{
@@ -19,6 +19,16 @@ use super::inbound::{ping_reply, Answer};
 use super::records::{connection_key, Connection, CONNECTIONS};
 use crate::invitations::{qr_png, InvitationRecord, NewInvitation};
 use crate::mediator::Refusal;
+
+/// A delivery attempt that failed before the transport was tried, saying why.
+fn failed(customer: &Customer, why: &str) -> DeliveryAttempt {
+    DeliveryAttempt {
+        at_ms: now_ms(),
+        medium: customer.details.medium,
+        ok: false,
+        detail: why.to_string(),
+    }
+}
 
 /// The goal code of customer invitations: connect, then receive a credential.
 pub const ONBOARDING_GOAL_CODE: &str = "issue-vc";
@@ -45,6 +55,18 @@ impl<S: IssuerStorage> Issuer<S> {
             None => None,
         };
         let new = NewCustomer::parse(body, template.as_ref())?;
+        if let Some(id) = &new.email_template_id {
+            // Checked before anything is stored: an unknown template is the caller's mistake.
+            self.email_template(org, id)
+                .await
+                .map_err(|error| match error {
+                    IssuerError::NotFound(_) => IssuerError::field(
+                        "emailTemplateId",
+                        &format!("names no email template of {} ({id:?})", org.record.name),
+                    ),
+                    other => other,
+                })?;
+        }
         let invitations = self.invitations()?;
         if self.has_transport(new.medium) {
             // Before anything is stored: over the limit, the customer is not created.
@@ -134,36 +156,46 @@ impl<S: IssuerStorage> Issuer<S> {
         let url = record.short_url(&self.public_url);
         let qr = match qr_png(&url, 8) {
             Ok(png) => png,
-            Err(error) => {
-                return Some(DeliveryAttempt {
-                    at_ms: now_ms(),
-                    medium: customer.details.medium,
-                    ok: false,
-                    detail: error.to_string(),
-                })
-            }
+            Err(error) => return Some(failed(customer, &error.to_string())),
         };
-        let invite = Invite {
+        let invite = InviteValues {
             customer_name: &customer.details.name,
             organization_name: &org.record.name,
             url: &url,
-            qr_png: qr,
         };
         let outcome = match customer.details.medium {
             Medium::Email => {
                 let mailer = self.mailer.as_ref()?;
-                let template = customer
-                    .details
-                    .email_template
-                    .clone()
-                    .unwrap_or_else(default_email);
-                mailer
-                    .send(
-                        customer.details.email.as_deref().unwrap_or_default(),
-                        &template,
-                        &invite,
-                    )
-                    .await
+                // A stored template deleted since onboarding leaves the default email.
+                let stored = match &customer.details.email_template_id {
+                    Some(id) => match self.storage.email_template(&org.record.id, id).await {
+                        Ok(found) => found,
+                        Err(error) => {
+                            tracing::error!(%error, "reading the customer's email template");
+                            return Some(failed(
+                                customer,
+                                "storage failed reading the email template",
+                            ));
+                        }
+                    },
+                    None => None,
+                };
+                let source = match (&stored, &customer.details.email_template) {
+                    (Some(stored), _) => EmailSource::Stored(&stored.spec),
+                    (None, Some(inline)) => EmailSource::Inline(inline),
+                    (None, None) => EmailSource::Default,
+                };
+                match render(source, &invite, qr) {
+                    Ok(email) => {
+                        mailer
+                            .send(
+                                customer.details.email.as_deref().unwrap_or_default(),
+                                &email,
+                            )
+                            .await
+                    }
+                    Err(error) => return Some(failed(customer, &error.to_string())),
+                }
             }
             Medium::Sms => {
                 let gateway = self.sms.as_ref()?;

@@ -63,6 +63,13 @@ impl SmtpSink {
         }
         panic!("the SMTP sink received no message {n}");
     }
+
+    /// The `n`th message received (1-based) as it came over SMTP, waiting up to 10 s for it.
+    pub async fn raw(&self, n: usize) -> Vec<u8> {
+        // The sink writes the raw message before the JSON record.
+        self.message(n).await;
+        std::fs::read(self.dir.path().join(format!("{n:04}.eml"))).unwrap()
+    }
 }
 
 impl Drop for SmtpSink {

@@ -288,3 +288,89 @@ pub async fn keys_order_and_match_by_their_bytes<S: IssuerStorage>(store: &S) {
         "the later write to a key wins"
     );
 }
+
+/// An email template of `org` named `name` (created now, id from `n`).
+fn email_template(org: &str, n: u64, name: &str) -> agent::issuer::StoredEmailTemplate {
+    agent::issuer::StoredEmailTemplate {
+        id: format!("{n:012x}{:012x}", n * 7),
+        org_id: org.into(),
+        spec: agent::issuer::EmailTemplateSpec::new(
+            name,
+            "Hi {{customerName}}",
+            "<p>Hello {{customerName}}</p>",
+            "Open {{inviteUrl}}",
+            Some(agent::issuer::Logo::from_bytes(b"GIF89a-logo".to_vec(), "logo").unwrap()),
+        )
+        .unwrap(),
+        created_ms: n,
+        updated_ms: n,
+    }
+}
+
+/// Email templates (`EmailTemplateStorage`, over every backend): stored once per id, read
+/// back whole (logo bytes too) only by their organisation, listed oldest first per
+/// organisation, replaced and removed only from what was read.
+pub async fn email_templates_are_kept_per_organisation<S: IssuerStorage>(store: &S) {
+    use agent::issuer::EmailTemplateStorage;
+    let first = email_template("org-a", 1, "First");
+    let second = email_template("org-a", 2, "Second");
+    let other = email_template("org-b", 3, "Theirs");
+    for template in [&second, &first, &other] {
+        store.insert_email_template(template).await.unwrap();
+    }
+    assert!(
+        matches!(
+            store.insert_email_template(&first).await,
+            Err(BatchError::Conflict)
+        ),
+        "an id is stored once"
+    );
+    assert_eq!(
+        store.email_template("org-a", &first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.email_template("org-b", &first.id).await.unwrap(),
+        None,
+        "another organisation's is not found"
+    );
+    assert_eq!(store.email_template("org-a", "../x").await.unwrap(), None);
+    let (page, total) = store.email_templates("org-a", 0, 10).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(page, vec![first.clone(), second.clone()], "oldest first");
+    let (page, total) = store.email_templates("org-a", 1, 10).await.unwrap();
+    assert_eq!((page, total), (vec![second.clone()], 2));
+
+    let mut renamed = first.clone();
+    renamed.spec.name = "Renamed".into();
+    renamed.updated_ms = 10;
+    store
+        .replace_email_template(&first, &renamed)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store.replace_email_template(&first, &renamed).await,
+            Err(BatchError::Conflict)
+        ),
+        "a replacement from a stale read is refused"
+    );
+    assert!(matches!(
+        store.remove_email_template(&first).await,
+        Err(BatchError::Conflict)
+    ));
+    assert_eq!(
+        store.email_template("org-a", &first.id).await.unwrap(),
+        Some(renamed.clone())
+    );
+    store.remove_email_template(&renamed).await.unwrap();
+    assert_eq!(
+        store.email_template("org-a", &first.id).await.unwrap(),
+        None
+    );
+    assert_eq!(store.email_templates("org-a", 0, 10).await.unwrap().1, 1);
+    assert_eq!(
+        store.email_templates("org-b", 0, 10).await.unwrap().0,
+        vec![other]
+    );
+}

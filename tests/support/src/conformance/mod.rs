@@ -95,6 +95,7 @@ macro_rules! issuer_storage_tests {
                 count_counts_by_prefix,
                 scan_after_pages_from_a_cursor,
                 keys_order_and_match_by_their_bytes,
+                email_templates_are_kept_per_organisation,
             ]
         );
     };
