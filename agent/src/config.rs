@@ -153,6 +153,14 @@ pub struct Config {
     /// device cap, or a remote gateway's URL and secret. Nothing configured (the default):
     /// no wake, and registration refused.
     pub push: crate::push::PushConfig,
+    // The console's sign-in (issue 15, h/console).
+    /// How console sign-in is bounded: `LANYARD_CONSOLE_SESSION_TTL_S` (how long a session
+    /// lasts, default 43200, twelve hours), `LANYARD_CONSOLE_MAX_FAILURES` (failed sign-ins
+    /// in a row that lock an account, default 5), `LANYARD_CONSOLE_LOCKOUT_S` (the first
+    /// lock's length, doubling with each further failure up to an hour; default 60) and
+    /// `LANYARD_CONSOLE_SIGN_INS_PER_MINUTE` (sign-in attempts this agent takes over all
+    /// accounts, each costing an Argon2id hash; default 600, bursts of 60).
+    pub console_sign_in: crate::console::SignInPolicy,
 }
 
 // Every field is named here (the macro does not compile otherwise): a new knob goes in
@@ -189,6 +197,7 @@ lanyard_protocol::redacted_debug!(Config {
         key_file,
         callback_poll,
         push,
+        console_sign_in,
     ],
     redacted: [admin_token, database_url, smtp_url, sms_url, sms_token],
 });
@@ -237,12 +246,14 @@ impl Default for Config {
             callback_poll: Duration::from_secs(2),
             // Push wake-up (issue 14, h/pushgw).
             push: crate::push::PushConfig::default(),
+            // The console's sign-in (issue 15, h/console).
+            console_sign_in: crate::console::SignInPolicy::default(),
         }
     }
 }
 
 /// Every variable the agent reads.
-const VARIABLES: [&str; 66] = [
+const VARIABLES: [&str; 70] = [
     "LANYARD_LISTEN",
     "LANYARD_PUBLIC_URL",
     "LANYARD_DATA_DIR",
@@ -315,6 +326,11 @@ const VARIABLES: [&str; 66] = [
     "LANYARD_PUSH_MAX_DEVICES",
     "LANYARD_PUSH_GATEWAY_URL",
     "LANYARD_PUSH_GATEWAY_SECRET",
+    // The console's sign-in (issue 15, h/console).
+    "LANYARD_CONSOLE_SESSION_TTL_S",
+    "LANYARD_CONSOLE_MAX_FAILURES",
+    "LANYARD_CONSOLE_LOCKOUT_S",
+    "LANYARD_CONSOLE_SIGN_INS_PER_MINUTE",
 ];
 
 /// Why the configuration was refused: names the variable (or file key) and what is wrong
@@ -818,6 +834,29 @@ impl Config {
             return Err(ConfigError::Rule(
                 "LANYARD_PUSH_GATEWAY_URL needs LANYARD_PUSH_GATEWAY_SECRET",
             ));
+        }
+        // The console's sign-in (issue 15, h/console).
+        let ranged = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
+            let Some(v) = text(name) else { return Ok(None) };
+            let n: u64 = parse(name, &v)?;
+            if !(min..=max).contains(&n) {
+                return Err(ConfigError::out_of_range(name, n, min, max));
+            }
+            Ok(Some(n))
+        };
+        let sign_in = &mut config.console_sign_in;
+        if let Some(s) = ranged("LANYARD_CONSOLE_SESSION_TTL_S", 60, 30 * 86_400)? {
+            sign_in.session_ttl = Duration::from_secs(s);
+        }
+        if let Some(n) = ranged("LANYARD_CONSOLE_MAX_FAILURES", 1, 100)? {
+            sign_in.max_failures = n as u32;
+        }
+        if let Some(s) = ranged("LANYARD_CONSOLE_LOCKOUT_S", 1, 3600)? {
+            sign_in.lockout = Duration::from_secs(s);
+        }
+        if let Some(n) = ranged("LANYARD_CONSOLE_SIGN_INS_PER_MINUTE", 1, 1_000_000)? {
+            sign_in.attempts.per_period = n as u32;
+            sign_in.attempts.burst = (n as u32 / 10).max(1);
         }
         if config.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(

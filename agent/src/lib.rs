@@ -14,6 +14,7 @@ pub mod admin;
 pub mod api;
 pub mod backend;
 pub mod config;
+pub mod console;
 mod group_commit;
 mod http;
 pub mod identity;
@@ -122,7 +123,12 @@ pub(crate) async fn stop_serving(
 /// Whether the agent listens on a loopback address and publishes a loopback URL, so only
 /// processes on this machine can reach it.
 fn only_this_machine_reaches(listen: SocketAddr, public_url: &str) -> bool {
-    let published_on_loopback = reqwest::Url::parse(public_url).is_ok_and(|url| {
+    listen.ip().is_loopback() && published_on_loopback(public_url)
+}
+
+/// Whether `url`'s host is `localhost` or a loopback address.
+fn published_on_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|url| {
         let host = url.host_str().unwrap_or_default();
         host.eq_ignore_ascii_case("localhost")
             || host
@@ -130,8 +136,13 @@ fn only_this_machine_reaches(listen: SocketAddr, public_url: &str) -> bool {
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
-    });
-    listen.ip().is_loopback() && published_on_loopback
+    })
+}
+
+/// Whether `url` is plain http to a loopback host (a developer's machine): the one case
+/// where the console's cookies go without `Secure`.
+pub(crate) fn is_loopback_http(url: &str) -> bool {
+    url.starts_with("http://") && published_on_loopback(url)
 }
 
 /// A store that failed to open, named.
@@ -376,10 +387,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         closing: stopped.clone(),
         database,
     });
-    let app = http::router(state).merge(api::router(Arc::new(api::ApiState {
-        issuer,
-        admin_token,
-    })));
+    let accounts = Arc::new(console::Accounts::new(config.console_sign_in.clone()));
+    let console = console::router(Arc::new(console::ConsoleState::new(
+        issuer.clone(),
+        accounts.clone(),
+        admin_token.clone(),
+    )));
+    let app = http::router(state)
+        .merge(api::router(Arc::new(api::ApiState {
+            issuer,
+            admin_token,
+            accounts,
+        })))
+        .merge(console);
     let limits = http::ServerLimits {
         max_connections: config.max_connections,
         header_read_timeout: config.header_read_timeout,

@@ -32,6 +32,8 @@ pub struct ApiState {
     pub issuer: Arc<Issuer<IssuerBackend>>,
     /// The bearer token `/admin/*` requires.
     pub admin_token: crate::admin::AdminToken,
+    /// The console's users: `POST /admin/orgs` with an `email` adds the first.
+    pub accounts: Arc<crate::console::Accounts>,
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -285,8 +287,49 @@ async fn create_org(
         }
         None => return Err(ApiError::field("name", "is required")),
     };
+    // With an `email` (and `password`), the organisation's first console user too: both
+    // are checked before anything is created.
+    let text = |field: &str| -> Result<Option<&str>, ApiError> {
+        match body.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.as_str())),
+            Some(other) => Err(ApiError::field(
+                field,
+                &format!("must be a string, not {}", crate::issuer::json_type(other)),
+            )),
+        }
+    };
+    let user = match (text("email")?, text("password")?) {
+        (None, None) => None,
+        (Some(email), Some(password)) => {
+            let email = crate::console::normalise_email(email)?;
+            crate::console::check_password(password)?;
+            if state
+                .accounts
+                .user(state.issuer.storage(), &email)
+                .await?
+                .is_some()
+            {
+                return Err(IssuerError::conflict(&format!(
+                    "a console user with the email {email} exists already"
+                ))
+                .into());
+            }
+            Some((email, password))
+        }
+        (Some(_), None) => return Err(ApiError::field("password", "is required with email")),
+        (None, Some(_)) => return Err(ApiError::field("email", "is required with password")),
+    };
     let (org, api_key) = state.issuer.create_org(name).await?;
-    Ok(data(StatusCode::CREATED, org_json(&org, Some(&api_key))))
+    let mut answer = org_json(&org, Some(&api_key));
+    if let Some((email, password)) = user {
+        state
+            .accounts
+            .add_user(state.issuer.storage(), &org.record.id, &email, password)
+            .await?;
+        answer["userEmail"] = json!(email);
+    }
+    Ok(data(StatusCode::CREATED, answer))
 }
 
 /// An organisation as the API shows it; the API key only when it was just made.
@@ -303,20 +346,20 @@ pub fn org_json(org: &Org, api_key: Option<&str>) -> Value {
     value
 }
 
-/// The organisation a public path names.
-async fn org_at(state: &ApiState, id: &str) -> Result<Org, ApiError> {
+/// The organisation a path names.
+pub(crate) async fn org_at(issuer: &Issuer<IssuerBackend>, id: &str) -> Result<Org, ApiError> {
     let not_found = || ApiError::not_found(&format!("no organisation has the id {id:?}"));
     if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
-    state.issuer.org(id).await?.ok_or_else(not_found)
+    issuer.org(id).await?.ok_or_else(not_found)
 }
 
 async fn org_did_document(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org_at(&state, &id).await?;
+    let org = org_at(&state.issuer, &id).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/did+json")],
         Json(state.issuer.did_document(&org)),
@@ -328,7 +371,7 @@ async fn org_status_list(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let org = org_at(&state, &id).await?;
+    let org = org_at(&state.issuer, &id).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/vc+ld+json")],
         Json(state.issuer.status_list(&org).await?),

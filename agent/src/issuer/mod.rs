@@ -4,9 +4,11 @@
 //! [`store::IssuerStorage`], the organisations' secret keys and callback secrets too (sealed,
 //! `secrets`), so that every agent sharing the store serves every organisation.
 
+mod api_keys;
 mod batches;
 mod callbacks;
 mod claim;
+mod counts;
 mod customers;
 mod delivery;
 mod error;
@@ -14,7 +16,7 @@ mod inbound;
 mod issuance;
 mod onboarding;
 mod outbox;
-mod rate;
+pub(crate) mod rate;
 mod records;
 mod secrets;
 mod status_list;
@@ -42,11 +44,13 @@ use self::time::now_ms;
 use crate::invitations::InvitationStore;
 use crate::mediator::QueuePort;
 
+pub use self::api_keys::{ApiKey, MAX_API_KEYS};
 pub use self::batches::{
     run_batches, Batch, BatchRow, BatchState, INTERRUPTED, KEPT_BATCHES, MAX_BATCH_CSV_BYTES,
     MAX_RUNNING_BATCHES,
 };
 pub use self::callbacks::{run as run_callbacks, CallbackConfig, Deliveries, Event};
+pub use self::counts::{Counts, Tally};
 pub use self::customers::{
     valid_email, AutoIssue, Customer, DeliveryAttempt, EmailTemplate, Medium, NewCustomer, Status,
 };
@@ -452,7 +456,8 @@ impl<S: IssuerStorage> Issuer<S> {
         Ok((self.org_of(record).await?, api_key))
     }
 
-    /// The organisation an `x-api-key` belongs to.
+    /// The organisation an `x-api-key` belongs to: its first key or any other it made
+    /// ([`Issuer::create_api_key`]), unless revoked.
     pub async fn authenticate(&self, api_key: Option<&str>) -> Result<Org, IssuerError> {
         use subtle::ConstantTimeEq;
         let api_key = api_key
@@ -467,12 +472,18 @@ impl<S: IssuerStorage> Issuer<S> {
             .ok_or_else(invalid)?;
         let record: Option<Organisation> = self.storage.get_json(ORGS, id).await?;
         let given = sha256_hex(secret.as_bytes());
-        // Compare against something even for an unknown id, so timing says nothing.
-        let expected = record.as_ref().map_or_else(
-            || sha256_hex(b"no such organisation"),
-            |r| r.api_key_sha256.clone(),
-        );
-        let matches = bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
+        // A key made in the console, or the first key's tombstone, is found by its hash.
+        let matches = match self.api_key_valid(id, &given).await? {
+            Some(valid) => valid,
+            None => {
+                // Compare against something even for an unknown id, so timing says nothing.
+                let expected = record.as_ref().map_or_else(
+                    || sha256_hex(b"no such organisation"),
+                    |r| r.api_key_sha256.clone(),
+                );
+                bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+            }
+        };
         match record {
             Some(record) if matches => self.org_of(record).await,
             _ => Err(invalid()),

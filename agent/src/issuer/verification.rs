@@ -28,7 +28,7 @@ use super::time::now_ms;
 use super::{new_object_id, Issuer, IssuerError, Org};
 use crate::invitations::NewInvitation;
 
-const VERIFICATIONS: &str = "verifications";
+pub(crate) const VERIFICATIONS: &str = "verifications";
 
 /// Waiters for verification outcomes one agent holds at once ([`Issuer::wait_for_verification`]).
 pub const MAX_VERIFICATION_WAITERS: usize = 1024;

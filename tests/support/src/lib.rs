@@ -18,6 +18,7 @@ pub mod browser;
 mod cli;
 mod cluster;
 pub mod conformance;
+pub mod console;
 pub mod flood;
 mod in_process;
 mod journey;
@@ -50,6 +51,7 @@ pub mod mediator {
 pub use self::browser::{Console, Script};
 pub use self::cli::{run_wallet, wallet_cli, CLI_PASSPHRASE};
 pub use self::cluster::Cluster;
+pub use self::console::{ConsoleClient, ConsolePage, TEST_PASSWORD};
 pub use self::in_process::{create_invitation, Agent};
 pub use self::journey::customer_journey;
 pub use self::keystore::FileKeyProtector;
