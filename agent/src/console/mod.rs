@@ -25,8 +25,10 @@
 mod accounts;
 mod assets;
 mod auth;
+mod batch;
 mod dashboard;
 mod page;
+mod verifications;
 
 use std::sync::Arc;
 
@@ -94,6 +96,8 @@ fn pages() -> Router<Arc<ConsoleState>> {
         .merge(assets::routes())
         .merge(auth::routes())
         .merge(dashboard::routes())
+        .merge(batch::routes())
+        .merge(verifications::routes())
 }
 
 /// The console's router (`/console/...`, and the admin route that adds users).
