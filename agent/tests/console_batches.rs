@@ -178,6 +178,32 @@ async fn console_batch_refusals_are_shown_beside_the_field_and_store_nothing() {
         "{}",
         page.body
     );
+    // Beyond the console's usual body limit the upload is still read, and refused only
+    // beyond the batch's own, naming it.
+    let mut wide = String::from("email\n");
+    while wide.len() < 300 * 1024 {
+        wide.push_str("someone@example.com\n");
+    }
+    let page = upload(&console, Some(&csrf), &template, wide.as_bytes()).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.text()
+            .contains("The file: name is a required column of the CSV header row"),
+        "{}",
+        page.body
+    );
+    let big = vec![b'a'; agent::issuer::MAX_BATCH_CSV_BYTES + 1];
+    let page = upload(&console, Some(&csrf), &template, &big).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.text().contains(&format!(
+            "The file is {} bytes; a batch CSV is at most {} bytes",
+            big.len(),
+            agent::issuer::MAX_BATCH_CSV_BYTES
+        )),
+        "{}",
+        page.body
+    );
     let list = console.get("/console/batches").await;
     assert!(list.text().contains("No batch yet."), "{}", list.body);
 }
@@ -310,8 +336,122 @@ async fn console_batch_uploaded_at_one_agent_is_watched_to_its_end_at_another_on
         .await;
     assert_eq!(customers.status, 200);
     assert_eq!(
-        customers.body["data"]["totalItem"],
-        20,
+        customers.body["data"]["totalItem"], 20,
         "each good row onboarded one customer, once"
     );
+}
+
+#[tokio::test]
+async fn console_verification_is_created_from_the_form_and_kept_to_its_organisation() {
+    let agent = Agent::start(Default::default()).await;
+    let (acme, console) = org_with_user(&agent, "Acme", "staff@acme.test").await;
+    let (_, other) = org_with_user(&agent, "Globex", "staff@globex.test").await;
+    let template = acme.template("Membership").await;
+
+    let form = console
+        .get(&format!("/console/verifications/new?templateId={template}"))
+        .await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("value=\"skill\""), "{}", form.body);
+
+    // Without the token: refused, nothing created.
+    let refused = console
+        .post_raw(
+            "/console/verifications",
+            &[
+                ("templateId", template.as_str()),
+                ("requiredFields", "skill"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.text().contains("the request carries no CSRF token"));
+    // No field chosen: said beside the fields.
+    let page = console
+        .post(
+            "/console/verifications",
+            &[("templateId", template.as_str())],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.text().contains(
+            "id=\"requiredFields-error\">Choose at least one field the holder must disclose"
+        ),
+        "{}",
+        page.body
+    );
+    let page = console
+        .post(
+            "/console/verifications",
+            &[
+                ("templateId", template.as_str()),
+                ("requiredFields", "shoeSize"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.text().contains(&format!(
+            "requiredFields[0] \"shoeSize\" is not a field of template {template}"
+        )),
+        "{}",
+        page.body
+    );
+    let list = console.get("/console/verifications").await;
+    assert!(
+        list.text().contains("No verification yet."),
+        "{}",
+        list.body
+    );
+
+    let hostile = "<script>alert(1)</script>";
+    let created = console
+        .post(
+            "/console/verifications",
+            &[
+                ("templateId", template.as_str()),
+                ("requiredFields", "skill"),
+                ("purpose", hostile),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let path = created.location().unwrap().to_string();
+    let id = path.strip_prefix("/console/verifications/").unwrap();
+    let page = console.get(&path).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<svg"), "the QR code is on the page");
+    assert!(page
+        .body
+        .contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(
+        !page.body.contains(hostile),
+        "the purpose reached the page raw"
+    );
+    let result = console
+        .get(&format!("/console/verifications/{id}/result?wait=0"))
+        .await;
+    let result: Value = serde_json::from_str(&result.body).unwrap();
+    assert_eq!(result["state"], "pending");
+    let (status, api) = acme.api("GET", &format!("/verification/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        api["purpose"], hostile,
+        "the console made it with the API's code"
+    );
+
+    for path in [
+        format!("/console/verifications/{id}"),
+        format!("/console/verifications/{id}/result?wait=0"),
+    ] {
+        let page = other.get(&path).await;
+        assert_eq!(page.status, 404, "{path}: {}", page.body);
+        assert!(
+            page.text()
+                .contains(&format!("no verification has the id \"{id}\"")),
+            "{}",
+            page.body
+        );
+    }
 }
