@@ -53,6 +53,10 @@ run(async ({ page, input, shot, ask }) => {
   const rows = await page.locator('#batch-rows tbody tr').evaluateAll((trs) =>
     trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent.trim())));
   await shot('console-batch-done');
+  // The same page on a phone's screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('console-batch-done-phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
   const [download] = await Promise.all([
     page.waitForEvent('download'),
     page.getByRole('link', { name: 'Download the failed rows (CSV)' }).click(),
@@ -96,6 +100,9 @@ run(async ({ page, input, shot, ask }) => {
     requestHidden: await page.locator('#verification-request').isHidden(),
   };
   await shot('console-verification-done');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('console-verification-done-phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
   await page.getByRole('link', { name: 'Verifications', exact: true }).click();
   await shot('console-verifications');
   steps.push('verification');

@@ -70,7 +70,7 @@ impl From<&Batch> for BatchLine {
         BatchLine {
             id: batch.id.clone(),
             file_name: batch.file_name.clone(),
-            created: iso_millis(batch.created_ms),
+            created: when(batch.created_ms),
             state: state_label(batch.state),
             processed: batch.processed,
             total: batch.total,
@@ -329,22 +329,40 @@ async fn failures(
         .into_response())
 }
 
-async fn script() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        JS,
+/// A moment as the pages show it: `2026-12-01 20:33 UTC`.
+pub(super) fn when(ms: u64) -> String {
+    let iso = iso_millis(ms);
+    format!(
+        "{} UTC",
+        iso.get(..16).unwrap_or(&iso).replacen('T', " ", 1)
     )
 }
 
-async fn style() -> impl IntoResponse {
+/// A script or stylesheet of a page, compiled in.
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        CSS,
+        body,
     )
+        .into_response()
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_moment_reads_to_the_minute_in_utc() {
+        // 2026-12-01T20:33:11.543Z
+        assert_eq!(super::when(1_796_157_191_543), "2026-12-01 20:33 UTC");
+    }
 }

@@ -17,17 +17,18 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::batch::when;
 use super::page::{render, ConsoleError, FieldErrors, Nav, Page};
 use super::{ConsoleState, CsrfForm, SignedIn};
 use crate::invitations::qr_svg;
-use crate::issuer::{iso_millis, IssuerError, Verification, VerificationState};
+use crate::issuer::{IssuerError, Verification, VerificationState};
 use crate::issuer::{Template as CredentialTemplate, MAX_VERIFICATION_WAIT};
 
 type Shared = State<Arc<ConsoleState>>;
@@ -94,8 +95,8 @@ impl VerificationView {
                 VerificationState::Verified => "verified",
                 VerificationState::Failed => "failed",
             },
-            created: iso_millis(v.created_ms),
-            completed: v.completed_ms.map(iso_millis),
+            created: when(v.created_ms),
+            completed: v.completed_ms.map(when),
             disclosed: v
                 .disclosed
                 .iter()
@@ -379,12 +380,6 @@ async fn result(
     Ok(Json(view.json()).into_response())
 }
 
-async fn script() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        JS,
-    )
+async fn script() -> Response {
+    super::batch::asset("text/javascript; charset=utf-8", JS)
 }

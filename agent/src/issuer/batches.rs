@@ -559,21 +559,9 @@ mod tests {
     use super::*;
     use crate::issuer::store::Write;
     use crate::testing::TwoAgents;
-    use serde_json::json;
 
     async fn org_with_template(issuer: &Issuer<impl IssuerStorage>) -> (Org, String) {
-        let (org, _) = issuer.create_org("Acme Gym").await.unwrap();
-        let template = issuer
-            .create_template(
-                &org,
-                &json!({
-                    "templateName": "Member", "credentialIssuer": "Acme", "credentialType": "Member",
-                    "logoURL": "https://example.com/logo.png", "credentialExpiration": null,
-                    "customFields": ["skill"], "descriptions": ["Skill"], "numberOfCredentials": null
-                }),
-            )
-            .await
-            .unwrap();
+        let (org, template) = crate::testing::org_with_template(issuer).await;
         (org, template.template_id)
     }
 

@@ -711,18 +711,7 @@ mod tests {
     }
 
     async fn pending_verification(issuer: &Issuer<impl IssuerStorage>) -> (Org, Verification) {
-        let (org, _) = issuer.create_org("Acme Gym").await.unwrap();
-        let template = issuer
-            .create_template(
-                &org,
-                &json!({
-                    "templateName": "Member", "credentialIssuer": "Acme", "credentialType": "Member",
-                    "logoURL": "https://example.com/logo.png", "credentialExpiration": null,
-                    "customFields": ["skill"], "descriptions": ["Skill"], "numberOfCredentials": null
-                }),
-            )
-            .await
-            .unwrap();
+        let (org, template) = crate::testing::org_with_template(issuer).await;
         let (verification, _) = issuer
             .create_verification(&org, &json!({ "templateId": template.template_id }))
             .await
