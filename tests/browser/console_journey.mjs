@@ -103,9 +103,26 @@ run(async ({ page, input, shot, ask }) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await shot('console-verification-done-phone');
   await page.setViewportSize({ width: 1280, height: 900 });
-  await page.getByRole('link', { name: 'Verifications', exact: true }).click();
-  await shot('console-verifications');
   steps.push('verification');
 
-  return { steps, running, live, progress, rows, reloaded, failures, verification };
+  // A second request, answered after the template was deleted: failed, the reason on screen.
+  await page.getByRole('link', { name: 'Verifications', exact: true }).click();
+  await page.getByLabel('Template', { exact: true }).selectOption(input.template);
+  await page.getByRole('button', { name: 'Next: the fields to ask for' }).click();
+  await page.getByRole('button', { name: 'Create the request' }).click();
+  await page.waitForURL(/\/console\/verifications\/[0-9a-f]{24}$/);
+  const second = await page.locator('#verification-link').getAttribute('href');
+  await ask('present revoked', { url: second });
+  await page.waitForFunction(() => document.getElementById('verification-state').textContent !== 'Pending', null, { timeout: 60000 });
+  const failed = {
+    state: await page.locator('#verification-state').innerText(),
+    reasons: await page.locator('#verification-reasons li').allInnerTexts(),
+    valuesShown: await page.locator('#verification-disclosed').isVisible(),
+  };
+  await shot('console-verification-failed');
+  await page.getByRole('link', { name: 'Verifications', exact: true }).click();
+  await shot('console-verifications');
+  steps.push('failed verification');
+
+  return { steps, running, live, progress, rows, reloaded, failures, verification, failed };
 });

@@ -5,7 +5,7 @@
 
 use lanyard_test_support as support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::browser::artifacts;
 use support::console::TEST_PASSWORD;
 use support::{create_invitation, run_wallet, Console, OrgClient};
@@ -135,12 +135,61 @@ async fn console_journey_from_sign_in_to_a_verification_on_screen() {
         .to_string();
     run_wallet(&wallet, &["--json", "present", &request]);
     script.reply(json!(null)).await;
+
+    // The second request reaches the wallet; the template is deleted before it answers.
+    let asked = script.expect("present revoked").await;
+    run_wallet(
+        &wallet,
+        &["--json", "accept", asked["url"].as_str().unwrap()],
+    );
+    run_wallet(&wallet, &["--json", "sync"]);
+    let requests = run_wallet(&wallet, &["--json", "requests"]);
+    let pending: Vec<&Value> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["request"]["state"] == "Pending")
+        .collect();
+    let request = pending
+        .last()
+        .and_then(|r| r["request"]["id"].as_str())
+        .unwrap_or_else(|| panic!("no second request in {requests}"))
+        .to_string();
+    let deleted = acme
+        .call(
+            "DELETE",
+            &format!("{}/{template}", support::TEMPLATES),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    run_wallet(&wallet, &["--json", "present", &request]);
+    script.reply(json!(null)).await;
     let result = script.expect_success().await;
+
+    // The template's deletion reaches the wallet: its credential is gone.
+    run_wallet(&wallet, &["--json", "sync"]);
+    let credentials = run_wallet(&wallet, &["--json", "credentials"]);
+    assert_eq!(
+        credentials,
+        json!([]),
+        "the wallet lost the deleted template's credential"
+    );
 
     assert_eq!(
         result["steps"],
-        json!(["signed in", "batch", "verification"])
+        json!(["signed in", "batch", "verification", "failed verification"])
     );
+    let failed = &result["failed"];
+    assert_eq!(failed["state"], "Failed", "{failed}");
+    assert_eq!(
+        failed["reasons"],
+        json!([format!(
+            "the template {template} was deleted, so its credentials are revoked"
+        )]),
+        "{failed}"
+    );
+    assert_eq!(failed["valuesShown"], false);
     // The batch was on screen running (its first row waiting for the mail server), then
     // done on the same page, every row reported.
     assert_eq!(result["running"]["processed"], "0", "{result}");
