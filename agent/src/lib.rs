@@ -324,6 +324,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // The outbox is swept in the background (first what a crash left behind, then every few
     // seconds), so the agent serves at once however large it is.
     tokio::spawn(issuer::run_outbox(Arc::downgrade(&issuer)));
+    // Batch issuance jobs (the console's batches) are worked through in the background.
+    tokio::spawn(issuer::run_batches(Arc::downgrade(&issuer)));
     tokio::spawn(issuer::run_callbacks(
         Arc::downgrade(&issuer),
         issuer.callback_waker(),

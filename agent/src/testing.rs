@@ -182,3 +182,22 @@ impl TwoAgents {
         }
     }
 }
+
+/// An organisation "Acme Gym" with a template "Member" whose one custom field is `skill`.
+pub(crate) async fn org_with_template<S: IssuerStorage>(
+    issuer: &Issuer<S>,
+) -> (crate::issuer::Org, crate::issuer::Template) {
+    let (org, _) = issuer.create_org("Acme Gym").await.unwrap();
+    let template = issuer
+        .create_template(
+            &org,
+            &serde_json::json!({
+                "templateName": "Member", "credentialIssuer": "Acme", "credentialType": "Member",
+                "logoURL": "https://example.com/logo.png", "credentialExpiration": null,
+                "customFields": ["skill"], "descriptions": ["Skill"], "numberOfCredentials": null
+            }),
+        )
+        .await
+        .unwrap();
+    (org, template)
+}

@@ -25,12 +25,14 @@
 mod accounts;
 mod assets;
 mod auth;
+mod batch;
 mod customers;
 mod dashboard;
 mod email;
 mod page;
 mod settings;
 mod templates;
+mod verifications;
 
 use std::sync::Arc;
 
@@ -106,6 +108,8 @@ fn pages() -> Router<Arc<ConsoleState>> {
         .merge(settings::routes())
         .merge(templates::routes())
         .merge(email::routes())
+        .merge(batch::routes())
+        .merge(verifications::routes())
 }
 
 /// The console's router (`/console/...`, and the admin route that adds users).

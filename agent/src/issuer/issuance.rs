@@ -209,78 +209,137 @@ pub fn rows_from_csv(
     text: &str,
     template_id: &str,
 ) -> Result<Vec<Result<Value, IssuerError>>, IssuerError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| IssuerError::bad_request(&format!("the CSV header row cannot be read: {e}")))?
+    let table = CsvTable::read(text)?;
+    Ok(table
+        .rows
         .iter()
-        .map(str::to_string)
-        .collect();
-    if headers.len() > MAX_CSV_COLUMNS {
-        return Err(IssuerError::bad_request(&format!(
-            "the CSV header row has {} columns; at most {MAX_CSV_COLUMNS} (the customer columns and a template's fields) are taken",
-            headers.len()
-        )));
-    }
-    for required in ["name", "medium"] {
-        if !headers.iter().any(|h| h == required) {
+        .map(|row| match &row.error {
+            Some(error) => Err(error.clone()),
+            None => Ok(CsvTable::onboarding_request(
+                &table.headers,
+                &row.cells,
+                template_id,
+            )),
+        })
+        .collect())
+}
+
+/// A batch CSV read: its header row (checked: the required columns, no column twice, not too
+/// wide) and each row's trimmed cells.
+#[derive(Clone, Debug)]
+pub(crate) struct CsvTable {
+    /// The header row's column names.
+    pub(crate) headers: Vec<String>,
+    /// The rows, in order.
+    pub(crate) rows: Vec<CsvRow>,
+}
+
+/// One row of a batch CSV: its cells as read, and why it cannot be taken when it cannot (the
+/// wrong number of cells; reported, not fatal to the batch).
+#[derive(Clone, Debug)]
+pub(crate) struct CsvRow {
+    /// The cells, trimmed.
+    pub(crate) cells: Vec<String>,
+    /// Why the row is not taken, if it is not.
+    pub(crate) error: Option<IssuerError>,
+}
+
+impl CsvTable {
+    /// Reads `text`: between one and [`MAX_BATCH_ROWS`] rows under a valid header row.
+    pub(crate) fn read(text: &str) -> Result<CsvTable, IssuerError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| {
+                IssuerError::bad_request(&format!("the CSV header row cannot be read: {e}"))
+            })?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if headers.len() > MAX_CSV_COLUMNS {
+            return Err(IssuerError::bad_request(&format!(
+                "the CSV header row has {} columns; at most {MAX_CSV_COLUMNS} (the customer columns and a template's fields) are taken",
+                headers.len()
+            )));
+        }
+        for required in ["name", "medium"] {
+            if !headers.iter().any(|h| h == required) {
+                return Err(IssuerError::field(
+                    required,
+                    "is a required column of the CSV header row",
+                ));
+            }
+        }
+        if let Some(duplicate) = headers
+            .iter()
+            .enumerate()
+            .find(|(i, h)| headers[..*i].contains(h))
+            .map(|(_, h)| h)
+        {
             return Err(IssuerError::field(
-                required,
-                "is a required column of the CSV header row",
+                duplicate,
+                "is a column of the CSV twice",
             ));
         }
-    }
-    if let Some(duplicate) = headers
-        .iter()
-        .enumerate()
-        .find(|(i, h)| headers[..*i].contains(h))
-        .map(|(_, h)| h)
-    {
-        return Err(IssuerError::field(
-            duplicate,
-            "is a column of the CSV twice",
-        ));
-    }
-    let mut rows = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        let line = index + 2;
-        let row = match record {
-            Err(error) => Err(IssuerError::bad_request(&format!("line {line}: {error}"))),
-            Ok(record) if record.len() != headers.len() => Err(IssuerError::bad_request(&format!(
-                "line {line} has {} cells but the header has {}",
-                record.len(),
-                headers.len()
-            ))),
-            Ok(record) => {
-                let mut body = Map::new();
-                let mut values = Map::new();
-                for (header, cell) in headers.iter().zip(record.iter()) {
-                    if cell.is_empty() {
-                        continue;
-                    }
-                    if CUSTOMER_COLUMNS.contains(&header.as_str()) {
-                        body.insert(header.clone(), json!(cell));
-                    } else {
-                        values.insert(header.clone(), json!(cell));
-                    }
-                }
-                body.insert(
-                    "autoIssue".into(),
-                    json!({ "templateId": template_id, "values": values }),
-                );
-                Ok(Value::Object(body))
+        let mut rows = Vec::new();
+        for (index, record) in reader.records().enumerate() {
+            let line = index + 2;
+            rows.push(match record {
+                Err(error) => CsvRow {
+                    cells: Vec::new(),
+                    error: Some(IssuerError::bad_request(&format!("line {line}: {error}"))),
+                },
+                Ok(record) => CsvRow {
+                    cells: record.iter().map(str::to_string).collect(),
+                    error: (record.len() != headers.len()).then(|| {
+                        IssuerError::bad_request(&format!(
+                            "line {line} has {} cells but the header has {}",
+                            record.len(),
+                            headers.len()
+                        ))
+                    }),
+                },
+            });
+            if rows.len() > MAX_BATCH_ROWS {
+                return check_size(rows.len()).map(|()| CsvTable {
+                    headers,
+                    rows: Vec::new(),
+                });
             }
-        };
-        rows.push(row);
-        if rows.len() > MAX_BATCH_ROWS {
-            return check_size(rows.len()).map(|()| Vec::new());
         }
+        check_size(rows.len())?;
+        Ok(CsvTable { headers, rows })
     }
-    check_size(rows.len())?;
-    Ok(rows)
+
+    /// The onboarding request of one row's `cells` under `headers`: the customer columns as they are, every
+    /// other column a value of the auto-issued credential of `template_id`; empty cells left
+    /// out.
+    pub(crate) fn onboarding_request(
+        headers: &[String],
+        cells: &[String],
+        template_id: &str,
+    ) -> Value {
+        let mut body = Map::new();
+        let mut values = Map::new();
+        for (header, cell) in headers.iter().zip(cells) {
+            if cell.is_empty() {
+                continue;
+            }
+            if CUSTOMER_COLUMNS.contains(&header.as_str()) {
+                body.insert(header.clone(), json!(cell));
+            } else {
+                values.insert(header.clone(), json!(cell));
+            }
+        }
+        body.insert(
+            "autoIssue".into(),
+            json!({ "templateId": template_id, "values": values }),
+        );
+        Value::Object(body)
+    }
 }
 
 /// The Issue Credential 3.0 flow with a wallet: the offer (on request or on onboarding), the

@@ -5,6 +5,7 @@
 //! `secrets`), so that every agent sharing the store serves every organisation.
 
 mod api_keys;
+mod batches;
 mod callbacks;
 mod claim;
 mod counts;
@@ -45,6 +46,10 @@ use crate::invitations::InvitationStore;
 use crate::mediator::QueuePort;
 
 pub use self::api_keys::{ApiKey, MAX_API_KEYS};
+pub use self::batches::{
+    run_batches, Batch, BatchRow, BatchState, INTERRUPTED, KEPT_BATCHES, MAX_BATCH_CSV_BYTES,
+    MAX_RUNNING_BATCHES,
+};
 pub use self::callbacks::{run as run_callbacks, CallbackConfig, Deliveries, Event};
 pub use self::counts::{Counts, Tally};
 pub use self::customers::{
@@ -67,7 +72,9 @@ pub use self::templates::{
     json_type, valid_field_name, Template, TemplateSpec, MAX_CUSTOM_FIELDS, STANDARD_FIELDS,
 };
 pub(crate) use self::time::iso_millis;
-pub use self::verification::{Verification, VerificationState};
+pub use self::verification::{
+    Verification, VerificationState, MAX_VERIFICATION_WAIT, MAX_VERIFICATION_WAITERS,
+};
 
 /// Collections of the issuer store.
 const ORGS: &str = "orgs";
@@ -206,6 +213,13 @@ pub struct Issuer<S> {
     /// Names this issuer on the leases it takes ([`claim`]): unique per process, so that
     /// several agents on one store (and an agent restarted) tell their leases apart.
     agent_id: String,
+    /// Wakes this agent's batch worker when a batch is created here.
+    batch_waker: Arc<tokio::sync::Notify>,
+    /// Wakes those waiting for a verification's outcome when this agent records one.
+    verification_waker: Arc<tokio::sync::Notify>,
+    /// Waits for a verification's outcome at once ([`Issuer::wait_for_verification`]); a
+    /// waiter beyond them is answered at once with what is stored.
+    verification_waiters: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S: IssuerStorage> Issuer<S> {
@@ -242,6 +256,9 @@ impl<S: IssuerStorage> Issuer<S> {
             outbox_counters: OutboxCounters::default(),
             status_lists: Default::default(),
             agent_id: claim::agent_id(&new_object_id(), &new_object_id()),
+            batch_waker: Arc::new(tokio::sync::Notify::new()),
+            verification_waker: Arc::new(tokio::sync::Notify::new()),
+            verification_waiters: Arc::new(tokio::sync::Semaphore::new(MAX_VERIFICATION_WAITERS)),
         }
     }
 

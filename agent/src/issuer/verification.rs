@@ -29,6 +29,13 @@ use super::{new_object_id, Issuer, IssuerError, Org};
 use crate::invitations::NewInvitation;
 
 pub(crate) const VERIFICATIONS: &str = "verifications";
+
+/// Waiters for verification outcomes one agent holds at once ([`Issuer::wait_for_verification`]).
+pub const MAX_VERIFICATION_WAITERS: usize = 1024;
+/// The longest one wait for a verification's outcome lasts.
+pub const MAX_VERIFICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a waiter reads the store: another agent on it may record the outcome.
+const VERIFICATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Request message id → verification key.
 const VERIFICATION_REQUESTS: &str = "verification_requests";
 
@@ -306,6 +313,43 @@ impl<S: IssuerStorage> Issuer<S> {
             .ok_or_else(|| IssuerError::not_found(&format!("no verification has the id {id:?}")))
     }
 
+    /// `org`'s verification `id` once it is answered, or as it stands after `wait` (at most
+    /// [`MAX_VERIFICATION_WAIT`]): a page showing the outcome live asks again. The outcome is
+    /// read from the store (another agent may record it), at once when this agent records it.
+    /// Beyond [`MAX_VERIFICATION_WAITERS`] waiting, a wait answers at once with what is stored.
+    pub async fn wait_for_verification(
+        &self,
+        org: &Org,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Verification, IssuerError> {
+        let first = self.verification(org, id).await?;
+        if first.state != VerificationState::Pending || wait.is_zero() {
+            return Ok(first);
+        }
+        let Ok(_permit) = self.verification_waiters.clone().try_acquire_owned() else {
+            return Ok(first);
+        };
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_VERIFICATION_WAIT);
+        loop {
+            let notified = self.verification_waker.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let current: Verification = self
+                .storage
+                .get_json(VERIFICATIONS, &first.key)
+                .await?
+                .ok_or_else(|| {
+                    IssuerError::not_found(&format!("no verification has the id {id:?}"))
+                })?;
+            let now = tokio::time::Instant::now();
+            if current.state != VerificationState::Pending || now >= deadline {
+                return Ok(current);
+            }
+            let _ = tokio::time::timeout_at(deadline.min(now + VERIFICATION_POLL), notified).await;
+        }
+    }
+
     /// One page of `org`'s verifications, oldest first, in `state` if given, and how many
     /// there are.
     pub async fn verifications(
@@ -404,6 +448,7 @@ impl<S: IssuerStorage> Issuer<S> {
             .use_once(&record.invitation_id, lanyard_protocol::didcomm::now())
             .await;
         self.commit(change).await?;
+        self.verification_waker.notify_waiters();
         tracing::info!(org = %org.record.id, verification = %done.id, state = ?done.state, "verification completed");
         Ok(())
     }
@@ -663,5 +708,73 @@ mod tests {
             "http://127.0.0.1:8080/orgs/a1/status/1",
             "did:web:127.0.0.1%3A8080:orgs:a1"
         ));
+    }
+
+    async fn pending_verification(issuer: &Issuer<impl IssuerStorage>) -> (Org, Verification) {
+        let (org, template) = crate::testing::org_with_template(issuer).await;
+        let (verification, _) = issuer
+            .create_verification(&org, &json!({ "templateId": template.template_id }))
+            .await
+            .unwrap();
+        (org, verification)
+    }
+
+    #[tokio::test]
+    async fn a_wait_sees_the_outcome_another_agent_recorded_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), Default::default());
+        let (org, pending) = pending_verification(&agents.a).await;
+
+        let waiter = {
+            let (a, org, id) = (agents.a.clone(), org.clone(), pending.id.clone());
+            tokio::spawn(async move {
+                a.wait_for_verification(&org, &id, MAX_VERIFICATION_WAIT)
+                    .await
+                    .unwrap()
+            })
+        };
+        // The other agent records the outcome: nothing in this agent's process tells the
+        // waiter, which reads it from the store.
+        let mut done = pending.clone();
+        done.state = VerificationState::Verified;
+        done.disclosed = json!({ "skill": "rust" }).as_object().unwrap().clone();
+        agents
+            .storage
+            .apply(
+                vec![],
+                vec![Write::put(VERIFICATIONS, &pending.key, &done).unwrap()],
+            )
+            .await
+            .unwrap();
+        let seen = waiter.await.unwrap();
+        assert_eq!(seen.state, VerificationState::Verified);
+        assert_eq!(seen.disclosed["skill"], "rust");
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_pending_after_its_time_and_at_once_when_told_not_to_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let agents = crate::testing::TwoAgents::new(dir.path(), Default::default());
+        let (org, pending) = pending_verification(&agents.a).await;
+        for wait in [
+            std::time::Duration::ZERO,
+            std::time::Duration::from_millis(20),
+        ] {
+            let seen = agents
+                .a
+                .wait_for_verification(&org, &pending.id, wait)
+                .await
+                .unwrap();
+            assert_eq!(seen.state, VerificationState::Pending, "{wait:?}");
+        }
+        let error = agents
+            .a
+            .wait_for_verification(&org, "0123456789abcdef01234567", MAX_VERIFICATION_WAIT)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no verification has the id \"0123456789abcdef01234567\""
+        );
     }
 }

@@ -88,6 +88,26 @@ impl Console {
         Console { agent, smtp }
     }
 
+    /// Stops the SMTP sink's process (SIGSTOP) so that an email the agent sends waits (a slow
+    /// mail server): what keeps a batch's first row in progress while a page is looked at.
+    pub fn pause_mail(&self) {
+        self.signal_mail("STOP");
+    }
+
+    /// Lets the SMTP sink go on (SIGCONT) after [`Console::pause_mail`].
+    pub fn resume_mail(&self) {
+        self.signal_mail("CONT");
+    }
+
+    fn signal_mail(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.smtp.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} of the SMTP sink failed");
+    }
+
     /// The agent's base URL.
     pub fn url(&self) -> &str {
         &self.agent.url

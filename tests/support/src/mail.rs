@@ -47,6 +47,11 @@ impl SmtpSink {
         SmtpSink { child, port, dir }
     }
 
+    /// The sink's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The sink's address as the agent's `smtp_url` names it.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
