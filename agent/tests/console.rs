@@ -264,3 +264,76 @@ async fn customers_are_listed_by_stage_searched_and_paged_and_counted_on_the_das
         dashboard.body
     );
 }
+
+#[tokio::test]
+async fn the_onboard_form_offers_the_organisations_email_templates_and_sends_the_one_chosen() {
+    let agent = Agent::start(Default::default()).await;
+    let (acme, console, _) = signed_in(&agent).await;
+    let (status, created) = acme
+        .api(
+            "POST",
+            "/email-template",
+            Some(json!({
+                "name": "Welcome <b>aboard</b>",
+                "subject": "Welcome, {{customerName}}",
+                "htmlBody": "<p>Hi {{customerName}}</p>",
+                "textBody": "Hi {{customerName}}: {{inviteUrl}}",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let form = console.get("/console/customers/new").await;
+    assert!(
+        form.body.contains(&format!(
+            "<option value=\"{id}\">Welcome &#60;b&#62;aboard&#60;/b&#62;</option>"
+        )),
+        "the template is offered, its name escaped: {}",
+        form.body
+    );
+
+    // Another organisation's template id is refused beside the field, nothing stored.
+    let refused = console
+        .post(
+            "/console/customers",
+            &[
+                ("name", "Jane Doe"),
+                ("medium", "email"),
+                ("email", "jane@example.com"),
+                ("emailTemplateId", "000000000000000000000000"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 200);
+    assert!(
+        element_text(&refused.body, "emailTemplateId-error")
+            .is_some_and(|e| e.contains("emailTemplateId")),
+        "{}",
+        refused.body
+    );
+    assert_eq!(customers(&acme).await, 0);
+
+    let done = console
+        .post(
+            "/console/customers",
+            &[
+                ("name", "Jane Doe"),
+                ("medium", "email"),
+                ("email", "jane@example.com"),
+                ("emailTemplateId", &id),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let customer_id = done
+        .location()
+        .unwrap()
+        .strip_prefix("/console/customers/")
+        .and_then(|rest| rest.strip_suffix("?notice=onboarded"))
+        .unwrap()
+        .to_string();
+    let (_, customer) = acme
+        .api("GET", &format!("/customer/{customer_id}"), None)
+        .await;
+    assert_eq!(customer["emailTemplateId"], id.as_str(), "{customer}");
+}

@@ -21,6 +21,7 @@ use super::page::{render, ConsoleError, FieldErrors, Nav, NoticeQuery, Page};
 use super::{ConsoleState, CsrfForm, Shared, SignedIn};
 use crate::issuer::{
     iso_millis, Customer, IssuerError, Medium, Status, Template as CredentialTemplate,
+    MAX_EMAIL_TEMPLATES,
 };
 
 /// Customers per page of the list.
@@ -203,6 +204,13 @@ struct ValueField {
     required: bool,
 }
 
+/// One of the organisation's email templates, offered for the invitation email.
+struct EmailChoice {
+    id: String,
+    name: String,
+    selected: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/customer_new.html")]
 struct OnboardPage {
@@ -211,6 +219,7 @@ struct OnboardPage {
     form: HashMap<String, String>,
     email_chosen: bool,
     templates: Vec<Choice>,
+    email_templates: Vec<EmailChoice>,
 }
 
 impl OnboardPage {
@@ -277,12 +286,26 @@ async fn onboard_page(
             }
         })
         .collect();
+    let chosen_email = form.get("emailTemplateId").cloned().unwrap_or_default();
+    let (email_templates, _) = state
+        .issuer
+        .email_templates(&user.org, 1, MAX_EMAIL_TEMPLATES)
+        .await?;
+    let email_templates = email_templates
+        .into_iter()
+        .map(|t| EmailChoice {
+            selected: t.id == chosen_email,
+            id: t.id,
+            name: t.spec.name,
+        })
+        .collect();
     Ok(OnboardPage {
         page: user.page(Nav::Customers),
         errors,
         email_chosen: form.get("medium").is_none_or(|m| m != "sms"),
         form,
         templates,
+        email_templates,
     })
 }
 
@@ -327,6 +350,10 @@ async fn onboarding_body(
         "email" => {
             body.insert("medium".into(), json!("email"));
             body.insert("email".into(), json!(field("email")));
+            // The organisation's own email template, or the default one.
+            if !field("emailTemplateId").is_empty() {
+                body.insert("emailTemplateId".into(), json!(field("emailTemplateId")));
+            }
         }
         other => errors.add(
             "medium",
@@ -373,7 +400,7 @@ async fn onboarding_body(
 /// Where the API's field names go on the form.
 fn form_field(api_field: &str, values_prefix: Option<&str>) -> Option<String> {
     match api_field {
-        "name" | "medium" | "email" | "phoneNumber" | "organizationLabel" => {
+        "name" | "medium" | "email" | "emailTemplateId" | "phoneNumber" | "organizationLabel" => {
             Some(api_field.to_string())
         }
         "autoIssue" | "autoIssue.templateId" | "autoIssue.values" => Some("templateId".into()),
