@@ -1,6 +1,8 @@
-// The console journey (tests/tests/console.rs): sign in, the customer the test onboarded and
-// whose wallet connected, a batch with a bad row watched row by row, and a verification whose
-// result appears on screen. `input`: { email, password, template, templateName, csv }.
+// The console journey (tests/tests/console.rs): sign in, a credential template made on its
+// page, a customer onboarded with the form who turns Onboarded once the test's wallet
+// connected, a batch with a bad row watched row by row, a verification whose result appears
+// on screen, and the template deleted on its page (after confirming) so that a second
+// verification fails with the reason on screen. `input`: { email, password, templateName, csv }.
 import { run } from './harness.mjs';
 
 const expectText = async (locator, text, what) => {
@@ -23,13 +25,61 @@ run(async ({ page, input, shot, ask }) => {
   await shot('console-dashboard');
   steps.push('signed in');
 
+  // A credential template, made on its page with two custom fields.
+  await page.getByRole('link', { name: 'Templates', exact: true }).click();
+  await page.waitForURL('**/console/templates');
+  await page.goto('/console/templates/new');
+  await page.getByLabel('Template name').fill(input.templateName);
+  await page.getByLabel('Issuer', { exact: true }).fill('Acme Gym');
+  await page.getByLabel('Credential type').fill(input.templateName);
+  await page.getByLabel('Logo URL').fill('https://example.com/logo.png');
+  await page.getByLabel('Field name 1', { exact: true }).fill('skill');
+  await page.getByLabel('Description 1', { exact: true }).fill('Skill');
+  await page.getByLabel('Field name 2', { exact: true }).fill('level');
+  await page.getByLabel('Description 2', { exact: true }).fill('Level');
+  await shot('console-template-new');
+  await page.getByRole('button', { name: 'Create template' }).click();
+  await page.waitForURL(/\/console\/templates\/[^/?]+(\?.*)?$/);
+  const templatePage = page.url().split('?')[0];
+  await expectText(page.locator('h1'), input.templateName, 'the template made');
+  await shot('console-template-show');
+  const { template } = await ask('template made');
+  steps.push('template');
+
+  // A customer onboarded with the form, by email, the template auto-issued with its values.
+  await page.getByRole('link', { name: 'Customers', exact: true }).click();
+  await page.getByRole('link', { name: 'Onboard a customer' }).click();
+  await page.waitForURL('**/console/customers/new');
+  await page.getByLabel('Customer name').fill('Jane Doe');
+  await page.getByLabel('Email address').fill('jane@example.com');
+  await page.getByLabel('Template', { exact: true }).selectOption(template);
+  await page.getByLabel(/^Skill/).fill('climbing');
+  await page.getByLabel(/^Level/).fill('gold');
+  await shot('console-onboard-filled');
+  await page.getByRole('button', { name: 'Onboard', exact: true }).click();
+  await page.waitForURL(/\/console\/customers\/[^/?]+\?notice=onboarded$/);
+  const customerPage = page.url().split('?')[0];
+  const invited = (await page.locator('h1 .badge').innerText()).trim();
+  await shot('console-customer-invited');
+  // The test's wallet takes the emailed QR code, connects and syncs.
+  await ask('onboarded');
+  await page.goto(customerPage);
+  await expectText(page.locator('h1 .badge'), 'Onboarded', 'the customer once the wallet connected');
+  const credentialRow = (await page.locator('main table tbody tr').first().innerText()).trim();
+  await shot('console-customer-onboarded');
+  await page.getByRole('link', { name: 'Customers', exact: true }).click();
+  await page.getByRole('link', { name: 'Onboarded', exact: true }).click();
+  const onboardedRows = await page.locator('tbody tr td[data-label="Name"]').allInnerTexts();
+  await shot('console-customers-onboarded');
+  steps.push('onboarded');
+
   // Batch issuance: the first row's invitation email waits (the test holds the mail server),
   // so the page shows the batch running; then every row is reported without a reload.
   await page.getByRole('link', { name: 'Batch issuance', exact: true }).click();
   await page.waitForURL('**/console/batches');
   await shot('console-batches');
   await ask('hold mail');
-  await page.getByLabel('Template', { exact: true }).selectOption(input.template);
+  await page.getByLabel('Template', { exact: true }).selectOption(template);
   await page.getByLabel('CSV file', { exact: true }).setInputFiles({
     name: 'members.csv',
     mimeType: 'text/csv',
@@ -72,7 +122,7 @@ run(async ({ page, input, shot, ask }) => {
   // A verification: the template and its fields, the QR code on screen, the result live.
   await page.getByRole('link', { name: 'Verifications', exact: true }).click();
   await page.waitForURL('**/console/verifications');
-  await page.getByLabel('Template', { exact: true }).selectOption(input.template);
+  await page.getByLabel('Template', { exact: true }).selectOption(template);
   await page.getByRole('button', { name: 'Next: the fields to ask for' }).click();
   await page.waitForURL('**/console/verifications/new?*');
   await expectText(page.locator('h1'), input.templateName, 'the new verification page');
@@ -107,12 +157,26 @@ run(async ({ page, input, shot, ask }) => {
 
   // A second request, answered after the template was deleted: failed, the reason on screen.
   await page.getByRole('link', { name: 'Verifications', exact: true }).click();
-  await page.getByLabel('Template', { exact: true }).selectOption(input.template);
+  await page.getByLabel('Template', { exact: true }).selectOption(template);
   await page.getByRole('button', { name: 'Next: the fields to ask for' }).click();
   await page.getByRole('button', { name: 'Create the request' }).click();
   await page.waitForURL(/\/console\/verifications\/[0-9a-f]{24}$/);
   const second = await page.locator('#verification-link').getAttribute('href');
+  const secondPage = page.url();
   await ask('present revoked', { url: second });
+  // The wallet holds the request; the template is deleted on its page, after confirming.
+  await page.goto(templatePage);
+  await page.getByRole('link', { name: 'Delete template…' }).click();
+  await expectText(page.locator('main'), 'lose', 'the delete page spells out the consequence');
+  await shot('console-template-delete');
+  await page.getByLabel('I understand that the holders lose these credentials').check();
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Delete the template and its credentials' }).click();
+  await page.waitForURL('**/console/templates?deleted=1');
+  await shot('console-template-deleted');
+  steps.push('template deleted');
+  await ask('deleted');
+  await page.goto(secondPage);
   await page.waitForFunction(() => document.getElementById('verification-state').textContent !== 'Pending', null, { timeout: 60000 });
   const failed = {
     state: await page.locator('#verification-state').innerText(),
@@ -124,5 +188,5 @@ run(async ({ page, input, shot, ask }) => {
   await shot('console-verifications');
   steps.push('failed verification');
 
-  return { steps, running, live, progress, rows, reloaded, failures, verification, failed };
+  return { steps, invited, onboardedRows, credentialRow, running, live, progress, rows, reloaded, failures, verification, failed };
 });

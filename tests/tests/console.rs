@@ -65,12 +65,14 @@ fn zbarimg(path: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-/// The journey of issue 15 through the console in Chromium, as far as its pages exist: sign
-/// in; a customer onboarded by email (the SMTP sink receives the invite) whose `wallet` CLI
-/// accepts and syncs; a batch with a bad row, watched while its first row waits for the
-/// mail server, reported row by row and its failures downloaded; a verification created from
-/// the template, its QR code on screen read by zbarimg, answered by the wallet, and the
-/// disclosed value appearing on the page without a reload.
+/// The journey of issue 15 through the console in Chromium: sign in; a template made on its
+/// page; a customer onboarded with the form by email (the SMTP sink receives the invite),
+/// shown Onboarded once the `wallet` CLI accepted the emailed QR code and synced; a batch
+/// with a bad row, watched while its first row waits for the mail server, reported row by
+/// row and its failures downloaded; a verification created from the template, its QR code
+/// on screen read by zbarimg, answered by the wallet, and the disclosed value appearing on
+/// the page without a reload; the template deleted on its page after confirming, so a second
+/// verification fails with the reason on screen and the wallet loses the credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_journey_from_sign_in_to_a_verification_on_screen() {
     let console = Console::start().await;
@@ -78,18 +80,34 @@ async fn console_journey_from_sign_in_to_a_verification_on_screen() {
     let email = "staff@acme.test";
     let added = acme.add_user(email, TEST_PASSWORD).await;
     assert_eq!(added.status, 201, "{}", added.body);
-    let template = acme.template("Membership").await;
 
-    // The customer, onboarded by email with auto-issue; the wallet accepts the emailed QR code.
-    let (status, customer) = acme
-        .onboard_auto_issue(
-            "Jane Doe",
-            "jane@example.com",
-            &template,
-            json!({ "skill": "climbing", "level": "gold" }),
-        )
-        .await;
-    assert_eq!(status, 201, "{customer}");
+    let csv = "name,medium,email,skill,level\n\
+               Ada Lovelace,email,ada@example.com,maths,gold\n\
+               Bad Row,email,not-an-email,x,y\n\
+               Bob Stone,email,bob@example.com,rust,silver\n";
+    let mut script = console.script(
+        "console_journey.mjs",
+        json!({
+            "email": email, "password": TEST_PASSWORD, "templateName": "Membership", "csv": csv,
+        }),
+    );
+
+    // The template the page made is the API's too.
+    script.expect("template made").await;
+    let (status, templates) = acme.api("GET", "/credential/template", None).await;
+    assert_eq!(status, 200, "{templates}");
+    let made = &templates["data"][0];
+    assert_eq!(made["name"], "Membership", "{templates}");
+    assert_eq!(
+        made["customFields"],
+        json!(["skill", "level"]),
+        "{templates}"
+    );
+    let template = made["templateId"].as_str().unwrap().to_string();
+    script.reply(json!({ "template": template })).await;
+
+    // The customer onboarded with the form; the wallet accepts the emailed QR code.
+    script.expect("onboarded").await;
     let mail = console.smtp.message(1).await;
     assert_eq!(mail["to"], "jane@example.com", "{mail}");
     let qr = mail["images"][0]["path"].as_str().unwrap().to_string();
@@ -100,18 +118,7 @@ async fn console_journey_from_sign_in_to_a_verification_on_screen() {
     run_wallet(&wallet, &["--json", "sync"]);
     let credentials = run_wallet(&wallet, &["--json", "credentials"]);
     assert_eq!(credentials.as_array().unwrap().len(), 1, "{credentials}");
-
-    let csv = "name,medium,email,skill,level\n\
-               Ada Lovelace,email,ada@example.com,maths,gold\n\
-               Bad Row,email,not-an-email,x,y\n\
-               Bob Stone,email,bob@example.com,rust,silver\n";
-    let mut script = console.script(
-        "console_journey.mjs",
-        json!({
-            "email": email, "password": TEST_PASSWORD, "template": template,
-            "templateName": "Membership", "csv": csv,
-        }),
-    );
+    script.reply(json!(null)).await;
     script.expect("hold mail").await;
     console.pause_mail();
     script.reply(json!(null)).await;
@@ -155,14 +162,13 @@ async fn console_journey_from_sign_in_to_a_verification_on_screen() {
         .and_then(|r| r["request"]["id"].as_str())
         .unwrap_or_else(|| panic!("no second request in {requests}"))
         .to_string();
-    let deleted = acme
-        .call(
-            "DELETE",
-            &format!("{}/{template}", support::TEMPLATES),
-            None,
-        )
+    script.reply(json!(null)).await;
+    // The page deleted the template; the wallet answers the request.
+    script.expect("deleted").await;
+    let (status, gone) = acme
+        .api("GET", &format!("/credential/template/{template}"), None)
         .await;
-    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(status, 404, "the template is gone: {gone}");
     run_wallet(&wallet, &["--json", "present", &request]);
     script.reply(json!(null)).await;
     let result = script.expect_success().await;
@@ -178,7 +184,25 @@ async fn console_journey_from_sign_in_to_a_verification_on_screen() {
 
     assert_eq!(
         result["steps"],
-        json!(["signed in", "batch", "verification", "failed verification"])
+        json!([
+            "signed in",
+            "template",
+            "onboarded",
+            "batch",
+            "verification",
+            "template deleted",
+            "failed verification"
+        ])
+    );
+    assert!(
+        ["Initiated", "Invited"].contains(&result["invited"].as_str().unwrap()),
+        "{result}"
+    );
+    assert_eq!(result["onboardedRows"], json!(["Jane Doe"]), "{result}");
+    let credential_row = result["credentialRow"].as_str().unwrap();
+    assert!(
+        credential_row.starts_with("Membership") && credential_row.contains("Accepted"),
+        "the customer's credential by its template's name: {credential_row}"
     );
     let failed = &result["failed"];
     assert_eq!(failed["state"], "Failed", "{failed}");

@@ -449,6 +449,8 @@ async fn onboard(
 
 struct Exchange {
     template_id: String,
+    /// The template's name; none when it was deleted.
+    template_name: Option<String>,
     state: String,
     created: String,
 }
@@ -506,6 +508,22 @@ async fn customer(
         .issuer
         .customer_credentials(&user.org, &customer.id, COUNT_CAP)
         .await?;
+    // Each template's name, looked up once per template.
+    let mut names: HashMap<String, Option<String>> = HashMap::new();
+    for exchange in &exchanges {
+        if !names.contains_key(&exchange.template_id) {
+            let name = match state
+                .issuer
+                .template(&user.org, &exchange.template_id)
+                .await
+            {
+                Ok(template) => Some(template.spec.name),
+                Err(IssuerError::NotFound(_)) => None,
+                Err(other) => return Err(other.into()),
+            };
+            names.insert(exchange.template_id.clone(), name);
+        }
+    }
     let mut page = user.page(Nav::Customers);
     if let Some(text) = notice(query.notice.as_deref()) {
         page = page.with_notice(text);
@@ -541,6 +559,7 @@ async fn customer(
             .iter()
             .map(|e| Exchange {
                 template_id: e.template_id.clone(),
+                template_name: names.get(&e.template_id).cloned().flatten(),
                 state: format!("{:?}", e.state),
                 created: iso_millis(e.created_ms),
             })
