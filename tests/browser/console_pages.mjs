@@ -44,7 +44,7 @@ run(async ({ page, input, shot }) => {
   // By email with auto-issue: a template's required value left empty is named beside it.
   await page.locator('input[name=medium][value=email]').check();
   await page.getByLabel('Email address').fill('jane@example.com');
-  await page.getByLabel('Template').selectOption({ label: input.template });
+  await page.getByLabel('Template', { exact: true }).selectOption({ label: input.template });
   await page.getByLabel('Skill', { exact: false }).fill('Climbing');
   await page.getByRole('button', { name: 'Onboard' }).click();
   seen.valueError = await page.locator('.field-error').first().innerText();
