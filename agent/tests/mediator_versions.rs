@@ -573,15 +573,7 @@ async fn the_wallet_in_live_mode_over_pickup_4_0_asks_for_what_was_queued_and_ta
     let agent = a_2_0_and_4_0_only_mediator().await;
     let acme = OrgClient::create(&agent, "Acme Gym").await;
     let template = acme.template("Membership").await;
-    let (status, customer) = acme
-        .onboard_auto_issue(
-            "Jane Doe",
-            "jane@example.com",
-            &template,
-            json!({ "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" }),
-        )
-        .await;
-    assert_eq!(status, 201, "{customer}");
+    let customer = acme.onboard_member(&template).await;
     let (wallet, events, _dir) = support::wallet();
     wallet.set_auto_accept(true);
     wallet

@@ -148,4 +148,20 @@ impl OrgClient {
         let request = crate::onboarding::auto_issue_customer(name, email, template, values);
         self.api("POST", "/customer", Some(request)).await
     }
+
+    /// Onboards Jane Doe by email with a membership of `template` (made by
+    /// [`OrgClient::template`]) to be auto-issued once her wallet connects; returns the
+    /// customer's `data`, checked created.
+    pub async fn onboard_member(&self, template: &str) -> Value {
+        let (status, customer) = self
+            .onboard_auto_issue(
+                "Jane Doe",
+                "jane@example.com",
+                template,
+                serde_json::json!({ "skill": "climbing", "level": "gold", "holderFullName": "Jane Doe" }),
+            )
+            .await;
+        assert_eq!(status, 201, "{customer}");
+        customer
+    }
 }
