@@ -217,9 +217,17 @@ async fn open_postgres(config: &Config, url: &str, endpoint: &str) -> Result<Ope
     })
 }
 
-/// Opens the identity and stores (the sled folder, or the PostgreSQL database when
-/// `LANYARD_DATABASE_URL` is set), binds, and serves until stopped.
-pub async fn start(config: Config) -> Result<Running, StartError> {
+/// What a server bound: its listener, the address it got, its public URL (configured, or
+/// `http://` and that address) and the DIDComm endpoint under it.
+pub(crate) struct Bound {
+    pub(crate) listener: tokio::net::TcpListener,
+    pub(crate) addr: SocketAddr,
+    pub(crate) public_url: String,
+    pub(crate) endpoint: String,
+}
+
+/// Binds `config.listen`, as the agent and the push gateway do.
+pub(crate) async fn bind(config: &Config) -> Result<Bound, StartError> {
     let listen = |source| StartError::Listen {
         addr: config.listen,
         source,
@@ -233,6 +241,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let endpoint = format!("{public_url}/didcomm");
+    Ok(Bound {
+        listener,
+        addr,
+        public_url,
+        endpoint,
+    })
+}
+
+/// Opens the identity and stores (the sled folder, or the PostgreSQL database when
+/// `LANYARD_DATABASE_URL` is set), binds, and serves until stopped.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let Bound {
+        listener,
+        addr,
+        public_url,
+        endpoint,
+    } = bind(&config).await?;
     let Opened {
         identity,
         storage,

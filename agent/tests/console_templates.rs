@@ -493,3 +493,25 @@ async fn another_organisation_s_templates_are_not_found_in_the_console() {
     let emails = acme.call("GET", EMAIL_TEMPLATES, None).await;
     assert_eq!(emails.body["data"]["totalItem"], 1);
 }
+
+#[tokio::test]
+async fn the_template_list_is_paged_with_links_both_ways() {
+    let agent = Agent::start(Default::default()).await;
+    let (acme, console) = signed_in(&agent, "Acme").await;
+    for n in 0..21 {
+        acme.template(&format!("Pass {n}")).await;
+    }
+    let first = console.get("/console/templates").await;
+    assert_eq!(first.status, 200);
+    assert!(first.body.contains("Page 1 of 2"), "{}", first.body);
+    assert!(first
+        .body
+        .contains("<a href=\"/console/templates?page=2\">Next</a>"));
+    assert!(!first.body.contains(">Previous</a>"));
+    let second = console.get("/console/templates?page=2").await;
+    assert!(second.body.contains("Page 2 of 2"), "{}", second.body);
+    assert!(second
+        .body
+        .contains("<a href=\"/console/templates?page=1\">Previous</a>"));
+    assert!(!second.body.contains(">Next</a>"));
+}

@@ -264,19 +264,12 @@ pub async fn serve_gateway(config: Config) -> Result<RunningGateway, GatewayStar
     if !config.push.any_platform() {
         return Err(GatewayStartError::NothingConfigured);
     }
-    let listen = |source| crate::StartError::Listen {
-        addr: config.listen,
-        source,
-    };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(listen)?;
-    let addr = listener.local_addr().map_err(listen)?;
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
-    let endpoint = format!("{public_url}/didcomm");
+    let crate::Bound {
+        listener,
+        addr,
+        endpoint,
+        ..
+    } = crate::bind(&config).await?;
     let store_error = |source| crate::StartError::Store {
         what: "push store",
         source,
